@@ -1,0 +1,459 @@
+#!/usr/bin/env bash
+# Membrane benchmark driver: MCP `tools/call` (echo tool) throughput and latency, measured in
+# one run on this machine against three targets that share one echo upstream:
+#   direct    wrk -> membrane_bench_echo
+#   membrane  wrk -> Membrane (build/membrane serve) -> membrane_bench_echo
+#   nginx     wrk -> nginx proxy_pass (upstream keepalive) -> membrane_bench_echo
+# For each target: a LATENCY run (1 wrk thread, 1 connection: p50/p99 of one request at a
+# time) and a THROUGHPUT run (several connections: requests/s), each after a warm-up.
+# Prints a Markdown table; writes to bench/RESULTS.md only with --write-results.
+# Builds nothing: see `usage` for how to build the two binaries. See bench/README.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH="$ROOT/bench"
+ORIGINAL_ARGS=("$@")
+
+BUILD_DIR="$ROOT/build"
+WORKERS=1             # Membrane --workers and nginx worker_processes
+ECHO_THREADS=1        # membrane_bench_echo --threads
+LATENCY_SECONDS=10
+THROUGHPUT_SECONDS=10
+WARMUP_SECONDS=3
+WRK_THREADS=2
+CONNECTIONS=32
+MESSAGE="hello from wrk"
+TARGETS="direct,membrane,nginx"
+WRITE_RESULTS=0
+RESULTS_FILE="$BENCH/RESULTS.md"
+KEEP_RUNDIR=0
+ROUNDS=1              # repeat all measurements, report per-metric medians
+PIN=1                 # servers and wrk on separate CPUs (taskset)
+SERVER_CPUS=""        # default: all allowed CPUs but the last
+CLIENT_CPUS=""        # default: the last allowed CPU
+
+usage() {
+  cat <<EOF
+usage: bench/run.sh [options]
+  --build-dir DIR          where membrane and bench/membrane_bench_echo are (default: build)
+  --workers N              Membrane --workers and nginx worker_processes (default: $WORKERS)
+  --echo-threads N         echo upstream I/O threads (default: $ECHO_THREADS)
+  --latency-duration S     seconds of each latency run, 1 connection (default: $LATENCY_SECONDS)
+  --throughput-duration S  seconds of each throughput run (default: $THROUGHPUT_SECONDS)
+  --warmup S               seconds of the warm-up before every measured run (default: $WARMUP_SECONDS)
+  --wrk-threads N          wrk threads in the throughput run (default: $WRK_THREADS)
+  --connections N          connections in the throughput run (default: $CONNECTIONS)
+  --message TEXT           text the echo tool returns (default: "$MESSAGE")
+  --targets LIST           comma-separated subset of direct,membrane,nginx (default: all)
+  --rounds N               measure every target N times, interleaved; report medians (default: 1)
+  --server-cpus LIST       CPUs (taskset list) for echo, Membrane and nginx (default: all but the last)
+  --client-cpus LIST       CPUs for wrk (default: the last allowed CPU)
+  --no-pin                 let the scheduler place everything (noisier latency, see README)
+  --write-results          append the report to bench/RESULTS.md (or --results-file)
+  --results-file FILE      file --write-results appends to
+  --keep-rundir            keep the temporary directory with logs and configs
+  -h, --help               this text
+
+Needs (not built by this script):
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+  cmake --build build -j1 --target membrane membrane_bench_echo
+and nginx, wrk, curl (scripts/install-deps.sh installs nginx-light and wrk).
+EOF
+}
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+log() { echo "[bench] $*" >&2; }
+need_value() { [ $# -ge 2 ] || die "$1 needs a value"; }
+need_int() { [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -ge "${3:-1}" ] || die "$1 must be an integer >= ${3:-1}, got '$2'"; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-dir) need_value "$@"; BUILD_DIR=$(cd "$2" 2>/dev/null && pwd) || die "no directory $2"; shift 2 ;;
+    --workers) need_value "$@"; need_int "$1" "$2"; WORKERS=$2; shift 2 ;;
+    --echo-threads) need_value "$@"; need_int "$1" "$2"; ECHO_THREADS=$2; shift 2 ;;
+    --latency-duration) need_value "$@"; need_int "$1" "$2"; LATENCY_SECONDS=$2; shift 2 ;;
+    --throughput-duration) need_value "$@"; need_int "$1" "$2"; THROUGHPUT_SECONDS=$2; shift 2 ;;
+    --warmup) need_value "$@"; need_int "$1" "$2" 0; WARMUP_SECONDS=$2; shift 2 ;;
+    --wrk-threads) need_value "$@"; need_int "$1" "$2"; WRK_THREADS=$2; shift 2 ;;
+    --connections) need_value "$@"; need_int "$1" "$2"; CONNECTIONS=$2; shift 2 ;;
+    --message) need_value "$@"; MESSAGE=$2; shift 2 ;;
+    --targets) need_value "$@"; TARGETS=$2; shift 2 ;;
+    --rounds) need_value "$@"; need_int "$1" "$2"; ROUNDS=$2; shift 2 ;;
+    --server-cpus) need_value "$@"; SERVER_CPUS=$2; shift 2 ;;
+    --client-cpus) need_value "$@"; CLIENT_CPUS=$2; shift 2 ;;
+    --no-pin) PIN=0; shift ;;
+    --write-results) WRITE_RESULTS=1; shift ;;
+    --results-file) need_value "$@"; RESULTS_FILE=$2; shift 2 ;;
+    --keep-rundir) KEEP_RUNDIR=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $1" ;;
+  esac
+done
+[ "$CONNECTIONS" -ge "$WRK_THREADS" ] || die "--connections must be >= --wrk-threads"
+
+declare -A WANT=()
+IFS=',' read -r -a target_list <<<"$TARGETS"
+for t in "${target_list[@]}"; do
+  case "$t" in direct|membrane|nginx) WANT[$t]=1 ;; *) die "unknown target '$t' (direct, membrane, nginx)" ;; esac
+done
+ORDER=()
+for t in direct membrane nginx; do [ -n "${WANT[$t]:-}" ] && ORDER+=("$t"); done
+[ ${#ORDER[@]} -gt 0 ] || die "--targets is empty"
+
+# --- prerequisites -----------------------------------------------------------------------
+ECHO_BIN="$BUILD_DIR/bench/membrane_bench_echo"
+MEMBRANE_BIN="$BUILD_DIR/membrane"
+LUA="$BENCH/tools_call.lua"
+missing=0
+if [ ! -x "$ECHO_BIN" ]; then echo "missing $ECHO_BIN" >&2; missing=1; fi
+if [ -n "${WANT[membrane]:-}" ] && [ ! -x "$MEMBRANE_BIN" ]; then echo "missing $MEMBRANE_BIN" >&2; missing=1; fi
+if [ $missing -ne 0 ]; then
+  cat >&2 <<EOF
+Build them first (from $ROOT):
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+  cmake --build build -j1 --target membrane membrane_bench_echo
+EOF
+  exit 1
+fi
+tools=(wrk curl timeout)
+[ "$PIN" = 1 ] && tools+=(taskset)
+[ -n "${WANT[nginx]:-}" ] && tools+=(nginx)
+for tool in "${tools[@]}"; do
+  command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh installs nginx-light and wrk)"
+done
+
+# --- CPU placement -------------------------------------------------------------------------
+# On a small machine the scheduler sometimes puts wrk and the server on the same CPU and
+# sometimes not, and a cross-CPU wake-up costs tens of µs on a VM: unpinned 1-connection
+# latencies jump between modes from run to run. By default the systems under test share the
+# first CPUs and wrk gets the last one, identically for all three targets.
+SERVER_PIN=() CLIENT_PIN=()
+if [ "$PIN" = 1 ]; then
+  allowed=$(taskset -pc $$ | sed 's/.*: *//')
+  cpus=()
+  IFS=',' read -r -a parts <<<"$allowed"
+  for part in "${parts[@]}"; do
+    if [[ $part == *-* ]]; then cpus+=($(seq "${part%-*}" "${part#*-}")); else cpus+=("$part"); fi
+  done
+  if [ ${#cpus[@]} -lt 2 ] && { [ -z "$SERVER_CPUS" ] || [ -z "$CLIENT_CPUS" ]; }; then
+    log "only ${#cpus[@]} CPU available: not pinning"
+    PIN=0
+  else
+    if [ -z "$SERVER_CPUS" ]; then
+      SERVER_CPUS=$(IFS=','; echo "${cpus[*]:0:${#cpus[@]}-1}")
+    fi
+    [ -n "$CLIENT_CPUS" ] || CLIENT_CPUS=${cpus[-1]}
+    SERVER_PIN=(taskset -c "$SERVER_CPUS")
+    CLIENT_PIN=(taskset -c "$CLIENT_CPUS")
+  fi
+fi
+
+# --- process management --------------------------------------------------------------------
+RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/membrane-bench.XXXXXX")
+PIDS=()
+MEMBRANE_URL="" MEMBRANE_SID=""
+
+stop_pid() {  # TERM, wait up to 5 s, then KILL (and the children it leaves behind)
+  local pid=$1 children i
+  kill -0 "$pid" 2>/dev/null || return 0
+  children=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+    for c in $children; do kill -KILL "$c" 2>/dev/null || true; done
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$MEMBRANE_SID" ]; then  # polite session teardown, best effort
+    curl -sS -o /dev/null --max-time 2 -X DELETE -H "Mcp-Session-Id: $MEMBRANE_SID" \
+      -H 'MCP-Protocol-Version: 2025-11-25' "$MEMBRANE_URL" 2>/dev/null || true
+  fi
+  local i
+  [ -n "$WRK_PID" ] && stop_pid "$WRK_PID"
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
+  if [ "$KEEP_RUNDIR" = 1 ]; then log "logs and configs kept in $RUNDIR"; else rm -rf "$RUNDIR"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_for_listen LOGFILE PID NAME: prints the port from "listening on [http://]127.0.0.1:PORT"
+# once that port accepts connections.
+wait_for_listen() {
+  local logfile=$1 pid=$2 name=$3 port="" i
+  for i in $(seq 150); do
+    port=$(sed -nE 's#.*listening on (https?://)?127\.0\.0\.1:([0-9]+).*#\2#p' "$logfile" | head -1)
+    if [ -n "$port" ] && port_open "$port"; then echo "$port"; return 0; fi
+    kill -0 "$pid" 2>/dev/null || { cat "$logfile" >&2; die "$name exited during start-up"; }
+    sleep 0.1
+  done
+  cat "$logfile" >&2
+  die "$name did not report its port within 15 s"
+}
+
+# --- MCP helpers -----------------------------------------------------------------------------
+CURL_MCP=(curl -sS --max-time 10 -H 'Content-Type: application/json'
+          -H 'Accept: application/json, text/event-stream')
+
+json_escape() {  # enough for the message: backslash, quote, control characters
+  local s=$1
+  s=${s//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\n'/\\n}; s=${s//$'\r'/\\r}; s=${s//$'\t'/\\t}
+  printf '%s' "$s"
+}
+
+# mcp_session NAME URL: initialize + notifications/initialized; prints the session id ("" if
+# the server issues none).
+mcp_session() {
+  local name=$1 url=$2 code sid
+  local init='{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"membrane-bench","version":"1.0.0"}}}'
+  code=$("${CURL_MCP[@]}" -o "$RUNDIR/$name.init.body" -D "$RUNDIR/$name.init.headers" \
+           -w '%{http_code}' --data-binary "$init" "$url") || code="curl-failed"
+  if [ "$code" != 200 ] || ! grep -q '"result"' "$RUNDIR/$name.init.body"; then
+    cat "$RUNDIR/$name.init.headers" "$RUNDIR/$name.init.body" >&2 2>/dev/null || true
+    die "$name: initialize at $url failed (HTTP $code)"
+  fi
+  sid=$(awk '{ sub(/\r$/, "") } tolower($0) ~ /^mcp-session-id:/ { sub(/^[^:]*:[ \t]*/, ""); print; exit }' \
+        "$RUNDIR/$name.init.headers")
+  local hdrs=(-H 'MCP-Protocol-Version: 2025-11-25')
+  [ -n "$sid" ] && hdrs+=(-H "Mcp-Session-Id: $sid")
+  code=$("${CURL_MCP[@]}" "${hdrs[@]}" -o /dev/null -w '%{http_code}' \
+           --data-binary '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url") || code="curl-failed"
+  case "$code" in 200|202|204) ;; *) die "$name: notifications/initialized failed (HTTP $code)" ;; esac
+  printf '%s' "$sid"
+}
+
+# preflight NAME URL SID: one tools/call by curl must return 200 with the echoed text.
+preflight() {
+  local name=$1 url=$2 sid=$3 code
+  local hdrs=(-H 'MCP-Protocol-Version: 2025-11-25')
+  [ -n "$sid" ] && hdrs+=(-H "Mcp-Session-Id: $sid")
+  local body="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"$(json_escape "$MESSAGE")\"}}}"
+  code=$("${CURL_MCP[@]}" "${hdrs[@]}" -o "$RUNDIR/$name.call.body" -w '%{http_code}' \
+           --data-binary "$body" "$url") || code="curl-failed"
+  if [ "$code" != 200 ] || ! grep -q '"content"' "$RUNDIR/$name.call.body"; then
+    cat "$RUNDIR/$name.call.body" >&2 2>/dev/null || true
+    die "$name: tools/call preflight at $url failed (HTTP $code)"
+  fi
+}
+
+# run_wrk NAME URL SID THREADS CONNECTIONS SECONDS LABEL [VAR]: runs wrk, stores its RESULT
+# line in VAR. wrk runs in the background and is waited for, so that INT/TERM reach the
+# traps at once instead of after the run.
+WRK_PID=""
+run_wrk() {
+  local name=$1 url=$2 sid=$3 threads=$4 conns=$5 secs=$6 label=$7 var=${8:-}
+  local out="$RUNDIR/wrk.$name.$label.log" line
+  MCP_SESSION_ID="$sid" MCP_MESSAGE="$MESSAGE" \
+    timeout -k 5 $((secs + 30)) "${CLIENT_PIN[@]}" wrk -t"$threads" -c"$conns" -d"${secs}s" \
+    --timeout 5s -s "$LUA" "$url" >"$out" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID" || true
+  WRK_PID=""
+  line=$(grep '^RESULT ' "$out" | tail -1 || true)
+  [ -n "$line" ] || { cat "$out" >&2; die "$name: wrk ($label) produced no RESULT line"; }
+  if [ -n "$var" ]; then printf -v "$var" '%s' "$line"; fi
+}
+
+field() { sed -nE "s/.* $2=([^ ]+).*/\\1/p" <<<"$1"; }
+
+# --- start the servers -----------------------------------------------------------------------
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+"${SERVER_PIN[@]}" "$ECHO_BIN" --port 0 --threads "$ECHO_THREADS" >"$RUNDIR/echo.log" 2>&1 &
+PIDS+=($!)
+ECHO_PORT=$(wait_for_listen "$RUNDIR/echo.log" "${PIDS[-1]}" membrane_bench_echo)
+declare -A URL=() SID=()
+URL[direct]="http://127.0.0.1:$ECHO_PORT/mcp"
+log "echo upstream on 127.0.0.1:$ECHO_PORT ($ECHO_THREADS thread(s))"
+
+if [ -n "${WANT[membrane]:-}" ]; then
+  "${SERVER_PIN[@]}" "$MEMBRANE_BIN" serve --listen 127.0.0.1:0 --upstream "echo=${URL[direct]}" \
+    --workers "$WORKERS" --log-level warn >"$RUNDIR/membrane.log" 2>&1 &
+  PIDS+=($!)
+  MEMBRANE_PORT=$(wait_for_listen "$RUNDIR/membrane.log" "${PIDS[-1]}" membrane)
+  URL[membrane]="http://127.0.0.1:$MEMBRANE_PORT/mcp/echo"
+  log "membrane on 127.0.0.1:$MEMBRANE_PORT ($WORKERS worker(s))"
+fi
+
+if [ -n "${WANT[nginx]:-}" ]; then
+  mkdir -p "$RUNDIR/nginx-tmp"
+  user_directive=""
+  [ "$(id -u)" -eq 0 ] && user_directive="user $(id -un) $(id -gn);"
+  NGINX_PORT=""
+  for attempt in 1 2 3 4 5 6 7 8; do
+    port=$((20000 + RANDOM % 12000))  # below the usual ephemeral range (32768-60999)
+    port_open "$port" && continue
+    sed -e "s#@USER_DIRECTIVE@#$user_directive#" -e "s#@WORKERS@#$WORKERS#" \
+        -e "s#@LISTEN_PORT@#$port#" -e "s#@UPSTREAM_PORT@#$ECHO_PORT#" -e "s#@RUNDIR@#$RUNDIR#g" \
+        "$BENCH/nginx.conf.in" >"$RUNDIR/nginx.conf"
+    "${SERVER_PIN[@]}" nginx -p "$RUNDIR/" -c "$RUNDIR/nginx.conf" -e "$RUNDIR/nginx-error.log" \
+      >"$RUNDIR/nginx.out" 2>&1 &
+    nginx_pid=$!
+    for i in $(seq 100); do
+      port_open "$port" && break
+      kill -0 "$nginx_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$nginx_pid" 2>/dev/null && port_open "$port"; then
+      PIDS+=("$nginx_pid"); NGINX_PORT=$port; break
+    fi
+    stop_pid "$nginx_pid"
+    grep -q 'Address already in use' "$RUNDIR/nginx-error.log" "$RUNDIR/nginx.out" 2>/dev/null || {
+      cat "$RUNDIR/nginx.out" "$RUNDIR/nginx-error.log" >&2 2>/dev/null || true
+      die "nginx failed to start"
+    }
+    : >"$RUNDIR/nginx-error.log"
+  done
+  [ -n "$NGINX_PORT" ] || die "no free port found for nginx"
+  URL[nginx]="http://127.0.0.1:$NGINX_PORT/mcp"
+  log "nginx on 127.0.0.1:$NGINX_PORT ($WORKERS worker process(es))"
+fi
+
+# --- sessions and preflight ------------------------------------------------------------------
+for t in "${ORDER[@]}"; do
+  SID[$t]=$(mcp_session "$t" "${URL[$t]}")
+  preflight "$t" "${URL[$t]}" "${SID[$t]}"
+  log "$t: session ${SID[$t]:-(none)}, tools/call ok"
+done
+if [ -n "${WANT[membrane]:-}" ]; then MEMBRANE_URL=${URL[membrane]}; MEMBRANE_SID=${SID[membrane]}; fi
+
+# --- measure ---------------------------------------------------------------------------------
+declare -A LAT=() THR=()  # [target,round] -> RESULT line
+for ((round = 1; round <= ROUNDS; round++)); do
+  [ "$ROUNDS" -gt 1 ] && log "round $round of $ROUNDS"
+  for t in "${ORDER[@]}"; do
+    if [ "$WARMUP_SECONDS" -gt 0 ]; then
+      log "$t: warm-up ${WARMUP_SECONDS}s, 1 connection"
+      run_wrk "$t" "${URL[$t]}" "${SID[$t]}" 1 1 "$WARMUP_SECONDS" "warmup-latency.$round"
+    fi
+    log "$t: latency run ${LATENCY_SECONDS}s, 1 thread, 1 connection"
+    run_wrk "$t" "${URL[$t]}" "${SID[$t]}" 1 1 "$LATENCY_SECONDS" "latency.$round" "LAT[$t,$round]"
+    log "$t:   ${LAT[$t,$round]}"
+    if [ "$WARMUP_SECONDS" -gt 0 ]; then
+      log "$t: warm-up ${WARMUP_SECONDS}s, $WRK_THREADS threads, $CONNECTIONS connections"
+      run_wrk "$t" "${URL[$t]}" "${SID[$t]}" "$WRK_THREADS" "$CONNECTIONS" "$WARMUP_SECONDS" \
+        "warmup-throughput.$round"
+    fi
+    log "$t: throughput run ${THROUGHPUT_SECONDS}s, $WRK_THREADS threads, $CONNECTIONS connections"
+    run_wrk "$t" "${URL[$t]}" "${SID[$t]}" "$WRK_THREADS" "$CONNECTIONS" "$THROUGHPUT_SECONDS" \
+      "throughput.$round" "THR[$t,$round]"
+    log "$t:   ${THR[$t,$round]}"
+  done
+done
+
+# --- report ----------------------------------------------------------------------------------
+fmt_int() { awk -v v="$1" 'BEGIN { printf "%d", v + 0.5 }'; }
+cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+membrane_version="n/a"
+[ -n "${WANT[membrane]:-}" ] && membrane_version=$("$MEMBRANE_BIN" --version 2>&1 | head -1 || true)
+nginx_version="n/a"
+[ -n "${WANT[nginx]:-}" ] && nginx_version=$(nginx -v 2>&1 | sed 's#^nginx version: nginx/##' || true)
+wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $2 }' || true)  # wrk -v exits 1
+command_line="bench/run.sh"
+for a in "${ORIGINAL_ARGS[@]}"; do
+  if [[ $a =~ ^[A-Za-z0-9_./,:=@+-]+$ ]]; then command_line+=" $a"; else q=${a//\'/\'\\\'\'}; command_line+=" '$q'"; fi
+done
+
+# Per target: medians over the rounds (sum for errors). M[target,metric]
+median() { printf '%s\n' "$@" | sort -g |
+           awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+declare -A M=()
+errors_total=0
+for t in "${ORDER[@]}"; do
+  for metric in lat:p50_us lat:p99_us thr:rps thr:p50_us thr:p99_us; do
+    kind=${metric%%:*} key=${metric#*:} values=()
+    for ((round = 1; round <= ROUNDS; round++)); do
+      if [ "$kind" = lat ]; then values+=("$(field "${LAT[$t,$round]}" "$key")");
+      else values+=("$(field "${THR[$t,$round]}" "$key")"); fi
+    done
+    M[$t,$kind.$key]=$(median "${values[@]}")
+  done
+  errs=0
+  for ((round = 1; round <= ROUNDS; round++)); do
+    errs=$((errs + $(field "${LAT[$t,$round]}" errors) + $(field "${THR[$t,$round]}" errors)))
+  done
+  M[$t,errors]=$errs
+  errors_total=$((errors_total + errs))
+done
+num() { awk -v v="$1" 'BEGIN { printf (v == int(v) ? "%d" : "%.1f"), v }'; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; printf (d == int(d) ? "%+d" : "%+.1f"), d }'; }
+
+if [ "$PIN" = 1 ]; then placement="servers on CPU $SERVER_CPUS, wrk on CPU $CLIENT_CPUS (taskset)";
+else placement="not pinned"; fi
+[ "$ROUNDS" -gt 1 ] && rounds_note="; median of $ROUNDS interleaved rounds" || rounds_note=""
+
+report() {
+  echo "### tools/call echo, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "- command: \`$command_line\`"
+  echo "- machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, $(uname -sr); load average before the run: $LOAD_BEFORE"
+  echo "- versions: membrane ${membrane_version:-?}, nginx $nginx_version, wrk $wrk_version"
+  echo "- setup: Membrane --workers $WORKERS, nginx worker_processes $WORKERS, echo upstream --threads $ECHO_THREADS;" \
+       "$placement; latency runs 1 thread/1 connection ${LATENCY_SECONDS}s, throughput runs" \
+       "$WRK_THREADS threads/$CONNECTIONS connections ${THROUGHPUT_SECONDS}s; ${WARMUP_SECONDS}s warm-up" \
+       "before each$rounds_note; message \"$MESSAGE\""
+  echo
+  echo "| target | throughput (req/s, $CONNECTIONS conns) | p50 µs (1 conn) | p99 µs (1 conn) | p50 / p99 µs ($CONNECTIONS conns) | added p50 vs direct | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  local t added
+  for t in "${ORDER[@]}"; do
+    added="—"
+    if [ -n "${WANT[direct]:-}" ] && [ "$t" != direct ]; then
+      added="$(minus "${M[$t,lat.p50_us]}" "${M[direct,lat.p50_us]}") µs"
+    fi
+    echo "| $t | $(awk -v v="${M[$t,thr.rps]}" 'BEGIN { printf "%d", v + 0.5 }') |" \
+         "$(num "${M[$t,lat.p50_us]}") | $(num "${M[$t,lat.p99_us]}") |" \
+         "$(num "${M[$t,thr.p50_us]}") / $(num "${M[$t,thr.p99_us]}") | $added | ${M[$t,errors]} |"
+  done
+  echo
+  if [ -n "${WANT[membrane]:-}" ] && [ -n "${WANT[direct]:-}" ]; then
+    added=$(minus "${M[membrane,lat.p50_us]}" "${M[direct,lat.p50_us]}")
+    local verdict="NOT met"
+    awk -v a="$added" 'BEGIN { exit !(a < 50) }' && verdict="met"
+    echo "- Membrane added p50 latency over direct: **${added} µs** (target < 50 µs: **$verdict**)"
+  fi
+  if [ -n "${WANT[membrane]:-}" ] && [ -n "${WANT[nginx]:-}" ]; then
+    local ratio verdict="NOT met"
+    ratio=$(awk -v m="${M[membrane,thr.rps]}" -v n="${M[nginx,thr.rps]}" \
+              'BEGIN { printf "%.2f", (n > 0 ? m / n : 0) }')
+    awk -v r="$ratio" 'BEGIN { exit !(r >= 0.7) }' && verdict="met"
+    echo "- Membrane throughput / nginx throughput: **${ratio}×** (target ≥ 0.70×: **$verdict**)"
+  fi
+  if [ -n "${WANT[nginx]:-}" ] && [ -n "${WANT[direct]:-}" ]; then
+    echo "- nginx added p50 latency over direct (reference): $(minus "${M[nginx,lat.p50_us]}" "${M[direct,lat.p50_us]}") µs"
+  fi
+  if [ "$errors_total" -gt 0 ]; then
+    echo "- **WARNING: $errors_total failed requests (non-2xx or socket errors); the figures above are not valid.**"
+  fi
+  echo
+  echo "<details><summary>raw wrk results</summary>"
+  echo
+  echo '```'
+  local round
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for t in "${ORDER[@]}"; do
+      echo "round $round $t latency:    ${LAT[$t,$round]#RESULT }"
+      echo "round $round $t throughput: ${THR[$t,$round]#RESULT }"
+    done
+  done
+  echo '```'
+  echo
+  echo "</details>"
+}
+
+REPORT=$(report)
+echo
+echo "$REPORT"
+if [ "$WRITE_RESULTS" = 1 ]; then
+  { echo; echo "$REPORT"; } >>"$RESULTS_FILE"
+  log "appended to $RESULTS_FILE"
+fi
+[ "$errors_total" -eq 0 ] || exit 3

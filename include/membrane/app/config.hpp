@@ -1,0 +1,144 @@
+// Typed gateway configuration: what `membrane serve` runs on, whether it came from a YAML file
+// (`-c membrane.yaml`) or from the flag-only quick start. Parsed and validated once at start-up;
+// everything downstream reads these structs, never YAML.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace membrane::app {
+
+using Milliseconds = std::chrono::milliseconds;
+
+// Where a configured value came from, so errors can name `file:line:col`.
+struct SourceLocation {
+  std::string file;  // "<flags>" for values given on the command line
+  int line = 0;      // 1-based; 0 when unknown
+  int column = 0;    // 1-based; 0 when unknown
+
+  std::string to_string() const;
+};
+
+// Thrown only while loading configuration (never on the request path). what() is the full
+// operator-facing message, already prefixed with `file:line:col: `.
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(const SourceLocation& where, const std::string& message);
+  const SourceLocation& where() const { return where_; }
+
+ private:
+  SourceLocation where_;
+};
+
+struct TlsListenerConfig {
+  std::string certificate_file;  // PEM chain
+  std::string private_key_file;  // PEM key
+};
+
+struct ListenerConfig {
+  std::string host = "127.0.0.1";  // IPv4/IPv6 literal or "localhost"
+  std::uint16_t port = 8080;       // 0 = pick a free port (the bound port is logged)
+  std::optional<TlsListenerConfig> tls;
+};
+
+struct HttpUpstreamConfig {
+  std::string url;          // http:// or https:// URL of the upstream MCP endpoint
+  std::string ca_file;      // extra CA bundle (PEM) for https; system store when empty
+  bool verify_tls = true;   // certificate + host name verification for https
+  std::map<std::string, std::string> headers;  // static headers added to every upstream request
+};
+
+struct StdioUpstreamConfig {
+  std::string command;  // program to spawn (PATH lookup when it has no '/')
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;  // added to (and overriding) the gateway's environment
+  std::string working_directory;           // empty = the gateway's own
+};
+
+struct UpstreamConfig {
+  std::string name;  // path segment: /mcp/<name>, /sse/<name>; [A-Za-z0-9._-]+
+  std::variant<HttpUpstreamConfig, StdioUpstreamConfig> transport;
+  SourceLocation where;
+};
+
+struct LimitsConfig {
+  std::size_t max_request_body_bytes = 4 * 1024 * 1024;
+  std::size_t max_request_header_bytes = 16 * 1024;
+  // Largest single SSE event / JSON body accepted from an upstream.
+  std::size_t max_upstream_message_bytes = 16 * 1024 * 1024;
+  // Messages held for a downstream stream that is not connected (stdio upstreams), per session.
+  std::size_t max_buffered_messages = 1024;
+};
+
+struct TimeoutsConfig {
+  Milliseconds request_header_read{10'000};  // first byte of a request to end of its headers
+  Milliseconds request_body_read{30'000};
+  Milliseconds keep_alive_idle{75'000};     // idle keep-alive connection before it is closed
+  Milliseconds upstream_connect{5'000};     // TCP + TLS handshake to an HTTP upstream
+  Milliseconds upstream_response{300'000};  // request sent to response headers (or first message)
+  Milliseconds sse_keep_alive{15'000};      // ':' comment on a quiet SSE stream
+  Milliseconds shutdown_drain{15'000};      // SIGTERM: in-flight exchanges get this long
+  Milliseconds stdio_restart_backoff_initial{250};
+  Milliseconds stdio_restart_backoff_max{30'000};
+  Milliseconds stdio_shutdown_grace{2'000};  // stdin closed -> SIGTERM -> SIGKILL steps
+  // A stdio child nobody used for this long is stopped; its session stays valid (the next
+  // request starts a new child and replays initialize).
+  Milliseconds stdio_session_idle{30 * 60'000};
+};
+
+struct SecurityConfig {
+  // Allowed `Origin` values, e.g. "https://app.example.com", "http://localhost:*" (port
+  // wildcard). Requests without Origin are allowed (non-browser clients). Empty = loopback
+  // origins only.
+  std::vector<std::string> allowed_origins;
+  // Allowed `Host` header values ("name" or "name:port", "*" port wildcard allowed).
+  // Empty = loopback names when listening on loopback, any host otherwise.
+  std::vector<std::string> allowed_hosts;
+};
+
+struct SessionConfig {
+  // Secret the session-sealing key is derived from (HKDF-SHA256). Read from key_file, else the
+  // environment variable named by key_env, else generated randomly at start-up (sessions then do
+  // not survive a restart; a warning is logged).
+  std::string key_file;
+  std::string key_env = "MEMBRANE_SESSION_KEY";
+  std::chrono::seconds max_age{24 * 3600};  // sealed ids older than this get 404
+};
+
+struct Config {
+  ListenerConfig listen;
+  LimitsConfig limits;
+  TimeoutsConfig timeouts;
+  SecurityConfig security;
+  SessionConfig session;
+  std::vector<UpstreamConfig> upstreams;
+  unsigned worker_threads = 0;  // 0 = one per hardware thread
+  std::string log_level = "info";  // error | warn | info | debug
+  std::string source;              // file the config came from, or "<flags>"
+};
+
+// Loads and validates a YAML config file. Throws ConfigError naming file:line:col on any
+// syntax error, unknown key, wrong type, out-of-range value or duplicate upstream name.
+Config load_config_file(const std::string& path);
+
+// Same, from YAML text (`source_name` is used in error messages).
+Config load_config_text(const std::string& yaml_text, const std::string& source_name);
+
+// Parses one `--upstream` flag value: `NAME=URL` or `NAME=stdio:COMMAND ARGS…` (arguments split
+// on whitespace, with "double" and 'single' quotes grouping words). Throws ConfigError.
+UpstreamConfig parse_upstream_flag(const std::string& value);
+
+// Parses `HOST:PORT`, `[IPV6]:PORT` or `:PORT` for --listen. Throws ConfigError.
+ListenerConfig parse_listen_flag(const std::string& value);
+
+// Checks cross-field rules (unique names, TLS files readable, ...). Throws ConfigError.
+void validate(const Config& config);
+
+}  // namespace membrane::app

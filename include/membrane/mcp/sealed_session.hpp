@@ -1,0 +1,58 @@
+// The downstream Mcp-Session-Id is not a lookup key into gateway memory: it is the session state
+// itself, sealed with AES-256-GCM. Any gateway replica holding the same key can open it, so a
+// restarted or second replica serves the session without sticky routing or a shared store.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace membrane::mcp {
+
+// Which downstream transport a session belongs to; a legacy /sse session id is useless on /mcp
+// and vice versa (it is bound into the AEAD associated data).
+enum class SessionTransport { streamable_http, legacy_sse };
+
+struct SessionClaims {
+  std::string upstream;          // upstream name the session was opened on (also bound as AAD)
+  std::string upstream_session;  // upstream's Mcp-Session-Id (HTTP) or instance id (stdio)
+  // The client's `initialize` params, so a stateful upstream that lost the session (a stdio
+  // child on another replica, or after a restart) can be re-initialized transparently.
+  nlohmann::json initialize_params;
+  std::int64_t created_at = 0;  // unix seconds
+};
+
+class SessionSealer {
+ public:
+  static constexpr std::size_t key_size = 32;
+
+  // Derives the sealing key from operator-provided secret material (HKDF-SHA256). Throws
+  // std::invalid_argument when the secret is shorter than 16 bytes.
+  static SessionSealer from_secret(std::string_view secret);
+  // A random key: sessions will not survive a restart.
+  static SessionSealer random();
+
+  std::string seal(const SessionClaims& claims, SessionTransport transport) const;
+  // nullopt when the id was not sealed by this key, was altered, belongs to another upstream or
+  // transport, or is malformed. Never throws.
+  std::optional<SessionClaims> unseal(std::string_view sealed, std::string_view upstream,
+                                      SessionTransport transport) const;
+
+ private:
+  explicit SessionSealer(const std::array<unsigned char, key_size>& key) : key_(key) {}
+  std::array<unsigned char, key_size> key_;
+};
+
+// Base64url without padding (RFC 4648 §5): every character is a visible ASCII character, as the
+// MCP spec requires of session ids.
+std::string base64url_encode(std::string_view bytes);
+std::optional<std::string> base64url_decode(std::string_view text);
+
+// Random bytes from the OS CSPRNG (OpenSSL RAND_bytes). Throws std::runtime_error on failure.
+std::string random_bytes(std::size_t count);
+
+}  // namespace membrane::mcp

@@ -1,0 +1,285 @@
+// Command-line parsing for `membrane`. The flag syntax is a public interface (scripts depend on
+// it), so every flag is declared once in a table and the usage text documents the same set.
+#include "membrane/app/cli.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <map>
+#include <optional>
+#include <string_view>
+
+namespace membrane::app {
+
+namespace {
+
+struct FlagSpec {
+  std::string_view name;   // long form, e.g. "--listen"
+  std::string_view alias;  // short form ("-c"), or empty
+  bool repeatable;
+  std::string_view value_example;  // shown when the value is missing
+};
+
+constexpr std::array kServeFlags{
+    FlagSpec{"--config", "-c", false, "membrane.yaml"},
+    FlagSpec{"--listen", "", false, "127.0.0.1:8080"},
+    FlagSpec{"--upstream", "", true, "NAME=URL"},
+    FlagSpec{"--tls-cert", "", false, "cert.pem"},
+    FlagSpec{"--tls-key", "", false, "key.pem"},
+    FlagSpec{"--session-key-file", "", false, "session.key"},
+    FlagSpec{"--allow-origin", "", true, "https://app.example.com"},
+    FlagSpec{"--allow-host", "", true, "mcp.example.com"},
+    FlagSpec{"--workers", "", false, "4"},
+    FlagSpec{"--log-level", "", false, "info"},
+};
+
+constexpr std::array kConfigCheckFlags{
+    FlagSpec{"--config", "-c", false, "membrane.yaml"},
+};
+
+// Flags that only make sense without a config file: the file has its own place for each.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kFlagsExcludedByConfig{{
+    {"--upstream", "upstreams come from the config file; add them under 'upstreams:' there"},
+    {"--tls-cert", "set listen.tls.certificate in the config file instead"},
+    {"--tls-key", "set listen.tls.private_key in the config file instead"},
+    {"--session-key-file", "set session.key_file in the config file instead"},
+    {"--allow-origin", "set security.allowed_origins in the config file instead"},
+    {"--allow-host", "set security.allowed_hosts in the config file instead"},
+}};
+
+// Values by the flag's long name, in command-line order.
+using FlagValues = std::map<std::string_view, std::vector<std::string>>;
+
+struct ParsedFlags {
+  FlagValues values;
+  bool help_requested = false;
+};
+
+bool is_help_flag(std::string_view arg) {
+  return arg == "--help" || arg == "-h";
+}
+
+template <std::size_t N>
+ParsedFlags parse_flags(const std::vector<std::string>& args, std::size_t first,
+                        const std::array<FlagSpec, N>& specs, std::string_view command) {
+  ParsedFlags parsed;
+  for (std::size_t index = first; index < args.size(); ++index) {
+    const std::string& arg = args[index];
+    if (is_help_flag(arg)) {
+      parsed.help_requested = true;
+      continue;
+    }
+    if (!arg.starts_with("-") || arg == "-") {
+      throw UsageError("unexpected argument '" + arg + "' for '" + std::string(command) +
+                       "' (see 'membrane help')");
+    }
+    // `--flag=value` and `--flag value` are equivalent; short flags only take the second form.
+    std::string_view name = arg;
+    std::optional<std::string> inline_value;
+    if (const std::size_t equals = arg.find('=');
+        arg.starts_with("--") && equals != std::string::npos) {
+      name = std::string_view(arg).substr(0, equals);
+      inline_value = arg.substr(equals + 1);
+    }
+    const auto spec = std::find_if(specs.begin(), specs.end(), [&](const FlagSpec& candidate) {
+      return candidate.name == name || (!candidate.alias.empty() && candidate.alias == name);
+    });
+    if (spec == specs.end()) {
+      throw UsageError("unknown flag '" + std::string(name) + "' for '" + std::string(command) +
+                       "' (see 'membrane help')");
+    }
+    std::string value;
+    if (inline_value) {
+      value = std::move(*inline_value);
+    } else if (index + 1 < args.size() && !args[index + 1].starts_with("--")) {
+      value = args[++index];
+    } else {
+      throw UsageError(std::string(spec->name) + " needs a value, e.g. " + std::string(spec->name) +
+                       " " + std::string(spec->value_example));
+    }
+    auto& values = parsed.values[spec->name];
+    if (!spec->repeatable && !values.empty()) {
+      throw UsageError(std::string(spec->name) + " given more than once");
+    }
+    values.push_back(std::move(value));
+  }
+  return parsed;
+}
+
+std::optional<std::string> single_value(const FlagValues& values, std::string_view flag) {
+  const auto found = values.find(flag);
+  if (found == values.end()) return std::nullopt;
+  return found->second.front();
+}
+
+std::vector<std::string> all_values(const FlagValues& values, std::string_view flag) {
+  const auto found = values.find(flag);
+  return found == values.end() ? std::vector<std::string>{} : found->second;
+}
+
+unsigned parse_worker_count(const std::string& text) {
+  unsigned workers = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), workers);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+    throw ConfigError(
+        SourceLocation{"<flags>", 0, 0},
+        "--workers '" + text + "': expected a whole number of threads (0 = one per CPU core)");
+  }
+  return workers;  // the upper bound is checked by validate()
+}
+
+// Settings that may come from the command line even when a config file is used.
+void apply_overrides(const FlagValues& values, Config& config) {
+  if (const auto listen = single_value(values, "--listen")) {
+    ListenerConfig listener = parse_listen_flag(*listen);
+    listener.tls = config.listen.tls;  // --listen moves the address; TLS stays as configured
+    config.listen = std::move(listener);
+  }
+  if (const auto workers = single_value(values, "--workers")) {
+    config.worker_threads = parse_worker_count(*workers);
+  }
+  if (const auto level = single_value(values, "--log-level")) config.log_level = *level;
+}
+
+Config config_from_flags(const FlagValues& values) {
+  Config config;
+  config.source = "<flags>";
+  const auto upstreams = all_values(values, "--upstream");
+  if (upstreams.empty()) {
+    throw UsageError(
+        "membrane serve needs either -c FILE or at least one --upstream NAME=URL "
+        "(see 'membrane serve --help')");
+  }
+  for (const auto& upstream : upstreams)
+    config.upstreams.push_back(parse_upstream_flag(upstream));
+
+  const auto certificate = single_value(values, "--tls-cert");
+  const auto private_key = single_value(values, "--tls-key");
+  if (certificate.has_value() != private_key.has_value()) {
+    throw UsageError(certificate ? "--tls-cert needs --tls-key as well"
+                                 : "--tls-key needs --tls-cert as well");
+  }
+  if (certificate) config.listen.tls = TlsListenerConfig{*certificate, *private_key};
+  if (const auto key_file = single_value(values, "--session-key-file")) {
+    config.session.key_file = *key_file;
+  }
+  config.security.allowed_origins = all_values(values, "--allow-origin");
+  config.security.allowed_hosts = all_values(values, "--allow-host");
+  return config;
+}
+
+CommandLine parse_serve(const std::vector<std::string>& args) {
+  const ParsedFlags parsed = parse_flags(args, 1, kServeFlags, "membrane serve");
+  if (parsed.help_requested) return CommandLine{Verb::help, {}};
+
+  CommandLine command_line{Verb::serve, {}};
+  if (const auto config_file = single_value(parsed.values, "--config")) {
+    for (const auto& [flag, reason] : kFlagsExcludedByConfig) {
+      if (parsed.values.contains(flag)) {
+        throw UsageError(std::string(flag) +
+                         " cannot be combined with -c/--config: " + std::string(reason));
+      }
+    }
+    command_line.config = load_config_file(*config_file);
+  } else {
+    command_line.config = config_from_flags(parsed.values);
+  }
+  apply_overrides(parsed.values, command_line.config);
+  validate(command_line.config);
+  return command_line;
+}
+
+CommandLine parse_config_command(const std::vector<std::string>& args) {
+  if (args.size() < 2 || is_help_flag(args[1])) {
+    if (args.size() >= 2) return CommandLine{Verb::help, {}};
+    throw UsageError("'membrane config' needs a subcommand: membrane config check -c FILE");
+  }
+  if (args[1] != "check") {
+    throw UsageError("unknown subcommand 'membrane config " + args[1] +
+                     "' (the only one is: membrane config check -c FILE)");
+  }
+  const ParsedFlags parsed = parse_flags(args, 2, kConfigCheckFlags, "membrane config check");
+  if (parsed.help_requested) return CommandLine{Verb::help, {}};
+  const auto config_file = single_value(parsed.values, "--config");
+  if (!config_file) throw UsageError("membrane config check needs -c FILE");
+  return CommandLine{Verb::check_config, load_config_file(*config_file)};  // also validates
+}
+
+}  // namespace
+
+CommandLine parse_command_line(const std::vector<std::string>& args) {
+  if (args.empty()) return CommandLine{Verb::help, {}};
+  const std::string& verb = args.front();
+  // Asking for help never fails, whatever follows.
+  if (verb == "help" || is_help_flag(verb)) return CommandLine{Verb::help, {}};
+  if (verb == "version" || verb == "--version") {
+    if (args.size() > 1) throw UsageError("unexpected argument '" + args[1] + "' after " + verb);
+    return CommandLine{Verb::version, {}};
+  }
+  if (verb == "serve") return parse_serve(args);
+  if (verb == "config") return parse_config_command(args);
+  if (verb.starts_with("-")) {
+    throw UsageError("flags go after the command, e.g. 'membrane serve " + verb +
+                     " ...' (unknown flag '" + verb + "' here)");
+  }
+  throw UsageError("unknown command '" + verb + "' (use serve, config check, version or help)");
+}
+
+std::string usage_text() {
+  return R"(Membrane: a gateway in front of MCP servers (Streamable HTTP and stdio upstreams).
+
+Usage:
+  membrane serve -c FILE [--listen ADDR] [--workers N] [--log-level LEVEL]
+  membrane serve --upstream NAME=TARGET [--upstream NAME=TARGET]... [options]
+  membrane config check -c FILE
+  membrane version | --version
+  membrane help | --help | serve --help
+
+Commands:
+  serve               Run the gateway. Each upstream is served at /mcp/NAME.
+  config check        Load and validate FILE, print "ok" or the first problem as
+                      FILE:LINE:COL: message, and exit non-zero on a problem.
+  version             Print the version.
+  help                Print this text.
+
+Options for serve (every flag also accepts --flag=value):
+  -c, --config FILE         YAML configuration file (see examples/membrane.yaml).
+                            Can be combined with --listen, --workers and --log-level,
+                            which override the file; not with the other flags below,
+                            whose settings belong in the file.
+  --listen ADDR             Address to listen on: HOST:PORT, [IPV6]:PORT or :PORT.
+                            HOST is an IP address or localhost. Default 127.0.0.1:8080;
+                            :PORT keeps host 127.0.0.1; port 0 picks a free port.
+                            With -c, TLS settings from the file still apply.
+  --upstream NAME=TARGET    An upstream MCP server, repeatable; required without -c.
+                            NAME uses letters, digits, '.', '_' and '-'. TARGET is
+                              http://HOST[:PORT]/PATH or https://...   (HTTP upstream)
+                              stdio:COMMAND ARGS...                     (child process)
+                            COMMAND ARGS are split on whitespace; "double" and 'single'
+                            quotes group words and a backslash escapes a character.
+                            Quote the whole flag for your shell, e.g.
+                              --upstream 'files=stdio:npx -y server-files "/my docs"'
+  --tls-cert FILE           PEM certificate chain: serve HTTPS (needs --tls-key).
+  --tls-key FILE            PEM private key for --tls-cert.
+  --session-key-file FILE   Secret that session ids are sealed with. Without it the
+                            key comes from $MEMBRANE_SESSION_KEY, else it is random
+                            and sessions do not survive a restart.
+  --allow-origin ORIGIN     Allowed browser Origin, repeatable, e.g.
+                            https://app.example.com or http://localhost:* (any port).
+                            Default: loopback origins only.
+  --allow-host HOST         Allowed Host header, repeatable, e.g. mcp.example.com or
+                            mcp.example.com:8443. Default: loopback names when
+                            listening on loopback, any host otherwise.
+  --workers N               Worker threads; 0 (default) = one per CPU core.
+  --log-level LEVEL         error, warn, info (default) or debug.
+  -h, --help                Print this text.
+
+Examples:
+  membrane serve -c examples/membrane.yaml
+  membrane serve --upstream everything=http://127.0.0.1:3001/mcp
+  membrane serve --listen :9000 --upstream 'local=stdio:node server.js stdio'
+  membrane config check -c membrane.yaml
+)";
+}
+
+}  // namespace membrane::app

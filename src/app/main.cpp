@@ -1,0 +1,44 @@
+// membrane: an MCP gateway. See `membrane --help`.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "membrane/app/cli.hpp"
+#include "membrane/app/config.hpp"
+#include "membrane/app/serve.hpp"
+
+int main(int argc, char** argv) {
+  using namespace membrane::app;
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  CommandLine command;
+  try {
+    command = parse_command_line(args);
+  } catch (const UsageError& error) {
+    std::cerr << "membrane: " << error.what() << "\n\n" << usage_text();
+    return 2;
+  } catch (const ConfigError& error) {
+    std::cerr << error.what() << "\n";
+    return 2;
+  }
+  switch (command.verb) {
+    case Verb::help:
+      std::cout << usage_text();
+      return 0;
+    case Verb::version:
+      std::cout << "membrane " << MEMBRANE_VERSION << "\n";
+      return 0;
+    case Verb::check_config:
+      std::cout << command.config.source << ": ok (" << command.config.upstreams.size() << " upstream"
+                << (command.config.upstreams.size() == 1 ? "" : "s") << ")\n";
+      return 0;
+    case Verb::serve:
+      break;
+  }
+  try {
+    return serve(command.config);
+  } catch (const std::exception& error) {
+    // Start-up failures (port in use, unreadable TLS files, bad key): say so and exit non-zero.
+    std::cerr << "membrane: cannot start: " << error.what() << "\n";
+    return 1;
+  }
+}

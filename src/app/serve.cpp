@@ -1,0 +1,186 @@
+#include "membrane/app/serve.hpp"
+
+#include <signal.h>
+
+#include <boost/asio/signal_set.hpp>
+
+#include <fstream>
+#include <iterator>
+
+#include "gateway/gateway.hpp"
+#include "http/tls.hpp"
+#include "membrane/core/log.hpp"
+#include "upstream/factory.hpp"
+
+namespace membrane::app {
+namespace {
+
+bool is_loopback_host(const std::string& host) {
+  return host == "localhost" || host == "127.0.0.1" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+std::shared_ptr<const mcp::SessionSealer> make_sealer(const SessionConfig& session) {
+  std::string secret;
+  std::string source;
+  if (!session.key_file.empty()) {
+    std::ifstream file(session.key_file, std::ios::binary);
+    if (!file) throw std::runtime_error("cannot read session key file '" + session.key_file + "'");
+    secret.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r' || secret.back() == ' ')) {
+      secret.pop_back();
+    }
+    source = "file " + session.key_file;
+  } else if (!session.key_env.empty()) {
+    if (const char* value = std::getenv(session.key_env.c_str()); value && *value) {
+      secret = value;
+      source = "environment variable " + session.key_env;
+    }
+  }
+  if (secret.empty()) {
+    log::warn("no session key configured (session.key_file or $", session.key_env,
+              "): using a random key; sessions will not survive a restart or move between replicas");
+    return std::make_shared<const mcp::SessionSealer>(mcp::SessionSealer::random());
+  }
+  try {
+    auto sealer = std::make_shared<const mcp::SessionSealer>(mcp::SessionSealer::from_secret(secret));
+    log::info("session key derived from ", source);
+    return sealer;
+  } catch (const std::invalid_argument& error) {
+    throw std::runtime_error("session key from " + source + ": " + error.what());
+  }
+}
+
+std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& config, std::size_t workers) {
+  std::vector<std::unique_ptr<upstream::Upstream>> upstreams;
+  const auto& timeouts = config.timeouts;
+  for (const auto& definition : config.upstreams) {
+    if (const auto* http_config = std::get_if<HttpUpstreamConfig>(&definition.transport)) {
+      upstream::HttpUpstreamOptions options;
+      options.name = definition.name;
+      options.url = http_config->url;
+      options.ca_file = http_config->ca_file;
+      options.verify_tls = http_config->verify_tls;
+      options.headers = http_config->headers;
+      options.connect_timeout = timeouts.upstream_connect;
+      options.response_timeout = timeouts.upstream_response;
+      options.max_message_bytes = config.limits.max_upstream_message_bytes;
+      upstreams.push_back(upstream::make_http_upstream(std::move(options), workers));
+      log::info("upstream '", definition.name, "': Streamable HTTP ", http_config->url);
+    } else {
+      const auto& stdio_config = std::get<StdioUpstreamConfig>(definition.transport);
+      upstream::StdioUpstreamOptions options;
+      options.name = definition.name;
+      options.command = {stdio_config.command, stdio_config.args, stdio_config.env,
+                         stdio_config.working_directory};
+      options.max_message_bytes = config.limits.max_upstream_message_bytes;
+      options.max_buffered_messages = config.limits.max_buffered_messages;
+      options.restart_backoff_initial = timeouts.stdio_restart_backoff_initial;
+      options.restart_backoff_max = timeouts.stdio_restart_backoff_max;
+      options.shutdown_grace = timeouts.stdio_shutdown_grace;
+      options.session_idle = timeouts.stdio_session_idle;
+      upstreams.push_back(upstream::make_stdio_upstream(std::move(options)));
+      std::string command = stdio_config.command;
+      for (const auto& arg : stdio_config.args) command += " " + arg;
+      log::info("upstream '", definition.name, "': stdio `", command, "` (one process per session)");
+    }
+  }
+  return upstreams;
+}
+
+}  // namespace
+
+int serve(const Config& config) {
+  log::Level level;
+  if (log::parse_level(config.log_level, level)) log::set_level(level);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  const unsigned worker_count = config.worker_threads ? config.worker_threads
+                                                      : std::max(1u, std::thread::hardware_concurrency());
+
+  // Declaration order is destruction order in reverse: the server and the workers (with every
+  // coroutine frame they still hold) go before the gateway and the upstreams those frames use.
+  gateway::GatewayOptions options;
+  options.origin_policy = http::OriginPolicy(config.security.allowed_origins, config.security.allowed_hosts,
+                                             is_loopback_host(config.listen.host));
+  options.sealer = make_sealer(config.session);
+  options.session_max_age = config.session.max_age;
+  options.sse_keep_alive = config.timeouts.sse_keep_alive;
+  options.max_buffered_messages = config.limits.max_buffered_messages;
+  gateway::ExchangePipeline pipeline;
+  pipeline.add(std::make_unique<gateway::AccessLogStage>());
+  gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count), std::move(pipeline));
+
+  http::WorkerPool workers(worker_count);
+  http::ServerOptions server_options;
+  server_options.host = config.listen.host;
+  server_options.port = config.listen.port;
+  server_options.max_body_bytes = config.limits.max_request_body_bytes;
+  server_options.max_header_bytes = config.limits.max_request_header_bytes;
+  server_options.header_read = config.timeouts.request_header_read;
+  server_options.body_read = config.timeouts.request_body_read;
+  server_options.keep_alive_idle = config.timeouts.keep_alive_idle;
+  if (config.listen.tls) {
+    server_options.tls = http::make_server_tls_context(config.listen.tls->certificate_file,
+                                                       config.listen.tls->private_key_file);
+  }
+  server_options.error_response = [](http::bhttp::status status, std::string_view message) {
+    http::Response response{status, 11};
+    response.set(http::bhttp::field::content_type, "application/json");
+    response.body() = mcp::make_error_response(nullptr, mcp::error_code::invalid_request, message);
+    return response;
+  };
+  http::Server server(workers, std::move(server_options),
+                      [&gateway](http::Request& request, const http::RequestOrigin& origin,
+                                 http::Responder& out) { return gateway.handle(request, origin, out); });
+  server.start();
+  const auto endpoint = server.local_endpoint();
+  const bool v6 = endpoint.address().is_v6();
+  log::info("membrane listening on ", config.listen.tls ? "https" : "http", "://",
+            v6 ? "[" : "", endpoint.address().to_string(), v6 ? "]" : "", ":", endpoint.port(), " (",
+            worker_count, " worker", worker_count == 1 ? "" : "s", ")");
+
+  auto& main_context = workers.context(0);
+  asio::signal_set signals(main_context, SIGTERM, SIGINT);
+  asio::co_spawn(
+      main_context,
+      [&]() -> awaitable<void> {
+        auto [ec, signal_number] = co_await signals.async_wait(use_nothrow);
+        if (ec) co_return;
+        log::info("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT", ": draining (up to ",
+                  config.timeouts.shutdown_drain.count(), " ms)");
+        // A second signal skips the drain.
+        signals.async_wait([&](error_code second_ec, int) {
+          if (!second_ec) {
+            log::warn("second signal: closing all connections now");
+            server.close_all();
+          }
+        });
+        gateway.set_draining();
+        server.begin_drain();
+        asio::steady_timer poll(main_context);
+        const auto deadline = std::chrono::steady_clock::now() + config.timeouts.shutdown_drain;
+        while (server.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+          poll.expires_after(std::chrono::milliseconds(20));
+          co_await poll.async_wait(use_nothrow);
+        }
+        if (server.open_connections() > 0) {
+          log::warn("drain deadline reached with ", server.open_connections(), " connection(s) open: closing them");
+          server.close_all();
+          const auto hard_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+          while (server.open_connections() > 0 && std::chrono::steady_clock::now() < hard_deadline) {
+            poll.expires_after(std::chrono::milliseconds(20));
+            co_await poll.async_wait(use_nothrow);
+          }
+        }
+        co_await gateway.stop_upstreams();
+        signals.cancel();
+        log::info("membrane stopped");
+        workers.stop();
+      },
+      asio::detached);
+
+  workers.run();
+  return 0;
+}
+
+}  // namespace membrane::app

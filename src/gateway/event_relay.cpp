@@ -1,0 +1,141 @@
+#include "gateway/event_relay.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/experimental/channel_error.hpp>
+
+#include "membrane/http/sse.hpp"
+
+namespace membrane::gateway {
+
+using namespace asio::experimental::awaitable_operators;
+using Channel = asio::experimental::channel<void(error_code, upstream::StreamRead)>;
+
+struct EventPump::State {
+  State(asio::any_io_executor executor, std::unique_ptr<upstream::ReplyStream> stream)
+      : stream(std::move(stream)), channel(executor, 16), timer(executor) {}
+  std::unique_ptr<upstream::ReplyStream> stream;
+  Channel channel;
+  asio::steady_timer timer;
+  bool stopped = false;
+};
+
+awaitable<std::shared_ptr<EventPump>> EventPump::start(std::unique_ptr<upstream::ReplyStream> stream) {
+  auto executor = co_await asio::this_coro::executor;
+  auto state = std::make_shared<State>(executor, std::move(stream));
+  asio::co_spawn(
+      executor,
+      [state]() -> awaitable<void> {
+        for (;;) {
+          auto read = co_await state->stream->next();
+          if (state->stopped) co_return;
+          const bool last = read.status != upstream::ReadStatus::message;
+          auto [ec] = co_await state->channel.async_send(error_code(), std::move(read), use_nothrow);
+          if (ec || last) co_return;
+        }
+      },
+      asio::detached);
+  co_return std::make_shared<EventPump>(state);
+}
+
+EventPump::~EventPump() { stop(); }
+
+void EventPump::stop() {
+  if (state_->stopped) return;
+  state_->stopped = true;
+  state_->stream->abort();
+  state_->channel.close();
+  state_->timer.cancel();
+}
+
+bool EventPump::resumable() const { return state_->stream->resumable(); }
+
+awaitable<EventPump::Read> EventPump::next(std::chrono::milliseconds keep_alive) {
+  Read out;
+  if (state_->stopped) co_return out;
+  // Messages already waiting go out without touching the timer.
+  if (state_->channel.ready()) {
+    auto [ec, read] = co_await state_->channel.async_receive(use_nothrow);
+    if (!ec) {
+      out.kind = read.status == upstream::ReadStatus::message ? Kind::message
+                 : read.status == upstream::ReadStatus::end   ? Kind::end
+                                                              : Kind::failed;
+      out.read = std::move(read);
+      co_return out;
+    }
+  }
+  state_->timer.expires_after(keep_alive);
+  auto result = co_await (state_->channel.async_receive(use_nothrow) || state_->timer.async_wait(use_nothrow));
+  if (result.index() == 0) {
+    auto& [ec, read] = std::get<0>(result);
+    if (ec) {
+      out.kind = ec == asio::experimental::error::channel_closed ? Kind::end : Kind::cancelled;
+      co_return out;
+    }
+    out.kind = read.status == upstream::ReadStatus::message ? Kind::message
+               : read.status == upstream::ReadStatus::end   ? Kind::end
+                                                            : Kind::failed;
+    out.read = std::move(read);
+    co_return out;
+  }
+  const auto [timer_ec] = std::get<1>(result);
+  out.kind = timer_ec ? Kind::cancelled : Kind::tick;
+  co_return out;
+}
+
+namespace {
+bool is_response_to(const std::string& data, const mcp::Json& request_id) {
+  // Cheap pre-check before parsing: a response carries "result" or "error".
+  if (data.find("\"result\"") == std::string::npos && data.find("\"error\"") == std::string::npos) return false;
+  auto parsed = mcp::parse_message(data);
+  return parsed.message && parsed.message->is_response() && parsed.message->id() == request_id;
+}
+}  // namespace
+
+awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exchange& exchange,
+                                     const ExchangePipeline& pipeline, const mcp::Json* request_id,
+                                     std::chrono::milliseconds keep_alive) {
+  RelayOutcome outcome;
+  std::string wire;
+  for (;;) {
+    auto next = co_await pump.next(keep_alive);
+    switch (next.kind) {
+      case EventPump::Kind::tick:
+        if (!co_await out.write_chunk(http::sse_keep_alive_comment)) {
+          outcome.client_gone = true;
+          co_return outcome;
+        }
+        continue;
+      case EventPump::Kind::cancelled:
+        outcome.cancelled = true;
+        outcome.resumable = pump.resumable();
+        co_return outcome;
+      case EventPump::Kind::end:
+        outcome.resumable = pump.resumable();
+        co_return outcome;
+      case EventPump::Kind::failed:
+        outcome.upstream_failed = true;
+        outcome.failure = std::move(next.read.error);
+        co_return outcome;
+      case EventPump::Kind::message:
+        break;
+    }
+    auto& event = next.read.event;
+    if (!event.data.empty()) {
+      pipeline.on_upstream_message(exchange, event.data);
+      if (request_id && !outcome.response_seen && is_response_to(event.data, *request_id)) {
+        outcome.response_seen = true;
+      }
+    }
+    // Our own keep-alives replace the upstream's; its event type "message" is the default.
+    if (event.type == "message") event.type.clear();
+    wire.clear();
+    http::append_sse_event(wire, event);
+    if (!co_await out.write_chunk(wire)) {
+      outcome.client_gone = true;
+      co_return outcome;
+    }
+  }
+}
+
+}  // namespace membrane::gateway

@@ -1,0 +1,82 @@
+// The exchange is the unit that flows through the gateway: one downstream JSON-RPC message (a
+// request with its response stream, or a notification/response) on its way to one upstream.
+// Stages (access log today; policy, transaction tokens, telemetry later) observe or act on it
+// without the transports knowing what they do — Envoy's filter chain, over MCP messages.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "membrane/mcp/jsonrpc.hpp"
+#include "membrane/mcp/sealed_session.hpp"
+
+namespace membrane::gateway {
+
+using Clock = std::chrono::steady_clock;
+
+enum class DownstreamTransport { streamable_http, legacy_sse };
+
+struct Exchange {
+  std::string upstream;
+  DownstreamTransport transport = DownstreamTransport::streamable_http;
+  const mcp::Message* message = nullptr;  // null for a listen stream (GET / legacy SSE)
+  const mcp::SessionClaims* session = nullptr;  // null for initialize
+  std::string client_address;
+  std::string protocol_version;
+  Clock::time_point started = Clock::now();
+
+  // Filled in as the exchange completes.
+  unsigned http_status = 0;
+  std::string outcome = "ok";  // ok | error_response | upstream_unavailable | rejected | ...
+  std::size_t upstream_messages = 0;
+  bool client_gone = false;
+};
+
+// What a stage decides about a request: let it through, or answer it here.
+struct StageDecision {
+  bool answered = false;
+  unsigned http_status = 200;
+  std::string body;  // a JSON-RPC message
+
+  static StageDecision proceed() { return {}; }
+  static StageDecision answer(unsigned status, std::string body) { return {true, status, std::move(body)}; }
+};
+
+class ExchangeStage {
+ public:
+  virtual ~ExchangeStage() = default;
+  virtual std::string_view name() const = 0;
+  // Before the message is forwarded.
+  virtual StageDecision on_request(Exchange&) { return StageDecision::proceed(); }
+  // Each message the upstream sends back for this exchange, before it reaches the client. The
+  // stage may rewrite it. Only called when wants_messages() is true, so the hot path does not
+  // parse replies nobody looks at.
+  virtual void on_upstream_message(Exchange&, std::string&) {}
+  virtual bool wants_messages() const { return false; }
+  // Once, when the exchange is over (answered, forwarded, failed or abandoned).
+  virtual void on_complete(const Exchange&) {}
+};
+
+class ExchangePipeline {
+ public:
+  void add(std::unique_ptr<ExchangeStage> stage);
+  StageDecision on_request(Exchange& exchange) const;
+  void on_upstream_message(Exchange& exchange, std::string& message) const;
+  void on_complete(const Exchange& exchange) const;
+  bool wants_messages() const { return wants_messages_; }
+
+ private:
+  std::vector<std::unique_ptr<ExchangeStage>> stages_;
+  bool wants_messages_ = false;
+};
+
+// One line per exchange at info level: who called what on which upstream, and how it ended.
+class AccessLogStage final : public ExchangeStage {
+ public:
+  std::string_view name() const override { return "access_log"; }
+  void on_complete(const Exchange& exchange) override;
+};
+
+}  // namespace membrane::gateway

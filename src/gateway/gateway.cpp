@@ -1,0 +1,398 @@
+// Routing and the Streamable HTTP downstream transport (MCP 2025-11-25 §transports, and the
+// 2025-06-18 / 2025-03-26 clients that negotiate down to it).
+#include "gateway/gateway.hpp"
+
+#include <ctime>
+
+#include "gateway/event_relay.hpp"
+#include "gateway/legacy_sse.hpp"
+#include "gateway/responses.hpp"
+#include "membrane/core/log.hpp"
+#include "membrane/mcp/protocol.hpp"
+
+namespace membrane::gateway {
+namespace bhttp = http::bhttp;
+
+namespace {
+
+std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+http::Response status_json(unsigned status, std::string_view text) {
+  return json_response(status, std::string(R"({"status":")") + std::string(text) + "\"}");
+}
+
+// The upstream name in /mcp/<name> or /sse/<name>[/message]; empty when the path has another shape.
+std::string_view path_segment(std::string_view path, std::string_view prefix, std::string_view& rest) {
+  if (path.substr(0, prefix.size()) != prefix) return {};
+  std::string_view tail = path.substr(prefix.size());
+  const auto slash = tail.find('/');
+  rest = slash == std::string_view::npos ? std::string_view() : tail.substr(slash);
+  return tail.substr(0, slash);
+}
+
+}  // namespace
+
+Gateway::Gateway(GatewayOptions options, std::vector<std::unique_ptr<upstream::Upstream>> upstreams,
+                 ExchangePipeline pipeline)
+    : options_(std::move(options)), pipeline_(std::move(pipeline)) {
+  for (auto& upstream : upstreams) {
+    std::string name = upstream->name();
+    upstreams_.emplace(std::move(name), std::move(upstream));
+  }
+  legacy_ = std::make_unique<LegacySseTransport>(*this);
+}
+
+Gateway::~Gateway() = default;
+
+upstream::Upstream* Gateway::find_upstream(std::string_view name) const {
+  const auto it = upstreams_.find(name);
+  return it == upstreams_.end() ? nullptr : it->second.get();
+}
+
+std::string Gateway::upstream_names() const {
+  std::string names;
+  for (const auto& [name, upstream] : upstreams_) {
+    if (!names.empty()) names += ", ";
+    names += name;
+  }
+  return names;
+}
+
+awaitable<void> Gateway::stop_upstreams() {
+  for (auto& [name, upstream] : upstreams_) co_await upstream->stop();
+}
+
+awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigin& origin, http::Responder& out) {
+  const std::string_view path = target_path(request.target());
+
+  if (path == "/healthz") {
+    co_await out.send(status_json(200, "ok"));
+    co_return;
+  }
+  if (path == "/readyz") {
+    co_await out.send(draining_ ? status_json(503, "draining") : status_json(200, "ready"));
+    co_return;
+  }
+
+  // DNS-rebinding defence before anything else is looked at (MCP 2025-11-25 §security warning).
+  const std::string_view origin_header = request[bhttp::field::origin];
+  if (!options_.origin_policy.origin_allowed(origin_header)) {
+    log::warn("rejected request from ", client_address(origin), ": Origin '", origin_header, "' is not allowed");
+    co_await out.send(jsonrpc_error(403, nullptr, mcp::error_code::invalid_request,
+                                    "Forbidden: Origin '" + std::string(origin_header) + "' is not allowed"));
+    co_return;
+  }
+  const std::string_view host_header = request[bhttp::field::host];
+  if (!options_.origin_policy.host_allowed(host_header)) {
+    log::warn("rejected request from ", client_address(origin), ": Host '", host_header, "' is not allowed");
+    co_await out.send(jsonrpc_error(403, nullptr, mcp::error_code::invalid_request,
+                                    "Forbidden: Host '" + std::string(host_header) + "' is not allowed"));
+    co_return;
+  }
+
+  std::string_view rest;
+  if (const auto name = path_segment(path, "/mcp/", rest); !name.empty() && rest.empty()) {
+    if (auto* upstream = find_upstream(name)) {
+      co_await handle_streamable(request, origin, out, *upstream);
+      co_return;
+    }
+    co_await out.send(jsonrpc_error(404, nullptr, mcp::error_code::invalid_request,
+                                    "Unknown MCP server '" + std::string(name) +
+                                        "' (configured: " + upstream_names() + ")"));
+    co_return;
+  }
+  if (const auto name = path_segment(path, "/sse/", rest); !name.empty() && (rest.empty() || rest == "/message")) {
+    if (auto* upstream = find_upstream(name)) {
+      co_await legacy_->handle(request, origin, out, *upstream, rest == "/message");
+      co_return;
+    }
+    co_await out.send(jsonrpc_error(404, nullptr, mcp::error_code::invalid_request,
+                                    "Unknown MCP server '" + std::string(name) +
+                                        "' (configured: " + upstream_names() + ")"));
+    co_return;
+  }
+  co_await out.send(jsonrpc_error(404, nullptr, mcp::error_code::invalid_request,
+                                  "Not found: '" + std::string(path) +
+                                      "'. MCP servers are served at /mcp/<name> (Streamable HTTP) and "
+                                      "/sse/<name> (HTTP+SSE); configured: " + upstream_names()));
+}
+
+awaitable<void> Gateway::handle_streamable(http::Request& request, const http::RequestOrigin& origin,
+                                           http::Responder& out, upstream::Upstream& upstream) {
+  switch (request.method()) {
+    case bhttp::verb::post:
+      co_await streamable_post(request, origin, out, upstream);
+      co_return;
+    case bhttp::verb::get:
+      co_await streamable_get(request, out, upstream);
+      co_return;
+    case bhttp::verb::delete_:
+      co_await streamable_delete(request, out, upstream);
+      co_return;
+    default: {
+      auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
+                                    "Method Not Allowed: use POST, GET or DELETE");
+      response.set(bhttp::field::allow, "GET, POST, DELETE");
+      co_await out.send(std::move(response));
+    }
+  }
+}
+
+namespace {
+
+// The sealed session a request names, or the HTTP answer explaining why there is none.
+struct SessionLookup {
+  std::optional<mcp::SessionClaims> claims;
+  std::optional<http::Response> rejection;
+};
+
+SessionLookup open_session(const http::Request& request, const GatewayOptions& options,
+                           std::string_view upstream, mcp::SessionTransport transport, const mcp::Json& id) {
+  SessionLookup lookup;
+  const std::string_view sealed = request[mcp::header::session_id];
+  if (sealed.empty()) {
+    lookup.rejection = jsonrpc_error(400, id, mcp::error_code::invalid_request,
+                                     "Bad Request: Mcp-Session-Id header is required (send initialize first)");
+    return lookup;
+  }
+  auto claims = options.sealer->unseal(sealed, upstream, transport);
+  if (!claims) {
+    // MCP transports §session management: an unknown session is 404; the client re-initializes.
+    lookup.rejection = jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session not found");
+    return lookup;
+  }
+  if (unix_now() - claims->created_at > options.session_max_age.count()) {
+    lookup.rejection = jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session expired");
+    return lookup;
+  }
+  lookup.claims = std::move(claims);
+  return lookup;
+}
+
+std::optional<http::Response> check_protocol_version(const http::Request& request, const mcp::Json& id) {
+  const std::string_view version = request[mcp::header::protocol_version];
+  if (version.empty() || mcp::is_supported_protocol_version(version)) return std::nullopt;
+  return jsonrpc_error(400, id, mcp::error_code::invalid_request,
+                       "Bad Request: unsupported MCP-Protocol-Version '" + std::string(version) +
+                           "' (supported: " + std::string(mcp::supported_protocol_versions_text()) + ")");
+}
+
+http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json& id, std::string_view upstream) {
+  using Kind = upstream::UpstreamReply::Kind;
+  switch (reply.kind) {
+    case Kind::accepted:
+      return http::Response{bhttp::status::accepted, 11};
+    case Kind::message:
+      return json_response(200, std::move(reply.body));
+    case Kind::session_not_found:
+      return jsonrpc_error(404, id, mcp::error_code::session_not_found,
+                           "Session not found: upstream '" + std::string(upstream) +
+                               "' no longer knows this session; re-initialize");
+    case Kind::not_supported: {
+      auto response = jsonrpc_error(405, id, mcp::error_code::invalid_request,
+                                    "Method Not Allowed by upstream '" + std::string(upstream) + "'");
+      response.set(bhttp::field::allow, "POST");
+      return response;
+    }
+    case Kind::rejected: {
+      http::Response response{static_cast<bhttp::status>(reply.http_status), 11};
+      if (!reply.content_type.empty()) response.set(bhttp::field::content_type, reply.content_type);
+      response.body() = std::move(reply.body);
+      return response;
+    }
+    case Kind::unavailable:
+    case Kind::stream:
+      break;
+  }
+  return jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, reply.body);
+}
+
+}  // namespace
+
+awaitable<void> Gateway::streamable_post(http::Request& request, const http::RequestOrigin& origin,
+                                         http::Responder& out, upstream::Upstream& upstream) {
+  const std::string_view content_type = request[bhttp::field::content_type];
+  if (!media_type_is(content_type, "application/json")) {
+    co_await out.send(jsonrpc_error(415, nullptr, mcp::error_code::invalid_request,
+                                    "Unsupported Media Type: Content-Type must be application/json, got '" +
+                                        std::string(content_type) + "'"));
+    co_return;
+  }
+  const std::string_view accept = request[bhttp::field::accept];
+  if (!accepts(accept, "application/json") || !accepts(accept, "text/event-stream")) {
+    co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
+                                    "Not Acceptable: Accept must list both application/json and "
+                                    "text/event-stream"));
+    co_return;
+  }
+  auto parsed = mcp::parse_message(request.body());
+  if (!parsed.message) {
+    co_await out.send(jsonrpc_error(400, nullptr, parsed.error.code, parsed.error.message));
+    co_return;
+  }
+  const mcp::Message& message = *parsed.message;
+  const mcp::Json& id = message.id();
+  if (auto rejection = check_protocol_version(request, id)) {
+    co_await out.send(std::move(*rejection));
+    co_return;
+  }
+
+  SessionLookup session;
+  if (!message.is_initialize()) {
+    session = open_session(request, options_, upstream.name(), mcp::SessionTransport::streamable_http, id);
+    if (session.rejection) {
+      co_await out.send(std::move(*session.rejection));
+      co_return;
+    }
+  }
+
+  Exchange exchange;
+  exchange.upstream = upstream.name();
+  exchange.message = &message;
+  exchange.session = session.claims ? &*session.claims : nullptr;
+  exchange.client_address = client_address(origin);
+  exchange.protocol_version = std::string(request[mcp::header::protocol_version]);
+
+  if (auto decision = pipeline_.on_request(exchange); decision.answered) {
+    exchange.http_status = decision.http_status;
+    exchange.outcome = "answered_by_gateway";
+    co_await out.send(json_response(decision.http_status, std::move(decision.body)));
+    pipeline_.on_complete(exchange);
+    co_return;
+  }
+
+  upstream::ForwardContext context;
+  context.protocol_version = exchange.protocol_version;
+  auto reply = co_await upstream.send(message, std::move(request.body()), exchange.session, context);
+
+  std::string sealed_session;
+  if (message.is_initialize() && (reply.kind == upstream::UpstreamReply::Kind::message ||
+                                  reply.kind == upstream::UpstreamReply::Kind::stream)) {
+    mcp::SessionClaims claims;
+    claims.upstream = upstream.name();
+    claims.upstream_session = reply.upstream_session;
+    claims.created_at = unix_now();
+    if (upstream.needs_initialize_replay()) {
+      if (const auto* params = message.params()) claims.initialize_params = *params;
+    }
+    sealed_session = options_.sealer->seal(claims, mcp::SessionTransport::streamable_http);
+  }
+
+  if (reply.kind != upstream::UpstreamReply::Kind::stream) {
+    if (reply.kind == upstream::UpstreamReply::Kind::unavailable) {
+      log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
+      exchange.outcome = "upstream_unavailable";
+    } else if (reply.kind == upstream::UpstreamReply::Kind::message) {
+      pipeline_.on_upstream_message(exchange, reply.body);
+    } else if (reply.kind != upstream::UpstreamReply::Kind::accepted) {
+      exchange.outcome = "rejected";
+    }
+    auto response = reply_to_response(reply, id, upstream.name());
+    if (!sealed_session.empty()) response.set(mcp::header::session_id, sealed_session);
+    exchange.http_status = response.result_int();
+    if (!co_await out.send(std::move(response))) exchange.client_gone = true;
+    pipeline_.on_complete(exchange);
+    co_return;
+  }
+
+  auto header = event_stream_header();
+  if (!sealed_session.empty()) header.set(mcp::header::session_id, sealed_session);
+  exchange.http_status = 200;
+  auto pump = co_await EventPump::start(std::move(reply.stream));
+  if (!co_await out.begin_stream(std::move(header))) {
+    exchange.client_gone = true;
+    pump->stop();
+    pipeline_.on_complete(exchange);
+    co_return;
+  }
+  const mcp::Json* request_id = message.is_request() ? &id : nullptr;
+  auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, request_id, options_.sse_keep_alive);
+  pump->stop();
+  if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
+
+  // The stream ended without the response: tell the client its request failed instead of leaving
+  // it waiting — unless the upstream made the stream resumable and simply closed it early.
+  const bool clean_early_close = !outcome.upstream_failed && !outcome.cancelled && outcome.resumable;
+  if (request_id && !outcome.response_seen && !outcome.client_gone && !clean_early_close) {
+    const std::string reason =
+        outcome.cancelled       ? "the gateway is shutting down; the request to upstream '" + upstream.name() +
+                                      "' was abandoned"
+        : outcome.upstream_failed ? outcome.failure
+                                  : "upstream '" + upstream.name() + "' closed the stream without responding";
+    http::SseEvent error_event;
+    error_event.data = mcp::make_error_response(*request_id, mcp::error_code::upstream_unavailable, reason);
+    co_await out.write_chunk(http::format_sse_event(error_event));
+    exchange.outcome = "upstream_stream_broken";
+    log::warn("exchange ", message.method(), " id=", request_id->dump(), " on '", upstream.name(), "': ", reason);
+  }
+  exchange.client_gone = outcome.client_gone;
+  if (!outcome.client_gone) co_await out.end_stream();
+  pipeline_.on_complete(exchange);
+}
+
+awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder& out, upstream::Upstream& upstream) {
+  if (!accepts(request[bhttp::field::accept], "text/event-stream")) {
+    co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
+                                    "Not Acceptable: Accept must list text/event-stream"));
+    co_return;
+  }
+  if (auto rejection = check_protocol_version(request, nullptr)) {
+    co_await out.send(std::move(*rejection));
+    co_return;
+  }
+  auto session = open_session(request, options_, upstream.name(), mcp::SessionTransport::streamable_http, nullptr);
+  if (session.rejection) {
+    co_await out.send(std::move(*session.rejection));
+    co_return;
+  }
+  upstream::ForwardContext context;
+  context.protocol_version = std::string(request[mcp::header::protocol_version]);
+  context.last_event_id = std::string(request[mcp::header::last_event_id]);
+  auto reply = co_await upstream.listen(*session.claims, context);
+  if (reply.kind != upstream::UpstreamReply::Kind::stream) {
+    if (reply.kind == upstream::UpstreamReply::Kind::not_supported) {
+      auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
+                                    "Method Not Allowed: upstream '" + upstream.name() +
+                                        "' offers no server-initiated stream");
+      response.set(bhttp::field::allow, "POST, DELETE");
+      co_await out.send(std::move(response));
+      co_return;
+    }
+    co_await out.send(reply_to_response(reply, nullptr, upstream.name()));
+    co_return;
+  }
+  Exchange exchange;
+  exchange.upstream = upstream.name();
+  exchange.session = &*session.claims;
+  exchange.http_status = 200;
+  auto pump = co_await EventPump::start(std::move(reply.stream));
+  if (!co_await out.begin_stream(event_stream_header())) {
+    pump->stop();
+    co_return;
+  }
+  // A listen stream never ends by itself: shutdown closes it at once (the client reconnects).
+  out.set_interruptible(true);
+  auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, nullptr, options_.sse_keep_alive);
+  pump->stop();
+  if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
+  out.set_interruptible(false);
+  if (!outcome.client_gone) co_await out.end_stream();
+}
+
+awaitable<void> Gateway::streamable_delete(http::Request& request, http::Responder& out, upstream::Upstream& upstream) {
+  auto session = open_session(request, options_, upstream.name(), mcp::SessionTransport::streamable_http, nullptr);
+  if (session.rejection) {
+    co_await out.send(std::move(*session.rejection));
+    co_return;
+  }
+  upstream::ForwardContext context;
+  context.protocol_version = std::string(request[mcp::header::protocol_version]);
+  auto reply = co_await upstream.end_session(*session.claims, context);
+  if (reply.kind == upstream::UpstreamReply::Kind::accepted) {
+    co_await out.send(http::Response{bhttp::status::ok, 11});
+    co_return;
+  }
+  co_await out.send(reply_to_response(reply, nullptr, upstream.name()));
+}
+
+}  // namespace membrane::gateway

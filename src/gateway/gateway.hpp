@@ -1,0 +1,62 @@
+// The gateway's HTTP handler: routes /mcp/<name> (Streamable HTTP), /sse/<name> (legacy
+// HTTP+SSE), /healthz and /readyz; validates Origin/Host first; turns each MCP message into an
+// exchange through the pipeline to its upstream.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "gateway/exchange.hpp"
+#include "http/server.hpp"
+#include "membrane/http/origin_policy.hpp"
+#include "membrane/mcp/sealed_session.hpp"
+#include "upstream/upstream.hpp"
+
+namespace membrane::gateway {
+
+struct GatewayOptions {
+  http::OriginPolicy origin_policy{{}, {}, true};
+  std::shared_ptr<const mcp::SessionSealer> sealer;
+  std::chrono::seconds session_max_age{24 * 3600};
+  std::chrono::milliseconds sse_keep_alive{15'000};
+  std::size_t max_buffered_messages = 1024;
+};
+
+class LegacySseTransport;
+
+class Gateway {
+ public:
+  Gateway(GatewayOptions options, std::vector<std::unique_ptr<upstream::Upstream>> upstreams,
+          ExchangePipeline pipeline);
+  ~Gateway();
+
+  awaitable<void> handle(http::Request& request, const http::RequestOrigin& origin, http::Responder& out);
+
+  void set_draining() { draining_ = true; }
+  // Stops every upstream (children, pools). Run on worker 0 during shutdown.
+  awaitable<void> stop_upstreams();
+
+  // Shared by both transports.
+  const GatewayOptions& options() const { return options_; }
+  const ExchangePipeline& pipeline() const { return pipeline_; }
+  upstream::Upstream* find_upstream(std::string_view name) const;
+  std::string upstream_names() const;
+
+ private:
+  awaitable<void> handle_streamable(http::Request& request, const http::RequestOrigin& origin,
+                                    http::Responder& out, upstream::Upstream& upstream);
+  awaitable<void> streamable_post(http::Request& request, const http::RequestOrigin& origin,
+                                  http::Responder& out, upstream::Upstream& upstream);
+  awaitable<void> streamable_get(http::Request& request, http::Responder& out, upstream::Upstream& upstream);
+  awaitable<void> streamable_delete(http::Request& request, http::Responder& out, upstream::Upstream& upstream);
+
+  GatewayOptions options_;
+  std::map<std::string, std::unique_ptr<upstream::Upstream>, std::less<>> upstreams_;
+  ExchangePipeline pipeline_;
+  std::unique_ptr<LegacySseTransport> legacy_;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace membrane::gateway

@@ -1,0 +1,465 @@
+#include "gateway/legacy_sse.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/channel_error.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/post.hpp>
+
+#include <atomic>
+#include <ctime>
+
+#include "gateway/gateway.hpp"
+#include "gateway/responses.hpp"
+#include "membrane/core/log.hpp"
+#include "membrane/http/sse.hpp"
+#include "membrane/mcp/protocol.hpp"
+
+namespace membrane::gateway {
+namespace bhttp = http::bhttp;
+using namespace asio::experimental::awaitable_operators;
+
+class LegacySession : public std::enable_shared_from_this<LegacySession> {
+ public:
+  LegacySession(std::string id, upstream::Upstream& upstream, const asio::any_io_executor& executor,
+                std::size_t capacity)
+      : id(std::move(id)), upstream(upstream), outbound(executor, capacity) {}
+
+  const std::string id;
+  upstream::Upstream& upstream;
+  // Every message for the client, in order: the GET stream writes them as `message` events.
+  asio::experimental::concurrent_channel<void(error_code, std::string)> outbound;
+  std::atomic<int> in_flight{0};
+  std::atomic<bool> closed{false};
+
+  awaitable<bool> push(std::string message) {
+    if (closed) co_return false;
+    auto [ec] = co_await outbound.async_send(error_code(), std::move(message), use_nothrow);
+    co_return !ec;
+  }
+
+  std::optional<mcp::SessionClaims> claims() const {
+    std::lock_guard lock(mutex_);
+    return upstream_claims_;
+  }
+  void set_claims(mcp::SessionClaims claims) {
+    std::lock_guard lock(mutex_);
+    upstream_claims_ = std::move(claims);
+  }
+  std::string protocol_version() const {
+    std::lock_guard lock(mutex_);
+    return protocol_version_;
+  }
+  void set_protocol_version(std::string version) {
+    std::lock_guard lock(mutex_);
+    protocol_version_ = std::move(version);
+  }
+  bool start_listening_once() {
+    std::lock_guard lock(mutex_);
+    return !std::exchange(listening_, true);
+  }
+
+  // The listen stream is read on another worker: it is aborted there.
+  void set_listen_stream(std::shared_ptr<upstream::ReplyStream> stream, asio::any_io_executor executor) {
+    std::lock_guard lock(mutex_);
+    listen_stream_ = std::move(stream);
+    listen_executor_ = std::move(executor);
+  }
+  void abort_listen_stream() {
+    std::lock_guard lock(mutex_);
+    if (!listen_stream_) return;
+    asio::post(listen_executor_, [stream = listen_stream_] { stream->abort(); });
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::optional<mcp::SessionClaims> upstream_claims_;
+  std::string protocol_version_;
+  bool listening_ = false;
+  std::shared_ptr<upstream::ReplyStream> listen_stream_;
+  asio::any_io_executor listen_executor_;
+};
+
+namespace {
+
+std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+struct InFlight {
+  explicit InFlight(LegacySession& session) : session(session) { ++session.in_flight; }
+  ~InFlight() { --session.in_flight; }
+  LegacySession& session;
+};
+
+// The negotiated version from an initialize result, to send upstream as MCP-Protocol-Version.
+std::string negotiated_version(const std::string& response_text) {
+  const auto response = mcp::Json::parse(response_text, nullptr, false);
+  if (!response.is_object()) return {};
+  const auto result = response.find("result");
+  if (result == response.end() || !result->is_object()) return {};
+  const auto version = result->find("protocolVersion");
+  return version != result->end() && version->is_string() ? version->get<std::string>() : std::string();
+}
+
+awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Gateway& gateway,
+                                mcp::Message message, std::string raw, std::string client) {
+  InFlight in_flight(*session);
+  auto& upstream = session->upstream;
+  const auto& pipeline = gateway.pipeline();
+  const auto claims = session->claims();
+
+  Exchange exchange;
+  exchange.upstream = upstream.name();
+  exchange.transport = DownstreamTransport::legacy_sse;
+  exchange.message = &message;
+  exchange.session = claims ? &*claims : nullptr;
+  exchange.client_address = std::move(client);
+  exchange.protocol_version = session->protocol_version();
+  exchange.http_status = 202;
+
+  if (auto decision = pipeline.on_request(exchange); decision.answered) {
+    exchange.outcome = "answered_by_gateway";
+    co_await session->push(std::move(decision.body));
+    pipeline.on_complete(exchange);
+    co_return;
+  }
+  if (!message.is_initialize() && !claims) {
+    exchange.outcome = "rejected";
+    co_await session->push(mcp::make_error_response(message.id(), mcp::error_code::invalid_request,
+                                                    "Bad Request: send initialize first"));
+    pipeline.on_complete(exchange);
+    co_return;
+  }
+
+  upstream::ForwardContext context;
+  context.protocol_version = exchange.protocol_version;
+  auto reply = co_await upstream.send(message, std::move(raw), exchange.session, context);
+  using Kind = upstream::UpstreamReply::Kind;
+  if (message.is_initialize() && (reply.kind == Kind::message || reply.kind == Kind::stream)) {
+    mcp::SessionClaims fresh;
+    fresh.upstream = upstream.name();
+    fresh.upstream_session = reply.upstream_session;
+    fresh.created_at = unix_now();
+    if (upstream.needs_initialize_replay()) {
+      if (const auto* params = message.params()) fresh.initialize_params = *params;
+    }
+    session->set_claims(std::move(fresh));
+  }
+
+  const mcp::Json& id = message.id();
+  switch (reply.kind) {
+    case Kind::message:
+      if (message.is_initialize()) session->set_protocol_version(negotiated_version(reply.body));
+      pipeline.on_upstream_message(exchange, reply.body);
+      if (!co_await session->push(std::move(reply.body))) exchange.client_gone = true;
+      break;
+    case Kind::stream: {
+      bool response_seen = false;
+      std::string failure;
+      for (;;) {
+        auto read = co_await reply.stream->next();
+        if (read.status == upstream::ReadStatus::failed) {
+          failure = std::move(read.error);
+          break;
+        }
+        if (read.status == upstream::ReadStatus::end) break;
+        auto& data = read.event.data;
+        if (data.empty()) continue;  // priming event: the legacy transport has no resumption
+        pipeline.on_upstream_message(exchange, data);
+        auto parsed = mcp::parse_message(data);
+        if (parsed.message && parsed.message->is_response() && parsed.message->id() == id) {
+          response_seen = true;
+          if (message.is_initialize()) session->set_protocol_version(negotiated_version(data));
+        }
+        if (!co_await session->push(std::move(data))) {
+          exchange.client_gone = true;
+          reply.stream->abort();
+          break;
+        }
+      }
+      if (!response_seen && !exchange.client_gone) {
+        const std::string reason =
+            failure.empty() ? "upstream '" + upstream.name() + "' closed the stream without responding" : failure;
+        exchange.outcome = "upstream_stream_broken";
+        log::warn("exchange ", message.method(), " id=", id.dump(), " on '", upstream.name(), "': ", reason);
+        co_await session->push(mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reason));
+      }
+      break;
+    }
+    case Kind::accepted:
+      break;
+    case Kind::unavailable:
+      exchange.outcome = "upstream_unavailable";
+      log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
+      co_await session->push(mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reply.body));
+      break;
+    case Kind::session_not_found:
+      exchange.outcome = "session_not_found";
+      co_await session->push(mcp::make_error_response(
+          id, mcp::error_code::session_not_found,
+          "Session not found: upstream '" + upstream.name() + "' no longer knows this session; reconnect"));
+      break;
+    case Kind::rejected:
+    case Kind::not_supported:
+      exchange.outcome = "rejected";
+      co_await session->push(mcp::make_error_response(
+          id, mcp::error_code::internal_error,
+          "upstream '" + upstream.name() + "' answered HTTP " + std::to_string(reply.http_status) + ": " +
+              reply.body.substr(0, 500)));
+      break;
+  }
+  pipeline.on_complete(exchange);
+}
+
+// Server-initiated messages (the upstream's listen stream) onto the one legacy stream, resuming
+// with Last-Event-ID when the upstream stream breaks.
+awaitable<void> pump_server_messages(std::shared_ptr<LegacySession> session, const Gateway& gateway) {
+  auto& upstream = session->upstream;
+  const auto executor = co_await asio::this_coro::executor;
+  std::string last_event_id;
+  auto backoff = std::chrono::milliseconds(500);
+  asio::steady_timer pause(executor);
+  while (!session->closed) {
+    const auto claims = session->claims();
+    if (!claims) co_return;
+    upstream::ForwardContext context;
+    context.protocol_version = session->protocol_version();
+    context.last_event_id = last_event_id;
+    auto reply = co_await upstream.listen(*claims, context);
+    using Kind = upstream::UpstreamReply::Kind;
+    if (reply.kind == Kind::not_supported || reply.kind == Kind::session_not_found) co_return;
+    if (reply.kind == Kind::stream) {
+      std::shared_ptr<upstream::ReplyStream> stream = std::move(reply.stream);
+      session->set_listen_stream(stream, executor);
+      if (session->closed) stream->abort();
+      Exchange exchange;
+      exchange.upstream = upstream.name();
+      exchange.transport = DownstreamTransport::legacy_sse;
+      exchange.session = &*claims;
+      for (;;) {
+        auto read = co_await stream->next();
+        if (read.status != upstream::ReadStatus::message || session->closed) break;
+        backoff = std::chrono::milliseconds(500);
+        if (read.event.has_id) last_event_id = read.event.id;
+        if (read.event.data.empty()) continue;
+        gateway.pipeline().on_upstream_message(exchange, read.event.data);
+        if (!co_await session->push(std::move(read.event.data))) break;
+      }
+      session->set_listen_stream(nullptr, executor);
+    } else {
+      log::debug("legacy session on '", upstream.name(), "': listen stream unavailable: ", reply.body);
+    }
+    if (session->closed) co_return;
+    pause.expires_after(backoff);
+    co_await pause.async_wait(use_nothrow);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
+  }
+}
+
+}  // namespace
+
+LegacySseTransport::~LegacySseTransport() = default;
+
+std::shared_ptr<LegacySession> LegacySseTransport::find(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  const auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second;
+}
+
+awaitable<void> LegacySseTransport::handle(http::Request& request, const http::RequestOrigin& origin,
+                                           http::Responder& out, upstream::Upstream& upstream,
+                                           bool is_message_endpoint) {
+  if (is_message_endpoint && request.method() == bhttp::verb::post) {
+    co_await post_message(request, origin, out, upstream);
+  } else if (!is_message_endpoint && request.method() == bhttp::verb::get) {
+    co_await open_stream(request, origin, out, upstream);
+  } else {
+    auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
+                                  is_message_endpoint ? "Method Not Allowed: POST messages here"
+                                                      : "Method Not Allowed: GET opens the event stream");
+    response.set(bhttp::field::allow, is_message_endpoint ? "POST" : "GET");
+    co_await out.send(std::move(response));
+  }
+}
+
+awaitable<void> LegacySseTransport::open_stream(http::Request& request, const http::RequestOrigin& origin,
+                                                http::Responder& out, upstream::Upstream& upstream) {
+  const std::string_view accept = request[bhttp::field::accept];
+  if (!accept.empty() && !accepts(accept, "text/event-stream")) {
+    co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
+                                    "Not Acceptable: Accept must list text/event-stream"));
+    co_return;
+  }
+  const auto& options = gateway_.options();
+  const auto executor = co_await asio::this_coro::executor;
+  auto session = std::make_shared<LegacySession>(mcp::base64url_encode(mcp::random_bytes(16)), upstream,
+                                                 executor, options.max_buffered_messages);
+  mcp::SessionClaims claims;
+  claims.upstream = upstream.name();
+  claims.upstream_session = session->id;
+  claims.created_at = unix_now();
+  const std::string sealed = options.sealer->seal(claims, mcp::SessionTransport::legacy_sse);
+  {
+    std::lock_guard lock(mutex_);
+    sessions_[session->id] = session;
+  }
+  log::info("legacy SSE session opened on '", upstream.name(), "' by ", client_address(origin));
+
+  bool client_gone = !co_await out.begin_stream(event_stream_header());
+  if (!client_gone) {
+    http::SseEvent endpoint;
+    endpoint.type = "endpoint";
+    endpoint.data = "/sse/" + upstream.name() + "/message?sessionId=" + sealed;
+    client_gone = !co_await out.write_chunk(http::format_sse_event(endpoint));
+  }
+  out.set_interruptible(true);
+  asio::steady_timer timer(executor);
+  int interruptions = 0;
+  std::string wire;
+  while (!client_gone) {
+    // While draining, wake often: the stream closes once the session's in-flight requests have
+    // delivered their responses (they can only arrive on this stream).
+    timer.expires_after(out.draining() ? std::chrono::milliseconds(100) : options.sse_keep_alive);
+    auto result = co_await (session->outbound.async_receive(use_nothrow) || timer.async_wait(use_nothrow));
+    bool interrupted = false;
+    if (result.index() == 0) {
+      auto& [ec, message] = std::get<0>(result);
+      if (ec == asio::experimental::error::channel_closed) break;
+      if (ec) {
+        interrupted = true;
+      } else {
+        http::SseEvent event;
+        event.type = "message";
+        event.data = std::move(message);
+        wire.clear();
+        http::append_sse_event(wire, event);
+        client_gone = !co_await out.write_chunk(wire);
+        continue;
+      }
+    } else if (std::get<1>(result) == std::tuple<error_code>{}) {
+      if (out.draining() && session->in_flight == 0) break;
+      client_gone = !co_await out.write_chunk(http::sse_keep_alive_comment);
+      continue;
+    } else {
+      interrupted = true;
+    }
+    if (interrupted) {
+      co_await asio::this_coro::reset_cancellation_state();
+      if (++interruptions >= 2 || session->in_flight == 0) break;
+    }
+  }
+  out.set_interruptible(false);
+
+  session->closed = true;
+  session->outbound.close();
+  session->abort_listen_stream();
+  {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(session->id);
+  }
+  if (!client_gone) co_await out.end_stream();
+  log::info("legacy SSE session on '", upstream.name(), "' closed", client_gone ? " by the client" : "");
+  // The upstream session belongs to this stream: end it too (DELETE upstream, or stop the child).
+  if (const auto upstream_claims = session->claims()) {
+    asio::co_spawn(
+        executor,
+        [&upstream, claims = *upstream_claims, version = session->protocol_version()]() -> awaitable<void> {
+          upstream::ForwardContext context;
+          context.protocol_version = version;
+          co_await upstream.end_session(claims, context);
+        },
+        asio::detached);
+  }
+}
+
+awaitable<void> LegacySseTransport::post_message(http::Request& request, const http::RequestOrigin& origin,
+                                                 http::Responder& out, upstream::Upstream& upstream) {
+  const auto& options = gateway_.options();
+  const std::string sealed = query_parameter(request.target(), "sessionId");
+  if (sealed.empty()) {
+    co_await out.send(jsonrpc_error(400, nullptr, mcp::error_code::invalid_request,
+                                    "Bad Request: the sessionId query parameter is required"));
+    co_return;
+  }
+  const auto claims = options.sealer->unseal(sealed, upstream.name(), mcp::SessionTransport::legacy_sse);
+  auto session = claims ? find(claims->upstream_session) : nullptr;
+  if (!session || session->closed) {
+    co_await out.send(jsonrpc_error(404, nullptr, mcp::error_code::session_not_found,
+                                    "Session not found: open a new stream with GET /sse/" + upstream.name()));
+    co_return;
+  }
+  const std::string_view content_type = request[bhttp::field::content_type];
+  if (!media_type_is(content_type, "application/json")) {
+    co_await out.send(jsonrpc_error(415, nullptr, mcp::error_code::invalid_request,
+                                    "Unsupported Media Type: Content-Type must be application/json, got '" +
+                                        std::string(content_type) + "'"));
+    co_return;
+  }
+  auto parsed = mcp::parse_message(request.body());
+  if (!parsed.message) {
+    co_await out.send(jsonrpc_error(400, nullptr, parsed.error.code, parsed.error.message));
+    co_return;
+  }
+  mcp::Message& message = *parsed.message;
+
+  if (message.is_request()) {
+    // Answered on the stream; the POST only acknowledges (2024-11-05 transports).
+    asio::co_spawn(co_await asio::this_coro::executor,
+                   forward_request(session, gateway_, std::move(message), std::move(request.body()),
+                                   client_address(origin)),
+                   asio::detached);
+    co_await out.send(json_response(202, "Accepted"));
+    co_return;
+  }
+
+  // Notifications and responses go upstream before the 202, so the client's next message cannot
+  // overtake them (e.g. a request racing notifications/initialized).
+  const auto upstream_claims = session->claims();
+  if (!upstream_claims) {
+    co_await out.send(jsonrpc_error(400, nullptr, mcp::error_code::invalid_request,
+                                    "Bad Request: send initialize first"));
+    co_return;
+  }
+  Exchange exchange;
+  exchange.upstream = upstream.name();
+  exchange.transport = DownstreamTransport::legacy_sse;
+  exchange.message = &message;
+  exchange.session = &*upstream_claims;
+  exchange.client_address = client_address(origin);
+  exchange.protocol_version = session->protocol_version();
+  if (auto decision = gateway_.pipeline().on_request(exchange); decision.answered) {
+    exchange.http_status = decision.http_status;
+    exchange.outcome = "answered_by_gateway";
+    co_await out.send(json_response(decision.http_status, std::move(decision.body)));
+    gateway_.pipeline().on_complete(exchange);
+    co_return;
+  }
+  upstream::ForwardContext context;
+  context.protocol_version = exchange.protocol_version;
+  auto reply = co_await upstream.send(message, std::move(request.body()), exchange.session, context);
+  using Kind = upstream::UpstreamReply::Kind;
+  if (reply.kind == Kind::accepted || reply.kind == Kind::message) {
+    exchange.http_status = 202;
+    co_await out.send(json_response(202, "Accepted"));
+    if (message.method() == "notifications/initialized" && session->start_listening_once()) {
+      asio::co_spawn(co_await asio::this_coro::executor, pump_server_messages(session, gateway_), asio::detached);
+    }
+  } else if (reply.kind == Kind::unavailable) {
+    exchange.outcome = "upstream_unavailable";
+    exchange.http_status = 502;
+    co_await out.send(jsonrpc_error(502, nullptr, mcp::error_code::upstream_unavailable, reply.body));
+  } else if (reply.kind == Kind::session_not_found) {
+    exchange.outcome = "session_not_found";
+    exchange.http_status = 404;
+    co_await out.send(jsonrpc_error(404, nullptr, mcp::error_code::session_not_found,
+                                    "Session not found: upstream '" + upstream.name() + "' no longer knows it"));
+  } else {
+    exchange.outcome = "rejected";
+    exchange.http_status = reply.http_status ? reply.http_status : 502;
+    http::Response response{static_cast<bhttp::status>(exchange.http_status), 11};
+    if (!reply.content_type.empty()) response.set(bhttp::field::content_type, reply.content_type);
+    response.body() = std::move(reply.body);
+    co_await out.send(std::move(response));
+  }
+  gateway_.pipeline().on_complete(exchange);
+}
+
+}  // namespace membrane::gateway

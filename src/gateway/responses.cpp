@@ -1,0 +1,113 @@
+#include "gateway/responses.hpp"
+
+#include <boost/beast/core/string.hpp>
+
+#include <algorithm>
+
+namespace membrane::gateway {
+
+http::Response json_response(unsigned status, std::string body) {
+  http::Response response{static_cast<http::bhttp::status>(status), 11};
+  response.set(http::bhttp::field::content_type, "application/json");
+  response.body() = std::move(body);
+  return response;
+}
+
+http::Response jsonrpc_error(unsigned status, const mcp::Json& id, int code, std::string_view message) {
+  return json_response(status, mcp::make_error_response(id, code, message));
+}
+
+http::ResponseHeader event_stream_header() {
+  http::ResponseHeader header{http::bhttp::status::ok, 11};
+  header.set(http::bhttp::field::content_type, "text/event-stream");
+  header.set(http::bhttp::field::cache_control, "no-cache, no-transform");
+  // nginx and other buffering proxies in front must pass events through as they come.
+  header.set("X-Accel-Buffering", "no");
+  return header;
+}
+
+namespace {
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+}  // namespace
+
+bool media_type_is(std::string_view value, std::string_view type) {
+  const auto semicolon = value.find(';');
+  return boost::beast::iequals(trim(value.substr(0, semicolon)), type);
+}
+
+bool accepts(std::string_view accept_header, std::string_view type) {
+  const std::string_view major = type.substr(0, type.find('/'));
+  while (!accept_header.empty()) {
+    const auto comma = accept_header.find(',');
+    std::string_view entry = accept_header.substr(0, comma);
+    accept_header = comma == std::string_view::npos ? std::string_view() : accept_header.substr(comma + 1);
+    const auto semicolon = entry.find(';');
+    const std::string_view media = trim(entry.substr(0, semicolon));
+    if (semicolon != std::string_view::npos) {
+      // "q=0" means "not acceptable" (RFC 9110 §12.4.2).
+      std::string_view params = entry.substr(semicolon + 1);
+      const auto q = params.find("q=");
+      if (q != std::string_view::npos) {
+        const std::string_view weight = trim(params.substr(q + 2, params.find(';', q) - q - 2));
+        if (weight == "0" || weight == "0.0" || weight == "0.00" || weight == "0.000") continue;
+      }
+    }
+    if (media == "*/*") return true;
+    if (boost::beast::iequals(media, type)) return true;
+    if (media.size() == major.size() + 2 && boost::beast::iequals(media.substr(0, major.size()), major) &&
+        media.substr(major.size()) == "/*") {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string_view target_path(std::string_view target) { return target.substr(0, target.find('?')); }
+
+std::string query_parameter(std::string_view target, std::string_view name) {
+  const auto question = target.find('?');
+  if (question == std::string_view::npos) return {};
+  std::string_view query = target.substr(question + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const auto equals = pair.find('=');
+    if (pair.substr(0, equals) != name) continue;
+    const std::string_view raw = equals == std::string_view::npos ? std::string_view() : pair.substr(equals + 1);
+    // Percent-decoding: sealed ids are base64url and need none, but a client may encode anyway.
+    std::string value;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '%' && i + 2 < raw.size()) {
+        const auto hex = [](char c) -> int {
+          if (c >= '0' && c <= '9') return c - '0';
+          if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+          if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+          return -1;
+        };
+        const int high = hex(raw[i + 1]);
+        const int low = hex(raw[i + 2]);
+        if (high >= 0 && low >= 0) {
+          value.push_back(static_cast<char>(high * 16 + low));
+          i += 2;
+          continue;
+        }
+      }
+      value.push_back(raw[i] == '+' ? ' ' : raw[i]);
+    }
+    return value;
+  }
+  return {};
+}
+
+std::string client_address(const http::RequestOrigin& origin) {
+  const auto address = origin.peer.address();
+  return address.is_v6() ? "[" + address.to_string() + "]:" + std::to_string(origin.peer.port())
+                         : address.to_string() + ":" + std::to_string(origin.peer.port());
+}
+
+}  // namespace membrane::gateway

@@ -1,0 +1,25 @@
+// HTTP answers in the shapes MCP clients understand: JSON-RPC error bodies with the right status,
+// and the SSE response header.
+#pragma once
+
+#include <string_view>
+
+#include "http/server.hpp"
+#include "membrane/mcp/jsonrpc.hpp"
+
+namespace membrane::gateway {
+
+http::Response json_response(unsigned status, std::string body);
+// `{"jsonrpc":"2.0","id":…,"error":{…}}` with HTTP `status`.
+http::Response jsonrpc_error(unsigned status, const mcp::Json& id, int code, std::string_view message);
+http::ResponseHeader event_stream_header();
+// Case-insensitive media type check of a Content-Type / Accept entry, ignoring parameters.
+bool media_type_is(std::string_view value, std::string_view type);
+// True when an Accept header admits `type` (exact, "major/*" or "*/*").
+bool accepts(std::string_view accept_header, std::string_view type);
+// Path and query split of a request target; the query parameter `name` ("" when absent).
+std::string_view target_path(std::string_view target);
+std::string query_parameter(std::string_view target, std::string_view name);
+std::string client_address(const http::RequestOrigin& origin);
+
+}  // namespace membrane::gateway

@@ -1,0 +1,382 @@
+#include "http/server.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <system_error>
+
+#include "membrane/core/log.hpp"
+
+namespace membrane::http {
+
+struct Server::Connection {
+  explicit Connection(asio::any_io_executor executor) : executor(std::move(executor)) {}
+
+  enum class State { waiting_for_request, in_exchange, interruptible };
+
+  // Everything below is touched only on `executor` (one worker thread).
+  asio::any_io_executor executor;
+  asio::cancellation_signal cancel;
+  State state = State::waiting_for_request;
+  bool draining = false;
+  std::list<std::shared_ptr<Connection>>::iterator position;
+
+  void interrupt() { cancel.emit(asio::cancellation_type::terminal); }
+};
+
+namespace {
+
+using TlsStream = asio::ssl::stream<beast::tcp_stream>;
+
+template <class Stream>
+beast::tcp_stream& tcp_layer(Stream& stream) {
+  return beast::get_lowest_layer(stream);
+}
+
+Response default_error_response(bhttp::status status, std::string_view message) {
+  Response response{status, 11};
+  response.set(bhttp::field::content_type, "text/plain; charset=utf-8");
+  response.body() = std::string(message) + "\n";
+  return response;
+}
+
+template <class Stream>
+class ConnectionResponder final : public Responder {
+ public:
+  ConnectionResponder(Stream& stream, Server::Connection& connection, const ServerOptions& options,
+                      unsigned version, bool keep_alive)
+      : stream_(stream),
+        connection_(connection),
+        options_(options),
+        version_(version),
+        keep_alive_(keep_alive) {}
+
+  awaitable<bool> send(Response response) override {
+    if (started_ || failed_) co_return false;
+    started_ = finished_ = true;
+    response.version(version_);
+    response.keep_alive(keep_alive_ && !connection_.draining);
+    keep_alive_ = response.keep_alive();
+    response.prepare_payload();
+    tcp_layer(stream_).expires_after(options_.write);
+    auto [ec, written] = co_await bhttp::async_write(stream_, response, use_nothrow);
+    if (ec) failed_ = true;
+    co_return !failed_;
+  }
+
+  awaitable<bool> begin_stream(ResponseHeader header) override {
+    if (started_ || failed_) co_return false;
+    started_ = true;
+    streaming_ = true;
+    header.version(version_);
+    if (version_ >= 11) {
+      header.chunked(true);
+      header.keep_alive(keep_alive_ && !connection_.draining);
+    } else {
+      header.keep_alive(false);  // HTTP/1.0: the end of the stream is the end of the connection
+    }
+    keep_alive_ = header.keep_alive();
+    bhttp::response_serializer<bhttp::empty_body> serializer{header};
+    tcp_layer(stream_).expires_after(options_.write);
+    auto [ec, written] = co_await bhttp::async_write_header(stream_, serializer, use_nothrow);
+    if (ec) failed_ = true;
+    co_return !failed_;
+  }
+
+  awaitable<bool> write_chunk(std::string_view data) override {
+    if (!streaming_ || finished_ || failed_) co_return false;
+    if (data.empty()) co_return true;  // an empty chunk would end the body
+    tcp_layer(stream_).expires_after(options_.write);
+    error_code ec;
+    if (version_ >= 11) {
+      std::tie(ec, std::ignore) = co_await asio::async_write(
+          stream_, bhttp::make_chunk(asio::buffer(data.data(), data.size())), use_nothrow);
+    } else {
+      std::tie(ec, std::ignore) =
+          co_await asio::async_write(stream_, asio::buffer(data.data(), data.size()), use_nothrow);
+    }
+    if (ec) failed_ = true;
+    co_return !failed_;
+  }
+
+  awaitable<bool> end_stream() override {
+    if (!streaming_ || finished_ || failed_) co_return false;
+    finished_ = true;
+    if (version_ < 11) co_return true;
+    tcp_layer(stream_).expires_after(options_.write);
+    auto [ec, written] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), use_nothrow);
+    if (ec) failed_ = true;
+    co_return !failed_;
+  }
+
+  void set_interruptible(bool interruptible) override {
+    connection_.state = interruptible ? Server::Connection::State::interruptible
+                                      : Server::Connection::State::in_exchange;
+    if (interruptible && connection_.draining) connection_.interrupt();
+  }
+
+  bool draining() const override { return connection_.draining; }
+
+  bool started() const { return started_; }
+  bool finished() const { return finished_; }
+  bool failed() const { return failed_; }
+  bool keep_alive() const { return keep_alive_; }
+
+ private:
+  Stream& stream_;
+  Server::Connection& connection_;
+  const ServerOptions& options_;
+  unsigned version_;
+  bool keep_alive_;
+  bool started_ = false;
+  bool streaming_ = false;
+  bool finished_ = false;
+  bool failed_ = false;
+};
+
+template <class Stream>
+awaitable<bool> send_error(Stream& stream, const ServerOptions& options, bhttp::status status,
+                           std::string_view message) {
+  Response response = options.error_response ? options.error_response(status, message)
+                                             : default_error_response(status, message);
+  response.keep_alive(false);
+  response.prepare_payload();
+  tcp_layer(stream).expires_after(options.write);
+  auto [ec, written] = co_await bhttp::async_write(stream, response, use_nothrow);
+  co_return !ec;
+}
+
+bool is_quiet_disconnect(const error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+         ec == beast::error::timeout || ec == asio::ssl::error::stream_truncated;
+}
+
+template <class Stream>
+awaitable<void> serve_requests(Stream& stream, Server::Connection& connection,
+                               const ServerOptions& options, const Handler& handler,
+                               const RequestOrigin& origin) {
+  using State = Server::Connection::State;
+  beast::flat_buffer buffer;
+  bool first_request = true;
+  for (;;) {
+    connection.state = State::waiting_for_request;
+    if (connection.draining) co_return;
+    if (buffer.size() == 0) {
+      // Idle keep-alive wait, timed separately from reading the request once it has begun.
+      tcp_layer(stream).expires_after(first_request ? options.header_read : options.keep_alive_idle);
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_nothrow);
+      if (ec) co_return;
+      buffer.commit(n);
+    }
+    first_request = false;
+    connection.state = State::in_exchange;
+
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
+    parser.body_limit(options.max_body_bytes);
+    tcp_layer(stream).expires_after(options.header_read);
+    auto [header_ec, header_bytes] = co_await bhttp::async_read_header(stream, buffer, parser, use_nothrow);
+    if (header_ec) {
+      if (header_ec == bhttp::error::header_limit) {
+        co_await send_error(stream, options, bhttp::status::request_header_fields_too_large,
+                            "request headers exceed " + std::to_string(options.max_header_bytes) + " bytes");
+      } else if (header_ec == beast::error::timeout) {
+        co_await send_error(stream, options, bhttp::status::request_timeout,
+                            "request headers not received in time");
+      } else if (!is_quiet_disconnect(header_ec)) {
+        co_await send_error(stream, options, bhttp::status::bad_request,
+                            "malformed HTTP request: " + header_ec.message());
+      }
+      co_return;
+    }
+
+    const auto& header = parser.get();
+    const auto declared_length = parser.content_length();
+    if (declared_length && *declared_length > options.max_body_bytes) {
+      co_await send_error(stream, options, bhttp::status::payload_too_large,
+                          "request body of " + std::to_string(*declared_length) +
+                              " bytes exceeds the limit of " +
+                              std::to_string(options.max_body_bytes) + " bytes");
+      co_return;
+    }
+    if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
+      bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, header.version()};
+      tcp_layer(stream).expires_after(options.write);
+      auto [ec, n] = co_await bhttp::async_write(stream, go_on, use_nothrow);
+      if (ec) co_return;
+    }
+    if (!parser.is_done()) {
+      tcp_layer(stream).expires_after(options.body_read);
+      auto [body_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_nothrow);
+      if (body_ec) {
+        if (body_ec == bhttp::error::body_limit) {
+          co_await send_error(stream, options, bhttp::status::payload_too_large,
+                              "request body exceeds the limit of " +
+                                  std::to_string(options.max_body_bytes) + " bytes");
+        } else if (body_ec == beast::error::timeout) {
+          co_await send_error(stream, options, bhttp::status::request_timeout,
+                              "request body not received in time");
+        } else if (!is_quiet_disconnect(body_ec)) {
+          co_await send_error(stream, options, bhttp::status::bad_request,
+                              "malformed HTTP request body: " + body_ec.message());
+        }
+        co_return;
+      }
+    }
+    tcp_layer(stream).expires_never();
+
+    Request request = parser.release();
+    ConnectionResponder<Stream> responder(stream, connection, options, request.version(),
+                                          request.keep_alive());
+    co_await handler(request, origin, responder);
+    // The handler may have been interrupted (drain) while its cancellation was pending: later
+    // writes on this connection must not fail because of it.
+    co_await asio::this_coro::reset_cancellation_state();
+    if (!responder.started()) {
+      log::error("handler produced no response for ", request.method_string(), " ", request.target());
+      co_await send_error(stream, options, bhttp::status::internal_server_error,
+                          "the gateway produced no response");
+      co_return;
+    }
+    if (!responder.finished()) {
+      co_await responder.end_stream();
+    }
+    if (responder.failed() || !responder.keep_alive()) co_return;
+  }
+}
+
+template <class Stream>
+awaitable<void> close_gracefully(Stream& stream) {
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    tcp_layer(stream).expires_after(std::chrono::seconds(1));
+    co_await stream.async_shutdown(use_nothrow);
+  }
+  error_code ignored;
+  tcp_layer(stream).socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  tcp_layer(stream).close();
+}
+
+}  // namespace
+
+Server::Server(WorkerPool& workers, ServerOptions options, Handler handler)
+    : workers_(workers), options_(std::move(options)), handler_(std::move(handler)) {}
+
+Server::~Server() = default;
+
+void Server::start() {
+  auto& context = workers_.context(0);
+  error_code ec;
+  const auto address = asio::ip::make_address(options_.host == "localhost" ? "127.0.0.1" : options_.host, ec);
+  if (ec) throw std::system_error(ec, "invalid listen address '" + options_.host + "'");
+  asio::ip::tcp::endpoint endpoint{address, options_.port};
+  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(context);
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::system_error(ec, "cannot listen on " + endpoint.address().to_string() + ":" +
+                                    std::to_string(endpoint.port()));
+  }
+  local_endpoint_ = acceptor_->local_endpoint();
+  asio::co_spawn(context, accept_loop(), asio::detached);
+}
+
+awaitable<void> Server::accept_loop() {
+  while (!draining_) {
+    auto& worker = workers_.next_context();
+    auto [ec, socket] = co_await acceptor_->async_accept(worker, use_nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || draining_) co_return;
+      // EMFILE and friends: back off briefly instead of spinning.
+      log::warn("accept failed: ", ec.message());
+      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+      co_await pause.async_wait(use_nothrow);
+      continue;
+    }
+    error_code ignored;
+    socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    RequestOrigin origin{socket.remote_endpoint(ignored), options_.tls != nullptr};
+
+    auto connection = std::make_shared<Connection>(socket.get_executor());
+    {
+      std::lock_guard lock(connections_mutex_);
+      connection->position = connections_.insert(connections_.end(), connection);
+    }
+    auto serve = [this, connection, origin](asio::ip::tcp::socket socket) -> awaitable<void> {
+      co_await asio::this_coro::throw_if_cancelled(false);
+      try {
+        if (options_.tls) {
+          TlsStream stream(beast::tcp_stream(std::move(socket)), *options_.tls);
+          tcp_layer(stream).expires_after(options_.header_read);
+          auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_nothrow);
+          if (ec) {
+            log::debug("TLS handshake with ", origin.peer, " failed: ", ec.message());
+          } else {
+            co_await serve_requests(stream, *connection, options_, handler_, origin);
+            co_await asio::this_coro::reset_cancellation_state();
+            co_await close_gracefully(stream);
+          }
+        } else {
+          beast::tcp_stream stream(std::move(socket));
+          co_await serve_requests(stream, *connection, options_, handler_, origin);
+          co_await asio::this_coro::reset_cancellation_state();
+          co_await close_gracefully(stream);
+        }
+      } catch (const std::exception& error) {
+        log::error("connection from ", origin.peer, " failed: ", error.what());
+      }
+      forget(connection);
+    };
+    asio::co_spawn(connection->executor, serve(std::move(socket)),
+                   asio::bind_cancellation_slot(connection->cancel.slot(), asio::detached));
+  }
+}
+
+void Server::forget(const std::shared_ptr<Connection>& connection) {
+  std::lock_guard lock(connections_mutex_);
+  connections_.erase(connection->position);
+}
+
+void Server::begin_drain() {
+  if (draining_.exchange(true)) return;
+  asio::post(workers_.context(0), [this] {
+    error_code ignored;
+    if (acceptor_) acceptor_->close(ignored);
+  });
+  std::lock_guard lock(connections_mutex_);
+  for (const auto& connection : connections_) {
+    asio::post(connection->executor, [connection] {
+      connection->draining = true;
+      if (connection->state != Connection::State::in_exchange) connection->interrupt();
+    });
+  }
+}
+
+void Server::close_all() {
+  std::lock_guard lock(connections_mutex_);
+  for (const auto& connection : connections_) {
+    asio::post(connection->executor, [connection] {
+      connection->draining = true;
+      connection->interrupt();
+    });
+  }
+}
+
+std::size_t Server::open_connections() const {
+  std::lock_guard lock(connections_mutex_);
+  return connections_.size();
+}
+
+}  // namespace membrane::http

@@ -1,0 +1,102 @@
+// The HTTP/1.1 listener: accepts connections (plain or TLS), reads requests with per-phase
+// timeouts and size limits, and hands each request to a handler together with a Responder that
+// can answer in one piece or stream (chunked) event by event. It knows nothing about MCP.
+#pragma once
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "http/asio.hpp"
+#include "http/worker_pool.hpp"
+
+namespace membrane::http {
+
+namespace bhttp = boost::beast::http;
+using Request = bhttp::request<bhttp::string_body>;
+using Response = bhttp::response<bhttp::string_body>;
+using ResponseHeader = bhttp::response<bhttp::empty_body>;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  std::size_t max_body_bytes = 4 * 1024 * 1024;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds header_read{10'000};
+  std::chrono::milliseconds body_read{30'000};
+  std::chrono::milliseconds keep_alive_idle{75'000};
+  std::chrono::milliseconds write{30'000};  // one write to a client that stopped reading
+  std::shared_ptr<asio::ssl::context> tls;  // null = plain HTTP
+  // Formats the errors the server itself answers with (400, 408, 413, 431, 500) in the body
+  // format of the protocol on top; a plain-text body when unset.
+  std::function<Response(bhttp::status, std::string_view message)> error_response;
+};
+
+// How a handler answers the request it was given. Every call returns false once the client is
+// gone; the handler should then stop producing.
+class Responder {
+ public:
+  virtual ~Responder() = default;
+  virtual awaitable<bool> send(Response response) = 0;
+  // Starts a streamed response: the header goes out now, the body as chunks.
+  virtual awaitable<bool> begin_stream(ResponseHeader header) = 0;
+  virtual awaitable<bool> write_chunk(std::string_view data) = 0;
+  virtual awaitable<bool> end_stream() = 0;
+  // A stream with no natural end (an SSE listen stream) is ended at once when the server starts
+  // draining; other exchanges get until the drain deadline.
+  virtual void set_interruptible(bool interruptible) = 0;
+  virtual bool draining() const = 0;
+};
+
+struct RequestOrigin {
+  asio::ip::tcp::endpoint peer;
+  bool tls = false;
+};
+
+using Handler = std::function<awaitable<void>(Request&, const RequestOrigin&, Responder&)>;
+
+class Server {
+ public:
+  Server(WorkerPool& workers, ServerOptions options, Handler handler);
+  ~Server();
+
+  // Binds and listens (throws std::system_error with a clear message when it cannot), then
+  // starts accepting on worker 0.
+  void start();
+  asio::ip::tcp::endpoint local_endpoint() const { return local_endpoint_; }
+
+  // Graceful shutdown, step 1: stop accepting, close idle keep-alive connections and
+  // interruptible streams; connections in the middle of an exchange finish it, then close.
+  void begin_drain();
+  // Step 2 (drain deadline reached): cancel whatever is still open.
+  void close_all();
+  std::size_t open_connections() const;
+  bool draining() const { return draining_.load(); }
+
+  struct Connection;  // per-connection control block (defined in server.cpp)
+
+ private:
+  awaitable<void> accept_loop();
+  void forget(const std::shared_ptr<Connection>& connection);
+
+  WorkerPool& workers_;
+  ServerOptions options_;
+  Handler handler_;
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  asio::ip::tcp::endpoint local_endpoint_;
+  std::atomic<bool> draining_{false};
+  mutable std::mutex connections_mutex_;
+  std::list<std::shared_ptr<Connection>> connections_;
+};
+
+}  // namespace membrane::http

@@ -1,0 +1,41 @@
+// Building upstreams from their options. Throws std::runtime_error at start-up for settings that
+// cannot work (bad URL, unreadable CA file).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "upstream/child_process.hpp"
+#include "upstream/upstream.hpp"
+
+namespace membrane::upstream {
+
+struct HttpUpstreamOptions {
+  std::string name;
+  std::string url;
+  std::string ca_file;
+  bool verify_tls = true;
+  std::map<std::string, std::string> headers;
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds response_timeout{300'000};
+  std::size_t max_message_bytes = 16 * 1024 * 1024;
+};
+
+struct StdioUpstreamOptions {
+  std::string name;
+  ChildCommand command;
+  std::size_t max_message_bytes = 16 * 1024 * 1024;
+  std::size_t max_buffered_messages = 1024;
+  std::chrono::milliseconds restart_backoff_initial{250};
+  std::chrono::milliseconds restart_backoff_max{30'000};
+  std::chrono::milliseconds shutdown_grace{2'000};
+  std::chrono::milliseconds initialize_timeout{30'000};  // replaying initialize to a new child
+  std::chrono::milliseconds session_idle{30 * 60'000};   // a child nobody used for this long stops
+};
+
+std::unique_ptr<Upstream> make_http_upstream(HttpUpstreamOptions options, std::size_t workers);
+std::unique_ptr<Upstream> make_stdio_upstream(StdioUpstreamOptions options);
+
+}  // namespace membrane::upstream

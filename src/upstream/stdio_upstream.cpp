@@ -1,0 +1,669 @@
+// stdio upstream: one child process per downstream session (a stdio MCP server speaks to exactly
+// one client: one initialize, one id space). Newline-delimited JSON-RPC on stdin/stdout, stderr
+// to the log. The child is an implementation detail of the session: when it is gone (crash,
+// idle stop, another replica, a restart) the next request spawns a new one and replays the
+// client's initialize from the sealed session id.
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "membrane/core/log.hpp"
+#include "upstream/factory.hpp"
+
+namespace membrane::upstream {
+namespace {
+
+using namespace asio::experimental::awaitable_operators;
+using Delivery = asio::experimental::concurrent_channel<void(error_code, StreamRead)>;
+using Clock = std::chrono::steady_clock;
+
+StreamRead message_read(std::string line) {
+  StreamRead read;
+  read.status = ReadStatus::message;
+  read.event.data = std::move(line);
+  return read;
+}
+
+StreamRead failed_read(std::string reason) {
+  StreamRead read;
+  read.status = ReadStatus::failed;
+  read.error = std::move(reason);
+  return read;
+}
+
+StreamRead end_read() { return StreamRead{}; }
+
+// The consumer side of a Delivery channel. Closing it tells the producer nobody listens any more.
+class DeliveryStream final : public ReplyStream {
+ public:
+  DeliveryStream(std::shared_ptr<Delivery> channel, std::function<void()> on_close)
+      : channel_(std::move(channel)), on_close_(std::move(on_close)) {}
+  ~DeliveryStream() override {
+    channel_->close();
+    if (on_close_) on_close_();
+  }
+
+  awaitable<StreamRead> next() override {
+    if (ended_) co_return end_read();
+    auto [ec, read] = co_await channel_->async_receive(use_nothrow);
+    if (ec) {
+      ended_ = true;
+      co_return end_read();
+    }
+    if (read.status != ReadStatus::message) ended_ = true;
+    co_return read;
+  }
+
+  void abort() override { channel_->close(); }
+
+ private:
+  std::shared_ptr<Delivery> channel_;
+  std::function<void()> on_close_;
+  bool ended_ = false;
+};
+
+class StdioUpstream;
+
+class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
+ public:
+  enum class State { starting, ready, failed, dead };
+
+  StdioInstance(const StdioUpstreamOptions& options, std::string id, asio::any_io_executor executor)
+      : options_(options),
+        id_(std::move(id)),
+        executor_(std::move(executor)),
+        outgoing_(executor_, 256),
+        ready_signal_(executor_, 0),
+        idle_timer_(executor_),
+        last_activity_(Clock::now().time_since_epoch().count()) {}
+
+  const std::string& id() const { return id_; }
+  const asio::any_io_executor& executor() const { return executor_; }
+  pid_t pid() const { return pid_.load(); }
+
+  State state() const {
+    std::lock_guard lock(mutex_);
+    return state_;
+  }
+  std::string failure() const {
+    std::lock_guard lock(mutex_);
+    return failure_;
+  }
+
+  // Spawns the child and its I/O coroutines. Runs on executor_.
+  std::string spawn() {
+    std::string error;
+    child_ = ChildProcess::spawn(executor_, options_.command, error);
+    if (!child_) return error;
+    pid_ = child_->pid();
+    started_at_ = Clock::now();
+    log::info("upstream '", options_.name, "': started ", options_.command.program, " (pid ",
+              child_->pid(), ") for session ", short_id());
+    auto self = shared_from_this();
+    asio::co_spawn(executor_, [self]() { return self->read_stdout(); }, asio::detached);
+    asio::co_spawn(executor_, [self]() { return self->read_stderr(); }, asio::detached);
+    asio::co_spawn(executor_, [self]() { return self->write_stdin(); }, asio::detached);
+    asio::co_spawn(executor_, [self]() { return self->watch_idle(); }, asio::detached);
+    return {};
+  }
+
+  void mark(State state, std::string failure = {}) {
+    {
+      std::lock_guard lock(mutex_);
+      if (state_ == State::dead && state != State::dead) return;
+      state_ = state;
+      if (!failure.empty()) failure_ = std::move(failure);
+    }
+    if (state != State::starting) ready_signal_.close();
+  }
+
+  // Resolves once the instance has left `starting`.
+  awaitable<State> wait_ready() {
+    if (state() == State::starting) co_await ready_signal_.async_receive(use_nothrow);
+    co_return state();
+  }
+
+  awaitable<bool> write_line(std::string line) {
+    touch();
+    auto [ec] = co_await outgoing_.async_send(error_code(), std::move(line), use_nothrow);
+    co_return !ec;
+  }
+
+  // Registers a request so its response and related messages flow to the returned stream.
+  // Returns null when the child is already gone.
+  std::shared_ptr<Delivery> register_request(const mcp::Message& request,
+                                             const asio::any_io_executor& consumer) {
+    auto channel = std::make_shared<Delivery>(consumer, options_.max_buffered_messages);
+    std::lock_guard lock(mutex_);
+    if (state_ == State::dead || state_ == State::failed) return nullptr;
+    const std::string key = mcp::id_key(request.id());
+    Pending pending{channel, {}};
+    if (const auto* token = request.progress_token()) {
+      pending.progress_key = mcp::id_key(*token);
+      progress_routes_[pending.progress_key] = key;
+    }
+    pending_[key] = std::move(pending);
+    request_order_.push_back(key);
+    return channel;
+  }
+
+  void forget_request(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    drop_pending_locked(key);
+  }
+
+  // The server-initiated stream (GET / legacy SSE). A new listener replaces the old one, which
+  // ends; messages that arrived while nobody listened are delivered first.
+  std::shared_ptr<Delivery> attach_listener(const asio::any_io_executor& consumer) {
+    auto channel = std::make_shared<Delivery>(consumer, options_.max_buffered_messages);
+    std::shared_ptr<Delivery> previous;
+    {
+      std::lock_guard lock(mutex_);
+      previous = std::exchange(listener_, channel);
+      while (!backlog_.empty()) {
+        channel->try_send(error_code(), message_read(std::move(backlog_.front())));
+        backlog_.pop_front();
+      }
+    }
+    if (previous) previous->try_send(error_code(), end_read());
+    touch();
+    return channel;
+  }
+
+  void detach_listener(const std::shared_ptr<Delivery>& channel) {
+    std::lock_guard lock(mutex_);
+    if (listener_ == channel) listener_.reset();
+  }
+
+  // Ends the child. Runs on executor_.
+  awaitable<void> stop(std::string reason) {
+    mark(State::dead, reason);
+    stopping_ = true;
+    idle_timer_.cancel();
+    outgoing_.close();
+    if (!child_) co_return;
+    const int status = co_await child_->stop(options_.shutdown_grace);
+    log::info("upstream '", options_.name, "': pid ", child_->pid(), " ",
+              ChildProcess::describe_status(status), " (", reason, ")");
+  }
+
+  // Set by the owner so a crash can be reported (for restart backoff) and the idle stop can
+  // remove the instance from the registry.
+  std::function<void(const std::shared_ptr<StdioInstance>&, bool crashed, Clock::duration lived)> on_exit;
+
+ private:
+  struct Pending {
+    std::shared_ptr<Delivery> channel;
+    std::string progress_key;
+  };
+
+  std::string short_id() const { return id_.substr(0, 8); }
+  void touch() { last_activity_.store(Clock::now().time_since_epoch().count()); }
+
+  void drop_pending_locked(const std::string& key) {
+    const auto it = pending_.find(key);
+    if (it == pending_.end()) return;
+    if (!it->second.progress_key.empty()) progress_routes_.erase(it->second.progress_key);
+    pending_.erase(it);
+    std::erase(request_order_, key);
+  }
+
+  awaitable<void> write_stdin() {
+    auto self = shared_from_this();
+    for (;;) {
+      auto [ec, line] = co_await outgoing_.async_receive(use_nothrow);
+      if (ec) break;
+      line.push_back('\n');
+      auto [write_ec, n] = co_await asio::async_write(child_->input(), asio::buffer(line), use_nothrow);
+      if (write_ec) {
+        log::warn("upstream '", options_.name, "': cannot write to pid ", child_->pid(), ": ",
+                  write_ec.message());
+        break;
+      }
+    }
+  }
+
+  awaitable<void> read_stderr() {
+    auto self = shared_from_this();
+    asio::streambuf buffer(64 * 1024);
+    for (;;) {
+      auto [ec, n] = co_await asio::async_read_until(child_->errors(), buffer, '\n', use_nothrow);
+      if (ec && n == 0) {
+        if (ec == asio::error::not_found) {  // a line longer than the buffer: log what we have
+          n = buffer.size();
+        } else {
+          break;
+        }
+      }
+      std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n);
+      buffer.consume(n);
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+      if (!line.empty()) log::info("upstream '", options_.name, "' [pid ", pid(), "] ", line);
+    }
+  }
+
+  awaitable<void> read_stdout() {
+    auto self = shared_from_this();
+    asio::streambuf buffer(options_.max_message_bytes);
+    std::string exit_reason;
+    for (;;) {
+      auto [ec, n] = co_await asio::async_read_until(child_->output(), buffer, '\n', use_nothrow);
+      if (ec) {
+        exit_reason = ec == asio::error::not_found
+                          ? "sent a message larger than " + std::to_string(options_.max_message_bytes) + " bytes"
+                          : "closed its output";
+        break;
+      }
+      std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n);
+      buffer.consume(n);
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+      if (line.empty()) continue;
+      touch();
+      co_await deliver(std::move(line));
+    }
+
+    const bool requested = stopping_;
+    std::optional<int> status = co_await child_->wait_for_exit(options_.shutdown_grace);
+    if (!status) status = co_await child_->stop(options_.shutdown_grace);
+    const std::string description = ChildProcess::describe_status(*status);
+    const auto lived = Clock::now() - started_at_;
+    if (!requested) {
+      log::warn("upstream '", options_.name, "': pid ", child_->pid(), " ", exit_reason, " and ",
+                description);
+    }
+    mark(State::dead, "upstream '" + options_.name + "' " + description);
+    outgoing_.close();
+    idle_timer_.cancel();
+    co_await fail_everything("upstream '" + options_.name + "' " +
+                             (requested ? "session ended" : "process " + description) +
+                             " before responding");
+    if (on_exit) on_exit(self, !requested, lived);
+  }
+
+  awaitable<void> fail_everything(std::string reason) {
+    std::vector<std::shared_ptr<Delivery>> requests;
+    std::shared_ptr<Delivery> listener;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& [key, pending] : pending_) requests.push_back(pending.channel);
+      pending_.clear();
+      progress_routes_.clear();
+      request_order_.clear();
+      listener = std::exchange(listener_, nullptr);
+    }
+    for (auto& channel : requests) co_await channel->async_send(error_code(), failed_read(reason), use_nothrow);
+    if (listener) co_await listener->async_send(error_code(), end_read(), use_nothrow);
+  }
+
+  awaitable<void> watch_idle() {
+    auto self = shared_from_this();
+    const auto idle_limit = options_.session_idle;
+    const auto period = std::max<Clock::duration>(
+        std::chrono::milliseconds(50), std::min<Clock::duration>(idle_limit / 4, std::chrono::seconds(30)));
+    while (!stopping_) {
+      idle_timer_.expires_after(period);
+      auto [ec] = co_await idle_timer_.async_wait(use_nothrow);
+      if (ec || stopping_) co_return;
+      const auto idle_for = Clock::now() - Clock::time_point(Clock::duration(last_activity_.load()));
+      bool busy;
+      {
+        std::lock_guard lock(mutex_);
+        busy = !pending_.empty() || listener_ != nullptr;
+      }
+      if (!busy && idle_for >= idle_limit) {
+        // The session stays valid: its next request starts a fresh child from the sealed id.
+        co_await stop("idle for " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(idle_for).count()) + " s");
+        co_return;
+      }
+    }
+  }
+
+  // Routes one message from the child to the stream waiting for it. MCP over stdio carries no
+  // "related request" information, so: a response goes to its request; a progress notification
+  // to the request that issued its token; anything else to the only request in flight, or the
+  // listen stream, or the newest request, or a bounded backlog for the next listener.
+  awaitable<void> deliver(std::string line) {
+    auto parsed = mcp::parse_message(line);
+    if (!parsed.message) {
+      log::warn("upstream '", options_.name, "' [pid ", pid(), "] wrote a line that is not JSON-RPC (",
+                parsed.error.message, "): ", line.substr(0, 200));
+      co_return;
+    }
+    const auto& message = *parsed.message;
+    std::shared_ptr<Delivery> target;
+    bool is_final = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (message.is_response()) {
+        const std::string key = mcp::id_key(message.id());
+        if (const auto it = pending_.find(key); it != pending_.end()) {
+          target = it->second.channel;
+          is_final = true;
+          drop_pending_locked(key);
+        }
+      } else {
+        if (message.method() == "notifications/progress") {
+          if (const auto* params = message.params(); params && params->contains("progressToken")) {
+            const auto route = progress_routes_.find(mcp::id_key((*params)["progressToken"]));
+            if (route != progress_routes_.end()) target = pending_[route->second].channel;
+          }
+        }
+        if (!target) {
+          if (pending_.size() == 1) target = pending_.begin()->second.channel;
+          else if (listener_) target = listener_;
+          else if (!request_order_.empty()) target = pending_[request_order_.back()].channel;
+        }
+      }
+      if (!target) {
+        if (message.is_response()) {
+          log::debug("upstream '", options_.name, "': response to unknown request ", message.id().dump(), " dropped");
+          co_return;
+        }
+        if (backlog_.size() >= options_.max_buffered_messages) {
+          log::warn("upstream '", options_.name, "': no stream is listening; dropping the oldest buffered message");
+          backlog_.pop_front();
+        }
+        backlog_.push_back(std::move(line));
+        co_return;
+      }
+    }
+    auto [ec] = co_await target->async_send(error_code(), message_read(line), use_nothrow);
+    if (ec) {
+      // Its consumer went away (client disconnected). Not a cancellation (MCP transports): the
+      // message is kept for the listen stream unless it was a response nobody waits for.
+      if (!message.is_response()) {
+        std::lock_guard lock(mutex_);
+        if (backlog_.size() < options_.max_buffered_messages) backlog_.push_back(std::move(line));
+      }
+      co_return;
+    }
+    if (is_final) co_await target->async_send(error_code(), end_read(), use_nothrow);
+  }
+
+  const StdioUpstreamOptions& options_;
+  const std::string id_;
+  const asio::any_io_executor executor_;
+  std::unique_ptr<ChildProcess> child_;
+  std::atomic<pid_t> pid_{0};
+  Clock::time_point started_at_;
+  asio::experimental::concurrent_channel<void(error_code, std::string)> outgoing_;
+  asio::experimental::concurrent_channel<void(error_code)> ready_signal_;
+  asio::steady_timer idle_timer_;
+  std::atomic<Clock::rep> last_activity_;
+  bool stopping_ = false;  // executor_ only
+
+  mutable std::mutex mutex_;
+  State state_ = State::starting;
+  std::string failure_;
+  std::unordered_map<std::string, Pending> pending_;
+  std::unordered_map<std::string, std::string> progress_routes_;
+  std::vector<std::string> request_order_;
+  std::shared_ptr<Delivery> listener_;
+  std::deque<std::string> backlog_;
+};
+
+class StdioUpstream final : public Upstream {
+ public:
+  explicit StdioUpstream(StdioUpstreamOptions options) : options_(std::move(options)) {}
+
+  const std::string& name() const override { return options_.name; }
+  std::string_view transport() const override { return "stdio"; }
+  bool needs_initialize_replay() const override { return true; }
+
+  awaitable<UpstreamReply> send(const mcp::Message& message, std::string raw,
+                                const mcp::SessionClaims* session, const ForwardContext&) override {
+    std::shared_ptr<StdioInstance> instance;
+    if (message.is_initialize()) {
+      auto [created, error] = co_await create_instance(mcp::base64url_encode(mcp::random_bytes(16)), nullptr);
+      if (!created) co_return UpstreamReply::failure(error);
+      instance = std::move(created);
+    } else {
+      if (!session) co_return UpstreamReply::failure("no session");
+      auto [found, reply] = co_await instance_for(*session);
+      if (!found) co_return std::move(reply);
+      instance = std::move(found);
+    }
+
+    // Newline-delimited framing: a message must be one line (MCP transports §stdio).
+    if (raw.find_first_of("\r\n") != std::string::npos) raw = message.body().dump();
+
+    UpstreamReply reply;
+    if (!message.is_request()) {
+      if (!co_await instance->write_line(std::move(raw))) {
+        co_return UpstreamReply::failure(unavailable(*instance));
+      }
+      reply.kind = UpstreamReply::Kind::accepted;
+      reply.http_status = 202;
+      co_return reply;
+    }
+    const auto consumer = co_await asio::this_coro::executor;
+    auto channel = instance->register_request(message, consumer);
+    if (!channel) co_return UpstreamReply::failure(unavailable(*instance));
+    const std::string key = mcp::id_key(message.id());
+    std::weak_ptr<StdioInstance> weak = instance;
+    reply.stream = std::make_unique<DeliveryStream>(channel, [weak, key] {
+      if (auto alive = weak.lock()) alive->forget_request(key);
+    });
+    if (!co_await instance->write_line(std::move(raw))) {
+      co_return UpstreamReply::failure(unavailable(*instance));
+    }
+    reply.kind = UpstreamReply::Kind::stream;
+    reply.http_status = 200;
+    reply.upstream_session = instance->id();
+    co_return reply;
+  }
+
+  awaitable<UpstreamReply> listen(const mcp::SessionClaims& session, const ForwardContext&) override {
+    auto [instance, reply] = co_await instance_for(session);
+    if (!instance) co_return std::move(reply);
+    const auto consumer = co_await asio::this_coro::executor;
+    auto channel = instance->attach_listener(consumer);
+    std::weak_ptr<StdioInstance> weak = instance;
+    reply.kind = UpstreamReply::Kind::stream;
+    reply.http_status = 200;
+    reply.stream = std::make_unique<DeliveryStream>(channel, [weak, channel] {
+      if (auto alive = weak.lock()) alive->detach_listener(channel);
+    });
+    co_return std::move(reply);
+  }
+
+  awaitable<UpstreamReply> end_session(const mcp::SessionClaims& session, const ForwardContext&) override {
+    std::shared_ptr<StdioInstance> instance;
+    {
+      std::lock_guard lock(mutex_);
+      if (const auto it = instances_.find(session.upstream_session); it != instances_.end()) {
+        instance = it->second;
+        instances_.erase(it);
+      }
+      remember_ended(session.upstream_session);
+    }
+    if (instance) {
+      co_await asio::co_spawn(instance->executor(), instance->stop("session deleted by the client"),
+                              asio::use_awaitable);
+    }
+    UpstreamReply reply;
+    reply.kind = UpstreamReply::Kind::accepted;
+    reply.http_status = 200;
+    co_return reply;
+  }
+
+  awaitable<void> stop() override {
+    std::vector<std::shared_ptr<StdioInstance>> all;
+    {
+      std::lock_guard lock(mutex_);
+      stopped_ = true;
+      for (auto& [id, instance] : instances_) all.push_back(instance);
+      instances_.clear();
+    }
+    // Stop every child in parallel: shutdown takes one grace period, not one per session.
+    std::vector<std::shared_ptr<asio::experimental::concurrent_channel<void(error_code)>>> done;
+    for (auto& instance : all) {
+      auto signal = std::make_shared<asio::experimental::concurrent_channel<void(error_code)>>(
+          co_await asio::this_coro::executor, 1);
+      done.push_back(signal);
+      asio::co_spawn(instance->executor(), instance->stop("gateway shutting down"),
+                     [signal](std::exception_ptr) { signal->try_send(error_code()); });
+    }
+    for (auto& signal : done) co_await signal->async_receive(use_nothrow);
+  }
+
+ private:
+  static std::string unavailable(const StdioInstance& instance) {
+    const std::string failure = instance.failure();
+    return failure.empty() ? "upstream is not running" : failure;
+  }
+
+  void remember_ended(const std::string& id) {
+    // Bounded: a deleted session id must 404 on this replica, but the set must not grow forever.
+    if (ended_order_.size() >= 100'000) {
+      ended_.erase(ended_order_.front());
+      ended_order_.pop_front();
+    }
+    if (ended_.insert(id).second) ended_order_.push_back(id);
+  }
+
+  Clock::duration restart_delay() {
+    std::lock_guard lock(mutex_);
+    if (consecutive_crashes_ == 0) return Clock::duration::zero();
+    const std::chrono::milliseconds delay = std::min<std::chrono::milliseconds>(
+        options_.restart_backoff_initial * (1 << std::min(consecutive_crashes_ - 1, 20)),
+        options_.restart_backoff_max);
+    const auto since = Clock::now() - last_crash_;
+    return since >= delay ? Clock::duration::zero() : Clock::duration(delay - since);
+  }
+
+  // Creates, registers and starts a child for session `id`. With `initialize_params`, replays
+  // the client's initialize handshake to it first.
+  awaitable<std::pair<std::shared_ptr<StdioInstance>, std::string>> create_instance(
+      std::string id, const nlohmann::json* initialize_params) {
+    const auto executor = co_await asio::this_coro::executor;
+    auto instance = std::make_shared<StdioInstance>(options_, id, executor);
+    {
+      std::lock_guard lock(mutex_);
+      if (stopped_) co_return std::pair{nullptr, std::string("the gateway is shutting down")};
+      instances_[id] = instance;
+    }
+    instance->on_exit = [this](const std::shared_ptr<StdioInstance>& gone, bool crashed, Clock::duration lived) {
+      std::lock_guard lock(mutex_);
+      if (const auto it = instances_.find(gone->id()); it != instances_.end() && it->second == gone) {
+        instances_.erase(it);
+      }
+      if (!crashed) return;
+      consecutive_crashes_ = lived > std::chrono::seconds(60) ? 1 : consecutive_crashes_ + 1;
+      last_crash_ = Clock::now();
+    };
+
+    if (const auto delay = restart_delay(); delay > Clock::duration::zero()) {
+      log::info("upstream '", options_.name, "': restarting in ",
+                std::chrono::duration_cast<std::chrono::milliseconds>(delay).count(), " ms (backoff)");
+      asio::steady_timer pause(executor, delay);
+      co_await pause.async_wait(use_nothrow);
+    }
+    if (std::string error = instance->spawn(); !error.empty()) {
+      std::string reason = "upstream '" + options_.name + "' cannot start: " + error;
+      log::error(reason);
+      {
+        std::lock_guard lock(mutex_);
+        ++consecutive_crashes_;
+        last_crash_ = Clock::now();
+        instances_.erase(id);
+      }
+      instance->mark(StdioInstance::State::failed, reason);
+      co_return std::pair{nullptr, reason};
+    }
+    if (initialize_params) {
+      if (std::string error = co_await replay_initialize(*instance, *initialize_params); !error.empty()) {
+        std::string reason = "upstream '" + options_.name + "' did not accept the session's initialize: " + error;
+        log::warn(reason);
+        instance->mark(StdioInstance::State::failed, reason);
+        co_await instance->stop("initialize replay failed");
+        co_return std::pair{nullptr, reason};
+      }
+    }
+    instance->mark(StdioInstance::State::ready);
+    co_return std::pair{instance, std::string()};
+  }
+
+  awaitable<std::string> replay_initialize(StdioInstance& instance, const nlohmann::json& params) {
+    const nlohmann::json request = {{"jsonrpc", "2.0"},
+                                    {"id", "membrane-replay-" + instance.id().substr(0, 8)},
+                                    {"method", "initialize"},
+                                    {"params", params}};
+    auto parsed = mcp::classify_message(request);
+    auto channel = instance.register_request(*parsed.message, co_await asio::this_coro::executor);
+    if (!channel || !co_await instance.write_line(request.dump())) co_return "the process exited";
+    asio::steady_timer timeout(co_await asio::this_coro::executor, options_.initialize_timeout);
+    auto outcome = co_await (channel->async_receive(use_nothrow) || timeout.async_wait(use_nothrow));
+    if (outcome.index() == 1) co_return "no initialize response within the timeout";
+    auto& [ec, read] = std::get<0>(outcome);
+    if (ec || read.status != ReadStatus::message) co_return read.error.empty() ? "the process exited" : read.error;
+    const auto response = nlohmann::json::parse(read.event.data, nullptr, false);
+    if (!response.is_object() || response.contains("error")) {
+      co_return "initialize failed: " + read.event.data.substr(0, 300);
+    }
+    const std::string initialized = R"({"jsonrpc":"2.0","method":"notifications/initialized"})";
+    if (!co_await instance.write_line(initialized)) co_return "the process exited";
+    log::info("upstream '", options_.name, "': session ", instance.id().substr(0, 8),
+              " resumed on a new process (initialize replayed)");
+    co_return std::string();
+  }
+
+  // The running child of a session, starting one (and replaying initialize) when there is none.
+  awaitable<std::pair<std::shared_ptr<StdioInstance>, UpstreamReply>> instance_for(
+      const mcp::SessionClaims& session) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      std::shared_ptr<StdioInstance> instance;
+      {
+        std::lock_guard lock(mutex_);
+        if (ended_.contains(session.upstream_session)) break;
+        if (const auto it = instances_.find(session.upstream_session); it != instances_.end()) {
+          instance = it->second;
+        }
+      }
+      if (!instance) {
+        if (session.initialize_params.is_null()) break;
+        auto [created, error] = co_await create_instance(session.upstream_session, &session.initialize_params);
+        if (!created) co_return std::pair{nullptr, UpstreamReply::failure(error)};
+        co_return std::pair{created, UpstreamReply{}};
+      }
+      const auto state = co_await instance->wait_ready();
+      if (state == StdioInstance::State::ready) co_return std::pair{instance, UpstreamReply{}};
+      if (state == StdioInstance::State::failed) {
+        co_return std::pair{nullptr, UpstreamReply::failure(instance->failure())};
+      }
+      // dead: it exited; forget it and start over
+      std::lock_guard lock(mutex_);
+      if (const auto it = instances_.find(session.upstream_session); it != instances_.end() && it->second == instance) {
+        instances_.erase(it);
+      }
+    }
+    UpstreamReply reply;
+    reply.kind = UpstreamReply::Kind::session_not_found;
+    co_return std::pair{nullptr, std::move(reply)};
+  }
+
+  StdioUpstreamOptions options_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<StdioInstance>> instances_;
+  std::unordered_set<std::string> ended_;
+  std::deque<std::string> ended_order_;
+  int consecutive_crashes_ = 0;
+  Clock::time_point last_crash_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Upstream> make_stdio_upstream(StdioUpstreamOptions options) {
+  return std::make_unique<StdioUpstream>(std::move(options));
+}
+
+}  // namespace membrane::upstream

@@ -1,0 +1,92 @@
+// An upstream is one configured MCP server, reached over Streamable HTTP or a stdio child. The
+// gateway hands it one downstream message at a time (an exchange) and gets back a reply in the
+// shape the downstream transport needs: accepted, one message, or a stream of messages.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "http/asio.hpp"
+#include "membrane/http/sse.hpp"
+#include "membrane/mcp/jsonrpc.hpp"
+#include "membrane/mcp/sealed_session.hpp"
+
+namespace membrane::upstream {
+
+// What the downstream request carried that the upstream must see too.
+struct ForwardContext {
+  std::string protocol_version;  // downstream MCP-Protocol-Version (empty when absent)
+  std::string last_event_id;     // downstream Last-Event-ID (listen only)
+};
+
+enum class ReadStatus { message, end, failed };
+
+struct StreamRead {
+  ReadStatus status = ReadStatus::end;
+  http::SseEvent event;  // the message (data = one JSON-RPC message; may be empty for priming)
+  std::string error;     // failed: why, for the log and the error event
+};
+
+// Messages of one reply, in arrival order.
+class ReplyStream {
+ public:
+  virtual ~ReplyStream() = default;
+  virtual awaitable<StreamRead> next() = 0;
+  // Stop: a pending next() completes (end or failed) promptly. Called on the reader's thread.
+  virtual void abort() = 0;
+  // True when the upstream assigns SSE event ids the client can resume from.
+  virtual bool resumable() const { return false; }
+};
+
+struct UpstreamReply {
+  enum class Kind {
+    accepted,           // 202: notification or response delivered
+    message,            // a single JSON-RPC message in `body`
+    stream,             // messages arrive over `stream`
+    session_not_found,  // the upstream no longer knows the session (downstream gets 404)
+    rejected,           // the upstream answered with an HTTP error: `http_status`, `body`
+    not_supported,      // the upstream does not offer this (405)
+    unavailable,        // the upstream cannot be reached or failed: `body` says why
+  };
+  Kind kind = Kind::unavailable;
+  unsigned http_status = 0;
+  std::string content_type;
+  std::string body;
+  std::unique_ptr<ReplyStream> stream;
+  // initialize: what identifies the upstream side of the new session (sealed into the
+  // downstream session id).
+  std::string upstream_session;
+
+  static UpstreamReply failure(std::string reason) {
+    UpstreamReply reply;
+    reply.kind = Kind::unavailable;
+    reply.body = std::move(reason);
+    return reply;
+  }
+};
+
+class Upstream {
+ public:
+  virtual ~Upstream() = default;
+  virtual const std::string& name() const = 0;
+  // "http" or "stdio", for logs.
+  virtual std::string_view transport() const = 0;
+  // True when the upstream keeps per-session state only in this process (stdio), so the sealed
+  // session must carry the client's initialize params to rebuild it elsewhere.
+  virtual bool needs_initialize_replay() const = 0;
+
+  // Forwards one message. `session` is null only for initialize.
+  virtual awaitable<UpstreamReply> send(const mcp::Message& message, std::string raw,
+                                        const mcp::SessionClaims* session,
+                                        const ForwardContext& context) = 0;
+  // The server-initiated message stream of a session (Streamable HTTP GET).
+  virtual awaitable<UpstreamReply> listen(const mcp::SessionClaims& session,
+                                          const ForwardContext& context) = 0;
+  // Ends a session (Streamable HTTP DELETE; the legacy SSE stream closing).
+  virtual awaitable<UpstreamReply> end_session(const mcp::SessionClaims& session,
+                                               const ForwardContext& context) = 0;
+  // Shutdown: stop children, close pooled connections. Called once, from worker 0.
+  virtual awaitable<void> stop() = 0;
+};
+
+}  // namespace membrane::upstream
