@@ -274,11 +274,50 @@ declare -A URL=() SID=()
 URL[direct]="http://127.0.0.1:$ECHO_PORT/mcp"
 log "echo upstream on 127.0.0.1:$ECHO_PORT ($ECHO_THREADS thread(s))"
 
+# Membrane at --log-level warn does not log its bound port, and nginx cannot pick one: choose
+# a free port here, start, and retry with another port if the bind lost a race.
+pick_port() {  # a port nobody listens on, below the usual ephemeral range (32768-60999)
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 12000))
+    port_open "$port" || { echo "$port"; return 0; }
+  done
+}
+
+# launch NAME LOGFILE PORT CMD...: starts CMD (pinned) in the background and waits until it
+# listens on PORT. Returns 0 with LAUNCHED_PID set, 1 if it exited because the port was taken;
+# dies on any other failure.
+LAUNCHED_PID=""
+launch() {
+  local name=$1 logfile=$2 port=$3 pid i; shift 3
+  "${SERVER_PIN[@]}" "$@" >"$logfile" 2>&1 &
+  pid=$!
+  for i in $(seq 150); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null || true
+      grep -qi 'address already in use' "$logfile" "$RUNDIR"/*error.log 2>/dev/null && return 1
+      cat "$logfile" >&2
+      die "$name exited during start-up (log above)"
+    fi
+    if port_open "$port"; then LAUNCHED_PID=$pid; PIDS+=("$pid"); return 0; fi
+    sleep 0.1
+  done
+  stop_pid "$pid"
+  cat "$logfile" >&2
+  die "$name did not listen on 127.0.0.1:$port within 15 s"
+}
+
 if [ -n "${WANT[membrane]:-}" ]; then
-  "${SERVER_PIN[@]}" "$MEMBRANE_BIN" serve --listen 127.0.0.1:0 --upstream "echo=${URL[direct]}" \
-    --workers "$WORKERS" --log-level warn >"$RUNDIR/membrane.log" 2>&1 &
-  PIDS+=($!)
-  MEMBRANE_PORT=$(wait_for_listen "$RUNDIR/membrane.log" "${PIDS[-1]}" membrane)
+  MEMBRANE_PORT=""
+  for attempt in 1 2 3 4 5 6 7 8; do
+    port=$(pick_port)
+    if launch membrane "$RUNDIR/membrane.log" "$port" \
+         "$MEMBRANE_BIN" serve --listen "127.0.0.1:$port" --upstream "echo=${URL[direct]}" \
+         --workers "$WORKERS" --log-level warn; then
+      MEMBRANE_PORT=$port; break
+    fi
+  done
+  [ -n "$MEMBRANE_PORT" ] || die "no free port found for membrane"
   URL[membrane]="http://127.0.0.1:$MEMBRANE_PORT/mcp/echo"
   log "membrane on 127.0.0.1:$MEMBRANE_PORT ($WORKERS worker(s))"
 fi
@@ -289,28 +328,15 @@ if [ -n "${WANT[nginx]:-}" ]; then
   [ "$(id -u)" -eq 0 ] && user_directive="user $(id -un) $(id -gn);"
   NGINX_PORT=""
   for attempt in 1 2 3 4 5 6 7 8; do
-    port=$((20000 + RANDOM % 12000))  # below the usual ephemeral range (32768-60999)
-    port_open "$port" && continue
+    port=$(pick_port)
     sed -e "s#@USER_DIRECTIVE@#$user_directive#" -e "s#@WORKERS@#$WORKERS#" \
         -e "s#@LISTEN_PORT@#$port#" -e "s#@UPSTREAM_PORT@#$ECHO_PORT#" -e "s#@RUNDIR@#$RUNDIR#g" \
         "$BENCH/nginx.conf.in" >"$RUNDIR/nginx.conf"
-    "${SERVER_PIN[@]}" nginx -p "$RUNDIR/" -c "$RUNDIR/nginx.conf" -e "$RUNDIR/nginx-error.log" \
-      >"$RUNDIR/nginx.out" 2>&1 &
-    nginx_pid=$!
-    for i in $(seq 100); do
-      port_open "$port" && break
-      kill -0 "$nginx_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$nginx_pid" 2>/dev/null && port_open "$port"; then
-      PIDS+=("$nginx_pid"); NGINX_PORT=$port; break
-    fi
-    stop_pid "$nginx_pid"
-    grep -q 'Address already in use' "$RUNDIR/nginx-error.log" "$RUNDIR/nginx.out" 2>/dev/null || {
-      cat "$RUNDIR/nginx.out" "$RUNDIR/nginx-error.log" >&2 2>/dev/null || true
-      die "nginx failed to start"
-    }
     : >"$RUNDIR/nginx-error.log"
+    if launch nginx "$RUNDIR/nginx.out" "$port" \
+         nginx -p "$RUNDIR/" -c "$RUNDIR/nginx.conf" -e "$RUNDIR/nginx-error.log"; then
+      NGINX_PORT=$port; break
+    fi
   done
   [ -n "$NGINX_PORT" ] || die "no free port found for nginx"
   URL[nginx]="http://127.0.0.1:$NGINX_PORT/mcp"

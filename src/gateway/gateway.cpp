@@ -32,6 +32,23 @@ std::string_view path_segment(std::string_view path, std::string_view prefix, st
 
 }  // namespace
 
+void TerminatedSessions::add(std::string_view sealed_id) {
+  std::lock_guard lock(mutex_);
+  if (!ids_.emplace(sealed_id).second) return;
+  order_.emplace_back(sealed_id);
+  if (order_.size() > capacity_) {
+    ids_.erase(order_.front());
+    order_.pop_front();
+  }
+  any_ = true;
+}
+
+bool TerminatedSessions::contains(std::string_view sealed_id) const {
+  if (!any_.load(std::memory_order_relaxed)) return false;
+  std::lock_guard lock(mutex_);
+  return ids_.contains(std::string(sealed_id));
+}
+
 Gateway::Gateway(GatewayOptions options, std::vector<std::unique_ptr<upstream::Upstream>> upstreams,
                  ExchangePipeline pipeline)
     : options_(std::move(options)), pipeline_(std::move(pipeline)) {
@@ -70,7 +87,8 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
     co_return;
   }
   if (path == "/readyz") {
-    co_await out.send(draining_ ? status_json(503, "draining") : status_json(200, "ready"));
+    http::Response readiness = draining_ ? status_json(503, "draining") : status_json(200, "ready");
+    co_await out.send(std::move(readiness));
     co_return;
   }
 
@@ -147,12 +165,17 @@ struct SessionLookup {
 };
 
 SessionLookup open_session(const http::Request& request, const GatewayOptions& options,
-                           std::string_view upstream, mcp::SessionTransport transport, const mcp::Json& id) {
+                           const TerminatedSessions& terminated, std::string_view upstream,
+                           mcp::SessionTransport transport, const mcp::Json& id) {
   SessionLookup lookup;
   const std::string_view sealed = request[mcp::header::session_id];
   if (sealed.empty()) {
     lookup.rejection = jsonrpc_error(400, id, mcp::error_code::invalid_request,
                                      "Bad Request: Mcp-Session-Id header is required (send initialize first)");
+    return lookup;
+  }
+  if (terminated.contains(sealed)) {
+    lookup.rejection = jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session terminated");
     return lookup;
   }
   auto claims = options.sealer->unseal(sealed, upstream, transport);
@@ -239,7 +262,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
 
   SessionLookup session;
   if (!message.is_initialize()) {
-    session = open_session(request, options_, upstream.name(), mcp::SessionTransport::streamable_http, id);
+    session = open_session(request, options_, terminated_, upstream.name(), mcp::SessionTransport::streamable_http, id);
     if (session.rejection) {
       co_await out.send(std::move(*session.rejection));
       co_return;
@@ -340,7 +363,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
     co_await out.send(std::move(*rejection));
     co_return;
   }
-  auto session = open_session(request, options_, upstream.name(), mcp::SessionTransport::streamable_http, nullptr);
+  auto session = open_session(request, options_, terminated_, upstream.name(), mcp::SessionTransport::streamable_http, nullptr);
   if (session.rejection) {
     co_await out.send(std::move(*session.rejection));
     co_return;
@@ -380,7 +403,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
 }
 
 awaitable<void> Gateway::streamable_delete(http::Request& request, http::Responder& out, upstream::Upstream& upstream) {
-  auto session = open_session(request, options_, upstream.name(), mcp::SessionTransport::streamable_http, nullptr);
+  auto session = open_session(request, options_, terminated_, upstream.name(), mcp::SessionTransport::streamable_http, nullptr);
   if (session.rejection) {
     co_await out.send(std::move(*session.rejection));
     co_return;
@@ -388,6 +411,10 @@ awaitable<void> Gateway::streamable_delete(http::Request& request, http::Respond
   upstream::ForwardContext context;
   context.protocol_version = std::string(request[mcp::header::protocol_version]);
   auto reply = co_await upstream.end_session(*session.claims, context);
+  if (reply.kind == upstream::UpstreamReply::Kind::accepted ||
+      reply.kind == upstream::UpstreamReply::Kind::session_not_found) {
+    terminated_.add(request[mcp::header::session_id]);
+  }
   if (reply.kind == upstream::UpstreamReply::Kind::accepted) {
     co_await out.send(http::Response{bhttp::status::ok, 11});
     co_return;

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <map>
+#include <mutex>
+#include <unordered_set>
 #include <memory>
 #include <string>
 
@@ -25,6 +28,23 @@ struct GatewayOptions {
 };
 
 class LegacySseTransport;
+
+// Session ids ended with DELETE on this replica. Upstreams disagree on how they answer a dead
+// session (the spec says 404; some say 400), so the gateway answers 404 itself. Bounded: the
+// oldest entries fall out first (by then they are usually past the session max age anyway).
+class TerminatedSessions {
+ public:
+  explicit TerminatedSessions(std::size_t capacity = 100'000) : capacity_(capacity) {}
+  void add(std::string_view sealed_id);
+  bool contains(std::string_view sealed_id) const;
+
+ private:
+  std::size_t capacity_;
+  std::atomic<bool> any_{false};
+  mutable std::mutex mutex_;
+  std::unordered_set<std::string> ids_;
+  std::deque<std::string> order_;
+};
 
 class Gateway {
  public:
@@ -56,6 +76,7 @@ class Gateway {
   std::map<std::string, std::unique_ptr<upstream::Upstream>, std::less<>> upstreams_;
   ExchangePipeline pipeline_;
   std::unique_ptr<LegacySseTransport> legacy_;
+  TerminatedSessions terminated_;
   std::atomic<bool> draining_{false};
 };
 

@@ -314,34 +314,37 @@ awaitable<void> Server::accept_loop() {
       std::lock_guard lock(connections_mutex_);
       connection->position = connections_.insert(connections_.end(), connection);
     }
-    auto serve = [this, connection, origin](asio::ip::tcp::socket socket) -> awaitable<void> {
-      co_await asio::this_coro::throw_if_cancelled(false);
-      try {
-        if (options_.tls) {
-          TlsStream stream(beast::tcp_stream(std::move(socket)), *options_.tls);
-          tcp_layer(stream).expires_after(options_.header_read);
-          auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_nothrow);
-          if (ec) {
-            log::debug("TLS handshake with ", origin.peer, " failed: ", ec.message());
-          } else {
-            co_await serve_requests(stream, *connection, options_, handler_, origin);
-            co_await asio::this_coro::reset_cancellation_state();
-            co_await close_gracefully(stream);
-          }
-        } else {
-          beast::tcp_stream stream(std::move(socket));
-          co_await serve_requests(stream, *connection, options_, handler_, origin);
-          co_await asio::this_coro::reset_cancellation_state();
-          co_await close_gracefully(stream);
-        }
-      } catch (const std::exception& error) {
-        log::error("connection from ", origin.peer, " failed: ", error.what());
-      }
-      forget(connection);
-    };
-    asio::co_spawn(connection->executor, serve(std::move(socket)),
+    // A member coroutine, not a capturing lambda: its parameters live in the coroutine frame.
+    asio::co_spawn(connection->executor, serve_connection(std::move(socket), connection, origin),
                    asio::bind_cancellation_slot(connection->cancel.slot(), asio::detached));
   }
+}
+
+awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket, std::shared_ptr<Connection> connection,
+                                         RequestOrigin origin) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  try {
+    if (options_.tls) {
+      TlsStream stream(beast::tcp_stream(std::move(socket)), *options_.tls);
+      tcp_layer(stream).expires_after(options_.header_read);
+      auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_nothrow);
+      if (ec) {
+        log::debug("TLS handshake with ", origin.peer, " failed: ", ec.message());
+      } else {
+        co_await serve_requests(stream, *connection, options_, handler_, origin);
+        co_await asio::this_coro::reset_cancellation_state();
+        co_await close_gracefully(stream);
+      }
+    } else {
+      beast::tcp_stream stream(std::move(socket));
+      co_await serve_requests(stream, *connection, options_, handler_, origin);
+      co_await asio::this_coro::reset_cancellation_state();
+      co_await close_gracefully(stream);
+    }
+  } catch (const std::exception& error) {
+    log::error("connection from ", origin.peer, " failed: ", error.what());
+  }
+  forget(connection);
 }
 
 void Server::forget(const std::shared_ptr<Connection>& connection) {

@@ -131,8 +131,9 @@ class HttpUpstream final : public Upstream {
     }
     auto [ec, body] = co_await response.read_all(options_.max_message_bytes);
     if (ec) {
-      co_return UpstreamReply::failure("upstream '" + options_.name + "' failed while sending its response: " +
-                                       (ec == bhttp::error::body_limit ? "larger than the message limit" : ec.message()));
+      std::string reason = "upstream '" + options_.name + "' failed while sending its response: ";
+      reason += ec == bhttp::error::body_limit ? std::string("larger than the message limit") : ec.message();
+      co_return UpstreamReply::failure(std::move(reason));
     }
     reply.body = std::move(body);
     reply.kind = reply.body.empty() ? UpstreamReply::Kind::accepted : UpstreamReply::Kind::message;

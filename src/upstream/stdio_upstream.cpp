@@ -282,9 +282,12 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
     mark(State::dead, "upstream '" + options_.name + "' " + description);
     outgoing_.close();
     idle_timer_.cancel();
-    co_await fail_everything("upstream '" + options_.name + "' " +
-                             (requested ? "session ended" : "process " + description) +
-                             " before responding");
+    // Built as a named value: GCC 12 mis-destroys class temporaries from a conditional
+    // expression inside a co_await expression.
+    std::string failure = "upstream '" + options_.name + "' ";
+    failure += requested ? std::string("session ended") : "process " + description;
+    failure += " before responding";
+    co_await fail_everything(std::move(failure));
     if (on_exit) on_exit(self, !requested, lived);
   }
 
@@ -604,7 +607,10 @@ class StdioUpstream final : public Upstream {
     auto outcome = co_await (channel->async_receive(use_nothrow) || timeout.async_wait(use_nothrow));
     if (outcome.index() == 1) co_return "no initialize response within the timeout";
     auto& [ec, read] = std::get<0>(outcome);
-    if (ec || read.status != ReadStatus::message) co_return read.error.empty() ? "the process exited" : read.error;
+    if (ec || read.status != ReadStatus::message) {
+      std::string failure = read.error.empty() ? std::string("the process exited") : read.error;
+      co_return failure;
+    }
     const auto response = nlohmann::json::parse(read.event.data, nullptr, false);
     if (!response.is_object() || response.contains("error")) {
       co_return "initialize failed: " + read.event.data.substr(0, 300);
