@@ -13,6 +13,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <array>
 #include <system_error>
 
 #include "membrane/core/log.hpp"
@@ -162,8 +163,9 @@ bool is_quiet_disconnect(const error_code& ec) {
          ec == beast::error::timeout || ec == asio::ssl::error::stream_truncated;
 }
 
+// Returns true when the connection ends with request bytes possibly still in flight.
 template <class Stream>
-awaitable<void> serve_requests(Stream& stream, Server::Connection& connection,
+awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
                                const ServerOptions& options, const Handler& handler,
                                const RequestOrigin& origin) {
   using State = Server::Connection::State;
@@ -171,12 +173,12 @@ awaitable<void> serve_requests(Stream& stream, Server::Connection& connection,
   bool first_request = true;
   for (;;) {
     connection.state = State::waiting_for_request;
-    if (connection.draining) co_return;
+    if (connection.draining) co_return false;
     if (buffer.size() == 0) {
       // Idle keep-alive wait, timed separately from reading the request once it has begun.
       tcp_layer(stream).expires_after(first_request ? options.header_read : options.keep_alive_idle);
       auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_nothrow);
-      if (ec) co_return;
+      if (ec) co_return false;
       buffer.commit(n);
     }
     first_request = false;
@@ -188,6 +190,15 @@ awaitable<void> serve_requests(Stream& stream, Server::Connection& connection,
     tcp_layer(stream).expires_after(options.header_read);
     auto [header_ec, header_bytes] = co_await bhttp::async_read_header(stream, buffer, parser, use_nothrow);
     if (header_ec) {
+      // Beast checks a declared Content-Length against the body limit as soon as the header is
+      // complete.
+      if (header_ec == bhttp::error::body_limit) {
+        std::string message = "request body";
+        if (const auto declared = parser.content_length()) message += " of " + std::to_string(*declared) + " bytes";
+        message += " exceeds the limit of " + std::to_string(options.max_body_bytes) + " bytes";
+        co_await send_error(stream, options, bhttp::status::payload_too_large, std::move(message));
+        co_return true;
+      }
       if (header_ec == bhttp::error::header_limit) {
         co_await send_error(stream, options, bhttp::status::request_header_fields_too_large,
                             "request headers exceed " + std::to_string(options.max_header_bytes) + " bytes");
@@ -198,7 +209,7 @@ awaitable<void> serve_requests(Stream& stream, Server::Connection& connection,
         co_await send_error(stream, options, bhttp::status::bad_request,
                             "malformed HTTP request: " + header_ec.message());
       }
-      co_return;
+      co_return false;
     }
 
     const auto& header = parser.get();
@@ -208,13 +219,13 @@ awaitable<void> serve_requests(Stream& stream, Server::Connection& connection,
                           "request body of " + std::to_string(*declared_length) +
                               " bytes exceeds the limit of " +
                               std::to_string(options.max_body_bytes) + " bytes");
-      co_return;
+      co_return true;
     }
     if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, header.version()};
       tcp_layer(stream).expires_after(options.write);
       auto [ec, n] = co_await bhttp::async_write(stream, go_on, use_nothrow);
-      if (ec) co_return;
+      if (ec) co_return false;
     }
     if (!parser.is_done()) {
       tcp_layer(stream).expires_after(options.body_read);
@@ -224,6 +235,7 @@ awaitable<void> serve_requests(Stream& stream, Server::Connection& connection,
           co_await send_error(stream, options, bhttp::status::payload_too_large,
                               "request body exceeds the limit of " +
                                   std::to_string(options.max_body_bytes) + " bytes");
+          co_return true;
         } else if (body_ec == beast::error::timeout) {
           co_await send_error(stream, options, bhttp::status::request_timeout,
                               "request body not received in time");
@@ -231,7 +243,7 @@ awaitable<void> serve_requests(Stream& stream, Server::Connection& connection,
           co_await send_error(stream, options, bhttp::status::bad_request,
                               "malformed HTTP request body: " + body_ec.message());
         }
-        co_return;
+        co_return false;
       }
     }
     tcp_layer(stream).expires_never();
@@ -247,23 +259,37 @@ awaitable<void> serve_requests(Stream& stream, Server::Connection& connection,
       log::error("handler produced no response for ", request.method_string(), " ", request.target());
       co_await send_error(stream, options, bhttp::status::internal_server_error,
                           "the gateway produced no response");
-      co_return;
+      co_return false;
     }
     if (!responder.finished()) {
       co_await responder.end_stream();
     }
-    if (responder.failed() || !responder.keep_alive()) co_return;
+    if (responder.failed() || !responder.keep_alive()) co_return false;
   }
 }
 
+// Closing while the client is still sending (we answered 413 before reading its body) would make
+// the kernel reset the connection, and the client would see EPIPE instead of our answer. So, like
+// nginx's lingering close, stop sending and read what is left, bounded in time and bytes.
 template <class Stream>
-awaitable<void> close_gracefully(Stream& stream) {
+awaitable<void> close_gracefully(Stream& stream, bool linger) {
   if constexpr (std::is_same_v<Stream, TlsStream>) {
     tcp_layer(stream).expires_after(std::chrono::seconds(1));
     co_await stream.async_shutdown(use_nothrow);
   }
   error_code ignored;
-  tcp_layer(stream).socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  auto& socket = tcp_layer(stream).socket();
+  socket.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  if (linger && socket.is_open()) {
+    std::array<char, 64 * 1024> discard;
+    std::size_t drained = 0;
+    tcp_layer(stream).expires_after(std::chrono::seconds(5));
+    while (drained < 64 * 1024 * 1024) {
+      auto [ec, n] = co_await tcp_layer(stream).async_read_some(asio::buffer(discard), use_nothrow);
+      if (ec) break;
+      drained += n;
+    }
+  }
   tcp_layer(stream).close();
 }
 
@@ -331,15 +357,15 @@ awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket, std::shar
       if (ec) {
         log::debug("TLS handshake with ", origin.peer, " failed: ", ec.message());
       } else {
-        co_await serve_requests(stream, *connection, options_, handler_, origin);
+        const bool linger = co_await serve_requests(stream, *connection, options_, handler_, origin);
         co_await asio::this_coro::reset_cancellation_state();
-        co_await close_gracefully(stream);
+        co_await close_gracefully(stream, linger);
       }
     } else {
       beast::tcp_stream stream(std::move(socket));
-      co_await serve_requests(stream, *connection, options_, handler_, origin);
+      const bool linger = co_await serve_requests(stream, *connection, options_, handler_, origin);
       co_await asio::this_coro::reset_cancellation_state();
-      co_await close_gracefully(stream);
+      co_await close_gracefully(stream, linger);
     }
   } catch (const std::exception& error) {
     log::error("connection from ", origin.peer, " failed: ", error.what());

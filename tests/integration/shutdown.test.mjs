@@ -1,12 +1,16 @@
 // Graceful shutdown: on SIGTERM the gateway stops being ready (/readyz 503, or the listener
 // refuses connections), lets in-flight calls finish (drain), exits with status 0 within the drain
-// deadline (15 s by default), and leaves no stdio upstream child behind.
+// deadline (15 s by default), and leaves no stdio upstream child behind. A call that outlives
+// a (short, from a YAML config file) drain deadline is cut, and the gateway still exits 0.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
+  EVERYTHING_JS, NODE,
   callWithProgress, cleanup, connectClient, descendantPids, childPids, everythingStdioCommand,
-  pidAlive, rawFetch, startEverythingHttp, startGateway, stdioUpstreamFlag, waitFor, withTimeout,
+  pidAlive, rawFetch, startEverythingHttp, startGateway, stdioUpstreamFlag, tmpDir, waitFor, withTimeout,
 } from './harness.mjs';
 
 const DRAIN_DEADLINE_MS = 15_000;      // the gateway's default shutdown_drain
@@ -122,6 +126,60 @@ describe('SIGTERM when idle', () => {
     t.diagnostic(`idle gateway exited ${Date.now() - sigtermAt} ms after SIGTERM`);
     assert.equal(exit.signal, null, `gateway was killed by ${exit.signal}`);
     assert.equal(exit.code, 0);
+    await waitFor(() => descendants.every((pid) => !pidAlive(pid)), {
+      timeoutMs: 5_000, what: `children ${descendants.join(', ')} gone`,
+    });
+  });
+});
+
+describe('SIGTERM when the drain deadline is shorter than an in-flight call (serve -c FILE)', () => {
+  test('the gateway exits 0 at the deadline, the cut call settles, no child survives', { timeout: 60_000 }, async (t) => {
+    const DRAIN_MS = 2_000;
+    const file = path.join(tmpDir(), 'membrane.yaml');
+    fs.writeFileSync(file, [
+      'listen: "127.0.0.1:0"',
+      'log_level: info',
+      'timeouts:',
+      '  shutdown_drain: 2s',
+      'upstreams:',
+      '  ev:',
+      `    url: ${JSON.stringify(upstream.url)}`,
+      '  evs:',
+      `    command: ${JSON.stringify(NODE)}`,
+      `    args: [${JSON.stringify(EVERYTHING_JS)}, "stdio"]`,
+      '',
+    ].join('\n'));
+    const gw = await startGateway(['-c', file], { name: 'membrane (short drain)' });
+    const http = await connectClient(gw.mcp('ev'));
+    const stdio = await connectClient(gw.mcp('evs'));
+    await Promise.all([http.client.ping(), stdio.client.ping()]);
+    const descendants = descendantPids(gw.pid);
+    assert.ok(descendants.length >= 1, 'the stdio upstream has a child process');
+
+    let progressed;
+    const progressSeen = new Promise((resolve) => { progressed = resolve; });
+    const long = { duration: 30, steps: 30 };  // far beyond the 2 s drain deadline
+    const calls = [http, stdio].map((c) => callWithProgress(c.client, 'trigger-long-running-operation', long, {
+      timeoutMs: 20_000, onProgress: () => progressed(),
+    }).then((r) => ({ ...r, doneAt: Date.now() })));
+    await withTimeout(progressSeen, 20_000, 'first progress');
+
+    const sigtermAt = Date.now();
+    gw.proc.proc.kill('SIGTERM');
+    const exit = await withTimeout(gw.proc.exited, DRAIN_MS + EXIT_MARGIN_MS, 'gateway exit after SIGTERM');
+    const exitedAfter = Date.now() - sigtermAt;
+    t.diagnostic(`gateway exited ${exitedAfter} ms after SIGTERM (drain deadline ${DRAIN_MS} ms)`);
+    assert.equal(exit.signal, null, `gateway was killed by ${exit.signal}`);
+    assert.equal(exit.code, 0, 'exit status after a drain that hit its deadline');
+    assert.ok(exitedAfter >= DRAIN_MS - 500, `the gateway waited for the in-flight calls (exited after ${exitedAfter} ms)`);
+
+    // The cut calls must not succeed; report how they ended (a JSON-RPC error is the kind answer).
+    const results = await Promise.all(calls);
+    for (const [who, r] of [['HTTP upstream', results[0]], ['stdio upstream', results[1]]]) {
+      assert.equal(r.result, undefined, `${who}: a 30 s call cannot have completed`);
+      t.diagnostic(`${who}: cut call ended ${r.doneAt - sigtermAt} ms after SIGTERM with ` +
+        `${r.error?.constructor?.name} ${r.error?.code ?? ''}: ${r.error?.message}`);
+    }
     await waitFor(() => descendants.every((pid) => !pidAlive(pid)), {
       timeoutMs: 5_000, what: `children ${descendants.join(', ')} gone`,
     });
