@@ -64,7 +64,9 @@ EOF
 die() { echo "run.sh: $*" >&2; exit 1; }
 log() { echo "[bench] $*" >&2; }
 need_value() { [ $# -ge 2 ] || die "$1 needs a value"; }
-need_int() { [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -ge "${3:-1}" ] || die "$1 must be an integer >= ${3:-1}, got '$2'"; }
+need_int() {
+  if ! [[ $2 =~ ^[0-9]+$ ]] || [ "$2" -lt "${3:-1}" ]; then die "$1 must be an integer >= ${3:-1}, got '$2'"; fi
+}
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -133,7 +135,8 @@ if [ "$PIN" = 1 ]; then
   cpus=()
   IFS=',' read -r -a parts <<<"$allowed"
   for part in "${parts[@]}"; do
-    if [[ $part == *-* ]]; then cpus+=($(seq "${part%-*}" "${part#*-}")); else cpus+=("$part"); fi
+    if [[ $part == *-* ]]; then mapfile -t -O "${#cpus[@]}" cpus < <(seq "${part%-*}" "${part#*-}");
+    else cpus+=("$part"); fi
   done
   if [ ${#cpus[@]} -lt 2 ] && { [ -z "$SERVER_CPUS" ] || [ -z "$CLIENT_CPUS" ]; }; then
     log "only ${#cpus[@]} CPU available: not pinning"
@@ -186,7 +189,7 @@ trap 'exit 143' TERM
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # wait_for_listen LOGFILE PID NAME: prints the port from "listening on [http://]127.0.0.1:PORT"
-# once that port accepts connections.
+# (membrane_bench_echo --port 0 prints it) once that port accepts connections.
 wait_for_listen() {
   local logfile=$1 pid=$2 name=$3 port="" i
   for i in $(seq 150); do
@@ -235,7 +238,8 @@ preflight() {
   local name=$1 url=$2 sid=$3 code
   local hdrs=(-H 'MCP-Protocol-Version: 2025-11-25')
   [ -n "$sid" ] && hdrs+=(-H "Mcp-Session-Id: $sid")
-  local body="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"$(json_escape "$MESSAGE")\"}}}"
+  local body
+  body="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"$(json_escape "$MESSAGE")\"}}}"
   code=$("${CURL_MCP[@]}" "${hdrs[@]}" -o "$RUNDIR/$name.call.body" -w '%{http_code}' \
            --data-binary "$body" "$url") || code="curl-failed"
   if [ "$code" != 200 ] || ! grep -q '"content"' "$RUNDIR/$name.call.body"; then
@@ -285,9 +289,8 @@ pick_port() {  # a port nobody listens on, below the usual ephemeral range (3276
 }
 
 # launch NAME LOGFILE PORT CMD...: starts CMD (pinned) in the background and waits until it
-# listens on PORT. Returns 0 with LAUNCHED_PID set, 1 if it exited because the port was taken;
-# dies on any other failure.
-LAUNCHED_PID=""
+# listens on PORT. Returns 0 once it does (its pid joins PIDS), 1 if it exited because the
+# port was taken; dies on any other failure.
 launch() {
   local name=$1 logfile=$2 port=$3 pid i; shift 3
   "${SERVER_PIN[@]}" "$@" >"$logfile" 2>&1 &
@@ -299,7 +302,7 @@ launch() {
       cat "$logfile" >&2
       die "$name exited during start-up (log above)"
     fi
-    if port_open "$port"; then LAUNCHED_PID=$pid; PIDS+=("$pid"); return 0; fi
+    if port_open "$port"; then PIDS+=("$pid"); return 0; fi
     sleep 0.1
   done
   stop_pid "$pid"
@@ -309,7 +312,7 @@ launch() {
 
 if [ -n "${WANT[membrane]:-}" ]; then
   MEMBRANE_PORT=""
-  for attempt in 1 2 3 4 5 6 7 8; do
+  for _ in 1 2 3 4 5 6 7 8; do
     port=$(pick_port)
     if launch membrane "$RUNDIR/membrane.log" "$port" \
          "$MEMBRANE_BIN" serve --listen "127.0.0.1:$port" --upstream "echo=${URL[direct]}" \
@@ -327,7 +330,7 @@ if [ -n "${WANT[nginx]:-}" ]; then
   user_directive=""
   [ "$(id -u)" -eq 0 ] && user_directive="user $(id -un) $(id -gn);"
   NGINX_PORT=""
-  for attempt in 1 2 3 4 5 6 7 8; do
+  for _ in 1 2 3 4 5 6 7 8; do
     port=$(pick_port)
     sed -e "s#@USER_DIRECTIVE@#$user_directive#" -e "s#@WORKERS@#$WORKERS#" \
         -e "s#@LISTEN_PORT@#$port#" -e "s#@UPSTREAM_PORT@#$ECHO_PORT#" -e "s#@RUNDIR@#$RUNDIR#g" \
@@ -379,7 +382,7 @@ done
 fmt_int() { awk -v v="$1" 'BEGIN { printf "%d", v + 0.5 }'; }
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 membrane_version="n/a"
-[ -n "${WANT[membrane]:-}" ] && membrane_version=$("$MEMBRANE_BIN" --version 2>&1 | head -1 || true)
+[ -n "${WANT[membrane]:-}" ] && membrane_version=$("$MEMBRANE_BIN" --version 2>&1 | head -1 | sed 's/^membrane //' || true)
 nginx_version="n/a"
 [ -n "${WANT[nginx]:-}" ] && nginx_version=$(nginx -v 2>&1 | sed 's#^nginx version: nginx/##' || true)
 wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $2 }' || true)  # wrk -v exits 1

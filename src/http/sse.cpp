@@ -5,10 +5,16 @@
 namespace membrane::http {
 
 bool SseDecoder::feed(std::string_view bytes, std::vector<SseEvent>& out) {
-  if (at_stream_start_ && !bytes.empty()) {
-    constexpr std::string_view bom = "\xEF\xBB\xBF";
-    if (bytes.substr(0, bom.size()) == bom) bytes.remove_prefix(bom.size());
-    at_stream_start_ = false;
+  // A UTF-8 byte order mark may open the stream, and may itself arrive split across pieces.
+  constexpr std::string_view bom = "\xEF\xBB\xBF";
+  while (at_stream_start_ && !bytes.empty()) {
+    if (bytes.front() != bom[bom_matched_]) {
+      at_stream_start_ = false;
+      line_.append(bom.substr(0, bom_matched_));  // not a BOM after all: those bytes are text
+      break;
+    }
+    bytes.remove_prefix(1);
+    if (++bom_matched_ == bom.size()) at_stream_start_ = false;
   }
   for (std::size_t i = 0; i < bytes.size(); ++i) {
     const char c = bytes[i];

@@ -36,6 +36,7 @@ class SseDecoder {
   bool pending_has_fields_ = false;
   bool skip_leading_lf_ = false;  // a '\r' ended the last line; a following '\n' is part of it
   bool at_stream_start_ = true;   // a UTF-8 BOM is allowed at the very start
+  std::size_t bom_matched_ = 0;
 };
 
 // Appends one event in wire form: optional `id:`, `event:`, `retry:`, one `data:` line per line
