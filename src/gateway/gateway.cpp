@@ -3,6 +3,7 @@
 #include "gateway/gateway.hpp"
 
 #include <ctime>
+#include <unordered_map>
 
 #include "gateway/event_relay.hpp"
 #include "gateway/legacy_sse.hpp"
@@ -158,6 +159,32 @@ awaitable<void> Gateway::handle_streamable(http::Request& request, const http::R
 
 namespace {
 
+// Opening a sealed id costs an AES-GCM decryption and a JSON parse; a client sends the same id
+// on every request, so each worker keeps the ids it opened recently. Only successfully opened
+// ids are cached, keyed by the exact text and route, so the cache cannot change any answer.
+std::optional<mcp::SessionClaims> unseal_cached(const mcp::SessionSealer& sealer, std::string_view sealed,
+                                                std::string_view upstream, mcp::SessionTransport transport) {
+  struct Entry {
+    mcp::SessionClaims claims;
+    mcp::SessionTransport transport;
+  };
+  thread_local std::unordered_map<std::string, Entry> recent;
+  constexpr std::size_t capacity = 4096;
+  std::string key;
+  key.reserve(sealed.size() + upstream.size() + 1);
+  key.append(upstream).push_back('\n');
+  key.append(sealed);
+  if (const auto it = recent.find(key); it != recent.end() && it->second.transport == transport) {
+    return it->second.claims;
+  }
+  auto claims = sealer.unseal(sealed, upstream, transport);
+  if (claims) {
+    if (recent.size() >= capacity) recent.clear();
+    recent.emplace(std::move(key), Entry{*claims, transport});
+  }
+  return claims;
+}
+
 // The sealed session a request names, or the HTTP answer explaining why there is none.
 struct SessionLookup {
   std::optional<mcp::SessionClaims> claims;
@@ -178,7 +205,7 @@ SessionLookup open_session(const http::Request& request, const GatewayOptions& o
     lookup.rejection = jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session terminated");
     return lookup;
   }
-  auto claims = options.sealer->unseal(sealed, upstream, transport);
+  auto claims = unseal_cached(*options.sealer, sealed, upstream, transport);
   if (!claims) {
     // MCP transports §session management: an unknown session is 404; the client re-initializes.
     lookup.rejection = jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session not found");

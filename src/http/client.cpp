@@ -105,15 +105,22 @@ class ClientConnection {
   virtual beast::tcp_stream& tcp() = 0;
 
   // A pooled connection the server has closed in the meantime shows as readable with EOF (or
-  // with unexpected bytes): either way it must not carry the next request.
+  // with unexpected bytes): either way it must not carry the next request. Upstreams close idle
+  // connections after seconds, not microseconds, so a connection released moments ago is not
+  // probed (saving a syscall per request); the retry in send() covers the rare race.
   bool looks_reusable() {
     if (!tcp().socket().is_open()) return false;
+    if (std::chrono::steady_clock::now() - idle_since < std::chrono::milliseconds(500)) return true;
     char byte;
     const auto received = ::recv(tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return received < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
   beast::flat_buffer buffer;
+  // Body bytes are read into this, allocated once per connection rather than per response.
+  std::unique_ptr<char[]> chunk = std::make_unique_for_overwrite<char[]>(chunk_size);
+  static constexpr std::size_t chunk_size = 16 * 1024;
+  std::chrono::steady_clock::time_point idle_since;
   bool reused = false;
 };
 
@@ -170,6 +177,7 @@ void HttpClient::release(std::unique_ptr<ClientConnection> connection) {
   if (pool.idle.size() >= options_.max_idle_per_worker) return;
   connection->tcp().expires_never();
   connection->reused = true;
+  connection->idle_since = std::chrono::steady_clock::now();
   pool.idle.push_back(std::move(connection));
 }
 
@@ -223,7 +231,6 @@ struct ClientResponse::State {
   HttpClient* owner = nullptr;
   std::unique_ptr<ClientConnection> connection;
   Parser parser;
-  std::array<char, 16 * 1024> chunk{};
   bool aborted = false;
   bool failed = false;
 };
@@ -263,16 +270,17 @@ awaitable<std::pair<error_code, std::string_view>> ClientResponse::read_some() {
   if (state.aborted) co_return std::pair{error_code(asio::error::operation_aborted), std::string_view()};
   while (!state.parser.is_done()) {
     auto& body = state.parser.get().body();
-    body.data = state.chunk.data();
-    body.size = state.chunk.size();
+    char* const chunk = state.connection->chunk.get();
+    body.data = chunk;
+    body.size = ClientConnection::chunk_size;
     auto [ec, n] = co_await state.connection->read_some(state.parser);
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
       state.failed = true;
       co_return std::pair{ec, std::string_view()};
     }
-    const std::size_t produced = state.chunk.size() - state.parser.get().body().size;
-    if (produced > 0) co_return std::pair{error_code(), std::string_view(state.chunk.data(), produced)};
+    const std::size_t produced = ClientConnection::chunk_size - state.parser.get().body().size;
+    if (produced > 0) co_return std::pair{error_code(), std::string_view(chunk, produced)};
   }
   co_return std::pair{error_code(), std::string_view()};
 }
