@@ -165,7 +165,7 @@ TEST_CASE("A stray positional argument is a usage error") {
              Contains("unexpected argument 'extra'"));
 }
 
-TEST_CASE("--tls-cert without --tls-key is a usage error") {
+TEST_CASE("flag --tls-cert without --tls-key is a usage error") {
   CHECK_THAT(usage_error_for({"serve", "--upstream", "a=http://a/mcp", "--tls-cert", "c.pem"}),
              Contains("--tls-cert needs --tls-key"));
 }
@@ -210,13 +210,13 @@ TEST_CASE("serve -c loads the config file") {
   CHECK(command_line.config.upstreams.front().name == "everything");
 }
 
-TEST_CASE("--config is the long form of -c") {
+TEST_CASE("flag --config is the long form of -c") {
   const TemporaryConfigFile file(kValidConfig);
   CHECK(parse_command_line({"serve", "--config", file.path()}).config.source == file.path());
   CHECK(parse_command_line({"serve", "--config=" + file.path()}).config.source == file.path());
 }
 
-TEST_CASE("--listen, --workers and --log-level override the config file") {
+TEST_CASE("flag --listen, --workers and --log-level override the config file") {
   const TemporaryConfigFile file(kValidConfig);
   const CommandLine command_line = parse_command_line(
       {"serve", "-c", file.path(), "--listen", ":0", "--workers", "1", "--log-level", "error"});

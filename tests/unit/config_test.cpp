@@ -586,33 +586,33 @@ TEST_CASE("An --upstream name with invalid characters is an error") {
 
 // ---- --listen flag --------------------------------------------------------------------------
 
-TEST_CASE("--listen accepts HOST:PORT") {
+TEST_CASE("flag --listen accepts HOST:PORT") {
   const ListenerConfig listener = parse_listen_flag("0.0.0.0:9000");
   CHECK(listener.host == "0.0.0.0");
   CHECK(listener.port == 9000);
 }
 
-TEST_CASE("--listen accepts a bracketed IPv6 address") {
+TEST_CASE("flag --listen accepts a bracketed IPv6 address") {
   const ListenerConfig listener = parse_listen_flag("[::1]:0");
   CHECK(listener.host == "::1");
   CHECK(listener.port == 0);
 }
 
-TEST_CASE("--listen with only a port keeps the loopback host") {
+TEST_CASE("flag --listen with only a port keeps the loopback host") {
   const ListenerConfig listener = parse_listen_flag(":9000");
   CHECK(listener.host == "127.0.0.1");
   CHECK(listener.port == 9000);
 }
 
-TEST_CASE("--listen rejects an unbracketed IPv6 address") {
+TEST_CASE("flag --listen rejects an unbracketed IPv6 address") {
   CHECK_THAT(error_from_listen_flag("::1:80"), Contains("put IPv6 addresses in brackets"));
 }
 
-TEST_CASE("--listen rejects a value without a port") {
+TEST_CASE("flag --listen rejects a value without a port") {
   CHECK_THAT(error_from_listen_flag("127.0.0.1"),
              StartsWith("<flags>: --listen '127.0.0.1': expected HOST:PORT"));
 }
 
-TEST_CASE("--listen rejects a port above 65535") {
+TEST_CASE("flag --listen rejects a port above 65535") {
   CHECK_THAT(error_from_listen_flag("127.0.0.1:65536"), Contains("out of range"));
 }
