@@ -104,10 +104,6 @@ std::string query_parameter(std::string_view target, std::string_view name) {
   return {};
 }
 
-std::string client_address(const http::RequestOrigin& origin) {
-  const auto address = origin.peer.address();
-  return address.is_v6() ? "[" + address.to_string() + "]:" + std::to_string(origin.peer.port())
-                         : address.to_string() + ":" + std::to_string(origin.peer.port());
-}
+const std::string& client_address(const http::RequestOrigin& origin) { return origin.peer_text; }
 
 }  // namespace membrane::gateway

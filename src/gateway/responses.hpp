@@ -20,6 +20,6 @@ bool accepts(std::string_view accept_header, std::string_view type);
 // Path and query split of a request target; the query parameter `name` ("" when absent).
 std::string_view target_path(std::string_view target);
 std::string query_parameter(std::string_view target, std::string_view name);
-std::string client_address(const http::RequestOrigin& origin);
+const std::string& client_address(const http::RequestOrigin& origin);
 
 }  // namespace membrane::gateway

@@ -5,6 +5,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/buffer_traits.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -16,6 +17,7 @@
 #include <cerrno>
 #include <charconv>
 
+#include "http/wire.hpp"
 #include "http/worker_pool.hpp"
 #include "membrane/core/log.hpp"
 
@@ -131,7 +133,10 @@ class BasicClientConnection final : public ClientConnection {
   explicit BasicClientConnection(Args&&... args) : stream_(std::forward<Args>(args)...) {}
 
   awaitable<error_code> write(bhttp::request<bhttp::string_body>& request) override {
-    auto [ec, n] = co_await bhttp::async_write(stream_, request, use_nothrow);
+    head_.clear();
+    append_head(head_, request.base());
+    const std::array<asio::const_buffer, 2> wire{asio::buffer(head_), asio::buffer(request.body())};
+    auto [ec, n] = co_await asio::async_write(stream_, wire, use_nothrow);
     co_return ec;
   }
   awaitable<error_code> read_header(Parser& parser) override {
@@ -147,6 +152,7 @@ class BasicClientConnection final : public ClientConnection {
 
  private:
   Stream stream_;
+  std::string head_;  // reused for every request on this connection
 };
 
 using PlainConnection = BasicClientConnection<beast::tcp_stream>;

@@ -16,6 +16,7 @@
 #include <array>
 #include <system_error>
 
+#include "http/wire.hpp"
 #include "membrane/core/log.hpp"
 
 namespace membrane::http {
@@ -69,8 +70,12 @@ class ConnectionResponder final : public Responder {
     response.keep_alive(keep_alive_ && !connection_.draining);
     keep_alive_ = response.keep_alive();
     response.prepare_payload();
+    std::string head;
+    head.reserve(256);
+    append_head(head, response.base());
+    const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(response.body())};
     tcp_layer(stream_).expires_after(options_.write);
-    auto [ec, written] = co_await bhttp::async_write(stream_, response, use_nothrow);
+    auto [ec, written] = co_await asio::async_write(stream_, wire, use_nothrow);
     if (ec) failed_ = true;
     co_return !failed_;
   }
@@ -333,7 +338,12 @@ awaitable<void> Server::accept_loop() {
     }
     error_code ignored;
     socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-    RequestOrigin origin{socket.remote_endpoint(ignored), options_.tls != nullptr};
+    RequestOrigin origin;
+    origin.peer = socket.remote_endpoint(ignored);
+    origin.tls = options_.tls != nullptr;
+    const auto address = origin.peer.address();
+    origin.peer_text = address.is_v6() ? "[" + address.to_string() + "]:" + std::to_string(origin.peer.port())
+                                       : address.to_string() + ":" + std::to_string(origin.peer.port());
 
     auto connection = std::make_shared<Connection>(socket.get_executor());
     {

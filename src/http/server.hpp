@@ -60,6 +60,7 @@ class Responder {
 
 struct RequestOrigin {
   asio::ip::tcp::endpoint peer;
+  std::string peer_text;  // "ip:port" / "[ip]:port", formatted once per connection
   bool tls = false;
 };
 
