@@ -49,19 +49,18 @@ json rpc_result(const json& id, json result) {
 }
 
 json rpc_error(const json& id, int code, std::string message) {
-  return json{{"jsonrpc", "2.0"}, {"id", id},
-              {"error", {{"code", code}, {"message", std::move(message)}}}};
+  return json{
+      {"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", std::move(message)}}}};
 }
 
 const json& tools_list_result() {
   static const json result = {
-      {"tools",
-       json::array({{{"name", "echo"},
-                     {"description", "Echoes back the message it is given."},
-                     {"inputSchema",
-                      {{"type", "object"},
-                       {"properties", {{"message", {{"type", "string"}}}}},
-                       {"required", json::array({"message"})}}}}})}};
+      {"tools", json::array({{{"name", "echo"},
+                              {"description", "Echoes back the message it is given."},
+                              {"inputSchema",
+                               {{"type", "object"},
+                                {"properties", {{"message", {{"type", "string"}}}}},
+                                {"required", json::array({"message"})}}}}})}};
   return result;
 }
 
@@ -85,8 +84,7 @@ std::optional<json> handle_message(const json& msg, bool* initialized) {
   const std::string& method = method_it->get_ref<const std::string&>();
   static const json kEmptyObject = json::object();
   const auto params_it = msg.find("params");
-  const json& params =
-      params_it != msg.end() && params_it->is_object() ? *params_it : kEmptyObject;
+  const json& params = params_it != msg.end() && params_it->is_object() ? *params_it : kEmptyObject;
 
   if (method == "tools/call") {
     const auto name_it = params.find("name");
@@ -100,7 +98,8 @@ std::optional<json> handle_message(const json& msg, bool* initialized) {
         text = m->is_string() ? m->get<std::string>() : m->dump();
       }
     }
-    return rpc_result(id, {{"content", json::array({{{"type", "text"}, {"text", std::move(text)}}})}});
+    return rpc_result(id,
+                      {{"content", json::array({{{"type", "text"}, {"text", std::move(text)}}})}});
   }
   if (method == "ping") return rpc_result(id, json::object());
   if (method == "tools/list") return rpc_result(id, tools_list_result());
@@ -110,9 +109,10 @@ std::optional<json> handle_message(const json& msg, bool* initialized) {
     if (const auto v = params.find("protocolVersion"); v != params.end() && v->is_string()) {
       version = *v;
     }
-    return rpc_result(id, {{"protocolVersion", std::move(version)},
-                           {"capabilities", {{"tools", json::object()}}},
-                           {"serverInfo", {{"name", "membrane-bench-echo"}, {"version", "1.0.0"}}}});
+    return rpc_result(id,
+                      {{"protocolVersion", std::move(version)},
+                       {"capabilities", {{"tools", json::object()}}},
+                       {"serverInfo", {{"name", "membrane-bench-echo"}, {"version", "1.0.0"}}}});
   }
   return rpc_error(id, -32601, "Method not found");
 }
@@ -276,27 +276,30 @@ int main(int argc, char** argv) {
 
     // Keep the other contexts running while they have no connections yet.
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
-    for (auto& ctx : contexts) guards.push_back(asio::make_work_guard(*ctx));
+    for (auto& ctx : contexts)
+      guards.push_back(asio::make_work_guard(*ctx));
 
     asio::signal_set signals(main_ctx, SIGINT, SIGTERM);
     signals.async_wait([&](const beast::error_code& ec, int) {
       if (ec) return;
       beast::error_code ignored;
       acceptor.close(ignored);
-      for (auto& ctx : contexts) ctx->stop();
+      for (auto& ctx : contexts)
+        ctx->stop();
     });
 
     asio::co_spawn(main_ctx, accept_loop(acceptor, pool), asio::detached);
-    std::cerr << "listening on " << bound.address().to_string() << ":" << bound.port()
-              << std::endl;
+    std::cerr << "listening on " << bound.address().to_string() << ":" << bound.port() << std::endl;
 
     std::vector<std::thread> workers;
     for (unsigned i = 1; i < threads; ++i) {
       workers.emplace_back([ctx = contexts[i].get()] { ctx->run(); });
     }
     main_ctx.run();
-    for (auto& ctx : contexts) ctx->stop();
-    for (auto& t : workers) t.join();
+    for (auto& ctx : contexts)
+      ctx->stop();
+    for (auto& t : workers)
+      t.join();
   } catch (const std::exception& e) {
     std::cerr << "membrane_bench_echo: " << e.what() << "\n";
     return 1;

@@ -28,8 +28,8 @@ int main(int argc, char** argv) {
       std::cout << "membrane " << MEMBRANE_VERSION << "\n";
       return 0;
     case Verb::check_config:
-      std::cout << command.config.source << ": ok (" << command.config.upstreams.size() << " upstream"
-                << (command.config.upstreams.size() == 1 ? "" : "s") << ")\n";
+      std::cout << command.config.source << ": ok (" << command.config.upstreams.size()
+                << " upstream" << (command.config.upstreams.size() == 1 ? "" : "s") << ")\n";
       return 0;
     case Verb::serve:
       break;

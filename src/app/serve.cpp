@@ -26,7 +26,8 @@ std::shared_ptr<const mcp::SessionSealer> make_sealer(const SessionConfig& sessi
     std::ifstream file(session.key_file, std::ios::binary);
     if (!file) throw std::runtime_error("cannot read session key file '" + session.key_file + "'");
     secret.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r' || secret.back() == ' ')) {
+    while (!secret.empty() &&
+           (secret.back() == '\n' || secret.back() == '\r' || secret.back() == ' ')) {
       secret.pop_back();
     }
     source = "file " + session.key_file;
@@ -37,12 +38,14 @@ std::shared_ptr<const mcp::SessionSealer> make_sealer(const SessionConfig& sessi
     }
   }
   if (secret.empty()) {
-    log::warn("no session key configured (session.key_file or $", session.key_env,
-              "): using a random key; sessions will not survive a restart or move between replicas");
+    log::warn(
+        "no session key configured (session.key_file or $", session.key_env,
+        "): using a random key; sessions will not survive a restart or move between replicas");
     return std::make_shared<const mcp::SessionSealer>(mcp::SessionSealer::random());
   }
   try {
-    auto sealer = std::make_shared<const mcp::SessionSealer>(mcp::SessionSealer::from_secret(secret));
+    auto sealer =
+        std::make_shared<const mcp::SessionSealer>(mcp::SessionSealer::from_secret(secret));
     log::info("session key derived from ", source);
     return sealer;
   } catch (const std::invalid_argument& error) {
@@ -50,7 +53,8 @@ std::shared_ptr<const mcp::SessionSealer> make_sealer(const SessionConfig& sessi
   }
 }
 
-std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& config, std::size_t workers) {
+std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& config,
+                                                                std::size_t workers) {
   std::vector<std::unique_ptr<upstream::Upstream>> upstreams;
   const auto& timeouts = config.timeouts;
   for (const auto& definition : config.upstreams) {
@@ -80,8 +84,10 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& co
       options.session_idle = timeouts.stdio_session_idle;
       upstreams.push_back(upstream::make_stdio_upstream(std::move(options)));
       std::string command = stdio_config.command;
-      for (const auto& arg : stdio_config.args) command += " " + arg;
-      log::info("upstream '", definition.name, "': stdio `", command, "` (one process per session)");
+      for (const auto& arg : stdio_config.args)
+        command += " " + arg;
+      log::info("upstream '", definition.name, "': stdio `", command,
+                "` (one process per session)");
     }
   }
   return upstreams;
@@ -94,21 +100,24 @@ int serve(const Config& config) {
   if (log::parse_level(config.log_level, level)) log::set_level(level);
   ::signal(SIGPIPE, SIG_IGN);
 
-  const unsigned worker_count = config.worker_threads ? config.worker_threads
-                                                      : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned worker_count = config.worker_threads
+                                    ? config.worker_threads
+                                    : std::max(1u, std::thread::hardware_concurrency());
 
   // Declaration order is destruction order in reverse: the server and the workers (with every
   // coroutine frame they still hold) go before the gateway and the upstreams those frames use.
   gateway::GatewayOptions options;
-  options.origin_policy = http::OriginPolicy(config.security.allowed_origins, config.security.allowed_hosts,
-                                             is_loopback_host(config.listen.host));
+  options.origin_policy =
+      http::OriginPolicy(config.security.allowed_origins, config.security.allowed_hosts,
+                         is_loopback_host(config.listen.host));
   options.sealer = make_sealer(config.session);
   options.session_max_age = config.session.max_age;
   options.sse_keep_alive = config.timeouts.sse_keep_alive;
   options.max_buffered_messages = config.limits.max_buffered_messages;
   gateway::ExchangePipeline pipeline;
   pipeline.add(std::make_unique<gateway::AccessLogStage>());
-  gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count), std::move(pipeline));
+  gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count),
+                           std::move(pipeline));
 
   http::WorkerPool workers(worker_count);
   http::ServerOptions server_options;
@@ -129,15 +138,17 @@ int serve(const Config& config) {
     response.body() = mcp::make_error_response(nullptr, mcp::error_code::invalid_request, message);
     return response;
   };
-  http::Server server(workers, std::move(server_options),
-                      [&gateway](http::Request& request, const http::RequestOrigin& origin,
-                                 http::Responder& out) { return gateway.handle(request, origin, out); });
+  http::Server server(
+      workers, std::move(server_options),
+      [&gateway](http::Request& request, const http::RequestOrigin& origin, http::Responder& out) {
+        return gateway.handle(request, origin, out);
+      });
   server.start();
   const auto endpoint = server.local_endpoint();
   const bool v6 = endpoint.address().is_v6();
-  log::info("membrane listening on ", config.listen.tls ? "https" : "http", "://",
-            v6 ? "[" : "", endpoint.address().to_string(), v6 ? "]" : "", ":", endpoint.port(), " (",
-            worker_count, " worker", worker_count == 1 ? "" : "s", ")");
+  log::info("membrane listening on ", config.listen.tls ? "https" : "http", "://", v6 ? "[" : "",
+            endpoint.address().to_string(), v6 ? "]" : "", ":", endpoint.port(), " (", worker_count,
+            " worker", worker_count == 1 ? "" : "s", ")");
 
   auto& main_context = workers.context(0);
   asio::signal_set signals(main_context, SIGTERM, SIGINT);
@@ -146,8 +157,8 @@ int serve(const Config& config) {
       [&]() -> awaitable<void> {
         auto [ec, signal_number] = co_await signals.async_wait(use_nothrow);
         if (ec) co_return;
-        log::info("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT", ": draining (up to ",
-                  config.timeouts.shutdown_drain.count(), " ms)");
+        log::info("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
+                  ": draining (up to ", config.timeouts.shutdown_drain.count(), " ms)");
         // A second signal skips the drain.
         signals.async_wait([&](error_code second_ec, int) {
           if (!second_ec) {
@@ -164,10 +175,12 @@ int serve(const Config& config) {
           co_await poll.async_wait(use_nothrow);
         }
         if (server.open_connections() > 0) {
-          log::warn("drain deadline reached with ", server.open_connections(), " connection(s) open: closing them");
+          log::warn("drain deadline reached with ", server.open_connections(),
+                    " connection(s) open: closing them");
           server.close_all();
           const auto hard_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-          while (server.open_connections() > 0 && std::chrono::steady_clock::now() < hard_deadline) {
+          while (server.open_connections() > 0 &&
+                 std::chrono::steady_clock::now() < hard_deadline) {
             poll.expires_after(std::chrono::milliseconds(20));
             co_await poll.async_wait(use_nothrow);
           }

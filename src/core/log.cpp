@@ -13,25 +13,40 @@ std::atomic<int> current_level{static_cast<int>(Level::info)};
 
 const char* level_name(Level level) {
   switch (level) {
-    case Level::error: return "ERROR";
-    case Level::warn: return "WARN ";
-    case Level::info: return "INFO ";
-    case Level::debug: return "DEBUG";
+    case Level::error:
+      return "ERROR";
+    case Level::warn:
+      return "WARN ";
+    case Level::info:
+      return "INFO ";
+    case Level::debug:
+      return "DEBUG";
   }
   return "?";
 }
 }  // namespace
 
-void set_level(Level level) { current_level.store(static_cast<int>(level)); }
-Level level() { return static_cast<Level>(current_level.load()); }
-bool enabled(Level level) { return static_cast<int>(level) <= current_level.load(std::memory_order_relaxed); }
+void set_level(Level level) {
+  current_level.store(static_cast<int>(level));
+}
+Level level() {
+  return static_cast<Level>(current_level.load());
+}
+bool enabled(Level level) {
+  return static_cast<int>(level) <= current_level.load(std::memory_order_relaxed);
+}
 
 bool parse_level(std::string_view text, Level& out) {
-  if (text == "error") out = Level::error;
-  else if (text == "warn" || text == "warning") out = Level::warn;
-  else if (text == "info") out = Level::info;
-  else if (text == "debug") out = Level::debug;
-  else return false;
+  if (text == "error")
+    out = Level::error;
+  else if (text == "warn" || text == "warning")
+    out = Level::warn;
+  else if (text == "info")
+    out = Level::info;
+  else if (text == "debug")
+    out = Level::debug;
+  else
+    return false;
   return true;
 }
 

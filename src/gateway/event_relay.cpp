@@ -20,7 +20,8 @@ struct EventPump::State {
   bool stopped = false;
 };
 
-awaitable<std::shared_ptr<EventPump>> EventPump::start(std::unique_ptr<upstream::ReplyStream> stream) {
+awaitable<std::shared_ptr<EventPump>> EventPump::start(
+    std::unique_ptr<upstream::ReplyStream> stream) {
   auto executor = co_await asio::this_coro::executor;
   auto state = std::make_shared<State>(executor, std::move(stream));
   asio::co_spawn(
@@ -30,7 +31,8 @@ awaitable<std::shared_ptr<EventPump>> EventPump::start(std::unique_ptr<upstream:
           auto read = co_await state->stream->next();
           if (state->stopped) co_return;
           const bool last = read.status != upstream::ReadStatus::message;
-          auto [ec] = co_await state->channel.async_send(error_code(), std::move(read), use_nothrow);
+          auto [ec] =
+              co_await state->channel.async_send(error_code(), std::move(read), use_nothrow);
           if (ec || last) co_return;
         }
       },
@@ -38,7 +40,9 @@ awaitable<std::shared_ptr<EventPump>> EventPump::start(std::unique_ptr<upstream:
   co_return std::make_shared<EventPump>(state);
 }
 
-EventPump::~EventPump() { stop(); }
+EventPump::~EventPump() {
+  stop();
+}
 
 void EventPump::stop() {
   if (state_->stopped) return;
@@ -48,7 +52,9 @@ void EventPump::stop() {
   state_->timer.cancel();
 }
 
-bool EventPump::resumable() const { return state_->stream->resumable(); }
+bool EventPump::resumable() const {
+  return state_->stream->resumable();
+}
 
 awaitable<EventPump::Read> EventPump::next(std::chrono::milliseconds keep_alive) {
   Read out;
@@ -65,7 +71,8 @@ awaitable<EventPump::Read> EventPump::next(std::chrono::milliseconds keep_alive)
     }
   }
   state_->timer.expires_after(keep_alive);
-  auto result = co_await (state_->channel.async_receive(use_nothrow) || state_->timer.async_wait(use_nothrow));
+  auto result = co_await (state_->channel.async_receive(use_nothrow) ||
+                          state_->timer.async_wait(use_nothrow));
   if (result.index() == 0) {
     auto& [ec, read] = std::get<0>(result);
     if (ec) {
@@ -86,7 +93,8 @@ awaitable<EventPump::Read> EventPump::next(std::chrono::milliseconds keep_alive)
 namespace {
 bool is_response_to(const std::string& data, const mcp::Json& request_id) {
   // Cheap pre-check before parsing: a response carries "result" or "error".
-  if (data.find("\"result\"") == std::string::npos && data.find("\"error\"") == std::string::npos) return false;
+  if (data.find("\"result\"") == std::string::npos && data.find("\"error\"") == std::string::npos)
+    return false;
   auto parsed = mcp::parse_message(data);
   return parsed.message && parsed.message->is_response() && parsed.message->id() == request_id;
 }

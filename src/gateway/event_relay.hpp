@@ -39,9 +39,9 @@ class EventPump {
 struct RelayOutcome {
   bool response_seen = false;  // the response to `request_id` went out
   bool client_gone = false;
-  bool cancelled = false;       // the server is closing the connection (drain deadline / shutdown)
+  bool cancelled = false;  // the server is closing the connection (drain deadline / shutdown)
   bool upstream_failed = false;
-  bool resumable = false;       // the upstream gave event ids: the client can resume the stream
+  bool resumable = false;  // the upstream gave event ids: the client can resume the stream
   std::string failure;
 };
 

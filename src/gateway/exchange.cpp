@@ -26,20 +26,22 @@ void ExchangePipeline::on_upstream_message(Exchange& exchange, std::string& mess
 }
 
 void ExchangePipeline::on_complete(const Exchange& exchange) const {
-  for (const auto& stage : stages_) stage->on_complete(exchange);
+  for (const auto& stage : stages_)
+    stage->on_complete(exchange);
 }
 
 void AccessLogStage::on_complete(const Exchange& exchange) {
   if (!log::enabled(log::Level::info)) return;
   const auto micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.started).count();
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.started)
+          .count();
   const mcp::Message* message = exchange.message;
-  const std::string method = !message                ? std::string("(listen)")
+  const std::string method = !message                 ? std::string("(listen)")
                              : message->is_response() ? std::string("(response)")
                                                       : std::string(message->method());
   const std::string_view target = message ? message->target_name() : std::string_view();
-  log::info("exchange upstream=", exchange.upstream,
-            " transport=", exchange.transport == DownstreamTransport::legacy_sse ? "sse" : "streamable-http",
+  log::info("exchange upstream=", exchange.upstream, " transport=",
+            exchange.transport == DownstreamTransport::legacy_sse ? "sse" : "streamable-http",
             " client=", exchange.client_address, " method=", method,
             target.empty() ? "" : " target=", target,
             message && message->is_request() ? " id=" + message->id().dump() : std::string(),

@@ -21,7 +21,7 @@ enum class DownstreamTransport { streamable_http, legacy_sse };
 struct Exchange {
   std::string upstream;
   DownstreamTransport transport = DownstreamTransport::streamable_http;
-  const mcp::Message* message = nullptr;  // null for a listen stream (GET / legacy SSE)
+  const mcp::Message* message = nullptr;        // null for a listen stream (GET / legacy SSE)
   const mcp::SessionClaims* session = nullptr;  // null for initialize
   std::string client_address;
   std::string protocol_version;
@@ -41,7 +41,9 @@ struct StageDecision {
   std::string body;  // a JSON-RPC message
 
   static StageDecision proceed() { return {}; }
-  static StageDecision answer(unsigned status, std::string body) { return {true, status, std::move(body)}; }
+  static StageDecision answer(unsigned status, std::string body) {
+    return {true, status, std::move(body)};
+  }
 };
 
 class ExchangeStage {

@@ -16,14 +16,17 @@ namespace bhttp = http::bhttp;
 
 namespace {
 
-std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+std::int64_t unix_now() {
+  return static_cast<std::int64_t>(std::time(nullptr));
+}
 
 http::Response status_json(unsigned status, std::string_view text) {
   return json_response(status, std::string(R"({"status":")") + std::string(text) + "\"}");
 }
 
 // The upstream name in /mcp/<name> or /sse/<name>[/message]; empty when the path has another shape.
-std::string_view path_segment(std::string_view path, std::string_view prefix, std::string_view& rest) {
+std::string_view path_segment(std::string_view path, std::string_view prefix,
+                              std::string_view& rest) {
   if (path.substr(0, prefix.size()) != prefix) return {};
   std::string_view tail = path.substr(prefix.size());
   const auto slash = tail.find('/');
@@ -77,10 +80,12 @@ std::string Gateway::upstream_names() const {
 }
 
 awaitable<void> Gateway::stop_upstreams() {
-  for (auto& [name, upstream] : upstreams_) co_await upstream->stop();
+  for (auto& [name, upstream] : upstreams_)
+    co_await upstream->stop();
 }
 
-awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigin& origin, http::Responder& out) {
+awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigin& origin,
+                                http::Responder& out) {
   const std::string_view path = target_path(request.target());
 
   if (path == "/healthz") {
@@ -96,16 +101,20 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
   // DNS-rebinding defence before anything else is looked at (MCP 2025-11-25 §security warning).
   const std::string_view origin_header = request[bhttp::field::origin];
   if (!options_.origin_policy.origin_allowed(origin_header)) {
-    log::warn("rejected request from ", client_address(origin), ": Origin '", origin_header, "' is not allowed");
-    co_await out.send(jsonrpc_error(403, nullptr, mcp::error_code::invalid_request,
-                                    "Forbidden: Origin '" + std::string(origin_header) + "' is not allowed"));
+    log::warn("rejected request from ", client_address(origin), ": Origin '", origin_header,
+              "' is not allowed");
+    co_await out.send(
+        jsonrpc_error(403, nullptr, mcp::error_code::invalid_request,
+                      "Forbidden: Origin '" + std::string(origin_header) + "' is not allowed"));
     co_return;
   }
   const std::string_view host_header = request[bhttp::field::host];
   if (!options_.origin_policy.host_allowed(host_header)) {
-    log::warn("rejected request from ", client_address(origin), ": Host '", host_header, "' is not allowed");
-    co_await out.send(jsonrpc_error(403, nullptr, mcp::error_code::invalid_request,
-                                    "Forbidden: Host '" + std::string(host_header) + "' is not allowed"));
+    log::warn("rejected request from ", client_address(origin), ": Host '", host_header,
+              "' is not allowed");
+    co_await out.send(
+        jsonrpc_error(403, nullptr, mcp::error_code::invalid_request,
+                      "Forbidden: Host '" + std::string(host_header) + "' is not allowed"));
     co_return;
   }
 
@@ -115,29 +124,33 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
       co_await handle_streamable(request, origin, out, *upstream);
       co_return;
     }
-    co_await out.send(jsonrpc_error(404, nullptr, mcp::error_code::invalid_request,
-                                    "Unknown MCP server '" + std::string(name) +
-                                        "' (configured: " + upstream_names() + ")"));
+    co_await out.send(jsonrpc_error(
+        404, nullptr, mcp::error_code::invalid_request,
+        "Unknown MCP server '" + std::string(name) + "' (configured: " + upstream_names() + ")"));
     co_return;
   }
-  if (const auto name = path_segment(path, "/sse/", rest); !name.empty() && (rest.empty() || rest == "/message")) {
+  if (const auto name = path_segment(path, "/sse/", rest);
+      !name.empty() && (rest.empty() || rest == "/message")) {
     if (auto* upstream = find_upstream(name)) {
       co_await legacy_->handle(request, origin, out, *upstream, rest == "/message");
       co_return;
     }
-    co_await out.send(jsonrpc_error(404, nullptr, mcp::error_code::invalid_request,
-                                    "Unknown MCP server '" + std::string(name) +
-                                        "' (configured: " + upstream_names() + ")"));
+    co_await out.send(jsonrpc_error(
+        404, nullptr, mcp::error_code::invalid_request,
+        "Unknown MCP server '" + std::string(name) + "' (configured: " + upstream_names() + ")"));
     co_return;
   }
-  co_await out.send(jsonrpc_error(404, nullptr, mcp::error_code::invalid_request,
-                                  "Not found: '" + std::string(path) +
-                                      "'. MCP servers are served at /mcp/<name> (Streamable HTTP) and "
-                                      "/sse/<name> (HTTP+SSE); configured: " + upstream_names()));
+  co_await out.send(
+      jsonrpc_error(404, nullptr, mcp::error_code::invalid_request,
+                    "Not found: '" + std::string(path) +
+                        "'. MCP servers are served at /mcp/<name> (Streamable HTTP) and "
+                        "/sse/<name> (HTTP+SSE); configured: " +
+                        upstream_names()));
 }
 
-awaitable<void> Gateway::handle_streamable(http::Request& request, const http::RequestOrigin& origin,
-                                           http::Responder& out, upstream::Upstream& upstream) {
+awaitable<void> Gateway::handle_streamable(http::Request& request,
+                                           const http::RequestOrigin& origin, http::Responder& out,
+                                           upstream::Upstream& upstream) {
   switch (request.method()) {
     case bhttp::verb::post:
       co_await streamable_post(request, origin, out, upstream);
@@ -162,8 +175,9 @@ namespace {
 // Opening a sealed id costs an AES-GCM decryption and a JSON parse; a client sends the same id
 // on every request, so each worker keeps the ids it opened recently. Only successfully opened
 // ids are cached, keyed by the exact text and route, so the cache cannot change any answer.
-std::optional<mcp::SessionClaims> unseal_cached(const mcp::SessionSealer& sealer, std::string_view sealed,
-                                                std::string_view upstream, mcp::SessionTransport transport) {
+std::optional<mcp::SessionClaims> unseal_cached(const mcp::SessionSealer& sealer,
+                                                std::string_view sealed, std::string_view upstream,
+                                                mcp::SessionTransport transport) {
   struct Entry {
     mcp::SessionClaims claims;
     mcp::SessionTransport transport;
@@ -197,37 +211,44 @@ SessionLookup open_session(const http::Request& request, const GatewayOptions& o
   SessionLookup lookup;
   const std::string_view sealed = request[mcp::header::session_id];
   if (sealed.empty()) {
-    lookup.rejection = jsonrpc_error(400, id, mcp::error_code::invalid_request,
-                                     "Bad Request: Mcp-Session-Id header is required (send initialize first)");
+    lookup.rejection =
+        jsonrpc_error(400, id, mcp::error_code::invalid_request,
+                      "Bad Request: Mcp-Session-Id header is required (send initialize first)");
     return lookup;
   }
   if (terminated.contains(sealed)) {
-    lookup.rejection = jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session terminated");
+    lookup.rejection =
+        jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session terminated");
     return lookup;
   }
   auto claims = unseal_cached(*options.sealer, sealed, upstream, transport);
   if (!claims) {
     // MCP transports §session management: an unknown session is 404; the client re-initializes.
-    lookup.rejection = jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session not found");
+    lookup.rejection =
+        jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session not found");
     return lookup;
   }
   if (unix_now() - claims->created_at > options.session_max_age.count()) {
-    lookup.rejection = jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session expired");
+    lookup.rejection =
+        jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session expired");
     return lookup;
   }
   lookup.claims = std::move(claims);
   return lookup;
 }
 
-std::optional<http::Response> check_protocol_version(const http::Request& request, const mcp::Json& id) {
+std::optional<http::Response> check_protocol_version(const http::Request& request,
+                                                     const mcp::Json& id) {
   const std::string_view version = request[mcp::header::protocol_version];
   if (version.empty() || mcp::is_supported_protocol_version(version)) return std::nullopt;
   return jsonrpc_error(400, id, mcp::error_code::invalid_request,
                        "Bad Request: unsupported MCP-Protocol-Version '" + std::string(version) +
-                           "' (supported: " + std::string(mcp::supported_protocol_versions_text()) + ")");
+                           "' (supported: " + std::string(mcp::supported_protocol_versions_text()) +
+                           ")");
 }
 
-http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json& id, std::string_view upstream) {
+http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json& id,
+                                 std::string_view upstream) {
   using Kind = upstream::UpstreamReply::Kind;
   switch (reply.kind) {
     case Kind::accepted:
@@ -239,8 +260,9 @@ http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json
                            "Session not found: upstream '" + std::string(upstream) +
                                "' no longer knows this session; re-initialize");
     case Kind::not_supported: {
-      auto response = jsonrpc_error(405, id, mcp::error_code::invalid_request,
-                                    "Method Not Allowed by upstream '" + std::string(upstream) + "'");
+      auto response =
+          jsonrpc_error(405, id, mcp::error_code::invalid_request,
+                        "Method Not Allowed by upstream '" + std::string(upstream) + "'");
       response.set(bhttp::field::allow, "POST");
       return response;
     }
@@ -263,9 +285,10 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
                                          http::Responder& out, upstream::Upstream& upstream) {
   const std::string_view content_type = request[bhttp::field::content_type];
   if (!media_type_is(content_type, "application/json")) {
-    co_await out.send(jsonrpc_error(415, nullptr, mcp::error_code::invalid_request,
-                                    "Unsupported Media Type: Content-Type must be application/json, got '" +
-                                        std::string(content_type) + "'"));
+    co_await out.send(
+        jsonrpc_error(415, nullptr, mcp::error_code::invalid_request,
+                      "Unsupported Media Type: Content-Type must be application/json, got '" +
+                          std::string(content_type) + "'"));
     co_return;
   }
   const std::string_view accept = request[bhttp::field::accept];
@@ -289,7 +312,8 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
 
   SessionLookup session;
   if (!message.is_initialize()) {
-    session = open_session(request, options_, terminated_, upstream.name(), mcp::SessionTransport::streamable_http, id);
+    session = open_session(request, options_, terminated_, upstream.name(),
+                           mcp::SessionTransport::streamable_http, id);
     if (session.rejection) {
       co_await out.send(std::move(*session.rejection));
       co_return;
@@ -313,7 +337,8 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
 
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
-  auto reply = co_await upstream.send(message, std::move(request.body()), exchange.session, context);
+  auto reply =
+      co_await upstream.send(message, std::move(request.body()), exchange.session, context);
 
   std::string sealed_session;
   if (message.is_initialize() && (reply.kind == upstream::UpstreamReply::Kind::message ||
@@ -356,31 +381,37 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     co_return;
   }
   const mcp::Json* request_id = message.is_request() ? &id : nullptr;
-  auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, request_id, options_.sse_keep_alive);
+  auto outcome =
+      co_await relay_events(out, *pump, exchange, pipeline_, request_id, options_.sse_keep_alive);
   pump->stop();
   if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
 
   // The stream ended without the response: tell the client its request failed instead of leaving
   // it waiting — unless the upstream made the stream resumable and simply closed it early.
-  const bool clean_early_close = !outcome.upstream_failed && !outcome.cancelled && outcome.resumable;
+  const bool clean_early_close =
+      !outcome.upstream_failed && !outcome.cancelled && outcome.resumable;
   if (request_id && !outcome.response_seen && !outcome.client_gone && !clean_early_close) {
     const std::string reason =
-        outcome.cancelled       ? "the gateway is shutting down; the request to upstream '" + upstream.name() +
-                                      "' was abandoned"
-        : outcome.upstream_failed ? outcome.failure
-                                  : "upstream '" + upstream.name() + "' closed the stream without responding";
+        outcome.cancelled ? "the gateway is shutting down; the request to upstream '" +
+                                upstream.name() + "' was abandoned"
+        : outcome.upstream_failed
+            ? outcome.failure
+            : "upstream '" + upstream.name() + "' closed the stream without responding";
     http::SseEvent error_event;
-    error_event.data = mcp::make_error_response(*request_id, mcp::error_code::upstream_unavailable, reason);
+    error_event.data =
+        mcp::make_error_response(*request_id, mcp::error_code::upstream_unavailable, reason);
     co_await out.write_chunk(http::format_sse_event(error_event));
     exchange.outcome = "upstream_stream_broken";
-    log::warn("exchange ", message.method(), " id=", request_id->dump(), " on '", upstream.name(), "': ", reason);
+    log::warn("exchange ", message.method(), " id=", request_id->dump(), " on '", upstream.name(),
+              "': ", reason);
   }
   exchange.client_gone = outcome.client_gone;
   if (!outcome.client_gone) co_await out.end_stream();
   pipeline_.on_complete(exchange);
 }
 
-awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder& out, upstream::Upstream& upstream) {
+awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder& out,
+                                        upstream::Upstream& upstream) {
   if (!accepts(request[bhttp::field::accept], "text/event-stream")) {
     co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
                                     "Not Acceptable: Accept must list text/event-stream"));
@@ -390,7 +421,8 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
     co_await out.send(std::move(*rejection));
     co_return;
   }
-  auto session = open_session(request, options_, terminated_, upstream.name(), mcp::SessionTransport::streamable_http, nullptr);
+  auto session = open_session(request, options_, terminated_, upstream.name(),
+                              mcp::SessionTransport::streamable_http, nullptr);
   if (session.rejection) {
     co_await out.send(std::move(*session.rejection));
     co_return;
@@ -422,15 +454,18 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
   }
   // A listen stream never ends by itself: shutdown closes it at once (the client reconnects).
   out.set_interruptible(true);
-  auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, nullptr, options_.sse_keep_alive);
+  auto outcome =
+      co_await relay_events(out, *pump, exchange, pipeline_, nullptr, options_.sse_keep_alive);
   pump->stop();
   if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
   out.set_interruptible(false);
   if (!outcome.client_gone) co_await out.end_stream();
 }
 
-awaitable<void> Gateway::streamable_delete(http::Request& request, http::Responder& out, upstream::Upstream& upstream) {
-  auto session = open_session(request, options_, terminated_, upstream.name(), mcp::SessionTransport::streamable_http, nullptr);
+awaitable<void> Gateway::streamable_delete(http::Request& request, http::Responder& out,
+                                           upstream::Upstream& upstream) {
+  auto session = open_session(request, options_, terminated_, upstream.name(),
+                              mcp::SessionTransport::streamable_http, nullptr);
   if (session.rejection) {
     co_await out.send(std::move(*session.rejection));
     co_return;

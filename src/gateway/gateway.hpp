@@ -6,10 +6,10 @@
 #include <atomic>
 #include <deque>
 #include <map>
-#include <mutex>
-#include <unordered_set>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 
 #include "gateway/exchange.hpp"
 #include "http/server.hpp"
@@ -52,7 +52,8 @@ class Gateway {
           ExchangePipeline pipeline);
   ~Gateway();
 
-  awaitable<void> handle(http::Request& request, const http::RequestOrigin& origin, http::Responder& out);
+  awaitable<void> handle(http::Request& request, const http::RequestOrigin& origin,
+                         http::Responder& out);
 
   void set_draining() { draining_ = true; }
   // Stops every upstream (children, pools). Run on worker 0 during shutdown.
@@ -69,8 +70,10 @@ class Gateway {
                                     http::Responder& out, upstream::Upstream& upstream);
   awaitable<void> streamable_post(http::Request& request, const http::RequestOrigin& origin,
                                   http::Responder& out, upstream::Upstream& upstream);
-  awaitable<void> streamable_get(http::Request& request, http::Responder& out, upstream::Upstream& upstream);
-  awaitable<void> streamable_delete(http::Request& request, http::Responder& out, upstream::Upstream& upstream);
+  awaitable<void> streamable_get(http::Request& request, http::Responder& out,
+                                 upstream::Upstream& upstream);
+  awaitable<void> streamable_delete(http::Request& request, http::Responder& out,
+                                    upstream::Upstream& upstream);
 
   GatewayOptions options_;
   std::map<std::string, std::unique_ptr<upstream::Upstream>, std::less<>> upstreams_;

@@ -59,7 +59,8 @@ class LegacySession : public std::enable_shared_from_this<LegacySession> {
   }
 
   // The listen stream is read on another worker: it is aborted there.
-  void set_listen_stream(std::shared_ptr<upstream::ReplyStream> stream, asio::any_io_executor executor) {
+  void set_listen_stream(std::shared_ptr<upstream::ReplyStream> stream,
+                         asio::any_io_executor executor) {
     std::lock_guard lock(mutex_);
     listen_stream_ = std::move(stream);
     listen_executor_ = std::move(executor);
@@ -81,7 +82,9 @@ class LegacySession : public std::enable_shared_from_this<LegacySession> {
 
 namespace {
 
-std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+std::int64_t unix_now() {
+  return static_cast<std::int64_t>(std::time(nullptr));
+}
 
 struct InFlight {
   explicit InFlight(LegacySession& session) : session(session) { ++session.in_flight; }
@@ -96,7 +99,8 @@ std::string negotiated_version(const std::string& response_text) {
   const auto result = response.find("result");
   if (result == response.end() || !result->is_object()) return {};
   const auto version = result->find("protocolVersion");
-  return version != result->end() && version->is_string() ? version->get<std::string>() : std::string();
+  return version != result->end() && version->is_string() ? version->get<std::string>()
+                                                          : std::string();
 }
 
 awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Gateway& gateway,
@@ -176,11 +180,14 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
         }
       }
       if (!response_seen && !exchange.client_gone) {
-        const std::string reason =
-            failure.empty() ? "upstream '" + upstream.name() + "' closed the stream without responding" : failure;
+        const std::string reason = failure.empty() ? "upstream '" + upstream.name() +
+                                                         "' closed the stream without responding"
+                                                   : failure;
         exchange.outcome = "upstream_stream_broken";
-        log::warn("exchange ", message.method(), " id=", id.dump(), " on '", upstream.name(), "': ", reason);
-        co_await session->push(mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reason));
+        log::warn("exchange ", message.method(), " id=", id.dump(), " on '", upstream.name(),
+                  "': ", reason);
+        co_await session->push(
+            mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reason));
       }
       break;
     }
@@ -189,21 +196,23 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
     case Kind::unavailable:
       exchange.outcome = "upstream_unavailable";
       log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
-      co_await session->push(mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reply.body));
+      co_await session->push(
+          mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reply.body));
       break;
     case Kind::session_not_found:
       exchange.outcome = "session_not_found";
-      co_await session->push(mcp::make_error_response(
-          id, mcp::error_code::session_not_found,
-          "Session not found: upstream '" + upstream.name() + "' no longer knows this session; reconnect"));
+      co_await session->push(
+          mcp::make_error_response(id, mcp::error_code::session_not_found,
+                                   "Session not found: upstream '" + upstream.name() +
+                                       "' no longer knows this session; reconnect"));
       break;
     case Kind::rejected:
     case Kind::not_supported:
       exchange.outcome = "rejected";
       co_await session->push(mcp::make_error_response(
           id, mcp::error_code::internal_error,
-          "upstream '" + upstream.name() + "' answered HTTP " + std::to_string(reply.http_status) + ": " +
-              reply.body.substr(0, 500)));
+          "upstream '" + upstream.name() + "' answered HTTP " + std::to_string(reply.http_status) +
+              ": " + reply.body.substr(0, 500)));
       break;
   }
   pipeline.on_complete(exchange);
@@ -211,7 +220,8 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
 
 // Server-initiated messages (the upstream's listen stream) onto the one legacy stream, resuming
 // with Last-Event-ID when the upstream stream breaks.
-awaitable<void> pump_server_messages(std::shared_ptr<LegacySession> session, const Gateway& gateway) {
+awaitable<void> pump_server_messages(std::shared_ptr<LegacySession> session,
+                                     const Gateway& gateway) {
   auto& upstream = session->upstream;
   const auto executor = co_await asio::this_coro::executor;
   std::string last_event_id;
@@ -245,7 +255,8 @@ awaitable<void> pump_server_messages(std::shared_ptr<LegacySession> session, con
       }
       session->set_listen_stream(nullptr, executor);
     } else {
-      log::debug("legacy session on '", upstream.name(), "': listen stream unavailable: ", reply.body);
+      log::debug("legacy session on '", upstream.name(),
+                 "': listen stream unavailable: ", reply.body);
     }
     if (session->closed) co_return;
     pause.expires_after(backoff);
@@ -264,24 +275,27 @@ std::shared_ptr<LegacySession> LegacySseTransport::find(const std::string& id) {
   return it == sessions_.end() ? nullptr : it->second;
 }
 
-awaitable<void> LegacySseTransport::handle(http::Request& request, const http::RequestOrigin& origin,
-                                           http::Responder& out, upstream::Upstream& upstream,
-                                           bool is_message_endpoint) {
+awaitable<void> LegacySseTransport::handle(http::Request& request,
+                                           const http::RequestOrigin& origin, http::Responder& out,
+                                           upstream::Upstream& upstream, bool is_message_endpoint) {
   if (is_message_endpoint && request.method() == bhttp::verb::post) {
     co_await post_message(request, origin, out, upstream);
   } else if (!is_message_endpoint && request.method() == bhttp::verb::get) {
     co_await open_stream(request, origin, out, upstream);
   } else {
-    auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
-                                  is_message_endpoint ? "Method Not Allowed: POST messages here"
-                                                      : "Method Not Allowed: GET opens the event stream");
+    auto response =
+        jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
+                      is_message_endpoint ? "Method Not Allowed: POST messages here"
+                                          : "Method Not Allowed: GET opens the event stream");
     response.set(bhttp::field::allow, is_message_endpoint ? "POST" : "GET");
     co_await out.send(std::move(response));
   }
 }
 
-awaitable<void> LegacySseTransport::open_stream(http::Request& request, const http::RequestOrigin& origin,
-                                                http::Responder& out, upstream::Upstream& upstream) {
+awaitable<void> LegacySseTransport::open_stream(http::Request& request,
+                                                const http::RequestOrigin& origin,
+                                                http::Responder& out,
+                                                upstream::Upstream& upstream) {
   const std::string_view accept = request[bhttp::field::accept];
   if (!accept.empty() && !accepts(accept, "text/event-stream")) {
     co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
@@ -290,8 +304,8 @@ awaitable<void> LegacySseTransport::open_stream(http::Request& request, const ht
   }
   const auto& options = gateway_.options();
   const auto executor = co_await asio::this_coro::executor;
-  auto session = std::make_shared<LegacySession>(mcp::base64url_encode(mcp::random_bytes(16)), upstream,
-                                                 executor, options.max_buffered_messages);
+  auto session = std::make_shared<LegacySession>(mcp::base64url_encode(mcp::random_bytes(16)),
+                                                 upstream, executor, options.max_buffered_messages);
   mcp::SessionClaims claims;
   claims.upstream = upstream.name();
   claims.upstream_session = session->id;
@@ -318,7 +332,8 @@ awaitable<void> LegacySseTransport::open_stream(http::Request& request, const ht
     // While draining, wake often: the stream closes once the session's in-flight requests have
     // delivered their responses (they can only arrive on this stream).
     timer.expires_after(out.draining() ? std::chrono::milliseconds(100) : options.sse_keep_alive);
-    auto result = co_await (session->outbound.async_receive(use_nothrow) || timer.async_wait(use_nothrow));
+    auto result =
+        co_await (session->outbound.async_receive(use_nothrow) || timer.async_wait(use_nothrow));
     bool interrupted = false;
     if (result.index() == 0) {
       auto& [ec, message] = std::get<0>(result);
@@ -356,12 +371,14 @@ awaitable<void> LegacySseTransport::open_stream(http::Request& request, const ht
     sessions_.erase(session->id);
   }
   if (!client_gone) co_await out.end_stream();
-  log::info("legacy SSE session on '", upstream.name(), "' closed", client_gone ? " by the client" : "");
+  log::info("legacy SSE session on '", upstream.name(), "' closed",
+            client_gone ? " by the client" : "");
   // The upstream session belongs to this stream: end it too (DELETE upstream, or stop the child).
   if (const auto upstream_claims = session->claims()) {
     asio::co_spawn(
         executor,
-        [&upstream, claims = *upstream_claims, version = session->protocol_version()]() -> awaitable<void> {
+        [&upstream, claims = *upstream_claims,
+         version = session->protocol_version()]() -> awaitable<void> {
           upstream::ForwardContext context;
           context.protocol_version = version;
           co_await upstream.end_session(claims, context);
@@ -370,8 +387,10 @@ awaitable<void> LegacySseTransport::open_stream(http::Request& request, const ht
   }
 }
 
-awaitable<void> LegacySseTransport::post_message(http::Request& request, const http::RequestOrigin& origin,
-                                                 http::Responder& out, upstream::Upstream& upstream) {
+awaitable<void> LegacySseTransport::post_message(http::Request& request,
+                                                 const http::RequestOrigin& origin,
+                                                 http::Responder& out,
+                                                 upstream::Upstream& upstream) {
   const auto& options = gateway_.options();
   const std::string sealed = query_parameter(request.target(), "sessionId");
   if (sealed.empty()) {
@@ -379,18 +398,21 @@ awaitable<void> LegacySseTransport::post_message(http::Request& request, const h
                                     "Bad Request: the sessionId query parameter is required"));
     co_return;
   }
-  const auto claims = options.sealer->unseal(sealed, upstream.name(), mcp::SessionTransport::legacy_sse);
+  const auto claims =
+      options.sealer->unseal(sealed, upstream.name(), mcp::SessionTransport::legacy_sse);
   auto session = claims ? find(claims->upstream_session) : nullptr;
   if (!session || session->closed) {
-    co_await out.send(jsonrpc_error(404, nullptr, mcp::error_code::session_not_found,
-                                    "Session not found: open a new stream with GET /sse/" + upstream.name()));
+    co_await out.send(
+        jsonrpc_error(404, nullptr, mcp::error_code::session_not_found,
+                      "Session not found: open a new stream with GET /sse/" + upstream.name()));
     co_return;
   }
   const std::string_view content_type = request[bhttp::field::content_type];
   if (!media_type_is(content_type, "application/json")) {
-    co_await out.send(jsonrpc_error(415, nullptr, mcp::error_code::invalid_request,
-                                    "Unsupported Media Type: Content-Type must be application/json, got '" +
-                                        std::string(content_type) + "'"));
+    co_await out.send(
+        jsonrpc_error(415, nullptr, mcp::error_code::invalid_request,
+                      "Unsupported Media Type: Content-Type must be application/json, got '" +
+                          std::string(content_type) + "'"));
     co_return;
   }
   auto parsed = mcp::parse_message(request.body());
@@ -434,23 +456,27 @@ awaitable<void> LegacySseTransport::post_message(http::Request& request, const h
   }
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
-  auto reply = co_await upstream.send(message, std::move(request.body()), exchange.session, context);
+  auto reply =
+      co_await upstream.send(message, std::move(request.body()), exchange.session, context);
   using Kind = upstream::UpstreamReply::Kind;
   if (reply.kind == Kind::accepted || reply.kind == Kind::message) {
     exchange.http_status = 202;
     co_await out.send(json_response(202, "Accepted"));
     if (message.method() == "notifications/initialized" && session->start_listening_once()) {
-      asio::co_spawn(co_await asio::this_coro::executor, pump_server_messages(session, gateway_), asio::detached);
+      asio::co_spawn(co_await asio::this_coro::executor, pump_server_messages(session, gateway_),
+                     asio::detached);
     }
   } else if (reply.kind == Kind::unavailable) {
     exchange.outcome = "upstream_unavailable";
     exchange.http_status = 502;
-    co_await out.send(jsonrpc_error(502, nullptr, mcp::error_code::upstream_unavailable, reply.body));
+    co_await out.send(
+        jsonrpc_error(502, nullptr, mcp::error_code::upstream_unavailable, reply.body));
   } else if (reply.kind == Kind::session_not_found) {
     exchange.outcome = "session_not_found";
     exchange.http_status = 404;
-    co_await out.send(jsonrpc_error(404, nullptr, mcp::error_code::session_not_found,
-                                    "Session not found: upstream '" + upstream.name() + "' no longer knows it"));
+    co_await out.send(
+        jsonrpc_error(404, nullptr, mcp::error_code::session_not_found,
+                      "Session not found: upstream '" + upstream.name() + "' no longer knows it"));
   } else {
     exchange.outcome = "rejected";
     exchange.http_status = reply.http_status ? reply.http_status : 502;

@@ -22,14 +22,15 @@ class LegacySseTransport {
   explicit LegacySseTransport(Gateway& gateway) : gateway_(gateway) {}
   ~LegacySseTransport();
 
-  awaitable<void> handle(http::Request& request, const http::RequestOrigin& origin, http::Responder& out,
-                         upstream::Upstream& upstream, bool is_message_endpoint);
+  awaitable<void> handle(http::Request& request, const http::RequestOrigin& origin,
+                         http::Responder& out, upstream::Upstream& upstream,
+                         bool is_message_endpoint);
 
  private:
-  awaitable<void> open_stream(http::Request& request, const http::RequestOrigin& origin, http::Responder& out,
-                              upstream::Upstream& upstream);
-  awaitable<void> post_message(http::Request& request, const http::RequestOrigin& origin, http::Responder& out,
-                               upstream::Upstream& upstream);
+  awaitable<void> open_stream(http::Request& request, const http::RequestOrigin& origin,
+                              http::Responder& out, upstream::Upstream& upstream);
+  awaitable<void> post_message(http::Request& request, const http::RequestOrigin& origin,
+                               http::Responder& out, upstream::Upstream& upstream);
   std::shared_ptr<LegacySession> find(const std::string& id);
 
   Gateway& gateway_;

@@ -13,7 +13,8 @@ http::Response json_response(unsigned status, std::string body) {
   return response;
 }
 
-http::Response jsonrpc_error(unsigned status, const mcp::Json& id, int code, std::string_view message) {
+http::Response jsonrpc_error(unsigned status, const mcp::Json& id, int code,
+                             std::string_view message) {
   return json_response(status, mcp::make_error_response(id, code, message));
 }
 
@@ -28,8 +29,10 @@ http::ResponseHeader event_stream_header() {
 
 namespace {
 std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
+    text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
+    text.remove_suffix(1);
   return text;
 }
 }  // namespace
@@ -44,7 +47,8 @@ bool accepts(std::string_view accept_header, std::string_view type) {
   while (!accept_header.empty()) {
     const auto comma = accept_header.find(',');
     std::string_view entry = accept_header.substr(0, comma);
-    accept_header = comma == std::string_view::npos ? std::string_view() : accept_header.substr(comma + 1);
+    accept_header =
+        comma == std::string_view::npos ? std::string_view() : accept_header.substr(comma + 1);
     const auto semicolon = entry.find(';');
     const std::string_view media = trim(entry.substr(0, semicolon));
     if (semicolon != std::string_view::npos) {
@@ -58,7 +62,8 @@ bool accepts(std::string_view accept_header, std::string_view type) {
     }
     if (media == "*/*") return true;
     if (boost::beast::iequals(media, type)) return true;
-    if (media.size() == major.size() + 2 && boost::beast::iequals(media.substr(0, major.size()), major) &&
+    if (media.size() == major.size() + 2 &&
+        boost::beast::iequals(media.substr(0, major.size()), major) &&
         media.substr(major.size()) == "/*") {
       return true;
     }
@@ -66,7 +71,9 @@ bool accepts(std::string_view accept_header, std::string_view type) {
   return false;
 }
 
-std::string_view target_path(std::string_view target) { return target.substr(0, target.find('?')); }
+std::string_view target_path(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
 
 std::string query_parameter(std::string_view target, std::string_view name) {
   const auto question = target.find('?');
@@ -78,7 +85,8 @@ std::string query_parameter(std::string_view target, std::string_view name) {
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
     const auto equals = pair.find('=');
     if (pair.substr(0, equals) != name) continue;
-    const std::string_view raw = equals == std::string_view::npos ? std::string_view() : pair.substr(equals + 1);
+    const std::string_view raw =
+        equals == std::string_view::npos ? std::string_view() : pair.substr(equals + 1);
     // Percent-decoding: sealed ids are base64url and need none, but a client may encode anyway.
     std::string value;
     for (std::size_t i = 0; i < raw.size(); ++i) {
@@ -104,6 +112,8 @@ std::string query_parameter(std::string_view target, std::string_view name) {
   return {};
 }
 
-const std::string& client_address(const http::RequestOrigin& origin) { return origin.peer_text; }
+const std::string& client_address(const http::RequestOrigin& origin) {
+  return origin.peer_text;
+}
 
 }  // namespace membrane::gateway

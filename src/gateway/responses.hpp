@@ -11,7 +11,8 @@ namespace membrane::gateway {
 
 http::Response json_response(unsigned status, std::string body);
 // `{"jsonrpc":"2.0","id":…,"error":{…}}` with HTTP `status`.
-http::Response jsonrpc_error(unsigned status, const mcp::Json& id, int code, std::string_view message);
+http::Response jsonrpc_error(unsigned status, const mcp::Json& id, int code,
+                             std::string_view message);
 http::ResponseHeader event_stream_header();
 // Case-insensitive media type check of a Content-Type / Accept entry, ignoring parameters.
 bool media_type_is(std::string_view value, std::string_view type);

@@ -47,7 +47,8 @@ std::optional<UpstreamUrl> UpstreamUrl::parse(std::string_view text, std::string
     if (const auto fragment = target.find('#'); fragment != std::string_view::npos) {
       target = target.substr(0, fragment);
     }
-    url.target = target.empty() || target.front() != '/' ? "/" + std::string(target) : std::string(target);
+    url.target =
+        target.empty() || target.front() != '/' ? "/" + std::string(target) : std::string(target);
   }
   if (authority.find('@') != std::string_view::npos) {
     error = "credentials in upstream URLs are not supported: use upstream headers";
@@ -79,8 +80,10 @@ std::optional<UpstreamUrl> UpstreamUrl::parse(std::string_view text, std::string
   }
   if (!port_text.empty()) {
     unsigned port = 0;
-    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 || port > 65535) {
+    const auto [end, ec] =
+        std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 ||
+        port > 65535) {
       error = "invalid port '" + std::string(port_text) + "' in '" + std::string(text) + "'";
       return std::nullopt;
     }
@@ -88,7 +91,8 @@ std::optional<UpstreamUrl> UpstreamUrl::parse(std::string_view text, std::string
   }
   const bool default_port = url.port == (url.tls ? 443 : 80);
   const bool v6 = url.host.find(':') != std::string::npos;
-  url.host_header = (v6 ? "[" + url.host + "]" : url.host) + (default_port ? "" : ":" + std::to_string(url.port));
+  url.host_header =
+      (v6 ? "[" + url.host + "]" : url.host) + (default_port ? "" : ":" + std::to_string(url.port));
   return url;
 }
 
@@ -175,7 +179,8 @@ HttpClient::HttpClient(UpstreamUrl url, ClientOptions options, std::size_t worke
 HttpClient::~HttpClient() = default;
 
 void HttpClient::close_idle() {
-  for (auto& pool : pools_) pool->idle.clear();
+  for (auto& pool : pools_)
+    pool->idle.clear();
 }
 
 void HttpClient::release(std::unique_ptr<ClientConnection> connection) {
@@ -203,7 +208,8 @@ awaitable<std::pair<std::unique_ptr<ClientConnection>, std::string>> HttpClient:
     if (!SSL_set_tlsext_host_name(stream.native_handle(), url_.host.c_str())) {
       co_return std::pair{nullptr, "cannot set TLS server name " + url_.host};
     }
-    if (options_.verify_host_name) stream.set_verify_callback(ssl::host_name_verification(url_.host));
+    if (options_.verify_host_name)
+      stream.set_verify_callback(ssl::host_name_verification(url_.host));
     connection = std::move(tls);
   } else {
     connection = std::make_unique<PlainConnection>(executor);
@@ -212,7 +218,8 @@ awaitable<std::pair<std::unique_ptr<ClientConnection>, std::string>> HttpClient:
   tcp.expires_after(options_.connect_timeout);
   auto [connect_ec, endpoint] = co_await tcp.async_connect(endpoints, use_nothrow);
   if (connect_ec) {
-    const std::string reason = connect_ec == beast::error::timeout ? "connect timed out" : connect_ec.message();
+    const std::string reason =
+        connect_ec == beast::error::timeout ? "connect timed out" : connect_ec.message();
     co_return std::pair{nullptr, "cannot connect to " + url_.host_header + ": " + reason};
   }
   error_code ignored;
@@ -223,7 +230,8 @@ awaitable<std::pair<std::unique_ptr<ClientConnection>, std::string>> HttpClient:
     if (handshake_ec) {
       std::string reason = handshake_ec.message();
       if (const long verify = SSL_get_verify_result(stream.native_handle()); verify != X509_V_OK) {
-        reason = std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
+        reason = std::string("certificate verification failed: ") +
+                 X509_verify_cert_error_string(verify);
       }
       co_return std::pair{nullptr, "TLS handshake with " + url_.host_header + " failed: " + reason};
     }
@@ -245,12 +253,15 @@ ClientResponse::ClientResponse(std::unique_ptr<State> state) : state_(std::move(
 
 ClientResponse::~ClientResponse() {
   if (!state_ || !state_->connection) return;
-  if (!state_->aborted && !state_->failed && state_->parser.is_done() && state_->parser.keep_alive()) {
+  if (!state_->aborted && !state_->failed && state_->parser.is_done() &&
+      state_->parser.keep_alive()) {
     state_->owner->release(std::move(state_->connection));
   }
 }
 
-unsigned ClientResponse::status() const { return state_->parser.get().result_int(); }
+unsigned ClientResponse::status() const {
+  return state_->parser.get().result_int();
+}
 
 std::string_view ClientResponse::header(bhttp::field field) const {
   return state_->parser.get()[field];
@@ -260,7 +271,9 @@ std::string_view ClientResponse::header(std::string_view name) const {
   return state_->parser.get()[name];
 }
 
-bool ClientResponse::complete() const { return state_->parser.is_done(); }
+bool ClientResponse::complete() const {
+  return state_->parser.is_done();
+}
 
 void ClientResponse::abort() {
   state_->aborted = true;
@@ -273,7 +286,8 @@ void ClientResponse::abort() {
 
 awaitable<std::pair<error_code, std::string_view>> ClientResponse::read_some() {
   auto& state = *state_;
-  if (state.aborted) co_return std::pair{error_code(asio::error::operation_aborted), std::string_view()};
+  if (state.aborted)
+    co_return std::pair{error_code(asio::error::operation_aborted), std::string_view()};
   while (!state.parser.is_done()) {
     auto& body = state.parser.get().body();
     char* const chunk = state.connection->chunk.get();
@@ -337,30 +351,35 @@ awaitable<ClientResult> HttpClient::send(bhttp::request<bhttp::string_body> requ
     if (auto ec = co_await connection->write(request)) {
       // Nothing reached a server that closed the pooled connection: safe to try a fresh one.
       if (reused) continue;
-      co_return ClientResult{nullptr, "cannot send the request to " + url_.host_header + ": " + ec.message()};
+      co_return ClientResult{
+          nullptr, "cannot send the request to " + url_.host_header + ": " + ec.message()};
     }
 
     auto state = std::make_unique<ClientResponse::State>();
     state->owner = this;
     state->parser.header_limit(64 * 1024);
-    state->parser.body_limit(boost::none);  // streams are unbounded; read_all enforces its own limit
+    state->parser.body_limit(
+        boost::none);  // streams are unbounded; read_all enforces its own limit
     auto ec = co_await connection->read_header(state->parser);
     if (ec) {
       // The classic keep-alive race: the upstream closed an idle connection just as the request
       // went out, and sent nothing back. A fresh connection gets one more try.
       const bool closed_before_answer = ec == bhttp::error::end_of_stream ||
-                                        ec == asio::error::eof || ec == asio::error::connection_reset;
+                                        ec == asio::error::eof ||
+                                        ec == asio::error::connection_reset;
       if (reused && closed_before_answer && connection->buffer.size() == 0) continue;
-      const std::string reason = ec == beast::error::timeout ? "no response within " +
-                                     std::to_string(options_.response_timeout.count()) + " ms"
-                                                             : ec.message();
+      const std::string reason =
+          ec == beast::error::timeout
+              ? "no response within " + std::to_string(options_.response_timeout.count()) + " ms"
+              : ec.message();
       co_return ClientResult{nullptr, "no response from " + url_.host_header + ": " + reason};
     }
     connection->tcp().expires_never();
     state->connection = std::move(connection);
     co_return ClientResult{std::make_unique<ClientResponse>(std::move(state)), {}};
   }
-  co_return ClientResult{nullptr, "the connection to " + url_.host_header + " closed before the request was sent"};
+  co_return ClientResult{
+      nullptr, "the connection to " + url_.host_header + " closed before the request was sent"};
 }
 
 }  // namespace membrane::http

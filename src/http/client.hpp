@@ -22,7 +22,7 @@ namespace bhttp = boost::beast::http;
 
 struct UpstreamUrl {
   bool tls = false;
-  std::string host;         // name or address literal (IPv6 without brackets)
+  std::string host;  // name or address literal (IPv6 without brackets)
   std::uint16_t port = 80;
   std::string target = "/";  // path and query
   std::string host_header;   // what goes into Host:

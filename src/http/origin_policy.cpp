@@ -23,7 +23,8 @@ void split_host_port(std::string_view authority, std::string_view& host, std::st
       return;
     }
     host = authority.substr(0, close + 1);
-    if (close + 1 < authority.size() && authority[close + 1] == ':') port = authority.substr(close + 2);
+    if (close + 1 < authority.size() && authority[close + 1] == ':')
+      port = authority.substr(close + 2);
     return;
   }
   const auto colon = authority.rfind(':');
@@ -63,8 +64,10 @@ OriginPolicy::OriginPolicy(std::vector<std::string> allowed_origins,
     origins_.push_back(lowercase(origin));
   }
   if (allowed_hosts.empty()) {
-    if (listening_on_loopback) hosts_ = loopback_hosts;
-    else any_host_ = true;
+    if (listening_on_loopback)
+      hosts_ = loopback_hosts;
+    else
+      any_host_ = true;
   }
   for (const auto& host : allowed_hosts) {
     if (host == "*") any_host_ = true;
@@ -84,7 +87,8 @@ bool OriginPolicy::origin_allowed(std::string_view origin) const {
     if (pattern_scheme_end == std::string::npos) continue;
     if (std::string_view(pattern).substr(0, pattern_scheme_end) != scheme) continue;
     std::string_view pattern_authority = std::string_view(pattern).substr(pattern_scheme_end + 3);
-    if (!pattern_authority.empty() && pattern_authority.back() == '/') pattern_authority.remove_suffix(1);
+    if (!pattern_authority.empty() && pattern_authority.back() == '/')
+      pattern_authority.remove_suffix(1);
     if (authority_matches(pattern_authority, authority)) return true;
   }
   return false;

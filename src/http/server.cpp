@@ -181,7 +181,8 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
     if (connection.draining) co_return false;
     if (buffer.size() == 0) {
       // Idle keep-alive wait, timed separately from reading the request once it has begun.
-      tcp_layer(stream).expires_after(first_request ? options.header_read : options.keep_alive_idle);
+      tcp_layer(stream).expires_after(first_request ? options.header_read
+                                                    : options.keep_alive_idle);
       auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_nothrow);
       if (ec) co_return false;
       buffer.commit(n);
@@ -193,20 +194,23 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
     parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
     parser.body_limit(options.max_body_bytes);
     tcp_layer(stream).expires_after(options.header_read);
-    auto [header_ec, header_bytes] = co_await bhttp::async_read_header(stream, buffer, parser, use_nothrow);
+    auto [header_ec, header_bytes] =
+        co_await bhttp::async_read_header(stream, buffer, parser, use_nothrow);
     if (header_ec) {
       // Beast checks a declared Content-Length against the body limit as soon as the header is
       // complete.
       if (header_ec == bhttp::error::body_limit) {
         std::string message = "request body";
-        if (const auto declared = parser.content_length()) message += " of " + std::to_string(*declared) + " bytes";
+        if (const auto declared = parser.content_length())
+          message += " of " + std::to_string(*declared) + " bytes";
         message += " exceeds the limit of " + std::to_string(options.max_body_bytes) + " bytes";
         co_await send_error(stream, options, bhttp::status::payload_too_large, std::move(message));
         co_return true;
       }
       if (header_ec == bhttp::error::header_limit) {
-        co_await send_error(stream, options, bhttp::status::request_header_fields_too_large,
-                            "request headers exceed " + std::to_string(options.max_header_bytes) + " bytes");
+        co_await send_error(
+            stream, options, bhttp::status::request_header_fields_too_large,
+            "request headers exceed " + std::to_string(options.max_header_bytes) + " bytes");
       } else if (header_ec == beast::error::timeout) {
         co_await send_error(stream, options, bhttp::status::request_timeout,
                             "request headers not received in time");
@@ -261,7 +265,8 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
     // writes on this connection must not fail because of it.
     co_await asio::this_coro::reset_cancellation_state();
     if (!responder.started()) {
-      log::error("handler produced no response for ", request.method_string(), " ", request.target());
+      log::error("handler produced no response for ", request.method_string(), " ",
+                 request.target());
       co_await send_error(stream, options, bhttp::status::internal_server_error,
                           "the gateway produced no response");
       co_return false;
@@ -308,7 +313,8 @@ Server::~Server() = default;
 void Server::start() {
   auto& context = workers_.context(0);
   error_code ec;
-  const auto address = asio::ip::make_address(options_.host == "localhost" ? "127.0.0.1" : options_.host, ec);
+  const auto address =
+      asio::ip::make_address(options_.host == "localhost" ? "127.0.0.1" : options_.host, ec);
   if (ec) throw std::system_error(ec, "invalid listen address '" + options_.host + "'");
   asio::ip::tcp::endpoint endpoint{address, options_.port};
   acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(context);
@@ -342,8 +348,9 @@ awaitable<void> Server::accept_loop() {
     origin.peer = socket.remote_endpoint(ignored);
     origin.tls = options_.tls != nullptr;
     const auto address = origin.peer.address();
-    origin.peer_text = address.is_v6() ? "[" + address.to_string() + "]:" + std::to_string(origin.peer.port())
-                                       : address.to_string() + ":" + std::to_string(origin.peer.port());
+    origin.peer_text = address.is_v6()
+                           ? "[" + address.to_string() + "]:" + std::to_string(origin.peer.port())
+                           : address.to_string() + ":" + std::to_string(origin.peer.port());
 
     auto connection = std::make_shared<Connection>(socket.get_executor());
     {
@@ -356,7 +363,8 @@ awaitable<void> Server::accept_loop() {
   }
 }
 
-awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket, std::shared_ptr<Connection> connection,
+awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket,
+                                         std::shared_ptr<Connection> connection,
                                          RequestOrigin origin) {
   co_await asio::this_coro::throw_if_cancelled(false);
   try {
@@ -367,7 +375,8 @@ awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket, std::shar
       if (ec) {
         log::debug("TLS handshake with ", origin.peer, " failed: ", ec.message());
       } else {
-        const bool linger = co_await serve_requests(stream, *connection, options_, handler_, origin);
+        const bool linger =
+            co_await serve_requests(stream, *connection, options_, handler_, origin);
         co_await asio::this_coro::reset_cancellation_state();
         co_await close_gracefully(stream, linger);
       }

@@ -88,8 +88,8 @@ class Server {
 
  private:
   awaitable<void> accept_loop();
-  awaitable<void> serve_connection(asio::ip::tcp::socket socket, std::shared_ptr<Connection> connection,
-                                   RequestOrigin origin);
+  awaitable<void> serve_connection(asio::ip::tcp::socket socket,
+                                   std::shared_ptr<Connection> connection, RequestOrigin origin);
   void forget(const std::shared_ptr<Connection>& connection);
 
   WorkerPool& workers_;

@@ -30,7 +30,8 @@ bool SseDecoder::feed(std::string_view bytes, std::vector<SseEvent>& out) {
     }
     // Scan ahead for the run of ordinary characters and append it in one go.
     std::size_t end = i;
-    while (end < bytes.size() && bytes[end] != '\r' && bytes[end] != '\n') ++end;
+    while (end < bytes.size() && bytes[end] != '\r' && bytes[end] != '\n')
+      ++end;
     line_.append(bytes.data() + i, end - i);
     i = end - 1;
     if (line_.size() + pending_.data.size() > max_event_bytes_) return false;
@@ -101,7 +102,8 @@ void append_sse_event(std::string& out, const SseEvent& event) {
     out.append(data.substr(0, end));
     out += '\n';
     if (end == std::string_view::npos) break;
-    const std::size_t skip = (data[end] == '\r' && end + 1 < data.size() && data[end + 1] == '\n') ? 2 : 1;
+    const std::size_t skip =
+        (data[end] == '\r' && end + 1 < data.size() && data[end + 1] == '\n') ? 2 : 1;
     data.remove_prefix(end + skip);
   }
   out += '\n';

@@ -19,9 +19,13 @@ std::shared_ptr<ssl::context> make_server_tls_context(const std::string& certifi
   harden(*context);
   boost::system::error_code ec;
   context->use_certificate_chain_file(certificate_file, ec);
-  if (ec) throw std::runtime_error("cannot load TLS certificate '" + certificate_file + "': " + ec.message());
+  if (ec)
+    throw std::runtime_error("cannot load TLS certificate '" + certificate_file +
+                             "': " + ec.message());
   context->use_private_key_file(private_key_file, ssl::context::pem, ec);
-  if (ec) throw std::runtime_error("cannot load TLS private key '" + private_key_file + "': " + ec.message());
+  if (ec)
+    throw std::runtime_error("cannot load TLS private key '" + private_key_file +
+                             "': " + ec.message());
   return context;
 }
 

@@ -11,7 +11,8 @@ thread_local std::size_t worker_index = 0;
 
 WorkerPool::WorkerPool(unsigned count) {
   if (count == 0) count = std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < count; ++i) contexts_.push_back(std::make_unique<asio::io_context>(1));
+  for (unsigned i = 0; i < count; ++i)
+    contexts_.push_back(std::make_unique<asio::io_context>(1));
 }
 
 WorkerPool::~WorkerPool() {
@@ -27,7 +28,9 @@ asio::io_context& WorkerPool::next_context() {
   return context;
 }
 
-std::size_t WorkerPool::current_index() { return worker_index; }
+std::size_t WorkerPool::current_index() {
+  return worker_index;
+}
 
 void WorkerPool::run() {
   const auto run_worker = [this](std::size_t index) {
@@ -43,7 +46,8 @@ void WorkerPool::run() {
       }
     }
   };
-  for (std::size_t i = 1; i < contexts_.size(); ++i) threads_.emplace_back(run_worker, i);
+  for (std::size_t i = 1; i < contexts_.size(); ++i)
+    threads_.emplace_back(run_worker, i);
   run_worker(0);
   for (auto& thread : threads_) {
     if (thread.joinable()) thread.join();
@@ -52,7 +56,8 @@ void WorkerPool::run() {
 }
 
 void WorkerPool::stop() {
-  for (auto& context : contexts_) context->stop();
+  for (auto& context : contexts_)
+    context->stop();
 }
 
 }  // namespace membrane::http

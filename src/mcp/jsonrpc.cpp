@@ -74,8 +74,7 @@ ParsedMessage classify_message(Json body) {
     }
     const auto params = body.find("params");
     if (params != body.end() && !params->is_object() && !params->is_array()) {
-      out.error = {error_code::invalid_request,
-                   "Invalid Request: \"params\" must be an object"};
+      out.error = {error_code::invalid_request, "Invalid Request: \"params\" must be an object"};
       return out;
     }
     if (has_id && !is_valid_id(*id)) {

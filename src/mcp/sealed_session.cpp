@@ -101,7 +101,8 @@ std::optional<std::string> base64url_decode(std::string_view text) {
 
 SessionSealer SessionSealer::from_secret(std::string_view secret) {
   if (secret.size() < 16) {
-    throw std::invalid_argument("the session key must be at least 16 bytes (32 random bytes recommended)");
+    throw std::invalid_argument(
+        "the session key must be at least 16 bytes (32 random bytes recommended)");
   }
   std::unique_ptr<EVP_KDF, KdfDeleter> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
   if (!kdf) throw std::runtime_error("OpenSSL has no HKDF implementation");
@@ -133,7 +134,8 @@ SessionSealer SessionSealer::random() {
 std::string SessionSealer::seal(const SessionClaims& claims, SessionTransport transport) const {
   nlohmann::json payload = {{"s", claims.upstream_session}, {"t", claims.created_at}};
   if (!claims.initialize_params.is_null()) payload["i"] = claims.initialize_params;
-  const std::string plaintext = payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string plaintext =
+      payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   const std::string aad = associated_data(claims.upstream, transport);
   const std::string nonce = random_bytes(nonce_size);
 
@@ -144,19 +146,18 @@ std::string SessionSealer::seal(const SessionClaims& claims, SessionTransport tr
   CipherContext context(EVP_CIPHER_CTX_new());
   int length = 0;
   int total = 0;
-  const bool ok =
-      context &&
-      EVP_EncryptInit_ex(context.get(), EVP_aes_256_gcm(), nullptr, key_.data(),
-                         reinterpret_cast<const unsigned char*>(nonce.data())) == 1 &&
-      EVP_EncryptUpdate(context.get(), nullptr, &length,
-                        reinterpret_cast<const unsigned char*>(aad.data()),
-                        static_cast<int>(aad.size())) == 1 &&
-      EVP_EncryptUpdate(context.get(), out, &length,
-                        reinterpret_cast<const unsigned char*>(plaintext.data()),
-                        static_cast<int>(plaintext.size())) == 1 &&
-      (total = length, EVP_EncryptFinal_ex(context.get(), out + total, &length) == 1) &&
-      EVP_CIPHER_CTX_ctrl(context.get(), EVP_CTRL_GCM_GET_TAG, tag_size,
-                          out + plaintext.size()) == 1;
+  const bool ok = context &&
+                  EVP_EncryptInit_ex(context.get(), EVP_aes_256_gcm(), nullptr, key_.data(),
+                                     reinterpret_cast<const unsigned char*>(nonce.data())) == 1 &&
+                  EVP_EncryptUpdate(context.get(), nullptr, &length,
+                                    reinterpret_cast<const unsigned char*>(aad.data()),
+                                    static_cast<int>(aad.size())) == 1 &&
+                  EVP_EncryptUpdate(context.get(), out, &length,
+                                    reinterpret_cast<const unsigned char*>(plaintext.data()),
+                                    static_cast<int>(plaintext.size())) == 1 &&
+                  (total = length, EVP_EncryptFinal_ex(context.get(), out + total, &length) == 1) &&
+                  EVP_CIPHER_CTX_ctrl(context.get(), EVP_CTRL_GCM_GET_TAG, tag_size,
+                                      out + plaintext.size()) == 1;
   if (!ok) throw std::runtime_error("AES-256-GCM sealing failed");
   return format_prefix + base64url_encode(sealed);
 }
@@ -186,11 +187,11 @@ std::optional<SessionClaims> SessionSealer::unseal(std::string_view sealed_text,
       EVP_DecryptUpdate(context.get(), nullptr, &length,
                         reinterpret_cast<const unsigned char*>(aad.data()),
                         static_cast<int>(aad.size())) == 1 &&
-      EVP_DecryptUpdate(context.get(), reinterpret_cast<unsigned char*>(plaintext.data()),
-                        &length, ciphertext, static_cast<int>(ciphertext_size)) == 1 &&
+      EVP_DecryptUpdate(context.get(), reinterpret_cast<unsigned char*>(plaintext.data()), &length,
+                        ciphertext, static_cast<int>(ciphertext_size)) == 1 &&
       EVP_CIPHER_CTX_ctrl(context.get(), EVP_CTRL_GCM_SET_TAG, tag_size, tag.data()) == 1 &&
-      EVP_DecryptFinal_ex(context.get(), reinterpret_cast<unsigned char*>(plaintext.data()) + length,
-                          &length) == 1;
+      EVP_DecryptFinal_ex(
+          context.get(), reinterpret_cast<unsigned char*>(plaintext.data()) + length, &length) == 1;
   if (!ok) return std::nullopt;
 
   auto payload = nlohmann::json::parse(plaintext, nullptr, false);

@@ -49,11 +49,15 @@ struct ExecImage {
       if (equals == std::string_view::npos) continue;
       merged[std::string(text.substr(0, equals))] = std::string(text.substr(equals + 1));
     }
-    for (const auto& [key, value] : command.env) merged[key] = value;
-    for (const auto& [key, value] : merged) env_storage.push_back(key + "=" + value);
-    for (auto& arg : argv_storage) argv.push_back(arg.data());
+    for (const auto& [key, value] : command.env)
+      merged[key] = value;
+    for (const auto& [key, value] : merged)
+      env_storage.push_back(key + "=" + value);
+    for (auto& arg : argv_storage)
+      argv.push_back(arg.data());
     argv.push_back(nullptr);
-    for (auto& entry : env_storage) envp.push_back(entry.data());
+    for (auto& entry : env_storage)
+      envp.push_back(entry.data());
     envp.push_back(nullptr);
   }
 };
@@ -66,7 +70,8 @@ struct ExecImage {
   if (::getppid() != parent) ::_exit(127);
   ::setpgid(0, 0);
   // The gateway ignores SIGPIPE and handles SIGTERM/SIGINT/SIGHUP; a server starts with defaults.
-  for (int signal_number : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD}) ::signal(signal_number, SIG_DFL);
+  for (int signal_number : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD})
+    ::signal(signal_number, SIG_DFL);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -87,9 +92,12 @@ struct ExecImage {
 
 }  // namespace
 
-ChildProcess::ChildProcess(Passkey, const asio::any_io_executor& executor, pid_t pid,
-                           int input_fd, int output_fd, int errors_fd)
-    : pid_(pid), input_(executor, input_fd), output_(executor, output_fd), errors_(executor, errors_fd) {}
+ChildProcess::ChildProcess(Passkey, const asio::any_io_executor& executor, pid_t pid, int input_fd,
+                           int output_fd, int errors_fd)
+    : pid_(pid),
+      input_(executor, input_fd),
+      output_(executor, output_fd),
+      errors_(executor, errors_fd) {}
 
 std::unique_ptr<ChildProcess> ChildProcess::spawn(const asio::any_io_executor& executor,
                                                   const ChildCommand& command, std::string& error) {
@@ -123,11 +131,12 @@ std::unique_ptr<ChildProcess> ChildProcess::spawn(const asio::any_io_executor& e
   if (got > 0) {
     int status = 0;
     ::waitpid(pid, &status, 0);
-    const char* what = report[0] == 1 ? "cannot set up its standard streams"
+    const char* what = report[0] == 1   ? "cannot set up its standard streams"
                        : report[0] == 2 ? "cannot change to its working directory"
                                         : "cannot execute";
     error = std::string(what) + " '" +
-            (report[0] == 2 ? command.working_directory : command.program) + "': " + std::strerror(report[1]);
+            (report[0] == 2 ? command.working_directory : command.program) +
+            "': " + std::strerror(report[1]);
     return nullptr;
   }
   // Avoid a race with the child's own setpgid so signals to the group always reach it.
@@ -135,7 +144,8 @@ std::unique_ptr<ChildProcess> ChildProcess::spawn(const asio::any_io_executor& e
   const int input_fd = to_child.take_write();
   const int output_fd = from_child.take_read();
   const int errors_fd = child_errors.take_read();
-  for (int fd : {input_fd, output_fd, errors_fd}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  for (int fd : {input_fd, output_fd, errors_fd})
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   return std::make_unique<ChildProcess>(Passkey{}, executor, pid, input_fd, output_fd, errors_fd);
 }
 
@@ -163,8 +173,10 @@ std::optional<int> ChildProcess::try_reap() {
   if (exit_status_) return exit_status_;
   int status = 0;
   const pid_t reaped = ::waitpid(pid_, &status, WNOHANG);
-  if (reaped == pid_) exit_status_ = status;
-  else if (reaped < 0 && errno == ECHILD) exit_status_ = 0;  // reaped elsewhere: nothing left
+  if (reaped == pid_)
+    exit_status_ = status;
+  else if (reaped < 0 && errno == ECHILD)
+    exit_status_ = 0;  // reaped elsewhere: nothing left
   return exit_status_;
 }
 
@@ -192,7 +204,8 @@ awaitable<int> ChildProcess::stop(std::chrono::milliseconds grace) {
 }
 
 std::string ChildProcess::describe_status(int wait_status) {
-  if (WIFEXITED(wait_status)) return "exited with status " + std::to_string(WEXITSTATUS(wait_status));
+  if (WIFEXITED(wait_status))
+    return "exited with status " + std::to_string(WEXITSTATUS(wait_status));
   if (WIFSIGNALED(wait_status)) {
     return std::string("killed by signal ") + std::to_string(WTERMSIG(wait_status)) + " (" +
            ::strsignal(WTERMSIG(wait_status)) + ")";

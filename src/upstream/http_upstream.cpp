@@ -26,7 +26,9 @@ class HttpEventStream final : public ReplyStream {
  public:
   HttpEventStream(std::unique_ptr<http::ClientResponse> response, std::string upstream_name,
                   std::size_t max_event_bytes)
-      : response_(std::move(response)), upstream_name_(std::move(upstream_name)), decoder_(max_event_bytes) {}
+      : response_(std::move(response)),
+        upstream_name_(std::move(upstream_name)),
+        decoder_(max_event_bytes) {}
 
   awaitable<StreamRead> next() override {
     while (events_.empty()) {
@@ -83,8 +85,8 @@ class HttpEventStream final : public ReplyStream {
 
 class HttpUpstream final : public Upstream {
  public:
-  HttpUpstream(HttpUpstreamOptions options, http::UpstreamUrl url, http::ClientOptions client_options,
-               std::size_t workers)
+  HttpUpstream(HttpUpstreamOptions options, http::UpstreamUrl url,
+               http::ClientOptions client_options, std::size_t workers)
       : options_(std::move(options)), client_(std::move(url), std::move(client_options), workers) {}
 
   const std::string& name() const override { return options_.name; }
@@ -92,7 +94,8 @@ class HttpUpstream final : public Upstream {
   bool needs_initialize_replay() const override { return false; }
 
   awaitable<UpstreamReply> send(const mcp::Message& message, std::string raw,
-                                const mcp::SessionClaims* session, const ForwardContext& context) override {
+                                const mcp::SessionClaims* session,
+                                const ForwardContext& context) override {
     auto request = make_request(bhttp::verb::post, session, context);
     request.set(bhttp::field::content_type, "application/json");
     request.set(bhttp::field::accept, "application/json, text/event-stream");
@@ -104,7 +107,8 @@ class HttpUpstream final : public Upstream {
     UpstreamReply reply;
     reply.http_status = response.status();
     reply.content_type = std::string(response.header(bhttp::field::content_type));
-    if (message.is_initialize()) reply.upstream_session = std::string(response.header(mcp::header::session_id));
+    if (message.is_initialize())
+      reply.upstream_session = std::string(response.header(mcp::header::session_id));
 
     if (reply.http_status == 202 || (reply.http_status == 200 && !message.is_request() &&
                                      response.header(bhttp::field::content_length) == "0")) {
@@ -132,7 +136,8 @@ class HttpUpstream final : public Upstream {
     auto [ec, body] = co_await response.read_all(options_.max_message_bytes);
     if (ec) {
       std::string reason = "upstream '" + options_.name + "' failed while sending its response: ";
-      reason += ec == bhttp::error::body_limit ? std::string("larger than the message limit") : ec.message();
+      reason += ec == bhttp::error::body_limit ? std::string("larger than the message limit")
+                                               : ec.message();
       co_return UpstreamReply::failure(std::move(reason));
     }
     reply.body = std::move(body);
@@ -140,10 +145,12 @@ class HttpUpstream final : public Upstream {
     co_return reply;
   }
 
-  awaitable<UpstreamReply> listen(const mcp::SessionClaims& session, const ForwardContext& context) override {
+  awaitable<UpstreamReply> listen(const mcp::SessionClaims& session,
+                                  const ForwardContext& context) override {
     auto request = make_request(bhttp::verb::get, &session, context);
     request.set(bhttp::field::accept, "text/event-stream");
-    if (!context.last_event_id.empty()) request.set(mcp::header::last_event_id, context.last_event_id);
+    if (!context.last_event_id.empty())
+      request.set(mcp::header::last_event_id, context.last_event_id);
     auto result = co_await client_.send(std::move(request));
     if (!result.response) co_return UpstreamReply::failure(describe_unavailable(result.error));
     auto& response = *result.response;
@@ -164,7 +171,8 @@ class HttpUpstream final : public Upstream {
     co_return reply;
   }
 
-  awaitable<UpstreamReply> end_session(const mcp::SessionClaims& session, const ForwardContext& context) override {
+  awaitable<UpstreamReply> end_session(const mcp::SessionClaims& session,
+                                       const ForwardContext& context) override {
     UpstreamReply reply;
     if (session.upstream_session.empty()) {
       // The upstream never issued a session: there is nothing to end on its side.
@@ -179,7 +187,7 @@ class HttpUpstream final : public Upstream {
     reply.http_status = response.status();
     auto [ec, body] = co_await response.read_all(max_error_body_bytes);
     reply.body = std::move(body);
-    reply.kind = reply.http_status < 300     ? UpstreamReply::Kind::accepted
+    reply.kind = reply.http_status < 300    ? UpstreamReply::Kind::accepted
                  : reply.http_status == 405 ? UpstreamReply::Kind::not_supported
                  : reply.http_status == 404 ? UpstreamReply::Kind::session_not_found
                                             : UpstreamReply::Kind::rejected;
@@ -192,14 +200,17 @@ class HttpUpstream final : public Upstream {
   }
 
  private:
-  bhttp::request<bhttp::string_body> make_request(bhttp::verb verb, const mcp::SessionClaims* session,
+  bhttp::request<bhttp::string_body> make_request(bhttp::verb verb,
+                                                  const mcp::SessionClaims* session,
                                                   const ForwardContext& context) const {
     bhttp::request<bhttp::string_body> request{verb, client_.url().target, 11};
-    for (const auto& [name, value] : options_.headers) request.set(name, value);
+    for (const auto& [name, value] : options_.headers)
+      request.set(name, value);
     if (session && !session->upstream_session.empty()) {
       request.set(mcp::header::session_id, session->upstream_session);
     }
-    if (!context.protocol_version.empty()) request.set(mcp::header::protocol_version, context.protocol_version);
+    if (!context.protocol_version.empty())
+      request.set(mcp::header::protocol_version, context.protocol_version);
     return request;
   }
 
@@ -227,7 +238,8 @@ std::unique_ptr<Upstream> make_http_upstream(HttpUpstreamOptions options, std::s
       log::warn("upstream '", options.name, "': TLS certificate verification is DISABLED");
     }
   }
-  return std::make_unique<HttpUpstream>(std::move(options), std::move(*url), std::move(client_options), workers);
+  return std::make_unique<HttpUpstream>(std::move(options), std::move(*url),
+                                        std::move(client_options), workers);
 }
 
 }  // namespace membrane::upstream

@@ -39,7 +39,9 @@ StreamRead failed_read(std::string reason) {
   return read;
 }
 
-StreamRead end_read() { return StreamRead{}; }
+StreamRead end_read() {
+  return StreamRead{};
+}
 
 // The consumer side of a Delivery channel. Closing it tells the producer nobody listens any more.
 class DeliveryStream final : public ReplyStream {
@@ -108,10 +110,14 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
     log::info("upstream '", options_.name, "': started ", options_.command.program, " (pid ",
               child_->pid(), ") for session ", short_id());
     auto self = shared_from_this();
-    asio::co_spawn(executor_, [self]() { return self->read_stdout(); }, asio::detached);
-    asio::co_spawn(executor_, [self]() { return self->read_stderr(); }, asio::detached);
-    asio::co_spawn(executor_, [self]() { return self->write_stdin(); }, asio::detached);
-    asio::co_spawn(executor_, [self]() { return self->watch_idle(); }, asio::detached);
+    asio::co_spawn(
+        executor_, [self]() { return self->read_stdout(); }, asio::detached);
+    asio::co_spawn(
+        executor_, [self]() { return self->read_stderr(); }, asio::detached);
+    asio::co_spawn(
+        executor_, [self]() { return self->write_stdin(); }, asio::detached);
+    asio::co_spawn(
+        executor_, [self]() { return self->watch_idle(); }, asio::detached);
     return {};
   }
 
@@ -197,7 +203,8 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
 
   // Set by the owner so a crash can be reported (for restart backoff) and the idle stop can
   // remove the instance from the registry.
-  std::function<void(const std::shared_ptr<StdioInstance>&, bool crashed, Clock::duration lived)> on_exit;
+  std::function<void(const std::shared_ptr<StdioInstance>&, bool crashed, Clock::duration lived)>
+      on_exit;
 
  private:
   struct Pending {
@@ -222,7 +229,8 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
       auto [ec, line] = co_await outgoing_.async_receive(use_nothrow);
       if (ec) break;
       line.push_back('\n');
-      auto [write_ec, n] = co_await asio::async_write(child_->input(), asio::buffer(line), use_nothrow);
+      auto [write_ec, n] =
+          co_await asio::async_write(child_->input(), asio::buffer(line), use_nothrow);
       if (write_ec) {
         log::warn("upstream '", options_.name, "': cannot write to pid ", child_->pid(), ": ",
                   write_ec.message());
@@ -245,7 +253,8 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
       }
       std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n);
       buffer.consume(n);
-      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+        line.pop_back();
       if (!line.empty()) log::info("upstream '", options_.name, "' [pid ", pid(), "] ", line);
     }
   }
@@ -258,13 +267,15 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
       auto [ec, n] = co_await asio::async_read_until(child_->output(), buffer, '\n', use_nothrow);
       if (ec) {
         exit_reason = ec == asio::error::not_found
-                          ? "sent a message larger than " + std::to_string(options_.max_message_bytes) + " bytes"
+                          ? "sent a message larger than " +
+                                std::to_string(options_.max_message_bytes) + " bytes"
                           : "closed its output";
         break;
       }
       std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n);
       buffer.consume(n);
-      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
+        line.pop_back();
       if (line.empty()) continue;
       touch();
       co_await deliver(std::move(line));
@@ -296,13 +307,15 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
     std::shared_ptr<Delivery> listener;
     {
       std::lock_guard lock(mutex_);
-      for (auto& [key, pending] : pending_) requests.push_back(pending.channel);
+      for (auto& [key, pending] : pending_)
+        requests.push_back(pending.channel);
       pending_.clear();
       progress_routes_.clear();
       request_order_.clear();
       listener = std::exchange(listener_, nullptr);
     }
-    for (auto& channel : requests) co_await channel->async_send(error_code(), failed_read(reason), use_nothrow);
+    for (auto& channel : requests)
+      co_await channel->async_send(error_code(), failed_read(reason), use_nothrow);
     if (listener) co_await listener->async_send(error_code(), end_read(), use_nothrow);
   }
 
@@ -310,12 +323,14 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
     auto self = shared_from_this();
     const auto idle_limit = options_.session_idle;
     const auto period = std::max<Clock::duration>(
-        std::chrono::milliseconds(50), std::min<Clock::duration>(idle_limit / 4, std::chrono::seconds(30)));
+        std::chrono::milliseconds(50),
+        std::min<Clock::duration>(idle_limit / 4, std::chrono::seconds(30)));
     while (!stopping_) {
       idle_timer_.expires_after(period);
       auto [ec] = co_await idle_timer_.async_wait(use_nothrow);
       if (ec || stopping_) co_return;
-      const auto idle_for = Clock::now() - Clock::time_point(Clock::duration(last_activity_.load()));
+      const auto idle_for =
+          Clock::now() - Clock::time_point(Clock::duration(last_activity_.load()));
       bool busy;
       {
         std::lock_guard lock(mutex_);
@@ -323,7 +338,10 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
       }
       if (!busy && idle_for >= idle_limit) {
         // The session stays valid: its next request starts a fresh child from the sealed id.
-        co_await stop("idle for " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(idle_for).count()) + " s");
+        co_await stop(
+            "idle for " +
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(idle_for).count()) +
+            " s");
         co_return;
       }
     }
@@ -336,8 +354,9 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
   awaitable<void> deliver(std::string line) {
     auto parsed = mcp::parse_message(line);
     if (!parsed.message) {
-      log::warn("upstream '", options_.name, "' [pid ", pid(), "] wrote a line that is not JSON-RPC (",
-                parsed.error.message, "): ", line.substr(0, 200));
+      log::warn("upstream '", options_.name, "' [pid ", pid(),
+                "] wrote a line that is not JSON-RPC (", parsed.error.message,
+                "): ", line.substr(0, 200));
       co_return;
     }
     const auto& message = *parsed.message;
@@ -360,18 +379,23 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
           }
         }
         if (!target) {
-          if (pending_.size() == 1) target = pending_.begin()->second.channel;
-          else if (listener_) target = listener_;
-          else if (!request_order_.empty()) target = pending_[request_order_.back()].channel;
+          if (pending_.size() == 1)
+            target = pending_.begin()->second.channel;
+          else if (listener_)
+            target = listener_;
+          else if (!request_order_.empty())
+            target = pending_[request_order_.back()].channel;
         }
       }
       if (!target) {
         if (message.is_response()) {
-          log::debug("upstream '", options_.name, "': response to unknown request ", message.id().dump(), " dropped");
+          log::debug("upstream '", options_.name, "': response to unknown request ",
+                     message.id().dump(), " dropped");
           co_return;
         }
         if (backlog_.size() >= options_.max_buffered_messages) {
-          log::warn("upstream '", options_.name, "': no stream is listening; dropping the oldest buffered message");
+          log::warn("upstream '", options_.name,
+                    "': no stream is listening; dropping the oldest buffered message");
           backlog_.pop_front();
         }
         backlog_.push_back(std::move(line));
@@ -425,7 +449,8 @@ class StdioUpstream final : public Upstream {
                                 const mcp::SessionClaims* session, const ForwardContext&) override {
     std::shared_ptr<StdioInstance> instance;
     if (message.is_initialize()) {
-      auto [created, error] = co_await create_instance(mcp::base64url_encode(mcp::random_bytes(16)), nullptr);
+      auto [created, error] =
+          co_await create_instance(mcp::base64url_encode(mcp::random_bytes(16)), nullptr);
       if (!created) co_return UpstreamReply::failure(error);
       instance = std::move(created);
     } else {
@@ -464,7 +489,8 @@ class StdioUpstream final : public Upstream {
     co_return reply;
   }
 
-  awaitable<UpstreamReply> listen(const mcp::SessionClaims& session, const ForwardContext&) override {
+  awaitable<UpstreamReply> listen(const mcp::SessionClaims& session,
+                                  const ForwardContext&) override {
     auto [instance, reply] = co_await instance_for(session);
     if (!instance) co_return std::move(reply);
     const auto consumer = co_await asio::this_coro::executor;
@@ -478,7 +504,8 @@ class StdioUpstream final : public Upstream {
     co_return std::move(reply);
   }
 
-  awaitable<UpstreamReply> end_session(const mcp::SessionClaims& session, const ForwardContext&) override {
+  awaitable<UpstreamReply> end_session(const mcp::SessionClaims& session,
+                                       const ForwardContext&) override {
     std::shared_ptr<StdioInstance> instance;
     {
       std::lock_guard lock(mutex_);
@@ -503,7 +530,8 @@ class StdioUpstream final : public Upstream {
     {
       std::lock_guard lock(mutex_);
       stopped_ = true;
-      for (auto& [id, instance] : instances_) all.push_back(instance);
+      for (auto& [id, instance] : instances_)
+        all.push_back(instance);
       instances_.clear();
     }
     // Stop every child in parallel: shutdown takes one grace period, not one per session.
@@ -515,7 +543,8 @@ class StdioUpstream final : public Upstream {
       asio::co_spawn(instance->executor(), instance->stop("gateway shutting down"),
                      [signal](std::exception_ptr) { signal->try_send(error_code()); });
     }
-    for (auto& signal : done) co_await signal->async_receive(use_nothrow);
+    for (auto& signal : done)
+      co_await signal->async_receive(use_nothrow);
   }
 
  private:
@@ -554,9 +583,11 @@ class StdioUpstream final : public Upstream {
       if (stopped_) co_return std::pair{nullptr, std::string("the gateway is shutting down")};
       instances_[id] = instance;
     }
-    instance->on_exit = [this](const std::shared_ptr<StdioInstance>& gone, bool crashed, Clock::duration lived) {
+    instance->on_exit = [this](const std::shared_ptr<StdioInstance>& gone, bool crashed,
+                               Clock::duration lived) {
       std::lock_guard lock(mutex_);
-      if (const auto it = instances_.find(gone->id()); it != instances_.end() && it->second == gone) {
+      if (const auto it = instances_.find(gone->id());
+          it != instances_.end() && it->second == gone) {
         instances_.erase(it);
       }
       if (!crashed) return;
@@ -566,7 +597,8 @@ class StdioUpstream final : public Upstream {
 
     if (const auto delay = restart_delay(); delay > Clock::duration::zero()) {
       log::info("upstream '", options_.name, "': restarting in ",
-                std::chrono::duration_cast<std::chrono::milliseconds>(delay).count(), " ms (backoff)");
+                std::chrono::duration_cast<std::chrono::milliseconds>(delay).count(),
+                " ms (backoff)");
       asio::steady_timer pause(executor, delay);
       co_await pause.async_wait(use_nothrow);
     }
@@ -583,8 +615,10 @@ class StdioUpstream final : public Upstream {
       co_return std::pair{nullptr, reason};
     }
     if (initialize_params) {
-      if (std::string error = co_await replay_initialize(*instance, *initialize_params); !error.empty()) {
-        std::string reason = "upstream '" + options_.name + "' did not accept the session's initialize: " + error;
+      if (std::string error = co_await replay_initialize(*instance, *initialize_params);
+          !error.empty()) {
+        std::string reason =
+            "upstream '" + options_.name + "' did not accept the session's initialize: " + error;
         log::warn(reason);
         instance->mark(StdioInstance::State::failed, reason);
         co_await instance->stop("initialize replay failed");
@@ -604,7 +638,8 @@ class StdioUpstream final : public Upstream {
     auto channel = instance.register_request(*parsed.message, co_await asio::this_coro::executor);
     if (!channel || !co_await instance.write_line(request.dump())) co_return "the process exited";
     asio::steady_timer timeout(co_await asio::this_coro::executor, options_.initialize_timeout);
-    auto outcome = co_await (channel->async_receive(use_nothrow) || timeout.async_wait(use_nothrow));
+    auto outcome =
+        co_await (channel->async_receive(use_nothrow) || timeout.async_wait(use_nothrow));
     if (outcome.index() == 1) co_return "no initialize response within the timeout";
     auto& [ec, read] = std::get<0>(outcome);
     if (ec || read.status != ReadStatus::message) {
@@ -636,7 +671,8 @@ class StdioUpstream final : public Upstream {
       }
       if (!instance) {
         if (session.initialize_params.is_null()) break;
-        auto [created, error] = co_await create_instance(session.upstream_session, &session.initialize_params);
+        auto [created, error] =
+            co_await create_instance(session.upstream_session, &session.initialize_params);
         if (!created) co_return std::pair{nullptr, UpstreamReply::failure(error)};
         co_return std::pair{created, UpstreamReply{}};
       }
@@ -647,7 +683,8 @@ class StdioUpstream final : public Upstream {
       }
       // dead: it exited; forget it and start over
       std::lock_guard lock(mutex_);
-      if (const auto it = instances_.find(session.upstream_session); it != instances_.end() && it->second == instance) {
+      if (const auto it = instances_.find(session.upstream_session);
+          it != instances_.end() && it->second == instance) {
         instances_.erase(it);
       }
     }

@@ -29,8 +29,8 @@ TEST_CASE("upstream URLs are parsed into host, port, target and Host header") {
 
 TEST_CASE("bad upstream URLs are refused with a reason") {
   std::string error;
-  for (const char* bad : {"ftp://x/", "http://", "http://host:0/", "http://host:99999/", "http://u:p@host/",
-                          "http://[::1/"}) {
+  for (const char* bad : {"ftp://x/", "http://", "http://host:0/", "http://host:99999/",
+                          "http://u:p@host/", "http://[::1/"}) {
     INFO(bad);
     CHECK_FALSE(UpstreamUrl::parse(bad, error));
     CHECK_FALSE(error.empty());

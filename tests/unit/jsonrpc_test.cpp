@@ -5,7 +5,8 @@
 using namespace membrane::mcp;
 
 TEST_CASE("requests, notifications and responses are told apart") {
-  auto request = parse_message(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","_meta":{"progressToken":"p"}}})");
+  auto request = parse_message(
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","_meta":{"progressToken":"p"}}})");
   REQUIRE(request.message);
   CHECK(request.message->is_request());
   CHECK(request.message->method() == "tools/call");
@@ -36,11 +37,12 @@ TEST_CASE("text that is not JSON is a parse error (-32700)") {
 }
 
 TEST_CASE("JSON that is not JSON-RPC 2.0 is an invalid request (-32600)") {
-  for (const char* text : {"42", "\"x\"", "{}", R"({"hello":1})", R"({"jsonrpc":"1.0","method":"x"})",
-                           R"({"jsonrpc":"2.0","method":7})", R"({"jsonrpc":"2.0","method":""})",
-                           R"({"jsonrpc":"2.0","id":1.5,"method":"x"})", R"({"jsonrpc":"2.0","id":null,"method":"x"})",
-                           R"({"jsonrpc":"2.0","id":1})", R"({"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1}})",
-                           R"({"jsonrpc":"2.0","method":"x","params":"s"})"}) {
+  for (const char* text :
+       {"42", "\"x\"", "{}", R"({"hello":1})", R"({"jsonrpc":"1.0","method":"x"})",
+        R"({"jsonrpc":"2.0","method":7})", R"({"jsonrpc":"2.0","method":""})",
+        R"({"jsonrpc":"2.0","id":1.5,"method":"x"})", R"({"jsonrpc":"2.0","id":null,"method":"x"})",
+        R"({"jsonrpc":"2.0","id":1})", R"({"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1}})",
+        R"({"jsonrpc":"2.0","method":"x","params":"s"})"}) {
     auto parsed = parse_message(text);
     INFO(text);
     CHECK_FALSE(parsed.message);
@@ -56,7 +58,8 @@ TEST_CASE("a batch is refused with a message that says so") {
 }
 
 TEST_CASE("error responses are valid JSON-RPC and keep the id") {
-  const auto text = make_error_response(Json(7), error_code::upstream_unavailable, "upstream 'x' is unavailable");
+  const auto text =
+      make_error_response(Json(7), error_code::upstream_unavailable, "upstream 'x' is unavailable");
   auto parsed = parse_message(text);
   REQUIRE(parsed.message);
   CHECK(parsed.message->is_response());

@@ -23,7 +23,8 @@ SessionClaims sample_claims() {
 TEST_CASE("a sealed session id opens to the same claims with the same key") {
   const auto sealer = SessionSealer::from_secret(secret);
   const auto sealed = sealer.seal(sample_claims(), SessionTransport::streamable_http);
-  const auto opened = SessionSealer::from_secret(secret).unseal(sealed, "everything", SessionTransport::streamable_http);
+  const auto opened = SessionSealer::from_secret(secret).unseal(sealed, "everything",
+                                                                SessionTransport::streamable_http);
   REQUIRE(opened);
   CHECK(opened->upstream == "everything");
   CHECK(opened->upstream_session == sample_claims().upstream_session);
@@ -32,7 +33,8 @@ TEST_CASE("a sealed session id opens to the same claims with the same key") {
 }
 
 TEST_CASE("a session id is visible ASCII as the MCP spec requires") {
-  const auto sealed = SessionSealer::from_secret(secret).seal(sample_claims(), SessionTransport::streamable_http);
+  const auto sealed =
+      SessionSealer::from_secret(secret).seal(sample_claims(), SessionTransport::streamable_http);
   for (const char c : sealed) {
     CHECK(c >= 0x21);
     CHECK(c <= 0x7e);
@@ -53,15 +55,18 @@ TEST_CASE("a tampered session id does not open") {
     tampered[i] = tampered[i] == 'A' ? 'B' : 'A';
     CHECK_FALSE(sealer.unseal(tampered, "everything", SessionTransport::streamable_http));
   }
-  CHECK_FALSE(sealer.unseal(sealed.substr(0, sealed.size() - 1), "everything", SessionTransport::streamable_http));
+  CHECK_FALSE(sealer.unseal(sealed.substr(0, sealed.size() - 1), "everything",
+                            SessionTransport::streamable_http));
   CHECK_FALSE(sealer.unseal(sealed + "A", "everything", SessionTransport::streamable_http));
 }
 
 TEST_CASE("a session id sealed with another key does not open") {
-  const auto sealed = SessionSealer::from_secret(secret).seal(sample_claims(), SessionTransport::streamable_http);
+  const auto sealed =
+      SessionSealer::from_secret(secret).seal(sample_claims(), SessionTransport::streamable_http);
   const auto other = SessionSealer::from_secret("another secret of enough length!!");
   CHECK_FALSE(other.unseal(sealed, "everything", SessionTransport::streamable_http));
-  CHECK_FALSE(SessionSealer::random().unseal(sealed, "everything", SessionTransport::streamable_http));
+  CHECK_FALSE(
+      SessionSealer::random().unseal(sealed, "everything", SessionTransport::streamable_http));
 }
 
 TEST_CASE("a session id is bound to its upstream and its transport") {
@@ -73,8 +78,13 @@ TEST_CASE("a session id is bound to its upstream and its transport") {
 
 TEST_CASE("garbage never opens and never throws") {
   const auto sealer = SessionSealer::from_secret(secret);
-  const std::vector<std::string> samples = {"", "m1.", "m1.x", "definitely-not-a-session", "m1.!!!!",
-                                            "m1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", std::string(10'000, 'A')};
+  const std::vector<std::string> samples = {"",
+                                            "m1.",
+                                            "m1.x",
+                                            "definitely-not-a-session",
+                                            "m1.!!!!",
+                                            "m1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                                            std::string(10'000, 'A')};
   for (const auto& garbage : samples) {
     CHECK_FALSE(sealer.unseal(garbage, "everything", SessionTransport::streamable_http));
   }
@@ -87,12 +97,13 @@ TEST_CASE("a session key shorter than 16 bytes is refused") {
 TEST_CASE("base64url round-trips every length and rejects non-canonical text") {
   for (std::size_t length = 0; length < 40; ++length) {
     std::string bytes;
-    for (std::size_t i = 0; i < length; ++i) bytes.push_back(static_cast<char>(i * 37 + 11));
+    for (std::size_t i = 0; i < length; ++i)
+      bytes.push_back(static_cast<char>(i * 37 + 11));
     const auto encoded = membrane::mcp::base64url_encode(bytes);
     CHECK(encoded.find_first_of("+/=") == std::string::npos);
     CHECK(membrane::mcp::base64url_decode(encoded) == bytes);
   }
-  CHECK_FALSE(membrane::mcp::base64url_decode("A"));      // impossible length
-  CHECK_FALSE(membrane::mcp::base64url_decode("AB"));     // leftover bits set
-  CHECK_FALSE(membrane::mcp::base64url_decode("A+"));     // base64, not base64url
+  CHECK_FALSE(membrane::mcp::base64url_decode("A"));   // impossible length
+  CHECK_FALSE(membrane::mcp::base64url_decode("AB"));  // leftover bits set
+  CHECK_FALSE(membrane::mcp::base64url_decode("A+"));  // base64, not base64url
 }

@@ -9,7 +9,8 @@ namespace {
 std::vector<SseEvent> decode_in_pieces(std::string_view stream, std::size_t piece) {
   SseDecoder decoder(1 << 20);
   std::vector<SseEvent> events;
-  for (std::size_t i = 0; i < stream.size(); i += piece) REQUIRE(decoder.feed(stream.substr(i, piece), events));
+  for (std::size_t i = 0; i < stream.size(); i += piece)
+    REQUIRE(decoder.feed(stream.substr(i, piece), events));
   return events;
 }
 }  // namespace

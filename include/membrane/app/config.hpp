@@ -49,9 +49,9 @@ struct ListenerConfig {
 };
 
 struct HttpUpstreamConfig {
-  std::string url;          // http:// or https:// URL of the upstream MCP endpoint
-  std::string ca_file;      // extra CA bundle (PEM) for https; system store when empty
-  bool verify_tls = true;   // certificate + host name verification for https
+  std::string url;         // http:// or https:// URL of the upstream MCP endpoint
+  std::string ca_file;     // extra CA bundle (PEM) for https; system store when empty
+  bool verify_tls = true;  // certificate + host name verification for https
   std::map<std::string, std::string> headers;  // static headers added to every upstream request
 };
 
@@ -119,7 +119,7 @@ struct Config {
   SecurityConfig security;
   SessionConfig session;
   std::vector<UpstreamConfig> upstreams;
-  unsigned worker_threads = 0;  // 0 = one per hardware thread
+  unsigned worker_threads = 0;     // 0 = one per hardware thread
   std::string log_level = "info";  // error | warn | info | debug
   std::string source;              // file the config came from, or "<flags>"
 };

@@ -11,10 +11,10 @@
 namespace membrane::http {
 
 struct SseEvent {
-  std::string id;     // empty when the event has no id field
+  std::string id;  // empty when the event has no id field
   bool has_id = false;
-  std::string type;   // "event:" field; empty means "message"
-  std::string data;   // data lines joined with '\n'
+  std::string type;  // "event:" field; empty means "message"
+  std::string data;  // data lines joined with '\n'
   std::optional<unsigned long> retry_ms;
 };
 
