@@ -84,6 +84,22 @@ awaitable<void> Gateway::stop_upstreams() {
     co_await upstream->stop();
 }
 
+std::optional<http::Response> Gateway::refuse_foreign_origin(
+    const http::Request& request, const http::RequestOrigin& origin) const {
+  const auto refuse = [&](std::string_view header, std::string_view value) {
+    log::warn("rejected request from ", client_address(origin), ": ", header, " '", value,
+              "' is not allowed");
+    return jsonrpc_error(
+        403, nullptr, mcp::error_code::invalid_request,
+        "Forbidden: " + std::string(header) + " '" + std::string(value) + "' is not allowed");
+  };
+  const std::string_view origin_header = request[bhttp::field::origin];
+  if (!options_.origin_policy.origin_allowed(origin_header)) return refuse("Origin", origin_header);
+  const std::string_view host_header = request[bhttp::field::host];
+  if (!options_.origin_policy.host_allowed(host_header)) return refuse("Host", host_header);
+  return std::nullopt;
+}
+
 awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigin& origin,
                                 http::Responder& out) {
   const std::string_view path = target_path(request.target());
@@ -99,22 +115,8 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
   }
 
   // DNS-rebinding defence before anything else is looked at (MCP 2025-11-25 §security warning).
-  const std::string_view origin_header = request[bhttp::field::origin];
-  if (!options_.origin_policy.origin_allowed(origin_header)) {
-    log::warn("rejected request from ", client_address(origin), ": Origin '", origin_header,
-              "' is not allowed");
-    co_await out.send(
-        jsonrpc_error(403, nullptr, mcp::error_code::invalid_request,
-                      "Forbidden: Origin '" + std::string(origin_header) + "' is not allowed"));
-    co_return;
-  }
-  const std::string_view host_header = request[bhttp::field::host];
-  if (!options_.origin_policy.host_allowed(host_header)) {
-    log::warn("rejected request from ", client_address(origin), ": Host '", host_header,
-              "' is not allowed");
-    co_await out.send(
-        jsonrpc_error(403, nullptr, mcp::error_code::invalid_request,
-                      "Forbidden: Host '" + std::string(host_header) + "' is not allowed"));
+  if (auto refusal = refuse_foreign_origin(request, origin)) {
+    co_await out.send(std::move(*refusal));
     co_return;
   }
 
@@ -283,14 +285,6 @@ http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json
 
 awaitable<void> Gateway::streamable_post(http::Request& request, const http::RequestOrigin& origin,
                                          http::Responder& out, upstream::Upstream& upstream) {
-  const std::string_view content_type = request[bhttp::field::content_type];
-  if (!media_type_is(content_type, "application/json")) {
-    co_await out.send(
-        jsonrpc_error(415, nullptr, mcp::error_code::invalid_request,
-                      "Unsupported Media Type: Content-Type must be application/json, got '" +
-                          std::string(content_type) + "'"));
-    co_return;
-  }
   const std::string_view accept = request[bhttp::field::accept];
   if (!accepts(accept, "application/json") || !accepts(accept, "text/event-stream")) {
     co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
@@ -298,12 +292,12 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
                                     "text/event-stream"));
     co_return;
   }
-  auto parsed = mcp::parse_message(request.body());
-  if (!parsed.message) {
-    co_await out.send(jsonrpc_error(400, nullptr, parsed.error.code, parsed.error.message));
+  auto posted = read_posted_message(request);
+  if (posted.rejection) {
+    co_await out.send(std::move(*posted.rejection));
     co_return;
   }
-  const mcp::Message& message = *parsed.message;
+  const mcp::Message& message = *posted.message;
   const mcp::Json& id = message.id();
   if (auto rejection = check_protocol_version(request, id)) {
     co_await out.send(std::move(*rejection));

@@ -66,6 +66,8 @@ class Gateway {
   std::string upstream_names() const;
 
  private:
+  std::optional<http::Response> refuse_foreign_origin(const http::Request& request,
+                                                      const http::RequestOrigin& origin) const;
   awaitable<void> handle_streamable(http::Request& request, const http::RequestOrigin& origin,
                                     http::Responder& out, upstream::Upstream& upstream);
   awaitable<void> streamable_post(http::Request& request, const http::RequestOrigin& origin,

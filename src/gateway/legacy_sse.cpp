@@ -407,20 +407,12 @@ awaitable<void> LegacySseTransport::post_message(http::Request& request,
                       "Session not found: open a new stream with GET /sse/" + upstream.name()));
     co_return;
   }
-  const std::string_view content_type = request[bhttp::field::content_type];
-  if (!media_type_is(content_type, "application/json")) {
-    co_await out.send(
-        jsonrpc_error(415, nullptr, mcp::error_code::invalid_request,
-                      "Unsupported Media Type: Content-Type must be application/json, got '" +
-                          std::string(content_type) + "'"));
+  auto posted = read_posted_message(request);
+  if (posted.rejection) {
+    co_await out.send(std::move(*posted.rejection));
     co_return;
   }
-  auto parsed = mcp::parse_message(request.body());
-  if (!parsed.message) {
-    co_await out.send(jsonrpc_error(400, nullptr, parsed.error.code, parsed.error.message));
-    co_return;
-  }
-  mcp::Message& message = *parsed.message;
+  mcp::Message& message = *posted.message;
 
   if (message.is_request()) {
     // Answered on the stream; the POST only acknowledges (2024-11-05 transports).

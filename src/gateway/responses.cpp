@@ -116,4 +116,23 @@ const std::string& client_address(const http::RequestOrigin& origin) {
   return origin.peer_text;
 }
 
+PostedMessage read_posted_message(const http::Request& request) {
+  PostedMessage posted;
+  const std::string_view content_type = request[http::bhttp::field::content_type];
+  if (!media_type_is(content_type, "application/json")) {
+    posted.rejection =
+        jsonrpc_error(415, nullptr, mcp::error_code::invalid_request,
+                      "Unsupported Media Type: Content-Type must be application/json, got '" +
+                          std::string(content_type) + "'");
+    return posted;
+  }
+  auto parsed = mcp::parse_message(request.body());
+  if (!parsed.message) {
+    posted.rejection = jsonrpc_error(400, nullptr, parsed.error.code, parsed.error.message);
+    return posted;
+  }
+  posted.message = std::move(parsed.message);
+  return posted;
+}
+
 }  // namespace membrane::gateway

@@ -2,6 +2,7 @@
 // and the SSE response header.
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 #include "http/server.hpp"
@@ -22,5 +23,13 @@ bool accepts(std::string_view accept_header, std::string_view type);
 std::string_view target_path(std::string_view target);
 std::string query_parameter(std::string_view target, std::string_view name);
 const std::string& client_address(const http::RequestOrigin& origin);
+
+// A POSTed body as one JSON-RPC message, or the answer to send instead: 415 when it is not
+// declared as JSON, 400 with -32700 / -32600 when it is not one JSON-RPC 2.0 message.
+struct PostedMessage {
+  std::optional<mcp::Message> message;
+  std::optional<http::Response> rejection;
+};
+PostedMessage read_posted_message(const http::Request& request);
 
 }  // namespace membrane::gateway
