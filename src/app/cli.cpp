@@ -170,9 +170,9 @@ Config config_from_flags(const FlagValues& values) {
 
 CommandLine parse_serve(const std::vector<std::string>& args) {
   const ParsedFlags parsed = parse_flags(args, 1, kServeFlags, "membrane serve");
-  if (parsed.help_requested) return CommandLine{Verb::help, {}};
+  if (parsed.help_requested) return CommandLine{Verb::help, {}, {}};
 
-  CommandLine command_line{Verb::serve, {}};
+  CommandLine command_line{Verb::serve, {}, {}};
   if (const auto config_file = single_value(parsed.values, "--config")) {
     for (const auto& [flag, reason] : kFlagsExcludedByConfig) {
       if (parsed.values.contains(flag)) {
@@ -191,7 +191,7 @@ CommandLine parse_serve(const std::vector<std::string>& args) {
 
 CommandLine parse_config_command(const std::vector<std::string>& args) {
   if (args.size() < 2 || is_help_flag(args[1])) {
-    if (args.size() >= 2) return CommandLine{Verb::help, {}};
+    if (args.size() >= 2) return CommandLine{Verb::help, {}, {}};
     throw UsageError("'membrane config' needs a subcommand: membrane config check -c FILE");
   }
   if (args[1] != "check") {
@@ -199,30 +199,45 @@ CommandLine parse_config_command(const std::vector<std::string>& args) {
                      "' (the only one is: membrane config check -c FILE)");
   }
   const ParsedFlags parsed = parse_flags(args, 2, kConfigCheckFlags, "membrane config check");
-  if (parsed.help_requested) return CommandLine{Verb::help, {}};
+  if (parsed.help_requested) return CommandLine{Verb::help, {}, {}};
   const auto config_file = single_value(parsed.values, "--config");
   if (!config_file) throw UsageError("membrane config check needs -c FILE");
-  return CommandLine{Verb::check_config, load_config_file(*config_file)};  // also validates
+  return CommandLine{Verb::check_config, load_config_file(*config_file), {}};  // also validates
 }
 
 }  // namespace
 
 CommandLine parse_command_line(const std::vector<std::string>& args) {
-  if (args.empty()) return CommandLine{Verb::help, {}};
+  if (args.empty()) return CommandLine{Verb::help, {}, {}};
   const std::string& verb = args.front();
   // Asking for help never fails, whatever follows.
-  if (verb == "help" || is_help_flag(verb)) return CommandLine{Verb::help, {}};
+  if (verb == "help" || is_help_flag(verb)) return CommandLine{Verb::help, {}, {}};
   if (verb == "version" || verb == "--version") {
     if (args.size() > 1) throw UsageError("unexpected argument '" + args[1] + "' after " + verb);
-    return CommandLine{Verb::version, {}};
+    return CommandLine{Verb::version, {}, {}};
   }
   if (verb == "serve") return parse_serve(args);
   if (verb == "config") return parse_config_command(args);
+  if (verb == "policy") {
+    if (args.size() < 2)
+      throw UsageError("'membrane policy' needs a subcommand: membrane policy check FILE|DIR...");
+    if (is_help_flag(args[1])) return CommandLine{Verb::help, {}, {}};
+    if (args[1] != "check") {
+      throw UsageError("unknown subcommand 'membrane policy " + args[1] +
+                       "' (available: membrane policy check FILE|DIR...)");
+    }
+    CommandLine command_line{Verb::policy_check, {}, {}};
+    command_line.policy_paths.assign(args.begin() + 2, args.end());
+    if (command_line.policy_paths.empty())
+      throw UsageError("membrane policy check needs at least one FILE or DIR");
+    return command_line;
+  }
   if (verb.starts_with("-")) {
     throw UsageError("flags go after the command, e.g. 'membrane serve " + verb +
                      " ...' (unknown flag '" + verb + "' here)");
   }
-  throw UsageError("unknown command '" + verb + "' (use serve, config check, version or help)");
+  throw UsageError("unknown command '" + verb +
+                   "' (use serve, config check, policy check, version or help)");
 }
 
 std::string usage_text() {
@@ -232,6 +247,7 @@ Usage:
   membrane serve -c FILE [--listen ADDR] [--workers N] [--log-level LEVEL]
   membrane serve --upstream NAME=TARGET [--upstream NAME=TARGET]... [options]
   membrane config check -c FILE
+  membrane policy check FILE|DIR...   type-check policy files; exit 1 with file:line:col
   membrane version | --version
   membrane help | --help | serve --help
 

@@ -6,6 +6,7 @@
 #include "membrane/app/cli.hpp"
 #include "membrane/app/config.hpp"
 #include "membrane/app/serve.hpp"
+#include "membrane/policy/policy.hpp"
 
 int main(int argc, char** argv) {
   using namespace membrane::app;
@@ -31,6 +32,16 @@ int main(int argc, char** argv) {
       std::cout << command.config.source << ": ok (" << command.config.upstreams.size()
                 << " upstream" << (command.config.upstreams.size() == 1 ? "" : "s") << ")\n";
       return 0;
+    case Verb::policy_check:
+      try {
+        const auto policy = membrane::policy::Policy::load(command.policy_paths);
+        std::cout << "ok: " << policy.rule_count() << " rule"
+                  << (policy.rule_count() == 1 ? "" : "s") << "\n";
+        return 0;
+      } catch (const membrane::policy::PolicyError& error) {
+        std::cerr << error.what() << "\n";
+        return 1;
+      }
     case Verb::serve:
       break;
   }

@@ -12,13 +12,15 @@ namespace membrane::app {
 enum class Verb {
   serve,         // membrane serve (-c FILE | --listen ... --upstream ...)
   check_config,  // membrane config check -c FILE : load + validate, print "ok" or the error
+  policy_check,  // membrane policy check FILE|DIR... : load + type-check policy files
   version,       // membrane --version | membrane version
   help,          // membrane --help | membrane help | membrane serve --help
 };
 
 struct CommandLine {
   Verb verb = Verb::help;
-  Config config;  // filled for serve and check_config
+  Config config;                          // filled for serve and check_config
+  std::vector<std::string> policy_paths;  // policy_check
 };
 
 // Thrown for command-line mistakes (unknown flag, missing value, -c combined with

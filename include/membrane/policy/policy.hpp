@@ -1,0 +1,86 @@
+// Operator-written policy: Falco-style YAML files of lists, macros and rules whose conditions are
+// expressions over the MCP call context. Loading parses, type-checks and compiles every rule once
+// (errors name file:line:col); deciding evaluates the compiled program against one call.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace membrane::policy {
+
+using Json = nlohmann::json;
+
+enum class Verdict { allow = 0, redact = 1, ask = 2, deny = 3 };  // ordered by precedence
+std::string_view to_string(Verdict verdict);
+
+// Everything a condition can look at. Pointers may be null (absent); strings may be empty.
+struct CallContext {
+  std::string_view method;                 // mcp.method
+  std::string_view server;                 // server.name
+  std::string_view tool;                   // tool.name (params.name / params.uri target)
+  const Json* tool_annotations = nullptr;  // tool.annotations.*
+  const Json* arguments = nullptr;         // args.*
+  std::string_view identity_subject;       // identity.sub
+  const Json* identity_claims = nullptr;   // identity.claims.*
+  const Json* txn = nullptr;               // txn.*
+  std::string_view client_address;         // request.client_address
+  const Json* request_headers = nullptr;   // request.headers.<lower-case name> (object of strings)
+  std::string_view session_id;             // session.id
+  std::string_view protocol_version;       // session.protocol_version
+};
+
+class PolicyError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;  // what() = "file:line:col: message"
+};
+
+struct RuleInfo {
+  std::string id;
+  std::string description;
+  int priority = 0;
+  std::vector<std::string> tags;
+  Verdict verdict = Verdict::deny;
+  std::string message;
+  std::string file;
+  int line = 0;
+};
+
+struct Decision {
+  Verdict verdict = Verdict::allow;
+  const RuleInfo* rule = nullptr;  // the rule that decided; null when the default verdict applied
+  // Every rule whose condition held, in evaluation order (explain).
+  std::vector<const RuleInfo*> matched;
+};
+
+class CompiledPolicy;
+
+// An immutable compiled policy, safe to share between threads.
+class Policy {
+ public:
+  // Loads every `*.yaml` / `*.yml` file of the given files and directories (directories in
+  // name order). Throws PolicyError naming file:line:col.
+  static Policy load(const std::vector<std::string>& paths,
+                     Verdict default_verdict = Verdict::allow);
+  // From YAML text, for tests and tools; `source` names it in errors.
+  static Policy parse(const std::string& yaml_text, const std::string& source,
+                      Verdict default_verdict = Verdict::allow);
+
+  // The combined verdict: deny beats ask beats redact beats allow; the default when no rule holds.
+  // `collect_matches` fills Decision::matched (costs allocation; for explain and audit).
+  Decision decide(const CallContext& call, bool collect_matches = false) const;
+
+  std::size_t rule_count() const;
+  const std::vector<RuleInfo>& rules() const;
+
+ private:
+  explicit Policy(std::shared_ptr<const CompiledPolicy> compiled)
+      : compiled_(std::move(compiled)) {}
+  std::shared_ptr<const CompiledPolicy> compiled_;
+};
+
+}  // namespace membrane::policy

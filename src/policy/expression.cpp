@@ -1,0 +1,982 @@
+#include "policy/expression.hpp"
+
+#include <re2/re2.h>
+
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <optional>
+#include <variant>
+
+namespace membrane::policy {
+
+std::string_view to_string(Type type) {
+  switch (type) {
+    case Type::boolean:
+      return "boolean";
+    case Type::number:
+      return "number";
+    case Type::string:
+      return "string";
+    case Type::list:
+      return "list";
+    case Type::dynamic:
+      return "dynamic";
+  }
+  return "?";
+}
+
+// ---- the tree -------------------------------------------------------------------------------
+
+enum class FieldRoot {
+  mcp_method,
+  server_name,
+  tool_name,
+  tool_annotations,
+  args,
+  identity_sub,
+  identity_claims,
+  txn,
+  request_client_address,
+  request_headers,
+  session_id,
+  session_protocol_version,
+};
+
+struct PathStep {
+  std::string key;  // object member, or empty for an index
+  long index = -1;  // array index when key is empty
+};
+
+enum class Op {
+  literal,
+  field,
+  list,
+  not_,
+  and_,
+  or_,
+  equal,
+  not_equal,
+  less,
+  less_equal,
+  greater,
+  greater_equal,
+  in,
+  contains,
+  starts_with,
+  ends_with,
+  glob,
+  matches,
+  exists,
+  size,
+  path_within,
+  macro,
+};
+
+struct Node {
+  Op op = Op::literal;
+  Type type = Type::boolean;
+  // literal
+  std::variant<std::monostate, bool, double, std::string> constant;
+  // field
+  FieldRoot root = FieldRoot::mcp_method;
+  std::vector<PathStep> path;
+  // list (literal or named)
+  std::vector<std::string> items;
+  // operands
+  NodePtr left;
+  NodePtr right;
+  // matches
+  std::shared_ptr<const re2::RE2> regex;
+  std::string pattern;  // glob, path_within prefix
+};
+
+// ---- values at evaluation time (views: nothing is copied) -----------------------------------
+
+namespace {
+
+struct Value {
+  enum class Kind { missing, boolean, number, string, json, list } kind = Kind::missing;
+  bool boolean = false;
+  double number = 0;
+  std::string_view string;
+  const Json* json = nullptr;
+  const std::vector<std::string>* list = nullptr;
+};
+
+Value from_json(const Json* json) {
+  Value value;
+  if (!json) return value;
+  switch (json->type()) {
+    case Json::value_t::boolean:
+      value.kind = Value::Kind::boolean;
+      value.boolean = json->get<bool>();
+      break;
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+    case Json::value_t::number_float:
+      value.kind = Value::Kind::number;
+      value.number = json->get<double>();
+      break;
+    case Json::value_t::string:
+      value.kind = Value::Kind::string;
+      value.string = json->get_ref<const std::string&>();
+      break;
+    case Json::value_t::null:
+    case Json::value_t::discarded:
+      break;  // missing
+    default:
+      value.kind = Value::Kind::json;
+      value.json = json;
+  }
+  return value;
+}
+
+Value from_string(std::string_view text, bool present = true) {
+  Value value;
+  if (!present) return value;
+  value.kind = Value::Kind::string;
+  value.string = text;
+  return value;
+}
+
+const Json* walk(const Json* json, const std::vector<PathStep>& path) {
+  for (const auto& step : path) {
+    if (!json) return nullptr;
+    if (step.key.empty()) {
+      if (!json->is_array() || step.index < 0 ||
+          static_cast<std::size_t>(step.index) >= json->size())
+        return nullptr;
+      json = &(*json)[static_cast<std::size_t>(step.index)];
+    } else {
+      if (!json->is_object()) return nullptr;
+      const auto it = json->find(step.key);
+      if (it == json->end()) return nullptr;
+      json = &*it;
+    }
+  }
+  return json;
+}
+
+Value field_value(const Node& node, const CallContext& call) {
+  switch (node.root) {
+    case FieldRoot::mcp_method:
+      return from_string(call.method);
+    case FieldRoot::server_name:
+      return from_string(call.server);
+    case FieldRoot::tool_name:
+      return from_string(call.tool, !call.tool.empty());
+    case FieldRoot::tool_annotations:
+      return from_json(walk(call.tool_annotations, node.path));
+    case FieldRoot::args:
+      return from_json(walk(call.arguments, node.path));
+    case FieldRoot::identity_sub:
+      return from_string(call.identity_subject, !call.identity_subject.empty());
+    case FieldRoot::identity_claims:
+      return from_json(walk(call.identity_claims, node.path));
+    case FieldRoot::txn:
+      return from_json(walk(call.txn, node.path));
+    case FieldRoot::request_client_address:
+      return from_string(call.client_address);
+    case FieldRoot::request_headers:
+      return from_json(walk(call.request_headers, node.path));
+    case FieldRoot::session_id:
+      return from_string(call.session_id, !call.session_id.empty());
+    case FieldRoot::session_protocol_version:
+      return from_string(call.protocol_version, !call.protocol_version.empty());
+  }
+  return {};
+}
+
+Value value_of(const Node& node, const CallContext& call);
+
+bool truthy(const Value& value) {
+  return value.kind == Value::Kind::boolean && value.boolean;
+}
+
+bool equal_values(const Value& a, const Value& b) {
+  if (a.kind == Value::Kind::missing || b.kind == Value::Kind::missing) return false;
+  if (a.kind != b.kind) return false;
+  switch (a.kind) {
+    case Value::Kind::boolean:
+      return a.boolean == b.boolean;
+    case Value::Kind::number:
+      return a.number == b.number;
+    case Value::Kind::string:
+      return a.string == b.string;
+    case Value::Kind::json:
+      return *a.json == *b.json;
+    default:
+      return false;
+  }
+}
+
+std::optional<double> as_number(const Value& value) {
+  if (value.kind == Value::Kind::number) return value.number;
+  return std::nullopt;
+}
+
+bool contains_value(const Value& haystack, const Value& needle) {
+  if (haystack.kind == Value::Kind::string && needle.kind == Value::Kind::string) {
+    return haystack.string.find(needle.string) != std::string_view::npos;
+  }
+  if (haystack.kind == Value::Kind::json && haystack.json->is_array()) {
+    for (const auto& element : *haystack.json) {
+      if (equal_values(from_json(&element), needle)) return true;
+    }
+  }
+  if (haystack.kind == Value::Kind::list && needle.kind == Value::Kind::string) {
+    for (const auto& item : *haystack.list) {
+      if (item == needle.string) return true;
+    }
+  }
+  return false;
+}
+
+bool in_list(const Value& needle, const Node& list) {
+  if (needle.kind == Value::Kind::string) {
+    for (const auto& item : list.items) {
+      if (item == needle.string) return true;
+    }
+    return false;
+  }
+  if (needle.kind == Value::Kind::number) {
+    for (const auto& item : list.items) {
+      double number = 0;
+      const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), number);
+      if (ec == std::errc{} && end == item.data() + item.size() && number == needle.number)
+        return true;
+    }
+  }
+  return false;
+}
+
+Value value_of(const Node& node, const CallContext& call) {
+  Value out;
+  switch (node.op) {
+    case Op::literal:
+      if (const auto* b = std::get_if<bool>(&node.constant)) {
+        out.kind = Value::Kind::boolean;
+        out.boolean = *b;
+      } else if (const auto* n = std::get_if<double>(&node.constant)) {
+        out.kind = Value::Kind::number;
+        out.number = *n;
+      } else if (const auto* s = std::get_if<std::string>(&node.constant)) {
+        out.kind = Value::Kind::string;
+        out.string = *s;
+      }
+      return out;
+    case Op::field:
+      return field_value(node, call);
+    case Op::list:
+      out.kind = Value::Kind::list;
+      out.list = &node.items;
+      return out;
+    case Op::size: {
+      const Value inner = value_of(*node.left, call);
+      out.kind = Value::Kind::number;
+      if (inner.kind == Value::Kind::string)
+        out.number = static_cast<double>(inner.string.size());
+      else if (inner.kind == Value::Kind::json)
+        out.number = static_cast<double>(inner.json->size());
+      else if (inner.kind == Value::Kind::list)
+        out.number = static_cast<double>(inner.list->size());
+      else
+        out.kind = Value::Kind::missing;
+      return out;
+    }
+    default:
+      out.kind = Value::Kind::boolean;
+      out.boolean = evaluate(node, call);
+      return out;
+  }
+}
+
+}  // namespace
+
+bool evaluate(const Node& node, const CallContext& call) {
+  switch (node.op) {
+    case Op::not_:
+      return !evaluate(*node.left, call);
+    case Op::and_:
+      return evaluate(*node.left, call) && evaluate(*node.right, call);
+    case Op::or_:
+      return evaluate(*node.left, call) || evaluate(*node.right, call);
+    case Op::macro:
+      return evaluate(*node.left, call);
+    case Op::equal:
+      return equal_values(value_of(*node.left, call), value_of(*node.right, call));
+    case Op::not_equal: {
+      const Value a = value_of(*node.left, call);
+      const Value b = value_of(*node.right, call);
+      // A comparison with an absent value is false either way; `not exists(x)` tests absence.
+      if (a.kind == Value::Kind::missing || b.kind == Value::Kind::missing) return false;
+      return !equal_values(a, b);
+    }
+    case Op::less:
+    case Op::less_equal:
+    case Op::greater:
+    case Op::greater_equal: {
+      const auto a = as_number(value_of(*node.left, call));
+      const auto b = as_number(value_of(*node.right, call));
+      if (!a || !b) return false;
+      if (node.op == Op::less) return *a < *b;
+      if (node.op == Op::less_equal) return *a <= *b;
+      if (node.op == Op::greater) return *a > *b;
+      return *a >= *b;
+    }
+    case Op::in:
+      return in_list(value_of(*node.left, call), *node.right);
+    case Op::contains:
+      return contains_value(value_of(*node.left, call), value_of(*node.right, call));
+    case Op::starts_with:
+    case Op::ends_with: {
+      const Value a = value_of(*node.left, call);
+      const Value b = value_of(*node.right, call);
+      if (a.kind != Value::Kind::string || b.kind != Value::Kind::string) return false;
+      return node.op == Op::starts_with ? a.string.starts_with(b.string)
+                                        : a.string.ends_with(b.string);
+    }
+    case Op::glob: {
+      const Value a = value_of(*node.left, call);
+      return a.kind == Value::Kind::string && glob_match(node.pattern, a.string);
+    }
+    case Op::matches: {
+      const Value a = value_of(*node.left, call);
+      return a.kind == Value::Kind::string &&
+             re2::RE2::PartialMatch(re2::StringPiece(a.string.data(), a.string.size()),
+                                    *node.regex);
+    }
+    case Op::exists:
+      return value_of(*node.left, call).kind != Value::Kind::missing;
+    case Op::path_within: {
+      const Value a = value_of(*node.left, call);
+      if (a.kind != Value::Kind::string) return false;
+      static const std::string home = [] {
+        const char* value = std::getenv("HOME");
+        return std::string(value ? value : "/");
+      }();
+      return path_within(a.string, node.pattern, home);
+    }
+    default:
+      return truthy(value_of(node, call));
+  }
+}
+
+// ---- path helpers ---------------------------------------------------------------------------
+
+bool normalize_path(std::string_view path, std::string_view home, std::string& out) {
+  out.clear();
+  if (path.empty()) return false;
+  std::string_view head;
+  if (path.front() == '~' && (path.size() == 1 || path[1] == '/')) {
+    head = home;
+    path.remove_prefix(1);
+  } else if (path.front() != '/') {
+    return false;  // relative to a working directory the gateway cannot know
+  }
+  out.push_back('/');
+  const auto consume = [&out](std::string_view part) {
+    while (!part.empty()) {
+      while (!part.empty() && part.front() == '/')
+        part.remove_prefix(1);
+      const auto slash = part.find('/');
+      const std::string_view segment = part.substr(0, slash);
+      part = slash == std::string_view::npos ? std::string_view() : part.substr(slash);
+      if (segment.empty() || segment == ".") continue;
+      if (segment == "..") {
+        if (out.size() > 1) {
+          out.pop_back();
+          out.erase(out.rfind('/') + 1);
+        }
+        continue;
+      }
+      out.append(segment);
+      out.push_back('/');
+    }
+  };
+  consume(head);
+  consume(path);
+  if (out.size() > 1) out.pop_back();
+  return true;
+}
+
+bool path_within(std::string_view path, std::string_view prefix, std::string_view home) {
+  thread_local std::string normalized_path;
+  thread_local std::string normalized_prefix;
+  if (!normalize_path(path, home, normalized_path) ||
+      !normalize_path(prefix, home, normalized_prefix)) {
+    return false;
+  }
+  if (normalized_prefix == "/") return true;
+  return normalized_path == normalized_prefix || (normalized_path.starts_with(normalized_prefix) &&
+                                                  normalized_path[normalized_prefix.size()] == '/');
+}
+
+bool glob_match(std::string_view pattern, std::string_view text) {
+  std::size_t p = 0, t = 0, star = std::string_view::npos, resume = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      resume = t;
+      continue;
+    }
+    if (p < pattern.size() && pattern[p] == '[') {
+      const auto close = pattern.find(']', p + 1);
+      if (close != std::string_view::npos) {
+        std::string_view set = pattern.substr(p + 1, close - p - 1);
+        const bool negate = !set.empty() && (set.front() == '!' || set.front() == '^');
+        if (negate) set.remove_prefix(1);
+        bool hit = false;
+        for (std::size_t i = 0; i < set.size(); ++i) {
+          if (i + 2 < set.size() && set[i + 1] == '-') {
+            hit = hit || (text[t] >= set[i] && text[t] <= set[i + 2]);
+            i += 2;
+          } else {
+            hit = hit || text[t] == set[i];
+          }
+        }
+        if (hit != negate) {
+          p = close + 1;
+          ++t;
+          continue;
+        }
+      }
+    } else if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
+      ++p;
+      ++t;
+      continue;
+    }
+    if (star == std::string_view::npos) return false;
+    p = star + 1;
+    t = ++resume;
+  }
+  while (p < pattern.size() && pattern[p] == '*')
+    ++p;
+  return p == pattern.size();
+}
+
+// ---- lexer and parser -----------------------------------------------------------------------
+
+namespace {
+
+enum class Token {
+  end,
+  identifier,
+  string,
+  number,
+  lparen,
+  rparen,
+  lbracket,
+  rbracket,
+  comma,
+  dot,
+  op
+};
+
+struct Lexeme {
+  Token kind = Token::end;
+  std::string text;  // identifier, operator spelling, or decoded string
+  double number = 0;
+  std::size_t offset = 0;
+};
+
+class Parser {
+ public:
+  Parser(std::string_view text, const Environment& environment, const OffsetLocator& locate)
+      : text_(text), environment_(environment), locate_(locate) {
+    advance();
+  }
+
+  NodePtr parse() {
+    auto node = parse_or();
+    if (current_.kind != Token::end)
+      fail(current_.offset, "unexpected '" + current_.text + "' after the condition");
+    if (node->type != Type::boolean && node->type != Type::dynamic) {
+      fail(0, "a condition must be true or false, but this is a " +
+                  std::string(to_string(node->type)));
+    }
+    return node;
+  }
+
+ private:
+  [[noreturn]] void fail(std::size_t offset, const std::string& message) const {
+    throw PolicyError(locate_(offset) + ": " + message);
+  }
+
+  void advance() { current_ = lex(); }
+
+  Lexeme lex() {
+    while (position_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[position_])))
+      ++position_;
+    Lexeme lexeme;
+    lexeme.offset = position_;
+    if (position_ >= text_.size()) return lexeme;
+    const char c = text_[position_];
+    const auto single = [&](Token kind) {
+      lexeme.kind = kind;
+      lexeme.text = std::string(1, c);
+      ++position_;
+      return lexeme;
+    };
+    if (c == '(') return single(Token::lparen);
+    if (c == ')') return single(Token::rparen);
+    if (c == '[') return single(Token::lbracket);
+    if (c == ']') return single(Token::rbracket);
+    if (c == ',') return single(Token::comma);
+    if (c == '.') return single(Token::dot);
+    if (c == '"' || c == '\'') {
+      ++position_;
+      lexeme.kind = Token::string;
+      while (position_ < text_.size() && text_[position_] != c) {
+        char ch = text_[position_++];
+        if (ch == '\\' && position_ < text_.size()) {
+          const char escaped = text_[position_++];
+          ch = escaped == 'n'   ? '\n'
+               : escaped == 't' ? '\t'
+               : escaped == 'r' ? '\r'
+               : escaped == '0' ? '\0'
+                                : escaped;
+        }
+        lexeme.text.push_back(ch);
+      }
+      if (position_ >= text_.size()) fail(lexeme.offset, "unterminated string");
+      ++position_;
+      return lexeme;
+    }
+    if (std::isdigit(static_cast<unsigned char>(c)) ||
+        (c == '-' && position_ + 1 < text_.size() &&
+         std::isdigit(static_cast<unsigned char>(text_[position_ + 1])))) {
+      std::size_t end = position_ + 1;
+      while (end < text_.size() &&
+             (std::isdigit(static_cast<unsigned char>(text_[end])) || text_[end] == '.'))
+        ++end;
+      const auto [stop, ec] =
+          std::from_chars(text_.data() + position_, text_.data() + end, lexeme.number);
+      if (ec != std::errc{} || stop != text_.data() + end) fail(position_, "invalid number");
+      lexeme.kind = Token::number;
+      lexeme.text = std::string(text_.substr(position_, end - position_));
+      position_ = end;
+      return lexeme;
+    }
+    if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+      std::size_t end = position_ + 1;
+      while (end < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[end])) ||
+                                    text_[end] == '_' || text_[end] == '-' || text_[end] == '/')) {
+        ++end;
+      }
+      lexeme.kind = Token::identifier;
+      lexeme.text = std::string(text_.substr(position_, end - position_));
+      position_ = end;
+      return lexeme;
+    }
+    for (std::string_view op : {"==", "!=", "<=", ">=", "<", ">", "="}) {
+      if (text_.substr(position_, op.size()) == op) {
+        lexeme.kind = Token::op;
+        lexeme.text = std::string(op == "=" ? "==" : op);
+        position_ += op.size();
+        return lexeme;
+      }
+    }
+    fail(position_, std::string("unexpected character '") + c + "'");
+  }
+
+  bool at_keyword(std::string_view word) const {
+    return current_.kind == Token::identifier && current_.text == word;
+  }
+
+  void expect(Token kind, std::string_view what) {
+    if (current_.kind != kind) {
+      fail(current_.offset,
+           "expected " + std::string(what) +
+               (current_.kind == Token::end ? " at the end" : ", got '" + current_.text + "'"));
+    }
+    advance();
+  }
+
+  static NodePtr make(Node node) { return std::make_shared<const Node>(std::move(node)); }
+
+  void require_boolean(const NodePtr& node, std::size_t offset, std::string_view context) const {
+    if (node->type != Type::boolean && node->type != Type::dynamic) {
+      fail(offset, std::string(context) + " needs a true/false operand, got a " +
+                       std::string(to_string(node->type)));
+    }
+  }
+
+  NodePtr parse_or() {
+    auto left = parse_and();
+    while (at_keyword("or")) {
+      const auto offset = current_.offset;
+      advance();
+      auto right = parse_and();
+      require_boolean(left, offset, "'or'");
+      require_boolean(right, offset, "'or'");
+      Node node;
+      node.op = Op::or_;
+      node.left = std::move(left);
+      node.right = std::move(right);
+      left = make(std::move(node));
+    }
+    return left;
+  }
+
+  NodePtr parse_and() {
+    auto left = parse_not();
+    while (at_keyword("and")) {
+      const auto offset = current_.offset;
+      advance();
+      auto right = parse_not();
+      require_boolean(left, offset, "'and'");
+      require_boolean(right, offset, "'and'");
+      Node node;
+      node.op = Op::and_;
+      node.left = std::move(left);
+      node.right = std::move(right);
+      left = make(std::move(node));
+    }
+    return left;
+  }
+
+  NodePtr parse_not() {
+    if (at_keyword("not")) {
+      const auto offset = current_.offset;
+      advance();
+      auto operand = parse_not();
+      require_boolean(operand, offset, "'not'");
+      Node node;
+      node.op = Op::not_;
+      node.left = std::move(operand);
+      return make(std::move(node));
+    }
+    return parse_comparison();
+  }
+
+  static bool compatible(Type a, Type b) {
+    return a == b || a == Type::dynamic || b == Type::dynamic;
+  }
+
+  NodePtr parse_comparison() {
+    auto left = parse_primary();
+    static const std::map<std::string, Op, std::less<>> operators = {
+        {"==", Op::equal},
+        {"!=", Op::not_equal},
+        {"<", Op::less},
+        {"<=", Op::less_equal},
+        {">", Op::greater},
+        {">=", Op::greater_equal},
+        {"in", Op::in},
+        {"contains", Op::contains},
+        {"startswith", Op::starts_with},
+        {"endswith", Op::ends_with},
+        {"glob", Op::glob},
+        {"matches", Op::matches}};
+    if (current_.kind != Token::op && current_.kind != Token::identifier) return left;
+    const auto found = operators.find(current_.text);
+    if (found == operators.end()) return left;
+    const std::string spelling = current_.text;
+    const std::size_t offset = current_.offset;
+    advance();
+    const std::size_t right_offset = current_.offset;
+    auto right = parse_primary();
+
+    Node node;
+    node.op = found->second;
+    const auto mismatch = [&](std::string_view wanted_left, std::string_view wanted_right) {
+      fail(offset, "'" + spelling + "' compares " + std::string(wanted_left) + " with " +
+                       std::string(wanted_right) + ", but here the left side is a " +
+                       std::string(to_string(left->type)) + " and the right side a " +
+                       std::string(to_string(right->type)));
+    };
+    switch (node.op) {
+      case Op::equal:
+      case Op::not_equal:
+        if (!compatible(left->type, right->type) || left->type == Type::list ||
+            right->type == Type::list) {
+          mismatch("a value", "a value of the same type");
+        }
+        break;
+      case Op::less:
+      case Op::less_equal:
+      case Op::greater:
+      case Op::greater_equal:
+        if (!compatible(left->type, Type::number) || !compatible(right->type, Type::number)) {
+          mismatch("a number", "a number");
+        }
+        break;
+      case Op::in:
+        if (right->type != Type::list)
+          mismatch("a value", "a list ([\"a\", \"b\"] or a list name)");
+        if (left->type != Type::string && left->type != Type::number &&
+            left->type != Type::dynamic) {
+          mismatch("a string or number", "a list");
+        }
+        break;
+      case Op::contains:
+        if (!(compatible(left->type, Type::string) || left->type == Type::list) ||
+            !(compatible(right->type, Type::string) || right->type == Type::number)) {
+          mismatch("a string or list", "a string");
+        }
+        break;
+      case Op::starts_with:
+      case Op::ends_with:
+        if (!compatible(left->type, Type::string) || !compatible(right->type, Type::string)) {
+          mismatch("a string", "a string");
+        }
+        break;
+      case Op::glob:
+      case Op::matches: {
+        if (!compatible(left->type, Type::string)) mismatch("a string", "a pattern");
+        const auto* pattern =
+            right->op == Op::literal ? std::get_if<std::string>(&right->constant) : nullptr;
+        if (!pattern)
+          fail(right_offset,
+               "'" + spelling + "' needs a literal pattern string (it is compiled at load time)");
+        node.pattern = *pattern;
+        if (node.op == Op::matches) {
+          auto regex = std::make_shared<re2::RE2>(*pattern, re2::RE2::Quiet);
+          if (!regex->ok()) fail(right_offset, "invalid regular expression: " + regex->error());
+          node.regex = std::move(regex);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    node.type = Type::boolean;
+    node.left = std::move(left);
+    node.right = std::move(right);
+    return make(std::move(node));
+  }
+
+  NodePtr parse_list() {
+    Node node;
+    node.op = Op::list;
+    node.type = Type::list;
+    advance();  // '['
+    while (current_.kind != Token::rbracket) {
+      if (current_.kind == Token::string || current_.kind == Token::number) {
+        node.items.push_back(current_.text);
+        advance();
+      } else {
+        fail(current_.offset, "a list holds only literal strings and numbers");
+      }
+      if (current_.kind == Token::comma) {
+        advance();
+      } else if (current_.kind != Token::rbracket) {
+        fail(current_.offset, "expected ',' or ']' in the list");
+      }
+    }
+    advance();  // ']'
+    return make(std::move(node));
+  }
+
+  NodePtr parse_function(const std::string& name, std::size_t offset) {
+    advance();  // '('
+    const std::size_t argument_offset = current_.offset;
+    auto argument = parse_or();
+    Node node;
+    node.left = argument;
+    if (name == "exists") {
+      if (argument->op != Op::field)
+        fail(argument_offset, "exists() takes a field, e.g. exists(args.path)");
+      node.op = Op::exists;
+      node.type = Type::boolean;
+    } else if (name == "size") {
+      if (argument->type == Type::boolean || argument->type == Type::number) {
+        fail(argument_offset, "size() takes a string, a list or a JSON array/object field");
+      }
+      node.op = Op::size;
+      node.type = Type::number;
+    } else if (name == "path_within") {
+      if (!compatible(argument->type, Type::string))
+        fail(argument_offset, "path_within() takes a path string first");
+      expect(Token::comma, "',' and the directory");
+      if (current_.kind != Token::string)
+        fail(current_.offset, "path_within() needs a literal directory, e.g. \"/workspace\"");
+      node.pattern = current_.text;
+      if (node.pattern.empty() || (node.pattern.front() != '/' && node.pattern.front() != '~')) {
+        fail(current_.offset, "path_within() needs an absolute directory (starting with / or ~)");
+      }
+      advance();
+      node.op = Op::path_within;
+      node.type = Type::boolean;
+    } else {
+      fail(offset, "unknown function '" + name + "' (known: exists, size, path_within)");
+    }
+    expect(Token::rparen, "')'");
+    return make(std::move(node));
+  }
+
+  NodePtr parse_field(const std::string& first, std::size_t offset) {
+    // Dotted path: root names are fixed; below args/claims/annotations/txn/headers, anything.
+    std::vector<std::string> names = {first};
+    std::vector<PathStep> below;
+    auto read_steps = [&](bool dynamic_tail) {
+      while (current_.kind == Token::dot || current_.kind == Token::lbracket) {
+        if (current_.kind == Token::dot) {
+          advance();
+          if (current_.kind != Token::identifier)
+            fail(current_.offset, "expected a field name after '.'");
+          if (dynamic_tail)
+            below.push_back({current_.text, -1});
+          else
+            names.push_back(current_.text);
+          advance();
+        } else {
+          if (!dynamic_tail)
+            fail(current_.offset,
+                 "'[' is only allowed inside args, claims, annotations, txn and headers");
+          advance();
+          if (current_.kind == Token::number)
+            below.push_back({"", static_cast<long>(current_.number)});
+          else if (current_.kind == Token::string)
+            below.push_back({current_.text, -1});
+          else
+            fail(current_.offset, "expected an index or a quoted key in '[…]'");
+          advance();
+          expect(Token::rbracket, "']'");
+        }
+        if (!dynamic_tail) return;
+      }
+    };
+    Node node;
+    node.op = Op::field;
+    const auto fixed = [&](FieldRoot root, Type type) {
+      node.root = root;
+      node.type = type;
+    };
+    if (first == "args") {
+      fixed(FieldRoot::args, Type::dynamic);
+      read_steps(true);
+    } else if (first == "txn") {
+      fixed(FieldRoot::txn, Type::dynamic);
+      read_steps(true);
+    } else {
+      read_steps(false);
+      const std::string second = names.size() > 1 ? names[1] : "";
+      const std::string path = first + (second.empty() ? "" : "." + second);
+      if (path == "mcp.method")
+        fixed(FieldRoot::mcp_method, Type::string);
+      else if (path == "server.name")
+        fixed(FieldRoot::server_name, Type::string);
+      else if (path == "tool.name")
+        fixed(FieldRoot::tool_name, Type::string);
+      else if (path == "tool.annotations")
+        fixed(FieldRoot::tool_annotations, Type::dynamic), read_steps(true);
+      else if (path == "identity.sub")
+        fixed(FieldRoot::identity_sub, Type::string);
+      else if (path == "identity.claims")
+        fixed(FieldRoot::identity_claims, Type::dynamic), read_steps(true);
+      else if (path == "request.client_address")
+        fixed(FieldRoot::request_client_address, Type::string);
+      else if (path == "request.headers")
+        fixed(FieldRoot::request_headers, Type::dynamic), read_steps(true);
+      else if (path == "session.id")
+        fixed(FieldRoot::session_id, Type::string);
+      else if (path == "session.protocol_version")
+        fixed(FieldRoot::session_protocol_version, Type::string);
+      else {
+        fail(offset,
+             "unknown field or name '" + path +
+                 "' (fields: mcp.method, server.name, tool.name, tool.annotations.*, args.*, "
+                 "identity.sub, identity.claims.*, txn.*, request.client_address, "
+                 "request.headers.*, "
+                 "session.id, session.protocol_version; or a list or macro defined before this "
+                 "rule)");
+      }
+    }
+    if (node.root == FieldRoot::request_headers) {
+      for (auto& step : below) {
+        for (auto& c : step.key)
+          c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      }
+    }
+    node.path = std::move(below);
+    return make(std::move(node));
+  }
+
+  NodePtr parse_primary() {
+    const Lexeme lexeme = current_;
+    switch (lexeme.kind) {
+      case Token::lparen: {
+        advance();
+        auto inner = parse_or();
+        expect(Token::rparen, "')'");
+        return inner;
+      }
+      case Token::lbracket:
+        return parse_list();
+      case Token::string: {
+        advance();
+        Node node;
+        node.op = Op::literal;
+        node.type = Type::string;
+        node.constant = lexeme.text;
+        return make(std::move(node));
+      }
+      case Token::number: {
+        advance();
+        Node node;
+        node.op = Op::literal;
+        node.type = Type::number;
+        node.constant = lexeme.number;
+        return make(std::move(node));
+      }
+      case Token::identifier: {
+        advance();
+        if (lexeme.text == "true" || lexeme.text == "false") {
+          Node node;
+          node.op = Op::literal;
+          node.type = Type::boolean;
+          node.constant = lexeme.text == "true";
+          return make(std::move(node));
+        }
+        if (current_.kind == Token::lparen) return parse_function(lexeme.text, lexeme.offset);
+        if (current_.kind != Token::dot && current_.kind != Token::lbracket) {
+          if (const auto list = environment_.lists.find(lexeme.text);
+              list != environment_.lists.end()) {
+            Node node;
+            node.op = Op::list;
+            node.type = Type::list;
+            node.items = list->second;
+            return make(std::move(node));
+          }
+          if (const auto macro = environment_.macros.find(lexeme.text);
+              macro != environment_.macros.end()) {
+            Node node;
+            node.op = Op::macro;
+            node.type = Type::boolean;
+            node.left = macro->second;
+            return make(std::move(node));
+          }
+          if (lexeme.text != "args" && lexeme.text != "txn") {
+            fail(lexeme.offset,
+                 "unknown name '" + lexeme.text +
+                     "': not a field, list or macro (lists and macros must be defined before use)");
+          }
+        }
+        return parse_field(lexeme.text, lexeme.offset);
+      }
+      case Token::end:
+        fail(lexeme.offset, "the condition ends where a value was expected");
+      default:
+        fail(lexeme.offset, "unexpected '" + lexeme.text + "' where a value was expected");
+    }
+  }
+
+  std::string_view text_;
+  const Environment& environment_;
+  const OffsetLocator& locate_;
+  std::size_t position_ = 0;
+  Lexeme current_;
+};
+
+}  // namespace
+
+NodePtr compile_condition(std::string_view text, const Environment& environment,
+                          const OffsetLocator& locate) {
+  Parser parser(text, environment, locate);
+  return parser.parse();
+}
+
+}  // namespace membrane::policy

@@ -1,0 +1,47 @@
+// The condition language: parsed and type-checked once into a small tree of nodes, evaluated per
+// call without allocating. Dynamic values (args.*, claims, annotations) are typed at run time:
+// a comparison whose operands do not fit is simply false, never an error.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "membrane/policy/policy.hpp"
+
+namespace re2 {
+class RE2;
+}
+
+namespace membrane::policy {
+
+// Where an offset inside an expression's text lies in its file, for error messages.
+using OffsetLocator = std::function<std::string(std::size_t offset)>;  // -> "file:line:col"
+
+enum class Type { boolean, number, string, list, dynamic };
+std::string_view to_string(Type type);
+
+struct Node;
+using NodePtr = std::shared_ptr<const Node>;
+
+struct Environment {
+  std::map<std::string, std::vector<std::string>, std::less<>> lists;
+  std::map<std::string, NodePtr, std::less<>> macros;  // compiled macro conditions
+};
+
+// Parses and checks `text` (a boolean condition). Throws PolicyError with the location of the
+// offending token.
+NodePtr compile_condition(std::string_view text, const Environment& environment,
+                          const OffsetLocator& locate);
+
+bool evaluate(const Node& node, const CallContext& call);
+
+// Lexical path helpers, exposed for tests: collapse "//", "." and ".." (never above the root),
+// expand a leading "~" to `home`. Returns false when the result does not fit in `out`.
+bool normalize_path(std::string_view path, std::string_view home, std::string& out);
+bool path_within(std::string_view path, std::string_view prefix, std::string_view home);
+bool glob_match(std::string_view pattern, std::string_view text);
+
+}  // namespace membrane::policy

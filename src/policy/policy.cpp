@@ -1,0 +1,307 @@
+// Loading policy files (Falco-style: a YAML sequence of `list`, `macro` and `rule` entries) and
+// combining rule verdicts.
+#include "membrane/policy/policy.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "policy/expression.hpp"
+
+namespace membrane::policy {
+
+std::string_view to_string(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::allow:
+      return "allow";
+    case Verdict::redact:
+      return "redact";
+    case Verdict::ask:
+      return "ask";
+    case Verdict::deny:
+      return "deny";
+  }
+  return "?";
+}
+
+struct CompiledRule {
+  RuleInfo info;
+  NodePtr condition;
+};
+
+class CompiledPolicy {
+ public:
+  Verdict default_verdict = Verdict::allow;
+  std::vector<RuleInfo> infos;
+  // Strongest verdict first, then higher priority, then file order: the first rule that holds
+  // decides, so evaluation stops at the first match.
+  std::vector<CompiledRule> ordered;
+};
+
+namespace {
+
+std::string location(const std::string& file, int line, int column) {
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+std::string location(const std::string& file, const YAML::Mark& mark) {
+  return location(file, mark.line + 1, mark.column + 1);
+}
+
+[[noreturn]] void fail(const std::string& file, const YAML::Mark& mark,
+                       const std::string& message) {
+  throw PolicyError(location(file, mark) + ": " + message);
+}
+
+// Maps an offset inside a scalar's value to its place in the file, for expression errors. The
+// value's lines are found in the source lines at or after the scalar's mark; block scalars and
+// quotes are handled because the search looks for the text itself.
+OffsetLocator scalar_locator(const std::string& file, const std::vector<std::string>& source_lines,
+                             const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  const std::string value = node.Scalar();
+  return [file, &source_lines, mark, value](std::size_t offset) {
+    offset = std::min(offset, value.size());
+    const std::size_t line_index =
+        static_cast<std::size_t>(std::count(value.begin(), value.begin() + offset, '\n'));
+    const std::size_t line_start = value.rfind('\n', offset == 0 ? 0 : offset - 1);
+    const std::size_t start = (line_start == std::string::npos || offset == 0) ? 0 : line_start + 1;
+    const std::size_t end = value.find('\n', start);
+    const std::string value_line =
+        value.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    for (std::size_t line = static_cast<std::size_t>(mark.line) + line_index;
+         line < source_lines.size() && line <= static_cast<std::size_t>(mark.line) + line_index + 2;
+         ++line) {
+      const std::size_t from =
+          line == static_cast<std::size_t>(mark.line) ? static_cast<std::size_t>(mark.column) : 0;
+      const auto found =
+          value_line.empty() ? std::string::npos : source_lines[line].find(value_line, from);
+      if (found != std::string::npos) {
+        return location(file, static_cast<int>(line) + 1,
+                        static_cast<int>(found + (offset - start)) + 1);
+      }
+    }
+    return location(file, mark);
+  };
+}
+
+std::string required_string(const YAML::Node& entry, const char* key, const std::string& file) {
+  const YAML::Node node = entry[key];
+  if (!node) fail(file, entry.Mark(), std::string("missing '") + key + "'");
+  if (!node.IsScalar()) fail(file, node.Mark(), std::string("'") + key + "' must be a string");
+  return node.Scalar();
+}
+
+void check_keys(const YAML::Node& entry, const std::set<std::string>& allowed,
+                const std::string& file, const std::string& kind) {
+  for (const auto& item : entry) {
+    const std::string key = item.first.Scalar();
+    if (!allowed.contains(key)) {
+      std::string list;
+      for (const auto& name : allowed)
+        list += (list.empty() ? "" : ", ") + name;
+      fail(file, item.first.Mark(),
+           "unknown key '" + key + "' in a " + kind + " (allowed: " + list + ")");
+    }
+  }
+}
+
+Verdict parse_verdict(const YAML::Node& node, const std::string& file) {
+  const std::string text = node.Scalar();
+  if (text == "allow") return Verdict::allow;
+  if (text == "deny") return Verdict::deny;
+  if (text == "ask") return Verdict::ask;
+  if (text == "redact") return Verdict::redact;
+  fail(file, node.Mark(), "unknown verdict '" + text + "' (use allow, deny, ask or redact)");
+}
+
+struct LoadState {
+  Environment environment;
+  std::map<std::string, std::string> rule_locations;  // id -> where first defined
+  std::vector<CompiledRule> rules;
+};
+
+void load_document(const std::string& text, const std::string& file, LoadState& state) {
+  std::vector<std::string> source_lines;
+  {
+    std::istringstream stream(text);
+    for (std::string line; std::getline(stream, line);)
+      source_lines.push_back(line);
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& error) {
+    throw PolicyError(location(file, error.mark) + ": " + error.msg);
+  }
+  if (!root || root.IsNull()) return;  // an empty file is a valid, empty policy
+  if (!root.IsSequence()) {
+    fail(file, root.Mark(),
+         "a policy file is a list of entries: '- list: …', '- macro: …' or '- rule: …'");
+  }
+  for (const auto& entry : root) {
+    if (!entry.IsMap())
+      fail(file, entry.Mark(), "each entry must be a map with 'list', 'macro' or 'rule'");
+    if (entry["list"]) {
+      check_keys(entry, {"list", "items"}, file, "list");
+      const std::string name = required_string(entry, "list", file);
+      const YAML::Node items = entry["items"];
+      if (!items || !items.IsSequence())
+        fail(file, entry.Mark(), "list '" + name + "' needs 'items: [...]'");
+      std::vector<std::string> values;
+      for (const auto& item : items) {
+        if (!item.IsScalar()) fail(file, item.Mark(), "list items must be strings or numbers");
+        // A list may include another list by name, as Falco's do.
+        if (const auto nested = state.environment.lists.find(item.Scalar());
+            nested != state.environment.lists.end()) {
+          values.insert(values.end(), nested->second.begin(), nested->second.end());
+        } else {
+          values.push_back(item.Scalar());
+        }
+      }
+      state.environment.lists[name] = std::move(values);
+    } else if (entry["macro"]) {
+      check_keys(entry, {"macro", "condition"}, file, "macro");
+      const std::string name = required_string(entry, "macro", file);
+      const YAML::Node condition = entry["condition"];
+      if (!condition || !condition.IsScalar())
+        fail(file, entry.Mark(), "macro '" + name + "' needs a 'condition'");
+      state.environment.macros[name] = compile_condition(
+          condition.Scalar(), state.environment, scalar_locator(file, source_lines, condition));
+    } else if (entry["rule"]) {
+      check_keys(
+          entry,
+          {"rule", "description", "priority", "tags", "condition", "verdict", "message", "enabled"},
+          file, "rule");
+      CompiledRule rule;
+      rule.info.id = required_string(entry, "rule", file);
+      rule.info.file = file;
+      rule.info.line = entry["rule"].Mark().line + 1;
+      if (const auto previous = state.rule_locations.find(rule.info.id);
+          previous != state.rule_locations.end()) {
+        fail(file, entry["rule"].Mark(),
+             "rule '" + rule.info.id + "' is already defined at " + previous->second);
+      }
+      state.rule_locations[rule.info.id] = location(file, entry["rule"].Mark());
+      if (entry["description"]) rule.info.description = entry["description"].Scalar();
+      if (const YAML::Node priority = entry["priority"]) {
+        try {
+          rule.info.priority = priority.as<int>();
+        } catch (const YAML::Exception&) {
+          fail(file, priority.Mark(), "'priority' must be an integer");
+        }
+      }
+      if (const YAML::Node tags = entry["tags"]) {
+        if (!tags.IsSequence()) fail(file, tags.Mark(), "'tags' must be a list");
+        for (const auto& tag : tags)
+          rule.info.tags.push_back(tag.Scalar());
+      }
+      const YAML::Node verdict = entry["verdict"];
+      if (!verdict)
+        fail(file, entry.Mark(),
+             "rule '" + rule.info.id + "' needs a 'verdict' (allow, deny, ask or redact)");
+      rule.info.verdict = parse_verdict(verdict, file);
+      if (entry["message"]) rule.info.message = entry["message"].Scalar();
+      const YAML::Node condition = entry["condition"];
+      if (!condition || !condition.IsScalar())
+        fail(file, entry.Mark(), "rule '" + rule.info.id + "' needs a 'condition'");
+      rule.condition = compile_condition(condition.Scalar(), state.environment,
+                                         scalar_locator(file, source_lines, condition));
+      bool enabled = true;
+      if (const YAML::Node flag = entry["enabled"]) {
+        try {
+          enabled = flag.as<bool>();
+        } catch (const YAML::Exception&) {
+          fail(file, flag.Mark(), "'enabled' must be true or false");
+        }
+      }
+      if (enabled) state.rules.push_back(std::move(rule));
+    } else {
+      fail(file, entry.Mark(), "an entry needs one of 'list', 'macro' or 'rule'");
+    }
+  }
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw PolicyError(path.string() + ":0:0: cannot read the policy file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::shared_ptr<const CompiledPolicy> finish(LoadState state, Verdict default_verdict) {
+  auto compiled = std::make_shared<CompiledPolicy>();
+  compiled->default_verdict = default_verdict;
+  std::stable_sort(state.rules.begin(), state.rules.end(),
+                   [](const CompiledRule& a, const CompiledRule& b) {
+                     if (a.info.verdict != b.info.verdict) return a.info.verdict > b.info.verdict;
+                     return a.info.priority > b.info.priority;
+                   });
+  for (const auto& rule : state.rules)
+    compiled->infos.push_back(rule.info);
+  compiled->ordered = std::move(state.rules);
+  return compiled;
+}
+
+}  // namespace
+
+Policy Policy::load(const std::vector<std::string>& paths, Verdict default_verdict) {
+  LoadState state;
+  for (const auto& path_text : paths) {
+    const std::filesystem::path path(path_text);
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+      std::vector<std::filesystem::path> files;
+      for (const auto& entry : std::filesystem::recursive_directory_iterator(path)) {
+        const auto extension = entry.path().extension();
+        if (entry.is_regular_file() && (extension == ".yaml" || extension == ".yml") &&
+            entry.path().filename().string().find(".test.") == std::string::npos) {
+          files.push_back(entry.path());
+        }
+      }
+      std::sort(files.begin(), files.end());
+      for (const auto& file : files)
+        load_document(read_file(file), file.string(), state);
+    } else {
+      load_document(read_file(path), path.string(), state);
+    }
+  }
+  return Policy(finish(std::move(state), default_verdict));
+}
+
+Policy Policy::parse(const std::string& yaml_text, const std::string& source,
+                     Verdict default_verdict) {
+  LoadState state;
+  load_document(yaml_text, source, state);
+  return Policy(finish(std::move(state), default_verdict));
+}
+
+Decision Policy::decide(const CallContext& call, bool collect_matches) const {
+  Decision decision;
+  decision.verdict = compiled_->default_verdict;
+  for (const auto& rule : compiled_->ordered) {
+    if (!evaluate(*rule.condition, call)) continue;
+    if (!decision.rule) {
+      decision.rule = &rule.info;
+      decision.verdict = rule.info.verdict;
+      if (!collect_matches) break;
+    }
+    decision.matched.push_back(&rule.info);
+  }
+  return decision;
+}
+
+std::size_t Policy::rule_count() const {
+  return compiled_->ordered.size();
+}
+const std::vector<RuleInfo>& Policy::rules() const {
+  return compiled_->infos;
+}
+
+}  // namespace membrane::policy

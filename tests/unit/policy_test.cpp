@@ -1,0 +1,200 @@
+#include <catch2/catch.hpp>
+
+#include "membrane/policy/policy.hpp"
+#include "policy/expression.hpp"
+
+using namespace membrane::policy;
+
+namespace {
+
+// A tools/call context over `arguments`.
+struct Call {
+  Json arguments;
+  Json headers = Json::object();
+  CallContext context(std::string_view tool, std::string_view server = "fs") const {
+    CallContext call;
+    call.method = "tools/call";
+    call.server = server;
+    call.tool = tool;
+    call.arguments = &arguments;
+    call.request_headers = &headers;
+    call.client_address = "127.0.0.1:5000";
+    return call;
+  }
+};
+
+std::string error_of(const std::string& yaml) {
+  try {
+    Policy::parse(yaml, "p.yaml");
+  } catch (const PolicyError& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+const char* const ruleset = R"yaml(
+- list: sensitive_paths
+  items: [~/.ssh, /etc/shadow]
+- list: file_tools
+  items: [read_file, write_file, edit_file]
+- macro: file_tool
+  condition: tool.name in file_tools
+- rule: outside-workspace
+  description: File tools stay inside /workspace
+  priority: 10
+  condition: file_tool and not path_within(args.path, "/workspace")
+  verdict: deny
+  message: Only files under /workspace may be touched
+- rule: ssh-keys
+  priority: 50
+  condition: file_tool and (args.path startswith "~/.ssh" or args.path matches "id_(rsa|ed25519)")
+  verdict: deny
+- rule: destructive-needs-approval
+  condition: tool.name == "delete_file" or args.force == true
+  verdict: ask
+- rule: files-ok
+  condition: file_tool
+  verdict: allow
+)yaml";
+
+}  // namespace
+
+TEST_CASE("a denied path outside the workspace is denied by its rule") {
+  const auto policy = Policy::parse(ruleset, "p.yaml", Verdict::deny);
+  const Call call{{{"path", "/workspace/../etc/passwd"}}};
+  const auto decision = policy.decide(call.context("read_file"));
+  CHECK(decision.verdict == Verdict::deny);
+  REQUIRE(decision.rule);
+  CHECK(decision.rule->id == "outside-workspace");
+  CHECK(decision.rule->message == "Only files under /workspace may be touched");
+}
+
+TEST_CASE("an allowed call inside the workspace is allowed by the allow rule") {
+  const auto policy = Policy::parse(ruleset, "p.yaml", Verdict::deny);
+  const Call call{{{"path", "/workspace/src/main.cpp"}}};
+  const auto decision = policy.decide(call.context("read_file"));
+  CHECK(decision.verdict == Verdict::allow);
+  REQUIRE(decision.rule);
+  CHECK(decision.rule->id == "files-ok");
+}
+
+TEST_CASE("deny beats ask beats allow, and higher priority decides among denials") {
+  const auto policy = Policy::parse(ruleset, "p.yaml");
+  const Call call{{{"path", "~/.ssh/id_rsa"}, {"force", true}}};
+  const auto decision = policy.decide(call.context("write_file"), true);
+  CHECK(decision.verdict == Verdict::deny);
+  CHECK(decision.rule->id == "ssh-keys");
+  std::vector<std::string> matched;
+  for (const auto* rule : decision.matched)
+    matched.push_back(rule->id);
+  CHECK(matched == std::vector<std::string>{"ssh-keys", "outside-workspace",
+                                            "destructive-needs-approval", "files-ok"});
+}
+
+TEST_CASE("ask applies when no denial holds") {
+  const auto policy = Policy::parse(ruleset, "p.yaml");
+  const Call call{{{"path", "/workspace/x"}, {"force", true}}};
+  CHECK(policy.decide(call.context("write_file")).verdict == Verdict::ask);
+}
+
+TEST_CASE("no matching rule gives the default verdict") {
+  const Call call{{{"q", "x"}}};
+  CHECK(Policy::parse(ruleset, "p.yaml", Verdict::deny).decide(call.context("search")).verdict ==
+        Verdict::deny);
+  CHECK(Policy::parse(ruleset, "p.yaml", Verdict::allow).decide(call.context("search")).verdict ==
+        Verdict::allow);
+}
+
+TEST_CASE("dynamic values that do not fit make a comparison false, not an error") {
+  const auto policy = Policy::parse(R"yaml(
+- rule: big
+  condition: args.count > 10 or args.items[1].name == "b" or size(args.items) >= 5
+  verdict: deny
+)yaml",
+                                    "p.yaml");
+  CHECK(policy.decide(Call{{{"count", 11}}}.context("t")).verdict == Verdict::deny);
+  CHECK(policy.decide(Call{{{"count", "11"}}}.context("t")).verdict == Verdict::allow);
+  CHECK(policy.decide(Call{{{"items", {{{"name", "a"}}, {{"name", "b"}}}}}}.context("t")).verdict ==
+        Verdict::deny);
+  CHECK(policy.decide(Call{{{"items", {1, 2, 3, 4, 5}}}}.context("t")).verdict == Verdict::deny);
+  CHECK(policy.decide(Call{Json::object()}.context("t")).verdict == Verdict::allow);
+}
+
+TEST_CASE("exists, contains, endswith, glob and headers work over the call") {
+  const auto policy = Policy::parse(R"yaml(
+- rule: r1
+  condition: exists(args.url) and args.url contains "?token=" and request.headers.X-Agent endswith "bot" and tool.name glob "fetch*"
+  verdict: deny
+)yaml",
+                                    "p.yaml");
+  Call call{{{"url", "https://x/?token=1"}}};
+  call.headers = {{"x-agent", "evilbot"}};
+  CHECK(policy.decide(call.context("fetch_url")).verdict == Verdict::deny);
+  call.headers = {{"x-agent", "human"}};
+  CHECK(policy.decide(call.context("fetch_url")).verdict == Verdict::allow);
+}
+
+TEST_CASE("an unknown field is a load-time error with file:line:col") {
+  const auto error = error_of("- rule: r\n  condition: tool.nme == \"x\"\n  verdict: deny\n");
+  CHECK(error.rfind("p.yaml:2:14: unknown field or name 'tool.nme'", 0) == 0);
+}
+
+TEST_CASE("a type error is reported at load time where the operator is") {
+  const auto error = error_of("- rule: r\n  condition: tool.name > 3\n  verdict: deny\n");
+  INFO(error);
+  CHECK(error.rfind("p.yaml:2:24: '>' compares a number with a number", 0) == 0);
+}
+
+TEST_CASE("errors inside a block scalar point at the right line and column") {
+  const auto error = error_of(
+      "- rule: r\n  condition: |\n    tool.name == \"a\"\n      and bogus\n  verdict: deny\n");
+  INFO(error);
+  CHECK(error.rfind("p.yaml:4:11: unknown name 'bogus'", 0) == 0);
+}
+
+TEST_CASE("an invalid regular expression is a load-time error") {
+  const auto error =
+      error_of("- rule: r\n  condition: args.x matches \"(unclosed\"\n  verdict: deny\n");
+  CHECK(error.find("p.yaml:2:") == 0);
+  CHECK(error.find("invalid regular expression") != std::string::npos);
+}
+
+TEST_CASE("structural mistakes name the place and what is allowed") {
+  CHECK(error_of("- rule: r\n  condition: true\n").find("needs a 'verdict'") != std::string::npos);
+  CHECK(error_of("- rule: r\n  condition: true\n  verdict: block\n")
+            .rfind("p.yaml:3:12: unknown verdict 'block'", 0) == 0);
+  CHECK(error_of("- rule: r\n  condtion: true\n  verdict: deny\n")
+            .rfind("p.yaml:2:3: unknown key 'condtion'", 0) == 0);
+  CHECK(error_of("- rule: r\n  condition: true\n  verdict: deny\n- rule: r\n  condition: true\n  "
+                 "verdict: deny\n")
+            .find("already defined at p.yaml:1:9") != std::string::npos);
+  CHECK(error_of("rules: []").find("a policy file is a list of entries") != std::string::npos);
+  CHECK(error_of("- rule: r\n  condition: 'tool.name'\n  verdict: deny\n")
+            .find("must be true or false") != std::string::npos);
+  CHECK(error_of("- rule: [\n").rfind("p.yaml:", 0) == 0);
+}
+
+TEST_CASE("macros and lists must be defined before use") {
+  CHECK(
+      error_of("- rule: r\n  condition: is_x\n  verdict: deny\n- macro: is_x\n  condition: true\n")
+          .find("unknown name 'is_x'") != std::string::npos);
+}
+
+TEST_CASE("paths are normalised lexically before prefix checks") {
+  CHECK(path_within("/workspace/a/../b", "/workspace", "/home/u"));
+  CHECK_FALSE(path_within("/workspace/../etc/passwd", "/workspace", "/home/u"));
+  CHECK_FALSE(path_within("/workspace-evil/x", "/workspace", "/home/u"));
+  CHECK(path_within("/workspace", "/workspace/", "/home/u"));
+  CHECK(path_within("~/.ssh/id_rsa", "/home/u/.ssh", "/home/u"));
+  CHECK_FALSE(path_within("relative/path", "/workspace", "/home/u"));
+  CHECK(path_within("/../../etc", "/etc", "/home/u"));
+}
+
+TEST_CASE("glob supports *, ? and character classes") {
+  CHECK(glob_match("*.env", "/app/.env"));
+  CHECK(glob_match("id_?sa*", "id_rsa.pub"));
+  CHECK(glob_match("[a-c]x", "bx"));
+  CHECK_FALSE(glob_match("[!a-c]x", "bx"));
+  CHECK_FALSE(glob_match("*.env", "/app/.envrc"));
+  CHECK(glob_match("*", ""));
+}
