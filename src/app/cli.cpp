@@ -31,6 +31,8 @@ constexpr std::array kServeFlags{
     FlagSpec{"--allow-host", "", true, "mcp.example.com"},
     FlagSpec{"--workers", "", false, "4"},
     FlagSpec{"--log-level", "", false, "info"},
+    FlagSpec{"--policy", "", true, "policies/default"},
+    FlagSpec{"--policy-mode", "", false, "enforce"},
 };
 
 constexpr std::array kConfigCheckFlags{
@@ -38,7 +40,9 @@ constexpr std::array kConfigCheckFlags{
 };
 
 // Flags that only make sense without a config file: the file has its own place for each.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kFlagsExcludedByConfig{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kFlagsExcludedByConfig{{
+    {"--policy", "set policy.paths in the config file instead"},
+    {"--policy-mode", "set policy.mode in the config file instead"},
     {"--upstream", "upstreams come from the config file; add them under 'upstreams:' there"},
     {"--tls-cert", "set listen.tls.certificate in the config file instead"},
     {"--tls-key", "set listen.tls.private_key in the config file instead"},
@@ -165,6 +169,14 @@ Config config_from_flags(const FlagValues& values) {
   }
   config.security.allowed_origins = all_values(values, "--allow-origin");
   config.security.allowed_hosts = all_values(values, "--allow-host");
+  config.policy.paths = all_values(values, "--policy");
+  if (const auto mode = single_value(values, "--policy-mode")) {
+    if (*mode != "enforce" && *mode != "shadow") {
+      throw UsageError("--policy-mode must be enforce or shadow, got '" + *mode + "'");
+    }
+    if (config.policy.paths.empty()) throw UsageError("--policy-mode needs --policy PATH");
+    config.policy.shadow = *mode == "shadow";
+  }
   return config;
 }
 
@@ -288,6 +300,10 @@ Options for serve (every flag also accepts --flag=value):
                             listening on loopback, any host otherwise.
   --workers N               Worker threads; 0 (default) = one per CPU core.
   --log-level LEVEL         error, warn, info (default) or debug.
+  --policy PATH             Policy file or directory (every *.yaml in it), repeatable;
+                            policies/default is the shipped ruleset.
+  --policy-mode MODE        enforce (default: denials block the call) or shadow
+                            (decisions are logged, nothing is blocked).
   -h, --help                Print this text.
 
 Examples:

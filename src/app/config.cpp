@@ -725,8 +725,9 @@ Config ConfigReader::read(const YAML::Node& root) {
   root_field.where = locate(root, root_field.where);
   expect_map(root_field, "a map of settings (listen, upstreams, ...) at the top level");
 
-  const auto entries = entries_of(root_field, {"listen", "workers", "log_level", "limits",
-                                               "timeouts", "security", "session", "upstreams"});
+  const auto entries =
+      entries_of(root_field, {"listen", "workers", "log_level", "limits", "timeouts", "security",
+                              "session", "policy", "upstreams"});
   for (auto entry : entries) {
     Field& field = remember(entry.value);
     if (entry.key == "listen") {
@@ -751,6 +752,26 @@ Config ConfigReader::read(const YAML::Node& root) {
       read_security(field, config.security);
     } else if (entry.key == "session") {
       read_session(field, config.session);
+    } else if (entry.key == "policy") {
+      expect_map(field, "a map with paths, mode and default_verdict");
+      for (auto& [key, value] : entries_of(field, {"paths", "mode", "default_verdict"})) {
+        remember(value);
+        if (key == "paths") {
+          config.policy.paths = value.node.IsScalar()
+                                    ? std::vector<std::string>{read_nonempty_string(value)}
+                                    : read_string_list(value, "policy files or directories");
+        } else if (key == "mode") {
+          const std::string mode = read_nonempty_string(value);
+          if (mode != "enforce" && mode != "shadow")
+            fail(value, "expected enforce or shadow, got " + single_quoted(mode));
+          config.policy.shadow = mode == "shadow";
+        } else {
+          const std::string verdict = read_nonempty_string(value);
+          if (verdict != "allow" && verdict != "deny")
+            fail(value, "expected allow or deny, got " + single_quoted(verdict));
+          config.policy.default_verdict = verdict;
+        }
+      }
     } else if (entry.key == "upstreams") {
       config.upstreams = read_upstreams(field);
     }

@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "gateway/gateway.hpp"
+#include "gateway/policy_stage.hpp"
 #include "http/tls.hpp"
 #include "membrane/core/log.hpp"
 #include "upstream/factory.hpp"
@@ -115,6 +116,17 @@ int serve(const Config& config) {
   options.sse_keep_alive = config.timeouts.sse_keep_alive;
   options.max_buffered_messages = config.limits.max_buffered_messages;
   gateway::ExchangePipeline pipeline;
+  if (!config.policy.paths.empty()) {
+    // Start-up is the time for exceptions: a broken policy file stops the gateway here.
+    const auto default_verdict =
+        config.policy.default_verdict == "deny" ? policy::Verdict::deny : policy::Verdict::allow;
+    auto loaded = std::make_shared<const policy::Policy>(
+        policy::Policy::load(config.policy.paths, default_verdict));
+    log::info("policy: ", loaded->rule_count(), " rules from ", config.policy.paths.size(),
+              " path(s), ", config.policy.shadow ? "shadow" : "enforce", " mode, default ",
+              config.policy.default_verdict);
+    pipeline.add(std::make_unique<gateway::PolicyStage>(std::move(loaded), config.policy.shadow));
+  }
   pipeline.add(std::make_unique<gateway::AccessLogStage>());
   gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count),
                            std::move(pipeline));

@@ -47,6 +47,7 @@ void AccessLogStage::on_complete(const Exchange& exchange) {
             message && message->is_request() ? " id=" + message->id().dump() : std::string(),
             " status=", exchange.http_status, " outcome=", exchange.outcome,
             " messages=", exchange.upstream_messages, " duration_us=", micros,
+            exchange.policy.empty() ? "" : " policy=", exchange.policy,
             exchange.client_gone ? " client_gone=true" : "");
 }
 

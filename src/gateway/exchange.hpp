@@ -31,6 +31,7 @@ struct Exchange {
   unsigned http_status = 0;
   std::string outcome = "ok";  // ok | error_response | upstream_unavailable | rejected | ...
   std::size_t upstream_messages = 0;
+  std::string policy;  // "verdict:rule" when a policy rule decided (shadow decisions too)
   bool client_gone = false;
 };
 

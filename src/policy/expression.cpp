@@ -363,6 +363,12 @@ bool evaluate(const Node& node, const CallContext& call) {
   }
 }
 
+bool references_arguments(const Node& node) {
+  if (node.op == Op::field && node.root == FieldRoot::args) return true;
+  return (node.left && references_arguments(*node.left)) ||
+         (node.right && references_arguments(*node.right));
+}
+
 // ---- path helpers ---------------------------------------------------------------------------
 
 bool normalize_path(std::string_view path, std::string_view home, std::string& out) {

@@ -37,6 +37,9 @@ NodePtr compile_condition(std::string_view text, const Environment& environment,
                           const OffsetLocator& locate);
 
 bool evaluate(const Node& node, const CallContext& call);
+// True when the condition looks at the call's arguments (args.*): such a rule cannot say that a
+// tool is never callable, only that some calls of it are not.
+bool references_arguments(const Node& node);
 
 // Lexical path helpers, exposed for tests: collapse "//", "." and ".." (never above the root),
 // expand a leading "~" to `home`. Returns false when the result does not fit in `out`.

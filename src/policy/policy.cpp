@@ -32,6 +32,7 @@ std::string_view to_string(Verdict verdict) {
 struct CompiledRule {
   RuleInfo info;
   NodePtr condition;
+  bool uses_arguments = true;
 };
 
 class CompiledPolicy {
@@ -212,6 +213,7 @@ void load_document(const std::string& text, const std::string& file, LoadState& 
         fail(file, entry.Mark(), "rule '" + rule.info.id + "' needs a 'condition'");
       rule.condition = compile_condition(condition.Scalar(), state.environment,
                                          scalar_locator(file, source_lines, condition));
+      rule.uses_arguments = references_arguments(*rule.condition);
       bool enabled = true;
       if (const YAML::Node flag = entry["enabled"]) {
         try {
@@ -295,6 +297,14 @@ Decision Policy::decide(const CallContext& call, bool collect_matches) const {
     decision.matched.push_back(&rule.info);
   }
   return decision;
+}
+
+const RuleInfo* Policy::never_allowed(const CallContext& call) const {
+  for (const auto& rule : compiled_->ordered) {
+    if (rule.info.verdict != Verdict::deny) break;  // deny rules come first
+    if (!rule.uses_arguments && evaluate(*rule.condition, call)) return &rule.info;
+  }
+  return nullptr;
 }
 
 std::size_t Policy::rule_count() const {

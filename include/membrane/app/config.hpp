@@ -112,12 +112,21 @@ struct SessionConfig {
   std::chrono::seconds max_age{24 * 3600};  // sealed ids older than this get 404
 };
 
+struct PolicyConfig {
+  // Policy files and directories (every *.yaml below a directory). Empty = no policy: every call
+  // is forwarded.
+  std::vector<std::string> paths;
+  bool shadow = false;                    // mode: shadow records decisions but blocks nothing
+  std::string default_verdict = "allow";  // when no rule holds: allow | deny
+};
+
 struct Config {
   ListenerConfig listen;
   LimitsConfig limits;
   TimeoutsConfig timeouts;
   SecurityConfig security;
   SessionConfig session;
+  PolicyConfig policy;
   std::vector<UpstreamConfig> upstreams;
   unsigned worker_threads = 0;     // 0 = one per hardware thread
   std::string log_level = "info";  // error | warn | info | debug

@@ -74,6 +74,10 @@ class Policy {
   // `collect_matches` fills Decision::matched (costs allocation; for explain and audit).
   Decision decide(const CallContext& call, bool collect_matches = false) const;
 
+  // The deny rule that refuses every call of `call.tool` whatever its arguments (one whose
+  // condition does not look at args.*), or null. tools/list hides such tools.
+  const RuleInfo* never_allowed(const CallContext& call) const;
+
   std::size_t rule_count() const;
   const std::vector<RuleInfo>& rules() const;
 

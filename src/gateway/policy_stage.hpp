@@ -1,0 +1,28 @@
+// The policy stage: judges tools/call, resources/read and prompts/get before they are forwarded,
+// and hides from tools/list the tools a deny rule refuses outright. Denials reach the agent as a
+// tool result with isError (so the model can adapt) naming the rule; shadow mode only records.
+#pragma once
+
+#include <memory>
+
+#include "gateway/exchange.hpp"
+#include "membrane/policy/policy.hpp"
+
+namespace membrane::gateway {
+
+class PolicyStage final : public ExchangeStage {
+ public:
+  PolicyStage(std::shared_ptr<const policy::Policy> policy, bool shadow)
+      : policy_(std::move(policy)), shadow_(shadow) {}
+
+  std::string_view name() const override { return "policy"; }
+  StageDecision on_request(Exchange& exchange) override;
+  bool wants_messages() const override { return true; }
+  void on_upstream_message(Exchange& exchange, std::string& message) override;
+
+ private:
+  std::shared_ptr<const policy::Policy> policy_;
+  bool shadow_;
+};
+
+}  // namespace membrane::gateway
