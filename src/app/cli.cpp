@@ -217,6 +217,53 @@ CommandLine parse_config_command(const std::vector<std::string>& args) {
   return CommandLine{Verb::check_config, load_config_file(*config_file), {}};  // also validates
 }
 
+CommandLine parse_policy_command(const std::vector<std::string>& args) {
+  constexpr std::string_view subcommands =
+      "membrane policy check FILE|DIR..., membrane policy test PATH, "
+      "membrane policy explain -p FILE --call JSON [--format json]";
+  if (args.size() < 2)
+    throw UsageError("'membrane policy' needs a subcommand: " + std::string(subcommands));
+  if (is_help_flag(args[1])) return CommandLine{Verb::help, {}, {}};
+  CommandLine command_line{Verb::help, {}, {}};
+  const std::string& subcommand = args[1];
+  if (subcommand == "check" || subcommand == "test") {
+    command_line.verb = subcommand == "check" ? Verb::policy_check : Verb::policy_test;
+    command_line.policy_paths.assign(args.begin() + 2, args.end());
+    if (command_line.policy_paths.empty()) {
+      throw UsageError("membrane policy " + subcommand + " needs at least one FILE or DIR");
+    }
+    return command_line;
+  }
+  if (subcommand != "explain") {
+    throw UsageError("unknown subcommand 'membrane policy " + subcommand +
+                     "' (available: " + std::string(subcommands) + ")");
+  }
+  command_line.verb = Verb::policy_explain;
+  for (std::size_t i = 2; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    const auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
+      return args[++i];
+    };
+    if (flag == "-p" || flag == "--policy")
+      command_line.policy_paths.push_back(value());
+    else if (flag == "--call")
+      command_line.policy_call = value();
+    else if (flag == "--format") {
+      const std::string& format = value();
+      if (format != "json" && format != "text")
+        throw UsageError("--format must be json or text, got '" + format + "'");
+      command_line.json_output = format == "json";
+    } else {
+      throw UsageError("unknown flag '" + flag + "' for membrane policy explain");
+    }
+  }
+  if (command_line.policy_paths.empty()) throw UsageError("membrane policy explain needs -p FILE");
+  if (command_line.policy_call.empty())
+    throw UsageError("membrane policy explain needs --call JSON");
+  return command_line;
+}
+
 }  // namespace
 
 CommandLine parse_command_line(const std::vector<std::string>& args) {
@@ -230,20 +277,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   }
   if (verb == "serve") return parse_serve(args);
   if (verb == "config") return parse_config_command(args);
-  if (verb == "policy") {
-    if (args.size() < 2)
-      throw UsageError("'membrane policy' needs a subcommand: membrane policy check FILE|DIR...");
-    if (is_help_flag(args[1])) return CommandLine{Verb::help, {}, {}};
-    if (args[1] != "check") {
-      throw UsageError("unknown subcommand 'membrane policy " + args[1] +
-                       "' (available: membrane policy check FILE|DIR...)");
-    }
-    CommandLine command_line{Verb::policy_check, {}, {}};
-    command_line.policy_paths.assign(args.begin() + 2, args.end());
-    if (command_line.policy_paths.empty())
-      throw UsageError("membrane policy check needs at least one FILE or DIR");
-    return command_line;
-  }
+  if (verb == "policy") return parse_policy_command(args);
   if (verb.starts_with("-")) {
     throw UsageError("flags go after the command, e.g. 'membrane serve " + verb +
                      " ...' (unknown flag '" + verb + "' here)");
@@ -260,6 +294,9 @@ Usage:
   membrane serve --upstream NAME=TARGET [--upstream NAME=TARGET]... [options]
   membrane config check -c FILE
   membrane policy check FILE|DIR...   type-check policy files; exit 1 with file:line:col
+  membrane policy test PATH...        run the *.test.yaml cases under PATH against its policy
+  membrane policy explain -p FILE --call JSON [--format json]
+                                      the verdict for one call and every rule that held
   membrane version | --version
   membrane help | --help | serve --help
 

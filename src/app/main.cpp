@@ -5,8 +5,8 @@
 
 #include "membrane/app/cli.hpp"
 #include "membrane/app/config.hpp"
+#include "membrane/app/policy_commands.hpp"
 #include "membrane/app/serve.hpp"
-#include "membrane/policy/policy.hpp"
 
 int main(int argc, char** argv) {
   using namespace membrane::app;
@@ -33,15 +33,11 @@ int main(int argc, char** argv) {
                 << " upstream" << (command.config.upstreams.size() == 1 ? "" : "s") << ")\n";
       return 0;
     case Verb::policy_check:
-      try {
-        const auto policy = membrane::policy::Policy::load(command.policy_paths);
-        std::cout << "ok: " << policy.rule_count() << " rule"
-                  << (policy.rule_count() == 1 ? "" : "s") << "\n";
-        return 0;
-      } catch (const membrane::policy::PolicyError& error) {
-        std::cerr << error.what() << "\n";
-        return 1;
-      }
+      return policy_check(command.policy_paths);
+    case Verb::policy_test:
+      return policy_test(command.policy_paths);
+    case Verb::policy_explain:
+      return policy_explain(command.policy_paths, command.policy_call, command.json_output);
     case Verb::serve:
       break;
   }

@@ -537,12 +537,16 @@ class Parser {
       while (position_ < text_.size() && text_[position_] != c) {
         char ch = text_[position_++];
         if (ch == '\\' && position_ < text_.size()) {
-          const char escaped = text_[position_++];
-          ch = escaped == 'n'   ? '\n'
-               : escaped == 't' ? '\t'
-               : escaped == 'r' ? '\r'
-               : escaped == '0' ? '\0'
-                                : escaped;
+          // \" \' \\ \n \t \r are escapes; any other backslash stays, so regular expressions
+          // such as "\.env$" read as written.
+          const char escaped = text_[position_];
+          if (escaped == '"' || escaped == '\'' || escaped == '\\') {
+            ch = escaped;
+            ++position_;
+          } else if (escaped == 'n' || escaped == 't' || escaped == 'r') {
+            ch = escaped == 'n' ? '\n' : escaped == 't' ? '\t' : '\r';
+            ++position_;
+          }
         }
         lexeme.text.push_back(ch);
       }

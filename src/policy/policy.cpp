@@ -307,6 +307,40 @@ const RuleInfo* Policy::never_allowed(const CallContext& call) const {
   return nullptr;
 }
 
+CallContext call_from_json(const Json& call) {
+  CallContext context;
+  const auto text = [](const Json& object, const char* key) -> std::string_view {
+    const auto it = object.find(key);
+    return it != object.end() && it->is_string()
+               ? std::string_view(it->get_ref<const std::string&>())
+               : std::string_view();
+  };
+  const auto member = [](const Json& object, const char* key) -> const Json* {
+    const auto it = object.find(key);
+    return it == object.end() ? nullptr : &*it;
+  };
+  if (!call.is_object()) return context;
+  context.method = text(call, "method");
+  if (context.method.empty()) context.method = "tools/call";
+  context.server = text(call, "server");
+  context.tool_annotations = member(call, "annotations");
+  if (const Json* params = member(call, "params"); params && params->is_object()) {
+    context.tool = text(*params, "name");
+    if (context.tool.empty()) context.tool = text(*params, "uri");
+    context.arguments = context.method == "resources/read" ? params : member(*params, "arguments");
+  }
+  if (const Json* identity = member(call, "identity"); identity && identity->is_object()) {
+    context.identity_subject = text(*identity, "sub");
+    context.identity_claims = member(*identity, "claims");
+  }
+  context.txn = member(call, "txn");
+  if (const Json* request = member(call, "request"); request && request->is_object()) {
+    context.client_address = text(*request, "client_address");
+    context.request_headers = member(*request, "headers");
+  }
+  return context;
+}
+
 std::size_t Policy::rule_count() const {
   return compiled_->ordered.size();
 }

@@ -10,17 +10,25 @@
 namespace membrane::app {
 
 enum class Verb {
-  serve,         // membrane serve (-c FILE | --listen ... --upstream ...)
-  check_config,  // membrane config check -c FILE : load + validate, print "ok" or the error
-  policy_check,  // membrane policy check FILE|DIR... : load + type-check policy files
-  version,       // membrane --version | membrane version
-  help,          // membrane --help | membrane help | membrane serve --help
+  serve,           // membrane serve (-c FILE | --listen ... --upstream ...)
+  check_config,    // membrane config check -c FILE : load + validate, print "ok" or the error
+  policy_check,    // membrane policy check FILE|DIR... : load + type-check policy files
+  policy_test,     // membrane policy test PATH : run the *.test.yaml cases against the policy
+  policy_explain,  // membrane policy explain -p FILE --call JSON [--format json]
+  version,         // membrane --version | membrane version
+  help,            // membrane --help | membrane help | membrane serve --help
 };
 
 struct CommandLine {
+  CommandLine() = default;
+  explicit CommandLine(Verb verb, Config config = {}, std::vector<std::string> policy_paths = {})
+      : verb(verb), config(std::move(config)), policy_paths(std::move(policy_paths)) {}
+
   Verb verb = Verb::help;
   Config config;                          // filled for serve and check_config
-  std::vector<std::string> policy_paths;  // policy_check
+  std::vector<std::string> policy_paths;  // policy_check, policy_test, policy_explain
+  std::string policy_call;                // policy_explain: the call as JSON
+  bool json_output = false;               // policy_explain --format json
 };
 
 // Thrown for command-line mistakes (unknown flag, missing value, -c combined with

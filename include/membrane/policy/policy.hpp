@@ -34,6 +34,12 @@ struct CallContext {
   std::string_view protocol_version;       // session.protocol_version
 };
 
+// A call described as JSON, as `membrane policy explain --call` and policy test cases take it:
+// {"method": "tools/call", "server": NAME, "params": {"name": TOOL, "arguments": {…}},
+//  "identity": {"sub": …, "claims": {…}}, "txn": {…}, "request": {"client_address": …,
+//  "headers": {…}}, "annotations": {…}}. The context points into `call`, which must outlive it.
+CallContext call_from_json(const Json& call);
+
 class PolicyError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;  // what() = "file:line:col: message"

@@ -1,0 +1,209 @@
+#include "membrane/app/policy_commands.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+
+#include "membrane/policy/policy.hpp"
+
+namespace membrane::app {
+namespace {
+
+using policy::Json;
+
+bool is_test_file(const std::filesystem::path& path) {
+  const std::string name = path.filename().string();
+  return name.ends_with(".test.yaml") || name.ends_with(".test.yml");
+}
+
+// YAML -> JSON for call descriptions written in test files. Scalars that read as numbers or
+// booleans become those; everything else stays a string.
+Json to_json(const YAML::Node& node) {
+  if (node.IsMap()) {
+    Json object = Json::object();
+    for (const auto& item : node)
+      object[item.first.Scalar()] = to_json(item.second);
+    return object;
+  }
+  if (node.IsSequence()) {
+    Json array = Json::array();
+    for (const auto& item : node)
+      array.push_back(to_json(item));
+    return array;
+  }
+  if (!node.IsScalar() || node.IsNull()) return nullptr;
+  const std::string& text = node.Scalar();
+  if (node.Tag() != "!") {
+    if (text == "true") return true;
+    if (text == "false") return false;
+    const auto number = Json::parse(text, nullptr, false);
+    if (number.is_number()) return number;
+  }
+  return text;
+}
+
+policy::Verdict verdict_named(const std::string& name, bool& ok) {
+  ok = true;
+  if (name == "allow") return policy::Verdict::allow;
+  if (name == "deny") return policy::Verdict::deny;
+  if (name == "ask") return policy::Verdict::ask;
+  if (name == "redact") return policy::Verdict::redact;
+  ok = false;
+  return policy::Verdict::allow;
+}
+
+}  // namespace
+
+int policy_check(const std::vector<std::string>& paths) {
+  try {
+    const auto loaded = policy::Policy::load(paths);
+    std::cout << "ok: " << loaded.rule_count() << " rule" << (loaded.rule_count() == 1 ? "" : "s")
+              << "\n";
+    return 0;
+  } catch (const policy::PolicyError& error) {
+    std::cerr << error.what() << "\n";
+    return 1;
+  }
+}
+
+int policy_test(const std::vector<std::string>& paths) {
+  int passed = 0;
+  int failed = 0;
+  for (const auto& root : paths) {
+    std::vector<std::filesystem::path> policy_files;
+    std::vector<std::filesystem::path> test_files;
+    const std::filesystem::path base(root);
+    if (std::filesystem::is_directory(base)) {
+      for (const auto& entry : std::filesystem::recursive_directory_iterator(base)) {
+        const auto extension = entry.path().extension();
+        if (!entry.is_regular_file() || (extension != ".yaml" && extension != ".yml")) continue;
+        (is_test_file(entry.path()) ? test_files : policy_files).push_back(entry.path());
+      }
+    } else if (is_test_file(base)) {
+      test_files.push_back(base);
+      for (const auto& entry : std::filesystem::directory_iterator(
+               base.parent_path().empty() ? "." : base.parent_path())) {
+        const auto extension = entry.path().extension();
+        if (entry.is_regular_file() && (extension == ".yaml" || extension == ".yml") &&
+            !is_test_file(entry.path())) {
+          policy_files.push_back(entry.path());
+        }
+      }
+    } else {
+      std::cerr << root << ": not a directory or a *.test.yaml file\n";
+      return 1;
+    }
+    std::sort(policy_files.begin(), policy_files.end());
+    std::sort(test_files.begin(), test_files.end());
+    std::vector<std::string> policy_paths;
+    for (const auto& file : policy_files)
+      policy_paths.push_back(file.string());
+    std::optional<policy::Policy> loaded;
+    try {
+      loaded = policy::Policy::load(policy_paths);
+    } catch (const policy::PolicyError& error) {
+      std::cerr << error.what() << "\n";
+      return 1;
+    }
+    for (const auto& test_file : test_files) {
+      YAML::Node cases;
+      try {
+        cases = YAML::LoadFile(test_file.string());
+      } catch (const YAML::Exception& error) {
+        std::cerr << test_file.string() << ":" << error.mark.line + 1 << ":"
+                  << error.mark.column + 1 << ": " << error.msg << "\n";
+        return 1;
+      }
+      if (!cases.IsSequence()) {
+        std::cerr << test_file.string()
+                  << ":1:1: a test file is a list of cases (name, call, expect)\n";
+        return 1;
+      }
+      for (const auto& test_case : cases) {
+        const std::string where =
+            test_file.string() + ":" + std::to_string(test_case.Mark().line + 1);
+        const std::string name = test_case["name"] ? test_case["name"].Scalar() : "(unnamed)";
+        bool ok = false;
+        const auto expected =
+            verdict_named(test_case["expect"] ? test_case["expect"].Scalar() : "", ok);
+        if (!ok || !test_case["call"]) {
+          std::cerr << where << ": case '" << name
+                    << "' needs 'call' and 'expect: allow|deny|ask|redact'\n";
+          ++failed;
+          continue;
+        }
+        const Json call = to_json(test_case["call"]);
+        const auto decision = loaded->decide(policy::call_from_json(call), true);
+        std::string problem;
+        if (decision.verdict != expected) {
+          problem = "expected " + std::string(to_string(expected)) + ", got " +
+                    std::string(to_string(decision.verdict)) +
+                    (decision.rule ? " (rule '" + decision.rule->id + "')" : " (default verdict)");
+        } else if (const YAML::Node rule = test_case["rule"];
+                   rule && (!decision.rule || decision.rule->id != rule.Scalar())) {
+          problem =
+              "expected rule '" + rule.Scalar() + "' to decide, got " +
+              (decision.rule ? "'" + decision.rule->id + "'" : std::string("the default verdict"));
+        }
+        if (problem.empty()) {
+          ++passed;
+        } else {
+          ++failed;
+          std::cout << "FAIL " << where << ": " << name << ": " << problem << "\n";
+        }
+      }
+    }
+  }
+  std::cout << passed << " passed, " << failed << " failed\n";
+  return failed == 0 ? 0 : 1;
+}
+
+int policy_explain(const std::vector<std::string>& paths, const std::string& call_json,
+                   bool json_output) {
+  std::optional<policy::Policy> loaded;
+  try {
+    loaded = policy::Policy::load(paths);
+  } catch (const policy::PolicyError& error) {
+    std::cerr << error.what() << "\n";
+    return 1;
+  }
+  const Json call = Json::parse(call_json, nullptr, false);
+  if (!call.is_object()) {
+    std::cerr << "--call: expected a JSON object like {\"method\":\"tools/call\",\"server\":\"fs\","
+                 "\"params\":{\"name\":\"read_file\",\"arguments\":{\"path\":\"/etc/passwd\"}}}\n";
+    return 2;
+  }
+  const auto decision = loaded->decide(policy::call_from_json(call), true);
+  if (json_output) {
+    Json out = {{"verdict", to_string(decision.verdict)},
+                {"rule", decision.rule ? Json(decision.rule->id) : Json(nullptr)},
+                {"rules", Json::array()}};
+    for (const auto* rule : decision.matched) {
+      out["rules"].push_back(rule->id);
+      out["matched"].push_back({{"id", rule->id},
+                                {"verdict", to_string(rule->verdict)},
+                                {"priority", rule->priority},
+                                {"description", rule->description},
+                                {"message", rule->message},
+                                {"source", rule->file + ":" + std::to_string(rule->line)}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "verdict: " << to_string(decision.verdict);
+  if (decision.rule)
+    std::cout << " (decided by rule '" << decision.rule->id << "')\n";
+  else
+    std::cout << " (no rule holds: default verdict)\n";
+  for (const auto* rule : decision.matched) {
+    std::cout << "  matched " << rule->id << ": " << to_string(rule->verdict) << ", priority "
+              << rule->priority << ", " << rule->file << ":" << rule->line;
+    if (!rule->description.empty()) std::cout << " — " << rule->description;
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+}  // namespace membrane::app
