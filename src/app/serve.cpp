@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "app/policy_reload.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/policy_stage.hpp"
 #include "http/tls.hpp"
@@ -116,6 +117,7 @@ int serve(const Config& config) {
   options.sse_keep_alive = config.timeouts.sse_keep_alive;
   options.max_buffered_messages = config.limits.max_buffered_messages;
   gateway::ExchangePipeline pipeline;
+  gateway::PolicyStage* policy_stage = nullptr;  // owned by the pipeline
   if (!config.policy.paths.empty()) {
     // Start-up is the time for exceptions: a broken policy file stops the gateway here.
     const auto default_verdict =
@@ -125,7 +127,9 @@ int serve(const Config& config) {
     log::info("policy: ", loaded->rule_count(), " rules from ", config.policy.paths.size(),
               " path(s), ", config.policy.shadow ? "shadow" : "enforce", " mode, default ",
               config.policy.default_verdict);
-    pipeline.add(std::make_unique<gateway::PolicyStage>(std::move(loaded), config.policy.shadow));
+    auto stage = std::make_unique<gateway::PolicyStage>(std::move(loaded), config.policy.shadow);
+    policy_stage = stage.get();
+    pipeline.add(std::move(stage));
   }
   pipeline.add(std::make_unique<gateway::AccessLogStage>());
   gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count),
@@ -163,6 +167,21 @@ int serve(const Config& config) {
             " worker", worker_count == 1 ? "" : "s", ")");
 
   auto& main_context = workers.context(0);
+  // Shared with the reload coroutines, which end at the next wake-up after shutdown sets it.
+  auto reload_stopped = std::make_shared<bool>(false);
+  // SIGHUP reloads the policy; with no policy there is nothing to reload, and it must not kill us.
+  if (!policy_stage) ::signal(SIGHUP, SIG_IGN);
+  if (policy_stage) {
+    PolicySource source{config.policy.paths, config.policy.default_verdict == "deny"
+                                                 ? policy::Verdict::deny
+                                                 : policy::Verdict::allow};
+    asio::co_spawn(
+        main_context,
+        reload_policy_on_signal(main_context.get_executor(), source, *policy_stage, reload_stopped),
+        asio::detached);
+    asio::co_spawn(main_context, reload_policy_on_change(source, *policy_stage, reload_stopped),
+                   asio::detached);
+  }
   asio::signal_set signals(main_context, SIGTERM, SIGINT);
   asio::co_spawn(
       main_context,
@@ -178,6 +197,7 @@ int serve(const Config& config) {
             server.close_all();
           }
         });
+        *reload_stopped = true;
         gateway.set_draining();
         server.begin_drain();
         asio::steady_timer poll(main_context);

@@ -11,6 +11,7 @@
 
 #include "membrane/mcp/jsonrpc.hpp"
 #include "membrane/mcp/sealed_session.hpp"
+#include "membrane/policy/policy.hpp"
 
 namespace membrane::gateway {
 
@@ -32,6 +33,8 @@ struct Exchange {
   std::string outcome = "ok";  // ok | error_response | upstream_unavailable | rejected | ...
   std::size_t upstream_messages = 0;
   std::string policy;  // "verdict:rule" when a policy rule decided (shadow decisions too)
+  // The policy snapshot the exchange started under: a reload never changes an exchange midway.
+  std::shared_ptr<const policy::Policy> policy_snapshot;
   bool client_gone = false;
 };
 

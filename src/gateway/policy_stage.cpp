@@ -39,11 +39,13 @@ std::string explanation(const policy::RuleInfo& rule) {
 
 StageDecision PolicyStage::on_request(Exchange& exchange) {
   if (!exchange.message || !exchange.message->is_request()) return StageDecision::proceed();
+  exchange.policy_snapshot = policy_.load();
+  const policy::Policy& policy = *exchange.policy_snapshot;
   const std::string_view method = exchange.message->method();
   if (method != "tools/call" && method != "resources/read" && method != "prompts/get") {
     return StageDecision::proceed();
   }
-  const auto decision = policy_->decide(call_context(exchange));
+  const auto decision = policy.decide(call_context(exchange));
   if (decision.rule)
     exchange.policy = std::string(to_string(decision.verdict)) + ":" + decision.rule->id;
   else if (decision.verdict != policy::Verdict::allow)
@@ -81,7 +83,10 @@ StageDecision PolicyStage::on_request(Exchange& exchange) {
 }
 
 void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) {
-  if (shadow_ || !exchange.message || exchange.message->method() != "tools/list") return;
+  if (shadow_ || !exchange.message || exchange.message->method() != "tools/list" ||
+      !exchange.policy_snapshot) {
+    return;
+  }
   if (message.find("\"tools\"") == std::string::npos) return;
   auto body = mcp::Json::parse(message, nullptr, false);
   if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;
@@ -102,7 +107,7 @@ void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) 
       call.tool = name->get_ref<const std::string&>();
       const auto annotations = tool.find("annotations");
       call.tool_annotations = annotations == tool.end() ? nullptr : &*annotations;
-      if (const auto* rule = policy_->never_allowed(call)) {
+      if (const auto* rule = exchange.policy_snapshot->never_allowed(call)) {
         log::debug("policy: tools/list on '", exchange.upstream, "' hides '", call.tool,
                    "' (rule '", rule->id, "')");
         hid_any = true;

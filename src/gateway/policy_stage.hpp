@@ -3,6 +3,7 @@
 // tool result with isError (so the model can adapt) naming the rule; shadow mode only records.
 #pragma once
 
+#include <atomic>
 #include <memory>
 
 #include "gateway/exchange.hpp"
@@ -20,8 +21,12 @@ class PolicyStage final : public ExchangeStage {
   bool wants_messages() const override { return true; }
   void on_upstream_message(Exchange& exchange, std::string& message) override;
 
+  // Hot reload: later exchanges use `next`; those in flight keep the snapshot they started with.
+  void replace(std::shared_ptr<const policy::Policy> next) { policy_.store(std::move(next)); }
+  std::shared_ptr<const policy::Policy> current() const { return policy_.load(); }
+
  private:
-  std::shared_ptr<const policy::Policy> policy_;
+  std::atomic<std::shared_ptr<const policy::Policy>> policy_;
   bool shadow_;
 };
 

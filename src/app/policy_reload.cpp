@@ -1,0 +1,85 @@
+#include "app/policy_reload.hpp"
+
+#include <signal.h>
+
+#include <boost/asio/signal_set.hpp>
+
+#include <filesystem>
+
+#include "membrane/core/log.hpp"
+
+namespace membrane::app {
+namespace {
+
+// What the policy files look like on disk: paths with their sizes and modification times.
+std::string fingerprint(const std::vector<std::string>& paths) {
+  std::string out;
+  const auto add = [&out](const std::filesystem::path& file) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(file, ec);
+    const auto time = std::filesystem::last_write_time(file, ec);
+    out += file.string();
+    out += '|' + std::to_string(ec ? 0 : size) + '|' +
+           std::to_string(ec ? 0 : time.time_since_epoch().count()) + '\n';
+  };
+  for (const auto& path : paths) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+      std::vector<std::filesystem::path> files;
+      for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+           !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+        const auto extension = it->path().extension();
+        if (extension == ".yaml" || extension == ".yml") files.push_back(it->path());
+      }
+      std::sort(files.begin(), files.end());
+      for (const auto& file : files)
+        add(file);
+    } else {
+      add(path);
+    }
+  }
+  return out;
+}
+
+void reload(const PolicySource& source, gateway::PolicyStage& stage, std::string_view why) {
+  try {
+    auto next = std::make_shared<const policy::Policy>(
+        policy::Policy::load(source.paths, source.default_verdict));
+    const auto rules = next->rule_count();
+    stage.replace(std::move(next));
+    log::info("policy reloaded (", why, "): ", rules, " rules");
+  } catch (const std::exception& error) {
+    log::error("policy reload (", why,
+               ") failed; the previous policy stays in force: ", error.what());
+  }
+}
+
+}  // namespace
+
+awaitable<void> reload_policy_on_signal(asio::any_io_executor executor, PolicySource source,
+                                        gateway::PolicyStage& stage,
+                                        std::shared_ptr<bool> stopped) {
+  asio::signal_set hangup(executor, SIGHUP);
+  while (!*stopped) {
+    auto [ec, signal_number] = co_await hangup.async_wait(use_nothrow);
+    if (ec || *stopped) co_return;
+    reload(source, stage, "SIGHUP");
+  }
+}
+
+awaitable<void> reload_policy_on_change(PolicySource source, gateway::PolicyStage& stage,
+                                        std::shared_ptr<bool> stopped) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  std::string last = fingerprint(source.paths);
+  while (!*stopped) {
+    timer.expires_after(std::chrono::seconds(1));
+    co_await timer.async_wait(use_nothrow);
+    if (*stopped) co_return;
+    std::string now = fingerprint(source.paths);
+    if (now == last) continue;
+    last = std::move(now);
+    reload(source, stage, "files changed");
+  }
+}
+
+}  // namespace membrane::app

@@ -1,0 +1,25 @@
+// Hot reload of the policy: SIGHUP, or a change to any policy file (polled, which also catches
+// Kubernetes ConfigMap updates that swap a symlink), recompiles it. A policy that fails to load
+// is logged and the previous one keeps serving.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "gateway/policy_stage.hpp"
+#include "http/asio.hpp"
+
+namespace membrane::app {
+
+struct PolicySource {
+  std::vector<std::string> paths;
+  policy::Verdict default_verdict = policy::Verdict::allow;
+};
+
+// Runs until the signal set / timer are cancelled (shutdown). `stage` outlives it.
+awaitable<void> reload_policy_on_signal(asio::any_io_executor executor, PolicySource source,
+                                        gateway::PolicyStage& stage, std::shared_ptr<bool> stopped);
+awaitable<void> reload_policy_on_change(PolicySource source, gateway::PolicyStage& stage,
+                                        std::shared_ptr<bool> stopped);
+
+}  // namespace membrane::app
