@@ -369,6 +369,39 @@ bool references_arguments(const Node& node) {
          (node.right && references_arguments(*node.right));
 }
 
+std::optional<std::vector<std::string>> required_tool_names(const Node& node) {
+  const auto is_tool_field = [](const NodePtr& side) {
+    return side && side->op == Op::field && side->root == FieldRoot::tool_name;
+  };
+  switch (node.op) {
+    case Op::equal:
+      for (const auto& [field, other] : {std::pair{node.left, node.right}, std::pair{node.right, node.left}}) {
+        if (is_tool_field(field) && other->op == Op::literal) {
+          if (const auto* name = std::get_if<std::string>(&other->constant)) return std::vector<std::string>{*name};
+        }
+      }
+      return std::nullopt;
+    case Op::in:
+      if (is_tool_field(node.left)) return node.right->items;
+      return std::nullopt;
+    case Op::macro:
+      return required_tool_names(*node.left);
+    case Op::and_: {
+      auto left = required_tool_names(*node.left);
+      return left ? left : required_tool_names(*node.right);
+    }
+    case Op::or_: {
+      auto left = required_tool_names(*node.left);
+      auto right = left ? required_tool_names(*node.right) : std::nullopt;
+      if (!left || !right) return std::nullopt;
+      left->insert(left->end(), right->begin(), right->end());
+      return left;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
 // ---- path helpers ---------------------------------------------------------------------------
 
 bool normalize_path(std::string_view path, std::string_view home, std::string& out) {

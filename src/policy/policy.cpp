@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include "policy/expression.hpp"
 
@@ -35,6 +36,12 @@ struct CompiledRule {
   bool uses_arguments = true;
 };
 
+// Heterogeneous lookup: a call's tool name (a string_view) finds its bucket without a copy.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view name) const { return std::hash<std::string_view>{}(name); }
+};
+
 class CompiledPolicy {
  public:
   Verdict default_verdict = Verdict::allow;
@@ -42,6 +49,25 @@ class CompiledPolicy {
   // Strongest verdict first, then higher priority, then file order: the first rule that holds
   // decides, so evaluation stops at the first match.
   std::vector<CompiledRule> ordered;
+  // Positions in `ordered` of the rules that can only hold for one of a few tools, by tool name,
+  // and of the rules that may hold for any tool. A call evaluates the merge of its tool's bucket
+  // and the unindexed rules, in `ordered` order.
+  std::unordered_map<std::string, std::vector<std::uint32_t>, NameHash, std::equal_to<>> by_tool;
+  std::vector<std::uint32_t> any_tool;
+
+  // Calls `visit(rule)` on the candidate rules in order until it returns false.
+  template <class Visit>
+  void for_candidates(std::string_view tool, Visit&& visit) const {
+    static const std::vector<std::uint32_t> none;
+    const auto bucket = by_tool.find(tool);
+    const auto& indexed = bucket == by_tool.end() ? none : bucket->second;
+    std::size_t i = 0, j = 0;
+    while (i < indexed.size() || j < any_tool.size()) {
+      const bool take_indexed = j >= any_tool.size() || (i < indexed.size() && indexed[i] < any_tool[j]);
+      const std::uint32_t position = take_indexed ? indexed[i++] : any_tool[j++];
+      if (!visit(ordered[position])) return;
+    }
+  }
 };
 
 namespace {
@@ -245,9 +271,18 @@ std::shared_ptr<const CompiledPolicy> finish(LoadState state, Verdict default_ve
                      if (a.info.verdict != b.info.verdict) return a.info.verdict > b.info.verdict;
                      return a.info.priority > b.info.priority;
                    });
-  for (const auto& rule : state.rules)
-    compiled->infos.push_back(rule.info);
+  for (const auto& rule : state.rules) compiled->infos.push_back(rule.info);
   compiled->ordered = std::move(state.rules);
+  for (std::uint32_t position = 0; position < compiled->ordered.size(); ++position) {
+    if (const auto names = required_tool_names(*compiled->ordered[position].condition)) {
+      for (const auto& name : *names) {
+        auto& bucket = compiled->by_tool[name];
+        if (bucket.empty() || bucket.back() != position) bucket.push_back(position);
+      }
+    } else {
+      compiled->any_tool.push_back(position);
+    }
+  }
   return compiled;
 }
 
@@ -287,24 +322,27 @@ Policy Policy::parse(const std::string& yaml_text, const std::string& source,
 Decision Policy::decide(const CallContext& call, bool collect_matches) const {
   Decision decision;
   decision.verdict = compiled_->default_verdict;
-  for (const auto& rule : compiled_->ordered) {
-    if (!evaluate(*rule.condition, call)) continue;
+  compiled_->for_candidates(call.tool, [&](const CompiledRule& rule) {
+    if (!evaluate(*rule.condition, call)) return true;
     if (!decision.rule) {
       decision.rule = &rule.info;
       decision.verdict = rule.info.verdict;
-      if (!collect_matches) break;
+      if (!collect_matches) return false;
     }
     decision.matched.push_back(&rule.info);
-  }
+    return true;
+  });
   return decision;
 }
 
 const RuleInfo* Policy::never_allowed(const CallContext& call) const {
-  for (const auto& rule : compiled_->ordered) {
-    if (rule.info.verdict != Verdict::deny) break;  // deny rules come first
-    if (!rule.uses_arguments && evaluate(*rule.condition, call)) return &rule.info;
-  }
-  return nullptr;
+  const RuleInfo* found = nullptr;
+  compiled_->for_candidates(call.tool, [&](const CompiledRule& rule) {
+    if (rule.info.verdict != Verdict::deny) return false;  // deny rules come first
+    if (!rule.uses_arguments && evaluate(*rule.condition, call)) found = &rule.info;
+    return found == nullptr;
+  });
+  return found;
 }
 
 CallContext call_from_json(const Json& call) {
