@@ -22,17 +22,24 @@ namespace {
 // tool, as real rulesets have (sensitive paths, commands). Half use `matches`.
 std::string make_ruleset(int rules) {
   std::string yaml = "- list: file_tools\n  items: [";
-  for (int t = 0; t < 50; ++t) yaml += (t ? ", " : "") + std::string("tool_") + std::to_string(t);
+  for (int t = 0; t < 50; ++t)
+    yaml += (t ? ", " : "") + std::string("tool_") + std::to_string(t);
   yaml += "]\n";
   for (int i = 0; i < rules; ++i) {
     const std::string tool = "tool_" + std::to_string(i % 50);
     const bool any_tool = i % 100 == 99;  // 1% of the rules apply to every tool
-    const std::string selector = any_tool ? "tool.name in file_tools" : "tool.name == \"" + tool + "\"";
-    const std::string test = i % 2 == 0
-        ? "args.path matches \"^/data/p" + std::to_string(i) + "/(secret|private)[0-9]+\\\\.key$\""
-        : "args.path startswith \"/data/p" + std::to_string(i) + "/\" and args.size > " + std::to_string(i);
-    yaml += "- rule: r" + std::to_string(i) + "\n  condition: >-\n    " + selector + " and " + test +
-            "\n  verdict: " + (i % 3 == 0 ? "deny" : i % 3 == 1 ? "ask" : "allow") + "\n";
+    const std::string selector =
+        any_tool ? "tool.name in file_tools" : "tool.name == \"" + tool + "\"";
+    const std::string test = i % 2 == 0 ? "args.path matches \"^/data/p" + std::to_string(i) +
+                                              "/(secret|private)[0-9]+\\\\.key$\""
+                                        : "args.path startswith \"/data/p" + std::to_string(i) +
+                                              "/\" and args.size > " + std::to_string(i);
+    yaml += "- rule: r" + std::to_string(i) + "\n  condition: >-\n    " + selector + " and " +
+            test + "\n  verdict: " +
+            (i % 3 == 0   ? "deny"
+             : i % 3 == 1 ? "ask"
+                          : "allow") +
+            "\n";
   }
   return yaml;
 }
@@ -50,7 +57,8 @@ int main(int argc, char** argv) {
     const auto load_start = std::chrono::steady_clock::now();
     const Policy policy = Policy::parse(make_ruleset(rules), "generated.yaml");
     const double load_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start)
+            .count();
 
     // 64 distinct calls: tools in and out of the ruleset, paths that hit and miss the patterns.
     std::mt19937 random(42);
@@ -59,8 +67,9 @@ int main(int argc, char** argv) {
     for (int c = 0; c < 64; ++c) {
       const int rule = static_cast<int>(random() % static_cast<unsigned>(rules));
       const bool hit = c % 4 == 0;
-      arguments.push_back({{"path", "/data/p" + std::to_string(rule) + (hit ? "/secret7.key" : "/readme.txt")},
-                           {"size", static_cast<int>(random() % 20000)}});
+      arguments.push_back(
+          {{"path", "/data/p" + std::to_string(rule) + (hit ? "/secret7.key" : "/readme.txt")},
+           {"size", static_cast<int>(random() % 20000)}});
       tools.push_back(c % 8 == 7 ? "unlisted_tool" : "tool_" + std::to_string(rule % 50));
     }
     std::vector<CallContext> contexts(64);
@@ -70,7 +79,8 @@ int main(int argc, char** argv) {
       contexts[c].tool = tools[c];
       contexts[c].arguments = &arguments[c];
     }
-    for (int warm = 0; warm < 10'000; ++warm) (void)policy.decide(contexts[warm % 64]);
+    for (int warm = 0; warm < 10'000; ++warm)
+      (void)policy.decide(contexts[warm % 64]);
 
     std::vector<std::int64_t> samples(static_cast<std::size_t>(calls));
     const auto all_start = std::chrono::steady_clock::now();
@@ -80,11 +90,15 @@ int main(int argc, char** argv) {
       const auto end = std::chrono::steady_clock::now();
       samples[static_cast<std::size_t>(i)] = (end - start).count() + (decision.rule ? 0 : 0);
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - all_start).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - all_start).count();
     std::sort(samples.begin(), samples.end());
-    const auto at = [&](double q) { return samples[static_cast<std::size_t>(q * (samples.size() - 1))]; };
-    std::printf("| %d | %.1f | %lld | %lld | %lld | %.0f |\n", rules, load_ms, static_cast<long long>(at(0.5)),
-                static_cast<long long>(at(0.99)), static_cast<long long>(at(0.999)), calls / seconds);
+    const auto at = [&](double q) {
+      return samples[static_cast<std::size_t>(q * (samples.size() - 1))];
+    };
+    std::printf("| %d | %.1f | %lld | %lld | %lld | %.0f |\n", rules, load_ms,
+                static_cast<long long>(at(0.5)), static_cast<long long>(at(0.99)),
+                static_cast<long long>(at(0.999)), calls / seconds);
   }
   return 0;
 }

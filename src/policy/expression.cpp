@@ -1,6 +1,11 @@
 #include "policy/expression.hpp"
 
 #include <re2/re2.h>
+#include <re2/set.h>
+
+#include <algorithm>
+#include <set>
+#include <unordered_set>
 
 #include <cctype>
 #include <charconv>
@@ -81,15 +86,54 @@ struct Node {
   // field
   FieldRoot root = FieldRoot::mcp_method;
   std::vector<PathStep> path;
-  // list (literal or named)
+  // list (literal or named); long lists also get a hash set for `in`
   std::vector<std::string> items;
+  struct ItemHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view item) const {
+      return std::hash<std::string_view>{}(item);
+    }
+  };
+  std::unordered_set<std::string, ItemHash, std::equal_to<>> item_set;
   // operands
   NodePtr left;
   NodePtr right;
   // matches
   std::shared_ptr<const re2::RE2> regex;
+  // Set by build_regex_sets: this pattern is member `regex_member` of group `regex_group`.
+  const RegexSetIndex* regex_owner = nullptr;
+  int regex_group = -1;
+  int regex_member = -1;
   std::string pattern;  // glob, path_within prefix
 };
+
+struct RegexSetIndex {
+  struct Group {
+    FieldRoot root;
+    std::vector<PathStep> path;
+    std::unique_ptr<re2::RE2::Set> set;
+  };
+  std::vector<Group> groups;
+};
+
+namespace {
+// Per-thread, per-decision state of the regex sets (capacity is reused: no allocation once warm).
+thread_local const RegexSetIndex* active_regex_index = nullptr;
+thread_local std::vector<signed char>
+    regex_group_state;  // -1 not computed, 0 no string, 1 computed
+thread_local std::vector<std::vector<int>> regex_group_hits;
+}  // namespace
+
+RegexSetScope::RegexSetScope(const RegexSetIndex* index) : previous_(active_regex_index) {
+  active_regex_index = index;
+  if (!index) return;
+  regex_group_state.assign(index->groups.size(), -1);
+  if (regex_group_hits.size() < index->groups.size()) regex_group_hits.resize(index->groups.size());
+}
+
+RegexSetScope::~RegexSetScope() {
+  active_regex_index = previous_;
+}
 
 // ---- values at evaluation time (views: nothing is copied) -----------------------------------
 
@@ -234,6 +278,8 @@ bool contains_value(const Value& haystack, const Value& needle) {
 }
 
 bool in_list(const Value& needle, const Node& list) {
+  if (needle.kind == Value::Kind::string && !list.item_set.empty())
+    return list.item_set.contains(needle.string);
   if (needle.kind == Value::Kind::string) {
     for (const auto& item : list.items) {
       if (item == needle.string) return true;
@@ -342,6 +388,24 @@ bool evaluate(const Node& node, const CallContext& call) {
       return a.kind == Value::Kind::string && glob_match(node.pattern, a.string);
     }
     case Op::matches: {
+      if (node.regex_owner && node.regex_owner == active_regex_index) {
+        const auto group = static_cast<std::size_t>(node.regex_group);
+        auto& hits = regex_group_hits[group];
+        if (regex_group_state[group] < 0) {
+          const Value a = value_of(*node.left, call);
+          hits.clear();
+          if (a.kind == Value::Kind::string) {
+            node.regex_owner->groups[group].set->Match(
+                re2::StringPiece(a.string.data(), a.string.size()), &hits);
+            std::sort(hits.begin(), hits.end());
+            regex_group_state[group] = 1;
+          } else {
+            regex_group_state[group] = 0;
+          }
+        }
+        return regex_group_state[group] == 1 &&
+               std::binary_search(hits.begin(), hits.end(), node.regex_member);
+      }
       const Value a = value_of(*node.left, call);
       return a.kind == Value::Kind::string &&
              re2::RE2::PartialMatch(re2::StringPiece(a.string.data(), a.string.size()),
@@ -375,9 +439,11 @@ std::optional<std::vector<std::string>> required_tool_names(const Node& node) {
   };
   switch (node.op) {
     case Op::equal:
-      for (const auto& [field, other] : {std::pair{node.left, node.right}, std::pair{node.right, node.left}}) {
+      for (const auto& [field, other] :
+           {std::pair{node.left, node.right}, std::pair{node.right, node.left}}) {
         if (is_tool_field(field) && other->op == Op::literal) {
-          if (const auto* name = std::get_if<std::string>(&other->constant)) return std::vector<std::string>{*name};
+          if (const auto* name = std::get_if<std::string>(&other->constant))
+            return std::vector<std::string>{*name};
         }
       }
       return std::nullopt;
@@ -400,6 +466,59 @@ std::optional<std::vector<std::string>> required_tool_names(const Node& node) {
     default:
       return std::nullopt;
   }
+}
+
+std::shared_ptr<const RegexSetIndex> build_regex_sets(const std::vector<NodePtr>& conditions) {
+  auto index = std::make_shared<RegexSetIndex>();
+  // Field -> the `matches` nodes on it (each node once, even when a macro shares it).
+  std::vector<std::vector<Node*>> members;
+  std::set<const Node*> seen;
+  const auto same_field = [](const RegexSetIndex::Group& group, const Node& field) {
+    if (group.root != field.root || group.path.size() != field.path.size()) return false;
+    for (std::size_t i = 0; i < field.path.size(); ++i) {
+      if (group.path[i].key != field.path[i].key || group.path[i].index != field.path[i].index)
+        return false;
+    }
+    return true;
+  };
+  std::vector<const Node*> stack;
+  for (const auto& condition : conditions)
+    stack.push_back(condition.get());
+  while (!stack.empty()) {
+    const Node* node = stack.back();
+    stack.pop_back();
+    if (!node || !seen.insert(node).second) continue;
+    if (node->left) stack.push_back(node->left.get());
+    if (node->right) stack.push_back(node->right.get());
+    if (node->op != Op::matches || node->left->op != Op::field) continue;
+    std::size_t group = 0;
+    while (group < index->groups.size() && !same_field(index->groups[group], *node->left))
+      ++group;
+    if (group == index->groups.size()) {
+      index->groups.push_back({node->left->root, node->left->path, nullptr});
+      members.emplace_back();
+    }
+    // Compilation is finishing: the tree is still private to this policy.
+    members[group].push_back(const_cast<Node*>(node));
+  }
+  for (std::size_t group = 0; group < index->groups.size(); ++group) {
+    if (members[group].size() < 2) continue;  // one pattern: a direct match is as fast
+    // The set's DFA holds states for every pattern at once: give it room, or it thrashes.
+    re2::RE2::Options options(re2::RE2::Quiet);
+    options.set_max_mem(64 << 20);
+    auto set = std::make_unique<re2::RE2::Set>(options, re2::RE2::UNANCHORED);
+    bool ok = true;
+    for (Node* node : members[group])
+      ok = ok && set->Add(node->pattern, nullptr) >= 0;
+    if (!ok || !set->Compile()) continue;  // too large for RE2's memory budget: match one by one
+    index->groups[group].set = std::move(set);
+    for (std::size_t member = 0; member < members[group].size(); ++member) {
+      members[group][member]->regex_owner = index.get();
+      members[group][member]->regex_group = static_cast<int>(group);
+      members[group][member]->regex_member = static_cast<int>(member);
+    }
+  }
+  return index;
 }
 
 // ---- path helpers ---------------------------------------------------------------------------
@@ -639,6 +758,11 @@ class Parser {
 
   static NodePtr make(Node node) { return std::make_shared<const Node>(std::move(node)); }
 
+  // A linear scan beats hashing for a handful of items; past that, `in` looks up a set.
+  static void index_items(Node& node) {
+    if (node.items.size() > 8) node.item_set.insert(node.items.begin(), node.items.end());
+  }
+
   void require_boolean(const NodePtr& node, std::size_t offset, std::string_view context) const {
     if (node->type != Type::boolean && node->type != Type::dynamic) {
       fail(offset, std::string(context) + " needs a true/false operand, got a " +
@@ -810,6 +934,7 @@ class Parser {
       }
     }
     advance();  // ']'
+    index_items(node);
     return make(std::move(node));
   }
 
@@ -982,6 +1107,7 @@ class Parser {
             node.op = Op::list;
             node.type = Type::list;
             node.items = list->second;
+            index_items(node);
             return make(std::move(node));
           }
           if (const auto macro = environment_.macros.find(lexeme.text);

@@ -38,6 +38,25 @@ NodePtr compile_condition(std::string_view text, const Environment& environment,
                           const OffsetLocator& locate);
 
 bool evaluate(const Node& node, const CallContext& call);
+
+// All `matches` patterns on the same field, merged into one RE2::Set per field, so a decision
+// runs one regex pass per field instead of one per rule. Building it completes the compilation of
+// `conditions` (their nodes learn their set); keep the index alive as long as the nodes.
+struct RegexSetIndex;
+std::shared_ptr<const RegexSetIndex> build_regex_sets(const std::vector<NodePtr>& conditions);
+
+// For the duration of one decision on this thread: set results are computed at most once per
+// field and reused by every rule that asks.
+class RegexSetScope {
+ public:
+  explicit RegexSetScope(const RegexSetIndex* index);
+  ~RegexSetScope();
+  RegexSetScope(const RegexSetScope&) = delete;
+  RegexSetScope& operator=(const RegexSetScope&) = delete;
+
+ private:
+  const RegexSetIndex* previous_;
+};
 // True when the condition looks at the call's arguments (args.*): such a rule cannot say that a
 // tool is never callable, only that some calls of it are not.
 bool references_arguments(const Node& node);

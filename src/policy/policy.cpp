@@ -39,7 +39,9 @@ struct CompiledRule {
 // Heterogeneous lookup: a call's tool name (a string_view) finds its bucket without a copy.
 struct NameHash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view name) const { return std::hash<std::string_view>{}(name); }
+  std::size_t operator()(std::string_view name) const {
+    return std::hash<std::string_view>{}(name);
+  }
 };
 
 class CompiledPolicy {
@@ -54,6 +56,7 @@ class CompiledPolicy {
   // and the unindexed rules, in `ordered` order.
   std::unordered_map<std::string, std::vector<std::uint32_t>, NameHash, std::equal_to<>> by_tool;
   std::vector<std::uint32_t> any_tool;
+  std::shared_ptr<const RegexSetIndex> regex_sets;
 
   // Calls `visit(rule)` on the candidate rules in order until it returns false.
   template <class Visit>
@@ -63,7 +66,8 @@ class CompiledPolicy {
     const auto& indexed = bucket == by_tool.end() ? none : bucket->second;
     std::size_t i = 0, j = 0;
     while (i < indexed.size() || j < any_tool.size()) {
-      const bool take_indexed = j >= any_tool.size() || (i < indexed.size() && indexed[i] < any_tool[j]);
+      const bool take_indexed =
+          j >= any_tool.size() || (i < indexed.size() && indexed[i] < any_tool[j]);
       const std::uint32_t position = take_indexed ? indexed[i++] : any_tool[j++];
       if (!visit(ordered[position])) return;
     }
@@ -271,8 +275,13 @@ std::shared_ptr<const CompiledPolicy> finish(LoadState state, Verdict default_ve
                      if (a.info.verdict != b.info.verdict) return a.info.verdict > b.info.verdict;
                      return a.info.priority > b.info.priority;
                    });
-  for (const auto& rule : state.rules) compiled->infos.push_back(rule.info);
+  for (const auto& rule : state.rules)
+    compiled->infos.push_back(rule.info);
   compiled->ordered = std::move(state.rules);
+  std::vector<NodePtr> conditions;
+  for (const auto& rule : compiled->ordered)
+    conditions.push_back(rule.condition);
+  compiled->regex_sets = build_regex_sets(conditions);
   for (std::uint32_t position = 0; position < compiled->ordered.size(); ++position) {
     if (const auto names = required_tool_names(*compiled->ordered[position].condition)) {
       for (const auto& name : *names) {
@@ -322,6 +331,7 @@ Policy Policy::parse(const std::string& yaml_text, const std::string& source,
 Decision Policy::decide(const CallContext& call, bool collect_matches) const {
   Decision decision;
   decision.verdict = compiled_->default_verdict;
+  const RegexSetScope regex_scope(compiled_->regex_sets.get());
   compiled_->for_candidates(call.tool, [&](const CompiledRule& rule) {
     if (!evaluate(*rule.condition, call)) return true;
     if (!decision.rule) {
@@ -337,6 +347,7 @@ Decision Policy::decide(const CallContext& call, bool collect_matches) const {
 
 const RuleInfo* Policy::never_allowed(const CallContext& call) const {
   const RuleInfo* found = nullptr;
+  const RegexSetScope regex_scope(compiled_->regex_sets.get());
   compiled_->for_candidates(call.tool, [&](const CompiledRule& rule) {
     if (rule.info.verdict != Verdict::deny) return false;  // deny rules come first
     if (!rule.uses_arguments && evaluate(*rule.condition, call)) found = &rule.info;
