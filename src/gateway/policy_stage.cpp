@@ -83,10 +83,21 @@ StageDecision PolicyStage::on_request(Exchange& exchange) {
 }
 
 void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) {
-  if (shadow_ || !exchange.message || exchange.message->method() != "tools/list" ||
-      !exchange.policy_snapshot) {
+  if (shadow_ || !exchange.message || !exchange.policy_snapshot) return;
+  const std::string_view method = exchange.message->method();
+  if (method == "tools/call" || method == "resources/read" || method == "prompts/get") {
+    if (!exchange.policy_snapshot->has_redactions()) return;
+    auto body = mcp::Json::parse(message, nullptr, false);
+    if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;
+    const auto result = body.find("result");
+    if (result == body.end()) return;
+    if (exchange.policy_snapshot->redact(call_context(exchange), *result)) {
+      message = body.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+      exchange.policy += exchange.policy.empty() ? "redacted" : ":redacted";
+    }
     return;
   }
+  if (method != "tools/list") return;
   if (message.find("\"tools\"") == std::string::npos) return;
   auto body = mcp::Json::parse(message, nullptr, false);
   if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;

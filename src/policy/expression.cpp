@@ -9,6 +9,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 #include <variant>
@@ -995,9 +996,14 @@ class Parser {
             fail(current_.offset,
                  "'[' is only allowed inside args, claims, annotations, txn and headers");
           advance();
-          if (current_.kind == Token::number)
-            below.push_back({"", static_cast<long>(current_.number)});
-          else if (current_.kind == Token::string)
+          if (current_.kind == Token::number) {
+            // Checked before the conversion: an out-of-range double-to-integer cast is undefined.
+            const double index = current_.number;
+            if (!(index >= 0 && index <= 1'000'000) || index != std::floor(index)) {
+              fail(current_.offset, "an array index must be a whole number from 0 to 1000000");
+            }
+            below.push_back({"", static_cast<long>(index)});
+          } else if (current_.kind == Token::string)
             below.push_back({current_.text, -1});
           else
             fail(current_.offset, "expected an index or a quoted key in '[…]'");

@@ -2,6 +2,7 @@
 // combining rule verdicts.
 #include "membrane/policy/policy.hpp"
 
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -34,6 +35,7 @@ struct CompiledRule {
   RuleInfo info;
   NodePtr condition;
   bool uses_arguments = true;
+  std::vector<std::shared_ptr<const re2::RE2>> redactions;
 };
 
 // Heterogeneous lookup: a call's tool name (a string_view) finds its bucket without a copy.
@@ -57,6 +59,7 @@ class CompiledPolicy {
   std::unordered_map<std::string, std::vector<std::uint32_t>, NameHash, std::equal_to<>> by_tool;
   std::vector<std::uint32_t> any_tool;
   std::shared_ptr<const RegexSetIndex> regex_sets;
+  bool any_redactions = false;
 
   // Calls `visit(rule)` on the candidate rules in order until it returns false.
   template <class Visit>
@@ -205,10 +208,10 @@ void load_document(const std::string& text, const std::string& file, LoadState& 
       state.environment.macros[name] = compile_condition(
           condition.Scalar(), state.environment, scalar_locator(file, source_lines, condition));
     } else if (entry["rule"]) {
-      check_keys(
-          entry,
-          {"rule", "description", "priority", "tags", "condition", "verdict", "message", "enabled"},
-          file, "rule");
+      check_keys(entry,
+                 {"rule", "description", "priority", "tags", "condition", "verdict", "message",
+                  "enabled", "redact"},
+                 file, "rule");
       CompiledRule rule;
       rule.info.id = required_string(entry, "rule", file);
       rule.info.file = file;
@@ -244,6 +247,24 @@ void load_document(const std::string& text, const std::string& file, LoadState& 
       rule.condition = compile_condition(condition.Scalar(), state.environment,
                                          scalar_locator(file, source_lines, condition));
       rule.uses_arguments = references_arguments(*rule.condition);
+      if (const YAML::Node patterns = entry["redact"]) {
+        if (rule.info.verdict != Verdict::redact) {
+          fail(file, patterns.Mark(), "'redact' patterns belong to rules with 'verdict: redact'");
+        }
+        if (!patterns.IsSequence() || patterns.size() == 0) {
+          fail(file, patterns.Mark(), "'redact' must be a list of regular expressions");
+        }
+        for (const auto& pattern : patterns) {
+          auto regex = std::make_shared<const re2::RE2>(pattern.Scalar(), re2::RE2::Quiet);
+          if (!regex->ok())
+            fail(file, pattern.Mark(), "invalid regular expression: " + regex->error());
+          rule.info.redact_patterns.push_back(pattern.Scalar());
+          rule.redactions.push_back(std::move(regex));
+        }
+      } else if (rule.info.verdict == Verdict::redact) {
+        fail(file, entry["verdict"].Mark(),
+             "a redact rule needs 'redact: [patterns]' to mask in results");
+      }
       bool enabled = true;
       if (const YAML::Node flag = entry["enabled"]) {
         try {
@@ -282,6 +303,9 @@ std::shared_ptr<const CompiledPolicy> finish(LoadState state, Verdict default_ve
   for (const auto& rule : compiled->ordered)
     conditions.push_back(rule.condition);
   compiled->regex_sets = build_regex_sets(conditions);
+  compiled->any_redactions =
+      std::any_of(compiled->ordered.begin(), compiled->ordered.end(),
+                  [](const CompiledRule& rule) { return rule.info.verdict == Verdict::redact; });
   for (std::uint32_t position = 0; position < compiled->ordered.size(); ++position) {
     if (const auto names = required_tool_names(*compiled->ordered[position].condition)) {
       for (const auto& name : *names) {
@@ -388,6 +412,41 @@ CallContext call_from_json(const Json& call) {
     context.request_headers = member(*request, "headers");
   }
   return context;
+}
+
+namespace {
+bool mask_strings(Json& value, const std::vector<std::shared_ptr<const re2::RE2>>& patterns,
+                  const std::string& replacement) {
+  bool changed = false;
+  if (value.is_string()) {
+    auto& text = value.get_ref<std::string&>();
+    for (const auto& pattern : patterns) {
+      changed = re2::RE2::GlobalReplace(&text, *pattern, replacement) > 0 || changed;
+    }
+  } else if (value.is_array() || value.is_object()) {
+    for (auto& element : value)
+      changed = mask_strings(element, patterns, replacement) || changed;
+  }
+  return changed;
+}
+}  // namespace
+
+bool Policy::redact(const CallContext& call, Json& result) const {
+  bool changed = false;
+  const RegexSetScope regex_scope(compiled_->regex_sets.get());
+  compiled_->for_candidates(call.tool, [&](const CompiledRule& rule) {
+    // Rules are sorted by verdict, strongest first: past the redact rules there is nothing to do.
+    if (rule.info.verdict != Verdict::redact) return rule.info.verdict > Verdict::redact;
+    if (evaluate(*rule.condition, call)) {
+      changed = mask_strings(result, rule.redactions, "[REDACTED:" + rule.info.id + "]") || changed;
+    }
+    return true;
+  });
+  return changed;
+}
+
+bool Policy::has_redactions() const {
+  return compiled_->any_redactions;
 }
 
 std::size_t Policy::rule_count() const {

@@ -198,3 +198,45 @@ TEST_CASE("glob supports *, ? and character classes") {
   CHECK_FALSE(glob_match("*.env", "/app/.envrc"));
   CHECK(glob_match("*", ""));
 }
+
+TEST_CASE("redact rules mask their patterns in every string of a result") {
+  const auto policy = Policy::parse(R"yaml(
+- rule: keys
+  condition: mcp.method == "tools/call"
+  verdict: redact
+  redact: ['AKIA[0-9A-Z]{16}', 'ghp_[A-Za-z0-9]{36}']
+)yaml",
+                                    "p.yaml");
+  CHECK(policy.has_redactions());
+  Json result = {{"content",
+                  {{{"type", "text"},
+                    {"text", "key AKIAABCDEFGHIJKLMNOP and ghp_" + std::string(36, 'x') + "!"}}}},
+                 {"structuredContent", {{"nested", {"AKIAQQQQQQQQQQQQQQQQ"}}}}};
+  const Call call{Json::object()};
+  CHECK(policy.decide(call.context("env")).verdict == Verdict::redact);
+  CHECK(policy.redact(call.context("env"), result));
+  CHECK(result["content"][0]["text"] == "key [REDACTED:keys] and [REDACTED:keys]!");
+  CHECK(result["structuredContent"]["nested"][0] == "[REDACTED:keys]");
+  Json clean = {{"content", {{{"type", "text"}, {"text", "nothing here"}}}}};
+  CHECK_FALSE(policy.redact(call.context("env"), clean));
+}
+
+TEST_CASE("redact patterns are checked at load time") {
+  CHECK(error_of("- rule: r\n  condition: true\n  verdict: redact\n")
+            .find("needs 'redact: [patterns]'") != std::string::npos);
+  CHECK(error_of("- rule: r\n  condition: true\n  verdict: deny\n  redact: ['x']\n")
+            .find("belong to rules with") != std::string::npos);
+  CHECK(error_of("- rule: r\n  condition: true\n  verdict: redact\n  redact: ['(x']\n")
+            .rfind("p.yaml:4:12: invalid regular expression", 0) == 0);
+}
+
+TEST_CASE("an array index out of range is a load-time error, not undefined behaviour") {
+  CHECK(error_of("- rule: r\n  condition: args.a[99999999999999999999999] == 1\n  verdict: deny\n")
+            .find("array index must be a whole number") != std::string::npos);
+  CHECK(
+      error_of("- rule: r\n  condition: args.a[-1] == 1\n  verdict: deny\n").find("array index") !=
+      std::string::npos);
+  CHECK(
+      error_of("- rule: r\n  condition: args.a[1.5] == 1\n  verdict: deny\n").find("array index") !=
+      std::string::npos);
+}

@@ -52,6 +52,7 @@ struct RuleInfo {
   std::vector<std::string> tags;
   Verdict verdict = Verdict::deny;
   std::string message;
+  std::vector<std::string> redact_patterns;  // verdict redact: RE2 patterns masked in results
   std::string file;
   int line = 0;
 };
@@ -83,6 +84,11 @@ class Policy {
   // The deny rule that refuses every call of `call.tool` whatever its arguments (one whose
   // condition does not look at args.*), or null. tools/list hides such tools.
   const RuleInfo* never_allowed(const CallContext& call) const;
+
+  // Masks, in every string of `result`, the matches of the `redact` rules that hold for `call`
+  // (replaced by "[REDACTED:<rule id>]"). Returns true when something was masked.
+  bool redact(const CallContext& call, Json& result) const;
+  bool has_redactions() const;
 
   std::size_t rule_count() const;
   const std::vector<RuleInfo>& rules() const;
