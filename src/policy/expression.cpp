@@ -771,33 +771,21 @@ class Parser {
     }
   }
 
-  NodePtr parse_or() {
-    auto left = parse_and();
-    while (at_keyword("or")) {
-      const auto offset = current_.offset;
-      advance();
-      auto right = parse_and();
-      require_boolean(left, offset, "'or'");
-      require_boolean(right, offset, "'or'");
-      Node node;
-      node.op = Op::or_;
-      node.left = std::move(left);
-      node.right = std::move(right);
-      left = make(std::move(node));
-    }
-    return left;
-  }
+  NodePtr parse_or() { return parse_logical("or", Op::or_, &Parser::parse_and); }
+  NodePtr parse_and() { return parse_logical("and", Op::and_, &Parser::parse_not); }
 
-  NodePtr parse_and() {
-    auto left = parse_not();
-    while (at_keyword("and")) {
+  // A left-associative chain `operand KEYWORD operand ...` of true/false operands.
+  NodePtr parse_logical(std::string_view keyword, Op op, NodePtr (Parser::*operand)()) {
+    auto left = (this->*operand)();
+    while (at_keyword(keyword)) {
       const auto offset = current_.offset;
       advance();
-      auto right = parse_not();
-      require_boolean(left, offset, "'and'");
-      require_boolean(right, offset, "'and'");
+      auto right = (this->*operand)();
+      const std::string context = "'" + std::string(keyword) + "'";
+      require_boolean(left, offset, context);
+      require_boolean(right, offset, context);
       Node node;
-      node.op = Op::and_;
+      node.op = op;
       node.left = std::move(left);
       node.right = std::move(right);
       left = make(std::move(node));
