@@ -14,8 +14,7 @@ namespace {
 using policy::Json;
 
 bool is_test_file(const std::filesystem::path& path) {
-  const std::string name = path.filename().string();
-  return name.ends_with(".test.yaml") || name.ends_with(".test.yml");
+  return policy::is_test_file(path.filename().string());
 }
 
 // YAML -> JSON for call descriptions written in test files. Scalars that read as numbers or

@@ -118,12 +118,13 @@ int serve(const Config& config) {
   options.max_buffered_messages = config.limits.max_buffered_messages;
   gateway::ExchangePipeline pipeline;
   gateway::PolicyStage* policy_stage = nullptr;  // owned by the pipeline
+  const PolicySource policy_source{config.policy.paths, config.policy.default_verdict == "deny"
+                                                            ? policy::Verdict::deny
+                                                            : policy::Verdict::allow};
   if (!config.policy.paths.empty()) {
     // Start-up is the time for exceptions: a broken policy file stops the gateway here.
-    const auto default_verdict =
-        config.policy.default_verdict == "deny" ? policy::Verdict::deny : policy::Verdict::allow;
     auto loaded = std::make_shared<const policy::Policy>(
-        policy::Policy::load(config.policy.paths, default_verdict));
+        policy::Policy::load(policy_source.paths, policy_source.default_verdict));
     log::info("policy: ", loaded->rule_count(), " rules from ", config.policy.paths.size(),
               " path(s), ", config.policy.shadow ? "shadow" : "enforce", " mode, default ",
               config.policy.default_verdict);
@@ -172,14 +173,12 @@ int serve(const Config& config) {
   // SIGHUP reloads the policy; with no policy there is nothing to reload, and it must not kill us.
   if (!policy_stage) ::signal(SIGHUP, SIG_IGN);
   if (policy_stage) {
-    PolicySource source{config.policy.paths, config.policy.default_verdict == "deny"
-                                                 ? policy::Verdict::deny
-                                                 : policy::Verdict::allow};
-    asio::co_spawn(
-        main_context,
-        reload_policy_on_signal(main_context.get_executor(), source, *policy_stage, reload_stopped),
-        asio::detached);
-    asio::co_spawn(main_context, reload_policy_on_change(source, *policy_stage, reload_stopped),
+    asio::co_spawn(main_context,
+                   reload_policy_on_signal(main_context.get_executor(), policy_source,
+                                           *policy_stage, reload_stopped),
+                   asio::detached);
+    asio::co_spawn(main_context,
+                   reload_policy_on_change(policy_source, *policy_stage, reload_stopped),
                    asio::detached);
   }
   asio::signal_set signals(main_context, SIGTERM, SIGINT);

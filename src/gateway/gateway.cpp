@@ -16,10 +16,6 @@ namespace bhttp = http::bhttp;
 
 namespace {
 
-std::int64_t unix_now() {
-  return static_cast<std::int64_t>(std::time(nullptr));
-}
-
 http::Response status_json(unsigned status, std::string_view text) {
   return json_response(status, std::string(R"({"status":")") + std::string(text) + "\"}");
 }

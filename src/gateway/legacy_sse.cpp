@@ -82,10 +82,6 @@ class LegacySession : public std::enable_shared_from_this<LegacySession> {
 
 namespace {
 
-std::int64_t unix_now() {
-  return static_cast<std::int64_t>(std::time(nullptr));
-}
-
 struct InFlight {
   explicit InFlight(LegacySession& session) : session(session) { ++session.in_flight; }
   ~InFlight() { --session.in_flight; }

@@ -39,12 +39,14 @@ std::string explanation(const policy::RuleInfo& rule) {
 
 StageDecision PolicyStage::on_request(Exchange& exchange) {
   if (!exchange.message || !exchange.message->is_request()) return StageDecision::proceed();
-  exchange.policy_snapshot = policy_.load();
-  const policy::Policy& policy = *exchange.policy_snapshot;
   const std::string_view method = exchange.message->method();
-  if (method != "tools/call" && method != "resources/read" && method != "prompts/get") {
-    return StageDecision::proceed();
-  }
+  const bool judged =
+      method == "tools/call" || method == "resources/read" || method == "prompts/get";
+  // Only the exchanges this stage judges or filters pin a snapshot (tools/list for its reply).
+  if (!judged && method != "tools/list") return StageDecision::proceed();
+  exchange.policy_snapshot = policy_.load();
+  if (!judged) return StageDecision::proceed();
+  const policy::Policy& policy = *exchange.policy_snapshot;
   const auto decision = policy.decide(call_context(exchange));
   if (decision.rule)
     exchange.policy = std::string(to_string(decision.verdict)) + ":" + decision.rule->id;

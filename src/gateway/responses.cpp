@@ -3,6 +3,7 @@
 #include <boost/beast/core/string.hpp>
 
 #include <algorithm>
+#include <ctime>
 
 namespace membrane::gateway {
 
@@ -110,6 +111,10 @@ std::string query_parameter(std::string_view target, std::string_view name) {
     return value;
   }
   return {};
+}
+
+std::int64_t unix_now() {
+  return static_cast<std::int64_t>(std::time(nullptr));
 }
 
 const std::string& client_address(const http::RequestOrigin& origin) {

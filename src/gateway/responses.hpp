@@ -2,6 +2,7 @@
 // and the SSE response header.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -23,6 +24,8 @@ bool accepts(std::string_view accept_header, std::string_view type);
 std::string_view target_path(std::string_view target);
 std::string query_parameter(std::string_view target, std::string_view name);
 const std::string& client_address(const http::RequestOrigin& origin);
+// Seconds since the epoch: the clock sealed sessions are stamped and aged with.
+std::int64_t unix_now();
 
 // A POSTed body as one JSON-RPC message, or the answer to send instead: 415 when it is not
 // declared as JSON, 400 with -32700 / -32600 when it is not one JSON-RPC 2.0 message.

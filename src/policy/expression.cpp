@@ -89,13 +89,7 @@ struct Node {
   std::vector<PathStep> path;
   // list (literal or named); long lists also get a hash set for `in`
   std::vector<std::string> items;
-  struct ItemHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view item) const {
-      return std::hash<std::string_view>{}(item);
-    }
-  };
-  std::unordered_set<std::string, ItemHash, std::equal_to<>> item_set;
+  std::unordered_set<std::string, TransparentStringHash, std::equal_to<>> item_set;
   // operands
   NodePtr left;
   NodePtr right;

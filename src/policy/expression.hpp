@@ -21,6 +21,14 @@ namespace membrane::policy {
 // Where an offset inside an expression's text lies in its file, for error messages.
 using OffsetLocator = std::function<std::string(std::size_t offset)>;  // -> "file:line:col"
 
+// Lets a string-keyed hash container be searched with a string_view, without a copy.
+struct TransparentStringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const {
+    return std::hash<std::string_view>{}(text);
+  }
+};
+
 enum class Type { boolean, number, string, list, dynamic };
 std::string_view to_string(Type type);
 

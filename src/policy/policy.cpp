@@ -38,14 +38,6 @@ struct CompiledRule {
   std::vector<std::shared_ptr<const re2::RE2>> redactions;
 };
 
-// Heterogeneous lookup: a call's tool name (a string_view) finds its bucket without a copy.
-struct NameHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view name) const {
-    return std::hash<std::string_view>{}(name);
-  }
-};
-
 class CompiledPolicy {
  public:
   Verdict default_verdict = Verdict::allow;
@@ -56,7 +48,9 @@ class CompiledPolicy {
   // Positions in `ordered` of the rules that can only hold for one of a few tools, by tool name,
   // and of the rules that may hold for any tool. A call evaluates the merge of its tool's bucket
   // and the unindexed rules, in `ordered` order.
-  std::unordered_map<std::string, std::vector<std::uint32_t>, NameHash, std::equal_to<>> by_tool;
+  std::unordered_map<std::string, std::vector<std::uint32_t>, TransparentStringHash,
+                     std::equal_to<>>
+      by_tool;
   std::vector<std::uint32_t> any_tool;
   std::shared_ptr<const RegexSetIndex> regex_sets;
   bool any_redactions = false;
@@ -331,7 +325,7 @@ Policy Policy::load(const std::vector<std::string>& paths, Verdict default_verdi
       for (const auto& entry : std::filesystem::recursive_directory_iterator(path)) {
         const auto extension = entry.path().extension();
         if (entry.is_regular_file() && (extension == ".yaml" || extension == ".yml") &&
-            entry.path().filename().string().find(".test.") == std::string::npos) {
+            !is_test_file(entry.path().filename().string())) {
           files.push_back(entry.path());
         }
       }
@@ -378,6 +372,10 @@ const RuleInfo* Policy::never_allowed(const CallContext& call) const {
     return found == nullptr;
   });
   return found;
+}
+
+bool is_test_file(std::string_view filename) {
+  return filename.ends_with(".test.yaml") || filename.ends_with(".test.yml");
 }
 
 CallContext call_from_json(const Json& call) {

@@ -40,6 +40,9 @@ struct CallContext {
 //  "headers": {…}}, "annotations": {…}}. The context points into `call`, which must outlive it.
 CallContext call_from_json(const Json& call);
 
+// Files named *.test.yaml / *.test.yml hold test cases (membrane policy test), not rules.
+bool is_test_file(std::string_view filename);
+
 class PolicyError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;  // what() = "file:line:col: message"
