@@ -753,8 +753,9 @@ Config ConfigReader::read(const YAML::Node& root) {
     } else if (entry.key == "session") {
       read_session(field, config.session);
     } else if (entry.key == "policy") {
-      expect_map(field, "a map with paths, mode and default_verdict");
-      for (auto& [key, value] : entries_of(field, {"paths", "mode", "default_verdict"})) {
+      expect_map(field, "a map with paths, mode, default_verdict and approval_timeout");
+      for (auto& [key, value] :
+           entries_of(field, {"paths", "mode", "default_verdict", "approval_timeout"})) {
         remember(value);
         if (key == "paths") {
           config.policy.paths = value.node.IsScalar()
@@ -765,6 +766,10 @@ Config ConfigReader::read(const YAML::Node& root) {
           if (mode != "enforce" && mode != "shadow")
             fail(value, "expected enforce or shadow, got " + single_quoted(mode));
           config.policy.shadow = mode == "shadow";
+        } else if (key == "approval_timeout") {
+          config.policy.approval_timeout =
+              parse_scalar(value, "a duration like 2m",
+                           [](const std::string& text) { return parse_duration(text); });
         } else {
           const std::string verdict = read_nonempty_string(value);
           if (verdict != "allow" && verdict != "deny")

@@ -116,6 +116,7 @@ int serve(const Config& config) {
   options.session_max_age = config.session.max_age;
   options.sse_keep_alive = config.timeouts.sse_keep_alive;
   options.max_buffered_messages = config.limits.max_buffered_messages;
+  options.approval_timeout = config.policy.approval_timeout;
   gateway::ExchangePipeline pipeline;
   gateway::PolicyStage* policy_stage = nullptr;  // owned by the pipeline
   const PolicySource policy_source{config.policy.paths, config.policy.default_verdict == "deny"

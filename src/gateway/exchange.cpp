@@ -9,12 +9,36 @@ void ExchangePipeline::add(std::unique_ptr<ExchangeStage> stage) {
   stages_.push_back(std::move(stage));
 }
 
-StageDecision ExchangePipeline::on_request(Exchange& exchange) const {
-  for (const auto& stage : stages_) {
-    StageDecision decision = stage->on_request(exchange);
-    if (decision.answered) return decision;
+namespace {
+StageDecision run_from(const std::vector<std::unique_ptr<ExchangeStage>>& stages, std::size_t first,
+                       Exchange& exchange) {
+  for (std::size_t index = first; index < stages.size(); ++index) {
+    StageDecision decision = stages[index]->on_request(exchange);
+    if (decision.kind == StageDecision::Kind::confirm) exchange.confirming_stage = index;
+    if (decision.kind != StageDecision::Kind::proceed) return decision;
   }
   return StageDecision::proceed();
+}
+}  // namespace
+
+StageDecision ExchangePipeline::on_request(Exchange& exchange) const {
+  return run_from(stages_, 0, exchange);
+}
+
+StageDecision ExchangePipeline::on_confirmation(Exchange& exchange,
+                                                const Confirmation& confirmation) const {
+  const std::size_t asker = exchange.confirming_stage;
+  if (asker >= stages_.size()) return StageDecision::proceed();
+  StageDecision decision = stages_[asker]->on_confirmation(exchange, confirmation);
+  if (decision.kind == StageDecision::Kind::confirm) {
+    // One question per stage and exchange: asking again would loop.
+    return StageDecision::answer(
+        200, mcp::make_error_response(exchange.message ? exchange.message->id() : mcp::Json(),
+                                      mcp::error_code::internal_error,
+                                      "a gateway stage asked for a second confirmation"));
+  }
+  if (decision.kind == StageDecision::Kind::answer) return decision;
+  return run_from(stages_, asker + 1, exchange);
 }
 
 void ExchangePipeline::on_upstream_message(Exchange& exchange, std::string& message) const {

@@ -35,19 +35,44 @@ struct Exchange {
   std::string policy;  // "verdict:rule" when a policy rule decided (shadow decisions too)
   // The policy snapshot the exchange started under: a reload never changes an exchange midway.
   std::shared_ptr<const policy::Policy> policy_snapshot;
+  // The rule whose verdict is being carried out (owned by policy_snapshot).
+  const policy::RuleInfo* policy_rule = nullptr;
+  // Which stage asked for the confirmation being waited on.
+  std::size_t confirming_stage = 0;
   bool client_gone = false;
 };
 
-// What a stage decides about a request: let it through, or answer it here.
+// What a stage decides about a request: let it through, answer it here, or first have the human
+// confirm it (an MCP elicitation on the caller's session, sent by the transport).
 struct StageDecision {
-  bool answered = false;
+  enum class Kind { proceed, answer, confirm };
+  Kind kind = Kind::proceed;
   unsigned http_status = 200;
-  std::string body;  // a JSON-RPC message
+  std::string body;          // answer: a JSON-RPC message
+  mcp::Json confirm_params;  // confirm: the params of the elicitation/create request
 
+  bool answered() const { return kind == Kind::answer; }
   static StageDecision proceed() { return {}; }
   static StageDecision answer(unsigned status, std::string body) {
-    return {true, status, std::move(body)};
+    return {Kind::answer, status, std::move(body), {}};
   }
+  static StageDecision confirm(mcp::Json elicitation_params) {
+    return {Kind::confirm, 200, {}, std::move(elicitation_params)};
+  }
+};
+
+// How the human answered a confirmation the gateway asked for.
+struct Confirmation {
+  enum class Outcome {
+    accepted,     // elicitation action "accept"
+    declined,     // action "decline"
+    cancelled,    // action "cancel" (dismissed)
+    timed_out,    // no answer in time
+    failed,       // the client answered with an error, or the gateway is shutting down
+    client_gone,  // the client disconnected while being asked
+  };
+  Outcome outcome = Outcome::failed;
+  std::string detail;  // failed: why
 };
 
 class ExchangeStage {
@@ -56,6 +81,10 @@ class ExchangeStage {
   virtual std::string_view name() const = 0;
   // Before the message is forwarded.
   virtual StageDecision on_request(Exchange&) { return StageDecision::proceed(); }
+  // The human's answer to this stage's confirm decision: proceed or answer (not confirm again).
+  virtual StageDecision on_confirmation(Exchange&, const Confirmation&) {
+    return StageDecision::proceed();
+  }
   // Each message the upstream sends back for this exchange, before it reaches the client. The
   // stage may rewrite it. Only called when wants_messages() is true, so the hot path does not
   // parse replies nobody looks at.
@@ -68,7 +97,10 @@ class ExchangeStage {
 class ExchangePipeline {
  public:
   void add(std::unique_ptr<ExchangeStage> stage);
+  // Runs the stages in order until one answers or asks for a confirmation.
   StageDecision on_request(Exchange& exchange) const;
+  // Hands the confirmation to the stage that asked, then runs the stages after it.
+  StageDecision on_confirmation(Exchange& exchange, const Confirmation& confirmation) const;
   void on_upstream_message(Exchange& exchange, std::string& message) const;
   void on_complete(const Exchange& exchange) const;
   bool wants_messages() const { return wants_messages_; }

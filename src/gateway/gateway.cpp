@@ -277,7 +277,62 @@ http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json
   return jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, reply.body);
 }
 
+// The SSE response header, naming the new session when the request was initialize.
+http::ResponseHeader stream_header(const std::string& sealed_session) {
+  auto header = event_stream_header();
+  if (!sealed_session.empty()) header.set(mcp::header::session_id, sealed_session);
+  return header;
+}
+
+// A reply as one JSON-RPC message, for an SSE stream that has already begun (after the gateway
+// asked the client something on it): upstream failures become error responses.
+std::string reply_as_message(const upstream::UpstreamReply& reply, const mcp::Json& id,
+                             std::string_view upstream) {
+  using Kind = upstream::UpstreamReply::Kind;
+  switch (reply.kind) {
+    case Kind::message:
+      return reply.body;
+    case Kind::session_not_found:
+      return mcp::make_error_response(id, mcp::error_code::session_not_found,
+                                      "Session not found: upstream '" + std::string(upstream) +
+                                          "' no longer knows this session; re-initialize");
+    case Kind::rejected:
+    case Kind::not_supported:
+      return mcp::make_error_response(id, mcp::error_code::internal_error,
+                                      "upstream '" + std::string(upstream) + "' answered HTTP " +
+                                          std::to_string(reply.http_status) + ": " +
+                                          reply.body.substr(0, 500));
+    case Kind::accepted:
+    case Kind::unavailable:
+    case Kind::stream:
+      break;
+  }
+  return mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reply.body);
+}
+
 }  // namespace
+
+awaitable<Confirmation> Gateway::ask_client(http::Responder& out, const Exchange& exchange,
+                                            const mcp::Json& elicitation_params) {
+  auto pending = client_requests_.open(ClientRequests::session_key(*exchange.session),
+                                       co_await asio::this_coro::executor);
+  http::SseEvent question;
+  question.data = pending->request_message("elicitation/create", elicitation_params);
+  if (!co_await out.write_chunk(http::format_sse_event(question))) {
+    Confirmation gone;
+    gone.outcome = Confirmation::Outcome::client_gone;
+    co_return gone;
+  }
+  // Keep-alives hold the stream open while the human thinks, and notice one who left.
+  PendingClientRequest::StillThere keep_alive = [&out]() -> awaitable<bool> {
+    co_return co_await out.write_chunk(http::sse_keep_alive_comment);
+  };
+  auto answer = co_await pending->wait(Clock::now() + options_.approval_timeout,
+                                       options_.sse_keep_alive, std::move(keep_alive));
+  if (answer.kind == ClientAnswer::Kind::cancelled)
+    co_await asio::this_coro::reset_cancellation_state();
+  co_return confirmation_from(answer);
+}
 
 awaitable<void> Gateway::streamable_post(http::Request& request, const http::RequestOrigin& origin,
                                          http::Responder& out, upstream::Upstream& upstream) {
@@ -310,6 +365,13 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     }
   }
 
+  // The client's answer to a question the gateway itself asked (an approval) ends here.
+  if (message.is_response() && session.claims &&
+      client_requests_.consume(ClientRequests::session_key(*session.claims), message)) {
+    co_await out.send(http::Response{bhttp::status::accepted, 11});
+    co_return;
+  }
+
   Exchange exchange;
   exchange.upstream = upstream.name();
   exchange.message = &message;
@@ -317,10 +379,36 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   exchange.client_address = client_address(origin);
   exchange.protocol_version = std::string(request[mcp::header::protocol_version]);
 
-  if (auto decision = pipeline_.on_request(exchange); decision.answered) {
-    exchange.http_status = decision.http_status;
+  auto decision = pipeline_.on_request(exchange);
+  // Asking the human first means answering on an SSE stream: the question goes out on it.
+  bool streaming = false;
+  if (decision.kind == StageDecision::Kind::confirm) {
+    exchange.http_status = 200;
+    if (!co_await out.begin_stream(event_stream_header())) {
+      exchange.client_gone = true;
+      pipeline_.on_complete(exchange);
+      co_return;
+    }
+    streaming = true;
+    const auto confirmation = co_await ask_client(out, exchange, decision.confirm_params);
+    exchange.client_gone = confirmation.outcome == Confirmation::Outcome::client_gone;
+    decision = pipeline_.on_confirmation(exchange, confirmation);
+    if (exchange.client_gone) {
+      pipeline_.on_complete(exchange);
+      co_return;
+    }
+  }
+  if (decision.answered()) {
     exchange.outcome = "answered_by_gateway";
-    co_await out.send(json_response(decision.http_status, std::move(decision.body)));
+    if (streaming) {
+      http::SseEvent event;
+      event.data = std::move(decision.body);
+      exchange.client_gone = !co_await out.write_chunk(http::format_sse_event(event));
+      if (!exchange.client_gone) co_await out.end_stream();
+    } else {
+      exchange.http_status = decision.http_status;
+      co_await out.send(json_response(decision.http_status, std::move(decision.body)));
+    }
     pipeline_.on_complete(exchange);
     co_return;
   }
@@ -337,8 +425,10 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     claims.upstream = upstream.name();
     claims.upstream_session = reply.upstream_session;
     claims.created_at = unix_now();
-    if (upstream.needs_initialize_replay()) {
-      if (const auto* params = message.params()) claims.initialize_params = *params;
+    if (const auto* params = message.params()) {
+      if (upstream.needs_initialize_replay()) claims.initialize_params = *params;
+      if (const auto capabilities = params->find("capabilities"); capabilities != params->end())
+        claims.client_capabilities = *capabilities;
     }
     sealed_session = options_.sealer->seal(claims, mcp::SessionTransport::streamable_http);
   }
@@ -352,6 +442,14 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     } else if (reply.kind != upstream::UpstreamReply::Kind::accepted) {
       exchange.outcome = "rejected";
     }
+    if (streaming) {
+      http::SseEvent event;
+      event.data = reply_as_message(reply, id, upstream.name());
+      exchange.client_gone = !co_await out.write_chunk(http::format_sse_event(event));
+      if (!exchange.client_gone) co_await out.end_stream();
+      pipeline_.on_complete(exchange);
+      co_return;
+    }
     auto response = reply_to_response(reply, id, upstream.name());
     if (!sealed_session.empty()) response.set(mcp::header::session_id, sealed_session);
     exchange.http_status = response.result_int();
@@ -360,11 +458,9 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     co_return;
   }
 
-  auto header = event_stream_header();
-  if (!sealed_session.empty()) header.set(mcp::header::session_id, sealed_session);
   exchange.http_status = 200;
   auto pump = co_await EventPump::start(std::move(reply.stream));
-  if (!co_await out.begin_stream(std::move(header))) {
+  if (!streaming && !co_await out.begin_stream(stream_header(sealed_session))) {
     exchange.client_gone = true;
     pump->stop();
     pipeline_.on_complete(exchange);

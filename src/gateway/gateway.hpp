@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "gateway/client_requests.hpp"
 #include "gateway/exchange.hpp"
 #include "http/server.hpp"
 #include "membrane/http/origin_policy.hpp"
@@ -25,6 +26,8 @@ struct GatewayOptions {
   std::chrono::seconds session_max_age{24 * 3600};
   std::chrono::milliseconds sse_keep_alive{15'000};
   std::size_t max_buffered_messages = 1024;
+  // How long a confirmation asked of the human (a policy `ask`) may stay unanswered.
+  std::chrono::milliseconds approval_timeout{120'000};
 };
 
 class LegacySseTransport;
@@ -63,6 +66,7 @@ class Gateway {
   const GatewayOptions& options() const { return options_; }
   const ExchangePipeline& pipeline() const { return pipeline_; }
   upstream::Upstream* find_upstream(std::string_view name) const;
+  ClientRequests& client_requests() const { return client_requests_; }
   std::string upstream_names() const;
 
  private:
@@ -72,6 +76,8 @@ class Gateway {
                                     http::Responder& out, upstream::Upstream& upstream);
   awaitable<void> streamable_post(http::Request& request, const http::RequestOrigin& origin,
                                   http::Responder& out, upstream::Upstream& upstream);
+  awaitable<Confirmation> ask_client(http::Responder& out, const Exchange& exchange,
+                                     const mcp::Json& elicitation_params);
   awaitable<void> streamable_get(http::Request& request, http::Responder& out,
                                  upstream::Upstream& upstream);
   awaitable<void> streamable_delete(http::Request& request, http::Responder& out,
@@ -82,6 +88,7 @@ class Gateway {
   ExchangePipeline pipeline_;
   std::unique_ptr<LegacySseTransport> legacy_;
   TerminatedSessions terminated_;
+  mutable ClientRequests client_requests_;
   std::atomic<bool> draining_{false};
 };
 

@@ -99,6 +99,28 @@ std::string negotiated_version(const std::string& response_text) {
                                                           : std::string();
 }
 
+// Asks the client a question (an approval) on the session's stream and waits for the answer it
+// POSTs back.
+awaitable<Confirmation> ask_client(LegacySession& session, const Gateway& gateway,
+                                   const mcp::Json& elicitation_params) {
+  const auto claims = session.claims();
+  auto pending = gateway.client_requests().open(ClientRequests::session_key(*claims),
+                                                co_await asio::this_coro::executor);
+  Confirmation confirmation;
+  confirmation.outcome = Confirmation::Outcome::client_gone;
+  if (!co_await session.push(pending->request_message("elicitation/create", elicitation_params)))
+    co_return confirmation;
+  // The session's GET stream sends its own keep-alives; here only notice that it closed.
+  PendingClientRequest::StillThere open = [&session]() -> awaitable<bool> {
+    co_return !session.closed;
+  };
+  auto answer = co_await pending->wait(Clock::now() + gateway.options().approval_timeout,
+                                       std::chrono::milliseconds(500), std::move(open));
+  if (answer.kind == ClientAnswer::Kind::cancelled)
+    co_await asio::this_coro::reset_cancellation_state();
+  co_return confirmation_from(answer);
+}
+
 awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Gateway& gateway,
                                 mcp::Message message, std::string raw, std::string client) {
   InFlight in_flight(*session);
@@ -115,9 +137,19 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
   exchange.protocol_version = session->protocol_version();
   exchange.http_status = 202;
 
-  if (auto decision = pipeline.on_request(exchange); decision.answered) {
+  auto decision = pipeline.on_request(exchange);
+  if (decision.kind == StageDecision::Kind::confirm) {
+    const auto confirmation = co_await ask_client(*session, gateway, decision.confirm_params);
+    exchange.client_gone = confirmation.outcome == Confirmation::Outcome::client_gone;
+    decision = pipeline.on_confirmation(exchange, confirmation);
+  }
+  if (decision.answered()) {
     exchange.outcome = "answered_by_gateway";
     co_await session->push(std::move(decision.body));
+    pipeline.on_complete(exchange);
+    co_return;
+  }
+  if (exchange.client_gone) {
     pipeline.on_complete(exchange);
     co_return;
   }
@@ -138,8 +170,10 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
     fresh.upstream = upstream.name();
     fresh.upstream_session = reply.upstream_session;
     fresh.created_at = unix_now();
-    if (upstream.needs_initialize_replay()) {
-      if (const auto* params = message.params()) fresh.initialize_params = *params;
+    if (const auto* params = message.params()) {
+      if (upstream.needs_initialize_replay()) fresh.initialize_params = *params;
+      if (const auto capabilities = params->find("capabilities"); capabilities != params->end())
+        fresh.client_capabilities = *capabilities;
     }
     session->set_claims(std::move(fresh));
   }
@@ -428,6 +462,12 @@ awaitable<void> LegacySseTransport::post_message(http::Request& request,
                                     "Bad Request: send initialize first"));
     co_return;
   }
+  // The client's answer to a question the gateway itself asked (an approval) ends here.
+  if (message.is_response() &&
+      gateway_.client_requests().consume(ClientRequests::session_key(*upstream_claims), message)) {
+    co_await out.send(json_response(202, "Accepted"));
+    co_return;
+  }
   Exchange exchange;
   exchange.upstream = upstream.name();
   exchange.transport = DownstreamTransport::legacy_sse;
@@ -435,7 +475,7 @@ awaitable<void> LegacySseTransport::post_message(http::Request& request,
   exchange.session = &*upstream_claims;
   exchange.client_address = client_address(origin);
   exchange.protocol_version = session->protocol_version();
-  if (auto decision = gateway_.pipeline().on_request(exchange); decision.answered) {
+  if (auto decision = gateway_.pipeline().on_request(exchange); decision.answered()) {
     exchange.http_status = decision.http_status;
     exchange.outcome = "answered_by_gateway";
     co_await out.send(json_response(decision.http_status, std::move(decision.body)));

@@ -1,5 +1,6 @@
 #include "gateway/policy_stage.hpp"
 
+#include "gateway/client_requests.hpp"
 #include "membrane/core/log.hpp"
 
 namespace membrane::gateway {
@@ -26,13 +27,69 @@ policy::CallContext call_context(const Exchange& exchange) {
   return call;
 }
 
-std::string explanation(const policy::RuleInfo& rule) {
-  const std::string& why = rule.message.empty() ? rule.description : rule.message;
-  if (rule.verdict == policy::Verdict::ask) {
-    return "Human approval is required by policy rule '" + rule.id + "'" +
-           (why.empty() ? "" : ": " + why) + ". This call was not forwarded.";
+std::string why(const policy::RuleInfo* rule) {
+  if (!rule) return {};
+  return rule->message.empty() ? rule->description : rule->message;
+}
+
+std::string rule_name(const policy::RuleInfo* rule) {
+  return rule ? rule->id : std::string("(default)");
+}
+
+// "policy rule 'x': message", or the default verdict when no rule decided.
+std::string decided_by(const policy::RuleInfo* rule) {
+  if (!rule) return "the policy's default verdict (no rule allows this call)";
+  const std::string reason = why(rule);
+  return "policy rule '" + rule->id + "'" + (reason.empty() ? "" : ": " + reason);
+}
+
+std::string dump(const mcp::Json& json) {
+  return json.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+}
+
+// A call the gateway answers itself: a tool result with isError for tools/call (the model reads
+// it and can adapt), a JSON-RPC error for resources/read and prompts/get.
+StageDecision refuse(const Exchange& exchange, const std::string& text, mcp::Json policy_meta) {
+  mcp::Json response = {{"jsonrpc", "2.0"}, {"id", exchange.message->id()}};
+  if (exchange.message->method() == "tools/call") {
+    response["result"] = {{"content", {{{"type", "text"}, {"text", text}}}},
+                          {"isError", true},
+                          {"_meta", {{"io.membrane/policy", std::move(policy_meta)}}}};
+  } else {
+    response["error"] = {
+        {"code", denied_by_policy}, {"message", text}, {"data", std::move(policy_meta)}};
   }
-  return "Denied by policy rule '" + rule.id + "'" + (why.empty() ? "" : ": " + why);
+  return StageDecision::answer(200, dump(response));
+}
+
+// The elicitation the human sees: what would run, where, and which rule asks.
+mcp::Json approval_request(const Exchange& exchange, const policy::RuleInfo* rule) {
+  const mcp::Message& message = *exchange.message;
+  const std::string_view method = message.method();
+  std::string text = "Allow this call? " + decided_by(rule) + "\n\nServer: " + exchange.upstream;
+  const std::string target(message.target_name());
+  if (method == "tools/call") {
+    text += "\nTool: " + target;
+    if (const auto* params = message.params()) {
+      if (const auto arguments = params->find("arguments"); arguments != params->end()) {
+        constexpr std::size_t shown = 2000;
+        std::string rendered = arguments->dump(2, ' ', false, mcp::Json::error_handler_t::replace);
+        if (rendered.size() > shown) rendered = rendered.substr(0, shown) + "\n…";
+        text += "\nArguments: " + rendered;
+      }
+    }
+  } else if (method == "resources/read") {
+    text += "\nRead resource: " + target;
+  } else {
+    text += "\nGet prompt: " + target;
+  }
+  // Accept or decline is the whole answer: the form asks for nothing more.
+  return {{"message", std::move(text)},
+          {"requestedSchema", {{"type", "object"}, {"properties", mcp::Json::object()}}}};
+}
+
+bool client_can_be_asked(const Exchange& exchange) {
+  return exchange.session && can_elicit_form(exchange.session->client_capabilities);
 }
 
 }  // namespace
@@ -48,6 +105,7 @@ StageDecision PolicyStage::on_request(Exchange& exchange) {
   if (!judged) return StageDecision::proceed();
   const policy::Policy& policy = *exchange.policy_snapshot;
   const auto decision = policy.decide(call_context(exchange));
+  exchange.policy_rule = decision.rule;
   if (decision.rule)
     exchange.policy = std::string(to_string(decision.verdict)) + ":" + decision.rule->id;
   else if (decision.verdict != policy::Verdict::allow)
@@ -55,7 +113,7 @@ StageDecision PolicyStage::on_request(Exchange& exchange) {
   if (decision.verdict != policy::Verdict::deny && decision.verdict != policy::Verdict::ask) {
     return StageDecision::proceed();
   }
-  const std::string rule_id = decision.rule ? decision.rule->id : "(default)";
+  const std::string rule_id = rule_name(decision.rule);
   if (shadow_) {
     log::info("policy (shadow): would ", to_string(decision.verdict), " ", method, " ",
               exchange.message->target_name(), " on '", exchange.upstream, "' by rule '", rule_id,
@@ -63,25 +121,60 @@ StageDecision PolicyStage::on_request(Exchange& exchange) {
     exchange.policy += ":shadow";
     return StageDecision::proceed();
   }
-  // Human-in-the-loop approval through elicitation is not wired yet: an `ask` verdict is answered
-  // the way the issue specifies for clients that cannot be asked.
-  const std::string text = decision.rule
-                               ? explanation(*decision.rule)
-                               : "Denied by the policy's default verdict: no rule allows this call";
-  const mcp::Json policy_meta = {{"rule", rule_id}, {"verdict", to_string(decision.verdict)}};
-  mcp::Json response = {{"jsonrpc", "2.0"}, {"id", exchange.message->id()}};
-  if (method == "tools/call") {
-    response["result"] = {{"content", {{{"type", "text"}, {"text", text}}}},
-                          {"isError", true},
-                          {"_meta", {{"io.membrane/policy", policy_meta}}}};
-  } else {
-    response["error"] = {{"code", denied_by_policy}, {"message", text}, {"data", policy_meta}};
+  if (decision.verdict == policy::Verdict::ask && client_can_be_asked(exchange)) {
+    log::info("policy: asking the user to approve ", method, " ", exchange.message->target_name(),
+              " on '", exchange.upstream, "' (rule '", rule_id, "')");
+    return StageDecision::confirm(approval_request(exchange, decision.rule));
   }
   log::info("policy: ", to_string(decision.verdict), " ", method, " ",
             exchange.message->target_name(), " on '", exchange.upstream, "' by rule '", rule_id,
             "'");
-  return StageDecision::answer(200,
-                               response.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
+  mcp::Json policy_meta = {{"rule", rule_id}, {"verdict", to_string(decision.verdict)}};
+  if (decision.verdict == policy::Verdict::ask) {
+    policy_meta["approval"] = "unavailable";
+    return refuse(exchange,
+                  "Human approval is required by " + decided_by(decision.rule) +
+                      ". This client cannot show approval requests (it did not declare the "
+                      "elicitation capability), so the call was not forwarded.",
+                  std::move(policy_meta));
+  }
+  return refuse(exchange, "Denied by " + decided_by(decision.rule), std::move(policy_meta));
+}
+
+StageDecision PolicyStage::on_confirmation(Exchange& exchange, const Confirmation& confirmation) {
+  using Outcome = Confirmation::Outcome;
+  const std::string rule_id = rule_name(exchange.policy_rule);
+  const std::string_view outcome = confirmation.outcome == Outcome::accepted      ? "approved"
+                                   : confirmation.outcome == Outcome::declined    ? "declined"
+                                   : confirmation.outcome == Outcome::cancelled   ? "cancelled"
+                                   : confirmation.outcome == Outcome::timed_out   ? "timed_out"
+                                   : confirmation.outcome == Outcome::client_gone ? "client_gone"
+                                                                                  : "failed";
+  exchange.policy += ":";
+  exchange.policy += outcome;
+  log::info("policy: the user's answer to ", exchange.message->method(), " ",
+            exchange.message->target_name(), " on '", exchange.upstream, "' (rule '", rule_id,
+            "'): ", outcome, confirmation.detail.empty() ? "" : " — ", confirmation.detail);
+  if (confirmation.outcome == Outcome::accepted) return StageDecision::proceed();
+  std::string text;
+  switch (confirmation.outcome) {
+    case Outcome::declined:
+      text = "The user declined this call";
+      break;
+    case Outcome::cancelled:
+      text = "The user dismissed the approval request without approving this call";
+      break;
+    case Outcome::timed_out:
+      text = "Nobody answered the approval request in time";
+      break;
+    default:
+      text = "The approval request failed (" + confirmation.detail + ")";
+      break;
+  }
+  text +=
+      "; it was not forwarded. Approval is required by " + decided_by(exchange.policy_rule) + ".";
+  return refuse(exchange, text,
+                {{"rule", rule_id}, {"verdict", "ask"}, {"approval", std::string(outcome)}});
 }
 
 void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) {

@@ -1,6 +1,7 @@
 // The policy stage: judges tools/call, resources/read and prompts/get before they are forwarded,
 // and hides from tools/list the tools a deny rule refuses outright. Denials reach the agent as a
-// tool result with isError (so the model can adapt) naming the rule; shadow mode only records.
+// tool result with isError (so the model can adapt) naming the rule; `ask` asks the human through
+// an elicitation when the client can show one; shadow mode only records.
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,8 @@ class PolicyStage final : public ExchangeStage {
 
   std::string_view name() const override { return "policy"; }
   StageDecision on_request(Exchange& exchange) override;
+  // The human's answer to an `ask` verdict: forward on accept, refuse otherwise.
+  StageDecision on_confirmation(Exchange& exchange, const Confirmation& confirmation) override;
   bool wants_messages() const override { return true; }
   void on_upstream_message(Exchange& exchange, std::string& message) override;
 

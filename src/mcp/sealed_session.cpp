@@ -133,7 +133,12 @@ SessionSealer SessionSealer::random() {
 
 std::string SessionSealer::seal(const SessionClaims& claims, SessionTransport transport) const {
   nlohmann::json payload = {{"s", claims.upstream_session}, {"t", claims.created_at}};
-  if (!claims.initialize_params.is_null()) payload["i"] = claims.initialize_params;
+  // The capabilities are inside the initialize params when those are sealed: not twice.
+  if (!claims.initialize_params.is_null()) {
+    payload["i"] = claims.initialize_params;
+  } else if (!claims.client_capabilities.is_null()) {
+    payload["c"] = claims.client_capabilities;
+  }
   const std::string plaintext =
       payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   const std::string aad = associated_data(claims.upstream, transport);
@@ -206,7 +211,15 @@ std::optional<SessionClaims> SessionSealer::unseal(std::string_view sealed_text,
   }
   claims.upstream_session = session->get<std::string>();
   claims.created_at = created->get<std::int64_t>();
-  if (const auto init = payload.find("i"); init != payload.end()) claims.initialize_params = *init;
+  if (const auto init = payload.find("i"); init != payload.end()) {
+    claims.initialize_params = *init;
+    if (const auto capabilities = init->find("capabilities");
+        init->is_object() && capabilities != init->end()) {
+      claims.client_capabilities = *capabilities;
+    }
+  } else if (const auto capabilities = payload.find("c"); capabilities != payload.end()) {
+    claims.client_capabilities = *capabilities;
+  }
   return claims;
 }
 

@@ -1057,6 +1057,11 @@ class Parser {
       case Token::lparen: {
         advance();
         auto inner = parse_or();
+        if (current_.kind == Token::comma) {
+          fail(current_.offset,
+               "expected ')', got ','; a list is written in square brackets: "
+               "[\"a\", \"b\"]");
+        }
         expect(Token::rparen, "')'");
         return inner;
       }

@@ -495,9 +495,9 @@ export const ELICITATION_ANSWER = Object.freeze({
 /**
  * Creates an SDK Client that declares `capabilities` and answers the server-initiated requests
  * those capabilities allow. `seen` records what the server sent: {sampling: [], elicitation: [],
- * roots: [], logging: []}.
+ * roots: [], logging: []}. `onElicit(request, extra)` replaces the default elicitation answer.
  */
-export function makeClient(capabilities = {}, { name = 'membrane-it' } = {}) {
+export function makeClient(capabilities = {}, { name = 'membrane-it', onElicit } = {}) {
   const client = new Client({ name, version: '1.0.0' }, { capabilities });
   const seen = { sampling: [], elicitation: [], roots: [], logging: [] };
   if (capabilities.sampling) {
@@ -507,9 +507,9 @@ export function makeClient(capabilities = {}, { name = 'membrane-it' } = {}) {
     });
   }
   if (capabilities.elicitation) {
-    client.setRequestHandler(ElicitRequestSchema, async (req) => {
+    client.setRequestHandler(ElicitRequestSchema, async (req, extra) => {
       seen.elicitation.push(req);
-      return structuredClone(ELICITATION_ANSWER);
+      return onElicit ? onElicit(req, extra) : structuredClone(ELICITATION_ANSWER);
     });
   }
   if (capabilities.roots) {
@@ -530,9 +530,9 @@ export function makeClient(capabilities = {}, { name = 'membrane-it' } = {}) {
  * Resolves {client, transport, seen, close()}; the connection is closed in cleanup().
  */
 export async function connectClient(target, {
-  kind = 'streamable', capabilities = {}, sessionId, headers, name, connectTimeoutMs = 30_000, fetch: fetchImpl,
+  kind = 'streamable', capabilities = {}, sessionId, headers, name, connectTimeoutMs = 30_000, fetch: fetchImpl, onElicit,
 } = {}) {
-  const { client, seen } = makeClient(capabilities, { name });
+  const { client, seen } = makeClient(capabilities, { name, onElicit });
   const transportErrors = [];
   let transport;
   if (kind === 'streamable') {

@@ -237,6 +237,22 @@ TEST_CASE("Session max_age is read as whole seconds") {
   CHECK(config.session.key_env == "MY_KEY");
 }
 
+TEST_CASE("The policy section sets paths, mode, default verdict and approval timeout") {
+  const Config config = load(std::string("policy:\n"
+                                         "  paths: [policies/default, extra.yaml]\n"
+                                         "  mode: shadow\n"
+                                         "  default_verdict: deny\n"
+                                         "  approval_timeout: 90s\n") +
+                             kMinimalUpstreams);
+  CHECK(config.policy.paths == std::vector<std::string>{"policies/default", "extra.yaml"});
+  CHECK(config.policy.shadow);
+  CHECK(config.policy.default_verdict == "deny");
+  CHECK(config.policy.approval_timeout == Milliseconds(90'000));
+  CHECK(load(kMinimalUpstreams).policy.approval_timeout == Milliseconds(120'000));
+  CHECK_THAT(error_loading(std::string("policy:\n  approval_timeout: 0s\n") + kMinimalUpstreams),
+             StartsWith("test.yaml:2:21: ") && Contains("greater than zero"));
+}
+
 TEST_CASE("Security allow-lists are read as lists of strings") {
   const Config config =
       load(std::string("security:\n"

@@ -107,3 +107,28 @@ TEST_CASE("base64url round-trips every length and rejects non-canonical text") {
   CHECK_FALSE(membrane::mcp::base64url_decode("AB"));  // leftover bits set
   CHECK_FALSE(membrane::mcp::base64url_decode("A+"));  // base64, not base64url
 }
+
+TEST_CASE("the client's capabilities travel in the sealed id, once") {
+  const auto sealer = SessionSealer::from_secret(secret);
+  SessionClaims http = sample_claims();
+  http.initialize_params = nullptr;
+  http.client_capabilities = {{"elicitation", nlohmann::json::object()}};
+  const auto opened_http = sealer.unseal(sealer.seal(http, SessionTransport::streamable_http),
+                                         "everything", SessionTransport::streamable_http);
+  REQUIRE(opened_http);
+  CHECK(opened_http->client_capabilities == http.client_capabilities);
+
+  // With the initialize params sealed (stdio replay), the capabilities come from inside them.
+  SessionClaims stdio = sample_claims();
+  stdio.initialize_params["capabilities"] = {{"sampling", nlohmann::json::object()}};
+  stdio.client_capabilities = stdio.initialize_params["capabilities"];
+  const auto with_params = sealer.seal(stdio, SessionTransport::streamable_http);
+  const auto opened_stdio =
+      sealer.unseal(with_params, "everything", SessionTransport::streamable_http);
+  REQUIRE(opened_stdio);
+  CHECK(opened_stdio->client_capabilities == stdio.client_capabilities);
+  SessionClaims no_capabilities = stdio;
+  no_capabilities.client_capabilities = nullptr;
+  CHECK(sealer.seal(no_capabilities, SessionTransport::streamable_http).size() ==
+        with_params.size());
+}

@@ -118,6 +118,8 @@ struct PolicyConfig {
   std::vector<std::string> paths;
   bool shadow = false;                    // mode: shadow records decisions but blocks nothing
   std::string default_verdict = "allow";  // when no rule holds: allow | deny
+  // An `ask` verdict waits this long for the human's answer before refusing the call.
+  Milliseconds approval_timeout{120'000};
 };
 
 struct Config {

@@ -23,6 +23,9 @@ struct SessionClaims {
   // The client's `initialize` params, so a stateful upstream that lost the session (a stdio
   // child on another replica, or after a restart) can be re-initialized transparently.
   nlohmann::json initialize_params;
+  // The client's declared capabilities (initialize params.capabilities): whether the gateway
+  // itself may ask the client something, e.g. an approval through elicitation.
+  nlohmann::json client_capabilities;
   std::int64_t created_at = 0;  // unix seconds
 };
 
