@@ -134,7 +134,8 @@ int policy_test(const std::vector<std::string>& paths) {
           continue;
         }
         const Json call = to_json(test_case["call"]);
-        const auto decision = loaded->decide(policy::call_from_json(call), true);
+        std::string tool_text;
+        const auto decision = loaded->decide(policy::call_from_json(call, tool_text), true);
         std::string problem;
         if (decision.verdict != expected) {
           problem = "expected " + std::string(to_string(expected)) + ", got " +
@@ -174,7 +175,8 @@ int policy_explain(const std::vector<std::string>& paths, const std::string& cal
                  "\"params\":{\"name\":\"read_file\",\"arguments\":{\"path\":\"/etc/passwd\"}}}\n";
     return 2;
   }
-  const auto decision = loaded->decide(policy::call_from_json(call), true);
+  std::string tool_text;
+  const auto decision = loaded->decide(policy::call_from_json(call, tool_text), true);
   if (json_output) {
     Json out = {{"verdict", to_string(decision.verdict)},
                 {"rule", decision.rule ? Json(decision.rule->id) : Json(nullptr)},

@@ -1,5 +1,7 @@
 #include "gateway/exchange.hpp"
 
+#include <algorithm>
+
 #include "membrane/core/log.hpp"
 
 namespace membrane::gateway {
@@ -47,6 +49,11 @@ void ExchangePipeline::on_upstream_message(Exchange& exchange, std::string& mess
   for (const auto& stage : stages_) {
     if (stage->wants_messages()) stage->on_upstream_message(exchange, message);
   }
+}
+
+bool ExchangePipeline::wants_request_headers() const {
+  return std::any_of(stages_.begin(), stages_.end(),
+                     [](const auto& stage) { return stage->wants_request_headers(); });
 }
 
 void ExchangePipeline::on_complete(const Exchange& exchange) const {

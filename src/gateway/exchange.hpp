@@ -26,6 +26,10 @@ struct Exchange {
   const mcp::SessionClaims* session = nullptr;  // null for initialize
   std::string client_address;
   std::string protocol_version;
+  // The downstream session id as the client sends it (empty for initialize).
+  std::string_view session_id;
+  // {lower-case name: value}; filled only when a stage wants_request_headers().
+  mcp::Json request_headers;
   Clock::time_point started = Clock::now();
 
   // Filled in as the exchange completes.
@@ -90,6 +94,8 @@ class ExchangeStage {
   // parse replies nobody looks at.
   virtual void on_upstream_message(Exchange&, std::string&) {}
   virtual bool wants_messages() const { return false; }
+  // True when the stage reads Exchange::request_headers (collecting them costs a copy).
+  virtual bool wants_request_headers() const { return false; }
   // Once, when the exchange is over (answered, forwarded, failed or abandoned).
   virtual void on_complete(const Exchange&) {}
 };
@@ -104,6 +110,7 @@ class ExchangePipeline {
   void on_upstream_message(Exchange& exchange, std::string& message) const;
   void on_complete(const Exchange& exchange) const;
   bool wants_messages() const { return wants_messages_; }
+  bool wants_request_headers() const;
 
  private:
   std::vector<std::unique_ptr<ExchangeStage>> stages_;

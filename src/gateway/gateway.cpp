@@ -378,6 +378,8 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   exchange.session = session.claims ? &*session.claims : nullptr;
   exchange.client_address = client_address(origin);
   exchange.protocol_version = std::string(request[mcp::header::protocol_version]);
+  exchange.session_id = request[mcp::header::session_id];
+  if (pipeline_.wants_request_headers()) exchange.request_headers = request_headers_json(request);
 
   auto decision = pipeline_.on_request(exchange);
   // Asking the human first means answering on an SSE stream: the question goes out on it.

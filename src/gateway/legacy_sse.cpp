@@ -121,8 +121,30 @@ awaitable<Confirmation> ask_client(LegacySession& session, const Gateway& gatewa
   co_return confirmation_from(answer);
 }
 
+// What the POST that carried a message said about its sender, kept for the exchange.
+struct PostFacts {
+  std::string client_address;
+  std::string session_id;  // the sealed sessionId of the message URL
+  mcp::Json headers;       // only when a stage wants them
+};
+
+PostFacts post_facts(const http::Request& request, const http::RequestOrigin& origin,
+                     std::string sealed_id, const ExchangePipeline& pipeline) {
+  PostFacts facts;
+  facts.client_address = client_address(origin);
+  facts.session_id = std::move(sealed_id);
+  if (pipeline.wants_request_headers()) facts.headers = request_headers_json(request);
+  return facts;
+}
+
+void describe_sender(Exchange& exchange, PostFacts& facts) {
+  exchange.client_address = std::move(facts.client_address);
+  exchange.session_id = facts.session_id;
+  exchange.request_headers = std::move(facts.headers);
+}
+
 awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Gateway& gateway,
-                                mcp::Message message, std::string raw, std::string client) {
+                                mcp::Message message, std::string raw, PostFacts facts) {
   InFlight in_flight(*session);
   auto& upstream = session->upstream;
   const auto& pipeline = gateway.pipeline();
@@ -133,7 +155,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
   exchange.transport = DownstreamTransport::legacy_sse;
   exchange.message = &message;
   exchange.session = claims ? &*claims : nullptr;
-  exchange.client_address = std::move(client);
+  describe_sender(exchange, facts);
   exchange.protocol_version = session->protocol_version();
   exchange.http_status = 202;
 
@@ -448,7 +470,7 @@ awaitable<void> LegacySseTransport::post_message(http::Request& request,
     // Answered on the stream; the POST only acknowledges (2024-11-05 transports).
     asio::co_spawn(co_await asio::this_coro::executor,
                    forward_request(session, gateway_, std::move(message), std::move(request.body()),
-                                   client_address(origin)),
+                                   post_facts(request, origin, sealed, gateway_.pipeline())),
                    asio::detached);
     co_await out.send(json_response(202, "Accepted"));
     co_return;
@@ -473,7 +495,8 @@ awaitable<void> LegacySseTransport::post_message(http::Request& request,
   exchange.transport = DownstreamTransport::legacy_sse;
   exchange.message = &message;
   exchange.session = &*upstream_claims;
-  exchange.client_address = client_address(origin);
+  auto facts = post_facts(request, origin, sealed, gateway_.pipeline());
+  describe_sender(exchange, facts);
   exchange.protocol_version = session->protocol_version();
   if (auto decision = gateway_.pipeline().on_request(exchange); decision.answered()) {
     exchange.http_status = decision.http_status;

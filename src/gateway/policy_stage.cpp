@@ -24,6 +24,8 @@ policy::CallContext call_context(const Exchange& exchange) {
   }
   call.client_address = exchange.client_address;
   call.protocol_version = exchange.protocol_version;
+  call.session_id = exchange.session_id;
+  if (exchange.request_headers.is_object()) call.request_headers = &exchange.request_headers;
   return call;
 }
 
@@ -178,21 +180,26 @@ StageDecision PolicyStage::on_confirmation(Exchange& exchange, const Confirmatio
 }
 
 void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) {
-  if (shadow_ || !exchange.message || !exchange.policy_snapshot) return;
+  if (!exchange.message || !exchange.policy_snapshot) return;
   const std::string_view method = exchange.message->method();
   if (method == "tools/call" || method == "resources/read" || method == "prompts/get") {
-    if (!exchange.policy_snapshot->has_redactions()) return;
+    if (shadow_ || !exchange.policy_snapshot->has_redactions()) return;
     auto body = mcp::Json::parse(message, nullptr, false);
     if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;
     const auto result = body.find("result");
     if (result == body.end()) return;
     if (exchange.policy_snapshot->redact(call_context(exchange), *result)) {
-      message = body.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+      message = dump(body);
       exchange.policy += exchange.policy.empty() ? "redacted" : ":redacted";
     }
     return;
   }
-  if (method != "tools/list") return;
+  if (method == "tools/list") filter_tool_list(exchange, message);
+}
+
+// Hides the tools the caller may never call (a deny rule that does not depend on arguments) and
+// the tools a `tools/list` rule denies: poisoned descriptions must not reach the model at all.
+void PolicyStage::filter_tool_list(Exchange& exchange, std::string& message) const {
   if (message.find("\"tools\"") == std::string::npos) return;
   auto body = mcp::Json::parse(message, nullptr, false);
   if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;
@@ -200,31 +207,58 @@ void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) 
   if (result == body.end() || !result->is_object()) return;
   const auto tools = result->find("tools");
   if (tools == result->end() || !tools->is_array()) return;
+  const policy::Policy& policy = *exchange.policy_snapshot;
   policy::CallContext call;
-  call.method = "tools/call";
   call.server = exchange.upstream;
   call.client_address = exchange.client_address;
   call.protocol_version = exchange.protocol_version;
+  call.session_id = exchange.session_id;
+  if (exchange.request_headers.is_object()) call.request_headers = &exchange.request_headers;
   mcp::Json kept = mcp::Json::array();
-  bool hid_any = false;
+  std::size_t hidden = 0;
   for (auto& tool : *tools) {
     const auto name = tool.find("name");
-    if (name != tool.end() && name->is_string()) {
-      call.tool = name->get_ref<const std::string&>();
-      const auto annotations = tool.find("annotations");
-      call.tool_annotations = annotations == tool.end() ? nullptr : &*annotations;
-      if (const auto* rule = exchange.policy_snapshot->never_allowed(call)) {
-        log::debug("policy: tools/list on '", exchange.upstream, "' hides '", call.tool,
-                   "' (rule '", rule->id, "')");
-        hid_any = true;
-        continue;
+    if (name == tool.end() || !name->is_string()) {
+      kept.push_back(std::move(tool));
+      continue;
+    }
+    call.tool = name->get_ref<const std::string&>();
+    const auto annotations = tool.find("annotations");
+    call.tool_annotations = annotations == tool.end() ? nullptr : &*annotations;
+    call.method = "tools/call";
+    call.tool_description = {};
+    call.tool_text = {};
+    const policy::RuleInfo* hiding_rule = policy.never_allowed(call);
+    std::string text;
+    if (hiding_rule) {
+      log::debug("policy", shadow_ ? " (shadow)" : "", ": tools/list on '", exchange.upstream, "' ",
+                 shadow_ ? "would hide" : "hides", " '", call.tool, "' (rule '", hiding_rule->id,
+                 "')");
+    } else {
+      const auto description = tool.find("description");
+      call.method = "tools/list";
+      call.tool_description = description != tool.end() && description->is_string()
+                                  ? std::string_view(description->get_ref<const std::string&>())
+                                  : std::string_view();
+      text = policy::listed_tool_text(tool);
+      call.tool_text = text;
+      hiding_rule = policy.listing_denied(call);
+      if (hiding_rule) {
+        log::warn("policy", shadow_ ? " (shadow)" : "", ": tools/list on '", exchange.upstream,
+                  "' ", shadow_ ? "would hide" : "hides", " tool '", call.tool, "' (rule '",
+                  rule_name(hiding_rule), "')");
       }
     }
-    kept.push_back(std::move(tool));
+    if (!hiding_rule || shadow_) {
+      kept.push_back(std::move(tool));
+      continue;
+    }
+    ++hidden;
   }
-  if (!hid_any) return;
+  if (hidden == 0) return;
+  exchange.policy = "hid:" + std::to_string(hidden);
   *tools = std::move(kept);
-  message = body.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+  message = dump(body);
 }
 
 }  // namespace membrane::gateway

@@ -22,6 +22,7 @@ class PolicyStage final : public ExchangeStage {
   // The human's answer to an `ask` verdict: forward on accept, refuse otherwise.
   StageDecision on_confirmation(Exchange& exchange, const Confirmation& confirmation) override;
   bool wants_messages() const override { return true; }
+  bool wants_request_headers() const override { return policy_.load()->uses_request_headers(); }
   void on_upstream_message(Exchange& exchange, std::string& message) override;
 
   // Hot reload: later exchanges use `next`; those in flight keep the snapshot they started with.
@@ -29,6 +30,8 @@ class PolicyStage final : public ExchangeStage {
   std::shared_ptr<const policy::Policy> current() const { return policy_.load(); }
 
  private:
+  void filter_tool_list(Exchange& exchange, std::string& message) const;
+
   std::atomic<std::shared_ptr<const policy::Policy>> policy_;
   bool shadow_;
 };

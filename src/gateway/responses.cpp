@@ -121,6 +121,25 @@ const std::string& client_address(const http::RequestOrigin& origin) {
   return origin.peer_text;
 }
 
+mcp::Json request_headers_json(const http::Request& request) {
+  mcp::Json headers = mcp::Json::object();
+  for (const auto& field : request) {
+    std::string name(field.name_string());
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    // Credentials are the identity layer's business, never something a rule compares text with.
+    if (name == "authorization" || name == "proxy-authorization" || name == "cookie") continue;
+    auto& value = headers[name];
+    const std::string_view text = field.value();
+    if (value.is_string()) {
+      value.get_ref<std::string&>().append(", ").append(text);
+    } else {
+      value = std::string(text);
+    }
+  }
+  return headers;
+}
+
 PostedMessage read_posted_message(const http::Request& request) {
   PostedMessage posted;
   const std::string_view content_type = request[http::bhttp::field::content_type];

@@ -39,6 +39,8 @@ enum class FieldRoot {
   server_name,
   tool_name,
   tool_annotations,
+  tool_description,
+  tool_text,
   args,
   identity_sub,
   identity_claims,
@@ -207,6 +209,10 @@ Value field_value(const Node& node, const CallContext& call) {
       return from_string(call.tool, !call.tool.empty());
     case FieldRoot::tool_annotations:
       return from_json(walk(call.tool_annotations, node.path));
+    case FieldRoot::tool_description:
+      return from_string(call.tool_description, !call.tool_description.empty());
+    case FieldRoot::tool_text:
+      return from_string(call.tool_text, !call.tool_text.empty());
     case FieldRoot::args:
       return from_json(walk(call.arguments, node.path));
     case FieldRoot::identity_sub:
@@ -422,38 +428,52 @@ bool evaluate(const Node& node, const CallContext& call) {
   }
 }
 
+namespace {
+bool references(const Node& node, FieldRoot root) {
+  if (node.op == Op::field && node.root == root) return true;
+  return (node.left && references(*node.left, root)) ||
+         (node.right && references(*node.right, root));
+}
+}  // namespace
+
 bool references_arguments(const Node& node) {
-  if (node.op == Op::field && node.root == FieldRoot::args) return true;
-  return (node.left && references_arguments(*node.left)) ||
-         (node.right && references_arguments(*node.right));
+  return references(node, FieldRoot::args);
 }
 
-std::optional<std::vector<std::string>> required_tool_names(const Node& node) {
-  const auto is_tool_field = [](const NodePtr& side) {
-    return side && side->op == Op::field && side->root == FieldRoot::tool_name;
+bool references_request_headers(const Node& node) {
+  return references(node, FieldRoot::request_headers);
+}
+
+namespace {
+// The string values `root` must have for the condition to hold, read from `field == "x"` and
+// `field in [...]` in its conjunctions (and every branch of a disjunction); nullopt when any
+// value may do.
+std::optional<std::vector<std::string>> required_values(const Node& node, FieldRoot root) {
+  const auto is_field = [root](const NodePtr& side) {
+    return side && side->op == Op::field && side->root == root && side->path.empty();
   };
   switch (node.op) {
     case Op::equal:
       for (const auto& [field, other] :
            {std::pair{node.left, node.right}, std::pair{node.right, node.left}}) {
-        if (is_tool_field(field) && other->op == Op::literal) {
+        if (is_field(field) && other->op == Op::literal) {
           if (const auto* name = std::get_if<std::string>(&other->constant))
             return std::vector<std::string>{*name};
         }
       }
       return std::nullopt;
     case Op::in:
-      if (is_tool_field(node.left)) return node.right->items;
+      if (is_field(node.left) && node.right->op == Op::list) return node.right->items;
       return std::nullopt;
     case Op::macro:
-      return required_tool_names(*node.left);
+      return required_values(*node.left, root);
     case Op::and_: {
-      auto left = required_tool_names(*node.left);
-      return left ? left : required_tool_names(*node.right);
+      auto left = required_values(*node.left, root);
+      return left ? left : required_values(*node.right, root);
     }
     case Op::or_: {
-      auto left = required_tool_names(*node.left);
-      auto right = left ? required_tool_names(*node.right) : std::nullopt;
+      auto left = required_values(*node.left, root);
+      auto right = left ? required_values(*node.right, root) : std::nullopt;
       if (!left || !right) return std::nullopt;
       left->insert(left->end(), right->begin(), right->end());
       return left;
@@ -461,6 +481,15 @@ std::optional<std::vector<std::string>> required_tool_names(const Node& node) {
     default:
       return std::nullopt;
   }
+}
+}  // namespace
+
+std::optional<std::vector<std::string>> required_tool_names(const Node& node) {
+  return required_values(node, FieldRoot::tool_name);
+}
+
+std::optional<std::vector<std::string>> required_methods(const Node& node) {
+  return required_values(node, FieldRoot::mcp_method);
 }
 
 std::shared_ptr<const RegexSetIndex> build_regex_sets(const std::vector<NodePtr>& conditions) {
@@ -1019,6 +1048,10 @@ class Parser {
         fixed(FieldRoot::tool_name, Type::string);
       else if (path == "tool.annotations")
         fixed(FieldRoot::tool_annotations, Type::dynamic), read_steps(true);
+      else if (path == "tool.description")
+        fixed(FieldRoot::tool_description, Type::string);
+      else if (path == "tool.text")
+        fixed(FieldRoot::tool_text, Type::string);
       else if (path == "identity.sub")
         fixed(FieldRoot::identity_sub, Type::string);
       else if (path == "identity.claims")
@@ -1034,7 +1067,8 @@ class Parser {
       else {
         fail(offset,
              "unknown field or name '" + path +
-                 "' (fields: mcp.method, server.name, tool.name, tool.annotations.*, args.*, "
+                 "' (fields: mcp.method, server.name, tool.name, tool.annotations.*, "
+                 "tool.description, tool.text, args.*, "
                  "identity.sub, identity.claims.*, txn.*, request.client_address, "
                  "request.headers.*, "
                  "session.id, session.protocol_version; or a list or macro defined before this "

@@ -68,9 +68,13 @@ class RegexSetScope {
 // True when the condition looks at the call's arguments (args.*): such a rule cannot say that a
 // tool is never callable, only that some calls of it are not.
 bool references_arguments(const Node& node);
+// True when the condition looks at request.headers.*: only then does the gateway collect them.
+bool references_request_headers(const Node& node);
 // The tool names a condition can only hold for (from `tool.name == "x"` / `tool.name in [...]`
 // in its conjunctions), or nullopt when it may hold for any tool. Used to index rules.
 std::optional<std::vector<std::string>> required_tool_names(const Node& node);
+// The same for mcp.method: the methods a rule is about, or nullopt when it may hold for any.
+std::optional<std::vector<std::string>> required_methods(const Node& node);
 
 // Lexical path helpers, exposed for tests: collapse "//", "." and ".." (never above the root),
 // expand a leading "~" to `home`. Returns false when the result does not fit in `out`.

@@ -31,9 +31,26 @@ std::string_view to_string(Verdict verdict) {
   return "?";
 }
 
+// Methods a rule can be about, as bits: a call skips the rules of other methods without
+// evaluating them.
+namespace method_bit {
+constexpr std::uint8_t tools_call = 1, resources_read = 2, prompts_get = 4, tools_list = 8,
+                       other = 16, any = 31;
+}  // namespace method_bit
+
+std::uint8_t bit_of_method(std::string_view method) {
+  if (method == "tools/call") return method_bit::tools_call;
+  if (method == "resources/read") return method_bit::resources_read;
+  if (method == "prompts/get") return method_bit::prompts_get;
+  if (method == "tools/list") return method_bit::tools_list;
+  return method_bit::other;
+}
+
 struct CompiledRule {
   RuleInfo info;
   NodePtr condition;
+  std::uint8_t methods = method_bit::any;
+  bool names_methods = false;  // the condition requires mcp.method to be one of a few
   bool uses_arguments = true;
   std::vector<std::shared_ptr<const re2::RE2>> redactions;
 };
@@ -54,10 +71,12 @@ class CompiledPolicy {
   std::vector<std::uint32_t> any_tool;
   std::shared_ptr<const RegexSetIndex> regex_sets;
   bool any_redactions = false;
+  bool any_request_headers = false;
 
   // Calls `visit(rule)` on the candidate rules in order until it returns false.
   template <class Visit>
-  void for_candidates(std::string_view tool, Visit&& visit) const {
+  void for_candidates(std::string_view method_name, std::string_view tool, Visit&& visit) const {
+    const std::uint8_t method = bit_of_method(method_name);
     static const std::vector<std::uint32_t> none;
     const auto bucket = by_tool.find(tool);
     const auto& indexed = bucket == by_tool.end() ? none : bucket->second;
@@ -66,7 +85,9 @@ class CompiledPolicy {
       const bool take_indexed =
           j >= any_tool.size() || (i < indexed.size() && indexed[i] < any_tool[j]);
       const std::uint32_t position = take_indexed ? indexed[i++] : any_tool[j++];
-      if (!visit(ordered[position])) return;
+      const CompiledRule& rule = ordered[position];
+      if ((rule.methods & method) == 0) continue;
+      if (!visit(rule)) return;
     }
   }
 };
@@ -241,6 +262,12 @@ void load_document(const std::string& text, const std::string& file, LoadState& 
       rule.condition = compile_condition(condition.Scalar(), state.environment,
                                          scalar_locator(file, source_lines, condition));
       rule.uses_arguments = references_arguments(*rule.condition);
+      if (const auto methods = required_methods(*rule.condition)) {
+        rule.names_methods = true;
+        rule.methods = 0;
+        for (const auto& method : *methods)
+          rule.methods |= bit_of_method(method);
+      }
       if (const YAML::Node patterns = entry["redact"]) {
         if (rule.info.verdict != Verdict::redact) {
           fail(file, patterns.Mark(), "'redact' patterns belong to rules with 'verdict: redact'");
@@ -297,6 +324,9 @@ std::shared_ptr<const CompiledPolicy> finish(LoadState state, Verdict default_ve
   for (const auto& rule : compiled->ordered)
     conditions.push_back(rule.condition);
   compiled->regex_sets = build_regex_sets(conditions);
+  compiled->any_request_headers = std::any_of(
+      compiled->ordered.begin(), compiled->ordered.end(),
+      [](const CompiledRule& rule) { return references_request_headers(*rule.condition); });
   compiled->any_redactions =
       std::any_of(compiled->ordered.begin(), compiled->ordered.end(),
                   [](const CompiledRule& rule) { return rule.info.verdict == Verdict::redact; });
@@ -348,9 +378,13 @@ Policy Policy::parse(const std::string& yaml_text, const std::string& source,
 
 Decision Policy::decide(const CallContext& call, bool collect_matches) const {
   Decision decision;
-  decision.verdict = compiled_->default_verdict;
+  // A listing is judged only by the rules written for listings, and is not a call: the default
+  // verdict does not apply to it.
+  const bool listing = call.method == "tools/list";
+  decision.verdict = listing ? Verdict::allow : compiled_->default_verdict;
   const RegexSetScope regex_scope(compiled_->regex_sets.get());
-  compiled_->for_candidates(call.tool, [&](const CompiledRule& rule) {
+  compiled_->for_candidates(call.method, call.tool, [&](const CompiledRule& rule) {
+    if (listing && !rule.names_methods) return true;
     if (!evaluate(*rule.condition, call)) return true;
     if (!decision.rule) {
       decision.rule = &rule.info;
@@ -366,7 +400,7 @@ Decision Policy::decide(const CallContext& call, bool collect_matches) const {
 const RuleInfo* Policy::never_allowed(const CallContext& call) const {
   const RuleInfo* found = nullptr;
   const RegexSetScope regex_scope(compiled_->regex_sets.get());
-  compiled_->for_candidates(call.tool, [&](const CompiledRule& rule) {
+  compiled_->for_candidates(call.method, call.tool, [&](const CompiledRule& rule) {
     if (rule.info.verdict != Verdict::deny) return false;  // deny rules come first
     if (!rule.uses_arguments && evaluate(*rule.condition, call)) found = &rule.info;
     return found == nullptr;
@@ -374,11 +408,63 @@ const RuleInfo* Policy::never_allowed(const CallContext& call) const {
   return found;
 }
 
+const RuleInfo* Policy::listing_denied(const CallContext& call) const {
+  CallContext listing = call;
+  listing.method = "tools/list";
+  const Decision decision = decide(listing);
+  return decision.verdict == Verdict::deny ? decision.rule : nullptr;
+}
+
 bool is_test_file(std::string_view filename) {
   return filename.ends_with(".test.yaml") || filename.ends_with(".test.yml");
 }
 
-CallContext call_from_json(const Json& call) {
+namespace {
+void append_schema_strings(const Json& schema, std::string& out) {
+  if (schema.is_string()) {
+    out += schema.get_ref<const std::string&>();
+    out.push_back('\n');
+  } else if (schema.is_object()) {
+    for (const auto& [key, value] : schema.items()) {
+      // Property names are read by the model too; JSON Schema keywords are not worth matching.
+      if (!key.empty() && key.front() != '$' && !value.is_boolean()) {
+        out += key;
+        out.push_back('\n');
+      }
+      append_schema_strings(value, out);
+    }
+  } else if (schema.is_array()) {
+    for (const auto& element : schema)
+      append_schema_strings(element, out);
+  }
+}
+}  // namespace
+
+std::string listed_tool_text(const Json& tool) {
+  std::string text;
+  if (!tool.is_object()) return text;
+  for (const char* key : {"name", "title", "description"}) {
+    if (const auto it = tool.find(key); it != tool.end() && it->is_string()) {
+      text += it->get_ref<const std::string&>();
+      text.push_back('\n');
+    }
+  }
+  if (const auto annotations = tool.find("annotations");
+      annotations != tool.end() && annotations->is_object()) {
+    if (const auto title = annotations->find("title");
+        title != annotations->end() && title->is_string()) {
+      text += title->get_ref<const std::string&>();
+      text.push_back('\n');
+    }
+  }
+  for (const char* key : {"inputSchema", "outputSchema"}) {
+    if (const auto schema = tool.find(key); schema != tool.end())
+      append_schema_strings(*schema, text);
+  }
+  return text;
+}
+
+CallContext call_from_json(const Json& call, std::string& text_storage) {
   CallContext context;
   const auto text = [](const Json& object, const char* key) -> std::string_view {
     const auto it = object.find(key);
@@ -403,6 +489,13 @@ CallContext call_from_json(const Json& call) {
   if (const Json* identity = member(call, "identity"); identity && identity->is_object()) {
     context.identity_subject = text(*identity, "sub");
     context.identity_claims = member(*identity, "claims");
+  }
+  if (const Json* tool = member(call, "tool"); tool && tool->is_object()) {
+    if (context.tool.empty()) context.tool = text(*tool, "name");
+    context.tool_description = text(*tool, "description");
+    if (!context.tool_annotations) context.tool_annotations = member(*tool, "annotations");
+    text_storage = listed_tool_text(*tool);
+    context.tool_text = text_storage;
   }
   context.txn = member(call, "txn");
   if (const Json* request = member(call, "request"); request && request->is_object()) {
@@ -432,7 +525,7 @@ bool mask_strings(Json& value, const std::vector<std::shared_ptr<const re2::RE2>
 bool Policy::redact(const CallContext& call, Json& result) const {
   bool changed = false;
   const RegexSetScope regex_scope(compiled_->regex_sets.get());
-  compiled_->for_candidates(call.tool, [&](const CompiledRule& rule) {
+  compiled_->for_candidates(call.method, call.tool, [&](const CompiledRule& rule) {
     // Rules are sorted by verdict, strongest first: past the redact rules there is nothing to do.
     if (rule.info.verdict != Verdict::redact) return rule.info.verdict > Verdict::redact;
     if (evaluate(*rule.condition, call)) {
@@ -445,6 +538,10 @@ bool Policy::redact(const CallContext& call, Json& result) const {
 
 bool Policy::has_redactions() const {
   return compiled_->any_redactions;
+}
+
+bool Policy::uses_request_headers() const {
+  return compiled_->any_request_headers;
 }
 
 std::size_t Policy::rule_count() const {

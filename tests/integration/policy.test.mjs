@@ -26,6 +26,15 @@ const POLICY = `
 - rule: big-sums-need-approval
   condition: tool.name == "get-sum" and args.a > 1000
   verdict: ask
+- rule: blocked-agent
+  condition: tool.name == "echo" and request.headers.x-agent-name == "blocked-agent"
+  verdict: deny
+- rule: sessionless-sums
+  condition: tool.name == "get-sum" and not exists(session.id)
+  verdict: deny
+- rule: no-credentials-in-policy
+  condition: tool.name == "echo" and exists(request.headers.authorization)
+  verdict: deny
 `;
 
 let upstream;
@@ -79,6 +88,21 @@ describe('enforce mode', () => {
     assert.deepEqual(throughNames, directNames.filter((name) => name !== 'get-env'));
     await direct.close();
     await through.close();
+  });
+
+  test('rules see the request headers and the session id', async () => {
+    const blocked = await connectClient(enforcing.mcp('ev'), { headers: { 'X-Agent-Name': 'blocked-agent' } });
+    const denied = await blocked.client.callTool({ name: 'echo', arguments: { message: 'hi' } });
+    assert.equal(denied._meta?.['io.membrane/policy']?.rule, 'blocked-agent');
+    const other = await connectClient(enforcing.mcp('ev'), { headers: { 'X-Agent-Name': 'friendly-agent', Authorization: 'Bearer abc' } });
+    // Authorization is never offered to rules (identity.* is), so the rule naming it never holds.
+    const allowed = await other.client.callTool({ name: 'echo', arguments: { message: 'hi' } });
+    assert.equal(allowed.content[0].text, 'Echo: hi');
+    // session.id is present on every call of a session: the sessionless rule never holds.
+    const sum = await other.client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } });
+    assert.ok(!sum.isError, JSON.stringify(sum));
+    await blocked.close();
+    await other.close();
   });
 
   test('an ask verdict is answered with a tool error saying approval is required', async () => {

@@ -24,21 +24,30 @@ struct CallContext {
   std::string_view server;                 // server.name
   std::string_view tool;                   // tool.name (params.name / params.uri target)
   const Json* tool_annotations = nullptr;  // tool.annotations.*
-  const Json* arguments = nullptr;         // args.*
-  std::string_view identity_subject;       // identity.sub
-  const Json* identity_claims = nullptr;   // identity.claims.*
-  const Json* txn = nullptr;               // txn.*
-  std::string_view client_address;         // request.client_address
-  const Json* request_headers = nullptr;   // request.headers.<lower-case name> (object of strings)
-  std::string_view session_id;             // session.id
-  std::string_view protocol_version;       // session.protocol_version
+  // tools/list, per listed tool: what the model will read about it.
+  std::string_view tool_description;      // tool.description
+  std::string_view tool_text;             // tool.text (see listed_tool_text)
+  const Json* arguments = nullptr;        // args.*
+  std::string_view identity_subject;      // identity.sub
+  const Json* identity_claims = nullptr;  // identity.claims.*
+  const Json* txn = nullptr;              // txn.*
+  std::string_view client_address;        // request.client_address
+  const Json* request_headers = nullptr;  // request.headers.<lower-case name> (object of strings)
+  std::string_view session_id;            // session.id
+  std::string_view protocol_version;      // session.protocol_version
 };
+
+// Everything a model reads about a tool in a tools/list result, one piece per line: its name,
+// title, description, annotation title, and every string in its input and output schemas
+// (parameter names, descriptions, enum values, defaults). Tool-poisoning rules match this text.
+std::string listed_tool_text(const Json& tool);
 
 // A call described as JSON, as `membrane policy explain --call` and policy test cases take it:
 // {"method": "tools/call", "server": NAME, "params": {"name": TOOL, "arguments": {…}},
 //  "identity": {"sub": …, "claims": {…}}, "txn": {…}, "request": {"client_address": …,
-//  "headers": {…}}, "annotations": {…}}. The context points into `call`, which must outlive it.
-CallContext call_from_json(const Json& call);
+//  "headers": {…}}, "annotations": {…}}; for tools/list, "tool": {a tool as listed}. The context
+// points into `call` and `text_storage` (tool.text), which must outlive it.
+CallContext call_from_json(const Json& call, std::string& text_storage);
 
 // Files named *.test.yaml / *.test.yml hold test cases (membrane policy test), not rules.
 bool is_test_file(std::string_view filename);
@@ -81,6 +90,8 @@ class Policy {
                       Verdict default_verdict = Verdict::allow);
 
   // The combined verdict: deny beats ask beats redact beats allow; the default when no rule holds.
+  // For mcp.method "tools/list" (one listed tool) only the rules whose condition requires
+  // tools/list are consulted, and nothing holding means allow.
   // `collect_matches` fills Decision::matched (costs allocation; for explain and audit).
   Decision decide(const CallContext& call, bool collect_matches = false) const;
 
@@ -88,10 +99,18 @@ class Policy {
   // condition does not look at args.*), or null. tools/list hides such tools.
   const RuleInfo* never_allowed(const CallContext& call) const;
 
+  // The deny rule written for tools/list (its condition requires mcp.method == "tools/list")
+  // that holds for one listed tool (`call.tool`, `tool_description`, `tool_text`,
+  // `tool_annotations`), or null. tools/list hides such tools: poisoned descriptions never reach
+  // the model. Rules written for calls are not consulted, so an args.* test cannot hide a tool.
+  const RuleInfo* listing_denied(const CallContext& call) const;
+
   // Masks, in every string of `result`, the matches of the `redact` rules that hold for `call`
   // (replaced by "[REDACTED:<rule id>]"). Returns true when something was masked.
   bool redact(const CallContext& call, Json& result) const;
   bool has_redactions() const;
+  // True when some rule looks at request.headers.*: callers collect headers only then.
+  bool uses_request_headers() const;
 
   std::size_t rule_count() const;
   const std::vector<RuleInfo>& rules() const;
