@@ -10,6 +10,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <variant>
@@ -79,6 +80,18 @@ enum class Op {
   size,
   path_within,
   macro,
+  all_of,  // optimized and-chain: `children`, cheapest first
+  any_of,  // optimized or-chain
+};
+
+// A value at evaluation time: a view, nothing is copied.
+struct Value {
+  enum class Kind { missing, boolean, number, string, json, list } kind = Kind::missing;
+  bool boolean = false;
+  double number = 0;
+  std::string_view string;
+  const Json* json = nullptr;
+  const std::vector<std::string>* list = nullptr;
 };
 
 struct Node {
@@ -95,55 +108,41 @@ struct Node {
   // operands
   NodePtr left;
   NodePtr right;
+  std::vector<NodePtr> children;  // all_of, any_of
+  // Set by build_decision_index: this field's value is cached per decision in slot `field_slot`.
+  const DecisionIndex* field_owner = nullptr;
+  int field_slot = -1;
+  // Set by build_decision_index when the same test appears in several rules: its result is
+  // computed once per decision and kept in slot `memo_slot`.
+  int memo_slot = -1;
+  // Set by build_decision_index when `right` is a literal: its value, ready to compare.
+  bool right_is_literal = false;
+  Value right_value;
+  // Set with right_is_literal when the left side is a field: evaluated by compare_with_constant.
+  bool compares_constant = false;
   // matches
   std::shared_ptr<const re2::RE2> regex;
-  // Set by build_regex_sets: this pattern is member `regex_member` of group `regex_group`.
-  const RegexSetIndex* regex_owner = nullptr;
+  // Set by build_decision_index: this pattern is member `regex_member` of group `regex_group`.
+  const DecisionIndex* regex_owner = nullptr;
   int regex_group = -1;
   int regex_member = -1;
   std::string pattern;  // glob, path_within prefix
 };
 
-struct RegexSetIndex {
+struct DecisionIndex {
   struct Group {
     FieldRoot root;
     std::vector<PathStep> path;
     std::unique_ptr<re2::RE2::Set> set;
   };
   std::vector<Group> groups;
+  std::size_t field_slots = 0;  // distinct fields the rules read
+  std::size_t memo_slots = 0;   // tests shared by several rules
 };
-
-namespace {
-// Per-thread, per-decision state of the regex sets (capacity is reused: no allocation once warm).
-thread_local const RegexSetIndex* active_regex_index = nullptr;
-thread_local std::vector<signed char>
-    regex_group_state;  // -1 not computed, 0 no string, 1 computed
-thread_local std::vector<std::vector<int>> regex_group_hits;
-}  // namespace
-
-RegexSetScope::RegexSetScope(const RegexSetIndex* index) : previous_(active_regex_index) {
-  active_regex_index = index;
-  if (!index) return;
-  regex_group_state.assign(index->groups.size(), -1);
-  if (regex_group_hits.size() < index->groups.size()) regex_group_hits.resize(index->groups.size());
-}
-
-RegexSetScope::~RegexSetScope() {
-  active_regex_index = previous_;
-}
 
 // ---- values at evaluation time (views: nothing is copied) -----------------------------------
 
 namespace {
-
-struct Value {
-  enum class Kind { missing, boolean, number, string, json, list } kind = Kind::missing;
-  bool boolean = false;
-  double number = 0;
-  std::string_view string;
-  const Json* json = nullptr;
-  const std::vector<std::string>* list = nullptr;
-};
 
 Value from_json(const Json* json) {
   Value value;
@@ -180,6 +179,49 @@ Value from_string(std::string_view text, bool present = true) {
   value.string = text;
   return value;
 }
+
+// Per-thread, per-decision state: regex set results and cached field values (capacity is
+// reused: no allocation once warm). A field slot holds a value for the decision whose number it
+// carries. Reached through a plain pointer, so the hot path pays no thread_local guard.
+struct DecisionState {
+  const DecisionIndex* index = nullptr;
+  std::uint32_t number = 0;
+  std::vector<signed char> regex_group_state;  // -1 not computed, 0 no string, 1 computed
+  std::vector<std::vector<int>> regex_group_hits;
+  std::vector<Value> field_values;
+  std::vector<std::uint32_t> field_decision;
+  std::vector<bool> memo_values;
+  std::vector<std::uint32_t> memo_decision;
+};
+thread_local DecisionState* active_state = nullptr;
+
+}  // namespace
+
+DecisionScope::DecisionScope(const DecisionIndex* index)
+    : previous_(active_state ? active_state->index : nullptr) {
+  thread_local DecisionState state;
+  active_state = &state;
+  state.index = index;
+  if (!index) return;
+  ++state.number;
+  state.regex_group_state.assign(index->groups.size(), -1);
+  if (state.regex_group_hits.size() < index->groups.size())
+    state.regex_group_hits.resize(index->groups.size());
+  if (state.field_values.size() < index->field_slots) {
+    state.field_values.resize(index->field_slots);
+    state.field_decision.resize(index->field_slots, state.number - 1);
+  }
+  if (state.memo_values.size() < index->memo_slots) {
+    state.memo_values.resize(index->memo_slots);
+    state.memo_decision.resize(index->memo_slots, state.number - 1);
+  }
+}
+
+DecisionScope::~DecisionScope() {
+  active_state->index = previous_;
+}
+
+namespace {
 
 const Json* walk(const Json* json, const std::vector<PathStep>& path) {
   for (const auto& step : path) {
@@ -234,6 +276,10 @@ Value field_value(const Node& node, const CallContext& call) {
 }
 
 Value value_of(const Node& node, const CallContext& call);
+
+Value right_of(const Node& node, const CallContext& call) {
+  return node.right_is_literal ? node.right_value : value_of(*node.right, call);
+}
 
 bool truthy(const Value& value) {
   return value.kind == Value::Kind::boolean && value.boolean;
@@ -313,8 +359,17 @@ Value value_of(const Node& node, const CallContext& call) {
         out.string = *s;
       }
       return out;
-    case Op::field:
-      return field_value(node, call);
+    case Op::field: {
+      DecisionState* state = active_state;
+      if (!node.field_owner || !state || node.field_owner != state->index)
+        return field_value(node, call);
+      const auto slot = static_cast<std::size_t>(node.field_slot);
+      if (state->field_decision[slot] != state->number) {
+        state->field_values[slot] = field_value(node, call);
+        state->field_decision[slot] = state->number;
+      }
+      return state->field_values[slot];
+    }
     case Op::list:
       out.kind = Value::Kind::list;
       out.list = &node.items;
@@ -341,7 +396,85 @@ Value value_of(const Node& node, const CallContext& call) {
 
 }  // namespace
 
+namespace {
+bool evaluate_node(const Node& node, const CallContext& call);
+}  // namespace
+
+namespace {
+// The cached value of a field for this decision.
+const Value& cached_field(const Node& field, DecisionState& state, const CallContext& call) {
+  const auto slot = static_cast<std::size_t>(field.field_slot);
+  if (state.field_decision[slot] != state.number) {
+    state.field_values[slot] = field_value(field, call);
+    state.field_decision[slot] = state.number;
+  }
+  return state.field_values[slot];
+}
+
+// `field OP constant` (Node::compares_constant): the most common test in a ruleset, evaluated
+// straight from the field cache without the generic dispatch.
+bool compare_with_constant(const Node& node, const Value& a) {
+  const Value& b = node.right_value;
+  switch (node.op) {
+    case Op::equal:
+      return equal_values(a, b);
+    case Op::not_equal:
+      return a.kind != Value::Kind::missing && !equal_values(a, b);
+    case Op::less:
+    case Op::less_equal:
+    case Op::greater:
+    case Op::greater_equal:
+      if (a.kind != Value::Kind::number || b.kind != Value::Kind::number) return false;
+      if (node.op == Op::less) return a.number < b.number;
+      if (node.op == Op::less_equal) return a.number <= b.number;
+      if (node.op == Op::greater) return a.number > b.number;
+      return a.number >= b.number;
+    case Op::starts_with:
+      return a.kind == Value::Kind::string && b.kind == Value::Kind::string &&
+             a.string.starts_with(b.string);
+    case Op::ends_with:
+      return a.kind == Value::Kind::string && b.kind == Value::Kind::string &&
+             a.string.ends_with(b.string);
+    default:
+      return contains_value(a, b);
+  }
+}
+
+bool evaluate_test(const Node& node, DecisionState& state, const CallContext& call) {
+  if (node.compares_constant)
+    return compare_with_constant(node, cached_field(*node.left, state, call));
+  return evaluate_node(node, call);
+}
+}  // namespace
+
 bool evaluate(const Node& node, const CallContext& call) {
+  // Chains are most of every program: walked here, without evaluate_node's heavier frame.
+  if (node.op == Op::all_of) {
+    for (const auto& child : node.children) {
+      if (!evaluate(*child, call)) return false;
+    }
+    return true;
+  }
+  if (node.op == Op::any_of) {
+    for (const auto& child : node.children) {
+      if (evaluate(*child, call)) return true;
+    }
+    return false;
+  }
+  DecisionState* state = active_state;
+  if (!node.field_owner || !state || node.field_owner != state->index)
+    return evaluate_node(node, call);
+  if (node.memo_slot < 0) return evaluate_test(node, *state, call);
+  const auto slot = static_cast<std::size_t>(node.memo_slot);
+  if (state->memo_decision[slot] != state->number) {
+    state->memo_values[slot] = evaluate_test(node, *state, call);
+    state->memo_decision[slot] = state->number;
+  }
+  return state->memo_values[slot];
+}
+
+namespace {
+bool evaluate_node(const Node& node, const CallContext& call) {
   switch (node.op) {
     case Op::not_:
       return !evaluate(*node.left, call);
@@ -351,11 +484,21 @@ bool evaluate(const Node& node, const CallContext& call) {
       return evaluate(*node.left, call) || evaluate(*node.right, call);
     case Op::macro:
       return evaluate(*node.left, call);
+    case Op::all_of:
+      for (const auto& child : node.children) {
+        if (!evaluate(*child, call)) return false;
+      }
+      return true;
+    case Op::any_of:
+      for (const auto& child : node.children) {
+        if (evaluate(*child, call)) return true;
+      }
+      return false;
     case Op::equal:
-      return equal_values(value_of(*node.left, call), value_of(*node.right, call));
+      return equal_values(value_of(*node.left, call), right_of(node, call));
     case Op::not_equal: {
       const Value a = value_of(*node.left, call);
-      const Value b = value_of(*node.right, call);
+      const Value b = right_of(node, call);
       // A comparison with an absent value is false either way; `not exists(x)` tests absence.
       if (a.kind == Value::Kind::missing || b.kind == Value::Kind::missing) return false;
       return !equal_values(a, b);
@@ -365,7 +508,7 @@ bool evaluate(const Node& node, const CallContext& call) {
     case Op::greater:
     case Op::greater_equal: {
       const auto a = as_number(value_of(*node.left, call));
-      const auto b = as_number(value_of(*node.right, call));
+      const auto b = as_number(right_of(node, call));
       if (!a || !b) return false;
       if (node.op == Op::less) return *a < *b;
       if (node.op == Op::less_equal) return *a <= *b;
@@ -375,11 +518,11 @@ bool evaluate(const Node& node, const CallContext& call) {
     case Op::in:
       return in_list(value_of(*node.left, call), *node.right);
     case Op::contains:
-      return contains_value(value_of(*node.left, call), value_of(*node.right, call));
+      return contains_value(value_of(*node.left, call), right_of(node, call));
     case Op::starts_with:
     case Op::ends_with: {
       const Value a = value_of(*node.left, call);
-      const Value b = value_of(*node.right, call);
+      const Value b = right_of(node, call);
       if (a.kind != Value::Kind::string || b.kind != Value::Kind::string) return false;
       return node.op == Op::starts_with ? a.string.starts_with(b.string)
                                         : a.string.ends_with(b.string);
@@ -389,16 +532,23 @@ bool evaluate(const Node& node, const CallContext& call) {
       return a.kind == Value::Kind::string && glob_match(node.pattern, a.string);
     }
     case Op::matches: {
-      if (node.regex_owner && node.regex_owner == active_regex_index) {
+      DecisionState* state = active_state;
+      if (node.regex_owner && state && node.regex_owner == state->index) {
         const auto group = static_cast<std::size_t>(node.regex_group);
-        auto& hits = regex_group_hits[group];
+        auto& hits = state->regex_group_hits[group];
+        auto& regex_group_state = state->regex_group_state;
         if (regex_group_state[group] < 0) {
           const Value a = value_of(*node.left, call);
           hits.clear();
           if (a.kind == Value::Kind::string) {
-            node.regex_owner->groups[group].set->Match(
-                re2::StringPiece(a.string.data(), a.string.size()), &hits);
-            std::sort(hits.begin(), hits.end());
+            // Most values match no pattern. Asking "any match?" first costs no allocation;
+            // only a hit pays for RE2 collecting which patterns matched.
+            const auto& set = *node.regex_owner->groups[group].set;
+            const re2::StringPiece text(a.string.data(), a.string.size());
+            if (set.Match(text, nullptr)) {
+              set.Match(text, &hits);
+              std::sort(hits.begin(), hits.end());
+            }
             regex_group_state[group] = 1;
           } else {
             regex_group_state[group] = 0;
@@ -428,11 +578,15 @@ bool evaluate(const Node& node, const CallContext& call) {
   }
 }
 
+}  // namespace
+
 namespace {
 bool references(const Node& node, FieldRoot root) {
   if (node.op == Op::field && node.root == root) return true;
   return (node.left && references(*node.left, root)) ||
-         (node.right && references(*node.right, root));
+         (node.right && references(*node.right, root)) ||
+         std::any_of(node.children.begin(), node.children.end(),
+                     [root](const NodePtr& child) { return references(*child, root); });
 }
 }  // namespace
 
@@ -492,12 +646,262 @@ std::optional<std::vector<std::string>> required_methods(const Node& node) {
   return required_values(node, FieldRoot::mcp_method);
 }
 
-std::shared_ptr<const RegexSetIndex> build_regex_sets(const std::vector<NodePtr>& conditions) {
-  auto index = std::make_shared<RegexSetIndex>();
+// ---- optimization ------------------------------------------------------------------------
+
+namespace {
+
+NodePtr make_boolean(bool value) {
+  Node node;
+  node.op = Op::literal;
+  node.type = Type::boolean;
+  node.constant = value;
+  return std::make_shared<const Node>(std::move(node));
+}
+
+std::optional<bool> constant_truth(const Node& node) {
+  if (node.op != Op::literal) return std::nullopt;
+  if (const auto* value = std::get_if<bool>(&node.constant)) return *value;
+  return std::nullopt;
+}
+
+bool is_constant_operand(const NodePtr& operand) {
+  return !operand || operand->op == Op::literal || operand->op == Op::list;
+}
+
+// A rough price of evaluating a node, to put cheap tests first in a chain: comparisons and
+// presence tests, then prefix and membership tests, then substring, glob, path and regex work.
+int cost(const Node& node) {
+  int children = 0;
+  for (const auto& child : node.children)
+    children += cost(*child);
+  switch (node.op) {
+    case Op::literal:
+    case Op::list:
+      return 0;
+    case Op::field:
+      return 1;
+    case Op::not_:
+    case Op::macro:
+      return cost(*node.left);
+    case Op::and_:
+    case Op::or_:
+      return cost(*node.left) + cost(*node.right);
+    case Op::all_of:
+    case Op::any_of:
+      return children;
+    case Op::equal:
+    case Op::not_equal:
+    case Op::less:
+    case Op::less_equal:
+    case Op::greater:
+    case Op::greater_equal:
+    case Op::exists:
+    case Op::size:
+      return 2;
+    case Op::in:
+    case Op::starts_with:
+    case Op::ends_with:
+      return 3;
+    case Op::contains:
+      return 4;
+    case Op::glob:
+      return 6;
+    case Op::matches:
+      return 8;
+    case Op::path_within:
+      return 10;
+  }
+  return 10;
+}
+
+// The tool names a test is exactly (tool.name == "x", tool.name in [...], or a disjunction of
+// those), or nullopt when it is anything else.
+std::optional<std::vector<std::string>> pure_tool_selector(const Node& node) {
+  const auto is_tool_field = [](const NodePtr& side) {
+    return side && side->op == Op::field && side->root == FieldRoot::tool_name;
+  };
+  if (node.op == Op::equal) {
+    for (const auto& [field, other] :
+         {std::pair{node.left, node.right}, std::pair{node.right, node.left}}) {
+      if (is_tool_field(field) && other->op == Op::literal) {
+        if (const auto* name = std::get_if<std::string>(&other->constant))
+          return std::vector<std::string>{*name};
+      }
+    }
+    return std::nullopt;
+  }
+  if (node.op == Op::in && is_tool_field(node.left) && node.right->op == Op::list)
+    return node.right->items;
+  if (node.op == Op::any_of) {
+    std::vector<std::string> names;
+    for (const auto& child : node.children) {
+      auto more = pure_tool_selector(*child);
+      if (!more) return std::nullopt;
+      names.insert(names.end(), more->begin(), more->end());
+    }
+    return names;
+  }
+  return std::nullopt;
+}
+
+bool covers(const std::vector<std::string>& selector, const std::vector<std::string>& names) {
+  return std::all_of(names.begin(), names.end(), [&](const std::string& name) {
+    return std::find(selector.begin(), selector.end(), name) != selector.end();
+  });
+}
+
+}  // namespace
+
+NodePtr optimize(const NodePtr& node) {
+  switch (node->op) {
+    case Op::macro:
+      return optimize(node->left);
+    case Op::not_: {
+      NodePtr inner = optimize(node->left);
+      if (const auto truth = constant_truth(*inner)) return make_boolean(!*truth);
+      if (inner == node->left) return node;
+      Node copy;
+      copy.op = Op::not_;
+      copy.type = Type::boolean;
+      copy.left = std::move(inner);
+      return std::make_shared<const Node>(std::move(copy));
+    }
+    case Op::and_:
+    case Op::or_: {
+      const bool conjunction = node->op == Op::and_;
+      const Op chain = conjunction ? Op::all_of : Op::any_of;
+      std::vector<NodePtr> operands;
+      for (const auto& side : {node->left, node->right}) {
+        NodePtr operand = optimize(side);
+        if (const auto truth = constant_truth(*operand)) {
+          // true in an and-chain and false in an or-chain change nothing; the others decide.
+          if (*truth != conjunction) return make_boolean(*truth);
+          continue;
+        }
+        if (operand->op == chain) {
+          operands.insert(operands.end(), operand->children.begin(), operand->children.end());
+        } else {
+          operands.push_back(std::move(operand));
+        }
+      }
+      if (operands.empty()) return make_boolean(conjunction);
+      if (operands.size() == 1) return operands.front();
+      // Tests have no side effects and a failing one is simply false: any order gives the same
+      // answer, and the cheapest first usually gives it sooner.
+      std::stable_sort(operands.begin(), operands.end(),
+                       [](const NodePtr& a, const NodePtr& b) { return cost(*a) < cost(*b); });
+      Node merged;
+      merged.op = chain;
+      merged.type = Type::boolean;
+      merged.children = std::move(operands);
+      return std::make_shared<const Node>(std::move(merged));
+    }
+    case Op::equal:
+    case Op::not_equal:
+    case Op::less:
+    case Op::less_equal:
+    case Op::greater:
+    case Op::greater_equal:
+    case Op::in:
+    case Op::contains:
+    case Op::starts_with:
+    case Op::ends_with:
+      // Nothing in it depends on the call: decide it now.
+      if (is_constant_operand(node->left) && is_constant_operand(node->right))
+        return make_boolean(evaluate(*node, CallContext{}));
+      return node;
+    default:
+      return node;
+  }
+}
+
+NodePtr without_tool_selector(const NodePtr& program, const std::vector<std::string>& names) {
+  if (const auto selector = pure_tool_selector(*program); selector && covers(*selector, names))
+    return make_boolean(true);
+  if (program->op != Op::all_of) return program;
+  std::vector<NodePtr> kept;
+  for (const auto& child : program->children) {
+    const auto selector = pure_tool_selector(*child);
+    if (!selector || !covers(*selector, names)) kept.push_back(child);
+  }
+  if (kept.size() == program->children.size()) return program;
+  if (kept.empty()) return make_boolean(true);
+  if (kept.size() == 1) return kept.front();
+  Node residual;
+  residual.op = Op::all_of;
+  residual.type = Type::boolean;
+  residual.children = std::move(kept);
+  return std::make_shared<const Node>(std::move(residual));
+}
+
+namespace {
+std::string field_key(const Node& field) {
+  std::string key = std::to_string(static_cast<int>(field.root));
+  for (const auto& step : field.path)
+    key += "\n" + (step.key.empty() ? "#" + std::to_string(step.index) : "." + step.key);
+  return key;
+}
+
+// A test's identity across rules (operator, field, constant), or nullopt for anything but a test
+// of one field against constants.
+std::optional<std::string> predicate_key(const Node& node) {
+  switch (node.op) {
+    case Op::equal:
+    case Op::not_equal:
+    case Op::less:
+    case Op::less_equal:
+    case Op::greater:
+    case Op::greater_equal:
+    case Op::in:
+    case Op::contains:
+    case Op::starts_with:
+    case Op::ends_with:
+    case Op::glob:
+    case Op::path_within:
+    case Op::exists:
+      break;
+    default:
+      return std::nullopt;
+  }
+  std::string key = std::to_string(static_cast<int>(node.op));
+  bool has_field = false;
+  for (const NodePtr& side : {node.left, node.right}) {
+    key.push_back('\x1e');
+    if (!side) continue;
+    if (side->op == Op::field) {
+      has_field = true;
+      key += "f" + field_key(*side);
+    } else if (side->op == Op::literal) {
+      if (const auto* b = std::get_if<bool>(&side->constant)) {
+        key += *b ? "b1" : "b0";
+      } else if (const auto* n = std::get_if<double>(&side->constant)) {
+        char number[40];
+        std::snprintf(number, sizeof number, "n%.17g", *n);
+        key += number;
+      } else if (const auto* text = std::get_if<std::string>(&side->constant)) {
+        key += "s" + *text;
+      }
+    } else if (side->op == Op::list) {
+      key += "L";
+      for (const auto& item : side->items)
+        key += item + '\x1f';
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (!has_field) return std::nullopt;
+  key.push_back('\x1e');
+  key += node.pattern;
+  return key;
+}
+}  // namespace
+
+std::shared_ptr<const DecisionIndex> build_decision_index(const std::vector<NodePtr>& conditions) {
+  auto index = std::make_shared<DecisionIndex>();
   // Field -> the `matches` nodes on it (each node once, even when a macro shares it).
   std::vector<std::vector<Node*>> members;
   std::set<const Node*> seen;
-  const auto same_field = [](const RegexSetIndex::Group& group, const Node& field) {
+  const auto same_field = [](const DecisionIndex::Group& group, const Node& field) {
     if (group.root != field.root || group.path.size() != field.path.size()) return false;
     for (std::size_t i = 0; i < field.path.size(); ++i) {
       if (group.path[i].key != field.path[i].key || group.path[i].index != field.path[i].index)
@@ -505,6 +909,8 @@ std::shared_ptr<const RegexSetIndex> build_regex_sets(const std::vector<NodePtr>
     }
     return true;
   };
+  std::map<std::string, int> field_slots;                  // field and path -> cache slot
+  std::map<std::string, std::vector<Node*>> shared_tests;  // test -> its nodes in every rule
   std::vector<const Node*> stack;
   for (const auto& condition : conditions)
     stack.push_back(condition.get());
@@ -514,6 +920,32 @@ std::shared_ptr<const RegexSetIndex> build_regex_sets(const std::vector<NodePtr>
     if (!node || !seen.insert(node).second) continue;
     if (node->left) stack.push_back(node->left.get());
     if (node->right) stack.push_back(node->right.get());
+    for (const auto& child : node->children)
+      stack.push_back(child.get());
+    if (auto key = predicate_key(*node)) shared_tests[*key].push_back(const_cast<Node*>(node));
+    if (node->right && node->right->op == Op::literal) {
+      auto* test = const_cast<Node*>(node);
+      test->right_value = value_of(*node->right, CallContext{});
+      test->right_is_literal = true;
+      const bool simple_op =
+          node->op == Op::equal || node->op == Op::not_equal || node->op == Op::less ||
+          node->op == Op::less_equal || node->op == Op::greater || node->op == Op::greater_equal ||
+          node->op == Op::starts_with || node->op == Op::ends_with || node->op == Op::contains;
+      // The field's slot is assigned when the traversal reaches it; ownership says it will be.
+      if (simple_op && node->left && node->left->op == Op::field) {
+        test->compares_constant = true;
+        test->field_owner = index.get();
+      }
+    }
+    if (node->op == Op::field) {
+      const auto [slot, fresh] =
+          field_slots.emplace(field_key(*node), static_cast<int>(field_slots.size()));
+      // Compilation is finishing: the tree is still private to this policy.
+      auto* field = const_cast<Node*>(node);
+      field->field_owner = index.get();
+      field->field_slot = slot->second;
+      continue;
+    }
     if (node->op != Op::matches || node->left->op != Op::field) continue;
     std::size_t group = 0;
     while (group < index->groups.size() && !same_field(index->groups[group], *node->left))
@@ -542,6 +974,15 @@ std::shared_ptr<const RegexSetIndex> build_regex_sets(const std::vector<NodePtr>
       members[group][member]->regex_member = static_cast<int>(member);
     }
   }
+  for (auto& [key, nodes] : shared_tests) {
+    if (nodes.size() < 2) continue;  // a test only one rule runs gains nothing from a memo
+    for (Node* node : nodes) {
+      node->field_owner = index.get();
+      node->memo_slot = static_cast<int>(index->memo_slots);
+    }
+    ++index->memo_slots;
+  }
+  index->field_slots = field_slots.size();
   return index;
 }
 

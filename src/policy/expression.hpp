@@ -47,23 +47,31 @@ NodePtr compile_condition(std::string_view text, const Environment& environment,
 
 bool evaluate(const Node& node, const CallContext& call);
 
-// All `matches` patterns on the same field, merged into one RE2::Set per field, so a decision
-// runs one regex pass per field instead of one per rule. Building it completes the compilation of
-// `conditions` (their nodes learn their set); keep the index alive as long as the nodes.
-struct RegexSetIndex;
-std::shared_ptr<const RegexSetIndex> build_regex_sets(const std::vector<NodePtr>& conditions);
+// The program a rule runs: macros inlined, and/or chains flattened with the cheapest tests first,
+// parts that do not depend on the call folded to constants.
+NodePtr optimize(const NodePtr& condition);
+// An optimized `program` for calls that reached the rule through its tool-name index under one of
+// `names`: the tool-name tests the index already guarantees are dropped.
+NodePtr without_tool_selector(const NodePtr& program, const std::vector<std::string>& names);
 
-// For the duration of one decision on this thread: set results are computed at most once per
-// field and reused by every rule that asks.
-class RegexSetScope {
+// All `matches` patterns on the same field, merged into one RE2::Set per field, so a decision
+// runs one regex pass per field instead of one per rule; and one cache slot per field read, so a
+// decision looks each field up once. Building it completes the compilation of `conditions`
+// (their nodes learn their set and slot); keep the index alive as long as the nodes.
+struct DecisionIndex;
+std::shared_ptr<const DecisionIndex> build_decision_index(const std::vector<NodePtr>& conditions);
+
+// For the duration of one decision on this thread: set results and field values are computed at
+// most once per field and reused by every rule that asks.
+class DecisionScope {
  public:
-  explicit RegexSetScope(const RegexSetIndex* index);
-  ~RegexSetScope();
-  RegexSetScope(const RegexSetScope&) = delete;
-  RegexSetScope& operator=(const RegexSetScope&) = delete;
+  explicit DecisionScope(const DecisionIndex* index);
+  ~DecisionScope();
+  DecisionScope(const DecisionScope&) = delete;
+  DecisionScope& operator=(const DecisionScope&) = delete;
 
  private:
-  const RegexSetIndex* previous_;
+  const DecisionIndex* previous_;
 };
 // True when the condition looks at the call's arguments (args.*): such a rule cannot say that a
 // tool is never callable, only that some calls of it are not.

@@ -48,7 +48,10 @@ std::uint8_t bit_of_method(std::string_view method) {
 
 struct CompiledRule {
   RuleInfo info;
-  NodePtr condition;
+  NodePtr condition;  // as written (analysis)
+  NodePtr program;    // as run (optimized)
+  // As run when the call reached the rule through its tool-name index entry.
+  NodePtr indexed_program;
   std::uint8_t methods = method_bit::any;
   bool names_methods = false;  // the condition requires mcp.method to be one of a few
   bool uses_arguments = true;
@@ -69,11 +72,11 @@ class CompiledPolicy {
                      std::equal_to<>>
       by_tool;
   std::vector<std::uint32_t> any_tool;
-  std::shared_ptr<const RegexSetIndex> regex_sets;
+  std::shared_ptr<const DecisionIndex> decision_index;
   bool any_redactions = false;
   bool any_request_headers = false;
 
-  // Calls `visit(rule)` on the candidate rules in order until it returns false.
+  // Calls `visit(rule, program)` on the candidate rules in order until it returns false.
   template <class Visit>
   void for_candidates(std::string_view method_name, std::string_view tool, Visit&& visit) const {
     const std::uint8_t method = bit_of_method(method_name);
@@ -87,7 +90,7 @@ class CompiledPolicy {
       const std::uint32_t position = take_indexed ? indexed[i++] : any_tool[j++];
       const CompiledRule& rule = ordered[position];
       if ((rule.methods & method) == 0) continue;
-      if (!visit(rule)) return;
+      if (!visit(rule, take_indexed ? *rule.indexed_program : *rule.program)) return;
     }
   }
 };
@@ -320,10 +323,15 @@ std::shared_ptr<const CompiledPolicy> finish(LoadState state, Verdict default_ve
   for (const auto& rule : state.rules)
     compiled->infos.push_back(rule.info);
   compiled->ordered = std::move(state.rules);
-  std::vector<NodePtr> conditions;
-  for (const auto& rule : compiled->ordered)
-    conditions.push_back(rule.condition);
-  compiled->regex_sets = build_regex_sets(conditions);
+  std::vector<NodePtr> programs;
+  for (auto& rule : compiled->ordered) {
+    rule.program = optimize(rule.condition);
+    const auto names = required_tool_names(*rule.condition);
+    rule.indexed_program = names ? without_tool_selector(rule.program, *names) : rule.program;
+    programs.push_back(rule.program);
+    programs.push_back(rule.indexed_program);
+  }
+  compiled->decision_index = build_decision_index(programs);
   compiled->any_request_headers = std::any_of(
       compiled->ordered.begin(), compiled->ordered.end(),
       [](const CompiledRule& rule) { return references_request_headers(*rule.condition); });
@@ -382,29 +390,33 @@ Decision Policy::decide(const CallContext& call, bool collect_matches) const {
   // verdict does not apply to it.
   const bool listing = call.method == "tools/list";
   decision.verdict = listing ? Verdict::allow : compiled_->default_verdict;
-  const RegexSetScope regex_scope(compiled_->regex_sets.get());
-  compiled_->for_candidates(call.method, call.tool, [&](const CompiledRule& rule) {
-    if (listing && !rule.names_methods) return true;
-    if (!evaluate(*rule.condition, call)) return true;
-    if (!decision.rule) {
-      decision.rule = &rule.info;
-      decision.verdict = rule.info.verdict;
-      if (!collect_matches) return false;
-    }
-    decision.matched.push_back(&rule.info);
-    return true;
-  });
+  const DecisionScope decision_scope(compiled_->decision_index.get());
+  compiled_->for_candidates(call.method, call.tool,
+                            [&](const CompiledRule& rule, const Node& program) {
+                              if (listing && !rule.names_methods) return true;
+                              if (!evaluate(program, call)) return true;
+                              if (!decision.rule) {
+                                decision.rule = &rule.info;
+                                decision.verdict = rule.info.verdict;
+                                if (!collect_matches) return false;
+                              }
+                              decision.matched.push_back(&rule.info);
+                              return true;
+                            });
   return decision;
 }
 
 const RuleInfo* Policy::never_allowed(const CallContext& call) const {
   const RuleInfo* found = nullptr;
-  const RegexSetScope regex_scope(compiled_->regex_sets.get());
-  compiled_->for_candidates(call.method, call.tool, [&](const CompiledRule& rule) {
-    if (rule.info.verdict != Verdict::deny) return false;  // deny rules come first
-    if (!rule.uses_arguments && evaluate(*rule.condition, call)) found = &rule.info;
-    return found == nullptr;
-  });
+  const DecisionScope decision_scope(compiled_->decision_index.get());
+  compiled_->for_candidates(call.method, call.tool,
+                            [&](const CompiledRule& rule, const Node& program) {
+                              if (rule.info.verdict != Verdict::deny)
+                                return false;  // deny rules come first
+                              if (!rule.uses_arguments && evaluate(program, call))
+                                found = &rule.info;
+                              return found == nullptr;
+                            });
   return found;
 }
 
@@ -524,15 +536,18 @@ bool mask_strings(Json& value, const std::vector<std::shared_ptr<const re2::RE2>
 
 bool Policy::redact(const CallContext& call, Json& result) const {
   bool changed = false;
-  const RegexSetScope regex_scope(compiled_->regex_sets.get());
-  compiled_->for_candidates(call.method, call.tool, [&](const CompiledRule& rule) {
-    // Rules are sorted by verdict, strongest first: past the redact rules there is nothing to do.
-    if (rule.info.verdict != Verdict::redact) return rule.info.verdict > Verdict::redact;
-    if (evaluate(*rule.condition, call)) {
-      changed = mask_strings(result, rule.redactions, "[REDACTED:" + rule.info.id + "]") || changed;
-    }
-    return true;
-  });
+  const DecisionScope decision_scope(compiled_->decision_index.get());
+  compiled_->for_candidates(
+      call.method, call.tool, [&](const CompiledRule& rule, const Node& program) {
+        // Rules are sorted by verdict, strongest first: past the redact rules there is nothing to
+        // do.
+        if (rule.info.verdict != Verdict::redact) return rule.info.verdict > Verdict::redact;
+        if (evaluate(program, call)) {
+          changed =
+              mask_strings(result, rule.redactions, "[REDACTED:" + rule.info.id + "]") || changed;
+        }
+        return true;
+      });
   return changed;
 }
 

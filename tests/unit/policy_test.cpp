@@ -240,3 +240,71 @@ TEST_CASE("an array index out of range is a load-time error, not undefined behav
       error_of("- rule: r\n  condition: args.a[1.5] == 1\n  verdict: deny\n").find("array index") !=
       std::string::npos);
 }
+
+TEST_CASE("optimized programs decide like the conditions as written") {
+  const Policy policy = Policy::parse(R"yaml(
+- rule: folded-true
+  condition: '"a" == "a" and tool.name == "t1" and args.n > 1'
+  verdict: deny
+- rule: folded-false
+  condition: '("a" == "b" and args.n > 0) or (tool.name == "t2" and not ("x" in ["y"]))'
+  verdict: deny
+- rule: mixed-selector
+  condition: (tool.name == "t3" and args.n > 5) or tool.name == "t4"
+  verdict: deny
+- rule: two-selectors
+  condition: tool.name in ["t5", "t6"] and tool.name != "t6" and exists(args.n)
+  verdict: deny
+)yaml",
+                                      "p.yaml");
+  const auto verdict = [&](std::string_view tool, Json arguments) {
+    Call call{std::move(arguments)};
+    const auto decision = policy.decide(call.context(tool));
+    return decision.rule ? decision.rule->id : std::string("-");
+  };
+  CHECK(verdict("t1", {{"n", 2}}) == "folded-true");
+  CHECK(verdict("t1", {{"n", 1}}) == "-");
+  CHECK(verdict("t2", Json::object()) == "folded-false");
+  // Reached through the index under t3, the remaining test on args still counts.
+  CHECK(verdict("t3", {{"n", 6}}) == "mixed-selector");
+  CHECK(verdict("t3", {{"n", 1}}) == "-");
+  CHECK(verdict("t4", Json::object()) == "mixed-selector");
+  // The index guarantees only the selector that placed the rule; the other still runs.
+  CHECK(verdict("t5", {{"n", 1}}) == "two-selectors");
+  CHECK(verdict("t6", {{"n", 1}}) == "-");
+  CHECK(verdict("t7", {{"n", 1}}) == "-");
+}
+
+TEST_CASE("field values are cached per decision, never across decisions") {
+  const Policy policy = Policy::parse(R"yaml(
+- rule: big
+  condition: args.n > 10 and args.path startswith "/a"
+  verdict: deny
+- rule: small-a
+  condition: args.n <= 10 and args.path startswith "/a"
+  verdict: ask
+)yaml",
+                                      "p.yaml");
+  for (int round = 0; round < 3; ++round) {
+    Call big{{{"n", 11}, {"path", "/a/x"}}};
+    Call small{{{"n", 3}, {"path", "/a/y"}}};
+    Call other{{{"n", 3}, {"path", "/b"}}};
+    CHECK(policy.decide(big.context("t")).verdict == Verdict::deny);
+    CHECK(policy.decide(small.context("t")).verdict == Verdict::ask);
+    CHECK(policy.decide(other.context("t")).verdict == Verdict::allow);
+  }
+}
+
+TEST_CASE("constant parts are folded at load time") {
+  const auto program = [](const std::string& text) {
+    return optimize(compile_condition(text, Environment{}, [](std::size_t) { return "x:1:1"; }));
+  };
+  const CallContext empty;
+  CHECK(evaluate(*program("\"a\" == \"a\""), empty));
+  CHECK_FALSE(evaluate(*program("not (\"a\" in [\"a\", \"b\"])"), empty));
+  CHECK_FALSE(evaluate(*program("tool.name == \"x\" and 1 > 2"), empty));
+  CallContext call;
+  call.tool = "x";
+  CHECK(evaluate(*program("tool.name == \"x\" and 2 > 1"), call));
+  CHECK(evaluate(*program("1 > 2 or tool.name == \"x\""), call));
+}
