@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  MEMBRANE_BIN, cleanup, connectClient, sleep, startEverythingHttp, startGateway, tmpDir,
+  MEMBRANE_BIN, cleanup, connectClient, sleep, startEverythingHttp, startGateway, tmpDir, waitFor,
 } from './harness.mjs';
 
 const POLICY = `
@@ -121,8 +121,8 @@ describe('shadow mode', () => {
     const c = await connectClient(shadowing.mcp('ev'));
     const result = await c.client.callTool({ name: 'echo', arguments: { message: 'secret stuff' } });
     assert.equal(result.content[0].text, 'Echo: secret stuff');
-    await sleep(100);
-    assert.ok(shadowing.lines.some((line) => /shadow.*would deny.*no-secret-echo/.test(line)), 'the decision was logged');
+    await waitFor(() => shadowing.lines.some((line) => /shadow.*would deny.*no-secret-echo/.test(line)),
+      { what: 'the shadow decision in the log' });
     await c.close();
   });
 });

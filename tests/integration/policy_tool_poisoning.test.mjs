@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { NODE, SOURCE_DIR, cleanup, connectClient, startGateway, stdioUpstreamFlag } from './harness.mjs';
+import { NODE, SOURCE_DIR, cleanup, connectClient, startGateway, stdioUpstreamFlag, waitFor } from './harness.mjs';
 
 const POISONED_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'poisoned-server.mjs');
 const POISONED = ['add_with_note', 'translate', 'weather'];
@@ -48,14 +48,16 @@ test('each hidden tool is logged with the rule that hid it', async () => {
     weather: 'tool-poisoning-instruction-override',
     translate: 'tool-poisoning-invisible-unicode',
   };
+  // The gateway's log reaches this process through a pipe: wait for it rather than race it.
   for (const [tool, rule] of Object.entries(rules)) {
-    assert.ok(enforced.lines.some((line) => line.includes(`hides tool '${tool}'`) && line.includes(`rule '${rule}'`)),
-      `log names ${tool} and ${rule}`);
+    await waitFor(() => enforced.lines.some((line) => line.includes(`hides tool '${tool}'`) && line.includes(`rule '${rule}'`)),
+      { what: `a log line naming ${tool} and ${rule}` });
   }
 });
 
 test('shadow mode lists every tool and logs what it would hide', async () => {
   const { client } = await connectClient(shadowed.mcp('tools'));
   assert.deepEqual(names(await client.listTools()), ['add', ...POISONED].sort());
-  assert.ok(shadowed.lines.some((line) => line.includes("would hide tool 'weather'")));
+  await waitFor(() => shadowed.lines.some((line) => line.includes("would hide tool 'weather'")),
+    { what: 'the shadow decision in the log' });
 });
