@@ -33,6 +33,9 @@ constexpr std::array kServeFlags{
     FlagSpec{"--log-level", "", false, "info"},
     FlagSpec{"--policy", "", true, "policies/default"},
     FlagSpec{"--policy-mode", "", false, "enforce"},
+    FlagSpec{"--jwks", "", false, "issuer-jwks.json"},
+    FlagSpec{"--issuer", "", false, "https://issuer.example.com"},
+    FlagSpec{"--audience", "", true, "https://mcp.example.com"},
 };
 
 constexpr std::array kConfigCheckFlags{
@@ -40,7 +43,10 @@ constexpr std::array kConfigCheckFlags{
 };
 
 // Flags that only make sense without a config file: the file has its own place for each.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kFlagsExcludedByConfig{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 11> kFlagsExcludedByConfig{{
+    {"--jwks", "set auth.jwks in the config file instead"},
+    {"--issuer", "set auth.issuer in the config file instead"},
+    {"--audience", "set auth.audience in the config file instead"},
     {"--policy", "set policy.paths in the config file instead"},
     {"--policy-mode", "set policy.mode in the config file instead"},
     {"--upstream", "upstreams come from the config file; add them under 'upstreams:' there"},
@@ -176,6 +182,17 @@ Config config_from_flags(const FlagValues& values) {
     }
     if (config.policy.paths.empty()) throw UsageError("--policy-mode needs --policy PATH");
     config.policy.shadow = *mode == "shadow";
+  }
+  const auto jwks = single_value(values, "--jwks");
+  const auto issuer = single_value(values, "--issuer");
+  const auto audiences = all_values(values, "--audience");
+  if (jwks || issuer || !audiences.empty()) {
+    if (!jwks || !issuer || audiences.empty()) {
+      throw UsageError("authorization needs --jwks FILE, --issuer ISS and --audience AUD together");
+    }
+    config.auth.jwks = *jwks;
+    config.auth.issuer = *issuer;
+    config.auth.audiences = audiences;
   }
   return config;
 }
@@ -341,6 +358,10 @@ Options for serve (every flag also accepts --flag=value):
                             policies/default is the shipped ruleset.
   --policy-mode MODE        enforce (default: denials block the call) or shadow
                             (decisions are logged, nothing is blocked).
+  --jwks FILE               Require OAuth bearer tokens: the issuer's keys (a JWKS file).
+  --issuer ISS              ...the tokens' issuer (`iss`)...
+  --audience AUD            ...and the gateway's resource URL they must be for (`aud`),
+                            repeatable. The three go together.
   -h, --help                Print this text.
 
 Examples:

@@ -593,6 +593,7 @@ class ConfigReader {
   void read_timeouts(Field& field, TimeoutsConfig& timeouts);
   void read_security(Field& field, SecurityConfig& security);
   void read_session(Field& field, SessionConfig& session);
+  void read_auth(Field& field, AuthConfig& auth);
   std::vector<UpstreamConfig> read_upstreams(Field& field);
   UpstreamConfig read_upstream(const std::string& name, Field& definition);
 
@@ -727,7 +728,7 @@ Config ConfigReader::read(const YAML::Node& root) {
 
   const auto entries =
       entries_of(root_field, {"listen", "workers", "log_level", "limits", "timeouts", "security",
-                              "session", "policy", "upstreams"});
+                              "session", "policy", "auth", "upstreams"});
   for (auto entry : entries) {
     Field& field = remember(entry.value);
     if (entry.key == "listen") {
@@ -777,6 +778,8 @@ Config ConfigReader::read(const YAML::Node& root) {
           config.policy.default_verdict = verdict;
         }
       }
+    } else if (entry.key == "auth") {
+      read_auth(field, config.auth);
     } else if (entry.key == "upstreams") {
       config.upstreams = read_upstreams(field);
     }
@@ -913,6 +916,41 @@ void ConfigReader::read_session(Field& field, SessionConfig& session) {
   }
 }
 
+void ConfigReader::read_auth(Field& field, AuthConfig& auth) {
+  expect_map(field, "a map with issuer, audience, jwks, leeway, scopes and public_url");
+  auto entries =
+      entries_of(field, {"issuer", "audience", "jwks", "leeway", "scopes", "public_url"});
+  for (auto& [key, value] : entries) {
+    remember(value);
+    if (key == "issuer") {
+      auth.issuer = read_nonempty_string(value);
+    } else if (key == "audience") {
+      auth.audiences = value.node.IsScalar() ? std::vector<std::string>{read_nonempty_string(value)}
+                                             : read_string_list(value, "accepted audiences");
+    } else if (key == "jwks") {
+      auth.jwks = read_nonempty_string(value);
+    } else if (key == "leeway") {
+      auth.leeway = parse_scalar(value, "a duration like 60s",
+                                 [](const std::string& text) { return parse_duration(text); });
+    } else if (key == "scopes") {
+      auth.scopes = read_string_list(value, "scopes");
+    } else if (key == "public_url") {
+      auth.public_url = parse_scalar(value, "a URL", [](const std::string& text) {
+        std::string url = normalized_http_url(text, "http or https");
+        while (!url.empty() && url.back() == '/')
+          url.pop_back();
+        return url;
+      });
+    }
+  }
+  for (const char* required : {"issuer", "audience", "jwks"}) {
+    if (!find(entries, required)) {
+      fail(field, std::string("auth needs '") + required +
+                      "' (issuer, audience and jwks together turn authorization on)");
+    }
+  }
+}
+
 std::vector<UpstreamConfig> ConfigReader::read_upstreams(Field& field) {
   expect_map(field, "a map of upstream name to its definition");
   std::vector<UpstreamConfig> upstreams;
@@ -936,8 +974,10 @@ UpstreamConfig ConfigReader::read_upstream(const std::string& name, Field& defin
 
   static const std::vector<std::string> kHttpKeys{"url", "ca_file", "verify_tls", "headers"};
   static const std::vector<std::string> kStdioKeys{"command", "args", "env", "working_directory"};
+  static const std::vector<std::string> kCommonKeys{"scopes"};
   std::vector<std::string> allowed = kHttpKeys;
   allowed.insert(allowed.end(), kStdioKeys.begin(), kStdioKeys.end());
+  allowed.insert(allowed.end(), kCommonKeys.begin(), kCommonKeys.end());
   auto entries = entries_of(definition, allowed);
 
   const bool is_http = find(entries, "url") != nullptr;
@@ -957,6 +997,10 @@ UpstreamConfig ConfigReader::read_upstream(const std::string& name, Field& defin
   const auto& own_keys = is_http ? kHttpKeys : kStdioKeys;
   for (auto& [key, value] : entries) {
     remember(value);
+    if (key == "scopes") {
+      upstream.scopes = read_string_list(value, "scopes");
+      continue;
+    }
     if (std::find(own_keys.begin(), own_keys.end(), key) == own_keys.end()) {
       fail(value,
            is_http ? single_quoted(key) + " only applies to stdio upstreams (those with 'command')"

@@ -95,6 +95,28 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& co
   return upstreams;
 }
 
+// The authenticator for `auth:`, or null when authorization is off. Start-up errors throw.
+std::shared_ptr<const identity::Authenticator> make_authenticator(const AuthConfig& auth) {
+  if (!auth.enabled()) return nullptr;
+  std::ifstream file(auth.jwks, std::ios::binary);
+  if (!file) throw std::runtime_error("cannot read the JWKS file '" + auth.jwks + "'");
+  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const auto document = identity::Json::parse(text, nullptr, false);
+  identity::AuthenticatorOptions options;
+  try {
+    options.keys = identity::KeySet::from_json(document);
+  } catch (const std::invalid_argument& problem) {
+    throw std::runtime_error("JWKS file '" + auth.jwks + "': " + problem.what());
+  }
+  options.issuer = auth.issuer;
+  options.audiences = auth.audiences;
+  options.leeway = std::chrono::duration_cast<std::chrono::seconds>(auth.leeway);
+  options.required_scopes = auth.scopes;
+  log::info("auth: bearer tokens from '", auth.issuer, "' (", options.keys.keys().size(),
+            " key(s) from ", auth.jwks, ") are required");
+  return std::make_shared<const identity::Authenticator>(std::move(options));
+}
+
 }  // namespace
 
 int serve(const Config& config) {
@@ -117,6 +139,11 @@ int serve(const Config& config) {
   options.sse_keep_alive = config.timeouts.sse_keep_alive;
   options.max_buffered_messages = config.limits.max_buffered_messages;
   options.approval_timeout = config.policy.approval_timeout;
+  options.authenticator = make_authenticator(config.auth);
+  options.public_url = config.auth.public_url;
+  for (const auto& upstream : config.upstreams) {
+    if (!upstream.scopes.empty()) options.upstream_scopes[upstream.name] = upstream.scopes;
+  }
   gateway::ExchangePipeline pipeline;
   gateway::PolicyStage* policy_stage = nullptr;  // owned by the pipeline
   const PolicySource policy_source{config.policy.paths, config.policy.default_verdict == "deny"

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "membrane/identity/authenticator.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
 #include "membrane/mcp/sealed_session.hpp"
 #include "membrane/policy/policy.hpp"
@@ -24,6 +25,8 @@ struct Exchange {
   DownstreamTransport transport = DownstreamTransport::streamable_http;
   const mcp::Message* message = nullptr;        // null for a listen stream (GET / legacy SSE)
   const mcp::SessionClaims* session = nullptr;  // null for initialize
+  // The authenticated caller; null when auth is off.
+  std::shared_ptr<const identity::Identity> identity;
   std::string client_address;
   std::string protocol_version;
   // The downstream session id as the client sends it (empty for initialize).

@@ -116,10 +116,22 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
     co_return;
   }
 
+  constexpr std::string_view metadata_path = "/.well-known/oauth-protected-resource";
+  if (path == metadata_path || path.starts_with(std::string(metadata_path) + "/")) {
+    co_await out.send(
+        protected_resource_metadata(request, origin, path.substr(metadata_path.size())));
+    co_return;
+  }
+
   std::string_view rest;
   if (const auto name = path_segment(path, "/mcp/", rest); !name.empty() && rest.empty()) {
     if (auto* upstream = find_upstream(name)) {
-      co_await handle_streamable(request, origin, out, *upstream);
+      auto authentication = authenticate(request, origin, name, path);
+      if (authentication.refusal) {
+        co_await out.send(std::move(*authentication.refusal));
+        co_return;
+      }
+      co_await handle_streamable(request, origin, out, *upstream, authentication.caller);
       co_return;
     }
     co_await out.send(jsonrpc_error(
@@ -130,7 +142,13 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
   if (const auto name = path_segment(path, "/sse/", rest);
       !name.empty() && (rest.empty() || rest == "/message")) {
     if (auto* upstream = find_upstream(name)) {
-      co_await legacy_->handle(request, origin, out, *upstream, rest == "/message");
+      auto authentication = authenticate(request, origin, name, "/sse/" + std::string(name));
+      if (authentication.refusal) {
+        co_await out.send(std::move(*authentication.refusal));
+        co_return;
+      }
+      co_await legacy_->handle(request, origin, out, *upstream, rest == "/message",
+                               authentication.caller);
       co_return;
     }
     co_await out.send(jsonrpc_error(
@@ -146,18 +164,100 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
                         upstream_names()));
 }
 
+std::string Gateway::base_url(const http::Request& request,
+                              const http::RequestOrigin& origin) const {
+  if (!options_.public_url.empty()) return options_.public_url;
+  return std::string(origin.tls ? "https://" : "http://") +
+         std::string(request[bhttp::field::host]);
+}
+
+Gateway::Authentication Gateway::authenticate(const http::Request& request,
+                                              const http::RequestOrigin& origin,
+                                              std::string_view upstream,
+                                              std::string_view resource_path) const {
+  Authentication authentication;
+  if (!options_.authenticator) return authentication;
+  static const std::vector<std::string> no_scopes;
+  const auto scopes = options_.upstream_scopes.find(upstream);
+  auto result = options_.authenticator->authenticate(
+      request[bhttp::field::authorization],
+      scopes == options_.upstream_scopes.end() ? no_scopes : scopes->second, unix_now());
+  if (result) {
+    authentication.caller = std::move(result.identity);
+    return authentication;
+  }
+  log::info("refused ", request.method_string(), " ", resource_path, " from ",
+            client_address(origin), ": ", result.status, " ",
+            result.error.empty() ? "no token" : result.error, " (", result.description, ")");
+  // RFC 6750 §3 and RFC 9728 §5.1: say where the client learns how to get a token.
+  std::string challenge = "Bearer resource_metadata=\"" + base_url(request, origin) +
+                          "/.well-known/oauth-protected-resource" + std::string(resource_path) +
+                          "\"";
+  const auto quoted = [](std::string_view text) {
+    std::string out;
+    for (const char c : text) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    return out;
+  };
+  if (!result.error.empty()) {
+    challenge += ", error=\"" + result.error + "\", error_description=\"" +
+                 quoted(result.description) + "\"";
+  }
+  if (!result.scope.empty()) challenge += ", scope=\"" + quoted(result.scope) + "\"";
+  auto response =
+      jsonrpc_error(result.status, nullptr, mcp::error_code::invalid_request,
+                    (result.status == 403 ? "Forbidden: " : "Unauthorized: ") + result.description);
+  response.set(bhttp::field::www_authenticate, challenge);
+  authentication.refusal = std::move(response);
+  return authentication;
+}
+
+http::Response Gateway::protected_resource_metadata(const http::Request& request,
+                                                    const http::RequestOrigin& origin,
+                                                    std::string_view resource_path) const {
+  if (!options_.authenticator) {
+    return jsonrpc_error(404, nullptr, mcp::error_code::invalid_request,
+                         "Not found: authorization is not enabled on this gateway");
+  }
+  std::string_view rest;
+  const auto mcp_name = path_segment(resource_path, "/mcp/", rest);
+  const auto sse_name = mcp_name.empty() ? path_segment(resource_path, "/sse/", rest) : mcp_name;
+  if (!resource_path.empty() && (sse_name.empty() || !rest.empty() || !find_upstream(sse_name))) {
+    return jsonrpc_error(
+        404, nullptr, mcp::error_code::invalid_request,
+        "Not found: no protected resource at '" + std::string(resource_path) + "'");
+  }
+  const auto& auth = options_.authenticator->options();
+  std::vector<std::string> scopes = auth.required_scopes;
+  if (!sse_name.empty()) {
+    if (const auto extra = options_.upstream_scopes.find(sse_name);
+        extra != options_.upstream_scopes.end())
+      scopes.insert(scopes.end(), extra->second.begin(), extra->second.end());
+  }
+  mcp::Json document = {{"resource", base_url(request, origin) + std::string(resource_path)},
+                        {"authorization_servers", {auth.issuer}},
+                        {"bearer_methods_supported", {"header"}},
+                        {"resource_name", "Membrane MCP gateway"}};
+  if (!scopes.empty()) document["scopes_supported"] = scopes;
+  auto response = json_response(200, document.dump());
+  response.set(bhttp::field::cache_control, "max-age=300");
+  return response;
+}
+
 awaitable<void> Gateway::handle_streamable(http::Request& request,
                                            const http::RequestOrigin& origin, http::Responder& out,
-                                           upstream::Upstream& upstream) {
+                                           upstream::Upstream& upstream, const Caller& caller) {
   switch (request.method()) {
     case bhttp::verb::post:
-      co_await streamable_post(request, origin, out, upstream);
+      co_await streamable_post(request, origin, out, upstream, caller);
       co_return;
     case bhttp::verb::get:
-      co_await streamable_get(request, out, upstream);
+      co_await streamable_get(request, out, upstream, caller);
       co_return;
     case bhttp::verb::delete_:
-      co_await streamable_delete(request, out, upstream);
+      co_await streamable_delete(request, out, upstream, caller);
       co_return;
     default: {
       auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
@@ -205,7 +305,8 @@ struct SessionLookup {
 
 SessionLookup open_session(const http::Request& request, const GatewayOptions& options,
                            const TerminatedSessions& terminated, std::string_view upstream,
-                           mcp::SessionTransport transport, const mcp::Json& id) {
+                           mcp::SessionTransport transport, const mcp::Json& id,
+                           const Caller& caller) {
   SessionLookup lookup;
   const std::string_view sealed = request[mcp::header::session_id];
   if (sealed.empty()) {
@@ -222,6 +323,12 @@ SessionLookup open_session(const http::Request& request, const GatewayOptions& o
   auto claims = unseal_cached(*options.sealer, sealed, upstream, transport);
   if (!claims) {
     // MCP transports §session management: an unknown session is 404; the client re-initializes.
+    lookup.rejection =
+        jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session not found");
+    return lookup;
+  }
+  // A session serves only the caller who opened it; to anyone else it does not exist.
+  if (claims->subject != (caller ? caller->subject : std::string())) {
     lookup.rejection =
         jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session not found");
     return lookup;
@@ -335,7 +442,8 @@ awaitable<Confirmation> Gateway::ask_client(http::Responder& out, const Exchange
 }
 
 awaitable<void> Gateway::streamable_post(http::Request& request, const http::RequestOrigin& origin,
-                                         http::Responder& out, upstream::Upstream& upstream) {
+                                         http::Responder& out, upstream::Upstream& upstream,
+                                         const Caller& caller) {
   const std::string_view accept = request[bhttp::field::accept];
   if (!accepts(accept, "application/json") || !accepts(accept, "text/event-stream")) {
     co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
@@ -358,7 +466,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   SessionLookup session;
   if (!message.is_initialize()) {
     session = open_session(request, options_, terminated_, upstream.name(),
-                           mcp::SessionTransport::streamable_http, id);
+                           mcp::SessionTransport::streamable_http, id, caller);
     if (session.rejection) {
       co_await out.send(std::move(*session.rejection));
       co_return;
@@ -376,6 +484,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   exchange.upstream = upstream.name();
   exchange.message = &message;
   exchange.session = session.claims ? &*session.claims : nullptr;
+  exchange.identity = caller;
   exchange.client_address = client_address(origin);
   exchange.protocol_version = std::string(request[mcp::header::protocol_version]);
   exchange.session_id = request[mcp::header::session_id];
@@ -427,6 +536,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     claims.upstream = upstream.name();
     claims.upstream_session = reply.upstream_session;
     claims.created_at = unix_now();
+    if (caller) claims.subject = caller->subject;
     if (const auto* params = message.params()) {
       if (upstream.needs_initialize_replay()) claims.initialize_params = *params;
       if (const auto capabilities = params->find("capabilities"); capabilities != params->end())
@@ -499,7 +609,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
 }
 
 awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder& out,
-                                        upstream::Upstream& upstream) {
+                                        upstream::Upstream& upstream, const Caller& caller) {
   if (!accepts(request[bhttp::field::accept], "text/event-stream")) {
     co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
                                     "Not Acceptable: Accept must list text/event-stream"));
@@ -510,7 +620,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
     co_return;
   }
   auto session = open_session(request, options_, terminated_, upstream.name(),
-                              mcp::SessionTransport::streamable_http, nullptr);
+                              mcp::SessionTransport::streamable_http, nullptr, caller);
   if (session.rejection) {
     co_await out.send(std::move(*session.rejection));
     co_return;
@@ -534,6 +644,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
   Exchange exchange;
   exchange.upstream = upstream.name();
   exchange.session = &*session.claims;
+  exchange.identity = caller;
   exchange.http_status = 200;
   auto pump = co_await EventPump::start(std::move(reply.stream));
   if (!co_await out.begin_stream(event_stream_header())) {
@@ -551,9 +662,9 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
 }
 
 awaitable<void> Gateway::streamable_delete(http::Request& request, http::Responder& out,
-                                           upstream::Upstream& upstream) {
+                                           upstream::Upstream& upstream, const Caller& caller) {
   auto session = open_session(request, options_, terminated_, upstream.name(),
-                              mcp::SessionTransport::streamable_http, nullptr);
+                              mcp::SessionTransport::streamable_http, nullptr, caller);
   if (session.rejection) {
     co_await out.send(std::move(*session.rejection));
     co_return;

@@ -15,6 +15,7 @@
 #include "gateway/exchange.hpp"
 #include "http/server.hpp"
 #include "membrane/http/origin_policy.hpp"
+#include "membrane/identity/authenticator.hpp"
 #include "membrane/mcp/sealed_session.hpp"
 #include "upstream/upstream.hpp"
 
@@ -28,7 +29,16 @@ struct GatewayOptions {
   std::size_t max_buffered_messages = 1024;
   // How long a confirmation asked of the human (a policy `ask`) may stay unanswered.
   std::chrono::milliseconds approval_timeout{120'000};
+  // OAuth resource server; null = every caller is anonymous.
+  std::shared_ptr<const identity::Authenticator> authenticator;
+  // Scopes a caller needs for one upstream, on top of the authenticator's.
+  std::map<std::string, std::vector<std::string>, std::less<>> upstream_scopes;
+  // The gateway's public base URL (https://host[:port]) for protected-resource metadata; empty =
+  // from the request's Host header.
+  std::string public_url;
 };
+
+using Caller = std::shared_ptr<const identity::Identity>;
 
 class LegacySseTransport;
 
@@ -72,16 +82,29 @@ class Gateway {
  private:
   std::optional<http::Response> refuse_foreign_origin(const http::Request& request,
                                                       const http::RequestOrigin& origin) const;
+  // The caller of an MCP endpoint, or the 401/403 answer when auth is on and they fail it.
+  struct Authentication {
+    Caller caller;
+    std::optional<http::Response> refusal;
+  };
+  Authentication authenticate(const http::Request& request, const http::RequestOrigin& origin,
+                              std::string_view upstream, std::string_view resource_path) const;
+  http::Response protected_resource_metadata(const http::Request& request,
+                                             const http::RequestOrigin& origin,
+                                             std::string_view resource_path) const;
+  std::string base_url(const http::Request& request, const http::RequestOrigin& origin) const;
   awaitable<void> handle_streamable(http::Request& request, const http::RequestOrigin& origin,
-                                    http::Responder& out, upstream::Upstream& upstream);
+                                    http::Responder& out, upstream::Upstream& upstream,
+                                    const Caller& caller);
   awaitable<void> streamable_post(http::Request& request, const http::RequestOrigin& origin,
-                                  http::Responder& out, upstream::Upstream& upstream);
+                                  http::Responder& out, upstream::Upstream& upstream,
+                                  const Caller& caller);
   awaitable<Confirmation> ask_client(http::Responder& out, const Exchange& exchange,
                                      const mcp::Json& elicitation_params);
   awaitable<void> streamable_get(http::Request& request, http::Responder& out,
-                                 upstream::Upstream& upstream);
+                                 upstream::Upstream& upstream, const Caller& caller);
   awaitable<void> streamable_delete(http::Request& request, http::Responder& out,
-                                    upstream::Upstream& upstream);
+                                    upstream::Upstream& upstream, const Caller& caller);
 
   GatewayOptions options_;
   std::map<std::string, std::unique_ptr<upstream::Upstream>, std::less<>> upstreams_;

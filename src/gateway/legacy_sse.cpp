@@ -123,14 +123,17 @@ awaitable<Confirmation> ask_client(LegacySession& session, const Gateway& gatewa
 
 // What the POST that carried a message said about its sender, kept for the exchange.
 struct PostFacts {
+  std::shared_ptr<const identity::Identity> caller;
   std::string client_address;
   std::string session_id;  // the sealed sessionId of the message URL
   mcp::Json headers;       // only when a stage wants them
 };
 
 PostFacts post_facts(const http::Request& request, const http::RequestOrigin& origin,
-                     std::string sealed_id, const ExchangePipeline& pipeline) {
+                     std::string sealed_id, const ExchangePipeline& pipeline,
+                     std::shared_ptr<const identity::Identity> caller) {
   PostFacts facts;
+  facts.caller = std::move(caller);
   facts.client_address = client_address(origin);
   facts.session_id = std::move(sealed_id);
   if (pipeline.wants_request_headers()) facts.headers = request_headers_json(request);
@@ -138,6 +141,7 @@ PostFacts post_facts(const http::Request& request, const http::RequestOrigin& or
 }
 
 void describe_sender(Exchange& exchange, PostFacts& facts) {
+  exchange.identity = facts.caller;
   exchange.client_address = std::move(facts.client_address);
   exchange.session_id = facts.session_id;
   exchange.request_headers = std::move(facts.headers);
@@ -192,6 +196,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
     fresh.upstream = upstream.name();
     fresh.upstream_session = reply.upstream_session;
     fresh.created_at = unix_now();
+    if (facts.caller) fresh.subject = facts.caller->subject;
     if (const auto* params = message.params()) {
       if (upstream.needs_initialize_replay()) fresh.initialize_params = *params;
       if (const auto capabilities = params->find("capabilities"); capabilities != params->end())
@@ -327,13 +332,14 @@ std::shared_ptr<LegacySession> LegacySseTransport::find(const std::string& id) {
   return it == sessions_.end() ? nullptr : it->second;
 }
 
-awaitable<void> LegacySseTransport::handle(http::Request& request,
-                                           const http::RequestOrigin& origin, http::Responder& out,
-                                           upstream::Upstream& upstream, bool is_message_endpoint) {
+awaitable<void> LegacySseTransport::handle(
+    http::Request& request, const http::RequestOrigin& origin, http::Responder& out,
+    upstream::Upstream& upstream, bool is_message_endpoint,
+    const std::shared_ptr<const identity::Identity>& caller) {
   if (is_message_endpoint && request.method() == bhttp::verb::post) {
-    co_await post_message(request, origin, out, upstream);
+    co_await post_message(request, origin, out, upstream, caller);
   } else if (!is_message_endpoint && request.method() == bhttp::verb::get) {
-    co_await open_stream(request, origin, out, upstream);
+    co_await open_stream(request, origin, out, upstream, caller);
   } else {
     auto response =
         jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
@@ -344,10 +350,9 @@ awaitable<void> LegacySseTransport::handle(http::Request& request,
   }
 }
 
-awaitable<void> LegacySseTransport::open_stream(http::Request& request,
-                                                const http::RequestOrigin& origin,
-                                                http::Responder& out,
-                                                upstream::Upstream& upstream) {
+awaitable<void> LegacySseTransport::open_stream(
+    http::Request& request, const http::RequestOrigin& origin, http::Responder& out,
+    upstream::Upstream& upstream, const std::shared_ptr<const identity::Identity>& caller) {
   const std::string_view accept = request[bhttp::field::accept];
   if (!accept.empty() && !accepts(accept, "text/event-stream")) {
     co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
@@ -362,6 +367,7 @@ awaitable<void> LegacySseTransport::open_stream(http::Request& request,
   claims.upstream = upstream.name();
   claims.upstream_session = session->id;
   claims.created_at = unix_now();
+  if (caller) claims.subject = caller->subject;
   const std::string sealed = options.sealer->seal(claims, mcp::SessionTransport::legacy_sse);
   {
     std::lock_guard lock(mutex_);
@@ -439,10 +445,9 @@ awaitable<void> LegacySseTransport::open_stream(http::Request& request,
   }
 }
 
-awaitable<void> LegacySseTransport::post_message(http::Request& request,
-                                                 const http::RequestOrigin& origin,
-                                                 http::Responder& out,
-                                                 upstream::Upstream& upstream) {
+awaitable<void> LegacySseTransport::post_message(
+    http::Request& request, const http::RequestOrigin& origin, http::Responder& out,
+    upstream::Upstream& upstream, const std::shared_ptr<const identity::Identity>& caller) {
   const auto& options = gateway_.options();
   const std::string sealed = query_parameter(request.target(), "sessionId");
   if (sealed.empty()) {
@@ -452,7 +457,9 @@ awaitable<void> LegacySseTransport::post_message(http::Request& request,
   }
   const auto claims =
       options.sealer->unseal(sealed, upstream.name(), mcp::SessionTransport::legacy_sse);
-  auto session = claims ? find(claims->upstream_session) : nullptr;
+  // A session serves only the caller who opened it; to anyone else it does not exist.
+  const bool same_caller = claims && claims->subject == (caller ? caller->subject : std::string());
+  auto session = same_caller ? find(claims->upstream_session) : nullptr;
   if (!session || session->closed) {
     co_await out.send(
         jsonrpc_error(404, nullptr, mcp::error_code::session_not_found,
@@ -468,10 +475,11 @@ awaitable<void> LegacySseTransport::post_message(http::Request& request,
 
   if (message.is_request()) {
     // Answered on the stream; the POST only acknowledges (2024-11-05 transports).
-    asio::co_spawn(co_await asio::this_coro::executor,
-                   forward_request(session, gateway_, std::move(message), std::move(request.body()),
-                                   post_facts(request, origin, sealed, gateway_.pipeline())),
-                   asio::detached);
+    asio::co_spawn(
+        co_await asio::this_coro::executor,
+        forward_request(session, gateway_, std::move(message), std::move(request.body()),
+                        post_facts(request, origin, sealed, gateway_.pipeline(), caller)),
+        asio::detached);
     co_await out.send(json_response(202, "Accepted"));
     co_return;
   }
@@ -495,7 +503,7 @@ awaitable<void> LegacySseTransport::post_message(http::Request& request,
   exchange.transport = DownstreamTransport::legacy_sse;
   exchange.message = &message;
   exchange.session = &*upstream_claims;
-  auto facts = post_facts(request, origin, sealed, gateway_.pipeline());
+  auto facts = post_facts(request, origin, sealed, gateway_.pipeline(), caller);
   describe_sender(exchange, facts);
   exchange.protocol_version = session->protocol_version();
   if (auto decision = gateway_.pipeline().on_request(exchange); decision.answered()) {

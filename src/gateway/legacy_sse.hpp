@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "http/server.hpp"
+#include "membrane/identity/authenticator.hpp"
 #include "upstream/upstream.hpp"
 
 namespace membrane::gateway {
@@ -22,15 +23,19 @@ class LegacySseTransport {
   explicit LegacySseTransport(Gateway& gateway) : gateway_(gateway) {}
   ~LegacySseTransport();
 
+  // `caller` is the authenticated identity (null when auth is off).
   awaitable<void> handle(http::Request& request, const http::RequestOrigin& origin,
                          http::Responder& out, upstream::Upstream& upstream,
-                         bool is_message_endpoint);
+                         bool is_message_endpoint,
+                         const std::shared_ptr<const identity::Identity>& caller);
 
  private:
   awaitable<void> open_stream(http::Request& request, const http::RequestOrigin& origin,
-                              http::Responder& out, upstream::Upstream& upstream);
+                              http::Responder& out, upstream::Upstream& upstream,
+                              const std::shared_ptr<const identity::Identity>& caller);
   awaitable<void> post_message(http::Request& request, const http::RequestOrigin& origin,
-                               http::Responder& out, upstream::Upstream& upstream);
+                               http::Responder& out, upstream::Upstream& upstream,
+                               const std::shared_ptr<const identity::Identity>& caller);
   std::shared_ptr<LegacySession> find(const std::string& id);
 
   Gateway& gateway_;

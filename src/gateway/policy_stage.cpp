@@ -9,6 +9,18 @@ namespace {
 // Policy errors for methods without a tool result shape (resources/read, prompts/get).
 constexpr int denied_by_policy = -32003;
 
+// Who is calling, from where, on which session: the same for calls and listings.
+void describe_caller(const Exchange& exchange, policy::CallContext& call) {
+  call.client_address = exchange.client_address;
+  call.protocol_version = exchange.protocol_version;
+  call.session_id = exchange.session_id;
+  if (exchange.request_headers.is_object()) call.request_headers = &exchange.request_headers;
+  if (exchange.identity) {
+    call.identity_subject = exchange.identity->subject;
+    call.identity_claims = &exchange.identity->claims;
+  }
+}
+
 policy::CallContext call_context(const Exchange& exchange) {
   const mcp::Message& message = *exchange.message;
   policy::CallContext call;
@@ -22,10 +34,7 @@ policy::CallContext call_context(const Exchange& exchange) {
       call.arguments = &*arguments;
     }
   }
-  call.client_address = exchange.client_address;
-  call.protocol_version = exchange.protocol_version;
-  call.session_id = exchange.session_id;
-  if (exchange.request_headers.is_object()) call.request_headers = &exchange.request_headers;
+  describe_caller(exchange, call);
   return call;
 }
 
@@ -210,10 +219,7 @@ void PolicyStage::filter_tool_list(Exchange& exchange, std::string& message) con
   const policy::Policy& policy = *exchange.policy_snapshot;
   policy::CallContext call;
   call.server = exchange.upstream;
-  call.client_address = exchange.client_address;
-  call.protocol_version = exchange.protocol_version;
-  call.session_id = exchange.session_id;
-  if (exchange.request_headers.is_object()) call.request_headers = &exchange.request_headers;
+  describe_caller(exchange, call);
   mcp::Json kept = mcp::Json::array();
   std::size_t hidden = 0;
   for (auto& tool : *tools) {

@@ -133,6 +133,7 @@ SessionSealer SessionSealer::random() {
 
 std::string SessionSealer::seal(const SessionClaims& claims, SessionTransport transport) const {
   nlohmann::json payload = {{"s", claims.upstream_session}, {"t", claims.created_at}};
+  if (!claims.subject.empty()) payload["u"] = claims.subject;
   // The capabilities are inside the initialize params when those are sealed: not twice.
   if (!claims.initialize_params.is_null()) {
     payload["i"] = claims.initialize_params;
@@ -211,6 +212,8 @@ std::optional<SessionClaims> SessionSealer::unseal(std::string_view sealed_text,
   }
   claims.upstream_session = session->get<std::string>();
   claims.created_at = created->get<std::int64_t>();
+  if (const auto subject = payload.find("u"); subject != payload.end() && subject->is_string())
+    claims.subject = subject->get<std::string>();
   if (const auto init = payload.find("i"); init != payload.end()) {
     claims.initialize_params = *init;
     if (const auto capabilities = init->find("capabilities");

@@ -65,6 +65,7 @@ struct StdioUpstreamConfig {
 struct UpstreamConfig {
   std::string name;  // path segment: /mcp/<name>, /sse/<name>; [A-Za-z0-9._-]+
   std::variant<HttpUpstreamConfig, StdioUpstreamConfig> transport;
+  std::vector<std::string> scopes;  // token scopes a caller needs for this upstream (auth on)
   SourceLocation where;
 };
 
@@ -122,6 +123,17 @@ struct PolicyConfig {
   Milliseconds approval_timeout{120'000};
 };
 
+// The gateway as an OAuth resource server. Off unless `issuer` is set.
+struct AuthConfig {
+  bool enabled() const { return !issuer.empty(); }
+  std::string issuer;                  // `iss` of accepted tokens
+  std::vector<std::string> audiences;  // accepted `aud` values: the gateway's resource URL(s)
+  std::string jwks;                    // the issuer's keys: a JWKS file
+  Milliseconds leeway{60'000};         // clock skew allowed on exp / nbf / iat
+  std::vector<std::string> scopes;     // needed for every upstream
+  std::string public_url;              // base URL in protected-resource metadata (else Host)
+};
+
 struct Config {
   ListenerConfig listen;
   LimitsConfig limits;
@@ -129,6 +141,7 @@ struct Config {
   SecurityConfig security;
   SessionConfig session;
   PolicyConfig policy;
+  AuthConfig auth;
   std::vector<UpstreamConfig> upstreams;
   unsigned worker_threads = 0;     // 0 = one per hardware thread
   std::string log_level = "info";  // error | warn | info | debug

@@ -26,6 +26,9 @@ struct SessionClaims {
   // The client's declared capabilities (initialize params.capabilities): whether the gateway
   // itself may ask the client something, e.g. an approval through elicitation.
   nlohmann::json client_capabilities;
+  // The authenticated caller who opened the session (`sub`); empty when auth is off. A session
+  // only serves the caller who opened it.
+  std::string subject;
   std::int64_t created_at = 0;  // unix seconds
 };
 
