@@ -36,6 +36,7 @@ constexpr std::array kServeFlags{
     FlagSpec{"--jwks", "", false, "issuer-jwks.json"},
     FlagSpec{"--issuer", "", false, "https://issuer.example.com"},
     FlagSpec{"--audience", "", true, "https://mcp.example.com"},
+    FlagSpec{"--txn-key", "", false, "txn-key.json"},
 };
 
 constexpr std::array kConfigCheckFlags{
@@ -43,7 +44,8 @@ constexpr std::array kConfigCheckFlags{
 };
 
 // Flags that only make sense without a config file: the file has its own place for each.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 11> kFlagsExcludedByConfig{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 12> kFlagsExcludedByConfig{{
+    {"--txn-key", "set txn.key_file in the config file instead"},
     {"--jwks", "set auth.jwks in the config file instead"},
     {"--issuer", "set auth.issuer in the config file instead"},
     {"--audience", "set auth.audience in the config file instead"},
@@ -194,6 +196,7 @@ Config config_from_flags(const FlagValues& values) {
     config.auth.issuer = *issuer;
     config.auth.audiences = audiences;
   }
+  if (const auto txn_key = single_value(values, "--txn-key")) config.txn.key_file = *txn_key;
   return config;
 }
 
@@ -362,6 +365,9 @@ Options for serve (every flag also accepts --flag=value):
   --issuer ISS              ...the tokens' issuer (`iss`)...
   --audience AUD            ...and the gateway's resource URL they must be for (`aud`),
                             repeatable. The three go together.
+  --txn-key FILE            Mint a transaction token (Txn-Token) for every tool call, signed
+                            with the key in FILE (created when missing); trust domain
+                            "membrane". Public keys: /.well-known/jwks.json.
   -h, --help                Print this text.
 
 Examples:

@@ -594,6 +594,7 @@ class ConfigReader {
   void read_security(Field& field, SecurityConfig& security);
   void read_session(Field& field, SessionConfig& session);
   void read_auth(Field& field, AuthConfig& auth);
+  void read_txn(Field& field, TxnConfig& txn);
   std::vector<UpstreamConfig> read_upstreams(Field& field);
   UpstreamConfig read_upstream(const std::string& name, Field& definition);
 
@@ -728,7 +729,7 @@ Config ConfigReader::read(const YAML::Node& root) {
 
   const auto entries =
       entries_of(root_field, {"listen", "workers", "log_level", "limits", "timeouts", "security",
-                              "session", "policy", "auth", "upstreams"});
+                              "session", "policy", "auth", "txn", "upstreams"});
   for (auto entry : entries) {
     Field& field = remember(entry.value);
     if (entry.key == "listen") {
@@ -780,6 +781,8 @@ Config ConfigReader::read(const YAML::Node& root) {
       }
     } else if (entry.key == "auth") {
       read_auth(field, config.auth);
+    } else if (entry.key == "txn") {
+      read_txn(field, config.txn);
     } else if (entry.key == "upstreams") {
       config.upstreams = read_upstreams(field);
     }
@@ -948,6 +951,43 @@ void ConfigReader::read_auth(Field& field, AuthConfig& auth) {
       fail(field, std::string("auth needs '") + required +
                       "' (issuer, audience and jwks together turn authorization on)");
     }
+  }
+}
+
+void ConfigReader::read_txn(Field& field, TxnConfig& txn) {
+  expect_map(field,
+             "a map with key_file, trust_domain, workload, lifetime, per, context and "
+             "trusted_jwks");
+  auto entries = entries_of(field, {"key_file", "trust_domain", "workload", "lifetime", "per",
+                                    "context", "trusted_jwks"});
+  for (auto& [key, value] : entries) {
+    remember(value);
+    if (key == "key_file") {
+      txn.key_file = read_nonempty_string(value);
+    } else if (key == "trust_domain") {
+      txn.trust_domain = read_nonempty_string(value);
+    } else if (key == "workload") {
+      txn.workload = read_nonempty_string(value);
+    } else if (key == "lifetime") {
+      txn.lifetime = parse_scalar(value, "a duration like 5m",
+                                  [](const std::string& text) { return parse_duration(text); });
+      // The draft: minutes or less. A long-lived transaction token is a bearer credential.
+      if (txn.lifetime > Milliseconds(15 * 60'000))
+        fail(value, "transaction tokens live minutes at most: use 15m or less");
+      if (txn.lifetime < Milliseconds(10'000)) fail(value, "use at least 10s");
+    } else if (key == "per") {
+      const std::string per = read_nonempty_string(value);
+      if (per != "call" && per != "session")
+        fail(value, "expected call or session, got " + single_quoted(per));
+      txn.per_session = per == "session";
+    } else if (key == "context") {
+      txn.context = read_string_list(value, "argument names");
+    } else if (key == "trusted_jwks") {
+      txn.trusted_jwks = read_nonempty_string(value);
+    }
+  }
+  if (!find(entries, "key_file")) {
+    fail(field, "txn needs 'key_file' (the signing key; it is created when missing)");
   }
 }
 

@@ -10,6 +10,7 @@
 #include "app/policy_reload.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/policy_stage.hpp"
+#include "gateway/transaction_stage.hpp"
 #include "http/tls.hpp"
 #include "membrane/core/log.hpp"
 #include "upstream/factory.hpp"
@@ -117,6 +118,31 @@ std::shared_ptr<const identity::Authenticator> make_authenticator(const AuthConf
   return std::make_shared<const identity::Authenticator>(std::move(options));
 }
 
+std::shared_ptr<const identity::TransactionTokenService> make_transaction_service(
+    const TxnConfig& txn) {
+  if (!txn.enabled()) return nullptr;
+  identity::TransactionTokenOptions options;
+  options.signing_keys = identity::TransactionTokenService::load_or_create_keys(txn.key_file);
+  options.trust_domain = txn.trust_domain;
+  options.workload = txn.workload;
+  options.lifetime = std::chrono::duration_cast<std::chrono::seconds>(txn.lifetime);
+  if (!txn.trusted_jwks.empty()) {
+    std::ifstream file(txn.trusted_jwks, std::ios::binary);
+    if (!file) throw std::runtime_error("cannot read the JWKS file '" + txn.trusted_jwks + "'");
+    const std::string text((std::istreambuf_iterator<char>(file)),
+                           std::istreambuf_iterator<char>());
+    try {
+      options.trusted = identity::KeySet::from_json(identity::Json::parse(text, nullptr, false));
+    } catch (const std::invalid_argument& problem) {
+      throw std::runtime_error("JWKS file '" + txn.trusted_jwks + "': " + problem.what());
+    }
+  }
+  log::info("txn: transaction tokens for trust domain '", txn.trust_domain, "', key '",
+            options.signing_keys.front().kid(), "' from ", txn.key_file, ", one per ",
+            txn.per_session ? "session" : "call");
+  return std::make_shared<const identity::TransactionTokenService>(std::move(options));
+}
+
 }  // namespace
 
 int serve(const Config& config) {
@@ -145,6 +171,14 @@ int serve(const Config& config) {
     if (!upstream.scopes.empty()) options.upstream_scopes[upstream.name] = upstream.scopes;
   }
   gateway::ExchangePipeline pipeline;
+  if (auto service = make_transaction_service(config.txn)) {
+    options.published_keys = service->public_jwks().dump();
+    gateway::TransactionStageOptions txn_options;
+    txn_options.service = std::move(service);
+    txn_options.per_session = config.txn.per_session;
+    txn_options.context_arguments = config.txn.context;
+    pipeline.add(std::make_unique<gateway::TransactionStage>(std::move(txn_options)));
+  }
   gateway::PolicyStage* policy_stage = nullptr;  // owned by the pipeline
   const PolicySource policy_source{config.policy.paths, config.policy.default_verdict == "deny"
                                                             ? policy::Verdict::deny

@@ -33,6 +33,11 @@ struct Exchange {
   std::string_view session_id;
   // {lower-case name: value}; filled only when a stage wants_request_headers().
   mcp::Json request_headers;
+  // The Txn-Token the client sent (empty when none), and the one that goes upstream with its
+  // claims (txn.* in policy).
+  std::string_view incoming_txn_token;
+  std::string txn_token;
+  mcp::Json txn_claims;
   Clock::time_point started = Clock::now();
 
   // Filled in as the exchange completes.

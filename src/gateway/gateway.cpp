@@ -116,6 +116,17 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
     co_return;
   }
 
+  if (path == "/.well-known/jwks.json") {
+    if (options_.published_keys.empty()) {
+      co_await out.send(jsonrpc_error(404, nullptr, mcp::error_code::invalid_request,
+                                      "Not found: transaction tokens are not enabled"));
+    } else {
+      auto keys = json_response(200, options_.published_keys);
+      keys.set(bhttp::field::cache_control, "max-age=300");
+      co_await out.send(std::move(keys));
+    }
+    co_return;
+  }
   constexpr std::string_view metadata_path = "/.well-known/oauth-protected-resource";
   if (path == metadata_path || path.starts_with(std::string(metadata_path) + "/")) {
     co_await out.send(
@@ -488,6 +499,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   exchange.client_address = client_address(origin);
   exchange.protocol_version = std::string(request[mcp::header::protocol_version]);
   exchange.session_id = request[mcp::header::session_id];
+  exchange.incoming_txn_token = request["Txn-Token"];
   if (pipeline_.wants_request_headers()) exchange.request_headers = request_headers_json(request);
 
   auto decision = pipeline_.on_request(exchange);
@@ -526,6 +538,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
 
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
+  context.txn_token = exchange.txn_token;
   auto reply =
       co_await upstream.send(message, std::move(request.body()), exchange.session, context);
 

@@ -36,6 +36,9 @@ struct GatewayOptions {
   // The gateway's public base URL (https://host[:port]) for protected-resource metadata; empty =
   // from the request's Host header.
   std::string public_url;
+  // The transaction-token service's public keys (a JWKS document) for /.well-known/jwks.json;
+  // empty when transaction tokens are off.
+  std::string published_keys;
 };
 
 using Caller = std::shared_ptr<const identity::Identity>;

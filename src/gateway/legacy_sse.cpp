@@ -125,6 +125,7 @@ awaitable<Confirmation> ask_client(LegacySession& session, const Gateway& gatewa
 struct PostFacts {
   std::shared_ptr<const identity::Identity> caller;
   std::string client_address;
+  std::string incoming_txn_token;
   std::string session_id;  // the sealed sessionId of the message URL
   mcp::Json headers;       // only when a stage wants them
 };
@@ -135,6 +136,7 @@ PostFacts post_facts(const http::Request& request, const http::RequestOrigin& or
   PostFacts facts;
   facts.caller = std::move(caller);
   facts.client_address = client_address(origin);
+  facts.incoming_txn_token = std::string(request["Txn-Token"]);
   facts.session_id = std::move(sealed_id);
   if (pipeline.wants_request_headers()) facts.headers = request_headers_json(request);
   return facts;
@@ -142,6 +144,7 @@ PostFacts post_facts(const http::Request& request, const http::RequestOrigin& or
 
 void describe_sender(Exchange& exchange, PostFacts& facts) {
   exchange.identity = facts.caller;
+  exchange.incoming_txn_token = facts.incoming_txn_token;
   exchange.client_address = std::move(facts.client_address);
   exchange.session_id = facts.session_id;
   exchange.request_headers = std::move(facts.headers);
@@ -189,6 +192,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
 
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
+  context.txn_token = exchange.txn_token;
   auto reply = co_await upstream.send(message, std::move(raw), exchange.session, context);
   using Kind = upstream::UpstreamReply::Kind;
   if (message.is_initialize() && (reply.kind == Kind::message || reply.kind == Kind::stream)) {

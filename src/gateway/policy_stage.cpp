@@ -19,6 +19,7 @@ void describe_caller(const Exchange& exchange, policy::CallContext& call) {
     call.identity_subject = exchange.identity->subject;
     call.identity_claims = &exchange.identity->claims;
   }
+  if (exchange.txn_claims.is_object()) call.txn = &exchange.txn_claims;
 }
 
 policy::CallContext call_context(const Exchange& exchange) {

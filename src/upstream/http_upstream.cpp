@@ -211,6 +211,7 @@ class HttpUpstream final : public Upstream {
     }
     if (!context.protocol_version.empty())
       request.set(mcp::header::protocol_version, context.protocol_version);
+    if (!context.txn_token.empty()) request.set("Txn-Token", context.txn_token);
     return request;
   }
 

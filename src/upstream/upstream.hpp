@@ -17,6 +17,7 @@ namespace membrane::upstream {
 struct ForwardContext {
   std::string protocol_version;  // downstream MCP-Protocol-Version (empty when absent)
   std::string last_event_id;     // downstream Last-Event-ID (listen only)
+  std::string txn_token;         // the transaction token to send in Txn-Token (empty: none)
 };
 
 enum class ReadStatus { message, end, failed };

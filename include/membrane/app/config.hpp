@@ -134,6 +134,18 @@ struct AuthConfig {
   std::string public_url;              // base URL in protected-resource metadata (else Host)
 };
 
+// Transaction tokens minted by the gateway for every call. Off unless `key_file` is set.
+struct TxnConfig {
+  bool enabled() const { return !key_file.empty(); }
+  std::string key_file;                   // private signing key(s); created when missing
+  std::string trust_domain = "membrane";  // `aud` of the tokens
+  std::string workload = "membrane";      // `req_wl`
+  Milliseconds lifetime{300'000};
+  bool per_session = false;          // per: session (default: per call)
+  std::vector<std::string> context;  // argument names recorded in tctx
+  std::string trusted_jwks;          // JWKS file of other services whose tokens are kept
+};
+
 struct Config {
   ListenerConfig listen;
   LimitsConfig limits;
@@ -142,6 +154,7 @@ struct Config {
   SessionConfig session;
   PolicyConfig policy;
   AuthConfig auth;
+  TxnConfig txn;
   std::vector<UpstreamConfig> upstreams;
   unsigned worker_threads = 0;     // 0 = one per hardware thread
   std::string log_level = "info";  // error | warn | info | debug

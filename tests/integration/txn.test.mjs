@@ -1,0 +1,211 @@
+// Transaction tokens end to end: the upstream (a real SDK server that reports what it received)
+// gets a Txn-Token that verifies with `jose` against the gateway's /.well-known/jwks.json, has
+// `typ: txntoken+jwt` and the draft's claims, and differs per call; an incoming token from a
+// trusted service is kept (its transaction continues) and a policy on txn.tctx holds the call to
+// it; untrusted tokens are refused; the signing key is created once and persisted.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import * as jose from 'jose';
+
+import {
+  NODE, SOURCE_DIR, cleanup, connectClient, initializeRequest, mcpHeaders, rawFetch, spawnManaged, startGateway,
+  tmpDir,
+} from './harness.mjs';
+
+const ISSUER = 'https://issuer.membrane.test';
+const AUDIENCE = 'https://mcp.membrane.test';
+const TRUST_DOMAIN = 'bank.membrane.test';
+const RECORDING_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'recording-server.mjs');
+
+let dir;
+let upstreamUrl;
+let idp;
+let bankApp;
+let gateway;
+let txnKeyFile;
+
+async function makeKey(kid) {
+  const { publicKey, privateKey } = await jose.generateKeyPair('ES256', { extractable: true });
+  return { kid, privateKey, jwk: { ...(await jose.exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
+}
+
+async function accessToken(sub = 'alice') {
+  return new jose.SignJWT({ scope: 'mcp' }).setProtectedHeader({ alg: 'ES256', kid: idp.kid })
+    .setSubject(sub).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime('5m').sign(idp.privateKey);
+}
+
+// A transaction token as another service of the trust domain (the bank's app) would mint it.
+async function bankTxnToken({ customer = 'c-1', aud = TRUST_DOMAIN, key = bankApp, exp = '2m', typ = 'txntoken+jwt' } = {}) {
+  return new jose.SignJWT({ txn: 'bank-txn-42', scope: 'customer:read', req_wl: 'bank-app', tctx: { customer_id: customer } })
+    .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ })
+    .setSubject('alice').setAudience(aud).setIssuedAt().setExpirationTime(exp).sign(key.privateKey);
+}
+
+function writeConfig(name, extra = []) {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, [
+    'listen: "127.0.0.1:0"',
+    'auth:',
+    `  issuer: ${JSON.stringify(ISSUER)}`,
+    `  audience: ${JSON.stringify(AUDIENCE)}`,
+    `  jwks: ${JSON.stringify(path.join(dir, 'idp.json'))}`,
+    'txn:',
+    `  key_file: ${JSON.stringify(txnKeyFile)}`,
+    `  trust_domain: ${JSON.stringify(TRUST_DOMAIN)}`,
+    '  workload: membrane-test',
+    '  context: [customer_id]',
+    `  trusted_jwks: ${JSON.stringify(path.join(dir, 'bank.json'))}`,
+    ...extra,
+    'policy:',
+    `  paths: ${JSON.stringify(path.join(dir, 'policy.yaml'))}`,
+    'upstreams:',
+    '  rec:',
+    `    url: ${JSON.stringify(upstreamUrl)}`,
+    '',
+  ].join('\n'));
+  return file;
+}
+
+async function headersSeenUpstream(client) {
+  const result = await client.callTool({ name: 'request_headers', arguments: {} });
+  return JSON.parse(result.content[0].text);
+}
+
+async function gatewayKeys(gw) {
+  const response = await rawFetch(`${gw.base}/.well-known/jwks.json`, { method: 'GET' });
+  assert.equal(response.status, 200);
+  return jose.createLocalJWKSet(response.json);
+}
+
+before(async () => {
+  dir = tmpDir('membrane-txn-');
+  txnKeyFile = path.join(dir, 'txn-key.json');
+  idp = await makeKey('idp-1');
+  bankApp = await makeKey('bank-1');
+  fs.writeFileSync(path.join(dir, 'idp.json'), JSON.stringify({ keys: [idp.jwk] }));
+  fs.writeFileSync(path.join(dir, 'bank.json'), JSON.stringify({ keys: [bankApp.jwk] }));
+  fs.writeFileSync(path.join(dir, 'policy.yaml'), [
+    '- rule: stay-in-the-transaction',
+    '  description: A call may only touch the customer its transaction is about.',
+    '  condition: tool.name == "lookup_customer" and args.customer_id != txn.tctx.customer_id',
+    '  verdict: deny',
+    '  message: This transaction is about another customer.',
+    '',
+  ].join('\n'));
+  const recording = spawnManaged('recording upstream', NODE, [RECORDING_JS, '0']);
+  upstreamUrl = (await recording.waitForLine(/listening on (\S+)/, 15_000))[1];
+  gateway = await startGateway(['-c', writeConfig('membrane.yaml')], { name: 'membrane (txn)' });
+});
+after(cleanup);
+
+describe('minted tokens', () => {
+  test('the upstream gets a Txn-Token that verifies against the published JWKS with the draft\'s claims', async () => {
+    const { client } = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    const seen = await headersSeenUpstream(client);
+    assert.ok(seen['txn-token'], 'Txn-Token header reached the upstream');
+    const { payload, protectedHeader } = await jose.jwtVerify(seen['txn-token'], await gatewayKeys(gateway), {
+      audience: TRUST_DOMAIN,
+      typ: 'txntoken+jwt',
+    });
+    assert.equal(protectedHeader.alg, 'ES256');
+    assert.ok(protectedHeader.kid);
+    assert.equal(payload.sub, 'alice');
+    assert.equal(payload.req_wl, 'membrane-test');
+    assert.equal(payload.scope, 'mcp');
+    assert.match(payload.txn, /^[A-Za-z0-9_-]{16,}$/);
+    assert.ok(payload.exp - payload.iat <= 300 && payload.exp > payload.iat);
+    assert.deepEqual(payload.tctx, { method: 'tools/call', server: 'rec', tool: 'request_headers' });
+    assert.equal(payload.rctx.client_ip, '127.0.0.1');
+    assert.equal(payload.rctx.authn, 'bearer-jwt');
+    assert.equal(seen.authorization, undefined, 'the agent\'s bearer token never reaches the upstream');
+  });
+
+  test('every call is its own transaction', async () => {
+    const { client } = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    const first = jose.decodeJwt((await headersSeenUpstream(client))['txn-token']);
+    const second = jose.decodeJwt((await headersSeenUpstream(client))['txn-token']);
+    assert.notEqual(first.txn, second.txn);
+  });
+
+  test('argument values named in txn.context are recorded in tctx', async () => {
+    const { client } = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    const result = await client.callTool({ name: 'lookup_customer', arguments: { customer_id: 'c-7' } });
+    assert.equal(result.content[0].text, 'customer c-7');
+  });
+
+  test('tokens are never logged verbatim', async () => {
+    const { client } = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    const token = (await headersSeenUpstream(client))['txn-token'];
+    assert.ok(!gateway.lines.some((line) => line.includes(token.split('.')[2])));
+  });
+});
+
+describe('incoming transaction tokens', () => {
+  test('a token from a trusted service is kept as it came: its transaction continues', async () => {
+    const incoming = await bankTxnToken();
+    const { client } = await connectClient(gateway.mcp('rec'), {
+      headers: { Authorization: `Bearer ${await accessToken()}`, 'Txn-Token': incoming },
+    });
+    assert.equal((await headersSeenUpstream(client))['txn-token'], incoming);
+  });
+
+  test('a policy on txn.tctx denies a call outside the transaction and allows the one inside', async () => {
+    const { client } = await connectClient(gateway.mcp('rec'), {
+      headers: { Authorization: `Bearer ${await accessToken()}`, 'Txn-Token': await bankTxnToken({ customer: 'c-1' }) },
+    });
+    const inside = await client.callTool({ name: 'lookup_customer', arguments: { customer_id: 'c-1' } });
+    assert.equal(inside.content[0].text, 'customer c-1');
+    const outside = await client.callTool({ name: 'lookup_customer', arguments: { customer_id: 'c-2' } });
+    assert.equal(outside.isError, true);
+    assert.equal(outside._meta['io.membrane/policy'].rule, 'stay-in-the-transaction');
+  });
+
+  const refused = [
+    ['signed by an untrusted key', async () => bankTxnToken({ key: await makeKey('bank-1') }), /invalid signature/],
+    ['for another trust domain', async () => bankTxnToken({ aud: 'other.test' }), /wrong audience/],
+    ['expired', async () => bankTxnToken({ exp: Math.floor(Date.now() / 1000) - 120 }), /expired/],
+    ['without typ txntoken+jwt', async () => bankTxnToken({ typ: 'JWT' }), /txntoken\+jwt/],
+    ['from the agent\'s identity provider instead', async () => accessToken(), /unknown key id 'idp-1'/],
+  ];
+  for (const [name, token, why] of refused) {
+    test(`an incoming token ${name} is refused with 401`, async () => {
+      const opened = await rawFetch(gateway.mcp('rec'), {
+        headers: { ...mcpHeaders({}), Authorization: `Bearer ${await accessToken()}` },
+        body: initializeRequest(),
+      });
+      const sessionId = opened.headers.get('mcp-session-id');
+      const response = await rawFetch(gateway.mcp('rec'), {
+        headers: { ...mcpHeaders({ sessionId }), Authorization: `Bearer ${await accessToken()}`, 'Txn-Token': await token() },
+        body: { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } },
+      });
+      assert.equal(response.status, 401);
+      assert.match(response.json.error.message, /invalid Txn-Token/);
+      assert.match(response.json.error.message, why);
+    });
+  }
+});
+
+describe('keys', () => {
+  test('the signing key is created once (mode 0600) and kept across restarts', async () => {
+    const mode = fs.statSync(txnKeyFile).mode & 0o777;
+    assert.equal(mode, 0o600);
+    const before = JSON.parse(fs.readFileSync(txnKeyFile, 'utf8')).keys[0].kid;
+    const again = await startGateway(['-c', writeConfig('again.yaml')], { name: 'membrane (txn, restarted)' });
+    const response = await rawFetch(`${again.base}/.well-known/jwks.json`, { method: 'GET' });
+    assert.deepEqual(response.json.keys.map((key) => key.kid), [before]);
+    assert.equal(response.json.keys[0].d, undefined, 'no private part is published');
+  });
+
+  test('one transaction per session when configured', async () => {
+    const perSession = await startGateway(['-c', writeConfig('per-session.yaml', ['  per: session'])], { name: 'membrane (txn per session)' });
+    const { client } = await connectClient(perSession.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    const first = jose.decodeJwt((await headersSeenUpstream(client))['txn-token']);
+    const second = jose.decodeJwt((await headersSeenUpstream(client))['txn-token']);
+    assert.equal(first.txn, second.txn);
+    const other = await connectClient(perSession.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    assert.notEqual(jose.decodeJwt((await headersSeenUpstream(other.client))['txn-token']).txn, first.txn);
+  });
+});
