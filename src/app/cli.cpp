@@ -237,6 +237,64 @@ CommandLine parse_config_command(const std::vector<std::string>& args) {
   return CommandLine{Verb::check_config, load_config_file(*config_file), {}};  // also validates
 }
 
+CommandLine parse_token_command(const std::vector<std::string>& args) {
+  const std::string subcommand = args.size() > 1 ? args[1] : "";
+  CommandLine command_line;
+  if (subcommand == "mint") {
+    command_line.verb = Verb::token_mint;
+  } else if (subcommand == "verify") {
+    command_line.verb = Verb::token_verify;
+  } else {
+    throw UsageError(
+        "'membrane token' needs a subcommand: membrane token mint --key FILE ..., "
+        "membrane token verify TOKEN|- --jwks FILE ...");
+  }
+  auto& token = command_line.token;
+  for (std::size_t i = 2; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    const auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
+      return args[++i];
+    };
+    if (flag == "--key" && subcommand == "mint") {
+      token.key_file = value();
+    } else if (flag == "--jwks" && subcommand == "verify") {
+      token.jwks_file = value();
+    } else if (flag == "--sub" && subcommand == "mint") {
+      token.subject = value();
+    } else if (flag == "--issuer" || flag == "--iss") {
+      token.issuer = value();
+    } else if (flag == "--audience" || flag == "--aud") {
+      token.audiences.push_back(value());
+    } else if (flag == "--typ") {
+      token.type = value();
+    } else if (flag == "--claims" && subcommand == "mint") {
+      token.claims_json = value();
+    } else if (flag == "--lifetime" && subcommand == "mint") {
+      const std::string& text = value();
+      std::size_t digits = 0;
+      while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
+        ++digits;
+      const std::string unit = text.substr(digits);
+      const long scale = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
+      if (digits == 0 || digits > 6 || scale == 0)
+        throw UsageError("--lifetime needs a duration like 90s, 5m or 1h, got '" + text + "'");
+      token.lifetime_seconds = std::stol(text.substr(0, digits)) * scale;
+    } else if (subcommand == "verify" && token.token.empty() && (flag == "-" || flag[0] != '-')) {
+      token.token = flag;
+    } else {
+      throw UsageError("unknown flag '" + flag + "' for membrane token " + subcommand);
+    }
+  }
+  if (subcommand == "mint" && token.key_file.empty())
+    throw UsageError("membrane token mint needs --key FILE");
+  if (subcommand == "verify" && token.jwks_file.empty())
+    throw UsageError("membrane token verify needs --jwks FILE");
+  if (subcommand == "verify" && token.token.empty())
+    throw UsageError("membrane token verify needs the token (or - to read it from stdin)");
+  return command_line;
+}
+
 CommandLine parse_policy_command(const std::vector<std::string>& args) {
   constexpr std::string_view subcommands =
       "membrane policy check FILE|DIR..., membrane policy test PATH, "
@@ -298,6 +356,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   if (verb == "serve") return parse_serve(args);
   if (verb == "config") return parse_config_command(args);
   if (verb == "policy") return parse_policy_command(args);
+  if (verb == "token") return parse_token_command(args);
   if (verb.starts_with("-")) {
     throw UsageError("flags go after the command, e.g. 'membrane serve " + verb +
                      " ...' (unknown flag '" + verb + "' here)");
@@ -317,6 +376,11 @@ Usage:
   membrane policy test PATH...        run the *.test.yaml cases under PATH against its policy
   membrane policy explain -p FILE --call JSON [--format json]
                                       the verdict for one call and every rule that held
+  membrane token mint --key FILE [--sub S] [--iss I] [--aud A]... [--typ T]
+                      [--lifetime 5m] [--claims JSON]
+                                      sign a JWT with a private JWK (tests and demos)
+  membrane token verify TOKEN|- --jwks FILE [--issuer I] [--audience A] [--typ T]
+                                      check a token; print its claims or why it is invalid
   membrane version | --version
   membrane help | --help | serve --help
 

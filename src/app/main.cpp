@@ -7,6 +7,7 @@
 #include "membrane/app/config.hpp"
 #include "membrane/app/policy_commands.hpp"
 #include "membrane/app/serve.hpp"
+#include "membrane/app/token_commands.hpp"
 
 int main(int argc, char** argv) {
   using namespace membrane::app;
@@ -38,6 +39,10 @@ int main(int argc, char** argv) {
       return policy_test(command.policy_paths);
     case Verb::policy_explain:
       return policy_explain(command.policy_paths, command.policy_call, command.json_output);
+    case Verb::token_mint:
+      return token_mint(command.token);
+    case Verb::token_verify:
+      return token_verify(command.token);
     case Verb::serve:
       break;
   }

@@ -284,3 +284,49 @@ TEST_CASE("The usage text documents every flag") {
     CHECK_THAT(usage, Contains(flag));
   }
 }
+
+// ---- Identity flags and token commands --------------------------------------------------------
+
+TEST_CASE("--jwks, --issuer and --audience turn authorization on together") {
+  const auto command =
+      parse_command_line({"serve", "--upstream", "ev=http://127.0.0.1:3001/mcp", "--jwks",
+                          "keys.json", "--issuer", "https://idp", "--audience", "https://gw",
+                          "--audience", "https://gw2", "--txn-key", "txn.json"});
+  CHECK(command.config.auth.enabled());
+  CHECK(command.config.auth.jwks == "keys.json");
+  CHECK(command.config.auth.issuer == "https://idp");
+  CHECK(command.config.auth.audiences == std::vector<std::string>{"https://gw", "https://gw2"});
+  CHECK(command.config.txn.enabled());
+  CHECK(command.config.txn.key_file == "txn.json");
+  CHECK_THAT(usage_error_for({"serve", "--upstream", "ev=http://127.0.0.1:3001/mcp", "--issuer",
+                              "https://idp"}),
+             Contains("together"));
+}
+
+TEST_CASE("identity flags cannot be combined with a config file") {
+  TemporaryConfigFile file(kValidConfig);
+  CHECK_THAT(usage_error_for({"serve", "-c", file.path(), "--txn-key", "txn.json"}),
+             Contains("txn.key_file"));
+  CHECK_THAT(usage_error_for({"serve", "-c", file.path(), "--jwks", "k.json"}),
+             Contains("auth.jwks"));
+}
+
+TEST_CASE("token mint and verify parse their flags") {
+  const auto mint =
+      parse_command_line({"token", "mint", "--key", "k.json", "--sub", "alice", "--aud", "a",
+                          "--aud", "b", "--lifetime", "2m", "--claims", "{}"});
+  CHECK(mint.verb == Verb::token_mint);
+  CHECK(mint.token.key_file == "k.json");
+  CHECK(mint.token.audiences == std::vector<std::string>{"a", "b"});
+  CHECK(mint.token.lifetime_seconds == 120);
+  const auto verify = parse_command_line({"token", "verify", "-", "--jwks", "j.json"});
+  CHECK(verify.verb == Verb::token_verify);
+  CHECK(verify.token.token == "-");
+  CHECK_THAT(usage_error_for({"token"}), Contains("needs a subcommand"));
+  CHECK_THAT(usage_error_for({"token", "mint"}), Contains("--key FILE"));
+  CHECK_THAT(usage_error_for({"token", "mint", "--key", "k", "--lifetime", "5"}),
+             Contains("duration"));
+  CHECK_THAT(usage_error_for({"token", "verify", "--jwks", "j"}), Contains("needs the token"));
+  CHECK_THAT(usage_error_for({"token", "mint", "--key", "k", "--jwks", "j"}),
+             Contains("unknown flag '--jwks'"));
+}

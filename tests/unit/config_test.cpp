@@ -632,3 +632,40 @@ TEST_CASE("flag --listen rejects a value without a port") {
 TEST_CASE("flag --listen rejects a port above 65535") {
   CHECK_THAT(error_from_listen_flag("127.0.0.1:65536"), Contains("out of range"));
 }
+
+TEST_CASE("auth and txn sections, and upstream scopes") {
+  const Config config =
+      load(std::string("auth:\n"
+                       "  issuer: https://idp.example\n"
+                       "  audience: [https://gw.example/mcp]\n"
+                       "  jwks: idp.json\n"
+                       "  leeway: 30s\n"
+                       "  scopes: [mcp]\n"
+                       "  public_url: https://gw.example/\n"
+                       "txn:\n"
+                       "  key_file: txn.json\n"
+                       "  trust_domain: bank.example\n"
+                       "  per: session\n"
+                       "  context: [customer_id]\n"
+                       "  lifetime: 2m\n"
+                       "upstreams:\n"
+                       "  ev:\n"
+                       "    url: http://127.0.0.1:3001/mcp\n"
+                       "    scopes: [mcp:admin]\n"));
+  CHECK(config.auth.enabled());
+  CHECK(config.auth.audiences == std::vector<std::string>{"https://gw.example/mcp"});
+  CHECK(config.auth.leeway == Milliseconds(30'000));
+  CHECK(config.auth.public_url == "https://gw.example");
+  CHECK(config.txn.per_session);
+  CHECK(config.txn.trust_domain == "bank.example");
+  CHECK(config.txn.context == std::vector<std::string>{"customer_id"});
+  CHECK(config.upstreams.front().scopes == std::vector<std::string>{"mcp:admin"});
+  CHECK_THAT(error_loading(std::string("auth:\n  issuer: https://idp\n") + kMinimalUpstreams),
+             Contains("auth needs 'audience'"));
+  CHECK_THAT(
+      error_loading(std::string("txn:\n  key_file: k\n  lifetime: 1h\n") + kMinimalUpstreams),
+      StartsWith("test.yaml:3:13: ") && Contains("minutes at most"));
+  CHECK_THAT(
+      error_loading(std::string("txn:\n  key_file: k\n  per: request\n") + kMinimalUpstreams),
+      Contains("expected call or session"));
+}

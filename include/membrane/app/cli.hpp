@@ -15,6 +15,8 @@ enum class Verb {
   policy_check,    // membrane policy check FILE|DIR... : load + type-check policy files
   policy_test,     // membrane policy test PATH : run the *.test.yaml cases against the policy
   policy_explain,  // membrane policy explain -p FILE --call JSON [--format json]
+  token_mint,      // membrane token mint --key FILE [claims flags]
+  token_verify,    // membrane token verify TOKEN|- --jwks FILE [--issuer ISS] [--audience AUD]
   version,         // membrane --version | membrane version
   help,            // membrane --help | membrane help | membrane serve --help
 };
@@ -29,6 +31,16 @@ struct CommandLine {
   std::vector<std::string> policy_paths;  // policy_check, policy_test, policy_explain
   std::string policy_call;                // policy_explain: the call as JSON
   bool json_output = false;               // policy_explain --format json
+
+  struct Token {
+    std::string key_file;   // mint: private JWK or JWKS (first key signs)
+    std::string jwks_file;  // verify: the keys
+    std::string token;      // verify: the token ("-" = standard input)
+    std::string subject, issuer, type;
+    std::vector<std::string> audiences;
+    std::string claims_json;  // mint: extra claims, a JSON object
+    long lifetime_seconds = 300;
+  } token;  // token_mint, token_verify
 };
 
 // Thrown for command-line mistakes (unknown flag, missing value, -c combined with

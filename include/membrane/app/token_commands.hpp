@@ -1,0 +1,12 @@
+// `membrane token mint|verify`: make a signed JWT for tests and demos, and check one the way the
+// gateway would (printing its claims, or why it is refused).
+#pragma once
+
+#include "membrane/app/cli.hpp"
+
+namespace membrane::app {
+
+int token_mint(const CommandLine::Token& options);
+int token_verify(const CommandLine::Token& options);
+
+}  // namespace membrane::app

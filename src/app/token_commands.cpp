@@ -1,0 +1,100 @@
+#include "membrane/app/token_commands.hpp"
+
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+
+#include "membrane/identity/jwt.hpp"
+#include "membrane/identity/transaction_tokens.hpp"
+
+namespace membrane::app {
+namespace {
+
+using identity::Json;
+
+std::optional<std::string> read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::int64_t now() {
+  return static_cast<std::int64_t>(std::time(nullptr));
+}
+
+}  // namespace
+
+int token_mint(const CommandLine::Token& options) {
+  std::vector<identity::Jwk> keys;
+  try {
+    keys = identity::TransactionTokenService::load_or_create_keys(options.key_file);
+  } catch (const std::exception& error) {
+    std::cerr << "membrane token mint: " << error.what() << "\n";
+    return 1;
+  }
+  Json claims = Json::object();
+  if (!options.claims_json.empty()) {
+    claims = Json::parse(options.claims_json, nullptr, false);
+    if (!claims.is_object()) {
+      std::cerr << "membrane token mint: --claims must be a JSON object\n";
+      return 1;
+    }
+  }
+  const auto issued_at = now();
+  claims["iat"] = issued_at;
+  claims["exp"] = issued_at + options.lifetime_seconds;
+  if (!options.subject.empty()) claims["sub"] = options.subject;
+  if (!options.issuer.empty()) claims["iss"] = options.issuer;
+  if (options.audiences.size() == 1) claims["aud"] = options.audiences.front();
+  if (options.audiences.size() > 1) claims["aud"] = options.audiences;
+  Json header = Json::object();
+  if (!options.type.empty()) header["typ"] = options.type;
+  std::cout << identity::sign_token(std::move(header), claims, keys.front()) << "\n";
+  return 0;
+}
+
+int token_verify(const CommandLine::Token& options) {
+  std::string token = options.token;
+  if (token == "-") std::getline(std::cin, token);
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
+    token.pop_back();
+  const auto text = read_text(options.jwks_file);
+  if (!text) {
+    std::cerr << "membrane token verify: cannot read '" << options.jwks_file << "'\n";
+    return 1;
+  }
+  identity::KeySet keys;
+  try {
+    const Json document = Json::parse(*text, nullptr, false);
+    // A single JWK (such as a key file) works as well as a JWKS.
+    keys = document.is_object() && !document.contains("keys")
+               ? identity::KeySet::from_json({{"keys", {document}}})
+               : identity::KeySet::from_json(document);
+  } catch (const std::invalid_argument& error) {
+    std::cerr << "membrane token verify: " << options.jwks_file << ": " << error.what() << "\n";
+    return 1;
+  }
+  identity::ClaimRequirements requirements;
+  requirements.issuer = options.issuer;
+  requirements.audiences = options.audiences;
+  requirements.type = options.type;
+  const auto check = identity::verify_token(token, keys, requirements, now());
+  if (!check) {
+    std::cerr << "invalid: " << check.error << "\n";
+    // What the token claims, to help find out why it was refused; never trusted for anything.
+    if (const auto decoded = identity::decode_unverified(token)) {
+      std::cerr << "unverified contents: "
+                << Json{{"header", decoded->header}, {"claims", decoded->claims}}.dump(2) << "\n";
+    }
+    return 1;
+  }
+  std::cout << Json{{"valid", true},
+                    {"header", check.token->header},
+                    {"claims", check.token->claims}}
+                   .dump(2)
+            << "\n";
+  return 0;
+}
+
+}  // namespace membrane::app
