@@ -595,6 +595,7 @@ class ConfigReader {
   void read_session(Field& field, SessionConfig& session);
   void read_auth(Field& field, AuthConfig& auth);
   void read_txn(Field& field, TxnConfig& txn);
+  UpstreamCredentialsConfig read_credentials(Field& field);
   std::vector<UpstreamConfig> read_upstreams(Field& field);
   UpstreamConfig read_upstream(const std::string& name, Field& definition);
 
@@ -991,6 +992,70 @@ void ConfigReader::read_txn(Field& field, TxnConfig& txn) {
   }
 }
 
+UpstreamCredentialsConfig ConfigReader::read_credentials(Field& field) {
+  expect_map(field,
+             "a map with env or file (a static value), or token_url, client_id and "
+             "client_secret_env / client_secret_file (OAuth client credentials)");
+  UpstreamCredentialsConfig credentials;
+  auto entries =
+      entries_of(field, {"header", "scheme", "env", "file", "token_url", "client_id",
+                         "client_secret_env", "client_secret_file", "scope", "audience"});
+  for (auto& [key, value] : entries) {
+    remember(value);
+    std::string text = read_nonempty_string(value);
+    if (key == "env" || key == "client_secret_env") {
+      try {
+        check_environment_name(text);
+      } catch (const InvalidValue& problem) {
+        fail(value, problem.what());
+      }
+    }
+    if (key == "header") {
+      try {
+        check_header_name(text);
+      } catch (const InvalidValue& problem) {
+        fail(value, problem.what());
+      }
+      credentials.header = std::move(text);
+    } else if (key == "scheme") {
+      credentials.scheme = std::move(text);
+    } else if (key == "env") {
+      credentials.env = std::move(text);
+    } else if (key == "file") {
+      credentials.file = std::move(text);
+    } else if (key == "token_url") {
+      credentials.token_url = parse_scalar(value, "a URL", [](const std::string& url) {
+        return normalized_http_url(url, "http or https");
+      });
+    } else if (key == "client_id") {
+      credentials.client_id = std::move(text);
+    } else if (key == "client_secret_env") {
+      credentials.client_secret_env = std::move(text);
+    } else if (key == "client_secret_file") {
+      credentials.client_secret_file = std::move(text);
+    } else if (key == "scope") {
+      credentials.scope = std::move(text);
+    } else if (key == "audience") {
+      credentials.audience = std::move(text);
+    }
+  }
+  const bool is_static = !credentials.env.empty() || !credentials.file.empty();
+  const bool is_oauth = !credentials.token_url.empty();
+  if (is_static == is_oauth) {
+    fail(field,
+         "give either env or file (a static value), or token_url (OAuth client "
+         "credentials)");
+  }
+  if (is_static && !credentials.env.empty() && !credentials.file.empty())
+    fail(field, "give env or file, not both");
+  if (is_oauth) {
+    if (credentials.client_id.empty()) fail(field, "token_url needs client_id");
+    if (credentials.client_secret_env.empty() == credentials.client_secret_file.empty())
+      fail(field, "token_url needs one of client_secret_env or client_secret_file");
+  }
+  return credentials;
+}
+
 std::vector<UpstreamConfig> ConfigReader::read_upstreams(Field& field) {
   expect_map(field, "a map of upstream name to its definition");
   std::vector<UpstreamConfig> upstreams;
@@ -1012,7 +1077,8 @@ UpstreamConfig ConfigReader::read_upstream(const std::string& name, Field& defin
   }
   expect_map(definition, "a map with 'url' (HTTP upstream) or 'command' (stdio upstream)");
 
-  static const std::vector<std::string> kHttpKeys{"url", "ca_file", "verify_tls", "headers"};
+  static const std::vector<std::string> kHttpKeys{"url", "ca_file", "verify_tls", "headers",
+                                                  "credentials"};
   static const std::vector<std::string> kStdioKeys{"command", "args", "env", "working_directory"};
   static const std::vector<std::string> kCommonKeys{"scopes"};
   std::vector<std::string> allowed = kHttpKeys;
@@ -1056,6 +1122,8 @@ UpstreamConfig ConfigReader::read_upstream(const std::string& name, Field& defin
       http.verify_tls = read_bool(value);
     } else if (key == "headers") {
       http.headers = read_string_map(value, "header name", check_header_name, check_header_value);
+    } else if (key == "credentials") {
+      http.credentials = read_credentials(value);
     } else if (key == "command") {
       stdio.command = read_nonempty_string(value);
     } else if (key == "args") {

@@ -13,6 +13,7 @@
 #include "gateway/transaction_stage.hpp"
 #include "http/tls.hpp"
 #include "membrane/core/log.hpp"
+#include "upstream/credentials.hpp"
 #include "upstream/factory.hpp"
 
 namespace membrane::app {
@@ -56,6 +57,60 @@ std::shared_ptr<const mcp::SessionSealer> make_sealer(const SessionConfig& sessi
   }
 }
 
+// A secret named in the config: the value of an environment variable or the content of a file,
+// trailing newline removed. Never logged.
+std::string read_secret(const std::string& upstream, const std::string& env,
+                        const std::string& file) {
+  std::string value;
+  if (!env.empty()) {
+    const char* text = std::getenv(env.c_str());
+    if (!text || !*text) {
+      throw std::runtime_error("upstream '" + upstream + "': credentials: environment variable " +
+                               env + " is not set");
+    }
+    value = text;
+  } else {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      throw std::runtime_error("upstream '" + upstream + "': credentials: cannot read '" + file +
+                               "'");
+    }
+    value.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  while (!value.empty() && (value.back() == '\n' || value.back() == '\r'))
+    value.pop_back();
+  if (value.empty() || value.find_first_of("\r\n") != std::string::npos) {
+    throw std::runtime_error("upstream '" + upstream +
+                             "': credentials: the secret is empty or spans several lines");
+  }
+  return value;
+}
+
+void add_credentials(const std::string& upstream, const UpstreamCredentialsConfig& credentials,
+                     upstream::HttpUpstreamOptions& options, std::size_t workers) {
+  if (credentials.token_url.empty()) {
+    const std::string value = read_secret(upstream, credentials.env, credentials.file);
+    options.headers[credentials.header] =
+        credentials.scheme.empty() ? value : credentials.scheme + " " + value;
+    log::info("upstream '", upstream, "': sends its own ", credentials.header, " (from ",
+              credentials.env.empty() ? "file " + credentials.file : "$" + credentials.env, ")");
+    return;
+  }
+  upstream::ClientCredentialsOptions oauth;
+  oauth.token_url = credentials.token_url;
+  oauth.client_id = credentials.client_id;
+  oauth.client_secret =
+      read_secret(upstream, credentials.client_secret_env, credentials.client_secret_file);
+  oauth.scope = credentials.scope;
+  oauth.audience = credentials.audience;
+  oauth.ca_file = options.ca_file;
+  oauth.verify_tls = options.verify_tls;
+  options.credentials =
+      std::make_shared<upstream::ClientCredentialsSource>(upstream, std::move(oauth), workers);
+  log::info("upstream '", upstream, "': sends access tokens from ", credentials.token_url,
+            " (client credentials, client '", credentials.client_id, "')");
+}
+
 std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& config,
                                                                 std::size_t workers) {
   std::vector<std::unique_ptr<upstream::Upstream>> upstreams;
@@ -68,6 +123,8 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& co
       options.ca_file = http_config->ca_file;
       options.verify_tls = http_config->verify_tls;
       options.headers = http_config->headers;
+      if (http_config->credentials)
+        add_credentials(definition.name, *http_config->credentials, options, workers);
       options.connect_timeout = timeouts.upstream_connect;
       options.response_timeout = timeouts.upstream_response;
       options.max_message_bytes = config.limits.max_upstream_message_bytes;

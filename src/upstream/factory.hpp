@@ -12,12 +12,16 @@
 
 namespace membrane::upstream {
 
+class ClientCredentialsSource;
+
 struct HttpUpstreamOptions {
   std::string name;
   std::string url;
   std::string ca_file;
   bool verify_tls = true;
   std::map<std::string, std::string> headers;
+  // Access tokens fetched by the gateway for this upstream, sent as Authorization (optional).
+  std::shared_ptr<ClientCredentialsSource> credentials;
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds response_timeout{300'000};
   std::size_t max_message_bytes = 16 * 1024 * 1024;

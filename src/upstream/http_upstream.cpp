@@ -9,6 +9,7 @@
 #include "http/tls.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/mcp/protocol.hpp"
+#include "upstream/credentials.hpp"
 #include "upstream/factory.hpp"
 
 namespace membrane::upstream {
@@ -100,6 +101,8 @@ class HttpUpstream final : public Upstream {
     request.set(bhttp::field::content_type, "application/json");
     request.set(bhttp::field::accept, "application/json, text/event-stream");
     request.body() = std::move(raw);
+    if (auto problem = co_await add_credentials(request); !problem.empty())
+      co_return UpstreamReply::failure(std::move(problem));
     auto result = co_await client_.send(std::move(request));
     if (!result.response) co_return UpstreamReply::failure(describe_unavailable(result.error));
     auto& response = *result.response;
@@ -151,6 +154,8 @@ class HttpUpstream final : public Upstream {
     request.set(bhttp::field::accept, "text/event-stream");
     if (!context.last_event_id.empty())
       request.set(mcp::header::last_event_id, context.last_event_id);
+    if (auto problem = co_await add_credentials(request); !problem.empty())
+      co_return UpstreamReply::failure(std::move(problem));
     auto result = co_await client_.send(std::move(request));
     if (!result.response) co_return UpstreamReply::failure(describe_unavailable(result.error));
     auto& response = *result.response;
@@ -181,6 +186,8 @@ class HttpUpstream final : public Upstream {
       co_return reply;
     }
     auto request = make_request(bhttp::verb::delete_, &session, context);
+    if (auto problem = co_await add_credentials(request); !problem.empty())
+      co_return UpstreamReply::failure(std::move(problem));
     auto result = co_await client_.send(std::move(request));
     if (!result.response) co_return UpstreamReply::failure(describe_unavailable(result.error));
     auto& response = *result.response;
@@ -200,6 +207,16 @@ class HttpUpstream final : public Upstream {
   }
 
  private:
+  // The gateway's own access token for this upstream, when it has one configured; an error
+  // text when none could be had.
+  awaitable<std::string> add_credentials(bhttp::request<bhttp::string_body>& request) {
+    if (!options_.credentials) co_return std::string();
+    auto credentials = co_await options_.credentials->authorization();
+    if (!credentials.error.empty()) co_return std::move(credentials.error);
+    request.set(bhttp::field::authorization, credentials.authorization);
+    co_return std::string();
+  }
+
   bhttp::request<bhttp::string_body> make_request(bhttp::verb verb,
                                                   const mcp::SessionClaims* session,
                                                   const ForwardContext& context) const {

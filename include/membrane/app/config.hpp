@@ -48,11 +48,28 @@ struct ListenerConfig {
   std::optional<TlsListenerConfig> tls;
 };
 
+// What the gateway presents to an upstream on its own behalf. Secrets are named (an environment
+// variable or a file), never written in the config. Either a static value (env / file) sent in
+// `header`, or an OAuth client-credentials grant at `token_url` sent as a Bearer token.
+struct UpstreamCredentialsConfig {
+  std::string header = "Authorization";  // static
+  std::string scheme;                    // static: "Bearer" sends "Bearer <value>"
+  std::string env;                       // static: value from this environment variable
+  std::string file;                      // static: value from this file
+  std::string token_url;                 // client credentials
+  std::string client_id;
+  std::string client_secret_env;
+  std::string client_secret_file;
+  std::string scope;
+  std::string audience;
+};
+
 struct HttpUpstreamConfig {
   std::string url;         // http:// or https:// URL of the upstream MCP endpoint
   std::string ca_file;     // extra CA bundle (PEM) for https; system store when empty
   bool verify_tls = true;  // certificate + host name verification for https
   std::map<std::string, std::string> headers;  // static headers added to every upstream request
+  std::optional<UpstreamCredentialsConfig> credentials;
 };
 
 struct StdioUpstreamConfig {
