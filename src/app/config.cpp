@@ -960,7 +960,7 @@ void ConfigReader::read_txn(Field& field, TxnConfig& txn) {
              "a map with key_file, trust_domain, workload, lifetime, per, context and "
              "trusted_jwks");
   auto entries = entries_of(field, {"key_file", "trust_domain", "workload", "lifetime", "per",
-                                    "context", "trusted_jwks"});
+                                    "context", "trusted_jwks", "exchange_clients"});
   for (auto& [key, value] : entries) {
     remember(value);
     if (key == "key_file") {
@@ -985,6 +985,8 @@ void ConfigReader::read_txn(Field& field, TxnConfig& txn) {
       txn.context = read_string_list(value, "argument names");
     } else if (key == "trusted_jwks") {
       txn.trusted_jwks = read_nonempty_string(value);
+    } else if (key == "exchange_clients") {
+      txn.exchange_clients = read_nonempty_string(value);
     }
   }
   if (!find(entries, "key_file")) {

@@ -153,19 +153,23 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& co
   return upstreams;
 }
 
+// A JWKS file, for start-up: a problem throws naming the file.
+identity::KeySet read_key_set(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw std::runtime_error("cannot read the JWKS file '" + path + "'");
+  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  try {
+    return identity::KeySet::from_json(identity::Json::parse(text, nullptr, false));
+  } catch (const std::invalid_argument& problem) {
+    throw std::runtime_error("JWKS file '" + path + "': " + problem.what());
+  }
+}
+
 // The authenticator for `auth:`, or null when authorization is off. Start-up errors throw.
 std::shared_ptr<const identity::Authenticator> make_authenticator(const AuthConfig& auth) {
   if (!auth.enabled()) return nullptr;
-  std::ifstream file(auth.jwks, std::ios::binary);
-  if (!file) throw std::runtime_error("cannot read the JWKS file '" + auth.jwks + "'");
-  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  const auto document = identity::Json::parse(text, nullptr, false);
   identity::AuthenticatorOptions options;
-  try {
-    options.keys = identity::KeySet::from_json(document);
-  } catch (const std::invalid_argument& problem) {
-    throw std::runtime_error("JWKS file '" + auth.jwks + "': " + problem.what());
-  }
+  options.keys = read_key_set(auth.jwks);
   options.issuer = auth.issuer;
   options.audiences = auth.audiences;
   options.leeway = std::chrono::duration_cast<std::chrono::seconds>(auth.leeway);
@@ -183,17 +187,7 @@ std::shared_ptr<const identity::TransactionTokenService> make_transaction_servic
   options.trust_domain = txn.trust_domain;
   options.workload = txn.workload;
   options.lifetime = std::chrono::duration_cast<std::chrono::seconds>(txn.lifetime);
-  if (!txn.trusted_jwks.empty()) {
-    std::ifstream file(txn.trusted_jwks, std::ios::binary);
-    if (!file) throw std::runtime_error("cannot read the JWKS file '" + txn.trusted_jwks + "'");
-    const std::string text((std::istreambuf_iterator<char>(file)),
-                           std::istreambuf_iterator<char>());
-    try {
-      options.trusted = identity::KeySet::from_json(identity::Json::parse(text, nullptr, false));
-    } catch (const std::invalid_argument& problem) {
-      throw std::runtime_error("JWKS file '" + txn.trusted_jwks + "': " + problem.what());
-    }
-  }
+  if (!txn.trusted_jwks.empty()) options.trusted = read_key_set(txn.trusted_jwks);
   log::info("txn: transaction tokens for trust domain '", txn.trust_domain, "', key '",
             options.signing_keys.front().kid(), "' from ", txn.key_file, ", one per ",
             txn.per_session ? "session" : "call");
@@ -230,6 +224,12 @@ int serve(const Config& config) {
   gateway::ExchangePipeline pipeline;
   if (auto service = make_transaction_service(config.txn)) {
     options.published_keys = service->public_jwks().dump();
+    if (!config.txn.exchange_clients.empty()) {
+      options.token_exchange = std::make_shared<const identity::TokenExchange>(
+          service, read_key_set(config.txn.exchange_clients));
+      log::info("txn: token exchange at POST /txn/token for the workloads in ",
+                config.txn.exchange_clients);
+    }
     gateway::TransactionStageOptions txn_options;
     txn_options.service = std::move(service);
     txn_options.per_session = config.txn.per_session;

@@ -134,6 +134,11 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
     co_return;
   }
 
+  if (path == "/txn/token") {
+    co_await out.send(token_endpoint(request, origin));
+    co_return;
+  }
+
   std::string_view rest;
   if (const auto name = path_segment(path, "/mcp/", rest); !name.empty() && rest.empty()) {
     if (auto* upstream = find_upstream(name)) {
@@ -223,6 +228,33 @@ Gateway::Authentication Gateway::authenticate(const http::Request& request,
   response.set(bhttp::field::www_authenticate, challenge);
   authentication.refusal = std::move(response);
   return authentication;
+}
+
+http::Response Gateway::token_endpoint(const http::Request& request,
+                                       const http::RequestOrigin& origin) const {
+  if (!options_.token_exchange) {
+    return jsonrpc_error(
+        404, nullptr, mcp::error_code::invalid_request,
+        "Not found: the token-exchange endpoint is not enabled (txn.exchange_clients)");
+  }
+  if (request.method() != bhttp::verb::post) {
+    auto response = json_response(
+        405, R"({"error":"invalid_request","error_description":"POST a token-exchange request"})");
+    response.set(bhttp::field::allow, "POST");
+    return response;
+  }
+  const auto reply =
+      options_.token_exchange->handle(request[bhttp::field::content_type], request.body(),
+                                      base_url(request, origin) + "/txn/token", unix_now());
+  if (reply.status != 200) {
+    log::info("token exchange refused for ", client_address(origin), ": ",
+              reply.body.value("error", std::string()), " (",
+              reply.body.value("error_description", std::string()), ")");
+  }
+  auto response = json_response(reply.status, reply.body.dump());
+  // RFC 6749 §5.1: token responses are never cached.
+  response.set(bhttp::field::cache_control, "no-store");
+  return response;
 }
 
 http::Response Gateway::protected_resource_metadata(const http::Request& request,

@@ -16,6 +16,7 @@
 #include "http/server.hpp"
 #include "membrane/http/origin_policy.hpp"
 #include "membrane/identity/authenticator.hpp"
+#include "membrane/identity/token_exchange.hpp"
 #include "membrane/mcp/sealed_session.hpp"
 #include "upstream/upstream.hpp"
 
@@ -39,6 +40,8 @@ struct GatewayOptions {
   // The transaction-token service's public keys (a JWKS document) for /.well-known/jwks.json;
   // empty when transaction tokens are off.
   std::string published_keys;
+  // The token-exchange endpoint at POST /txn/token; null when not configured.
+  std::shared_ptr<const identity::TokenExchange> token_exchange;
 };
 
 using Caller = std::shared_ptr<const identity::Identity>;
@@ -92,6 +95,8 @@ class Gateway {
   };
   Authentication authenticate(const http::Request& request, const http::RequestOrigin& origin,
                               std::string_view upstream, std::string_view resource_path) const;
+  http::Response token_endpoint(const http::Request& request,
+                                const http::RequestOrigin& origin) const;
   http::Response protected_resource_metadata(const http::Request& request,
                                              const http::RequestOrigin& origin,
                                              std::string_view resource_path) const;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -102,13 +103,15 @@ std::vector<Jwk> TransactionTokenService::load_or_create_keys(const std::string&
 IssuedTransactionToken TransactionTokenService::issue(const TransactionRequest& request,
                                                       std::int64_t now) const {
   IssuedTransactionToken issued;
-  issued.claims = {{"txn", request.txn.empty() ? new_transaction_id() : request.txn},
-                   {"sub", request.subject},
-                   {"aud", options_.trust_domain},
-                   {"iat", now},
-                   {"exp", now + options_.lifetime.count()},
-                   {"scope", request.scope},
-                   {"req_wl", options_.workload}};
+  issued.claims = {
+      {"txn", request.txn.empty() ? new_transaction_id() : request.txn},
+      {"sub", request.subject},
+      {"aud", options_.trust_domain},
+      {"iat", now},
+      {"exp", request.expires_at > 0 ? std::min(now + options_.lifetime.count(), request.expires_at)
+                                     : now + options_.lifetime.count()},
+      {"scope", request.scope},
+      {"req_wl", options_.workload}};
   if (!options_.issuer.empty()) issued.claims["iss"] = options_.issuer;
   if (request.context.is_object()) issued.claims["tctx"] = request.context;
   if (request.requester.is_object()) issued.claims["rctx"] = request.requester;

@@ -26,6 +26,7 @@ let idp;
 let bankApp;
 let gateway;
 let txnKeyFile;
+let dbService;
 
 async function makeKey(kid) {
   const { publicKey, privateKey } = await jose.generateKeyPair('ES256', { extractable: true });
@@ -58,6 +59,7 @@ function writeConfig(name, extra = []) {
     '  workload: membrane-test',
     '  context: [customer_id]',
     `  trusted_jwks: ${JSON.stringify(path.join(dir, 'bank.json'))}`,
+    `  exchange_clients: ${JSON.stringify(path.join(dir, 'workloads.json'))}`,
     ...extra,
     'policy:',
     `  paths: ${JSON.stringify(path.join(dir, 'policy.yaml'))}`,
@@ -87,6 +89,8 @@ before(async () => {
   bankApp = await makeKey('bank-1');
   fs.writeFileSync(path.join(dir, 'idp.json'), JSON.stringify({ keys: [idp.jwk] }));
   fs.writeFileSync(path.join(dir, 'bank.json'), JSON.stringify({ keys: [bankApp.jwk] }));
+  dbService = await makeKey('db-service');
+  fs.writeFileSync(path.join(dir, 'workloads.json'), JSON.stringify({ keys: [dbService.jwk] }));
   fs.writeFileSync(path.join(dir, 'policy.yaml'), [
     '- rule: stay-in-the-transaction',
     '  description: A call may only touch the customer its transaction is about.',
@@ -207,5 +211,93 @@ describe('keys', () => {
     assert.equal(first.txn, second.txn);
     const other = await connectClient(perSession.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
     assert.notEqual(jose.decodeJwt((await headersSeenUpstream(other.client))['txn-token']).txn, first.txn);
+  });
+});
+
+describe('token exchange (POST /txn/token)', () => {
+  const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+  const TXN = 'urn:ietf:params:oauth:token-type:txn_token';
+
+  async function clientAssertion({ key = dbService, iss = 'db-service', aud = TRUST_DOMAIN } = {}) {
+    return new jose.SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: key.kid })
+      .setIssuer(iss).setSubject(iss).setAudience(aud).setIssuedAt().setExpirationTime('1m').sign(key.privateKey);
+  }
+
+  async function receivedToken() {
+    const { client } = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    return (await headersSeenUpstream(client))['txn-token'];
+  }
+
+  async function exchange(fields) {
+    return rawFetch(`${gateway.base}/txn/token`, {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(fields).toString(),
+    });
+  }
+
+  async function request(overrides = {}) {
+    return {
+      grant_type: GRANT,
+      requested_token_type: TXN,
+      subject_token: await receivedToken(),
+      subject_token_type: TXN,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await clientAssertion(),
+      ...overrides,
+    };
+  }
+
+  test('a replacement keeps txn, sub and aud, may narrow scope and add context', async () => {
+    const fields = await request({ request_details: JSON.stringify({ table: 'accounts' }) });
+    const original = jose.decodeJwt(fields.subject_token);
+    const response = await exchange(fields);
+    assert.equal(response.status, 200, response.text);
+    assert.equal(response.headers.get('cache-control'), 'no-store');
+    assert.equal(response.json.issued_token_type, TXN);
+    assert.equal(response.json.token_type, 'N_A');
+    const { payload } = await jose.jwtVerify(response.json.access_token, await gatewayKeys(gateway), { audience: TRUST_DOMAIN, typ: 'txntoken+jwt' });
+    assert.equal(payload.txn, original.txn);
+    assert.equal(payload.sub, original.sub);
+    assert.equal(payload.aud, original.aud);
+    assert.equal(payload.tctx.table, 'accounts');
+    assert.equal(payload.tctx.tool, original.tctx.tool);
+    assert.equal(payload.rctx.replaced_by, 'db-service');
+    assert.ok(payload.exp <= original.exp, 'a replacement never outlives the original');
+  });
+
+  test('widening the scope is refused', async () => {
+    const response = await exchange(await request({ scope: 'mcp admin' }));
+    assert.equal(response.status, 400);
+    assert.equal(response.json.error, 'invalid_scope');
+  });
+
+  test('changing the transaction context is refused', async () => {
+    const response = await exchange(await request({ request_details: JSON.stringify({ tool: 'something_else' }) }));
+    assert.equal(response.status, 400);
+    assert.match(response.json.error_description, /only add/);
+  });
+
+  test('an expired token is never replaced', async () => {
+    const expired = await bankTxnToken({ exp: Math.floor(Date.now() / 1000) - 300 });
+    const response = await exchange(await request({ subject_token: expired }));
+    assert.equal(response.status, 400);
+    assert.equal(response.json.error, 'invalid_grant');
+    assert.match(response.json.error_description, /expired/);
+  });
+
+  test('unauthenticated or unknown requesters are refused', async () => {
+    const fields = await request();
+    delete fields.client_assertion;
+    assert.equal((await exchange(fields)).json.error, 'invalid_client');
+    const stranger = await exchange(await request({ client_assertion: await clientAssertion({ key: await makeKey('db-service') }) }));
+    assert.equal(stranger.status, 401);
+    assert.match(stranger.json.error_description, /invalid signature/);
+    const otherAudience = await exchange(await request({ client_assertion: await clientAssertion({ aud: 'elsewhere' }) }));
+    assert.equal(otherAudience.status, 401);
+  });
+
+  test('wrong grant or token types are refused', async () => {
+    assert.equal((await exchange(await request({ grant_type: 'client_credentials' }))).json.error, 'unsupported_grant_type');
+    assert.equal((await exchange(await request({ requested_token_type: 'urn:ietf:params:oauth:token-type:access_token' }))).json.error, 'invalid_request');
   });
 });

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "membrane/identity/jwt.hpp"
+#include "membrane/identity/token_exchange.hpp"
 #include "membrane/mcp/sealed_session.hpp"
 
 using namespace membrane::identity;
@@ -185,4 +186,16 @@ TEST_CASE("scopes come from scope or scp, and tokens are logged as fingerprints"
   const std::string fingerprint = token_fingerprint("eyJhbGciOiJFUzI1NiJ9.e30.sig");
   CHECK_THAT(fingerprint, Catch::StartsWith("sha256:"));
   CHECK(fingerprint.find("eyJ") == std::string::npos);
+}
+
+TEST_CASE("form bodies decode like application/x-www-form-urlencoded") {
+  const auto form = parse_form("grant_type=a%3Ab&scope=read+write&empty=&x");
+  REQUIRE(form);
+  CHECK(form->at("grant_type") == "a:b");
+  CHECK(form->at("scope") == "read write");
+  CHECK(form->at("empty").empty());
+  CHECK(form->at("x").empty());
+  CHECK_FALSE(parse_form("a=1&a=2"));  // a repeated field is ambiguous: refused
+  CHECK_FALSE(parse_form("a=%zz"));
+  CHECK_FALSE(parse_form("=value"));
 }

@@ -161,6 +161,8 @@ struct TxnConfig {
   bool per_session = false;          // per: session (default: per call)
   std::vector<std::string> context;  // argument names recorded in tctx
   std::string trusted_jwks;          // JWKS file of other services whose tokens are kept
+  // JWKS file of the workloads that may exchange tokens at POST /txn/token (off when empty).
+  std::string exchange_clients;
 };
 
 struct Config {

@@ -28,11 +28,12 @@ struct TransactionTokenOptions {
 
 // What one transaction is about.
 struct TransactionRequest {
-  std::string txn;      // continue this transaction id; empty = a new one
-  std::string subject;  // `sub`
-  std::string scope;    // `scope`
-  Json context;         // `tctx`
-  Json requester;       // `rctx`
+  std::string txn;              // continue this transaction id; empty = a new one
+  std::string subject;          // `sub`
+  std::string scope;            // `scope`
+  Json context;                 // `tctx`
+  Json requester;               // `rctx`
+  std::int64_t expires_at = 0;  // when set, `exp` is no later than this
 };
 
 struct IssuedTransactionToken {
