@@ -170,7 +170,9 @@ EVP_PKEY* okp_key(const Json& jwk, std::string& error, bool& has_private) {
 }
 
 const EVP_MD* digest_for(const std::string& algorithm) {
-  return algorithm == "EdDSA" ? nullptr : EVP_sha256();
+  // Fetched once: an implicit fetch on every signature is a measurable share of its cost.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return algorithm == "EdDSA" ? nullptr : sha256;
 }
 
 // JWS ES256 signatures are r || s (32 bytes each); OpenSSL speaks DER.
@@ -251,6 +253,20 @@ std::optional<Jwk> Jwk::from_json(const Json& jwk, std::string& error) {
     return std::nullopt;
   }
   key.kid_ = string_member(jwk, "kid");
+  return key;
+}
+
+Jwk Jwk::generate(std::string_view algorithm, std::string kid) {
+  if (algorithm == "ES256") return generate_es256(std::move(kid));
+  EVP_PKEY* pkey = algorithm == "RS256"   ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
+                   : algorithm == "EdDSA" ? EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519")
+                                          : nullptr;
+  if (!pkey) throw std::runtime_error("cannot generate a key for " + std::string(algorithm));
+  Jwk key;
+  key.key_ = std::make_shared<Key>(pkey);
+  key.kid_ = std::move(kid);
+  key.algorithm_ = std::string(algorithm);
+  key.has_private_ = true;
   return key;
 }
 

@@ -26,6 +26,9 @@ class Jwk {
   static std::optional<Jwk> from_json(const Json& jwk, std::string& error);
   // A fresh P-256 key pair for ES256 signing.
   static Jwk generate_es256(std::string kid);
+  // A fresh key pair for `algorithm` (RS256: 2048-bit RSA, ES256, EdDSA: Ed25519), for tests and
+  // benchmarks; only ES256 and EdDSA private keys can be exported with private_json().
+  static Jwk generate(std::string_view algorithm, std::string kid);
 
   const std::string& kid() const { return kid_; }
   // The one JWS algorithm this key is for: RS256, ES256 or EdDSA.
