@@ -24,8 +24,9 @@ const schema = JSON.parse(fs.readFileSync(path.join(SOURCE_DIR, 'docs', 'membran
 const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
 const validateConfig = ajv.compile(schema);
 
-const exampleFiles = fs.readdirSync(EXAMPLES_DIR)
-  .filter((name) => name.endsWith('.yaml'))
+// Every config under examples/ (policy files, lists of rules, are not configs).
+const exampleFiles = fs.readdirSync(EXAMPLES_DIR, { recursive: true })
+  .filter((name) => name.endsWith('.yaml') && !YAML.parse(fs.readFileSync(path.join(EXAMPLES_DIR, name), 'utf8'))?.[0])
   .sort()
   .map((name) => path.join(EXAMPLES_DIR, name));
 
