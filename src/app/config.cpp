@@ -922,8 +922,8 @@ void ConfigReader::read_session(Field& field, SessionConfig& session) {
 
 void ConfigReader::read_auth(Field& field, AuthConfig& auth) {
   expect_map(field, "a map with issuer, audience, jwks, leeway, scopes and public_url");
-  auto entries =
-      entries_of(field, {"issuer", "audience", "jwks", "leeway", "scopes", "public_url"});
+  auto entries = entries_of(field, {"issuer", "audience", "jwks", "jwks_refresh_interval", "leeway",
+                                    "scopes", "public_url"});
   for (auto& [key, value] : entries) {
     remember(value);
     if (key == "issuer") {
@@ -933,6 +933,10 @@ void ConfigReader::read_auth(Field& field, AuthConfig& auth) {
                                              : read_string_list(value, "accepted audiences");
     } else if (key == "jwks") {
       auth.jwks = read_nonempty_string(value);
+    } else if (key == "jwks_refresh_interval") {
+      auth.jwks_refresh_interval =
+          parse_scalar(value, "a duration like 30s",
+                       [](const std::string& text) { return parse_duration(text); });
     } else if (key == "leeway") {
       auth.leeway = parse_scalar(value, "a duration like 60s",
                                  [](const std::string& text) { return parse_duration(text); });

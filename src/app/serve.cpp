@@ -153,6 +153,10 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& co
   return upstreams;
 }
 
+bool is_url(const std::string& location) {
+  return location.rfind("https://", 0) == 0 || location.rfind("http://", 0) == 0;
+}
+
 // A JWKS file, for start-up: a problem throws naming the file.
 identity::KeySet read_key_set(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
@@ -169,13 +173,14 @@ identity::KeySet read_key_set(const std::string& path) {
 std::shared_ptr<const identity::Authenticator> make_authenticator(const AuthConfig& auth) {
   if (!auth.enabled()) return nullptr;
   identity::AuthenticatorOptions options;
-  options.keys = read_key_set(auth.jwks);
+  // Keys at a URL are fetched by the gateway on first use; a file is read now.
+  if (!is_url(auth.jwks)) options.keys = read_key_set(auth.jwks);
   options.issuer = auth.issuer;
   options.audiences = auth.audiences;
   options.leeway = std::chrono::duration_cast<std::chrono::seconds>(auth.leeway);
   options.required_scopes = auth.scopes;
-  log::info("auth: bearer tokens from '", auth.issuer, "' (", options.keys.keys().size(),
-            " key(s) from ", auth.jwks, ") are required");
+  log::info("auth: bearer tokens from '", auth.issuer, "' (keys from ", auth.jwks,
+            ") are required");
   return std::make_shared<const identity::Authenticator>(std::move(options));
 }
 
@@ -217,6 +222,13 @@ int serve(const Config& config) {
   options.max_buffered_messages = config.limits.max_buffered_messages;
   options.approval_timeout = config.policy.approval_timeout;
   options.authenticator = make_authenticator(config.auth);
+  if (options.authenticator && is_url(config.auth.jwks)) {
+    gateway::RemoteJwksOptions jwks;
+    jwks.url = config.auth.jwks;
+    jwks.min_refresh_interval =
+        std::chrono::duration_cast<std::chrono::seconds>(config.auth.jwks_refresh_interval);
+    options.remote_jwks = std::make_shared<gateway::RemoteJwks>(std::move(jwks), worker_count);
+  }
   options.public_url = config.auth.public_url;
   for (const auto& upstream : config.upstreams) {
     if (!upstream.scopes.empty()) options.upstream_scopes[upstream.name] = upstream.scopes;

@@ -142,7 +142,7 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
   std::string_view rest;
   if (const auto name = path_segment(path, "/mcp/", rest); !name.empty() && rest.empty()) {
     if (auto* upstream = find_upstream(name)) {
-      auto authentication = authenticate(request, origin, name, path);
+      auto authentication = co_await authenticate(request, origin, name, path);
       if (authentication.refusal) {
         co_await out.send(std::move(*authentication.refusal));
         co_return;
@@ -158,7 +158,8 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
   if (const auto name = path_segment(path, "/sse/", rest);
       !name.empty() && (rest.empty() || rest == "/message")) {
     if (auto* upstream = find_upstream(name)) {
-      auto authentication = authenticate(request, origin, name, "/sse/" + std::string(name));
+      const std::string resource = "/sse/" + std::string(name);
+      auto authentication = co_await authenticate(request, origin, name, resource);
       if (authentication.refusal) {
         co_await out.send(std::move(*authentication.refusal));
         co_return;
@@ -187,20 +188,41 @@ std::string Gateway::base_url(const http::Request& request,
          std::string(request[bhttp::field::host]);
 }
 
-Gateway::Authentication Gateway::authenticate(const http::Request& request,
-                                              const http::RequestOrigin& origin,
-                                              std::string_view upstream,
-                                              std::string_view resource_path) const {
+awaitable<bool> Gateway::refresh_issuer_keys() {
+  std::string error;
+  auto keys = co_await options_.remote_jwks->fetch(error);
+  if (!keys) {
+    if (!error.empty()) {
+      log::warn("auth: cannot fetch the issuer's keys from ", options_.remote_jwks->url(), ": ",
+                error);
+    }
+    co_return false;
+  }
+  log::info("auth: ", keys->keys().size(), " issuer key(s) from ", options_.remote_jwks->url());
+  options_.authenticator->replace_keys(std::move(*keys));
+  co_return true;
+}
+
+awaitable<Gateway::Authentication> Gateway::authenticate(const http::Request& request,
+                                                         const http::RequestOrigin& origin,
+                                                         std::string_view upstream,
+                                                         std::string_view resource_path) {
   Authentication authentication;
-  if (!options_.authenticator) return authentication;
+  if (!options_.authenticator) co_return authentication;
   static const std::vector<std::string> no_scopes;
   const auto scopes = options_.upstream_scopes.find(upstream);
-  auto result = options_.authenticator->authenticate(
-      request[bhttp::field::authorization],
-      scopes == options_.upstream_scopes.end() ? no_scopes : scopes->second, unix_now());
+  const auto& needed = scopes == options_.upstream_scopes.end() ? no_scopes : scopes->second;
+  const std::string_view authorization = request[bhttp::field::authorization];
+  if (options_.remote_jwks && options_.remote_jwks->stale()) co_await refresh_issuer_keys();
+  auto result = options_.authenticator->authenticate(authorization, needed, unix_now());
+  // A key id the set lacks may be the issuer's new key: look once more (rate-limited).
+  if (!result && result.unknown_key && options_.remote_jwks) {
+    const bool refreshed = co_await refresh_issuer_keys();
+    if (refreshed) result = options_.authenticator->authenticate(authorization, needed, unix_now());
+  }
   if (result) {
     authentication.caller = std::move(result.identity);
-    return authentication;
+    co_return authentication;
   }
   log::info("refused ", request.method_string(), " ", resource_path, " from ",
             client_address(origin), ": ", result.status, " ",
@@ -227,7 +249,7 @@ Gateway::Authentication Gateway::authenticate(const http::Request& request,
                     (result.status == 403 ? "Forbidden: " : "Unauthorized: ") + result.description);
   response.set(bhttp::field::www_authenticate, challenge);
   authentication.refusal = std::move(response);
-  return authentication;
+  co_return authentication;
 }
 
 http::Response Gateway::token_endpoint(const http::Request& request,

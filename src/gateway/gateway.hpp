@@ -13,6 +13,7 @@
 
 #include "gateway/client_requests.hpp"
 #include "gateway/exchange.hpp"
+#include "gateway/remote_jwks.hpp"
 #include "http/server.hpp"
 #include "membrane/http/origin_policy.hpp"
 #include "membrane/identity/authenticator.hpp"
@@ -32,6 +33,8 @@ struct GatewayOptions {
   std::chrono::milliseconds approval_timeout{120'000};
   // OAuth resource server; null = every caller is anonymous.
   std::shared_ptr<const identity::Authenticator> authenticator;
+  // The issuer's keys when auth.jwks is a URL; null when they come from a file.
+  std::shared_ptr<RemoteJwks> remote_jwks;
   // Scopes a caller needs for one upstream, on top of the authenticator's.
   std::map<std::string, std::vector<std::string>, std::less<>> upstream_scopes;
   // The gateway's public base URL (https://host[:port]) for protected-resource metadata; empty =
@@ -93,8 +96,11 @@ class Gateway {
     Caller caller;
     std::optional<http::Response> refusal;
   };
-  Authentication authenticate(const http::Request& request, const http::RequestOrigin& origin,
-                              std::string_view upstream, std::string_view resource_path) const;
+  awaitable<Authentication> authenticate(const http::Request& request,
+                                         const http::RequestOrigin& origin,
+                                         std::string_view upstream, std::string_view resource_path);
+  // Fetches the issuer's keys again (auth.jwks is a URL); false when nothing new was installed.
+  awaitable<bool> refresh_issuer_keys();
   http::Response token_endpoint(const http::Request& request,
                                 const http::RequestOrigin& origin) const;
   http::Response protected_resource_metadata(const http::Request& request,

@@ -48,6 +48,13 @@ std::shared_ptr<const Identity> identity_from(DecodedToken token, std::string_vi
 
 }  // namespace
 
+Authenticator::Authenticator(AuthenticatorOptions options)
+    : options_(std::move(options)), keys_(std::make_shared<const KeySet>(options_.keys)) {}
+
+void Authenticator::replace_keys(KeySet keys) const {
+  keys_.store(std::make_shared<const KeySet>(std::move(keys)));
+}
+
 AuthResult Authenticator::authenticate(std::string_view authorization,
                                        const std::vector<std::string>& upstream_scopes,
                                        std::int64_t now) const {
@@ -80,8 +87,14 @@ AuthResult Authenticator::authenticate(std::string_view authorization,
     requirements.issuer = options_.issuer;
     requirements.audiences = options_.audiences;
     requirements.leeway = options_.leeway;
-    auto check = verify_token(token, options_.keys, requirements, now);
-    if (!check) return refuse(401, "invalid_token", check.error);
+    const auto keys = keys_.load();
+    auto check = verify_token(token, *keys, requirements, now);
+    if (!check) {
+      auto refused = refuse(401, "invalid_token", check.error);
+      refused.unknown_key =
+          check.error.starts_with("unknown key id") || check.error.starts_with("no unique");
+      return refused;
+    }
     identity = identity_from(std::move(*check.token), token);
     if (identity->subject.empty()) return refuse(401, "invalid_token", "the token has no 'sub'");
     if (verified.size() >= capacity) verified.clear();

@@ -145,10 +145,11 @@ struct AuthConfig {
   bool enabled() const { return !issuer.empty(); }
   std::string issuer;                  // `iss` of accepted tokens
   std::vector<std::string> audiences;  // accepted `aud` values: the gateway's resource URL(s)
-  std::string jwks;                    // the issuer's keys: a JWKS file
-  Milliseconds leeway{60'000};         // clock skew allowed on exp / nbf / iat
-  std::vector<std::string> scopes;     // needed for every upstream
-  std::string public_url;              // base URL in protected-resource metadata (else Host)
+  std::string jwks;                    // the issuer's keys: a JWKS file or an http(s) URL
+  Milliseconds jwks_refresh_interval{30'000};  // URL: at most one fetch per interval
+  Milliseconds leeway{60'000};                 // clock skew allowed on exp / nbf / iat
+  std::vector<std::string> scopes;             // needed for every upstream
+  std::string public_url;  // base URL in protected-resource metadata (else Host)
 };
 
 // Transaction tokens minted by the gateway for every call. Off unless `key_file` is set.

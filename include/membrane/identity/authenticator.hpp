@@ -4,6 +4,7 @@
 // travels further: upstreams get the caller's identity, not its credentials.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -41,13 +42,14 @@ struct AuthResult {
   unsigned status = 0;                       // 401 or 403 when refused
   std::string error;                         // "" (no token), invalid_token, insufficient_scope
   std::string description;
-  std::string scope;  // insufficient_scope: the scopes needed, space-separated
+  std::string scope;         // insufficient_scope: the scopes needed, space-separated
+  bool unknown_key = false;  // the token names a key the current key set lacks (rotation?)
   explicit operator bool() const { return identity != nullptr; }
 };
 
 class Authenticator {
  public:
-  explicit Authenticator(AuthenticatorOptions options) : options_(std::move(options)) {}
+  explicit Authenticator(AuthenticatorOptions options);
 
   // Checks an Authorization header value at `now` (unix seconds). `upstream_scopes` are required
   // on top of the global ones. Verified tokens are remembered per thread until they expire, so a
@@ -57,8 +59,12 @@ class Authenticator {
 
   const AuthenticatorOptions& options() const { return options_; }
 
+  // Installs a newer key set (a JWKS fetched again); requests after it use the new keys.
+  void replace_keys(KeySet keys) const;
+
  private:
-  AuthenticatorOptions options_;
+  AuthenticatorOptions options_;  // options_.keys is the initial set
+  mutable std::atomic<std::shared_ptr<const KeySet>> keys_;
 };
 
 }  // namespace membrane::identity
