@@ -605,6 +605,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     claims.created_at = unix_now();
     if (caller) claims.subject = caller->subject;
     if (const auto* params = message.params()) {
+      claims.client_name = mcp::client_name_of(*params);
       if (upstream.needs_initialize_replay()) claims.initialize_params = *params;
       if (const auto capabilities = params->find("capabilities"); capabilities != params->end())
         claims.client_capabilities = *capabilities;

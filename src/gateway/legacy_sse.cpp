@@ -202,6 +202,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
     fresh.created_at = unix_now();
     if (facts.caller) fresh.subject = facts.caller->subject;
     if (const auto* params = message.params()) {
+      fresh.client_name = mcp::client_name_of(*params);
       if (upstream.needs_initialize_replay()) fresh.initialize_params = *params;
       if (const auto capabilities = params->find("capabilities"); capabilities != params->end())
         fresh.client_capabilities = *capabilities;

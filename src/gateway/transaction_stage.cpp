@@ -60,11 +60,8 @@ identity::TransactionRequest TransactionStage::describe(const Exchange& exchange
                        {"authn", exchange.identity ? exchange.identity->method : "none"}};
   if (exchange.identity && !exchange.identity->client_id.empty())
     request.requester["client_id"] = exchange.identity->client_id;
-  if (exchange.session && exchange.session->initialize_params.is_object()) {
-    const auto& info = exchange.session->initialize_params.value("clientInfo", mcp::Json());
-    if (info.is_object() && info.contains("name") && info["name"].is_string())
-      request.requester["agent"] = info["name"];
-  }
+  if (exchange.session && !exchange.session->client_name.empty())
+    request.requester["agent"] = exchange.session->client_name;
   if (options_.per_session && !exchange.session_id.empty())
     request.txn = session_transaction_id(exchange.session_id);
   return request;

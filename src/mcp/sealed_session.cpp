@@ -44,6 +44,15 @@ constexpr std::string_view alphabet =
 
 }  // namespace
 
+std::string client_name_of(const nlohmann::json& initialize_params) {
+  if (!initialize_params.is_object()) return {};
+  const auto info = initialize_params.find("clientInfo");
+  if (info == initialize_params.end() || !info->is_object()) return {};
+  const auto name = info->find("name");
+  if (name == info->end() || !name->is_string()) return {};
+  return name->get<std::string>().substr(0, 128);
+}
+
 std::string random_bytes(std::size_t count) {
   std::string out(count, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(count)) != 1) {
@@ -134,6 +143,9 @@ SessionSealer SessionSealer::random() {
 std::string SessionSealer::seal(const SessionClaims& claims, SessionTransport transport) const {
   nlohmann::json payload = {{"s", claims.upstream_session}, {"t", claims.created_at}};
   if (!claims.subject.empty()) payload["u"] = claims.subject;
+  // Inside the initialize params when those are sealed: not twice.
+  if (!claims.client_name.empty() && claims.initialize_params.is_null())
+    payload["n"] = claims.client_name;
   // The capabilities are inside the initialize params when those are sealed: not twice.
   if (!claims.initialize_params.is_null()) {
     payload["i"] = claims.initialize_params;
@@ -214,12 +226,15 @@ std::optional<SessionClaims> SessionSealer::unseal(std::string_view sealed_text,
   claims.created_at = created->get<std::int64_t>();
   if (const auto subject = payload.find("u"); subject != payload.end() && subject->is_string())
     claims.subject = subject->get<std::string>();
+  if (const auto name = payload.find("n"); name != payload.end() && name->is_string())
+    claims.client_name = name->get<std::string>();
   if (const auto init = payload.find("i"); init != payload.end()) {
     claims.initialize_params = *init;
     if (const auto capabilities = init->find("capabilities");
         init->is_object() && capabilities != init->end()) {
       claims.client_capabilities = *capabilities;
     }
+    claims.client_name = client_name_of(*init);
   } else if (const auto capabilities = payload.find("c"); capabilities != payload.end()) {
     claims.client_capabilities = *capabilities;
   }

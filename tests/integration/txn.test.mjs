@@ -124,6 +124,7 @@ describe('minted tokens', () => {
     assert.deepEqual(payload.tctx, { method: 'tools/call', server: 'rec', tool: 'request_headers' });
     assert.equal(payload.rctx.client_ip, '127.0.0.1');
     assert.equal(payload.rctx.authn, 'bearer-jwt');
+    assert.equal(payload.rctx.agent, 'membrane-it', 'the client\'s declared name');
     assert.equal(seen.authorization, undefined, 'the agent\'s bearer token never reaches the upstream');
   });
 

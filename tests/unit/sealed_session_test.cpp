@@ -132,3 +132,23 @@ TEST_CASE("the client's capabilities travel in the sealed id, once") {
   CHECK(sealer.seal(no_capabilities, SessionTransport::streamable_http).size() ==
         with_params.size());
 }
+
+TEST_CASE("the caller's subject and the client's name travel in the sealed id") {
+  const auto sealer = SessionSealer::from_secret(secret);
+  SessionClaims claims = sample_claims();
+  claims.initialize_params = nullptr;
+  claims.subject = "alice";
+  claims.client_name = "claude-code";
+  const auto opened = sealer.unseal(sealer.seal(claims, SessionTransport::streamable_http),
+                                    "everything", SessionTransport::streamable_http);
+  REQUIRE(opened);
+  CHECK(opened->subject == "alice");
+  CHECK(opened->client_name == "claude-code");
+  // With initialize params sealed, the name is read from them.
+  SessionClaims stdio = sample_claims();
+  const auto from_params = sealer.unseal(sealer.seal(stdio, SessionTransport::streamable_http),
+                                         "everything", SessionTransport::streamable_http);
+  REQUIRE(from_params);
+  CHECK(from_params->client_name == "héllo");
+  CHECK(membrane::mcp::client_name_of({{"clientInfo", {{"name", 7}}}}).empty());
+}

@@ -29,6 +29,8 @@ struct SessionClaims {
   // The authenticated caller who opened the session (`sub`); empty when auth is off. A session
   // only serves the caller who opened it.
   std::string subject;
+  // The client's self-declared name (initialize params.clientInfo.name), for the record only.
+  std::string client_name;
   std::int64_t created_at = 0;  // unix seconds
 };
 
@@ -57,6 +59,9 @@ class SessionSealer {
 // MCP spec requires of session ids.
 std::string base64url_encode(std::string_view bytes);
 std::optional<std::string> base64url_decode(std::string_view text);
+
+// initialize params.clientInfo.name (at most 128 bytes), or "" when absent.
+std::string client_name_of(const nlohmann::json& initialize_params);
 
 // Random bytes from the OS CSPRNG (OpenSSL RAND_bytes). Throws std::runtime_error on failure.
 std::string random_bytes(std::size_t count);
