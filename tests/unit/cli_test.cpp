@@ -287,7 +287,7 @@ TEST_CASE("The usage text documents every flag") {
 
 // ---- Identity flags and token commands --------------------------------------------------------
 
-TEST_CASE("--jwks, --issuer and --audience turn authorization on together") {
+TEST_CASE("The flags jwks, issuer and audience turn authorization on together") {
   const auto command =
       parse_command_line({"serve", "--upstream", "ev=http://127.0.0.1:3001/mcp", "--jwks",
                           "keys.json", "--issuer", "https://idp", "--audience", "https://gw",
