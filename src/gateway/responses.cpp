@@ -127,8 +127,10 @@ mcp::Json request_headers_json(const http::Request& request) {
     std::string name(field.name_string());
     std::transform(name.begin(), name.end(), name.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    // Credentials are the identity layer's business, never something a rule compares text with.
-    if (name == "authorization" || name == "proxy-authorization" || name == "cookie") continue;
+    // Credentials are the identity layer's business (identity.*, txn.*), never text a rule reads.
+    if (name == "authorization" || name == "proxy-authorization" || name == "cookie" ||
+        name == "txn-token")
+      continue;
     auto& value = headers[name];
     const std::string_view text = field.value();
     if (value.is_string()) {

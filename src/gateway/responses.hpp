@@ -25,7 +25,8 @@ std::string_view target_path(std::string_view target);
 std::string query_parameter(std::string_view target, std::string_view name);
 const std::string& client_address(const http::RequestOrigin& origin);
 // The request's headers as {lower-case name: value} (repeated headers joined with ", "), without
-// Authorization, Proxy-Authorization and Cookie: what policy rules see as request.headers.*.
+// Authorization, Proxy-Authorization, Cookie and Txn-Token: what policy rules see as
+// request.headers.*.
 mcp::Json request_headers_json(const http::Request& request);
 // Seconds since the epoch: the clock sealed sessions are stamped and aged with.
 std::int64_t unix_now();

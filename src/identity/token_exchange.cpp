@@ -42,6 +42,32 @@ std::string text(const Json& object, const char* key) {
   return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+Json object_claim(const Json& claims, const char* key) {
+  const auto it = claims.find(key);
+  return it != claims.end() && it->is_object() ? *it : Json::object();
+}
+
+// Adds the entries of the JSON object in `field_text` (a form field) to `target`. With
+// `refuse_changes`, an entry that would change an existing value refuses the request.
+std::optional<TokenEndpointReply> add_entries(Json& target, const std::string& field_text,
+                                              std::string_view field_name, bool refuse_changes) {
+  if (field_text.empty()) return std::nullopt;
+  const Json added = Json::parse(field_text, nullptr, false);
+  if (!added.is_object()) {
+    return error_reply(400, "invalid_request", std::string(field_name) + " must be a JSON object");
+  }
+  for (const auto& [key, value] : added.items()) {
+    if (target.contains(key) && target[key] != value) {
+      if (!refuse_changes) continue;
+      return error_reply(400, "invalid_request",
+                         std::string(field_name) + " would change the transaction context '" + key +
+                             "'; a replacement may only add to it");
+    }
+    target[key] = value;
+  }
+  return std::nullopt;
+}
+
 std::vector<std::string> split_scope(std::string_view scope) {
   return token_scopes({{"scope", std::string(scope)}});
 }
@@ -137,34 +163,13 @@ TokenEndpointReply TokenExchange::handle(std::string_view content_type, std::str
     scope = asked;
   }
 
-  // Context may be added to, never changed.
-  Json context =
-      original.contains("tctx") && original["tctx"].is_object() ? original["tctx"] : Json::object();
-  if (const std::string details = field("request_details"); !details.empty()) {
-    const Json added = Json::parse(details, nullptr, false);
-    if (!added.is_object()) {
-      return error_reply(400, "invalid_request", "request_details must be a JSON object");
-    }
-    for (const auto& [key, value] : added.items()) {
-      if (context.contains(key) && context[key] != value) {
-        return error_reply(400, "invalid_request",
-                           "request_details would change the transaction context '" + key +
-                               "'; a replacement may only add to it");
-      }
-      context[key] = value;
-    }
-  }
-  Json requester =
-      original.contains("rctx") && original["rctx"].is_object() ? original["rctx"] : Json::object();
-  if (const std::string details = field("request_context"); !details.empty()) {
-    const Json added = Json::parse(details, nullptr, false);
-    if (!added.is_object()) {
-      return error_reply(400, "invalid_request", "request_context must be a JSON object");
-    }
-    for (const auto& [key, value] : added.items()) {
-      if (!requester.contains(key)) requester[key] = value;
-    }
-  }
+  // Context may be added to, never changed (tctx); the requester's context only gains entries.
+  Json context = object_claim(original, "tctx");
+  if (auto refused = add_entries(context, field("request_details"), "request_details", true))
+    return std::move(*refused);
+  Json requester = object_claim(original, "rctx");
+  if (auto refused = add_entries(requester, field("request_context"), "request_context", false))
+    return std::move(*refused);
   requester["replaced_by"] = client_id;
 
   TransactionRequest replacement;

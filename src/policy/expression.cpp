@@ -650,6 +650,25 @@ std::optional<std::vector<std::string>> required_methods(const Node& node) {
 
 namespace {
 
+// A test of one value against another: ==, !=, <, <=, >, >=, in, contains, startswith, endswith.
+bool is_comparison(Op op) {
+  switch (op) {
+    case Op::equal:
+    case Op::not_equal:
+    case Op::less:
+    case Op::less_equal:
+    case Op::greater:
+    case Op::greater_equal:
+    case Op::in:
+    case Op::contains:
+    case Op::starts_with:
+    case Op::ends_with:
+      return true;
+    default:
+      return false;
+  }
+}
+
 NodePtr make_boolean(bool value) {
   Node node;
   node.op = Op::literal;
@@ -796,21 +815,11 @@ NodePtr optimize(const NodePtr& node) {
       merged.children = std::move(operands);
       return std::make_shared<const Node>(std::move(merged));
     }
-    case Op::equal:
-    case Op::not_equal:
-    case Op::less:
-    case Op::less_equal:
-    case Op::greater:
-    case Op::greater_equal:
-    case Op::in:
-    case Op::contains:
-    case Op::starts_with:
-    case Op::ends_with:
-      // Nothing in it depends on the call: decide it now.
-      if (is_constant_operand(node->left) && is_constant_operand(node->right))
-        return make_boolean(evaluate(*node, CallContext{}));
-      return node;
     default:
+      // A comparison where nothing depends on the call is decided now.
+      if (is_comparison(node->op) && is_constant_operand(node->left) &&
+          is_constant_operand(node->right))
+        return make_boolean(evaluate(*node, CallContext{}));
       return node;
   }
 }
@@ -845,24 +854,9 @@ std::string field_key(const Node& field) {
 // A test's identity across rules (operator, field, constant), or nullopt for anything but a test
 // of one field against constants.
 std::optional<std::string> predicate_key(const Node& node) {
-  switch (node.op) {
-    case Op::equal:
-    case Op::not_equal:
-    case Op::less:
-    case Op::less_equal:
-    case Op::greater:
-    case Op::greater_equal:
-    case Op::in:
-    case Op::contains:
-    case Op::starts_with:
-    case Op::ends_with:
-    case Op::glob:
-    case Op::path_within:
-    case Op::exists:
-      break;
-    default:
-      return std::nullopt;
-  }
+  if (!is_comparison(node.op) && node.op != Op::glob && node.op != Op::path_within &&
+      node.op != Op::exists)
+    return std::nullopt;
   std::string key = std::to_string(static_cast<int>(node.op));
   bool has_field = false;
   for (const NodePtr& side : {node.left, node.right}) {
@@ -927,10 +921,7 @@ std::shared_ptr<const DecisionIndex> build_decision_index(const std::vector<Node
       auto* test = const_cast<Node*>(node);
       test->right_value = value_of(*node->right, CallContext{});
       test->right_is_literal = true;
-      const bool simple_op =
-          node->op == Op::equal || node->op == Op::not_equal || node->op == Op::less ||
-          node->op == Op::less_equal || node->op == Op::greater || node->op == Op::greater_equal ||
-          node->op == Op::starts_with || node->op == Op::ends_with || node->op == Op::contains;
+      const bool simple_op = is_comparison(node->op) && node->op != Op::in;
       // The field's slot is assigned when the traversal reaches it; ownership says it will be.
       if (simple_op && node->left && node->left->op == Op::field) {
         test->compares_constant = true;
