@@ -921,9 +921,11 @@ void ConfigReader::read_session(Field& field, SessionConfig& session) {
 }
 
 void ConfigReader::read_auth(Field& field, AuthConfig& auth) {
-  expect_map(field, "a map with issuer, audience, jwks, leeway, scopes and public_url");
-  auto entries = entries_of(field, {"issuer", "audience", "jwks", "jwks_refresh_interval", "leeway",
-                                    "scopes", "public_url"});
+  expect_map(field,
+             "a map with issuer, audience, jwks, leeway, scopes and public_url (and, for a "
+             "JWKS URL, jwks_refresh_interval and jwks_ca_file)");
+  auto entries = entries_of(field, {"issuer", "audience", "jwks", "jwks_refresh_interval",
+                                    "jwks_ca_file", "leeway", "scopes", "public_url"});
   for (auto& [key, value] : entries) {
     remember(value);
     if (key == "issuer") {
@@ -937,6 +939,8 @@ void ConfigReader::read_auth(Field& field, AuthConfig& auth) {
       auth.jwks_refresh_interval =
           parse_scalar(value, "a duration like 30s",
                        [](const std::string& text) { return parse_duration(text); });
+    } else if (key == "jwks_ca_file") {
+      auth.jwks_ca_file = read_nonempty_string(value);
     } else if (key == "leeway") {
       auth.leeway = parse_scalar(value, "a duration like 60s",
                                  [](const std::string& text) { return parse_duration(text); });

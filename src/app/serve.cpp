@@ -225,6 +225,7 @@ int serve(const Config& config) {
   if (options.authenticator && is_url(config.auth.jwks)) {
     gateway::RemoteJwksOptions jwks;
     jwks.url = config.auth.jwks;
+    jwks.ca_file = config.auth.jwks_ca_file;
     jwks.min_refresh_interval =
         std::chrono::duration_cast<std::chrono::seconds>(config.auth.jwks_refresh_interval);
     options.remote_jwks = std::make_shared<gateway::RemoteJwks>(std::move(jwks), worker_count);

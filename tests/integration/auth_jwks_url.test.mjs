@@ -4,13 +4,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import * as jose from 'jose';
 
 import {
-  cleanup, defer, initializeRequest, mcpHeaders, rawFetch, sleep, startGateway, startEverythingHttp, tmpDir,
+  cleanup, defer, initializeRequest, makeSelfSignedCert, mcpHeaders, rawFetch, sleep, startGateway, startEverythingHttp, tmpDir, waitFor,
 } from './harness.mjs';
 
 const ISSUER = 'https://issuer.membrane.test';
@@ -93,4 +94,44 @@ test('made-up key ids are refused without fetching more than once per interval',
     assert.match(response.headers.get('www-authenticate'), /unknown key id 'nobody-published-this'/);
   }
   assert.equal(fetches, before + 1);
+});
+
+test('an https jwks_uri is verified against jwks_ca_file, and an untrusted one is never used', async () => {
+  const dir = tmpDir('membrane-jwks-https-');
+  const cert = makeSelfSignedCert(dir);
+  const issuer = https.createServer({ cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key) }, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/jwk-set+json' });
+    res.end(JSON.stringify({ keys: [keys.first.jwk] }));
+  });
+  await new Promise((resolve) => issuer.listen(0, '127.0.0.1', resolve));
+  defer(() => new Promise((resolve) => issuer.close(resolve)));
+  const upstream = await startEverythingHttp();
+  const start = async (name, caLine) => {
+    const config = path.join(dir, `${name.replace(/\W+/g, '-')}.yaml`);
+    fs.writeFileSync(config, [
+      'listen: "127.0.0.1:0"',
+      'auth:',
+      `  issuer: ${JSON.stringify(ISSUER)}`,
+      `  audience: ${JSON.stringify(AUDIENCE)}`,
+      `  jwks: https://localhost:${issuer.address().port}/jwks.json`,
+      ...caLine,
+      'upstreams:',
+      '  ev:',
+      `    url: ${JSON.stringify(upstream.url)}`,
+      '',
+    ].join('\n'));
+    return startGateway(['-c', config], { name: `membrane (${name})` });
+  };
+  const trusting = await start('jwks over https', [`  jwks_ca_file: ${JSON.stringify(cert.cert)}`]);
+  const ok = await rawFetch(trusting.mcp('ev'), {
+    headers: { ...mcpHeaders({}), Authorization: `Bearer ${await tokenFrom(keys.first)}` }, body: initializeRequest(),
+  });
+  assert.equal(ok.status, 200, ok.text);
+  const untrusting = await start('jwks over untrusted https', []);
+  const refused = await rawFetch(untrusting.mcp('ev'), {
+    headers: { ...mcpHeaders({}), Authorization: `Bearer ${await tokenFrom(keys.first)}` }, body: initializeRequest(),
+  });
+  assert.equal(refused.status, 401);
+  await waitFor(() => untrusting.lines.some((line) => /cannot fetch the issuer's keys .*certificate/i.test(line)),
+    { what: 'the log saying why' });
 });

@@ -147,6 +147,7 @@ struct AuthConfig {
   std::vector<std::string> audiences;  // accepted `aud` values: the gateway's resource URL(s)
   std::string jwks;                    // the issuer's keys: a JWKS file or an http(s) URL
   Milliseconds jwks_refresh_interval{30'000};  // URL: at most one fetch per interval
+  std::string jwks_ca_file;  // URL over https: extra CA bundle (PEM); system store when empty
   Milliseconds leeway{60'000};                 // clock skew allowed on exp / nbf / iat
   std::vector<std::string> scopes;             // needed for every upstream
   std::string public_url;  // base URL in protected-resource metadata (else Host)
