@@ -235,7 +235,8 @@ awaitable<Gateway::Authentication> Gateway::authenticate(const http::Request& re
     std::string out;
     for (const char c : text) {
       if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
+      // A header value never carries control characters, whatever a token made of the text.
+      out.push_back(static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c);
     }
     return out;
   };

@@ -214,6 +214,16 @@ std::string bignum_bytes(const BIGNUM* bn, std::size_t width = 0) {
   return out;
 }
 
+// Text from a token, made safe to repeat in an error, a log line or a WWW-Authenticate header:
+// printable ASCII only, at most 64 characters.
+std::string shown(std::string_view text) {
+  std::string out;
+  for (const char c : text.substr(0, 64))
+    out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  if (text.size() > 64) out += "...";
+  return out;
+}
+
 std::string dump(const Json& json) {
   return json.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
@@ -442,7 +452,7 @@ TokenCheck verify_signature(std::string_view token, const KeySet& keys) {
   }
   const std::string algorithm = string_member(decoded->header, "alg");
   if (algorithm != "RS256" && algorithm != "ES256" && algorithm != "EdDSA") {
-    check.error = "algorithm '" + algorithm + "' is not accepted (RS256, ES256, EdDSA)";
+    check.error = "algorithm '" + shown(algorithm) + "' is not accepted (RS256, ES256, EdDSA)";
     return check;
   }
   if (decoded->header.contains("crit")) {
@@ -453,7 +463,7 @@ TokenCheck verify_signature(std::string_view token, const KeySet& keys) {
   const Jwk* key = keys.find(kid, algorithm);
   if (!key) {
     check.error = kid.empty() ? "no unique " + algorithm + " key for a token without 'kid'"
-                              : "unknown key id '" + kid + "'";
+                              : "unknown key id '" + shown(kid) + "'";
     return check;
   }
   const auto last_dot = token.rfind('.');

@@ -199,3 +199,16 @@ TEST_CASE("form bodies decode like application/x-www-form-urlencoded") {
   CHECK_FALSE(parse_form("a=%zz"));
   CHECK_FALSE(parse_form("=value"));
 }
+
+TEST_CASE("text from a token is made safe before it reaches errors, logs and headers") {
+  const KeySet keys({Jwk::generate_es256("k1")});
+  const std::string header = Json{{"alg", "ES256"}, {"kid", "evil\r\nSet-Cookie: x=1"}}.dump();
+  const std::string token = base64url_encode(header) + "." + base64url_encode("{}") + ".AAAA";
+  const auto error = verify_signature(token, keys).error;
+  CHECK(error.find('\r') == std::string::npos);
+  CHECK(error.find('\n') == std::string::npos);
+  CHECK_THAT(error, Catch::Contains("unknown key id 'evil??Set-Cookie: x=1'"));
+  const std::string alg = Json{{"alg", std::string(200, 'A')}}.dump();
+  const auto long_alg = verify_signature(base64url_encode(alg) + ".e30.", keys).error;
+  CHECK(long_alg.size() < 150);
+}
