@@ -37,6 +37,7 @@ constexpr std::array kServeFlags{
     FlagSpec{"--issuer", "", false, "https://issuer.example.com"},
     FlagSpec{"--audience", "", true, "https://mcp.example.com"},
     FlagSpec{"--txn-key", "", false, "txn-key.json"},
+    FlagSpec{"--audit-log", "", false, "audit.log"},
 };
 
 constexpr std::array kConfigCheckFlags{
@@ -44,7 +45,8 @@ constexpr std::array kConfigCheckFlags{
 };
 
 // Flags that only make sense without a config file: the file has its own place for each.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 12> kFlagsExcludedByConfig{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 13> kFlagsExcludedByConfig{{
+    {"--audit-log", "set audit.file in the config file instead"},
     {"--txn-key", "set txn.key_file in the config file instead"},
     {"--jwks", "set auth.jwks in the config file instead"},
     {"--issuer", "set auth.issuer in the config file instead"},
@@ -197,6 +199,7 @@ Config config_from_flags(const FlagValues& values) {
     config.auth.audiences = audiences;
   }
   if (const auto txn_key = single_value(values, "--txn-key")) config.txn.key_file = *txn_key;
+  if (const auto audit_log = single_value(values, "--audit-log")) config.audit.file = *audit_log;
   return config;
 }
 
@@ -357,6 +360,16 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   if (verb == "config") return parse_config_command(args);
   if (verb == "policy") return parse_policy_command(args);
   if (verb == "token") return parse_token_command(args);
+  if (verb == "audit") {
+    if (args.size() < 2 || args[1] != "verify") {
+      throw UsageError("'membrane audit' needs a subcommand: membrane audit verify FILE...");
+    }
+    CommandLine command_line(Verb::audit_verify);
+    command_line.policy_paths.assign(args.begin() + 2, args.end());
+    if (command_line.policy_paths.empty())
+      throw UsageError("membrane audit verify needs the audit log FILE(s), oldest first");
+    return command_line;
+  }
   if (verb.starts_with("-")) {
     throw UsageError("flags go after the command, e.g. 'membrane serve " + verb +
                      " ...' (unknown flag '" + verb + "' here)");
@@ -381,6 +394,8 @@ Usage:
                                       sign a JWT with a private JWK (tests and demos)
   membrane token verify TOKEN|- --jwks FILE [--issuer I] [--audience A] [--typ T]
                                       check a token; print its claims or why it is invalid
+  membrane audit verify FILE...       check an audit log's hash chain (files oldest first);
+                                      exit 1 naming the first broken line
   membrane version | --version
   membrane help | --help | serve --help
 
@@ -429,6 +444,7 @@ Options for serve (every flag also accepts --flag=value):
   --issuer ISS              ...the tokens' issuer (`iss`)...
   --audience AUD            ...and the gateway's resource URL they must be for (`aud`),
                             repeatable. The three go together.
+  --audit-log FILE          Append a tamper-evident audit line per request to FILE.
   --txn-key FILE            Mint a transaction token (Txn-Token) for every tool call, signed
                             with the key in FILE (created when missing); trust domain
                             "membrane". Public keys: /.well-known/jwks.json.

@@ -730,7 +730,7 @@ Config ConfigReader::read(const YAML::Node& root) {
 
   const auto entries =
       entries_of(root_field, {"listen", "workers", "log_level", "limits", "timeouts", "security",
-                              "session", "policy", "auth", "txn", "upstreams"});
+                              "session", "policy", "auth", "txn", "audit", "upstreams"});
   for (auto entry : entries) {
     Field& field = remember(entry.value);
     if (entry.key == "listen") {
@@ -784,6 +784,21 @@ Config ConfigReader::read(const YAML::Node& root) {
       read_auth(field, config.auth);
     } else if (entry.key == "txn") {
       read_txn(field, config.txn);
+    } else if (entry.key == "audit") {
+      expect_map(field, "a map with file and fsync");
+      auto audit_entries = entries_of(field, {"file", "fsync"});
+      for (auto& [key, value] : audit_entries) {
+        remember(value);
+        if (key == "file") {
+          config.audit.file = read_nonempty_string(value);
+        } else {
+          const std::string policy = read_nonempty_string(value);
+          if (policy != "every" && policy != "none")
+            fail(value, "expected every or none, got " + single_quoted(policy));
+          config.audit.fsync_every_record = policy == "every";
+        }
+      }
+      if (!find(audit_entries, "file")) fail(field, "audit needs 'file'");
     } else if (entry.key == "upstreams") {
       config.upstreams = read_upstreams(field);
     }

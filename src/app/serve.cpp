@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "app/policy_reload.hpp"
+#include "gateway/audit_stage.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/policy_stage.hpp"
 #include "gateway/transaction_stage.hpp"
@@ -265,6 +266,14 @@ int serve(const Config& config) {
     pipeline.add(std::move(stage));
   }
   pipeline.add(std::make_unique<gateway::AccessLogStage>());
+  if (!config.audit.file.empty()) {
+    auto audit_log = std::make_shared<audit::AuditLog>(
+        config.audit.file, config.audit.fsync_every_record ? audit::FsyncPolicy::every_record
+                                                           : audit::FsyncPolicy::none);
+    log::info("audit: hash-chained records to ", config.audit.file,
+              config.audit.fsync_every_record ? " (fsync every record)" : "");
+    pipeline.add(std::make_unique<gateway::AuditStage>(std::move(audit_log)));
+  }
   gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count),
                            std::move(pipeline));
 

@@ -17,6 +17,7 @@ enum class Verb {
   policy_explain,  // membrane policy explain -p FILE --call JSON [--format json]
   token_mint,      // membrane token mint --key FILE [claims flags]
   token_verify,    // membrane token verify TOKEN|- --jwks FILE [--issuer ISS] [--audience AUD]
+  audit_verify,    // membrane audit verify FILE... (paths in policy_paths)
   version,         // membrane --version | membrane version
   help,            // membrane --help | membrane help | membrane serve --help
 };
@@ -28,7 +29,7 @@ struct CommandLine {
 
   Verb verb = Verb::help;
   Config config;                          // filled for serve and check_config
-  std::vector<std::string> policy_paths;  // policy_check, policy_test, policy_explain
+  std::vector<std::string> policy_paths;  // policy_check, policy_test, policy_explain; audit files
   std::string policy_call;                // policy_explain: the call as JSON
   bool json_output = false;               // policy_explain --format json
 

@@ -147,10 +147,10 @@ struct AuthConfig {
   std::vector<std::string> audiences;  // accepted `aud` values: the gateway's resource URL(s)
   std::string jwks;                    // the issuer's keys: a JWKS file or an http(s) URL
   Milliseconds jwks_refresh_interval{30'000};  // URL: at most one fetch per interval
-  std::string jwks_ca_file;  // URL over https: extra CA bundle (PEM); system store when empty
-  Milliseconds leeway{60'000};                 // clock skew allowed on exp / nbf / iat
-  std::vector<std::string> scopes;             // needed for every upstream
-  std::string public_url;  // base URL in protected-resource metadata (else Host)
+  std::string jwks_ca_file;     // URL over https: extra CA bundle (PEM); system store when empty
+  Milliseconds leeway{60'000};  // clock skew allowed on exp / nbf / iat
+  std::vector<std::string> scopes;  // needed for every upstream
+  std::string public_url;           // base URL in protected-resource metadata (else Host)
 };
 
 // Transaction tokens minted by the gateway for every call. Off unless `key_file` is set.
@@ -167,6 +167,12 @@ struct TxnConfig {
   std::string exchange_clients;
 };
 
+// The tamper-evident audit log. Off unless `file` is set.
+struct AuditConfig {
+  std::string file;
+  bool fsync_every_record = false;  // fsync: every (each line on disk before the next) | none
+};
+
 struct Config {
   ListenerConfig listen;
   LimitsConfig limits;
@@ -176,6 +182,7 @@ struct Config {
   PolicyConfig policy;
   AuthConfig auth;
   TxnConfig txn;
+  AuditConfig audit;
   std::vector<UpstreamConfig> upstreams;
   unsigned worker_threads = 0;     // 0 = one per hardware thread
   std::string log_level = "info";  // error | warn | info | debug

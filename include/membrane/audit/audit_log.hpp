@@ -1,0 +1,66 @@
+// The tamper-evident audit trail: one JSON line per decision, appended to a file, each line
+// carrying the hash of the line before it and its own hash. Editing a line breaks its own hash;
+// deleting or reordering lines breaks the chain; `membrane audit verify` says where.
+//
+// A line is the record's JSON with "seq" and "prev" (the previous line's hash, 64 zeros for the
+// first line ever) first, and "hash" last: SHA-256 (hex) of the line's text up to `,"hash":`. The
+// chain continues across restarts: the writer resumes from the file's last complete line.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace membrane::audit {
+
+using Json = nlohmann::json;
+
+enum class FsyncPolicy { none, every_record };
+
+class AuditLog {
+ public:
+  // Opens (creating, mode 0600) and reads the chain's end. Throws std::runtime_error naming the
+  // file when it cannot be opened or its last complete line is not a valid audit line.
+  AuditLog(std::string path, FsyncPolicy fsync);
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
+  // Appends one record (an object; "seq", "prev" and "hash" are set here). Thread-safe; one
+  // write(2) per line, so a crash leaves at most one incomplete last line. Returns false (and
+  // logs) when the write failed.
+  bool append(Json record);
+
+  const std::string& path() const { return path_; }
+  std::uint64_t records_written() const;
+
+ private:
+  std::string path_;
+  FsyncPolicy fsync_;
+  int fd_ = -1;
+  mutable std::mutex mutex_;
+  std::string last_hash_;
+  std::uint64_t next_seq_ = 1;
+  std::uint64_t written_ = 0;
+};
+
+// The line for `record` chained after `prev` (what AuditLog writes, without the newline).
+std::string chain_line(Json record, const std::string& prev, std::uint64_t seq);
+
+struct VerifyResult {
+  bool ok = true;
+  std::string file;      // where the first problem is
+  std::size_t line = 0;  // 1-based line number of the first problem
+  std::string problem;
+  std::size_t records = 0;       // complete lines checked
+  bool incomplete_tail = false;  // the last file ends in a partial line (a crash mid-write)
+  std::size_t interrupted_writes = 0;  // partial lines a restarted writer ended (skipped)
+};
+
+// Checks the chain through `files` in order (the chain continues from one file to the next).
+VerifyResult verify_files(const std::vector<std::string>& files);
+
+}  // namespace membrane::audit

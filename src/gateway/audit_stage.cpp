@@ -1,0 +1,87 @@
+#include "gateway/audit_stage.hpp"
+
+#include <openssl/sha.h>
+
+#include <chrono>
+#include <ctime>
+
+namespace membrane::gateway {
+namespace {
+
+std::string hex_digest(std::string_view text, std::size_t bytes = SHA256_DIGEST_LENGTH) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < bytes; ++i) {
+    out.push_back(hex[digest[i] >> 4]);
+    out.push_back(hex[digest[i] & 15]);
+  }
+  return out;
+}
+
+std::string utc_now() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  const auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[64];
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(millis));
+  return text;
+}
+
+}  // namespace
+
+void AuditStage::on_complete(const Exchange& exchange) {
+  const mcp::Message* message = exchange.message;
+  if (!message || !message->is_request()) return;
+  audit::Json record = {{"time", utc_now()}};
+  record["identity"] = exchange.identity ? audit::Json(exchange.identity->subject) : audit::Json();
+  const auto txn =
+      exchange.txn_claims.is_object() ? exchange.txn_claims.find("txn") : exchange.txn_claims.end();
+  record["txn"] =
+      exchange.txn_claims.is_object() && txn != exchange.txn_claims.end() ? *txn : audit::Json();
+  // The session, not its id: the sealed id is a credential-like capability.
+  record["session"] =
+      exchange.session_id.empty() ? audit::Json() : audit::Json(hex_digest(exchange.session_id, 8));
+  record["client"] = exchange.client_address;
+  record["method"] = message->method();
+  record["server"] = exchange.upstream;
+  if (const auto target = message->target_name(); !target.empty()) record["tool"] = target;
+  record["request_id"] = message->id();
+  if (const auto* params = message->params()) {
+    if (const auto arguments = params->find("arguments"); arguments != params->end()) {
+      record["args_sha256"] =
+          hex_digest(arguments->dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
+    }
+  }
+  // exchange.policy is "verdict:rule[:what happened]" when a rule (or the default) decided.
+  if (!exchange.policy.empty()) {
+    const auto first = exchange.policy.find(':');
+    record["verdict"] = exchange.policy.substr(0, first);
+    if (first != std::string::npos) {
+      const auto second = exchange.policy.find(':', first + 1);
+      record["rules"] = {exchange.policy.substr(
+          first + 1, second == std::string::npos ? std::string::npos : second - first - 1)};
+      if (second != std::string::npos) record["policy_note"] = exchange.policy.substr(second + 1);
+    }
+  } else {
+    // Judged and nothing objected, or not a judged method at all.
+    const std::string_view method = message->method();
+    const bool judged =
+        method == "tools/call" || method == "resources/read" || method == "prompts/get";
+    record["verdict"] = exchange.policy_snapshot && judged ? audit::Json("allow") : audit::Json();
+  }
+  record["status"] = exchange.http_status;
+  record["outcome"] = exchange.outcome;
+  record["latency_us"] =
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.started)
+          .count();
+  log_->append(std::move(record));
+}
+
+}  // namespace membrane::gateway
