@@ -365,7 +365,14 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       throw UsageError("'membrane audit' needs a subcommand: membrane audit verify FILE...");
     }
     CommandLine command_line(Verb::audit_verify);
-    command_line.policy_paths.assign(args.begin() + 2, args.end());
+    for (std::size_t i = 2; i < args.size(); ++i) {
+      if (args[i] == "--jwks") {
+        if (i + 1 >= args.size()) throw UsageError("--jwks needs a value");
+        command_line.token.jwks_file = args[++i];
+      } else {
+        command_line.policy_paths.push_back(args[i]);
+      }
+    }
     if (command_line.policy_paths.empty())
       throw UsageError("membrane audit verify needs the audit log FILE(s), oldest first");
     return command_line;
@@ -394,8 +401,10 @@ Usage:
                                       sign a JWT with a private JWK (tests and demos)
   membrane token verify TOKEN|- --jwks FILE [--issuer I] [--audience A] [--typ T]
                                       check a token; print its claims or why it is invalid
-  membrane audit verify FILE...       check an audit log's hash chain (files oldest first);
-                                      exit 1 naming the first broken line
+  membrane audit verify [--jwks FILE] FILE...
+                                      check an audit log's hash chain (and, with the key,
+                                      its signed checkpoints); exit 1 naming the first
+                                      broken line
   membrane version | --version
   membrane help | --help | serve --help
 

@@ -785,12 +785,22 @@ Config ConfigReader::read(const YAML::Node& root) {
     } else if (entry.key == "txn") {
       read_txn(field, config.txn);
     } else if (entry.key == "audit") {
-      expect_map(field, "a map with file and fsync");
-      auto audit_entries = entries_of(field, {"file", "fsync"});
+      expect_map(field, "a map with file, fsync, rotate, key_file and checkpoint_every");
+      auto audit_entries =
+          entries_of(field, {"file", "fsync", "rotate", "key_file", "checkpoint_every"});
       for (auto& [key, value] : audit_entries) {
         remember(value);
         if (key == "file") {
           config.audit.file = read_nonempty_string(value);
+        } else if (key == "rotate") {
+          config.audit.rotate_bytes =
+              parse_scalar(value, "a size like 100MiB",
+                           [](const std::string& text) { return parse_size(text); });
+        } else if (key == "key_file") {
+          config.audit.key_file = read_nonempty_string(value);
+        } else if (key == "checkpoint_every") {
+          config.audit.checkpoint_every = read_unsigned(value, "a number of records");
+          if (config.audit.checkpoint_every == 0) fail(value, "must be at least 1");
         } else {
           const std::string policy = read_nonempty_string(value);
           if (policy != "every" && policy != "none")

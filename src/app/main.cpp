@@ -8,7 +8,6 @@
 #include "membrane/app/policy_commands.hpp"
 #include "membrane/app/serve.hpp"
 #include "membrane/app/token_commands.hpp"
-#include "membrane/audit/audit_log.hpp"
 
 int main(int argc, char** argv) {
   using namespace membrane::app;
@@ -44,22 +43,8 @@ int main(int argc, char** argv) {
       return token_mint(command.token);
     case Verb::token_verify:
       return token_verify(command.token);
-    case Verb::audit_verify: {
-      const auto result = membrane::audit::verify_files(command.policy_paths);
-      if (!result.ok) {
-        std::cerr << result.file << ":" << result.line << ": " << result.problem << "\n";
-        return 1;
-      }
-      std::cout << "ok: " << result.records << " records, chain intact"
-                << (result.incomplete_tail
-                        ? " (the last line is incomplete: a write interrupted by a crash)"
-                        : "")
-                << (result.interrupted_writes ? "; " + std::to_string(result.interrupted_writes) +
-                                                    " write(s) interrupted by a crash skipped"
-                                              : std::string())
-                << "\n";
-      return 0;
-    }
+    case Verb::audit_verify:
+      return audit_verify(command.policy_paths, command.token.jwks_file);
     case Verb::serve:
       break;
   }

@@ -267,9 +267,17 @@ int serve(const Config& config) {
   }
   pipeline.add(std::make_unique<gateway::AccessLogStage>());
   if (!config.audit.file.empty()) {
-    auto audit_log = std::make_shared<audit::AuditLog>(
-        config.audit.file, config.audit.fsync_every_record ? audit::FsyncPolicy::every_record
-                                                           : audit::FsyncPolicy::none);
+    audit::AuditOptions audit_options;
+    audit_options.path = config.audit.file;
+    audit_options.fsync = config.audit.fsync_every_record ? audit::FsyncPolicy::every_record
+                                                          : audit::FsyncPolicy::none;
+    audit_options.rotate_bytes = config.audit.rotate_bytes;
+    audit_options.checkpoint_every = config.audit.checkpoint_every;
+    if (!config.audit.key_file.empty()) {
+      audit_options.signing_key =
+          identity::TransactionTokenService::load_or_create_keys(config.audit.key_file).front();
+    }
+    auto audit_log = std::make_shared<audit::AuditLog>(std::move(audit_options));
     log::info("audit: hash-chained records to ", config.audit.file,
               config.audit.fsync_every_record ? " (fsync every record)" : "");
     pipeline.add(std::make_unique<gateway::AuditStage>(std::move(audit_log)));

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <iterator>
 
+#include "membrane/audit/audit_log.hpp"
 #include "membrane/identity/jwt.hpp"
 #include "membrane/identity/transaction_tokens.hpp"
 
@@ -54,27 +55,59 @@ int token_mint(const CommandLine::Token& options) {
   return 0;
 }
 
+// A JWKS file or a single JWK (such as a key file), for verifying.
+std::optional<identity::KeySet> read_verification_keys(const std::string& path,
+                                                       const char* command) {
+  const auto text = read_text(path);
+  if (!text) {
+    std::cerr << command << ": cannot read '" << path << "'\n";
+    return std::nullopt;
+  }
+  try {
+    const Json document = Json::parse(*text, nullptr, false);
+    return document.is_object() && !document.contains("keys")
+               ? identity::KeySet::from_json({{"keys", {document}}})
+               : identity::KeySet::from_json(document);
+  } catch (const std::invalid_argument& error) {
+    std::cerr << command << ": " << path << ": " << error.what() << "\n";
+    return std::nullopt;
+  }
+}
+
+int audit_verify(const std::vector<std::string>& files, const std::string& jwks_file) {
+  std::optional<identity::KeySet> keys;
+  if (!jwks_file.empty()) {
+    keys = read_verification_keys(jwks_file, "membrane audit verify");
+    if (!keys) return 1;
+  }
+  const auto result = audit::verify_files(files, keys ? &*keys : nullptr);
+  if (!result.ok) {
+    std::cerr << result.file << ":" << result.line << ": " << result.problem << "\n";
+    return 1;
+  }
+  std::cout << "ok: " << result.records << " records, chain intact";
+  if (keys) std::cout << ", " << result.checkpoints << " signed checkpoint(s) verified";
+  if (result.interrupted_writes)
+    std::cout << "; " << result.interrupted_writes << " write(s) interrupted by a crash skipped";
+  if (result.incomplete_tail)
+    std::cout << "; the last line is incomplete (a write interrupted by a crash)";
+  std::cout << "\n";
+  if (keys && !result.ends_closed) {
+    std::cout << "note: the log does not end with the signed checkpoint of a clean close: the "
+                 "gateway is still running or did not stop cleanly, or lines after the last "
+                 "checkpoint were removed\n";
+  }
+  return 0;
+}
+
 int token_verify(const CommandLine::Token& options) {
   std::string token = options.token;
   if (token == "-") std::getline(std::cin, token);
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
     token.pop_back();
-  const auto text = read_text(options.jwks_file);
-  if (!text) {
-    std::cerr << "membrane token verify: cannot read '" << options.jwks_file << "'\n";
-    return 1;
-  }
-  identity::KeySet keys;
-  try {
-    const Json document = Json::parse(*text, nullptr, false);
-    // A single JWK (such as a key file) works as well as a JWKS.
-    keys = document.is_object() && !document.contains("keys")
-               ? identity::KeySet::from_json({{"keys", {document}}})
-               : identity::KeySet::from_json(document);
-  } catch (const std::invalid_argument& error) {
-    std::cerr << "membrane token verify: " << options.jwks_file << ": " << error.what() << "\n";
-    return 1;
-  }
+  const auto loaded = read_verification_keys(options.jwks_file, "membrane token verify");
+  if (!loaded) return 1;
+  const identity::KeySet& keys = *loaded;
   identity::ClaimRequirements requirements;
   requirements.issuer = options.issuer;
   requirements.audiences = options.audiences;

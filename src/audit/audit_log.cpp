@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -37,6 +40,7 @@ struct LineCheck {
   std::string prev;
   std::string hash;
   std::uint64_t seq = 0;
+  Json record;
 };
 
 LineCheck check_line(std::string_view line) {
@@ -52,7 +56,7 @@ LineCheck check_line(std::string_view line) {
     check.problem = "the line was altered (its hash does not match its content)";
     return check;
   }
-  const auto record = Json::parse(line, nullptr, false);
+  auto record = Json::parse(line, nullptr, false);
   if (!record.is_object() || !record.contains("prev") || !record["prev"].is_string() ||
       !record.contains("seq") || !record["seq"].is_number_unsigned()) {
     check.problem = "not an audit record (missing prev or seq)";
@@ -60,6 +64,7 @@ LineCheck check_line(std::string_view line) {
   }
   check.prev = record["prev"].get<std::string>();
   check.seq = record["seq"].get<std::uint64_t>();
+  check.record = std::move(record);
   return check;
 }
 
@@ -94,7 +99,10 @@ std::string chain_line(Json record, const std::string& prev, std::uint64_t seq) 
   return line;
 }
 
-AuditLog::AuditLog(std::string path, FsyncPolicy fsync) : path_(std::move(path)), fsync_(fsync) {
+AuditLog::AuditLog(std::string path, FsyncPolicy fsync)
+    : AuditLog(AuditOptions{std::move(path), fsync, 0, std::nullopt, 1000}) {}
+
+AuditLog::AuditLog(AuditOptions options) : options_(std::move(options)) {
   const std::string last = last_complete_line(path_);
   if (!last.empty()) {
     const auto check = check_line(last);
@@ -107,30 +115,89 @@ AuditLog::AuditLog(std::string path, FsyncPolicy fsync) : path_(std::move(path))
   } else {
     last_hash_ = genesis;
   }
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd_ < 0) {
-    throw std::runtime_error("cannot open the audit log '" + path_ + "': " + std::strerror(errno));
-  }
+  open_file();
   // A crash mid-write leaves a partial last line: end it, so the next record starts clean.
-  struct stat info {};
-  if (::fstat(fd_, &info) == 0 && info.st_size > 0) {
+  if (size_ > 0) {
     std::ifstream in(path_, std::ios::binary);
     in.seekg(-1, std::ios::end);
     char tail = '\n';
     in.get(tail);
-    if (tail != '\n') (void)!::write(fd_, "\n", 1);
+    if (tail != '\n' && ::write(fd_, "\n", 1) == 1) ++size_;
+  }
+}
+
+void AuditLog::open_file() {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd_ < 0) {
+    throw std::runtime_error("cannot open the audit log '" + path_ + "': " + std::strerror(errno));
+  }
+  struct stat info {};
+  size_ = ::fstat(fd_, &info) == 0 ? static_cast<std::uint64_t>(info.st_size) : 0;
+}
+
+void AuditLog::rotate() {
+  ::fsync(fd_);
+  ::close(fd_);
+  fd_ = -1;
+  // Named by the chain position that continues in the next file: sorted, the files read in order.
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, ".%012llu", static_cast<unsigned long long>(next_seq_));
+  const std::string rotated = path_ + suffix;
+  if (std::rename(path_.c_str(), rotated.c_str()) != 0) {
+    log::error("audit log '", path_, "': cannot rotate to '", rotated, "': ", std::strerror(errno),
+               "; continuing in the same file");
+  } else {
+    log::info("audit log rotated to '", rotated, "'");
+  }
+  try {
+    open_file();
+  } catch (const std::exception& problem) {
+    log::error(problem.what());
   }
 }
 
 AuditLog::~AuditLog() {
-  if (fd_ >= 0) {
-    ::fsync(fd_);
-    ::close(fd_);
+  if (fd_ < 0) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (options_.signing_key && written_ > 0) checkpoint(true);
   }
+  ::fsync(fd_);
+  ::close(fd_);
+}
+
+void AuditLog::checkpoint(bool closing) {
+  const auto now = std::chrono::system_clock::now();
+  const auto seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  // The signature covers the chain head it follows and its own place in the chain.
+  const Json claims = {{"seq", next_seq_}, {"head", last_hash_}, {"iat", seconds}};
+  Json record = {{"type", "checkpoint"},
+                 {"closing", closing},
+                 {"jws", identity::sign_token({{"typ", "membrane-audit-checkpoint"}}, claims,
+                                              *options_.signing_key)}};
+  write_line(std::move(record));
+  since_checkpoint_ = 0;
 }
 
 bool AuditLog::append(Json record) {
   std::lock_guard lock(mutex_);
+  if (!write_line(std::move(record))) return false;
+  ++written_;
+  if (options_.signing_key && ++since_checkpoint_ >= options_.checkpoint_every) checkpoint(false);
+  return true;
+}
+
+bool AuditLog::write_line(Json record) {
+  if (fd_ < 0) {
+    try {
+      open_file();
+    } catch (const std::exception& problem) {
+      log::error(problem.what());
+      return false;
+    }
+  }
+  if (options_.rotate_bytes && size_ >= options_.rotate_bytes) rotate();
   std::string line = chain_line(std::move(record), last_hash_, next_seq_);
   const std::string hash = line.substr(line.size() - 66, 64);
   line.push_back('\n');
@@ -146,10 +213,10 @@ bool AuditLog::append(Json record) {
     data += written;
     left -= static_cast<std::size_t>(written);
   }
-  if (fsync_ == FsyncPolicy::every_record) ::fdatasync(fd_);
+  if (options_.fsync == FsyncPolicy::every_record) ::fdatasync(fd_);
+  size_ += line.size();
   last_hash_ = hash;
   ++next_seq_;
-  ++written_;
   return true;
 }
 
@@ -158,7 +225,39 @@ std::uint64_t AuditLog::records_written() const {
   return written_;
 }
 
-VerifyResult verify_files(const std::vector<std::string>& files) {
+namespace {
+
+// The chain position of a file's first complete line (0 when it has none).
+std::uint64_t first_seq(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  while (std::getline(in, line) && !in.eof()) {
+    const auto check = check_line(line);
+    if (check.problem.empty()) return check.seq;
+  }
+  return 0;
+}
+
+// A checkpoint's signature covers the chain head before it and its own position.
+std::string checkpoint_problem(const LineCheck& check, const identity::KeySet& keys) {
+  const auto jws = check.record.find("jws");
+  if (jws == check.record.end() || !jws->is_string()) return "a checkpoint without a signature";
+  const auto signature = identity::verify_signature(jws->get<std::string>(), keys);
+  if (!signature) return "the checkpoint's signature does not verify: " + signature.error;
+  const auto& claims = signature.token->claims;
+  if (claims.value("head", Json()) != Json(check.prev) ||
+      claims.value("seq", Json()) != Json(check.seq)) {
+    return "the checkpoint was signed for another place in the chain";
+  }
+  return {};
+}
+
+}  // namespace
+
+VerifyResult verify_files(std::vector<std::string> files, const identity::KeySet* keys) {
+  std::stable_sort(files.begin(), files.end(), [](const std::string& a, const std::string& b) {
+    return first_seq(a) < first_seq(b);
+  });
   VerifyResult result;
   std::string expected_prev = genesis;
   std::uint64_t expected_seq = 1;
@@ -212,6 +311,15 @@ VerifyResult verify_files(const std::vector<std::string>& files) {
              " was expected: lines are missing or reordered");
         return result;
       }
+      const bool is_checkpoint = check.record.value("type", Json()) == Json("checkpoint");
+      if (is_checkpoint && keys) {
+        if (auto problem = checkpoint_problem(check, *keys); !problem.empty()) {
+          fail(std::move(problem));
+          return result;
+        }
+        ++result.checkpoints;
+      }
+      result.ends_closed = is_checkpoint && check.record.value("closing", Json()) == Json(true);
       expected_prev = check.hash;
       expected_seq = check.seq + 1;
       ++result.records;

@@ -127,3 +127,64 @@ test('SIGKILL under load leaves a log whose complete lines all verify, and the c
   assert.equal(after.status, 0, after.stderr);
   assert.ok(Number(after.stdout.match(/ok: (\d+) records/)[1]) > records);
 });
+
+describe('rotation and signed checkpoints', () => {
+  let files;
+  let keyFile;
+  let rotatedDir;
+
+  before(async () => {
+    rotatedDir = tmpDir('membrane-audit-rotated-');
+    keyFile = path.join(rotatedDir, 'audit-key.json');
+    const config = path.join(rotatedDir, 'membrane.yaml');
+    fs.writeFileSync(config, [
+      'listen: "127.0.0.1:0"',
+      'audit:',
+      `  file: ${JSON.stringify(path.join(rotatedDir, 'audit.log'))}`,
+      '  rotate: 2KiB',
+      `  key_file: ${JSON.stringify(keyFile)}`,
+      '  checkpoint_every: 4',
+      'upstreams:',
+      '  ev:',
+      `    url: ${JSON.stringify(upstream.url)}`,
+      '',
+    ].join('\n'));
+    const gateway = await startGateway(['-c', config], { name: 'membrane (audit rotation)' });
+    const { client } = await connectClient(gateway.mcp('ev'));
+    for (let i = 0; i < 15; i += 1) await client.callTool({ name: 'echo', arguments: { message: `call ${i}` } });
+    await gateway.stop({ signal: 'SIGTERM' });
+    files = fs.readdirSync(rotatedDir).filter((name) => name.startsWith('audit.log')).map((name) => path.join(rotatedDir, name));
+  });
+
+  test('the log rotates and the chain runs through the files, given in any order', () => {
+    assert.ok(files.length >= 3, `rotated files: ${files.join(', ')}`);
+    const result = verify(...[...files].reverse());
+    assert.equal(result.status, 0, result.stderr);
+  });
+
+  test('checkpoints are signed with the gateway key and the log closes with one', () => {
+    const result = verify('--jwks', keyFile, ...files);
+    assert.equal(result.status, 0, result.stderr);
+    const checkpoints = Number(result.stdout.match(/(\d+) signed checkpoint/)[1]);
+    assert.ok(checkpoints >= 5, result.stdout);
+    assert.doesNotMatch(result.stdout, /does not end with the signed checkpoint of a clean close/);
+  });
+
+  test('lines removed from the end are noticed through the missing closing checkpoint', () => {
+    const current = path.join(rotatedDir, 'audit.log');
+    const kept = fs.readFileSync(current, 'utf8').split('\n').filter(Boolean);
+    const truncated = path.join(rotatedDir, 'truncated.log');
+    fs.writeFileSync(truncated, `${kept.slice(0, -2).join('\n')}\n`);
+    const result = verify('--jwks', keyFile, ...files.filter((f) => f !== current), truncated);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /does not end with the signed checkpoint of a clean close/);
+  });
+
+  test('a checkpoint signed by another key fails', () => {
+    const otherKey = path.join(rotatedDir, 'other-key.json');
+    spawnSync(MEMBRANE_BIN, ['token', 'mint', '--key', otherKey], { encoding: 'utf8' });
+    const result = verify('--jwks', otherKey, ...files);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /checkpoint's signature does not verify/);
+  });
+});

@@ -171,6 +171,9 @@ struct TxnConfig {
 struct AuditConfig {
   std::string file;
   bool fsync_every_record = false;  // fsync: every (each line on disk before the next) | none
+  std::size_t rotate_bytes = 0;     // rotate: past this size a new file continues the chain
+  std::string key_file;             // signs checkpoints (ES256 JWK/JWKS; created when missing)
+  std::uint64_t checkpoint_every = 1000;  // records between signed checkpoints
 };
 
 struct Config {

@@ -8,5 +8,8 @@ namespace membrane::app {
 
 int token_mint(const CommandLine::Token& options);
 int token_verify(const CommandLine::Token& options);
+// `membrane audit verify [--jwks FILE] FILE...`: the chain, and the checkpoints' signatures when a
+// key set is given. Exit code.
+int audit_verify(const std::vector<std::string>& files, const std::string& jwks_file);
 
 }  // namespace membrane::app

@@ -11,8 +11,11 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "membrane/identity/jwt.hpp"
 
 namespace membrane::audit {
 
@@ -20,10 +23,23 @@ using Json = nlohmann::json;
 
 enum class FsyncPolicy { none, every_record };
 
+struct AuditOptions {
+  std::string path;
+  FsyncPolicy fsync = FsyncPolicy::none;
+  // Past this size the file is renamed to <path>.<first seq of the next file> and a new one
+  // continues the chain (0 = never).
+  std::uint64_t rotate_bytes = 0;
+  // With a key, a signed checkpoint line every `checkpoint_every` records and when the log closes:
+  // anyone holding the public key can check that the chain up to it is the gateway's.
+  std::optional<identity::Jwk> signing_key;
+  std::uint64_t checkpoint_every = 1000;
+};
+
 class AuditLog {
  public:
   // Opens (creating, mode 0600) and reads the chain's end. Throws std::runtime_error naming the
   // file when it cannot be opened or its last complete line is not a valid audit line.
+  explicit AuditLog(AuditOptions options);
   AuditLog(std::string path, FsyncPolicy fsync);
   ~AuditLog();
   AuditLog(const AuditLog&) = delete;
@@ -38,8 +54,15 @@ class AuditLog {
   std::uint64_t records_written() const;
 
  private:
-  std::string path_;
-  FsyncPolicy fsync_;
+  bool write_line(Json record);  // mutex_ held
+  void open_file();
+  void rotate();
+  void checkpoint(bool closing);  // mutex_ held
+
+  AuditOptions options_;
+  std::string& path_ = options_.path;
+  std::uint64_t size_ = 0;
+  std::uint64_t since_checkpoint_ = 0;
   int fd_ = -1;
   mutable std::mutex mutex_;
   std::string last_hash_;
@@ -57,10 +80,13 @@ struct VerifyResult {
   std::string problem;
   std::size_t records = 0;       // complete lines checked
   bool incomplete_tail = false;  // the last file ends in a partial line (a crash mid-write)
+  std::size_t checkpoints = 0;   // signed checkpoints checked (with keys)
+  bool ends_closed = false;  // the chain's last record is the signed checkpoint of a clean close
   std::size_t interrupted_writes = 0;  // partial lines a restarted writer ended (skipped)
 };
 
-// Checks the chain through `files` in order (the chain continues from one file to the next).
-VerifyResult verify_files(const std::vector<std::string>& files);
+// Checks the chain through `files` (in any order: they are sorted by the chain position of their
+// first line). With `keys`, every checkpoint's signature is checked too.
+VerifyResult verify_files(std::vector<std::string> files, const identity::KeySet* keys = nullptr);
 
 }  // namespace membrane::audit
