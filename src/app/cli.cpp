@@ -361,20 +361,42 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   if (verb == "policy") return parse_policy_command(args);
   if (verb == "token") return parse_token_command(args);
   if (verb == "audit") {
-    if (args.size() < 2 || args[1] != "verify") {
-      throw UsageError("'membrane audit' needs a subcommand: membrane audit verify FILE...");
+    const std::string subcommand = args.size() > 1 ? args[1] : "";
+    if (subcommand != "verify" && subcommand != "query") {
+      throw UsageError(
+          "'membrane audit' needs a subcommand: membrane audit verify [--jwks FILE] FILE..., "
+          "membrane audit query FILE... [--txn T] [--identity S] [--tool T] [--verdict V] "
+          "[--since TIME] [--until TIME] [--format json|table]");
     }
-    CommandLine command_line(Verb::audit_verify);
+    CommandLine command_line(subcommand == "verify" ? Verb::audit_verify : Verb::audit_query);
+    auto& query = command_line.audit_query;
+    const std::map<std::string, std::string*> query_flags = {
+        {"--txn", &query.txn},         {"--identity", &query.identity}, {"--tool", &query.tool},
+        {"--verdict", &query.verdict}, {"--since", &query.since},       {"--until", &query.until}};
     for (std::size_t i = 2; i < args.size(); ++i) {
-      if (args[i] == "--jwks") {
-        if (i + 1 >= args.size()) throw UsageError("--jwks needs a value");
-        command_line.token.jwks_file = args[++i];
+      const std::string& flag = args[i];
+      const auto value = [&]() -> const std::string& {
+        if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
+        return args[++i];
+      };
+      if (flag == "--jwks" && subcommand == "verify") {
+        command_line.token.jwks_file = value();
+      } else if (const auto it = query_flags.find(flag);
+                 it != query_flags.end() && subcommand == "query") {
+        *it->second = value();
+      } else if (flag == "--format" && subcommand == "query") {
+        const std::string& format = value();
+        if (format != "json" && format != "table")
+          throw UsageError("--format must be json or table, got '" + format + "'");
+        command_line.json_output = format == "json";
+      } else if (!flag.empty() && flag[0] == '-') {
+        throw UsageError("unknown flag '" + flag + "' for membrane audit " + subcommand);
       } else {
-        command_line.policy_paths.push_back(args[i]);
+        command_line.policy_paths.push_back(flag);
       }
     }
     if (command_line.policy_paths.empty())
-      throw UsageError("membrane audit verify needs the audit log FILE(s), oldest first");
+      throw UsageError("membrane audit " + subcommand + " needs the audit log FILE(s)");
     return command_line;
   }
   if (verb.starts_with("-")) {
@@ -405,6 +427,9 @@ Usage:
                                       check an audit log's hash chain (and, with the key,
                                       its signed checkpoints); exit 1 naming the first
                                       broken line
+  membrane audit query FILE... [--txn T] [--identity S] [--tool T] [--verdict V]
+                      [--since TIME] [--until TIME] [--format json|table]
+                                      the records that match, oldest first
   membrane version | --version
   membrane help | --help | serve --help
 

@@ -45,6 +45,8 @@ int main(int argc, char** argv) {
       return token_verify(command.token);
     case Verb::audit_verify:
       return audit_verify(command.policy_paths, command.token.jwks_file);
+    case Verb::audit_query:
+      return audit_query(command.policy_paths, command.audit_query, command.json_output);
     case Verb::serve:
       break;
   }

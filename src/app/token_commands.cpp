@@ -1,5 +1,6 @@
 #include "membrane/app/token_commands.hpp"
 
+#include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -97,6 +98,43 @@ int audit_verify(const std::vector<std::string>& files, const std::string& jwks_
                  "gateway is still running or did not stop cleanly, or lines after the last "
                  "checkpoint were removed\n";
   }
+  return 0;
+}
+
+int audit_query(const std::vector<std::string>& files, const CommandLine::AuditQuery& filter,
+                bool json_output) {
+  for (const auto& file : files) {
+    if (!read_text(file)) {
+      std::cerr << "membrane audit query: cannot read '" << file << "'\n";
+      return 1;
+    }
+  }
+  const auto records = audit::query_files(files, {filter.txn, filter.identity, filter.tool,
+                                                  filter.verdict, filter.since, filter.until});
+  if (json_output) {
+    for (const auto& record : records)
+      std::cout << record.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+    return 0;
+  }
+  const auto cell = [](const Json& record, const char* key) {
+    const auto it = record.find(key);
+    if (it == record.end() || it->is_null()) return std::string("-");
+    if (it->is_string()) return it->get<std::string>();
+    if (it->is_array() && !it->empty() && it->front().is_string())
+      return it->front().get<std::string>();
+    return it->dump();
+  };
+  std::printf("%-24s %-16s %-24s %-14s %-22s %-7s %-24s %-20s %9s\n", "TIME", "IDENTITY", "TXN",
+              "METHOD", "TOOL", "VERDICT", "RULE", "OUTCOME", "LATENCY");
+  for (const auto& record : records) {
+    std::printf("%-24s %-16s %-24s %-14s %-22s %-7s %-24s %-20s %7sus\n",
+                cell(record, "time").c_str(), cell(record, "identity").c_str(),
+                cell(record, "txn").c_str(), cell(record, "method").c_str(),
+                cell(record, "tool").c_str(), cell(record, "verdict").c_str(),
+                cell(record, "rules").c_str(), cell(record, "outcome").c_str(),
+                cell(record, "latency_us").c_str());
+  }
+  std::printf("%zu record(s)\n", records.size());
   return 0;
 }
 

@@ -328,4 +328,34 @@ VerifyResult verify_files(std::vector<std::string> files, const identity::KeySet
   return result;
 }
 
+std::vector<Json> query_files(std::vector<std::string> files, const QueryFilter& filter) {
+  std::stable_sort(files.begin(), files.end(), [](const std::string& a, const std::string& b) {
+    return first_seq(a) < first_seq(b);
+  });
+  const auto text = [](const Json& record, const char* key) {
+    const auto it = record.find(key);
+    return it != record.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  std::vector<Json> found;
+  for (const auto& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.find(hash_marker) == std::string::npos) continue;
+      auto record = Json::parse(line, nullptr, false);
+      if (!record.is_object() || text(record, "type") == "checkpoint") continue;
+      const std::string time = text(record, "time");
+      const bool rule_match =
+          (filter.txn.empty() || text(record, "txn") == filter.txn) &&
+          (filter.identity.empty() || text(record, "identity") == filter.identity) &&
+          (filter.tool.empty() || text(record, "tool") == filter.tool) &&
+          (filter.verdict.empty() || text(record, "verdict") == filter.verdict) &&
+          (filter.since.empty() || time >= filter.since) &&
+          (filter.until.empty() || time < filter.until);
+      if (rule_match) found.push_back(std::move(record));
+    }
+  }
+  return found;
+}
+
 }  // namespace membrane::audit

@@ -71,6 +71,35 @@ describe('what the gateway writes', () => {
   });
 });
 
+describe('membrane audit query', () => {
+  const query = (...args) => spawnSync(MEMBRANE_BIN, ['audit', 'query', logFile, ...args], { encoding: 'utf8' });
+
+  test('filters by verdict and prints JSON lines', () => {
+    const result = query('--verdict', 'deny', '--format', 'json');
+    assert.equal(result.status, 0, result.stderr);
+    const records = result.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    assert.equal(records.length, 1);
+    assert.deepEqual(records[0].rules, ['no-secret-echo']);
+  });
+
+  test('filters by tool and time, as a table', () => {
+    const table = query('--tool', 'get-sum');
+    assert.equal(table.status, 0, table.stderr);
+    assert.match(table.stdout, /^TIME\s+IDENTITY\s+TXN/);
+    assert.match(table.stdout, /get-sum/);
+    assert.match(table.stdout, /1 record\(s\)/);
+    assert.match(query('--since', '2999-01-01').stdout, /0 record\(s\)/);
+    const all = query('--since', '2000', '--until', '2999', '--format', 'json').stdout.trim().split('\n');
+    assert.equal(all.length, lines.length);
+  });
+
+  test('bad flags are usage errors', () => {
+    const result = query('--format', 'xml');
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /--format must be json or table/);
+  });
+});
+
 describe('verify fails at the line that was touched', () => {
   const cases = [
     ['an edited verdict', (copy) => { copy[2] = copy[2].replace(/"verdict":"(allow|deny)"|"outcome":"ok"/, '"outcome":"OK"'); }, 3],

@@ -18,6 +18,7 @@ enum class Verb {
   token_mint,      // membrane token mint --key FILE [claims flags]
   token_verify,    // membrane token verify TOKEN|- --jwks FILE [--issuer ISS] [--audience AUD]
   audit_verify,    // membrane audit verify FILE... (paths in policy_paths)
+  audit_query,     // membrane audit query FILE... [filters] [--format json|table]
   version,         // membrane --version | membrane version
   help,            // membrane --help | membrane help | membrane serve --help
 };
@@ -42,6 +43,10 @@ struct CommandLine {
     std::string claims_json;  // mint: extra claims, a JSON object
     long lifetime_seconds = 300;
   } token;  // token_mint, token_verify
+
+  struct AuditQuery {
+    std::string txn, identity, tool, verdict, since, until;
+  } audit_query;  // audit_query (files in policy_paths, --format json in json_output)
 };
 
 // Thrown for command-line mistakes (unknown flag, missing value, -c combined with

@@ -11,5 +11,8 @@ int token_verify(const CommandLine::Token& options);
 // `membrane audit verify [--jwks FILE] FILE...`: the chain, and the checkpoints' signatures when a
 // key set is given. Exit code.
 int audit_verify(const std::vector<std::string>& files, const std::string& jwks_file);
+// `membrane audit query`: matching records as JSON lines, or a table. Exit code.
+int audit_query(const std::vector<std::string>& files, const CommandLine::AuditQuery& filter,
+                bool json_output);
 
 }  // namespace membrane::app

@@ -89,4 +89,17 @@ struct VerifyResult {
 // first line). With `keys`, every checkpoint's signature is checked too.
 VerifyResult verify_files(std::vector<std::string> files, const identity::KeySet* keys = nullptr);
 
+struct QueryFilter {
+  std::string txn;       // equal
+  std::string identity;  // equal (the caller's sub)
+  std::string tool;      // equal
+  std::string verdict;   // equal: allow, deny, ask, redact
+  std::string since;     // time >= since (ISO 8601 UTC, any prefix: "2026-11-23T15")
+  std::string until;     // time < until
+};
+
+// The records (not checkpoints) of `files` that pass `filter`, in chain order. Lines that are not
+// audit records are skipped: run verify_files to check the chain.
+std::vector<Json> query_files(std::vector<std::string> files, const QueryFilter& filter);
+
 }  // namespace membrane::audit
