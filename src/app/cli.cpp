@@ -38,6 +38,7 @@ constexpr std::array kServeFlags{
     FlagSpec{"--audience", "", true, "https://mcp.example.com"},
     FlagSpec{"--txn-key", "", false, "txn-key.json"},
     FlagSpec{"--audit-log", "", false, "audit.log"},
+    FlagSpec{"--admin", "", false, "127.0.0.1:9090"},
 };
 
 constexpr std::array kConfigCheckFlags{
@@ -45,7 +46,8 @@ constexpr std::array kConfigCheckFlags{
 };
 
 // Flags that only make sense without a config file: the file has its own place for each.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 13> kFlagsExcludedByConfig{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 14> kFlagsExcludedByConfig{{
+    {"--admin", "set admin in the config file instead"},
     {"--audit-log", "set audit.file in the config file instead"},
     {"--txn-key", "set txn.key_file in the config file instead"},
     {"--jwks", "set auth.jwks in the config file instead"},
@@ -200,6 +202,7 @@ Config config_from_flags(const FlagValues& values) {
   }
   if (const auto txn_key = single_value(values, "--txn-key")) config.txn.key_file = *txn_key;
   if (const auto audit_log = single_value(values, "--audit-log")) config.audit.file = *audit_log;
+  if (const auto admin = single_value(values, "--admin")) config.admin = parse_listen_flag(*admin);
   return config;
 }
 
@@ -479,6 +482,7 @@ Options for serve (every flag also accepts --flag=value):
   --audience AUD            ...and the gateway's resource URL they must be for (`aud`),
                             repeatable. The three go together.
   --audit-log FILE          Append a tamper-evident audit line per request to FILE.
+  --admin HOST:PORT         Serve /metrics (Prometheus), /healthz and /readyz there.
   --txn-key FILE            Mint a transaction token (Txn-Token) for every tool call, signed
                             with the key in FILE (created when missing); trust domain
                             "membrane". Public keys: /.well-known/jwks.json.

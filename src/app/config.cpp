@@ -730,7 +730,7 @@ Config ConfigReader::read(const YAML::Node& root) {
 
   const auto entries =
       entries_of(root_field, {"listen", "workers", "log_level", "limits", "timeouts", "security",
-                              "session", "policy", "auth", "txn", "audit", "upstreams"});
+                              "session", "policy", "auth", "txn", "audit", "admin", "upstreams"});
   for (auto entry : entries) {
     Field& field = remember(entry.value);
     if (entry.key == "listen") {
@@ -782,6 +782,9 @@ Config ConfigReader::read(const YAML::Node& root) {
       }
     } else if (entry.key == "auth") {
       read_auth(field, config.auth);
+    } else if (entry.key == "admin") {
+      config.admin = read_listen(field);
+      if (config.admin->tls) fail(field, "the admin listener serves plain HTTP: no tls");
     } else if (entry.key == "txn") {
       read_txn(field, config.txn);
     } else if (entry.key == "audit") {

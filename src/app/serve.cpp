@@ -10,6 +10,7 @@
 #include "app/policy_reload.hpp"
 #include "gateway/audit_stage.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/metrics_stage.hpp"
 #include "gateway/policy_stage.hpp"
 #include "gateway/transaction_stage.hpp"
 #include "http/tls.hpp"
@@ -200,6 +201,48 @@ std::shared_ptr<const identity::TransactionTokenService> make_transaction_servic
   return std::make_shared<const identity::TransactionTokenService>(std::move(options));
 }
 
+// /metrics, /healthz and /readyz for operators and Kubernetes probes, apart from agent traffic.
+std::unique_ptr<http::Server> make_admin_server(http::WorkerPool& workers,
+                                                const ListenerConfig& listener,
+                                                std::shared_ptr<telemetry::Metrics> metrics,
+                                                const gateway::Gateway& gateway) {
+  http::ServerOptions options;
+  options.host = listener.host;
+  options.port = listener.port;
+  auto server = std::make_unique<http::Server>(
+      workers, std::move(options),
+      [metrics, &gateway](http::Request& request, const http::RequestOrigin&,
+                          http::Responder& out) -> awaitable<void> {
+        const std::string_view target = request.target();
+        const std::string_view path = target.substr(0, target.find('?'));
+        http::Response response{http::bhttp::status::ok, 11};
+        if (path == "/metrics") {
+          response.set(http::bhttp::field::content_type,
+                       "text/plain; version=0.0.4; charset=utf-8");
+          response.body() = metrics->exposition();
+        } else if (path == "/healthz") {
+          response.set(http::bhttp::field::content_type, "application/json");
+          response.body() = R"({"status":"ok"})";
+        } else if (path == "/readyz") {
+          response.set(http::bhttp::field::content_type, "application/json");
+          if (gateway.draining()) response.result(http::bhttp::status::service_unavailable);
+          response.body() =
+              gateway.draining() ? R"({"status":"draining"})" : R"({"status":"ready"})";
+        } else {
+          response.result(http::bhttp::status::not_found);
+          response.set(http::bhttp::field::content_type, "text/plain");
+          response.body() = "not found: the admin listener serves /metrics, /healthz and /readyz\n";
+        }
+        response.prepare_payload();
+        co_await out.send(std::move(response));
+      });
+  server->start();
+  const auto endpoint = server->local_endpoint();
+  log::info("admin listening on http://", endpoint.address().to_string(), ":", endpoint.port(),
+            " (/metrics, /healthz, /readyz)");
+  return server;
+}
+
 }  // namespace
 
 int serve(const Config& config) {
@@ -266,6 +309,9 @@ int serve(const Config& config) {
     pipeline.add(std::move(stage));
   }
   pipeline.add(std::make_unique<gateway::AccessLogStage>());
+  auto metrics = std::make_shared<telemetry::Metrics>();
+  if (config.admin) pipeline.add(std::make_unique<gateway::MetricsStage>(metrics));
+  std::shared_ptr<audit::AuditLog> audit_log;
   if (!config.audit.file.empty()) {
     audit::AuditOptions audit_options;
     audit_options.path = config.audit.file;
@@ -277,10 +323,10 @@ int serve(const Config& config) {
       audit_options.signing_key =
           identity::TransactionTokenService::load_or_create_keys(config.audit.key_file).front();
     }
-    auto audit_log = std::make_shared<audit::AuditLog>(std::move(audit_options));
+    audit_log = std::make_shared<audit::AuditLog>(std::move(audit_options));
     log::info("audit: hash-chained records to ", config.audit.file,
               config.audit.fsync_every_record ? " (fsync every record)" : "");
-    pipeline.add(std::make_unique<gateway::AuditStage>(std::move(audit_log)));
+    pipeline.add(std::make_unique<gateway::AuditStage>(audit_log));
   }
   gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count),
                            std::move(pipeline));
@@ -315,6 +361,21 @@ int serve(const Config& config) {
   log::info("membrane listening on ", config.listen.tls ? "https" : "http", "://", v6 ? "[" : "",
             endpoint.address().to_string(), v6 ? "]" : "", ":", endpoint.port(), " (", worker_count,
             " worker", worker_count == 1 ? "" : "s", ")");
+
+  std::unique_ptr<http::Server> admin;
+  if (config.admin) {
+    metrics->declare_gauge_function("membrane_streams_active", "SSE response streams open now.",
+                                    [&gateway] { return gateway.active_streams(); });
+    metrics->declare_gauge_function("membrane_legacy_sessions_active",
+                                    "Legacy HTTP+SSE sessions open now.",
+                                    [&gateway] { return gateway.legacy_sessions(); });
+    if (audit_log) {
+      metrics->declare_gauge_function(
+          "membrane_audit_records_written", "Audit records written since start.",
+          [audit_log] { return static_cast<double>(audit_log->records_written()); });
+    }
+    admin = make_admin_server(workers, *config.admin, metrics, gateway);
+  }
 
   auto& main_context = workers.context(0);
   // Shared with the reload coroutines, which end at the next wake-up after shutdown sets it.
@@ -366,6 +427,7 @@ int serve(const Config& config) {
           }
         }
         co_await gateway.stop_upstreams();
+        if (admin) admin->close_all();
         signals.cancel();
         log::info("membrane stopped");
         workers.stop();

@@ -39,6 +39,10 @@ struct Exchange {
   std::string txn_token;
   mcp::Json txn_claims;
   Clock::time_point started = Clock::now();
+  // When the request was handed to the upstream (unset when it never was), and how long the
+  // upstream took to start its reply.
+  Clock::time_point forwarded_at{};
+  Clock::duration upstream_wait{};
 
   // Filled in as the exchange completes.
   unsigned http_status = 0;

@@ -61,6 +61,10 @@ Gateway::Gateway(GatewayOptions options, std::vector<std::unique_ptr<upstream::U
 
 Gateway::~Gateway() = default;
 
+std::size_t Gateway::legacy_sessions() const {
+  return legacy_->session_count();
+}
+
 upstream::Upstream* Gateway::find_upstream(std::string_view name) const {
   const auto it = upstreams_.find(name);
   return it == upstreams_.end() ? nullptr : it->second.get();
@@ -594,8 +598,10 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
   context.txn_token = exchange.txn_token;
+  exchange.forwarded_at = Clock::now();
   auto reply =
       co_await upstream.send(message, std::move(request.body()), exchange.session, context);
+  exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
 
   std::string sealed_session;
   if (message.is_initialize() && (reply.kind == upstream::UpstreamReply::Kind::message ||
@@ -640,6 +646,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   }
 
   exchange.http_status = 200;
+  const StreamCount counted(active_streams_);
   auto pump = co_await EventPump::start(std::move(reply.stream));
   if (!streaming && !co_await out.begin_stream(stream_header(sealed_session))) {
     exchange.client_gone = true;
@@ -715,6 +722,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
   exchange.session = &*session.claims;
   exchange.identity = caller;
   exchange.http_status = 200;
+  const StreamCount counted(active_streams_);
   auto pump = co_await EventPump::start(std::move(reply.stream));
   if (!co_await out.begin_stream(event_stream_header())) {
     pump->stop();

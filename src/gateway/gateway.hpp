@@ -78,6 +78,23 @@ class Gateway {
                          http::Responder& out);
 
   void set_draining() { draining_ = true; }
+  bool draining() const { return draining_; }
+  // SSE response streams open now (request streams, listen streams, legacy sessions).
+  int active_streams() const { return active_streams_.load(std::memory_order_relaxed); }
+  std::size_t legacy_sessions() const;
+
+  // Counts a stream while it is open.
+  class StreamCount {
+   public:
+    explicit StreamCount(std::atomic<int>& count) : count_(count) { ++count_; }
+    ~StreamCount() { --count_; }
+    StreamCount(const StreamCount&) = delete;
+    StreamCount& operator=(const StreamCount&) = delete;
+
+   private:
+    std::atomic<int>& count_;
+  };
+  std::atomic<int>& stream_counter() const { return active_streams_; }
   // Stops every upstream (children, pools). Run on worker 0 during shutdown.
   awaitable<void> stop_upstreams();
 
@@ -127,6 +144,7 @@ class Gateway {
   TerminatedSessions terminated_;
   mutable ClientRequests client_requests_;
   std::atomic<bool> draining_{false};
+  mutable std::atomic<int> active_streams_{0};
 };
 
 }  // namespace membrane::gateway

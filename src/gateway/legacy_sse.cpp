@@ -193,7 +193,9 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
   context.txn_token = exchange.txn_token;
+  exchange.forwarded_at = Clock::now();
   auto reply = co_await upstream.send(message, std::move(raw), exchange.session, context);
+  exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
   using Kind = upstream::UpstreamReply::Kind;
   if (message.is_initialize() && (reply.kind == Kind::message || reply.kind == Kind::stream)) {
     mcp::SessionClaims fresh;
@@ -331,6 +333,11 @@ awaitable<void> pump_server_messages(std::shared_ptr<LegacySession> session,
 
 LegacySseTransport::~LegacySseTransport() = default;
 
+std::size_t LegacySseTransport::session_count() const {
+  std::lock_guard lock(mutex_);
+  return sessions_.size();
+}
+
 std::shared_ptr<LegacySession> LegacySseTransport::find(const std::string& id) {
   std::lock_guard lock(mutex_);
   const auto it = sessions_.find(id);
@@ -380,6 +387,7 @@ awaitable<void> LegacySseTransport::open_stream(
   }
   log::info("legacy SSE session opened on '", upstream.name(), "' by ", client_address(origin));
 
+  const Gateway::StreamCount counted(gateway_.stream_counter());
   bool client_gone = !co_await out.begin_stream(event_stream_header());
   if (!client_gone) {
     http::SseEvent endpoint;

@@ -22,6 +22,7 @@ class LegacySseTransport {
  public:
   explicit LegacySseTransport(Gateway& gateway) : gateway_(gateway) {}
   ~LegacySseTransport();
+  std::size_t session_count() const;
 
   // `caller` is the authenticated identity (null when auth is off).
   awaitable<void> handle(http::Request& request, const http::RequestOrigin& origin,
@@ -39,7 +40,7 @@ class LegacySseTransport {
   std::shared_ptr<LegacySession> find(const std::string& id);
 
   Gateway& gateway_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   // Legacy sessions live as long as their GET stream, on the replica that holds it.
   std::unordered_map<std::string, std::shared_ptr<LegacySession>> sessions_;
 };

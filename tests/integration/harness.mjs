@@ -451,7 +451,7 @@ export async function startGateway(args, { env = {}, name = 'membrane', startTim
       }
     }
   });
-  const m = await proc.waitForLine(/listening on (https?):\/\/(\S+)/, startTimeoutMs);
+  const m = await proc.waitForLine(/membrane listening on (https?):\/\/(\S+)/, startTimeoutMs);
   const scheme = m[1];
   const hostPort = m[2].replace(/[/,;.)\]]+$/, '').replace(/\/.*$/, '');
   const parsed = new URL(`${scheme}://${hostPort}`);

@@ -186,6 +186,8 @@ struct Config {
   AuthConfig auth;
   TxnConfig txn;
   AuditConfig audit;
+  // The admin listener (/metrics, /healthz, /readyz); none when unset.
+  std::optional<ListenerConfig> admin;
   std::vector<UpstreamConfig> upstreams;
   unsigned worker_threads = 0;     // 0 = one per hardware thread
   std::string log_level = "info";  // error | warn | info | debug
