@@ -39,6 +39,7 @@ constexpr std::array kServeFlags{
     FlagSpec{"--txn-key", "", false, "txn-key.json"},
     FlagSpec{"--audit-log", "", false, "audit.log"},
     FlagSpec{"--admin", "", false, "127.0.0.1:9090"},
+    FlagSpec{"--otlp-endpoint", "", false, "http://127.0.0.1:4318"},
 };
 
 constexpr std::array kConfigCheckFlags{
@@ -46,7 +47,8 @@ constexpr std::array kConfigCheckFlags{
 };
 
 // Flags that only make sense without a config file: the file has its own place for each.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 14> kFlagsExcludedByConfig{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 15> kFlagsExcludedByConfig{{
+    {"--otlp-endpoint", "set otel.endpoint in the config file instead"},
     {"--admin", "set admin in the config file instead"},
     {"--audit-log", "set audit.file in the config file instead"},
     {"--txn-key", "set txn.key_file in the config file instead"},
@@ -203,6 +205,7 @@ Config config_from_flags(const FlagValues& values) {
   if (const auto txn_key = single_value(values, "--txn-key")) config.txn.key_file = *txn_key;
   if (const auto audit_log = single_value(values, "--audit-log")) config.audit.file = *audit_log;
   if (const auto admin = single_value(values, "--admin")) config.admin = parse_listen_flag(*admin);
+  if (const auto otlp = single_value(values, "--otlp-endpoint")) config.otel.endpoint = *otlp;
   return config;
 }
 
@@ -483,6 +486,7 @@ Options for serve (every flag also accepts --flag=value):
                             repeatable. The three go together.
   --audit-log FILE          Append a tamper-evident audit line per request to FILE.
   --admin HOST:PORT         Serve /metrics (Prometheus), /healthz and /readyz there.
+  --otlp-endpoint URL       Export a span per request and upstream hop (OTLP/HTTP JSON).
   --txn-key FILE            Mint a transaction token (Txn-Token) for every tool call, signed
                             with the key in FILE (created when missing); trust domain
                             "membrane". Public keys: /.well-known/jwks.json.

@@ -728,9 +728,9 @@ Config ConfigReader::read(const YAML::Node& root) {
   root_field.where = locate(root, root_field.where);
   expect_map(root_field, "a map of settings (listen, upstreams, ...) at the top level");
 
-  const auto entries =
-      entries_of(root_field, {"listen", "workers", "log_level", "limits", "timeouts", "security",
-                              "session", "policy", "auth", "txn", "audit", "admin", "upstreams"});
+  const auto entries = entries_of(
+      root_field, {"listen", "workers", "log_level", "limits", "timeouts", "security", "session",
+                   "policy", "auth", "txn", "audit", "admin", "otel", "upstreams"});
   for (auto entry : entries) {
     Field& field = remember(entry.value);
     if (entry.key == "listen") {
@@ -782,6 +782,23 @@ Config ConfigReader::read(const YAML::Node& root) {
       }
     } else if (entry.key == "auth") {
       read_auth(field, config.auth);
+    } else if (entry.key == "otel") {
+      expect_map(field, "a map with endpoint, headers and service_name");
+      auto otel_entries = entries_of(field, {"endpoint", "headers", "service_name"});
+      for (auto& [key, value] : otel_entries) {
+        remember(value);
+        if (key == "endpoint") {
+          config.otel.endpoint = parse_scalar(value, "a URL", [](const std::string& text) {
+            return normalized_http_url(text, "http or https");
+          });
+        } else if (key == "headers") {
+          config.otel.headers =
+              read_string_map(value, "header name", check_header_name, check_header_value);
+        } else {
+          config.otel.service_name = read_nonempty_string(value);
+        }
+      }
+      if (!find(otel_entries, "endpoint")) fail(field, "otel needs 'endpoint' (the collector URL)");
     } else if (entry.key == "admin") {
       config.admin = read_listen(field);
       if (config.admin->tls) fail(field, "the admin listener serves plain HTTP: no tls");

@@ -12,6 +12,7 @@
 #include "gateway/gateway.hpp"
 #include "gateway/metrics_stage.hpp"
 #include "gateway/policy_stage.hpp"
+#include "gateway/trace_stage.hpp"
 #include "gateway/transaction_stage.hpp"
 #include "http/tls.hpp"
 #include "membrane/core/log.hpp"
@@ -279,6 +280,17 @@ int serve(const Config& config) {
     if (!upstream.scopes.empty()) options.upstream_scopes[upstream.name] = upstream.scopes;
   }
   gateway::ExchangePipeline pipeline;
+  std::shared_ptr<otel::OtlpExporter> exporter;
+  if (!config.otel.endpoint.empty()) {
+    otel::OtlpOptions otlp;
+    otlp.endpoint = config.otel.endpoint;
+    otlp.headers = config.otel.headers;
+    otlp.service_name = config.otel.service_name;
+    otlp.service_version = MEMBRANE_VERSION_TEXT;
+    exporter = std::make_shared<otel::OtlpExporter>(std::move(otlp), worker_count);
+    log::info("otel: spans to ", exporter->url());
+    pipeline.add(std::make_unique<gateway::TraceStage>(exporter));
+  }
   if (auto service = make_transaction_service(config.txn)) {
     options.published_keys = service->public_jwks().dump();
     if (!config.txn.exchange_clients.empty()) {
@@ -369,6 +381,14 @@ int serve(const Config& config) {
     metrics->declare_gauge_function("membrane_legacy_sessions_active",
                                     "Legacy HTTP+SSE sessions open now.",
                                     [&gateway] { return gateway.legacy_sessions(); });
+    if (exporter) {
+      metrics->declare_counter_function("membrane_otlp_spans_dropped_total",
+                                        "Spans dropped: queue full, or the collector unreachable.",
+                                        [exporter] { return exporter->dropped(); });
+      metrics->declare_counter_function("membrane_otlp_spans_exported_total",
+                                        "Spans the collector accepted.",
+                                        [exporter] { return exporter->exported(); });
+    }
     if (audit_log) {
       metrics->declare_gauge_function(
           "membrane_audit_records_written", "Audit records written since start.",
@@ -378,6 +398,7 @@ int serve(const Config& config) {
   }
 
   auto& main_context = workers.context(0);
+  if (exporter) asio::co_spawn(main_context, exporter->run(), asio::detached);
   // Shared with the reload coroutines, which end at the next wake-up after shutdown sets it.
   auto reload_stopped = std::make_shared<bool>(false);
   // SIGHUP reloads the policy; with no policy there is nothing to reload, and it must not kill us.
@@ -427,6 +448,7 @@ int serve(const Config& config) {
           }
         }
         co_await gateway.stop_upstreams();
+        if (exporter) co_await exporter->flush_and_stop();
         if (admin) admin->close_all();
         signals.cancel();
         log::info("membrane stopped");

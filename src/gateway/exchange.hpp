@@ -38,6 +38,20 @@ struct Exchange {
   std::string_view incoming_txn_token;
   std::string txn_token;
   mcp::Json txn_claims;
+  // W3C trace context the client sent (headers), and the trace this exchange belongs to.
+  std::string_view incoming_traceparent;
+  std::string_view incoming_tracestate;
+  struct Trace {
+    std::string trace_id;
+    std::string parent_span_id;
+    std::string server_span_id;
+    std::string client_span_id;
+    std::string trace_state;
+    std::string upstream_traceparent;  // sent upstream in traceparent and params._meta
+    bool sampled = true;
+  } trace;
+  // When set, forwarded instead of the client's bytes (a stage rewrote the message).
+  std::string rewritten_body;
   Clock::time_point started = Clock::now();
   // When the request was handed to the upstream (unset when it never was), and how long the
   // upstream took to start its reply.

@@ -559,6 +559,8 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   exchange.protocol_version = std::string(request[mcp::header::protocol_version]);
   exchange.session_id = request[mcp::header::session_id];
   exchange.incoming_txn_token = request["Txn-Token"];
+  exchange.incoming_traceparent = request["traceparent"];
+  exchange.incoming_tracestate = request["tracestate"];
   if (pipeline_.wants_request_headers()) exchange.request_headers = request_headers_json(request);
 
   auto decision = pipeline_.on_request(exchange);
@@ -598,9 +600,12 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
   context.txn_token = exchange.txn_token;
+  context.traceparent = exchange.trace.upstream_traceparent;
+  context.tracestate = exchange.trace.trace_state;
+  std::string body = exchange.rewritten_body.empty() ? std::move(request.body())
+                                                     : std::move(exchange.rewritten_body);
   exchange.forwarded_at = Clock::now();
-  auto reply =
-      co_await upstream.send(message, std::move(request.body()), exchange.session, context);
+  auto reply = co_await upstream.send(message, std::move(body), exchange.session, context);
   exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
 
   std::string sealed_session;

@@ -126,6 +126,8 @@ struct PostFacts {
   std::shared_ptr<const identity::Identity> caller;
   std::string client_address;
   std::string incoming_txn_token;
+  std::string traceparent;
+  std::string tracestate;
   std::string session_id;  // the sealed sessionId of the message URL
   mcp::Json headers;       // only when a stage wants them
 };
@@ -137,6 +139,8 @@ PostFacts post_facts(const http::Request& request, const http::RequestOrigin& or
   facts.caller = std::move(caller);
   facts.client_address = client_address(origin);
   facts.incoming_txn_token = std::string(request["Txn-Token"]);
+  facts.traceparent = std::string(request["traceparent"]);
+  facts.tracestate = std::string(request["tracestate"]);
   facts.session_id = std::move(sealed_id);
   if (pipeline.wants_request_headers()) facts.headers = request_headers_json(request);
   return facts;
@@ -145,6 +149,8 @@ PostFacts post_facts(const http::Request& request, const http::RequestOrigin& or
 void describe_sender(Exchange& exchange, PostFacts& facts) {
   exchange.identity = facts.caller;
   exchange.incoming_txn_token = facts.incoming_txn_token;
+  exchange.incoming_traceparent = facts.traceparent;
+  exchange.incoming_tracestate = facts.tracestate;
   exchange.client_address = std::move(facts.client_address);
   exchange.session_id = facts.session_id;
   exchange.request_headers = std::move(facts.headers);
@@ -193,8 +199,12 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
   context.txn_token = exchange.txn_token;
+  context.traceparent = exchange.trace.upstream_traceparent;
+  context.tracestate = exchange.trace.trace_state;
+  std::string body =
+      exchange.rewritten_body.empty() ? std::move(raw) : std::move(exchange.rewritten_body);
   exchange.forwarded_at = Clock::now();
-  auto reply = co_await upstream.send(message, std::move(raw), exchange.session, context);
+  auto reply = co_await upstream.send(message, std::move(body), exchange.session, context);
   exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
   using Kind = upstream::UpstreamReply::Kind;
   if (message.is_initialize() && (reply.kind == Kind::message || reply.kind == Kind::stream)) {

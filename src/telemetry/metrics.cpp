@@ -83,6 +83,11 @@ void Metrics::declare_gauge_function(std::string name, std::string help,
   declare(std::move(name), "gauge", std::move(help), {}, std::move(read));
 }
 
+void Metrics::declare_counter_function(std::string name, std::string help,
+                                       std::function<double()> read) {
+  declare(std::move(name), "counter", std::move(help), {}, std::move(read));
+}
+
 Metrics::Family* Metrics::family(std::string_view name) const {
   const auto it = families_.find(name);
   return it == families_.end() ? nullptr : it->second.get();

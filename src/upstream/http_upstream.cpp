@@ -229,6 +229,8 @@ class HttpUpstream final : public Upstream {
     if (!context.protocol_version.empty())
       request.set(mcp::header::protocol_version, context.protocol_version);
     if (!context.txn_token.empty()) request.set("Txn-Token", context.txn_token);
+    if (!context.traceparent.empty()) request.set("traceparent", context.traceparent);
+    if (!context.tracestate.empty()) request.set("tracestate", context.tracestate);
     return request;
   }
 

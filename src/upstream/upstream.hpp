@@ -18,6 +18,8 @@ struct ForwardContext {
   std::string protocol_version;  // downstream MCP-Protocol-Version (empty when absent)
   std::string last_event_id;     // downstream Last-Event-ID (listen only)
   std::string txn_token;         // the transaction token to send in Txn-Token (empty: none)
+  std::string traceparent;       // W3C trace context for the upstream hop (empty: none)
+  std::string tracestate;
 };
 
 enum class ReadStatus { message, end, failed };

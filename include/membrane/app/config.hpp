@@ -186,6 +186,12 @@ struct Config {
   AuthConfig auth;
   TxnConfig txn;
   AuditConfig audit;
+  // OTLP/HTTP trace export; off when the endpoint is empty.
+  struct Otel {
+    std::string endpoint;
+    std::map<std::string, std::string> headers;
+    std::string service_name = "membrane";
+  } otel;
   // The admin listener (/metrics, /healthz, /readyz); none when unset.
   std::optional<ListenerConfig> admin;
   std::vector<UpstreamConfig> upstreams;

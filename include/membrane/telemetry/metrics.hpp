@@ -25,6 +25,8 @@ class Metrics {
   void declare_histogram(std::string name, std::string help, std::vector<double> buckets);
   // A gauge read when /metrics is scraped.
   void declare_gauge_function(std::string name, std::string help, std::function<double()> read);
+  // A counter kept elsewhere (a total that only grows), read when /metrics is scraped.
+  void declare_counter_function(std::string name, std::string help, std::function<double()> read);
 
   void add(std::string_view counter, const Labels& labels, double amount = 1);
   void set(std::string_view gauge, const Labels& labels, double value);

@@ -1,0 +1,163 @@
+#include "gateway/trace_stage.hpp"
+
+#include <openssl/sha.h>
+
+namespace membrane::gateway {
+namespace {
+
+std::uint64_t unix_nanos(Clock::time_point when) {
+  // Exchanges are timed on the steady clock; spans need wall-clock time.
+  const auto wall = std::chrono::system_clock::now() - (Clock::now() - when);
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(wall.time_since_epoch()).count());
+}
+
+std::string session_digest(std::string_view session_id) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(session_id.data()), session_id.size(), digest);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 8; ++i) {
+    out.push_back(hex[digest[i] >> 4]);
+    out.push_back(hex[digest[i] & 15]);
+  }
+  return out;
+}
+
+std::string span_name(const mcp::Message& message) {
+  const auto target = message.target_name();
+  return std::string(message.method()) + (target.empty() ? "" : " " + std::string(target));
+}
+
+}  // namespace
+
+StageDecision TraceStage::on_request(Exchange& exchange) {
+  const mcp::Message* message = exchange.message;
+  if (!message || !message->is_request()) return StageDecision::proceed();
+  auto& trace = exchange.trace;
+  std::optional<telemetry::TraceParent> parent;
+  std::string state(exchange.incoming_tracestate);
+  if (!exchange.incoming_traceparent.empty())
+    parent = telemetry::parse_traceparent(exchange.incoming_traceparent);
+  const mcp::Json* params = message->params();
+  if (!parent && params) {
+    // MCP carries trace context in params._meta as well (for transports without headers).
+    if (const auto meta = params->find("_meta"); meta != params->end() && meta->is_object()) {
+      if (const auto value = meta->find("traceparent"); value != meta->end() && value->is_string())
+        parent = telemetry::parse_traceparent(value->get_ref<const std::string&>());
+      if (const auto value = meta->find("tracestate"); value != meta->end() && value->is_string())
+        state = value->get<std::string>();
+    }
+  }
+  trace.trace_id = parent ? parent->trace_id : telemetry::new_trace_id();
+  trace.parent_span_id = parent ? parent->span_id : std::string();
+  trace.sampled = parent ? parent->sampled : true;
+  trace.trace_state = std::move(state);
+  trace.server_span_id = telemetry::new_span_id();
+  trace.client_span_id = telemetry::new_span_id();
+  trace.upstream_traceparent =
+      telemetry::format_traceparent({trace.trace_id, trace.client_span_id, trace.sampled});
+
+  // The upstream sees the context in params._meta too (stdio servers have no headers).
+  mcp::Json body = message->body();
+  mcp::Json& forwarded_params = body["params"];
+  if (!forwarded_params.is_object()) forwarded_params = mcp::Json::object();
+  mcp::Json& meta = forwarded_params["_meta"];
+  if (!meta.is_object()) meta = mcp::Json::object();
+  meta["traceparent"] = trace.upstream_traceparent;
+  if (!trace.trace_state.empty()) meta["tracestate"] = trace.trace_state;
+  exchange.rewritten_body = body.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+  return StageDecision::proceed();
+}
+
+void TraceStage::on_complete(const Exchange& exchange) {
+  const mcp::Message* message = exchange.message;
+  const auto& trace = exchange.trace;
+  if (!message || !message->is_request() || trace.trace_id.empty() || !trace.sampled) return;
+  const auto now = Clock::now();
+  const std::string name = span_name(*message);
+  const std::string method(message->method());
+
+  telemetry::Span server;
+  server.trace_id = trace.trace_id;
+  server.span_id = trace.server_span_id;
+  server.parent_span_id = trace.parent_span_id;
+  server.trace_state = trace.trace_state;
+  server.name = name;
+  server.kind = telemetry::SpanKind::server;
+  server.start_unix_nano = unix_nanos(exchange.started);
+  server.end_unix_nano = unix_nanos(now);
+  auto& attributes = server.attributes;
+  attributes.emplace_back("mcp.method.name", method);
+  if (!exchange.session_id.empty())
+    attributes.emplace_back("mcp.session.id", session_digest(exchange.session_id));
+  if (!exchange.protocol_version.empty())
+    attributes.emplace_back("mcp.protocol.version", exchange.protocol_version);
+  const mcp::Json& id = message->id();
+  attributes.emplace_back("jsonrpc.request.id", id.is_string() ? id.get<std::string>() : id.dump());
+  attributes.emplace_back("network.transport", std::string("tcp"));
+  attributes.emplace_back("network.protocol.name", std::string("http"));
+  if (!exchange.client_address.empty())
+    attributes.emplace_back("client.address",
+                            exchange.client_address.substr(0, exchange.client_address.rfind(':')));
+  attributes.emplace_back("membrane.upstream", exchange.upstream);
+  if (method == "tools/call") {
+    attributes.emplace_back("gen_ai.operation.name", std::string("execute_tool"));
+    attributes.emplace_back("gen_ai.tool.name", std::string(message->target_name()));
+  } else if (method == "resources/read") {
+    attributes.emplace_back("mcp.resource.uri", std::string(message->target_name()));
+  } else if (method == "prompts/get") {
+    attributes.emplace_back("gen_ai.prompt.name", std::string(message->target_name()));
+  }
+  if (!exchange.policy.empty() && exchange.policy.find(':') != std::string::npos) {
+    const auto first = exchange.policy.find(':');
+    const auto second = exchange.policy.find(':', first + 1);
+    attributes.emplace_back("membrane.policy.verdict", exchange.policy.substr(0, first));
+    attributes.emplace_back(
+        "membrane.policy.rule_ids",
+        std::vector<std::string>{exchange.policy.substr(
+            first + 1, second == std::string::npos ? std::string::npos : second - first - 1)});
+  }
+  if (exchange.txn_claims.is_object()) {
+    if (const auto txn = exchange.txn_claims.find("txn");
+        txn != exchange.txn_claims.end() && txn->is_string())
+      attributes.emplace_back("membrane.txn.id", txn->get<std::string>());
+  }
+  const bool failed = exchange.outcome != "ok" && exchange.outcome != "answered_by_gateway";
+  if (failed || exchange.http_status >= 400) {
+    server.error = true;
+    server.status_message = exchange.outcome;
+    attributes.emplace_back("error.type",
+                            failed ? exchange.outcome : std::to_string(exchange.http_status));
+  }
+  if (exchange.http_status)
+    attributes.emplace_back("http.response.status_code",
+                            static_cast<std::int64_t>(exchange.http_status));
+
+  if (exchange.forwarded_at != Clock::time_point{}) {
+    telemetry::Span client;
+    client.trace_id = trace.trace_id;
+    client.span_id = trace.client_span_id;
+    client.parent_span_id = trace.server_span_id;
+    client.trace_state = trace.trace_state;
+    client.name = name;
+    client.kind = telemetry::SpanKind::client;
+    client.start_unix_nano = unix_nanos(exchange.forwarded_at);
+    client.end_unix_nano = unix_nanos(now);
+    client.attributes.emplace_back("mcp.method.name", method);
+    client.attributes.emplace_back("membrane.upstream", exchange.upstream);
+    client.attributes.emplace_back("network.transport", std::string("tcp"));
+    if (method == "tools/call") {
+      client.attributes.emplace_back("gen_ai.operation.name", std::string("execute_tool"));
+      client.attributes.emplace_back("gen_ai.tool.name", std::string(message->target_name()));
+    }
+    if (server.error) {
+      client.error = true;
+      client.status_message = exchange.outcome;
+    }
+    exporter_->enqueue(std::move(client));
+  }
+  exporter_->enqueue(std::move(server));
+}
+
+}  // namespace membrane::gateway

@@ -1,0 +1,119 @@
+#include "otel/otlp_exporter.hpp"
+
+#include "http/tls.hpp"
+#include "membrane/core/log.hpp"
+
+namespace membrane::otel {
+namespace {
+
+namespace bhttp = boost::beast::http;
+
+std::string traces_url(const std::string& endpoint) {
+  if (endpoint.ends_with("/v1/traces")) return endpoint;
+  return endpoint.ends_with("/") ? endpoint + "v1/traces" : endpoint + "/v1/traces";
+}
+
+http::HttpClient make_client(const std::string& url_text, std::size_t workers) {
+  std::string error;
+  auto url = http::UpstreamUrl::parse(url_text, error);
+  if (!url) throw std::runtime_error("OTLP endpoint '" + url_text + "': " + error);
+  http::ClientOptions options;
+  options.connect_timeout = std::chrono::seconds(3);
+  options.response_timeout = std::chrono::seconds(10);
+  if (url->tls) options.tls = http::make_client_tls_context("", true);
+  return http::HttpClient(std::move(*url), std::move(options), workers);
+}
+
+}  // namespace
+
+OtlpExporter::OtlpExporter(OtlpOptions options, std::size_t workers)
+    : options_(std::move(options)),
+      url_text_(traces_url(options_.endpoint)),
+      client_(make_client(url_text_, workers)) {}
+
+void OtlpExporter::enqueue(telemetry::Span span) {
+  std::lock_guard lock(mutex_);
+  if (queue_.size() >= options_.queue_capacity) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  queue_.push_back(std::move(span));
+}
+
+awaitable<void> OtlpExporter::run() {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (!stopping_) {
+    timer.expires_after(options_.interval);
+    co_await timer.async_wait(use_nothrow);
+    if (stopping_) co_return;
+    co_await export_batch();
+  }
+}
+
+awaitable<void> OtlpExporter::flush_and_stop() {
+  stopping_ = true;
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (queue_.empty()) co_return;
+    }
+    co_await export_batch();
+  }
+}
+
+awaitable<void> OtlpExporter::export_batch() {
+  std::vector<telemetry::Span> batch;
+  {
+    std::lock_guard lock(mutex_);
+    const std::size_t take = std::min(queue_.size(), options_.batch_size);
+    for (std::size_t i = 0; i < take; ++i) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+  }
+  if (batch.empty()) co_return;
+  const std::string body =
+      telemetry::otlp_json(batch, options_.service_name, options_.service_version);
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  auto backoff = std::chrono::milliseconds(200);
+  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    if (co_await post(body)) {
+      exported_.fetch_add(batch.size(), std::memory_order_relaxed);
+      warned_ = false;
+      co_return;
+    }
+    if (attempt == options_.max_attempts || stopping_) break;
+    pause.expires_after(backoff);
+    co_await pause.async_wait(use_nothrow);
+    backoff *= 2;
+  }
+  dropped_.fetch_add(batch.size(), std::memory_order_relaxed);
+}
+
+awaitable<bool> OtlpExporter::post(const std::string& body) {
+  bhttp::request<bhttp::string_body> request{bhttp::verb::post, client_.url().target, 11};
+  request.set(bhttp::field::content_type, "application/json");
+  for (const auto& [name, value] : options_.headers)
+    request.set(name, value);
+  request.body() = body;
+  request.prepare_payload();
+  auto result = co_await client_.send(std::move(request));
+  std::string problem;
+  if (!result.response) {
+    problem = result.error;
+  } else {
+    auto [ec, reply] = co_await result.response->read_all(64 * 1024);
+    const unsigned status = result.response->status();
+    if (!ec && status >= 200 && status < 300) co_return true;
+    problem = "HTTP " + std::to_string(status);
+  }
+  // One warning per outage, not one per batch.
+  if (!warned_) {
+    log::warn("OTLP export to ", url_text_, " failed: ", problem, " (retrying; spans are dropped ",
+              "and counted when the queue is full or retries run out)");
+    warned_ = true;
+  }
+  co_return false;
+}
+
+}  // namespace membrane::otel

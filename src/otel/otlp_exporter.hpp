@@ -1,0 +1,63 @@
+// The OTLP/HTTP trace exporter (JSON encoding, POST <endpoint>/v1/traces). Spans go into a
+// bounded queue that never blocks the proxy path: when it is full the span is dropped and
+// counted. A loop on one worker sends batches every interval, retries a failed batch with
+// backoff, and drops (and counts) it after the last attempt; shutdown flushes what is queued.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "http/asio.hpp"
+#include "http/client.hpp"
+#include "membrane/telemetry/trace.hpp"
+
+namespace membrane::otel {
+
+struct OtlpOptions {
+  std::string endpoint;  // collector base URL (…/v1/traces is added) or the full traces URL
+  std::map<std::string, std::string> headers;
+  std::string service_name = "membrane";
+  std::string service_version;
+  std::size_t queue_capacity = 8192;
+  std::size_t batch_size = 512;
+  std::chrono::milliseconds interval{1000};
+  int max_attempts = 3;
+};
+
+class OtlpExporter {
+ public:
+  // Throws std::runtime_error for a malformed endpoint (start-up).
+  OtlpExporter(OtlpOptions options, std::size_t workers);
+
+  // From any thread; never blocks.
+  void enqueue(telemetry::Span span);
+
+  // The export loop: run on one worker until stop().
+  awaitable<void> run();
+  // Sends everything queued (shutdown), then ends the loop.
+  awaitable<void> flush_and_stop();
+
+  std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  std::uint64_t exported() const { return exported_.load(std::memory_order_relaxed); }
+  const std::string& url() const { return url_text_; }
+
+ private:
+  awaitable<void> export_batch();
+  awaitable<bool> post(const std::string& body);
+
+  OtlpOptions options_;
+  std::string url_text_;
+  http::HttpClient client_;
+  std::mutex mutex_;
+  std::deque<telemetry::Span> queue_;
+  std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> exported_{0};
+  std::atomic<bool> stopping_{false};
+  bool warned_ = false;
+};
+
+}  // namespace membrane::otel
