@@ -783,8 +783,8 @@ Config ConfigReader::read(const YAML::Node& root) {
     } else if (entry.key == "auth") {
       read_auth(field, config.auth);
     } else if (entry.key == "otel") {
-      expect_map(field, "a map with endpoint, headers and service_name");
-      auto otel_entries = entries_of(field, {"endpoint", "headers", "service_name"});
+      expect_map(field, "a map with endpoint, headers, service_name and capture");
+      auto otel_entries = entries_of(field, {"endpoint", "headers", "service_name", "capture"});
       for (auto& [key, value] : otel_entries) {
         remember(value);
         if (key == "endpoint") {
@@ -794,6 +794,16 @@ Config ConfigReader::read(const YAML::Node& root) {
         } else if (key == "headers") {
           config.otel.headers =
               read_string_map(value, "header name", check_header_name, check_header_value);
+        } else if (key == "capture") {
+          for (const auto& item : read_string_list(value, "arguments and/or results")) {
+            if (item == "arguments") {
+              config.otel.capture_arguments = true;
+            } else if (item == "results") {
+              config.otel.capture_results = true;
+            } else {
+              fail(value, "capture lists arguments and/or results, got " + single_quoted(item));
+            }
+          }
         } else {
           config.otel.service_name = read_nonempty_string(value);
         }

@@ -289,7 +289,9 @@ int serve(const Config& config) {
     otlp.service_version = MEMBRANE_VERSION_TEXT;
     exporter = std::make_shared<otel::OtlpExporter>(std::move(otlp), worker_count);
     log::info("otel: spans to ", exporter->url());
-    pipeline.add(std::make_unique<gateway::TraceStage>(exporter));
+    pipeline.add(std::make_unique<gateway::TraceStage>(
+        exporter,
+        gateway::TraceCapture{config.otel.capture_arguments, config.otel.capture_results}));
   }
   if (auto service = make_transaction_service(config.txn)) {
     options.published_keys = service->public_jwks().dump();

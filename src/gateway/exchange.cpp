@@ -46,8 +46,10 @@ StageDecision ExchangePipeline::on_confirmation(Exchange& exchange,
 void ExchangePipeline::on_upstream_message(Exchange& exchange, std::string& message) const {
   ++exchange.upstream_messages;
   if (!wants_messages_) return;
-  for (const auto& stage : stages_) {
-    if (stage->wants_messages()) stage->on_upstream_message(exchange, message);
+  // Replies travel back through the stages in reverse order (as in Envoy's filter chains): the
+  // first stage sees a reply last, after every later stage has rewritten it.
+  for (auto stage = stages_.rbegin(); stage != stages_.rend(); ++stage) {
+    if ((*stage)->wants_messages()) (*stage)->on_upstream_message(exchange, message);
   }
 }
 

@@ -52,6 +52,8 @@ struct Exchange {
   } trace;
   // When set, forwarded instead of the client's bytes (a stage rewrote the message).
   std::string rewritten_body;
+  // The result, captured for spans when the operator opted in (after redaction).
+  std::string captured_result;
   Clock::time_point started = Clock::now();
   // When the request was handed to the upstream (unset when it never was), and how long the
   // upstream took to start its reply.
@@ -115,9 +117,9 @@ class ExchangeStage {
   virtual StageDecision on_confirmation(Exchange&, const Confirmation&) {
     return StageDecision::proceed();
   }
-  // Each message the upstream sends back for this exchange, before it reaches the client. The
-  // stage may rewrite it. Only called when wants_messages() is true, so the hot path does not
-  // parse replies nobody looks at.
+  // Each message the upstream sends back for this exchange, before it reaches the client, in
+  // reverse stage order (the first stage sees it last). The stage may rewrite it. Only called when
+  // wants_messages() is true, so the hot path does not parse replies nobody looks at.
   virtual void on_upstream_message(Exchange&, std::string&) {}
   virtual bool wants_messages() const { return false; }
   // True when the stage reads Exchange::request_headers (collecting them costs a copy).

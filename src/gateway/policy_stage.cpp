@@ -106,6 +106,12 @@ bool client_can_be_asked(const Exchange& exchange) {
 
 }  // namespace
 
+void redact_for_telemetry(const Exchange& exchange, mcp::Json& value) {
+  if (!exchange.policy_snapshot || !exchange.message || !exchange.policy_snapshot->has_redactions())
+    return;
+  exchange.policy_snapshot->redact(call_context(exchange), value);
+}
+
 StageDecision PolicyStage::on_request(Exchange& exchange) {
   if (!exchange.message || !exchange.message->is_request()) return StageDecision::proceed();
   const std::string_view method = exchange.message->method();

@@ -12,6 +12,10 @@
 
 namespace membrane::gateway {
 
+// Masks what the policy's redact rules mask in results, in `value` (a copy of arguments or a
+// result bound for telemetry). No policy: nothing is masked.
+void redact_for_telemetry(const Exchange& exchange, mcp::Json& value);
+
 class PolicyStage final : public ExchangeStage {
  public:
   PolicyStage(std::shared_ptr<const policy::Policy> policy, bool shadow)

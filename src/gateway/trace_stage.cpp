@@ -2,6 +2,8 @@
 
 #include <openssl/sha.h>
 
+#include "gateway/policy_stage.hpp"
+
 namespace membrane::gateway {
 namespace {
 
@@ -70,6 +72,16 @@ StageDecision TraceStage::on_request(Exchange& exchange) {
   return StageDecision::proceed();
 }
 
+void TraceStage::on_upstream_message(Exchange& exchange, std::string& message) {
+  if (!exchange.message || !exchange.message->is_request() || exchange.trace.trace_id.empty())
+    return;
+  if (message.find("\"result\"") == std::string::npos) return;
+  const auto body = mcp::Json::parse(message, nullptr, false);
+  if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;
+  if (const auto result = body.find("result"); result != body.end())
+    exchange.captured_result = result->dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+}
+
 void TraceStage::on_complete(const Exchange& exchange) {
   const mcp::Message* message = exchange.message;
   const auto& trace = exchange.trace;
@@ -130,6 +142,17 @@ void TraceStage::on_complete(const Exchange& exchange) {
     attributes.emplace_back("error.type",
                             failed ? exchange.outcome : std::to_string(exchange.http_status));
   }
+  // Redacted now: the policy stage, which runs after this one, has pinned its snapshot.
+  if (const auto* params = message->params(); capture_.arguments && params) {
+    if (const auto arguments = params->find("arguments"); arguments != params->end()) {
+      mcp::Json copy = *arguments;
+      redact_for_telemetry(exchange, copy);
+      attributes.emplace_back("gen_ai.tool.call.arguments",
+                              copy.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
+    }
+  }
+  if (!exchange.captured_result.empty())
+    attributes.emplace_back("gen_ai.tool.call.result", exchange.captured_result);
   if (exchange.http_status)
     attributes.emplace_back("http.response.status_code",
                             static_cast<std::int64_t>(exchange.http_status));

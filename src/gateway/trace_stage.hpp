@@ -13,16 +13,25 @@
 
 namespace membrane::gateway {
 
+struct TraceCapture {
+  bool arguments = false;  // gen_ai.tool.call.arguments (after redaction)
+  bool results = false;    // gen_ai.tool.call.result (after redaction)
+};
+
 class TraceStage final : public ExchangeStage {
  public:
-  explicit TraceStage(std::shared_ptr<otel::OtlpExporter> exporter)
-      : exporter_(std::move(exporter)) {}
+  TraceStage(std::shared_ptr<otel::OtlpExporter> exporter, TraceCapture capture = {})
+      : exporter_(std::move(exporter)), capture_(capture) {}
   std::string_view name() const override { return "trace"; }
   StageDecision on_request(Exchange& exchange) override;
+  // Sees replies last (first stage), so a captured result is already redacted.
+  bool wants_messages() const override { return capture_.results; }
+  void on_upstream_message(Exchange& exchange, std::string& message) override;
   void on_complete(const Exchange& exchange) override;
 
  private:
   std::shared_ptr<otel::OtlpExporter> exporter_;
+  TraceCapture capture_;
 };
 
 }  // namespace membrane::gateway

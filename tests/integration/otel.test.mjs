@@ -139,3 +139,41 @@ test('a dead collector: calls work, spans are dropped and counted', { timeout: 6
     return dropped >= 10;
   }, { what: 'the dropped spans to be counted', timeoutMs: 20_000 });
 });
+
+test('arguments and results are captured only when asked, and after redaction', { timeout: 60_000 }, async () => {
+  const dir = tmpDir('membrane-otel-capture-');
+  const localSpans = [];
+  const receiver = http.createServer(async (req, res) => {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    localSpans.push(...JSON.parse(Buffer.concat(chunks).toString('utf8')).resourceSpans
+      .flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans)));
+    res.writeHead(200).end('{}');
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  defer(() => new Promise((resolve) => receiver.close(resolve)));
+  const config = path.join(dir, 'membrane.yaml');
+  fs.writeFileSync(config, [
+    'listen: "127.0.0.1:0"',
+    'otel:',
+    `  endpoint: http://127.0.0.1:${receiver.address().port}`,
+    '  capture: [arguments, results]',
+    'policy:',
+    `  paths: ${JSON.stringify(path.join(SOURCE_DIR, 'policies', 'default'))}`,
+    'upstreams:',
+    '  rec:',
+    `    url: ${JSON.stringify(upstreamUrl)}`,
+    '',
+  ].join('\n'));
+  const capturing = await startGateway(['-c', config], { name: 'membrane (otel capture)' });
+  const { client } = await connectClient(capturing.mcp('rec'));
+  const result = await client.callTool({ name: 'echo', arguments: { message: 'key AKIAIOSFODNN7EXAMPLE' } });
+  assert.match(result.content[0].text, /REDACTED/);
+  await waitFor(() => localSpans.some((s) => s.name === 'tools/call echo' && s.kind === 2), { what: 'the span', timeoutMs: 15_000 });
+  const a = attrs(localSpans.find((s) => s.name === 'tools/call echo' && s.kind === 2));
+  assert.match(a['gen_ai.tool.call.arguments'].stringValue, /REDACTED:secrets-in-results/);
+  assert.match(a['gen_ai.tool.call.result'].stringValue, /REDACTED:secrets-in-results/);
+  assert.ok(!JSON.stringify(localSpans).includes('AKIAIOSFODNN7EXAMPLE'), 'the secret never reaches the collector');
+  // Without capture (the first gateway), no argument or result attribute exists.
+  assert.ok(spans().every((s) => !s.attributes.some(({ key }) => key.startsWith('gen_ai.tool.call.'))));
+});

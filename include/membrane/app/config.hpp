@@ -191,6 +191,8 @@ struct Config {
     std::string endpoint;
     std::map<std::string, std::string> headers;
     std::string service_name = "membrane";
+    bool capture_arguments = false;  // capture: [arguments, results] — they may hold secrets
+    bool capture_results = false;
   } otel;
   // The admin listener (/metrics, /healthz, /readyz); none when unset.
   std::optional<ListenerConfig> admin;
