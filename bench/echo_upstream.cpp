@@ -9,6 +9,7 @@
 // Methods: initialize (echoes the client's protocolVersion, sets Mcp-Session-Id:
 // bench-session), ping, tools/list (one tool, `echo`), tools/call echo -> the `message`
 // argument as text content. Requests are accepted with or without a session id.
+// POST /v1/traces answers 200 {}: an OTLP trace sink for the tracing benchmark.
 //
 // Usage: membrane_bench_echo [--port N] [--threads N] [--host ADDR]
 //   --port 0 (the default) picks a free port; the bound address is printed to stderr as
@@ -164,7 +165,10 @@ bool path_is_mcp(std::string_view target) {
 void handle(const Request& req, Response& res) {
   res.version(req.version());
   res.keep_alive(req.keep_alive());
-  if (!path_is_mcp(req.target())) {
+  if (req.method() == http::verb::post && req.target() == "/v1/traces") {
+    // An OTLP/HTTP sink, so the benchmark can compare span export to a live and a dead collector.
+    set_json(res, http::status::ok, "{}");
+  } else if (!path_is_mcp(req.target())) {
     set_json(res, http::status::not_found, R"({"error":"not found"})");
   } else if (req.method() == http::verb::post) {
     handle_post(req, res);

@@ -4,6 +4,9 @@
 #   direct    wrk -> membrane_bench_echo
 #   membrane  wrk -> Membrane (build/membrane serve) -> membrane_bench_echo
 #   nginx     wrk -> nginx proxy_pass (upstream keepalive) -> membrane_bench_echo
+#   otlp_live wrk -> Membrane exporting spans to a collector (the echo's OTLP sink) -> echo
+#   otlp_dead wrk -> Membrane exporting spans to a collector that is down -> membrane_bench_echo
+#             (opt-in: --targets membrane,otlp_live,otlp_dead)
 # For each target: a LATENCY run (1 wrk thread, 1 connection: p50/p99 of one request at a
 # time) and a THROUGHPUT run (several connections: requests/s), each after a warm-up.
 # Prints a Markdown table; writes to bench/RESULTS.md only with --write-results.
@@ -44,7 +47,8 @@ usage: bench/run.sh [options]
   --wrk-threads N          wrk threads in the throughput run (default: $WRK_THREADS)
   --connections N          connections in the throughput run (default: $CONNECTIONS)
   --message TEXT           text the echo tool returns (default: "$MESSAGE")
-  --targets LIST           comma-separated subset of direct,membrane,nginx (default: all)
+  --targets LIST           comma-separated subset of direct,membrane,nginx,otlp_live,otlp_dead
+                           (default: direct,membrane,nginx)
   --rounds N               measure every target N times, interleaved; report medians (default: 1)
   --server-cpus LIST       CPUs (taskset list) for echo, Membrane and nginx (default: all but the last)
   --client-cpus LIST       CPUs for wrk (default: the last allowed CPU)
@@ -96,10 +100,10 @@ done
 declare -A WANT=()
 IFS=',' read -r -a target_list <<<"$TARGETS"
 for t in "${target_list[@]}"; do
-  case "$t" in direct|membrane|nginx) WANT[$t]=1 ;; *) die "unknown target '$t' (direct, membrane, nginx)" ;; esac
+  case "$t" in direct|membrane|nginx|otlp_live|otlp_dead) WANT[$t]=1 ;; *) die "unknown target '$t' (direct, membrane, nginx, otlp_live, otlp_dead)" ;; esac
 done
 ORDER=()
-for t in direct membrane nginx; do [ -n "${WANT[$t]:-}" ] && ORDER+=("$t"); done
+for t in direct membrane otlp_live otlp_dead nginx; do [ -n "${WANT[$t]:-}" ] && ORDER+=("$t"); done
 [ ${#ORDER[@]} -gt 0 ] || die "--targets is empty"
 
 # --- prerequisites -----------------------------------------------------------------------
@@ -108,7 +112,10 @@ MEMBRANE_BIN="$BUILD_DIR/membrane"
 LUA="$BENCH/tools_call.lua"
 missing=0
 if [ ! -x "$ECHO_BIN" ]; then echo "missing $ECHO_BIN" >&2; missing=1; fi
-if [ -n "${WANT[membrane]:-}" ] && [ ! -x "$MEMBRANE_BIN" ]; then echo "missing $MEMBRANE_BIN" >&2; missing=1; fi
+if { [ -n "${WANT[membrane]:-}" ] || [ -n "${WANT[otlp_live]:-}" ] || [ -n "${WANT[otlp_dead]:-}" ]; } &&
+   [ ! -x "$MEMBRANE_BIN" ]; then
+  echo "missing $MEMBRANE_BIN" >&2; missing=1
+fi
 if [ $missing -ne 0 ]; then
   cat >&2 <<EOF
 Build them first (from $ROOT):
@@ -325,6 +332,25 @@ if [ -n "${WANT[membrane]:-}" ]; then
   log "membrane on 127.0.0.1:$MEMBRANE_PORT ($WORKERS worker(s))"
 fi
 
+# Membrane with span export: to the echo's OTLP sink (live), or to an address nobody listens on
+# (dead: every export fails, is retried and dropped).
+launch_traced() {
+  local target=$1 collector=$2 found=""
+  for _ in 1 2 3 4 5 6 7 8; do
+    port=$(pick_port)
+    if launch "$target" "$RUNDIR/membrane-$target.log" "$port" \
+         "$MEMBRANE_BIN" serve --listen "127.0.0.1:$port" --upstream "echo=${URL[direct]}" \
+         --workers "$WORKERS" --log-level warn --otlp-endpoint "$collector"; then
+      found=$port; break
+    fi
+  done
+  [ -n "$found" ] || die "no free port found for $target"
+  URL[$target]="http://127.0.0.1:$found/mcp/echo"
+  log "membrane ($target: spans to $collector) on 127.0.0.1:$found"
+}
+[ -n "${WANT[otlp_live]:-}" ] && launch_traced otlp_live "http://127.0.0.1:$ECHO_PORT"
+[ -n "${WANT[otlp_dead]:-}" ] && launch_traced otlp_dead "http://127.0.0.1:$(pick_port)"
+
 if [ -n "${WANT[nginx]:-}" ]; then
   mkdir -p "$RUNDIR/nginx-tmp"
   user_directive=""
@@ -455,6 +481,16 @@ report() {
               'BEGIN { printf "%.2f", (n > 0 ? m / n : 0) }')
     awk -v r="$ratio" 'BEGIN { exit !(r >= 0.7) }' && verdict="met"
     echo "- Membrane throughput / nginx throughput: **${ratio}×** (target ≥ 0.70×: **$verdict**)"
+  fi
+  if [ -n "${WANT[otlp_dead]:-}" ] && [ -n "${WANT[otlp_live]:-}" ]; then
+    local dead_ratio dead_verdict="NOT met"
+    dead_ratio=$(awk -v d="${M[otlp_dead,thr.rps]}" -v l="${M[otlp_live,thr.rps]}" \
+                   'BEGIN { printf "%.3f", (l > 0 ? d / l : 0) }')
+    awk -v r="$dead_ratio" 'BEGIN { exit !(r >= 0.95) }' && dead_verdict="met"
+    echo "- Throughput with the collector down / with it up: **${dead_ratio}×** (target ≥ 0.95×: **$dead_verdict**)"
+  fi
+  if [ -n "${WANT[otlp_live]:-}" ] && [ -n "${WANT[membrane]:-}" ]; then
+    echo "- Throughput with span export / without (the cost of tracing itself): $(awk -v l="${M[otlp_live,thr.rps]}" -v m="${M[membrane,thr.rps]}" 'BEGIN { printf "%.3f", (m > 0 ? l / m : 0) }')×"
   fi
   if [ -n "${WANT[nginx]:-}" ] && [ -n "${WANT[direct]:-}" ]; then
     echo "- nginx added p50 latency over direct (reference): $(minus "${M[nginx,lat.p50_us]}" "${M[direct,lat.p50_us]}") µs"

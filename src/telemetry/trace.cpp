@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <random>
+
 namespace membrane::telemetry {
 namespace {
 
@@ -18,15 +20,25 @@ bool all_zero(std::string_view text) {
   return text.find_first_not_of('0') == std::string_view::npos;
 }
 
+// Trace and span ids need to be unique and unpredictable enough to sample on, not secret: a
+// per-thread generator seeded from the OS is enough and costs nanoseconds per id.
 std::string random_hex(std::size_t bytes) {
-  unsigned char buffer[16];
+  thread_local std::mt19937_64 generator = [] {
+    std::uint64_t seed = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed) != 1)
+      seed = std::random_device{}();
+    return std::mt19937_64(seed);
+  }();
+  static constexpr char hex[] = "0123456789abcdef";
   for (;;) {
-    if (RAND_bytes(buffer, static_cast<int>(bytes)) != 1) continue;
-    static constexpr char hex[] = "0123456789abcdef";
     std::string out;
-    for (std::size_t i = 0; i < bytes; ++i) {
-      out.push_back(hex[buffer[i] >> 4]);
-      out.push_back(hex[buffer[i] & 15]);
+    out.reserve(2 * bytes);
+    for (std::size_t i = 0; i < bytes; i += 8) {
+      std::uint64_t word = generator();
+      for (std::size_t j = 0; j < 8 && i + j < bytes; ++j, word >>= 8) {
+        out.push_back(hex[(word >> 4) & 15]);
+        out.push_back(hex[word & 15]);
+      }
     }
     if (!all_zero(out)) return out;
   }
