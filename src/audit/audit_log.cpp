@@ -68,12 +68,13 @@ LineCheck check_line(std::string_view line) {
   return check;
 }
 
-// The last complete line of a file ("" when it has none).
+// The last complete record line of a file ("" when it has none). A line without its newline, or
+// without a hash (a crash's leftover, ended by a restart), is not a record.
 std::string last_complete_line(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::string line, last;
   while (std::getline(in, line)) {
-    if (!in.eof()) last = line;  // a line without its newline is a crash's leftover
+    if (!in.eof() && line.find(hash_marker) != std::string::npos) last = line;
   }
   return last;
 }

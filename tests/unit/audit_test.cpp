@@ -67,12 +67,24 @@ TEST_CASE("a partial last line from a crash is tolerated and ended before the ne
   CHECK(result.ok);
   CHECK(result.records == 2);
   CHECK(result.interrupted_writes == 1);
+  // A crash, a restart that only ends the partial line, and another restart: still resumable.
+  std::ofstream(path, std::ios::app) << "{\"seq\":3,\"prev\":\"cut";
+  { AuditLog ended(path, FsyncPolicy::none); }
+  {
+    AuditLog again(path, FsyncPolicy::none);
+    CHECK(again.append({{"n", 3}}));
+  }
+  result = verify_files({path});
+  CHECK(result.ok);
+  CHECK(result.records == 3);
   std::filesystem::remove(path);
 }
 
 TEST_CASE("a damaged last line stops the writer instead of extending a broken chain") {
   const std::string path = temp_path("damaged.log");
-  std::ofstream(path) << "{\"not\":\"an audit line\"}\n";
+  // A record whose text no longer matches its hash: someone edited it.
+  std::ofstream(path) << "{\"seq\":1,\"prev\":\"" << std::string(64, '0')
+                      << "\",\"n\":2,\"hash\":\"" << std::string(64, 'f') << "\"}\n";
   CHECK_THROWS_WITH(AuditLog(path, FsyncPolicy::none), Catch::Contains("last line is damaged"));
   std::filesystem::remove(path);
 }

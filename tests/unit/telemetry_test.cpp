@@ -13,7 +13,8 @@ TEST_CASE("traceparent follows the W3C rules") {
   CHECK(parent->trace_id == "4bf92f3577b34da6a3ce929d0e0e4736");
   CHECK(parent->span_id == "00f067aa0ba902b7");
   CHECK(parent->sampled);
-  CHECK_FALSE(parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")->sampled);
+  CHECK_FALSE(
+      parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")->sampled);
   CHECK(format_traceparent(*parent) == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
   CHECK_FALSE(parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
   CHECK_FALSE(parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"));
@@ -63,8 +64,8 @@ TEST_CASE("metrics render in the Prometheus text format") {
   metrics.add("unknown_total", {});  // undeclared: ignored
   const std::string text = metrics.exposition();
   CHECK_THAT(text, Catch::Contains("# TYPE requests_total counter\n"));
-  CHECK_THAT(text, Catch::Contains(
-                       "requests_total{method=\"tools/call\",path=\"a\\\"b\\\\c\\nd\"} 3\n"));
+  CHECK_THAT(text,
+             Catch::Contains("requests_total{method=\"tools/call\",path=\"a\\\"b\\\\c\\nd\"} 3\n"));
   CHECK_THAT(text, Catch::Contains("latency_seconds_bucket{le=\"0.1\"} 1\n"));
   CHECK_THAT(text, Catch::Contains("latency_seconds_bucket{le=\"1\"} 2\n"));
   CHECK_THAT(text, Catch::Contains("latency_seconds_bucket{le=\"+Inf\"} 2\n"));
