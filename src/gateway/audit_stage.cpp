@@ -1,24 +1,12 @@
 #include "gateway/audit_stage.hpp"
 
-#include <openssl/sha.h>
+#include "gateway/responses.hpp"
 
 #include <chrono>
 #include <ctime>
 
 namespace membrane::gateway {
 namespace {
-
-std::string hex_digest(std::string_view text, std::size_t bytes = SHA256_DIGEST_LENGTH) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < bytes; ++i) {
-    out.push_back(hex[digest[i] >> 4]);
-    out.push_back(hex[digest[i] & 15]);
-  }
-  return out;
-}
 
 std::string utc_now() {
   const auto now = std::chrono::system_clock::now();

@@ -1,5 +1,7 @@
 #include "gateway/responses.hpp"
 
+#include <openssl/sha.h>
+
 #include <boost/beast/core/string.hpp>
 
 #include <algorithm>
@@ -159,6 +161,18 @@ PostedMessage read_posted_message(const http::Request& request) {
   }
   posted.message = std::move(parsed.message);
   return posted;
+}
+
+std::string hex_digest(std::string_view text, std::size_t bytes) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < std::min<std::size_t>(bytes, SHA256_DIGEST_LENGTH); ++i) {
+    out.push_back(hex[digest[i] >> 4]);
+    out.push_back(hex[digest[i] & 15]);
+  }
+  return out;
 }
 
 }  // namespace membrane::gateway

@@ -1,8 +1,7 @@
 #include "gateway/trace_stage.hpp"
 
-#include <openssl/sha.h>
-
 #include "gateway/policy_stage.hpp"
+#include "gateway/responses.hpp"
 
 namespace membrane::gateway {
 namespace {
@@ -14,16 +13,20 @@ std::uint64_t unix_nanos(Clock::time_point when) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(wall.time_since_epoch()).count());
 }
 
-std::string session_digest(std::string_view session_id) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(session_id.data()), session_id.size(), digest);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 8; ++i) {
-    out.push_back(hex[digest[i] >> 4]);
-    out.push_back(hex[digest[i] & 15]);
-  }
-  return out;
+// One span of this exchange's trace.
+telemetry::Span make_span(const Exchange::Trace& trace, std::string span_id, std::string parent,
+                          std::string name, telemetry::SpanKind kind, Clock::time_point start,
+                          Clock::time_point end) {
+  telemetry::Span span;
+  span.trace_id = trace.trace_id;
+  span.span_id = std::move(span_id);
+  span.parent_span_id = std::move(parent);
+  span.trace_state = trace.trace_state;
+  span.name = std::move(name);
+  span.kind = kind;
+  span.start_unix_nano = unix_nanos(start);
+  span.end_unix_nano = unix_nanos(end);
+  return span;
 }
 
 std::string span_name(const mcp::Message& message) {
@@ -90,19 +93,12 @@ void TraceStage::on_complete(const Exchange& exchange) {
   const std::string name = span_name(*message);
   const std::string method(message->method());
 
-  telemetry::Span server;
-  server.trace_id = trace.trace_id;
-  server.span_id = trace.server_span_id;
-  server.parent_span_id = trace.parent_span_id;
-  server.trace_state = trace.trace_state;
-  server.name = name;
-  server.kind = telemetry::SpanKind::server;
-  server.start_unix_nano = unix_nanos(exchange.started);
-  server.end_unix_nano = unix_nanos(now);
+  telemetry::Span server = make_span(trace, trace.server_span_id, trace.parent_span_id, name,
+                                     telemetry::SpanKind::server, exchange.started, now);
   auto& attributes = server.attributes;
   attributes.emplace_back("mcp.method.name", method);
   if (!exchange.session_id.empty())
-    attributes.emplace_back("mcp.session.id", session_digest(exchange.session_id));
+    attributes.emplace_back("mcp.session.id", hex_digest(exchange.session_id, 8));
   if (!exchange.protocol_version.empty())
     attributes.emplace_back("mcp.protocol.version", exchange.protocol_version);
   const mcp::Json& id = message->id();
@@ -158,15 +154,8 @@ void TraceStage::on_complete(const Exchange& exchange) {
                             static_cast<std::int64_t>(exchange.http_status));
 
   if (exchange.forwarded_at != Clock::time_point{}) {
-    telemetry::Span client;
-    client.trace_id = trace.trace_id;
-    client.span_id = trace.client_span_id;
-    client.parent_span_id = trace.server_span_id;
-    client.trace_state = trace.trace_state;
-    client.name = name;
-    client.kind = telemetry::SpanKind::client;
-    client.start_unix_nano = unix_nanos(exchange.forwarded_at);
-    client.end_unix_nano = unix_nanos(now);
+    telemetry::Span client = make_span(trace, trace.client_span_id, trace.server_span_id, name,
+                                       telemetry::SpanKind::client, exchange.forwarded_at, now);
     client.attributes.emplace_back("mcp.method.name", method);
     client.attributes.emplace_back("membrane.upstream", exchange.upstream);
     client.attributes.emplace_back("network.transport", std::string("tcp"));
