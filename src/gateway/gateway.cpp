@@ -146,7 +146,10 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
   std::string_view rest;
   if (const auto name = path_segment(path, "/mcp/", rest); !name.empty() && rest.empty()) {
     if (auto* upstream = find_upstream(name)) {
-      auto authentication = co_await authenticate(request, origin, name, path);
+      // No coroutine round trip on the hot path when authorization is off.
+      Authentication authentication;
+      if (options_.authenticator)
+        authentication = co_await authenticate(request, origin, name, path);
       if (authentication.refusal) {
         co_await out.send(std::move(*authentication.refusal));
         co_return;
@@ -162,8 +165,11 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
   if (const auto name = path_segment(path, "/sse/", rest);
       !name.empty() && (rest.empty() || rest == "/message")) {
     if (auto* upstream = find_upstream(name)) {
-      const std::string resource = "/sse/" + std::string(name);
-      auto authentication = co_await authenticate(request, origin, name, resource);
+      Authentication authentication;
+      if (options_.authenticator) {
+        const std::string resource = "/sse/" + std::string(name);
+        authentication = co_await authenticate(request, origin, name, resource);
+      }
       if (authentication.refusal) {
         co_await out.send(std::move(*authentication.refusal));
         co_return;
