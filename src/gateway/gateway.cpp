@@ -422,10 +422,21 @@ std::optional<http::Response> check_protocol_version(const http::Request& reques
                                                      const mcp::Json& id) {
   const std::string_view version = request[mcp::header::protocol_version];
   if (version.empty() || mcp::is_supported_protocol_version(version)) return std::nullopt;
-  return jsonrpc_error(400, id, mcp::error_code::invalid_request,
-                       "Bad Request: unsupported MCP-Protocol-Version '" + std::string(version) +
-                           "' (supported: " + std::string(mcp::supported_protocol_versions_text()) +
-                           ")");
+  // The shape MCP 2026-07-28 defines (-32022 with the supported list), which earlier clients read
+  // as any 400 error.
+  mcp::Json supported = mcp::Json::array();
+  for (const auto known : mcp::supported_protocol_versions)
+    supported.push_back(known);
+  const mcp::Json body = {
+      {"jsonrpc", "2.0"},
+      {"id", id},
+      {"error",
+       {{"code", mcp::error_code::unsupported_protocol_version},
+        {"message", "Bad Request: unsupported MCP-Protocol-Version '" + std::string(version) +
+                        "' (supported: " + std::string(mcp::supported_protocol_versions_text()) +
+                        ")"},
+        {"data", {{"supported", supported}, {"requested", std::string(version)}}}}}};
+  return json_response(400, body.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
 }
 
 http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json& id,

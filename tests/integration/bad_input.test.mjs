@@ -238,7 +238,10 @@ describe('request headers', () => {
 
   test('MCP-Protocol-Version: 1999-01-01 after initialize -> 400', async () => {
     const r = await rawRpc(gateway.mcp('ev'), { sessionId: session.sessionId, protocolVersion: '1999-01-01', method: 'tools/list', id: 44 });
-    assertJsonRpcError(r.response, { status: 400, id: [44, null], what: 'unsupported MCP-Protocol-Version' });
+    assertJsonRpcError(r.response, { status: 400, code: -32022, id: [44, null], what: 'unsupported MCP-Protocol-Version' });
+    // The 2026-07-28 shape: the supported revisions and the one asked for.
+    assert.ok(r.response.json.error.data.supported.includes('2025-11-25'));
+    assert.equal(r.response.json.error.data.requested, '1999-01-01');
     const ok = await rawRpc(gateway.mcp('ev'), { sessionId: session.sessionId, protocolVersion: session.protocolVersion, method: 'tools/list', id: 45 });
     assert.equal(ok.status, 200, 'the same request with the negotiated version works');
   });
