@@ -47,16 +47,10 @@ void AuditStage::on_complete(const Exchange& exchange) {
           hex_digest(arguments->dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
     }
   }
-  // exchange.policy is "verdict:rule[:what happened]" when a rule (or the default) decided.
-  if (!exchange.policy.empty()) {
-    const auto first = exchange.policy.find(':');
-    record["verdict"] = exchange.policy.substr(0, first);
-    if (first != std::string::npos) {
-      const auto second = exchange.policy.find(':', first + 1);
-      record["rules"] = {exchange.policy.substr(
-          first + 1, second == std::string::npos ? std::string::npos : second - first - 1)};
-      if (second != std::string::npos) record["policy_note"] = exchange.policy.substr(second + 1);
-    }
+  const auto& policy = exchange.policy;
+  if (!policy.verdict.empty()) {
+    record["verdict"] = policy.verdict;
+    record["rules"] = {policy.rule};
   } else {
     // Judged and nothing objected, or not a judged method at all.
     const std::string_view method = message->method();
@@ -64,6 +58,8 @@ void AuditStage::on_complete(const Exchange& exchange) {
         method == "tools/call" || method == "resources/read" || method == "prompts/get";
     record["verdict"] = exchange.policy_snapshot && judged ? audit::Json("allow") : audit::Json();
   }
+  if (const std::string notes = policy.notes(); !notes.empty()) record["policy_note"] = notes;
+  if (policy.hidden_tools) record["hidden_tools"] = policy.hidden_tools;
   record["status"] = exchange.http_status;
   record["outcome"] = exchange.outcome;
   record["latency_us"] =

@@ -63,6 +63,20 @@ void ExchangePipeline::on_complete(const Exchange& exchange) const {
     stage->on_complete(exchange);
 }
 
+std::string Exchange::PolicyRecord::notes() const {
+  if (!redacted) return note;
+  return note.empty() ? std::string("redacted") : note + ":redacted";
+}
+
+std::string Exchange::PolicyRecord::summary() const {
+  if (!verdict.empty()) {
+    const std::string after = notes();
+    return verdict + ":" + rule + (after.empty() ? "" : ":" + after);
+  }
+  if (redacted) return "redacted";
+  return hidden_tools ? "hid:" + std::to_string(hidden_tools) : std::string();
+}
+
 void AccessLogStage::on_complete(const Exchange& exchange) {
   if (!log::enabled(log::Level::info)) return;
   const auto micros =
@@ -73,6 +87,7 @@ void AccessLogStage::on_complete(const Exchange& exchange) {
                              : message->is_response() ? std::string("(response)")
                                                       : std::string(message->method());
   const std::string_view target = message ? message->target_name() : std::string_view();
+  const std::string policy = exchange.policy.summary();
   log::info("exchange upstream=", exchange.upstream, " transport=",
             exchange.transport == DownstreamTransport::legacy_sse ? "sse" : "streamable-http",
             " client=", exchange.client_address, " method=", method,
@@ -80,7 +95,7 @@ void AccessLogStage::on_complete(const Exchange& exchange) {
             message && message->is_request() ? " id=" + message->id().dump() : std::string(),
             " status=", exchange.http_status, " outcome=", exchange.outcome,
             " messages=", exchange.upstream_messages, " duration_us=", micros,
-            exchange.policy.empty() ? "" : " policy=", exchange.policy,
+            policy.empty() ? "" : " policy=", policy,
             exchange.client_gone ? " client_gone=true" : "");
 }
 

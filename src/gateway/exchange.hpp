@@ -64,7 +64,19 @@ struct Exchange {
   unsigned http_status = 0;
   std::string outcome = "ok";  // ok | error_response | upstream_unavailable | rejected | ...
   std::size_t upstream_messages = 0;
-  std::string policy;  // "verdict:rule" when a policy rule decided (shadow decisions too)
+  // What the policy did, when it took part (empty otherwise).
+  struct PolicyRecord {
+    std::string
+        verdict;       // allow | deny | ask | redact, when a rule (or a non-allow default) decided
+    std::string rule;  // the deciding rule's id; "(default)" for the default verdict
+    std::string note;  // what followed the verdict: shadow, approved, declined, …
+    bool redacted = false;         // a redact rule masked something in the reply
+    std::size_t hidden_tools = 0;  // tools/list entries hidden
+    // "note[:redacted]" (empty when neither).
+    std::string notes() const;
+    // "verdict:rule[:note][:redacted]", "redacted" or "hid:N": the access log's policy=.
+    std::string summary() const;
+  } policy;
   // The policy snapshot the exchange started under: a reload never changes an exchange midway.
   std::shared_ptr<const policy::Policy> policy_snapshot;
   // The rule whose verdict is being carried out (owned by policy_snapshot).

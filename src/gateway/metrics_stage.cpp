@@ -54,17 +54,9 @@ void MetricsStage::on_complete(const Exchange& exchange) {
     metrics_->observe("membrane_upstream_duration_seconds", {{"upstream", exchange.upstream}},
                       seconds(exchange.upstream_wait));
   }
-  if (!exchange.policy.empty() && exchange.policy != "redacted" &&
-      !exchange.policy.starts_with("hid:")) {
-    const auto first = exchange.policy.find(':');
-    const auto second = first == std::string::npos ? first : exchange.policy.find(':', first + 1);
-    const std::string verdict = exchange.policy.substr(0, first);
-    const std::string rule =
-        first == std::string::npos
-            ? std::string()
-            : exchange.policy.substr(
-                  first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
-    metrics_->add("membrane_policy_decisions_total", {{"verdict", verdict}, {"rule", rule}});
+  if (!exchange.policy.verdict.empty()) {
+    metrics_->add("membrane_policy_decisions_total",
+                  {{"verdict", exchange.policy.verdict}, {"rule", exchange.policy.rule}});
   }
   if (exchange.outcome == "upstream_unavailable" || exchange.outcome == "upstream_stream_broken" ||
       exchange.outcome == "rejected" || exchange.outcome == "session_not_found") {

@@ -124,10 +124,10 @@ StageDecision PolicyStage::on_request(Exchange& exchange) {
   const policy::Policy& policy = *exchange.policy_snapshot;
   const auto decision = policy.decide(call_context(exchange));
   exchange.policy_rule = decision.rule;
-  if (decision.rule)
-    exchange.policy = std::string(to_string(decision.verdict)) + ":" + decision.rule->id;
-  else if (decision.verdict != policy::Verdict::allow)
-    exchange.policy = std::string(to_string(decision.verdict)) + ":(default)";
+  if (decision.rule || decision.verdict != policy::Verdict::allow) {
+    exchange.policy.verdict = to_string(decision.verdict);
+    exchange.policy.rule = rule_name(decision.rule);
+  }
   if (decision.verdict != policy::Verdict::deny && decision.verdict != policy::Verdict::ask) {
     return StageDecision::proceed();
   }
@@ -136,7 +136,7 @@ StageDecision PolicyStage::on_request(Exchange& exchange) {
     log::info("policy (shadow): would ", to_string(decision.verdict), " ", method, " ",
               exchange.message->target_name(), " on '", exchange.upstream, "' by rule '", rule_id,
               "'");
-    exchange.policy += ":shadow";
+    exchange.policy.note = "shadow";
     return StageDecision::proceed();
   }
   if (decision.verdict == policy::Verdict::ask && client_can_be_asked(exchange)) {
@@ -168,8 +168,7 @@ StageDecision PolicyStage::on_confirmation(Exchange& exchange, const Confirmatio
                                    : confirmation.outcome == Outcome::timed_out   ? "timed_out"
                                    : confirmation.outcome == Outcome::client_gone ? "client_gone"
                                                                                   : "failed";
-  exchange.policy += ":";
-  exchange.policy += outcome;
+  exchange.policy.note = outcome;
   log::info("policy: the user's answer to ", exchange.message->method(), " ",
             exchange.message->target_name(), " on '", exchange.upstream, "' (rule '", rule_id,
             "'): ", outcome, confirmation.detail.empty() ? "" : " — ", confirmation.detail);
@@ -206,7 +205,7 @@ void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) 
     if (result == body.end()) return;
     if (exchange.policy_snapshot->redact(call_context(exchange), *result)) {
       message = dump(body);
-      exchange.policy += exchange.policy.empty() ? "redacted" : ":redacted";
+      exchange.policy.redacted = true;
     }
     return;
   }
@@ -269,7 +268,7 @@ void PolicyStage::filter_tool_list(Exchange& exchange, std::string& message) con
     ++hidden;
   }
   if (hidden == 0) return;
-  exchange.policy = "hid:" + std::to_string(hidden);
+  exchange.policy.hidden_tools = hidden;
   *tools = std::move(kept);
   message = dump(body);
 }

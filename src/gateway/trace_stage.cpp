@@ -117,14 +117,10 @@ void TraceStage::on_complete(const Exchange& exchange) {
   } else if (method == "prompts/get") {
     attributes.emplace_back("gen_ai.prompt.name", std::string(message->target_name()));
   }
-  if (!exchange.policy.empty() && exchange.policy.find(':') != std::string::npos) {
-    const auto first = exchange.policy.find(':');
-    const auto second = exchange.policy.find(':', first + 1);
-    attributes.emplace_back("membrane.policy.verdict", exchange.policy.substr(0, first));
-    attributes.emplace_back(
-        "membrane.policy.rule_ids",
-        std::vector<std::string>{exchange.policy.substr(
-            first + 1, second == std::string::npos ? std::string::npos : second - first - 1)});
+  if (!exchange.policy.verdict.empty()) {
+    attributes.emplace_back("membrane.policy.verdict", exchange.policy.verdict);
+    attributes.emplace_back("membrane.policy.rule_ids",
+                            std::vector<std::string>{exchange.policy.rule});
   }
   if (exchange.txn_claims.is_object()) {
     if (const auto txn = exchange.txn_claims.find("txn");
