@@ -1095,6 +1095,30 @@ struct Lexeme {
   std::size_t offset = 0;
 };
 
+// Every field a condition can name, in the order error messages list them. Dynamic fields hold
+// JSON and take a path below them.
+struct KnownField {
+  std::string_view name;
+  FieldRoot root;
+  Type type;
+};
+constexpr KnownField known_fields[] = {
+    {"mcp.method", FieldRoot::mcp_method, Type::string},
+    {"server.name", FieldRoot::server_name, Type::string},
+    {"tool.name", FieldRoot::tool_name, Type::string},
+    {"tool.annotations", FieldRoot::tool_annotations, Type::dynamic},
+    {"tool.description", FieldRoot::tool_description, Type::string},
+    {"tool.text", FieldRoot::tool_text, Type::string},
+    {"args", FieldRoot::args, Type::dynamic},
+    {"identity.sub", FieldRoot::identity_sub, Type::string},
+    {"identity.claims", FieldRoot::identity_claims, Type::dynamic},
+    {"txn", FieldRoot::txn, Type::dynamic},
+    {"request.client_address", FieldRoot::request_client_address, Type::string},
+    {"request.headers", FieldRoot::request_headers, Type::dynamic},
+    {"session.id", FieldRoot::session_id, Type::string},
+    {"session.protocol_version", FieldRoot::session_protocol_version, Type::string},
+};
+
 class Parser {
  public:
   Parser(std::string_view text, const Environment& environment, const OffsetLocator& locate)
@@ -1462,51 +1486,24 @@ class Parser {
       node.root = root;
       node.type = type;
     };
-    if (first == "args") {
-      fixed(FieldRoot::args, Type::dynamic);
-      read_steps(true);
-    } else if (first == "txn") {
-      fixed(FieldRoot::txn, Type::dynamic);
-      read_steps(true);
-    } else {
-      read_steps(false);
-      const std::string second = names.size() > 1 ? names[1] : "";
-      const std::string path = first + (second.empty() ? "" : "." + second);
-      if (path == "mcp.method")
-        fixed(FieldRoot::mcp_method, Type::string);
-      else if (path == "server.name")
-        fixed(FieldRoot::server_name, Type::string);
-      else if (path == "tool.name")
-        fixed(FieldRoot::tool_name, Type::string);
-      else if (path == "tool.annotations")
-        fixed(FieldRoot::tool_annotations, Type::dynamic), read_steps(true);
-      else if (path == "tool.description")
-        fixed(FieldRoot::tool_description, Type::string);
-      else if (path == "tool.text")
-        fixed(FieldRoot::tool_text, Type::string);
-      else if (path == "identity.sub")
-        fixed(FieldRoot::identity_sub, Type::string);
-      else if (path == "identity.claims")
-        fixed(FieldRoot::identity_claims, Type::dynamic), read_steps(true);
-      else if (path == "request.client_address")
-        fixed(FieldRoot::request_client_address, Type::string);
-      else if (path == "request.headers")
-        fixed(FieldRoot::request_headers, Type::dynamic), read_steps(true);
-      else if (path == "session.id")
-        fixed(FieldRoot::session_id, Type::string);
-      else if (path == "session.protocol_version")
-        fixed(FieldRoot::session_protocol_version, Type::string);
-      else {
-        fail(offset,
-             "unknown field or name '" + path +
-                 "' (fields: mcp.method, server.name, tool.name, tool.annotations.*, "
-                 "tool.description, tool.text, args.*, "
-                 "identity.sub, identity.claims.*, txn.*, request.client_address, "
-                 "request.headers.*, "
-                 "session.id, session.protocol_version; or a list or macro defined before this "
-                 "rule)");
+    // Single-name roots (args, txn) take any path below; two-name fields are looked up whole.
+    const bool single = first == "args" || first == "txn";
+    if (!single) read_steps(false);
+    const std::string path = single || names.size() < 2 ? first : first + "." + names[1];
+    const auto field = std::find_if(std::begin(known_fields), std::end(known_fields),
+                                    [&](const KnownField& known) { return known.name == path; });
+    if (field == std::end(known_fields)) {
+      std::string listed;
+      for (const auto& known : known_fields) {
+        listed += listed.empty() ? "" : ", ";
+        listed += std::string(known.name) + (known.type == Type::dynamic ? ".*" : "");
       }
+      fail(offset, "unknown field or name '" + path + "' (fields: " + listed +
+                       "; or a list or macro defined before this rule)");
     }
+    fixed(field->root, field->type);
+    // Dynamic fields (JSON) go on: args.path, identity.claims.org, request.headers.x-agent.
+    if (field->type == Type::dynamic) read_steps(true);
     if (node.root == FieldRoot::request_headers) {
       for (auto& step : below) {
         for (auto& c : step.key)
