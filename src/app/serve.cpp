@@ -160,24 +160,12 @@ bool is_url(const std::string& location) {
   return location.rfind("https://", 0) == 0 || location.rfind("http://", 0) == 0;
 }
 
-// A JWKS file, for start-up: a problem throws naming the file.
-identity::KeySet read_key_set(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw std::runtime_error("cannot read the JWKS file '" + path + "'");
-  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  try {
-    return identity::KeySet::from_json(identity::Json::parse(text, nullptr, false));
-  } catch (const std::invalid_argument& problem) {
-    throw std::runtime_error("JWKS file '" + path + "': " + problem.what());
-  }
-}
-
 // The authenticator for `auth:`, or null when authorization is off. Start-up errors throw.
 std::shared_ptr<const identity::Authenticator> make_authenticator(const AuthConfig& auth) {
   if (!auth.enabled()) return nullptr;
   identity::AuthenticatorOptions options;
   // Keys at a URL are fetched by the gateway on first use; a file is read now.
-  if (!is_url(auth.jwks)) options.keys = read_key_set(auth.jwks);
+  if (!is_url(auth.jwks)) options.keys = identity::KeySet::read_file(auth.jwks);
   options.issuer = auth.issuer;
   options.audiences = auth.audiences;
   options.leeway = std::chrono::duration_cast<std::chrono::seconds>(auth.leeway);
@@ -195,7 +183,7 @@ std::shared_ptr<const identity::TransactionTokenService> make_transaction_servic
   options.trust_domain = txn.trust_domain;
   options.workload = txn.workload;
   options.lifetime = std::chrono::duration_cast<std::chrono::seconds>(txn.lifetime);
-  if (!txn.trusted_jwks.empty()) options.trusted = read_key_set(txn.trusted_jwks);
+  if (!txn.trusted_jwks.empty()) options.trusted = identity::KeySet::read_file(txn.trusted_jwks);
   log::info("txn: transaction tokens for trust domain '", txn.trust_domain, "', key '",
             options.signing_keys.front().kid(), "' from ", txn.key_file, ", one per ",
             txn.per_session ? "session" : "call");
@@ -297,7 +285,7 @@ int serve(const Config& config) {
     options.published_keys = service->public_jwks().dump();
     if (!config.txn.exchange_clients.empty()) {
       options.token_exchange = std::make_shared<const identity::TokenExchange>(
-          service, read_key_set(config.txn.exchange_clients));
+          service, identity::KeySet::read_file(config.txn.exchange_clients));
       log::info("txn: token exchange at POST /txn/token for the workloads in ",
                 config.txn.exchange_clients);
     }

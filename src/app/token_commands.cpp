@@ -56,21 +56,13 @@ int token_mint(const CommandLine::Token& options) {
   return 0;
 }
 
-// A JWKS file or a single JWK (such as a key file), for verifying.
+// A JWKS file or a single JWK (such as a key file), for verifying; problems are printed.
 std::optional<identity::KeySet> read_verification_keys(const std::string& path,
                                                        const char* command) {
-  const auto text = read_text(path);
-  if (!text) {
-    std::cerr << command << ": cannot read '" << path << "'\n";
-    return std::nullopt;
-  }
   try {
-    const Json document = Json::parse(*text, nullptr, false);
-    return document.is_object() && !document.contains("keys")
-               ? identity::KeySet::from_json({{"keys", {document}}})
-               : identity::KeySet::from_json(document);
-  } catch (const std::invalid_argument& error) {
-    std::cerr << command << ": " << path << ": " << error.what() << "\n";
+    return identity::KeySet::read_file(path, true);
+  } catch (const std::runtime_error& error) {
+    std::cerr << command << ": " << error.what() << "\n";
     return std::nullopt;
   }
 }

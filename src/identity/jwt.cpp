@@ -7,6 +7,8 @@
 #include <openssl/param_build.h>
 #include <openssl/sha.h>
 
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include "membrane/mcp/sealed_session.hpp"
@@ -401,6 +403,20 @@ KeySet KeySet::from_json(const Json& jwks) {
                                 (problems.empty() ? std::string() : " (" + problems + ")"));
   }
   return KeySet(std::move(keys));
+}
+
+KeySet KeySet::read_file(const std::string& path, bool single_jwk_allowed) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw std::runtime_error("cannot read the JWKS file '" + path + "'");
+  const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const Json document = Json::parse(text, nullptr, false);
+  try {
+    if (single_jwk_allowed && document.is_object() && !document.contains("keys"))
+      return from_json({{"keys", {document}}});
+    return from_json(document);
+  } catch (const std::invalid_argument& problem) {
+    throw std::runtime_error("JWKS file '" + path + "': " + problem.what());
+  }
 }
 
 const Jwk* KeySet::find(std::string_view kid, std::string_view algorithm) const {

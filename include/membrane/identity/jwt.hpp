@@ -60,6 +60,9 @@ class KeySet {
   explicit KeySet(std::vector<Jwk> keys) : keys_(std::move(keys)) {}
   // Throws std::invalid_argument naming the problem when `jwks` is not a JWKS with a usable key.
   static KeySet from_json(const Json& jwks);
+  // A JWKS file; with `single_jwk_allowed`, a file holding one JWK (a key file) too. Throws
+  // std::runtime_error naming the file.
+  static KeySet read_file(const std::string& path, bool single_jwk_allowed = false);
 
   // The key a JWS header names: by `kid` when it has one, else the only key for `algorithm`.
   const Jwk* find(std::string_view kid, std::string_view algorithm) const;
