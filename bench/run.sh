@@ -7,6 +7,9 @@
 #   otlp_live wrk -> Membrane exporting spans to a collector (the echo's OTLP sink) -> echo
 #   otlp_dead wrk -> Membrane exporting spans to a collector that is down -> membrane_bench_echo
 #             (opt-in: --targets membrane,otlp_live,otlp_dead)
+#   stateless wrk as an MCP 2026-07-28 client (no session; Mcp-Method/Mcp-Name headers and the
+#             _meta envelope on every call) -> the same Membrane -> the same session-era echo
+#             upstream, on a session Membrane holds (opt-in: --targets membrane,stateless)
 # For each target: a LATENCY run (1 wrk thread, 1 connection: p50/p99 of one request at a
 # time) and a THROUGHPUT run (several connections: requests/s), each after a warm-up.
 # Prints a Markdown table; writes to bench/RESULTS.md only with --write-results.
@@ -47,7 +50,8 @@ usage: bench/run.sh [options]
   --wrk-threads N          wrk threads in the throughput run (default: $WRK_THREADS)
   --connections N          connections in the throughput run (default: $CONNECTIONS)
   --message TEXT           text the echo tool returns (default: "$MESSAGE")
-  --targets LIST           comma-separated subset of direct,membrane,nginx,otlp_live,otlp_dead
+  --targets LIST           comma-separated subset of direct,membrane,nginx,otlp_live,otlp_dead,
+                           stateless
                            (default: direct,membrane,nginx)
   --rounds N               measure every target N times, interleaved; report medians (default: 1)
   --server-cpus LIST       CPUs (taskset list) for echo, Membrane and nginx (default: all but the last)
@@ -100,10 +104,10 @@ done
 declare -A WANT=()
 IFS=',' read -r -a target_list <<<"$TARGETS"
 for t in "${target_list[@]}"; do
-  case "$t" in direct|membrane|nginx|otlp_live|otlp_dead) WANT[$t]=1 ;; *) die "unknown target '$t' (direct, membrane, nginx, otlp_live, otlp_dead)" ;; esac
+  case "$t" in direct|membrane|nginx|otlp_live|otlp_dead|stateless) WANT[$t]=1 ;; *) die "unknown target '$t' (direct, membrane, nginx, otlp_live, otlp_dead, stateless)" ;; esac
 done
 ORDER=()
-for t in direct membrane otlp_live otlp_dead nginx; do [ -n "${WANT[$t]:-}" ] && ORDER+=("$t"); done
+for t in direct membrane stateless otlp_live otlp_dead nginx; do [ -n "${WANT[$t]:-}" ] && ORDER+=("$t"); done
 [ ${#ORDER[@]} -gt 0 ] || die "--targets is empty"
 
 # --- prerequisites -----------------------------------------------------------------------
@@ -112,7 +116,8 @@ MEMBRANE_BIN="$BUILD_DIR/membrane"
 LUA="$BENCH/tools_call.lua"
 missing=0
 if [ ! -x "$ECHO_BIN" ]; then echo "missing $ECHO_BIN" >&2; missing=1; fi
-if { [ -n "${WANT[membrane]:-}" ] || [ -n "${WANT[otlp_live]:-}" ] || [ -n "${WANT[otlp_dead]:-}" ]; } &&
+if { [ -n "${WANT[membrane]:-}" ] || [ -n "${WANT[stateless]:-}" ] || [ -n "${WANT[otlp_live]:-}" ] ||
+     [ -n "${WANT[otlp_dead]:-}" ]; } &&
    [ ! -x "$MEMBRANE_BIN" ]; then
   echo "missing $MEMBRANE_BIN" >&2; missing=1
 fi
@@ -245,8 +250,12 @@ preflight() {
   local name=$1 url=$2 sid=$3 code
   local hdrs=(-H 'MCP-Protocol-Version: 2025-11-25')
   [ -n "$sid" ] && hdrs+=(-H "Mcp-Session-Id: $sid")
-  local body
-  body="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"$(json_escape "$MESSAGE")\"}}}"
+  local body meta=""
+  if [ "$name" = stateless ]; then
+    hdrs=(-H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: echo')
+    meta=',"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}'
+  fi
+  body="{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"$(json_escape "$MESSAGE")\"}$meta}}"
   code=$("${CURL_MCP[@]}" "${hdrs[@]}" -o "$RUNDIR/$name.call.body" -w '%{http_code}' \
            --data-binary "$body" "$url") || code="curl-failed"
   if [ "$code" != 200 ] || ! grep -q '"content"' "$RUNDIR/$name.call.body"; then
@@ -261,8 +270,9 @@ preflight() {
 WRK_PID=""
 run_wrk() {
   local name=$1 url=$2 sid=$3 threads=$4 conns=$5 secs=$6 label=$7 var=${8:-}
-  local out="$RUNDIR/wrk.$name.$label.log" line
-  MCP_SESSION_ID="$sid" MCP_MESSAGE="$MESSAGE" \
+  local out="$RUNDIR/wrk.$name.$label.log" line protocol=2025-11-25
+  [ "$name" = stateless ] && protocol=2026-07-28
+  MCP_SESSION_ID="$sid" MCP_MESSAGE="$MESSAGE" MCP_PROTOCOL="$protocol" \
     timeout -k 5 $((secs + 30)) "${CLIENT_PIN[@]}" wrk -t"$threads" -c"$conns" -d"${secs}s" \
     --timeout 5s -s "$LUA" "$url" >"$out" 2>&1 &
   WRK_PID=$!
@@ -317,7 +327,7 @@ launch() {
   die "$name did not listen on 127.0.0.1:$port within 15 s"
 }
 
-if [ -n "${WANT[membrane]:-}" ]; then
+if [ -n "${WANT[membrane]:-}" ] || [ -n "${WANT[stateless]:-}" ]; then
   MEMBRANE_PORT=""
   for _ in 1 2 3 4 5 6 7 8; do
     port=$(pick_port)
@@ -329,6 +339,7 @@ if [ -n "${WANT[membrane]:-}" ]; then
   done
   [ -n "$MEMBRANE_PORT" ] || die "no free port found for membrane"
   URL[membrane]="http://127.0.0.1:$MEMBRANE_PORT/mcp/echo"
+  URL[stateless]=${URL[membrane]}
   log "membrane on 127.0.0.1:$MEMBRANE_PORT ($WORKERS worker(s))"
 fi
 
@@ -374,7 +385,9 @@ fi
 
 # --- sessions and preflight ------------------------------------------------------------------
 for t in "${ORDER[@]}"; do
-  SID[$t]=$(mcp_session "$t" "${URL[$t]}")
+  SID[$t]=""
+  # A stateless client has no session; Membrane opens one upstream on its first call.
+  [ "$t" != stateless ] && SID[$t]=$(mcp_session "$t" "${URL[$t]}")
   preflight "$t" "${URL[$t]}" "${SID[$t]}"
   log "$t: session ${SID[$t]:-(none)}, tools/call ok"
 done
@@ -491,6 +504,9 @@ report() {
   fi
   if [ -n "${WANT[otlp_live]:-}" ] && [ -n "${WANT[membrane]:-}" ]; then
     echo "- Throughput with span export / without (the cost of tracing itself): $(awk -v l="${M[otlp_live,thr.rps]}" -v m="${M[membrane,thr.rps]}" 'BEGIN { printf "%.3f", (m > 0 ? l / m : 0) }')×"
+  fi
+  if [ -n "${WANT[stateless]:-}" ] && [ -n "${WANT[membrane]:-}" ]; then
+    echo "- MCP 2026-07-28 client (stateless, bridged) / 2025-11-25 client (session), same gateway and upstream: throughput $(awk -v s="${M[stateless,thr.rps]}" -v m="${M[membrane,thr.rps]}" 'BEGIN { printf "%.3f", (m > 0 ? s / m : 0) }')×, p50 $(num "${M[stateless,lat.p50_us]}") vs $(num "${M[membrane,lat.p50_us]}") µs, p99 $(num "${M[stateless,lat.p99_us]}") vs $(num "${M[membrane,lat.p99_us]}") µs"
   fi
   if [ -n "${WANT[nginx]:-}" ] && [ -n "${WANT[direct]:-}" ]; then
     echo "- nginx added p50 latency over direct (reference): $(minus "${M[nginx,lat.p50_us]}" "${M[direct,lat.p50_us]}") µs"

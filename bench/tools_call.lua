@@ -5,6 +5,8 @@
 -- Environment:
 --   MCP_SESSION_ID    sent as Mcp-Session-Id when set and non-empty
 --   MCP_MESSAGE       the echoed text (default "hello from wrk")
+--   MCP_PROTOCOL      2025-11-25 (default) or 2026-07-28: a stateless client, which sends
+--                     Mcp-Method / Mcp-Name and the _meta envelope instead of a session
 --   MCP_STRICT_STATUS when "0", skip the per-response Lua callback and count only what wrk
 --                     itself counts as a status error (HTTP >= 400); default: count every
 --                     non-2xx response
@@ -18,6 +20,8 @@
 local session = os.getenv("MCP_SESSION_ID") or ""
 local message = os.getenv("MCP_MESSAGE") or "hello from wrk"
 local strict = os.getenv("MCP_STRICT_STATUS") ~= "0"
+local protocol = os.getenv("MCP_PROTOCOL") or "2025-11-25"
+local stateless = protocol >= "2026-07-28"
 
 -- JSON string literal for the message (escapes what JSON requires).
 local function json_string(s)
@@ -47,16 +51,25 @@ function init(args)
     "Host: " .. wrk.headers["Host"],
     "Content-Type: application/json",
     "Accept: application/json, text/event-stream",
-    "MCP-Protocol-Version: 2025-11-25",
+    "MCP-Protocol-Version: " .. protocol,
   }
+  if stateless then
+    table.insert(lines, "Mcp-Method: tools/call")
+    table.insert(lines, "Mcp-Name: echo")
+  end
   if session ~= "" then
     table.insert(lines, "Mcp-Session-Id: " .. session)
   end
   table.insert(lines, "Content-Length: ")
   head = table.concat(lines, "\r\n")
   body_prefix = '{"jsonrpc":"2.0","id":'
+  local envelope = ""
+  if stateless then
+    envelope = ',"_meta":{"io.modelcontextprotocol/protocolVersion":"' .. protocol
+        .. '","io.modelcontextprotocol/clientCapabilities":{}}'
+  end
   body_suffix = ',"method":"tools/call","params":{"name":"echo","arguments":{"message":'
-      .. json_string(message) .. '}}}'
+      .. json_string(message) .. '}' .. envelope .. '}}'
   -- Ids: thread_index * 1e12 + n, exact in a double and unique across threads.
   counter = (thread_index or 0) * 1000000000000
   if not strict then

@@ -1142,8 +1142,8 @@ UpstreamConfig ConfigReader::read_upstream(const std::string& name, Field& defin
   }
   expect_map(definition, "a map with 'url' (HTTP upstream) or 'command' (stdio upstream)");
 
-  static const std::vector<std::string> kHttpKeys{"url", "ca_file", "verify_tls", "headers",
-                                                  "credentials"};
+  static const std::vector<std::string> kHttpKeys{"url",     "ca_file",     "verify_tls",
+                                                  "headers", "credentials", "protocol"};
   static const std::vector<std::string> kStdioKeys{"command", "args", "env", "working_directory"};
   static const std::vector<std::string> kCommonKeys{"scopes"};
   std::vector<std::string> allowed = kHttpKeys;
@@ -1189,6 +1189,16 @@ UpstreamConfig ConfigReader::read_upstream(const std::string& name, Field& defin
       http.headers = read_string_map(value, "header name", check_header_name, check_header_value);
     } else if (key == "credentials") {
       http.credentials = read_credentials(value);
+    } else if (key == "protocol") {
+      http.protocol =
+          parse_scalar(value, "auto, 2026-07-28 or 2025-11-25", [](const std::string& text) {
+            if (text == "auto") return std::string();
+            if (text == "2026-07-28" || text == "2025-11-25") return text;
+            throw InvalidValue(
+                "'" + text +
+                "' is not a revision the gateway speaks to an upstream (auto, 2026-07-28 "
+                "or 2025-11-25)");
+          });
     } else if (key == "command") {
       stdio.command = read_nonempty_string(value);
     } else if (key == "args") {

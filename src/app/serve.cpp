@@ -126,6 +126,7 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& co
       options.ca_file = http_config->ca_file;
       options.verify_tls = http_config->verify_tls;
       options.headers = http_config->headers;
+      options.protocol = http_config->protocol;
       if (http_config->credentials)
         add_credentials(definition.name, *http_config->credentials, options, workers);
       options.connect_timeout = timeouts.upstream_connect;

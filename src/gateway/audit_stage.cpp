@@ -39,6 +39,12 @@ void AuditStage::on_complete(const Exchange& exchange) {
   record["client"] = exchange.client_address;
   record["method"] = message->method();
   record["server"] = exchange.upstream;
+  // The MCP revision of each hop: they differ when the gateway bridges.
+  record["protocol"] =
+      exchange.protocol_version.empty() ? audit::Json() : audit::Json(exchange.protocol_version);
+  record["upstream_protocol"] = exchange.upstream_protocol_version.empty()
+                                    ? audit::Json()
+                                    : audit::Json(exchange.upstream_protocol_version);
   if (const auto target = message->target_name(); !target.empty()) record["tool"] = target;
   record["request_id"] = message->id();
   if (const auto* params = message->params()) {

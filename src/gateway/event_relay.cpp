@@ -1,23 +1,25 @@
 #include "gateway/event_relay.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/experimental/channel_error.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
 
 #include "membrane/http/sse.hpp"
 
 namespace membrane::gateway {
 
 using namespace asio::experimental::awaitable_operators;
-using Channel = asio::experimental::channel<void(error_code, upstream::StreamRead)>;
+// Concurrent: a pump parked by a bridged call that waits for the client's input may be read
+// again by the client's next request, on another worker.
+using Channel = asio::experimental::concurrent_channel<void(error_code, upstream::StreamRead)>;
 
 struct EventPump::State {
   State(asio::any_io_executor executor, std::unique_ptr<upstream::ReplyStream> stream)
-      : stream(std::move(stream)), channel(executor, 16), timer(executor) {}
+      : executor(executor), stream(std::move(stream)), channel(executor, 16) {}
+  asio::any_io_executor executor;  // the reader's: the upstream stream lives there
   std::unique_ptr<upstream::ReplyStream> stream;
   Channel channel;
-  asio::steady_timer timer;
-  bool stopped = false;
+  std::atomic<bool> stopped{false};
 };
 
 awaitable<std::shared_ptr<EventPump>> EventPump::start(
@@ -45,11 +47,10 @@ EventPump::~EventPump() {
 }
 
 void EventPump::stop() {
-  if (state_->stopped) return;
-  state_->stopped = true;
-  state_->stream->abort();
+  if (state_->stopped.exchange(true)) return;
   state_->channel.close();
-  state_->timer.cancel();
+  // The stream belongs to the reader's thread.
+  asio::post(state_->executor, [state = state_]() { state->stream->abort(); });
 }
 
 bool EventPump::resumable() const {
@@ -70,9 +71,9 @@ awaitable<EventPump::Read> EventPump::next(std::chrono::milliseconds keep_alive)
       co_return out;
     }
   }
-  state_->timer.expires_after(keep_alive);
-  auto result = co_await (state_->channel.async_receive(use_nothrow) ||
-                          state_->timer.async_wait(use_nothrow));
+  asio::steady_timer timer(co_await asio::this_coro::executor, keep_alive);
+  auto result =
+      co_await (state_->channel.async_receive(use_nothrow) || timer.async_wait(use_nothrow));
   if (result.index() == 0) {
     auto& [ec, read] = std::get<0>(result);
     if (ec) {
@@ -102,7 +103,9 @@ bool is_response_to(const std::string& data, const mcp::Json& request_id) {
 
 awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exchange& exchange,
                                      const ExchangePipeline& pipeline, const mcp::Json* request_id,
-                                     std::chrono::milliseconds keep_alive) {
+                                     std::chrono::milliseconds keep_alive,
+                                     std::string* held_response,
+                                     const std::function<void(std::string_view)>& on_event) {
   RelayOutcome outcome;
   std::string wire;
   for (;;) {
@@ -130,9 +133,15 @@ awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exch
     }
     auto& event = next.read.event;
     if (!event.data.empty()) {
+      if (on_event) on_event(event.data);
       pipeline.on_upstream_message(exchange, event.data);
       if (request_id && !outcome.response_seen && is_response_to(event.data, *request_id)) {
         outcome.response_seen = true;
+        if (held_response) {
+          *held_response = std::move(event.data);
+          outcome.resumable = pump.resumable();
+          co_return outcome;
+        }
       }
     }
     // Our own keep-alives replace the upstream's; its event type "message" is the default.

@@ -3,6 +3,7 @@
 // keep-alive tick", so a quiet stream still proves it is alive and a dead client is noticed.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -46,9 +47,13 @@ struct RelayOutcome {
 };
 
 // Writes every upstream event as an SSE event until the stream ends. `request_id` (null for a
-// listen stream) is used to notice the response.
+// listen stream) is used to notice the response. With `held_response`, the response is not
+// written but handed back there (the caller decides what the client gets); `on_event` sees each
+// message first (cache invalidation by list_changed notifications).
 awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exchange& exchange,
                                      const ExchangePipeline& pipeline, const mcp::Json* request_id,
-                                     std::chrono::milliseconds keep_alive);
+                                     std::chrono::milliseconds keep_alive,
+                                     std::string* held_response = nullptr,
+                                     const std::function<void(std::string_view)>& on_event = {});
 
 }  // namespace membrane::gateway

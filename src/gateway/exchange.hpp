@@ -28,7 +28,8 @@ struct Exchange {
   // The authenticated caller; null when auth is off.
   std::shared_ptr<const identity::Identity> identity;
   std::string client_address;
-  std::string protocol_version;
+  std::string protocol_version;           // the client's MCP revision
+  std::string upstream_protocol_version;  // the revision the gateway spoke to the upstream
   // The downstream session id as the client sends it (empty for initialize).
   std::string_view session_id;
   // {lower-case name: value}; filled only when a stage wants_request_headers().

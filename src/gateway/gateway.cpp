@@ -54,6 +54,7 @@ Gateway::Gateway(GatewayOptions options, std::vector<std::unique_ptr<upstream::U
     : options_(std::move(options)), pipeline_(std::move(pipeline)) {
   for (auto& upstream : upstreams) {
     std::string name = upstream->name();
+    revisions_.emplace(name, std::make_unique<UpstreamRevision>());
     upstreams_.emplace(std::move(name), std::move(upstream));
   }
   legacy_ = std::make_unique<LegacySseTransport>(*this);
@@ -422,53 +423,17 @@ std::optional<http::Response> check_protocol_version(const http::Request& reques
                                                      const mcp::Json& id) {
   const std::string_view version = request[mcp::header::protocol_version];
   if (version.empty() || mcp::is_supported_protocol_version(version)) return std::nullopt;
-  // The shape MCP 2026-07-28 defines (-32022 with the supported list), which earlier clients read
-  // as any 400 error.
-  mcp::Json supported = mcp::Json::array();
-  for (const auto known : mcp::supported_protocol_versions)
-    supported.push_back(known);
-  const mcp::Json body = {
-      {"jsonrpc", "2.0"},
-      {"id", id},
-      {"error",
-       {{"code", mcp::error_code::unsupported_protocol_version},
-        {"message", "Bad Request: unsupported MCP-Protocol-Version '" + std::string(version) +
-                        "' (supported: " + std::string(mcp::supported_protocol_versions_text()) +
-                        ")"},
-        {"data", {{"supported", supported}, {"requested", std::string(version)}}}}}};
-  return json_response(400, body.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
+  return unsupported_version_response(id, version);
 }
 
-http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json& id,
-                                 std::string_view upstream) {
-  using Kind = upstream::UpstreamReply::Kind;
-  switch (reply.kind) {
-    case Kind::accepted:
-      return http::Response{bhttp::status::accepted, 11};
-    case Kind::message:
-      return json_response(200, std::move(reply.body));
-    case Kind::session_not_found:
-      return jsonrpc_error(404, id, mcp::error_code::session_not_found,
-                           "Session not found: upstream '" + std::string(upstream) +
-                               "' no longer knows this session; re-initialize");
-    case Kind::not_supported: {
-      auto response =
-          jsonrpc_error(405, id, mcp::error_code::invalid_request,
-                        "Method Not Allowed by upstream '" + std::string(upstream) + "'");
-      response.set(bhttp::field::allow, "POST");
-      return response;
-    }
-    case Kind::rejected: {
-      http::Response response{static_cast<bhttp::status>(reply.http_status), 11};
-      if (!reply.content_type.empty()) response.set(bhttp::field::content_type, reply.content_type);
-      response.body() = std::move(reply.body);
-      return response;
-    }
-    case Kind::unavailable:
-    case Kind::stream:
-      break;
-  }
-  return jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, reply.body);
+// MCP 2026-07-28: a stateless client has no session to listen on or end.
+http::Response stateless_method_not_allowed(std::string_view method) {
+  auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
+                                "Method Not Allowed: " + std::string(method) +
+                                    " has no meaning in MCP 2026-07-28 (stateless); POST requests, "
+                                    "and subscriptions/listen for notifications");
+  response.set(bhttp::field::allow, "POST");
+  return response;
 }
 
 // The SSE response header, naming the new session when the request was initialize.
@@ -505,6 +470,38 @@ std::string reply_as_message(const upstream::UpstreamReply& reply, const mcp::Js
 }
 
 }  // namespace
+
+http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json& id,
+                                 std::string_view upstream) {
+  using Kind = upstream::UpstreamReply::Kind;
+  switch (reply.kind) {
+    case Kind::accepted:
+      return http::Response{bhttp::status::accepted, 11};
+    case Kind::message:
+      return json_response(200, std::move(reply.body));
+    case Kind::session_not_found:
+      return jsonrpc_error(404, id, mcp::error_code::session_not_found,
+                           "Session not found: upstream '" + std::string(upstream) +
+                               "' no longer knows this session; re-initialize");
+    case Kind::not_supported: {
+      auto response =
+          jsonrpc_error(405, id, mcp::error_code::invalid_request,
+                        "Method Not Allowed by upstream '" + std::string(upstream) + "'");
+      response.set(bhttp::field::allow, "POST");
+      return response;
+    }
+    case Kind::rejected: {
+      http::Response response{static_cast<bhttp::status>(reply.http_status), 11};
+      if (!reply.content_type.empty()) response.set(bhttp::field::content_type, reply.content_type);
+      response.body() = std::move(reply.body);
+      return response;
+    }
+    case Kind::unavailable:
+    case Kind::stream:
+      break;
+  }
+  return jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, reply.body);
+}
 
 awaitable<Confirmation> Gateway::ask_client(http::Responder& out, const Exchange& exchange,
                                             const mcp::Json& elicitation_params) {
@@ -545,6 +542,16 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   }
   const mcp::Message& message = *posted.message;
   const mcp::Json& id = message.id();
+  // MCP 2026-07-28: the revision is per request, and such a request has no session.
+  if (is_stateless_request(request, message)) {
+    auto checked = check_stateless_request(request, message);
+    if (checked.rejection) {
+      co_await out.send(std::move(*checked.rejection));
+      co_return;
+    }
+    co_await stateless_post(request, origin, out, upstream, caller, message, std::move(checked));
+    co_return;
+  }
   if (auto rejection = check_protocol_version(request, id)) {
     co_await out.send(std::move(*rejection));
     co_return;
@@ -566,6 +573,14 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     co_await out.send(http::Response{bhttp::status::accepted, 11});
     co_return;
   }
+  // A stateless server behind a session client: the gateway plays the session's part.
+  const auto* revision = revisions_.at(upstream.name()).get();
+  bool stateless_upstream = revision->era() == UpstreamRevision::Era::stateless;
+  if (revision->era() == UpstreamRevision::Era::unknown)
+    stateless_upstream = co_await upstream_era(upstream) == UpstreamRevision::Era::stateless;
+  if (stateless_upstream &&
+      co_await answer_for_stateless_upstream(out, upstream, caller, origin, message))
+    co_return;
 
   Exchange exchange;
   exchange.upstream = upstream.name();
@@ -574,6 +589,11 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   exchange.identity = caller;
   exchange.client_address = client_address(origin);
   exchange.protocol_version = std::string(request[mcp::header::protocol_version]);
+  if (exchange.protocol_version.empty() && session.claims)
+    exchange.protocol_version = session.claims->protocol_version;
+  if (exchange.protocol_version.empty() && message.is_initialize() && message.params())
+    exchange.protocol_version = message.params()->value("protocolVersion", std::string());
+  exchange.upstream_protocol_version = exchange.protocol_version;
   exchange.session_id = request[mcp::header::session_id];
   exchange.incoming_txn_token = request["Txn-Token"];
   exchange.incoming_traceparent = request["traceparent"];
@@ -610,6 +630,12 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
       exchange.http_status = decision.http_status;
       co_await out.send(json_response(decision.http_status, std::move(decision.body)));
     }
+    pipeline_.on_complete(exchange);
+    co_return;
+  }
+
+  if (stateless_upstream) {
+    co_await forward_to_stateless(out, exchange, upstream, streaming);
     pipeline_.on_complete(exchange);
     co_return;
   }
@@ -717,10 +743,23 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
     co_await out.send(std::move(*rejection));
     co_return;
   }
+  if (mcp::is_stateless_protocol_version(request[mcp::header::protocol_version])) {
+    co_await out.send(stateless_method_not_allowed("GET"));
+    co_return;
+  }
   auto session = open_session(request, options_, terminated_, upstream.name(),
                               mcp::SessionTransport::streamable_http, nullptr, caller);
   if (session.rejection) {
     co_await out.send(std::move(*session.rejection));
+    co_return;
+  }
+  if (revisions_.at(upstream.name())->era() == UpstreamRevision::Era::stateless) {
+    // A stateless server has no standalone stream to relay.
+    auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
+                                  "Method Not Allowed: upstream '" + upstream.name() +
+                                      "' speaks MCP 2026-07-28 and offers no standalone stream");
+    response.set(bhttp::field::allow, "POST, DELETE");
+    co_await out.send(std::move(response));
     co_return;
   }
   upstream::ForwardContext context;
@@ -762,6 +801,10 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
 
 awaitable<void> Gateway::streamable_delete(http::Request& request, http::Responder& out,
                                            upstream::Upstream& upstream, const Caller& caller) {
+  if (mcp::is_stateless_protocol_version(request[mcp::header::protocol_version])) {
+    co_await out.send(stateless_method_not_allowed("DELETE"));
+    co_return;
+  }
   auto session = open_session(request, options_, terminated_, upstream.name(),
                               mcp::SessionTransport::streamable_http, nullptr, caller);
   if (session.rejection) {

@@ -11,9 +11,12 @@
 #include <string>
 #include <unordered_set>
 
+#include "gateway/bridging.hpp"
 #include "gateway/client_requests.hpp"
 #include "gateway/exchange.hpp"
 #include "gateway/remote_jwks.hpp"
+#include "gateway/result_cache.hpp"
+#include "gateway/revision.hpp"
 #include "http/server.hpp"
 #include "membrane/http/origin_policy.hpp"
 #include "membrane/identity/authenticator.hpp"
@@ -50,6 +53,24 @@ struct GatewayOptions {
 using Caller = std::shared_ptr<const identity::Identity>;
 
 class LegacySseTransport;
+
+// An upstream's reply as the downstream HTTP answer (errors as JSON-RPC errors with a status).
+http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json& id,
+                                 std::string_view upstream);
+
+// One request of a stateless (2026-07-28) client on its way through the gateway.
+struct StatelessCall {
+  const http::Request* request = nullptr;
+  upstream::Upstream* upstream = nullptr;
+  const mcp::Message* message = nullptr;
+  const mcp::SessionClaims* client = nullptr;  // the client as this request describes it
+  mcp::Json client_info;
+  std::string digest;                     // request_digest(message)
+  mcp::Json state = mcp::Json::object();  // the gateway's own requestState, opened
+  mcp::Json input_responses = mcp::Json::object();
+  bool approved = false;  // a policy `ask` was answered yes for this request
+  std::string parked_id;  // the call parked while the client answers the upstream
+};
 
 // Session ids ended with DELETE on this replica. Upstreams disagree on how they answer a dead
 // session (the spec says 404; some say 400), so the gateway answers 404 itself. Bounded: the
@@ -137,11 +158,53 @@ class Gateway {
   awaitable<void> streamable_delete(http::Request& request, http::Responder& out,
                                     upstream::Upstream& upstream, const Caller& caller);
 
+  // MCP 2026-07-28 (stateless.cpp, session_bridge.cpp).
+  awaitable<UpstreamRevision::Era> upstream_era(upstream::Upstream& upstream);
+  awaitable<std::optional<mcp::Json>> discover_upstream(upstream::Upstream& upstream,
+                                                        const mcp::Json& envelope);
+  awaitable<std::shared_ptr<const PooledSession>> pooled_session(upstream::Upstream& upstream,
+                                                                 const std::string& key,
+                                                                 const mcp::SessionClaims& client,
+                                                                 const mcp::Json& client_info,
+                                                                 std::string& error);
+  awaitable<void> stateless_post(http::Request& request, const http::RequestOrigin& origin,
+                                 http::Responder& out, upstream::Upstream& upstream,
+                                 const Caller& caller, const mcp::Message& message,
+                                 StatelessRequest checked);
+  std::string seal_request_state(const StatelessCall& call, const mcp::Json& upstream_state) const;
+  mcp::Json upstream_body(const Exchange& exchange, const StatelessCall& call) const;
+  void finish_stateless_result(mcp::Json& response, const StatelessCall& call) const;
+  awaitable<void> stateless_to_stateless(http::Responder& out, Exchange& exchange,
+                                         StatelessCall& call);
+  awaitable<void> stateless_to_session(http::Responder& out, Exchange& exchange,
+                                       StatelessCall& call);
+  awaitable<void> relay_bridged(http::Responder& out, Exchange& exchange, StatelessCall& call,
+                                std::shared_ptr<EventPump> pump,
+                                std::shared_ptr<const PooledSession> session,
+                                mcp::Json upstream_request_id);
+  awaitable<void> listen_bridged(http::Responder& out, Exchange& exchange, StatelessCall& call,
+                                 std::shared_ptr<const PooledSession> session);
+  void invalidate_cached_lists(std::string_view upstream, std::string_view data);
+  // A session client in front of a stateless upstream: what the gateway answers itself
+  // (initialize, ping, notifications); false when the message is to be forwarded.
+  awaitable<bool> answer_for_stateless_upstream(http::Responder& out, upstream::Upstream& upstream,
+                                                const Caller& caller,
+                                                const http::RequestOrigin& origin,
+                                                const mcp::Message& message);
+  awaitable<void> forward_to_stateless(http::Responder& out, Exchange& exchange,
+                                       upstream::Upstream& upstream, bool& streaming);
+  awaitable<ClientAnswer> ask_client_request(http::Responder& out, const Exchange& exchange,
+                                             std::string_view method, const mcp::Json& params);
+
   GatewayOptions options_;
   std::map<std::string, std::unique_ptr<upstream::Upstream>, std::less<>> upstreams_;
   ExchangePipeline pipeline_;
   std::unique_ptr<LegacySseTransport> legacy_;
   TerminatedSessions terminated_;
+  std::map<std::string, std::unique_ptr<UpstreamRevision>, std::less<>> revisions_;
+  ResultCache result_cache_;
+  UpstreamSessionPool session_pool_;
+  ParkedCalls parked_calls_;
   mutable ClientRequests client_requests_;
   std::atomic<bool> draining_{false};
   mutable std::atomic<int> active_streams_{0};

@@ -170,6 +170,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
   exchange.session = claims ? &*claims : nullptr;
   describe_sender(exchange, facts);
   exchange.protocol_version = session->protocol_version();
+  exchange.upstream_protocol_version = exchange.protocol_version;
   exchange.http_status = 202;
 
   auto decision = pipeline.on_request(exchange);

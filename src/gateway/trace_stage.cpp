@@ -101,6 +101,9 @@ void TraceStage::on_complete(const Exchange& exchange) {
     attributes.emplace_back("mcp.session.id", hex_digest(exchange.session_id, 8));
   if (!exchange.protocol_version.empty())
     attributes.emplace_back("mcp.protocol.version", exchange.protocol_version);
+  if (!exchange.upstream_protocol_version.empty())
+    attributes.emplace_back("membrane.upstream.protocol.version",
+                            exchange.upstream_protocol_version);
   const mcp::Json& id = message->id();
   attributes.emplace_back("jsonrpc.request.id", id.is_string() ? id.get<std::string>() : id.dump());
   attributes.emplace_back("network.transport", std::string("tcp"));
@@ -127,7 +130,8 @@ void TraceStage::on_complete(const Exchange& exchange) {
         txn != exchange.txn_claims.end() && txn->is_string())
       attributes.emplace_back("membrane.txn.id", txn->get<std::string>());
   }
-  const bool failed = exchange.outcome != "ok" && exchange.outcome != "answered_by_gateway";
+  const bool failed = exchange.outcome != "ok" && exchange.outcome != "answered_by_gateway" &&
+                      exchange.outcome != "cached" && exchange.outcome != "input_required";
   if (failed || exchange.http_status >= 400) {
     server.error = true;
     server.status_message = exchange.outcome;
@@ -155,6 +159,9 @@ void TraceStage::on_complete(const Exchange& exchange) {
     client.attributes.emplace_back("mcp.method.name", method);
     client.attributes.emplace_back("membrane.upstream", exchange.upstream);
     client.attributes.emplace_back("network.transport", std::string("tcp"));
+    // The client span is the upstream hop: its revision is the one spoken to the upstream.
+    if (!exchange.upstream_protocol_version.empty())
+      client.attributes.emplace_back("mcp.protocol.version", exchange.upstream_protocol_version);
     if (method == "tools/call") {
       client.attributes.emplace_back("gen_ai.operation.name", std::string("execute_tool"));
       client.attributes.emplace_back("gen_ai.tool.name", std::string(message->target_name()));

@@ -15,8 +15,9 @@ namespace {
 constexpr std::size_t nonce_size = 12;
 constexpr std::size_t tag_size = 16;
 constexpr char format_prefix[] = "m1.";
+constexpr std::string_view state_prefix = "ms1.";
 // Larger ids are refused unopened: a client cannot make the gateway decrypt megabytes.
-constexpr std::size_t max_sealed_length = 8192;
+constexpr std::size_t max_sealed_length = 64 * 1024;
 
 struct CipherContextDeleter {
   void operator()(EVP_CIPHER_CTX* context) const { EVP_CIPHER_CTX_free(context); }
@@ -140,23 +141,8 @@ SessionSealer SessionSealer::random() {
   return SessionSealer(key);
 }
 
-std::string SessionSealer::seal(const SessionClaims& claims, SessionTransport transport) const {
-  nlohmann::json payload = {{"s", claims.upstream_session}, {"t", claims.created_at}};
-  if (!claims.subject.empty()) payload["u"] = claims.subject;
-  // Inside the initialize params when those are sealed: not twice.
-  if (!claims.client_name.empty() && claims.initialize_params.is_null())
-    payload["n"] = claims.client_name;
-  // The capabilities are inside the initialize params when those are sealed: not twice.
-  if (!claims.initialize_params.is_null()) {
-    payload["i"] = claims.initialize_params;
-  } else if (!claims.client_capabilities.is_null()) {
-    payload["c"] = claims.client_capabilities;
-  }
-  const std::string plaintext =
-      payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  const std::string aad = associated_data(claims.upstream, transport);
+std::string SessionSealer::seal_bytes(std::string_view plaintext, std::string_view aad) const {
   const std::string nonce = random_bytes(nonce_size);
-
   std::string sealed(nonce_size + plaintext.size() + tag_size, '\0');
   std::copy(nonce.begin(), nonce.end(), sealed.begin());
   auto* out = reinterpret_cast<unsigned char*>(sealed.data()) + nonce_size;
@@ -177,20 +163,15 @@ std::string SessionSealer::seal(const SessionClaims& claims, SessionTransport tr
                   EVP_CIPHER_CTX_ctrl(context.get(), EVP_CTRL_GCM_GET_TAG, tag_size,
                                       out + plaintext.size()) == 1;
   if (!ok) throw std::runtime_error("AES-256-GCM sealing failed");
-  return format_prefix + base64url_encode(sealed);
+  return base64url_encode(sealed);
 }
 
-std::optional<SessionClaims> SessionSealer::unseal(std::string_view sealed_text,
-                                                   std::string_view upstream,
-                                                   SessionTransport transport) const {
-  constexpr std::string_view prefix = format_prefix;
-  if (sealed_text.size() > max_sealed_length || sealed_text.substr(0, prefix.size()) != prefix) {
-    return std::nullopt;
-  }
-  const auto sealed = base64url_decode(sealed_text.substr(prefix.size()));
+std::optional<std::string> SessionSealer::open_bytes(std::string_view sealed_text,
+                                                     std::string_view aad) const {
+  if (sealed_text.size() > max_sealed_length) return std::nullopt;
+  const auto sealed = base64url_decode(sealed_text);
   if (!sealed || sealed->size() < nonce_size + tag_size) return std::nullopt;
 
-  const std::string aad = associated_data(upstream, transport);
   const std::size_t ciphertext_size = sealed->size() - nonce_size - tag_size;
   const auto* nonce = reinterpret_cast<const unsigned char*>(sealed->data());
   const auto* ciphertext = nonce + nonce_size;
@@ -211,6 +192,58 @@ std::optional<SessionClaims> SessionSealer::unseal(std::string_view sealed_text,
       EVP_DecryptFinal_ex(
           context.get(), reinterpret_cast<unsigned char*>(plaintext.data()) + length, &length) == 1;
   if (!ok) return std::nullopt;
+  return plaintext;
+}
+
+std::string SessionSealer::seal_state(const nlohmann::json& payload,
+                                      std::string_view purpose) const {
+  std::string aad = "membrane-state-v1";
+  aad.push_back('\0');
+  aad.append(purpose);
+  return std::string(state_prefix) +
+         seal_bytes(payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), aad);
+}
+
+std::optional<nlohmann::json> SessionSealer::open_state(std::string_view sealed,
+                                                        std::string_view purpose) const {
+  if (sealed.substr(0, state_prefix.size()) != state_prefix) return std::nullopt;
+  std::string aad = "membrane-state-v1";
+  aad.push_back('\0');
+  aad.append(purpose);
+  auto plaintext = open_bytes(sealed.substr(state_prefix.size()), aad);
+  if (!plaintext) return std::nullopt;
+  auto payload = nlohmann::json::parse(*plaintext, nullptr, false);
+  if (payload.is_discarded()) return std::nullopt;
+  return payload;
+}
+
+std::string SessionSealer::seal(const SessionClaims& claims, SessionTransport transport) const {
+  nlohmann::json payload = {{"s", claims.upstream_session}, {"t", claims.created_at}};
+  if (!claims.subject.empty()) payload["u"] = claims.subject;
+  // Inside the initialize params when those are sealed: not twice.
+  if (!claims.client_name.empty() && claims.initialize_params.is_null())
+    payload["n"] = claims.client_name;
+  // The capabilities are inside the initialize params when those are sealed: not twice.
+  if (!claims.initialize_params.is_null()) {
+    payload["i"] = claims.initialize_params;
+  } else if (!claims.client_capabilities.is_null()) {
+    payload["c"] = claims.client_capabilities;
+  }
+  if (!claims.protocol_version.empty()) payload["v"] = claims.protocol_version;
+  const std::string plaintext =
+      payload.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return format_prefix + seal_bytes(plaintext, associated_data(claims.upstream, transport));
+}
+
+std::optional<SessionClaims> SessionSealer::unseal(std::string_view sealed_text,
+                                                   std::string_view upstream,
+                                                   SessionTransport transport) const {
+  constexpr std::string_view prefix = format_prefix;
+  if (sealed_text.substr(0, prefix.size()) != prefix) return std::nullopt;
+  const auto opened =
+      open_bytes(sealed_text.substr(prefix.size()), associated_data(upstream, transport));
+  if (!opened) return std::nullopt;
+  const std::string& plaintext = *opened;
 
   auto payload = nlohmann::json::parse(plaintext, nullptr, false);
   if (!payload.is_object()) return std::nullopt;
@@ -238,6 +271,8 @@ std::optional<SessionClaims> SessionSealer::unseal(std::string_view sealed_text,
   } else if (const auto capabilities = payload.find("c"); capabilities != payload.end()) {
     claims.client_capabilities = *capabilities;
   }
+  if (const auto version = payload.find("v"); version != payload.end() && version->is_string())
+    claims.protocol_version = version->get<std::string>();
   return claims;
 }
 

@@ -25,6 +25,8 @@ struct HttpUpstreamOptions {
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds response_timeout{300'000};
   std::size_t max_message_bytes = 16 * 1024 * 1024;
+  // "" = find out with server/discover; else the revision the server speaks.
+  std::string protocol;
 };
 
 struct StdioUpstreamOptions {

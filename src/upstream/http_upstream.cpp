@@ -93,6 +93,7 @@ class HttpUpstream final : public Upstream {
   const std::string& name() const override { return options_.name; }
   std::string_view transport() const override { return "http"; }
   bool needs_initialize_replay() const override { return false; }
+  std::string_view declared_protocol() const override { return options_.protocol; }
 
   awaitable<UpstreamReply> send(const mcp::Message& message, std::string raw,
                                 const mcp::SessionClaims* session,
@@ -103,7 +104,16 @@ class HttpUpstream final : public Upstream {
     request.body() = std::move(raw);
     if (auto problem = co_await add_credentials(request); !problem.empty())
       co_return UpstreamReply::failure(std::move(problem));
+    // A request that changes nothing goes out once more, on a fresh connection, when the first
+    // attempt failed before any answer.
+    std::optional<bhttp::request<bhttp::string_body>> retry;
+    if (context.idempotent) retry = request;
     auto result = co_await client_.send(std::move(request));
+    if (!result.response && retry) {
+      log::debug("upstream '", options_.name, "': retrying ", message.method(),
+                 " after: ", result.error);
+      result = co_await client_.send(std::move(*retry));
+    }
     if (!result.response) co_return UpstreamReply::failure(describe_unavailable(result.error));
     auto& response = *result.response;
 
@@ -231,6 +241,8 @@ class HttpUpstream final : public Upstream {
     if (!context.txn_token.empty()) request.set("Txn-Token", context.txn_token);
     if (!context.traceparent.empty()) request.set("traceparent", context.traceparent);
     if (!context.tracestate.empty()) request.set("tracestate", context.tracestate);
+    for (const auto& [name, value] : context.headers)
+      request.set(name, value);
     return request;
   }
 

@@ -5,6 +5,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "http/asio.hpp"
 #include "membrane/http/sse.hpp"
@@ -20,6 +22,11 @@ struct ForwardContext {
   std::string txn_token;         // the transaction token to send in Txn-Token (empty: none)
   std::string traceparent;       // W3C trace context for the upstream hop (empty: none)
   std::string tracestate;
+  // 2026-07-28 request headers (Mcp-Method, Mcp-Name, Mcp-Param-*), sent as given.
+  std::vector<std::pair<std::string, std::string>> headers;
+  // The request may be sent again on another connection when the first attempt fails before an
+  // answer (list and discover calls: they change nothing).
+  bool idempotent = false;
 };
 
 enum class ReadStatus { message, end, failed };
@@ -77,6 +84,9 @@ class Upstream {
   // True when the upstream keeps per-session state only in this process (stdio), so the sealed
   // session must carry the client's initialize params to rebuild it elsewhere.
   virtual bool needs_initialize_replay() const = 0;
+  // The MCP revision the operator declared for this server: "" = find out (server/discover),
+  // else a revision such as "2026-07-28" or "2025-11-25".
+  virtual std::string_view declared_protocol() const { return {}; }
 
   // Forwards one message. `session` is null only for initialize.
   virtual awaitable<UpstreamReply> send(const mcp::Message& message, std::string raw,

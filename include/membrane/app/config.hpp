@@ -70,6 +70,9 @@ struct HttpUpstreamConfig {
   bool verify_tls = true;  // certificate + host name verification for https
   std::map<std::string, std::string> headers;  // static headers added to every upstream request
   std::optional<UpstreamCredentialsConfig> credentials;
+  // The MCP revision the server speaks: "" (auto: asked with server/discover on first use),
+  // "2026-07-28" (stateless) or "2025-11-25" (sessions).
+  std::string protocol;
 };
 
 struct StdioUpstreamConfig {

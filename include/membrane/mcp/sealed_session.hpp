@@ -32,6 +32,9 @@ struct SessionClaims {
   // The client's self-declared name (initialize params.clientInfo.name), for the record only.
   std::string client_name;
   std::int64_t created_at = 0;  // unix seconds
+  // The revision the client negotiated, when the gateway answered initialize itself (the upstream
+  // speaks 2026-07-28 and has no session to remember it).
+  std::string protocol_version;
 };
 
 class SessionSealer {
@@ -50,7 +53,16 @@ class SessionSealer {
   std::optional<SessionClaims> unseal(std::string_view sealed, std::string_view upstream,
                                       SessionTransport transport) const;
 
+  // Any other state the gateway hands a client to carry and give back (a 2026-07-28
+  // `requestState`): sealed the same way, bound to `purpose`, opened only by a replica holding the
+  // key. open_state never throws; nullopt when altered, forged or sealed for another purpose.
+  std::string seal_state(const nlohmann::json& payload, std::string_view purpose) const;
+  std::optional<nlohmann::json> open_state(std::string_view sealed, std::string_view purpose) const;
+
  private:
+  std::string seal_bytes(std::string_view plaintext, std::string_view aad) const;
+  std::optional<std::string> open_bytes(std::string_view sealed, std::string_view aad) const;
+
   explicit SessionSealer(const std::array<unsigned char, key_size>& key) : key_(key) {}
   std::array<unsigned char, key_size> key_;
 };

@@ -1,0 +1,102 @@
+#include "gateway/bridging.hpp"
+
+#include "gateway/responses.hpp"
+
+namespace membrane::gateway {
+
+void UpstreamRevision::learn(Era era, mcp::Json discover) {
+  {
+    std::lock_guard lock(mutex_);
+    discover_ = std::move(discover);
+  }
+  era_.store(era, std::memory_order_release);
+}
+
+mcp::Json UpstreamRevision::discover() const {
+  std::lock_guard lock(mutex_);
+  return discover_;
+}
+
+std::string UpstreamSessionPool::key(std::string_view upstream, std::string_view subject,
+                                     const mcp::Json& capabilities, const mcp::Json& client_info) {
+  std::string key(upstream);
+  key.push_back('\0');
+  key.append(subject);
+  key.push_back('\0');
+  key += capabilities.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+  key.push_back('\0');
+  key += client_info.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+  return key;
+}
+
+std::shared_ptr<const PooledSession> UpstreamSessionPool::find(const std::string& key) const {
+  std::lock_guard lock(mutex_);
+  const auto it = sessions_.find(key);
+  return it == sessions_.end() ? nullptr : it->second;
+}
+
+void UpstreamSessionPool::put(const std::string& key,
+                              std::shared_ptr<const PooledSession> session) {
+  std::lock_guard lock(mutex_);
+  // Bounded: when full, start over (the upstream times idle sessions out on its side).
+  if (sessions_.size() >= capacity_ && !sessions_.contains(key)) sessions_.clear();
+  sessions_[key] = std::move(session);
+}
+
+void UpstreamSessionPool::drop(const std::string& key, const PooledSession* session) {
+  std::lock_guard lock(mutex_);
+  const auto it = sessions_.find(key);
+  if (it != sessions_.end() && it->second.get() == session) sessions_.erase(it);
+}
+
+std::size_t UpstreamSessionPool::size() const {
+  std::lock_guard lock(mutex_);
+  return sessions_.size();
+}
+
+std::string ParkedCalls::park(std::shared_ptr<ParkedCall> call) {
+  std::string id = mcp::base64url_encode(mcp::random_bytes(18));
+  std::lock_guard lock(mutex_);
+  sweep_locked(Clock::now());
+  calls_.emplace(id, std::move(call));
+  return id;
+}
+
+std::shared_ptr<ParkedCall> ParkedCalls::take(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  const auto now = Clock::now();
+  sweep_locked(now);
+  const auto it = calls_.find(id);
+  if (it == calls_.end()) return nullptr;
+  auto call = std::move(it->second);
+  calls_.erase(it);
+  return call;
+}
+
+std::size_t ParkedCalls::size() const {
+  std::lock_guard lock(mutex_);
+  return calls_.size();
+}
+
+void ParkedCalls::sweep_locked(Clock::time_point now) {
+  for (auto it = calls_.begin(); it != calls_.end();) {
+    if (it->second->expires <= now) {
+      // Closing the upstream stream is how the upstream learns nobody will answer.
+      it->second->pump->stop();
+      it = calls_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::string request_digest(const mcp::Message& message) {
+  mcp::Json what = {{"m", message.method()}, {"n", message.target_name()}};
+  if (const auto* params = message.params(); params && params->is_object()) {
+    if (const auto arguments = params->find("arguments"); arguments != params->end())
+      what["a"] = *arguments;
+  }
+  return hex_digest(what.dump(-1, ' ', false, mcp::Json::error_handler_t::replace), 16);
+}
+
+}  // namespace membrane::gateway

@@ -1,0 +1,93 @@
+// State the gateway keeps to bridge MCP revisions: which revision each upstream speaks, the
+// upstream sessions it holds for stateless clients of session-era servers, and the calls parked
+// while a stateless client answers an upstream's question (`input_required`).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "gateway/event_relay.hpp"
+#include "membrane/mcp/jsonrpc.hpp"
+#include "membrane/mcp/sealed_session.hpp"
+#include "upstream/upstream.hpp"
+
+namespace membrane::gateway {
+
+// What one upstream speaks: declared by the operator, or learnt from its answer to
+// server/discover on first use (and remembered for the life of the process).
+class UpstreamRevision {
+ public:
+  enum class Era { unknown, session, stateless };
+  Era era() const { return era_.load(std::memory_order_acquire); }
+  void learn(Era era, mcp::Json discover = {});
+  // The server/discover result the revision was learnt from (null for session-era servers).
+  mcp::Json discover() const;
+
+ private:
+  std::atomic<Era> era_{Era::unknown};
+  mutable std::mutex mutex_;
+  mcp::Json discover_;
+};
+
+// An upstream session the gateway opened itself for stateless clients of a session-era server.
+struct PooledSession {
+  mcp::SessionClaims claims;    // what upstream.send needs (the upstream's session id, …)
+  mcp::Json initialize_result;  // for server/discover
+};
+
+// One session per (upstream, caller, client capabilities, client info): a server may answer
+// differently depending on what the client can do, and a session never serves two callers.
+class UpstreamSessionPool {
+ public:
+  explicit UpstreamSessionPool(std::size_t capacity = 10'000) : capacity_(capacity) {}
+  static std::string key(std::string_view upstream, std::string_view subject,
+                         const mcp::Json& capabilities, const mcp::Json& client_info);
+  std::shared_ptr<const PooledSession> find(const std::string& key) const;
+  void put(const std::string& key, std::shared_ptr<const PooledSession> session);
+  // Forgets `session` (the upstream no longer knows it) unless another replaced it already.
+  void drop(const std::string& key, const PooledSession* session);
+  std::size_t size() const;
+
+ private:
+  std::size_t capacity_;
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<const PooledSession>> sessions_;
+};
+
+// A bridged call to a session-era server that stopped at the server's question: the upstream's
+// reply stream stays open (on this replica) until the client re-sends the request with its
+// answers, or the wait times out.
+struct ParkedCall {
+  std::shared_ptr<EventPump> pump;
+  std::shared_ptr<const PooledSession> session;
+  std::string upstream;
+  std::string subject;
+  std::string request_digest;  // what the re-sent request must match
+  mcp::Json upstream_request_id;
+  std::map<std::string, mcp::Json> asked;  // inputRequests key -> the upstream's request id
+  Clock::time_point expires;
+};
+
+class ParkedCalls {
+ public:
+  std::string park(std::shared_ptr<ParkedCall> call);
+  // Takes the call out (one continuation per parking); null when unknown or expired.
+  std::shared_ptr<ParkedCall> take(const std::string& id);
+  std::size_t size() const;
+
+ private:
+  void sweep_locked(Clock::time_point now);
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<ParkedCall>> calls_;
+};
+
+// SHA-256 over what identifies a request for a continuation: method, target and arguments.
+std::string request_digest(const mcp::Message& message);
+
+}  // namespace membrane::gateway

@@ -1,0 +1,306 @@
+// A session client (MCP 2025-11-25 and earlier) in front of a stateless server (2026-07-28): the
+// gateway answers initialize from server/discover, keeps the client's capabilities in its sealed
+// session and adds them to every request's `_meta`, answers ping itself, and turns the server's
+// `input_required` results into real requests on the client's stream, re-sending the call with
+// the answers.
+#include "gateway/event_relay.hpp"
+#include "gateway/gateway.hpp"
+#include "gateway/responses.hpp"
+#include "membrane/core/log.hpp"
+#include "membrane/http/sse.hpp"
+#include "membrane/mcp/protocol.hpp"
+#include "membrane/mcp/revisions.hpp"
+
+namespace membrane::gateway {
+namespace bhttp = http::bhttp;
+
+namespace {
+
+// Rounds of input_required the gateway answers for a session client before giving up.
+constexpr int max_input_rounds = 8;
+
+std::string dump(const mcp::Json& json) {
+  return json.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+}
+
+mcp::Json client_info_of(const mcp::SessionClaims& claims) {
+  if (claims.initialize_params.is_object()) {
+    if (const auto info = claims.initialize_params.find("clientInfo");
+        info != claims.initialize_params.end() && info->is_object())
+      return *info;
+  }
+  return mcp::Json();
+}
+
+void set_stateless_headers(upstream::ForwardContext& context, const mcp::Message& message) {
+  context.protocol_version = std::string(mcp::stateless_protocol_version);
+  context.headers.clear();
+  context.headers.emplace_back(mcp::header::method, std::string(message.method()));
+  if (mcp::may_require_input(message.method()))
+    context.headers.emplace_back(mcp::header::name,
+                                 mcp::encode_header_value(message.target_name()));
+}
+
+}  // namespace
+
+awaitable<bool> Gateway::answer_for_stateless_upstream(http::Responder& out,
+                                                       upstream::Upstream& upstream,
+                                                       const Caller& caller,
+                                                       const http::RequestOrigin& origin,
+                                                       const mcp::Message& message) {
+  const mcp::Json& id = message.id();
+  if (message.is_notification() || message.is_response()) {
+    // initialized, cancelled, roots changed: a stateless server keeps nothing they could change.
+    co_await out.send(http::Response{bhttp::status::accepted, 11});
+    co_return true;
+  }
+  const auto method = message.method();
+  if (method == "ping" || method == "logging/setLevel") {
+    const mcp::Json empty = {{"jsonrpc", "2.0"}, {"id", id}, {"result", mcp::Json::object()}};
+    auto response = json_response(200, dump(empty));
+    co_await out.send(std::move(response));
+    co_return true;
+  }
+  if (!message.is_initialize()) co_return false;
+
+  const mcp::Json params =
+      message.params() && message.params()->is_object() ? *message.params() : mcp::Json::object();
+  const mcp::Json capabilities = params.value("capabilities", mcp::Json::object());
+  const mcp::Json client_info = params.value("clientInfo", mcp::Json());
+  Exchange exchange;
+  exchange.upstream = upstream.name();
+  exchange.message = &message;
+  exchange.identity = caller;
+  exchange.client_address = client_address(origin);
+  exchange.protocol_version = params.value("protocolVersion", std::string());
+  exchange.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
+  auto decision = pipeline_.on_request(exchange);
+  if (decision.answered() || decision.kind == StageDecision::Kind::confirm) {
+    exchange.outcome = "answered_by_gateway";
+    exchange.http_status = decision.http_status;
+    co_await out.send(json_response(decision.http_status, std::move(decision.body)));
+    pipeline_.on_complete(exchange);
+    co_return true;
+  }
+  exchange.forwarded_at = Clock::now();
+  const auto envelope =
+      mcp::stateless_envelope(mcp::stateless_protocol_version, capabilities, client_info);
+  const auto discover = co_await discover_upstream(upstream, envelope);
+  exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
+  if (!discover) {
+    exchange.outcome = "upstream_unavailable";
+    exchange.http_status = 502;
+    const std::string why = "upstream '" + upstream.name() + "' did not answer server/discover";
+    auto failure = jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, why);
+    co_await out.send(std::move(failure));
+    pipeline_.on_complete(exchange);
+    co_return true;
+  }
+  const auto result =
+      mcp::initialize_from_discover(*discover, params.value("protocolVersion", std::string()));
+  mcp::SessionClaims claims;
+  claims.upstream = upstream.name();
+  claims.created_at = unix_now();
+  if (caller) claims.subject = caller->subject;
+  claims.initialize_params = params;
+  claims.client_capabilities = capabilities;
+  claims.client_name = mcp::client_name_of(params);
+  claims.protocol_version = result.value("protocolVersion", std::string());
+  const mcp::Json answer = {{"jsonrpc", "2.0"}, {"id", id}, {"result", result}};
+  auto response = json_response(200, dump(answer));
+  response.set(mcp::header::session_id,
+               options_.sealer->seal(claims, mcp::SessionTransport::streamable_http));
+  exchange.outcome = "answered_by_gateway";
+  exchange.http_status = 200;
+  co_await out.send(std::move(response));
+  pipeline_.on_complete(exchange);
+  co_return true;
+}
+
+awaitable<ClientAnswer> Gateway::ask_client_request(http::Responder& out, const Exchange& exchange,
+                                                    std::string_view method,
+                                                    const mcp::Json& params) {
+  auto pending = client_requests_.open(ClientRequests::session_key(*exchange.session),
+                                       co_await asio::this_coro::executor);
+  http::SseEvent question;
+  question.data = pending->request_message(method, params);
+  if (!co_await out.write_chunk(http::format_sse_event(question))) {
+    ClientAnswer gone;
+    gone.kind = ClientAnswer::Kind::client_gone;
+    co_return gone;
+  }
+  PendingClientRequest::StillThere keep_alive = [&out]() -> awaitable<bool> {
+    co_return co_await out.write_chunk(http::sse_keep_alive_comment);
+  };
+  auto answer = co_await pending->wait(Clock::now() + options_.approval_timeout,
+                                       options_.sse_keep_alive, std::move(keep_alive));
+  if (answer.kind == ClientAnswer::Kind::cancelled)
+    co_await asio::this_coro::reset_cancellation_state();
+  co_return answer;
+}
+
+awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& exchange,
+                                              upstream::Upstream& upstream, bool& streaming) {
+  const mcp::Message& message = *exchange.message;
+  const mcp::Json& id = message.id();
+  const mcp::SessionClaims& claims = *exchange.session;
+  exchange.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
+
+  mcp::Json body = exchange.rewritten_body.empty()
+                       ? message.body()
+                       : mcp::Json::parse(exchange.rewritten_body, nullptr, false);
+  if (body.is_discarded()) body = message.body();
+  mcp::add_envelope(
+      body, mcp::stateless_envelope(mcp::stateless_protocol_version, claims.client_capabilities,
+                                    client_info_of(claims)));
+
+  // Writes the final message: as the JSON response, or as the last event of the stream.
+  const auto finish = [&](std::string text, bool relayed = false) -> awaitable<void> {
+    // A response held back from a relayed stream went through the stages already.
+    if (!relayed) pipeline_.on_upstream_message(exchange, text);
+    if (!streaming) {
+      exchange.http_status = 200;
+      if (!co_await out.send(json_response(200, std::move(text)))) exchange.client_gone = true;
+      co_return;
+    }
+    http::SseEvent event;
+    event.data = std::move(text);
+    if (!co_await out.write_chunk(http::format_sse_event(event))) {
+      exchange.client_gone = true;
+      co_return;
+    }
+    co_await out.end_stream();
+  };
+  const auto begin_streaming = [&]() -> awaitable<bool> {
+    if (streaming) co_return true;
+    exchange.http_status = 200;
+    if (!co_await out.begin_stream(event_stream_header())) {
+      exchange.client_gone = true;
+      co_return false;
+    }
+    streaming = true;
+    co_return true;
+  };
+
+  const std::string subject = claims.subject;
+  const std::string cache_key = ResultCache::request_key(upstream.name(), message);
+  if (auto cached = result_cache_.find(cache_key, subject)) {
+    exchange.outcome = "cached";
+    const mcp::Json answer = {{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(*cached)}};
+    co_await finish(dump(answer));
+    co_return;
+  }
+
+  upstream::ForwardContext context;
+  set_stateless_headers(context, message);
+  context.idempotent = !cache_key.empty();
+  context.txn_token = exchange.txn_token;
+  context.traceparent = exchange.trace.upstream_traceparent;
+  context.tracestate = exchange.trace.trace_state;
+  const std::function<void(std::string_view)> invalidate = [&](std::string_view data) {
+    invalidate_cached_lists(upstream.name(), data);
+  };
+
+  for (int round = 0;; ++round) {
+    if (round == 0) exchange.forwarded_at = Clock::now();
+    auto reply = co_await upstream.send(message, dump(body), nullptr, context);
+    if (round == 0) exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
+
+    using Kind = upstream::UpstreamReply::Kind;
+    std::string text;
+    if (reply.kind == Kind::message) {
+      text = std::move(reply.body);
+    } else if (reply.kind == Kind::stream) {
+      if (!co_await begin_streaming()) co_return;
+      const StreamCount counted(active_streams_);
+      auto pump = co_await EventPump::start(std::move(reply.stream));
+      auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, &id,
+                                           options_.sse_keep_alive, &text, invalidate);
+      pump->stop();
+      if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
+      if (outcome.client_gone) {
+        exchange.client_gone = true;
+        co_return;
+      }
+      if (!outcome.response_seen) {
+        exchange.outcome = "upstream_stream_broken";
+        const std::string why =
+            outcome.upstream_failed
+                ? outcome.failure
+                : "upstream '" + upstream.name() + "' closed the stream without responding";
+        std::string failure =
+            mcp::make_error_response(id, mcp::error_code::upstream_unavailable, why);
+        co_await finish(std::move(failure));
+        co_return;
+      }
+    } else {
+      exchange.outcome = reply.kind == Kind::unavailable ? "upstream_unavailable" : "rejected";
+      if (streaming) {
+        std::string failure = mcp::make_error_response(id, mcp::error_code::upstream_unavailable,
+                                                       reply.body.substr(0, 500));
+        co_await finish(std::move(failure));
+        co_return;
+      }
+      auto response = reply_to_response(reply, id, upstream.name());
+      exchange.http_status = response.result_int();
+      if (!co_await out.send(std::move(response))) exchange.client_gone = true;
+      co_return;
+    }
+
+    auto response = mcp::Json::parse(text, nullptr, false);
+    const mcp::Json* result =
+        response.is_object() && response.contains("result") ? &response["result"] : nullptr;
+    if (!result || !mcp::is_input_required(*result) || !mcp::may_require_input(message.method())) {
+      if (result) result_cache_.store(cache_key, subject, *result);
+      co_await finish(std::move(text), reply.kind == Kind::stream);
+      co_return;
+    }
+    if (round >= max_input_rounds) {
+      exchange.outcome = "error_response";
+      const std::string why = "upstream '" + upstream.name() + "' kept asking for input after " +
+                              std::to_string(max_input_rounds) + " rounds";
+      std::string failure = mcp::make_error_response(id, mcp::error_code::internal_error, why);
+      co_await finish(std::move(failure));
+      co_return;
+    }
+
+    // The server's questions become real requests on the client's stream.
+    if (!co_await begin_streaming()) co_return;
+    mcp::Json answers = mcp::Json::object();
+    if (const auto requests = result->find("inputRequests");
+        requests != result->end() && requests->is_object()) {
+      for (const auto& [key, input] : requests->items()) {
+        const std::string method = input.value("method", std::string());
+        const mcp::Json params = input.value("params", mcp::Json::object());
+        auto answer = co_await ask_client_request(out, exchange, method, params);
+        if (answer.kind == ClientAnswer::Kind::client_gone) {
+          exchange.client_gone = true;
+          co_return;
+        }
+        const auto answered = answer.response.find("result");
+        if (answer.kind != ClientAnswer::Kind::answered || answered == answer.response.end()) {
+          exchange.outcome = "error_response";
+          std::string why = answer.kind == ClientAnswer::Kind::timed_out
+                                ? "the client did not answer " + method + " in time"
+                                : "the client could not answer " + method;
+          if (const auto error = answer.response.find("error");
+              error != answer.response.end() && error->is_object())
+            why += ": " + error->value("message", std::string());
+          std::string failure = mcp::make_error_response(id, mcp::error_code::internal_error, why);
+          co_await finish(std::move(failure));
+          co_return;
+        }
+        answers[key] = *answered;
+      }
+    }
+    auto& params = body["params"];
+    params["inputResponses"] = std::move(answers);
+    if (const auto state = result->find("requestState"); state != result->end()) {
+      params["requestState"] = *state;
+    } else {
+      params.erase("requestState");
+    }
+  }
+}
+
+}  // namespace membrane::gateway

@@ -1,0 +1,787 @@
+// MCP 2026-07-28 on the gateway's /mcp/<name> URLs: stateless clients (every request carries its
+// revision and the client's capabilities), stateless upstreams (server/discover, no session), and
+// the bridges between those and the session revisions in both directions.
+#include <boost/beast/core/string.hpp>
+
+#include "gateway/event_relay.hpp"
+#include "gateway/gateway.hpp"
+#include "gateway/responses.hpp"
+#include "gateway/revision.hpp"
+#include "membrane/core/log.hpp"
+#include "membrane/http/sse.hpp"
+#include "membrane/mcp/protocol.hpp"
+#include "membrane/mcp/revisions.hpp"
+
+namespace membrane::gateway {
+namespace bhttp = http::bhttp;
+
+namespace {
+
+// What a requestState the gateway seals is bound to.
+constexpr std::string_view request_state_purpose = "request-state";
+// The inputRequests key of the gateway's own question (a policy `ask`).
+constexpr std::string_view approval_key = "io.membrane/approval";
+
+std::string dump(const mcp::Json& json) {
+  return json.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+}
+
+std::string result_message(const mcp::Json& id, mcp::Json result) {
+  return dump(mcp::Json{{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(result)}});
+}
+
+// The JSON-RPC response among an upstream reply's text, when it is one.
+std::optional<mcp::Json> parse_response(std::string_view text) {
+  auto parsed = mcp::Json::parse(text, nullptr, false);
+  if (!parsed.is_object() || (!parsed.contains("result") && !parsed.contains("error")))
+    return std::nullopt;
+  return parsed;
+}
+
+// 2026-07-28 request headers for a body the gateway sends upstream.
+void add_stateless_headers(upstream::ForwardContext& context, const mcp::Json& body,
+                           const http::Request* downstream) {
+  context.protocol_version = std::string(mcp::stateless_protocol_version);
+  context.headers.clear();
+  const std::string method = body.value("method", std::string());
+  if (!method.empty()) context.headers.emplace_back(mcp::header::method, method);
+  if (const auto params = body.find("params"); params != body.end() && params->is_object()) {
+    std::string name;
+    if (method == "tools/call" || method == "prompts/get") {
+      name = params->value("name", std::string());
+    } else if (method == "resources/read") {
+      name = params->value("uri", std::string());
+    }
+    if (!name.empty())
+      context.headers.emplace_back(mcp::header::name, mcp::encode_header_value(name));
+  }
+  // Tool parameters mirrored into headers (x-mcp-header) travel on: intermediaries forward them.
+  if (downstream) {
+    for (const auto& field : *downstream) {
+      const std::string_view name = field.name_string();
+      if (name.size() > mcp::header::param_prefix.size() &&
+          boost::beast::iequals(name.substr(0, mcp::header::param_prefix.size()),
+                                mcp::header::param_prefix))
+        context.headers.emplace_back(std::string(name), std::string(field.value()));
+    }
+  }
+}
+
+// Reads an upstream reply to the end of the response to `id` (a message, or the response event
+// of a stream), for the gateway's own requests (discover, initialize).
+awaitable<std::optional<mcp::Json>> read_response(upstream::UpstreamReply& reply,
+                                                  const mcp::Json& id) {
+  using Kind = upstream::UpstreamReply::Kind;
+  if (reply.kind == Kind::message) co_return parse_response(reply.body);
+  if (reply.kind != Kind::stream) co_return std::nullopt;
+  auto pump = co_await EventPump::start(std::move(reply.stream));
+  for (;;) {
+    auto next = co_await pump->next(std::chrono::seconds(30));
+    if (next.kind == EventPump::Kind::tick) continue;
+    if (next.kind != EventPump::Kind::message) break;
+    if (auto response = parse_response(next.read.event.data);
+        response && response->value("id", mcp::Json()) == id) {
+      pump->stop();
+      co_return response;
+    }
+  }
+  pump->stop();
+  co_return std::nullopt;
+}
+
+std::string upstream_failure(const upstream::UpstreamReply& reply, std::string_view upstream) {
+  using Kind = upstream::UpstreamReply::Kind;
+  if (reply.kind == Kind::unavailable) return reply.body;
+  return "upstream '" + std::string(upstream) + "' answered HTTP " +
+         std::to_string(reply.http_status) + ": " + reply.body.substr(0, 300);
+}
+
+}  // namespace
+
+// ---- Which revision an upstream speaks ---------------------------------------------------------
+
+awaitable<std::optional<mcp::Json>> Gateway::discover_upstream(upstream::Upstream& upstream,
+                                                               const mcp::Json& envelope) {
+  const mcp::Json id = "membrane-discover";
+  mcp::Json body = {{"jsonrpc", "2.0"},
+                    {"id", id},
+                    {"method", "server/discover"},
+                    {"params", {{"_meta", envelope}}}};
+  upstream::ForwardContext context;
+  add_stateless_headers(context, body, nullptr);
+  context.idempotent = true;
+  const mcp::Message message(mcp::MessageKind::request, body);
+  auto reply = co_await upstream.send(message, dump(body), nullptr, context);
+  auto response = co_await read_response(reply, id);
+  if (!response || !response->contains("result")) co_return std::nullopt;
+  co_return (*response)["result"];
+}
+
+awaitable<UpstreamRevision::Era> Gateway::upstream_era(upstream::Upstream& upstream) {
+  auto& revision = *revisions_.at(upstream.name());
+  if (const auto era = revision.era(); era != UpstreamRevision::Era::unknown) co_return era;
+  const std::string_view declared = upstream.declared_protocol();
+  if (upstream.transport() == "stdio" ||
+      (!declared.empty() && !mcp::is_stateless_protocol_version(declared))) {
+    revision.learn(UpstreamRevision::Era::session);
+    co_return UpstreamRevision::Era::session;
+  }
+  const auto envelope =
+      mcp::stateless_envelope(mcp::stateless_protocol_version, mcp::Json::object(),
+                              mcp::Json{{"name", "membrane"}, {"version", "1"}});
+  auto discover = co_await discover_upstream(upstream, envelope);
+  bool stateless = false;
+  if (discover) {
+    if (const auto versions = discover->find("supportedVersions");
+        versions != discover->end() && versions->is_array()) {
+      for (const auto& version : *versions)
+        stateless = stateless || (version.is_string() &&
+                                  mcp::is_stateless_protocol_version(version.get<std::string>()));
+    }
+  }
+  if (stateless || (!declared.empty() && mcp::is_stateless_protocol_version(declared))) {
+    revision.learn(UpstreamRevision::Era::stateless, discover ? *discover : mcp::Json());
+    log::info("upstream '", upstream.name(), "' speaks MCP ", mcp::stateless_protocol_version,
+              " (stateless)");
+    co_return UpstreamRevision::Era::stateless;
+  }
+  if (!discover) {
+    // An answer that is not a discover result (method not found, a session error) is a
+    // session-era server; no answer at all says nothing yet.
+    revision.learn(UpstreamRevision::Era::session);
+    log::info("upstream '", upstream.name(), "' speaks MCP with sessions (no server/discover)");
+  }
+  co_return UpstreamRevision::Era::session;
+}
+
+// ---- Sessions the gateway holds for stateless clients of session servers -------------------
+
+awaitable<std::shared_ptr<const PooledSession>> Gateway::pooled_session(
+    upstream::Upstream& upstream, const std::string& key, const mcp::SessionClaims& client,
+    const mcp::Json& client_info, std::string& error) {
+  if (auto found = session_pool_.find(key)) co_return found;
+  const mcp::Json id = "membrane-initialize";
+  const auto params = mcp::initialize_params_for(client.client_capabilities, client_info);
+  const mcp::Json body = {
+      {"jsonrpc", "2.0"}, {"id", id}, {"method", "initialize"}, {"params", params}};
+  const mcp::Message message(mcp::MessageKind::request, body);
+  upstream::ForwardContext context;
+  auto reply = co_await upstream.send(message, dump(body), nullptr, context);
+  const std::string upstream_session = reply.upstream_session;
+  auto response = co_await read_response(reply, id);
+  if (!response || !response->contains("result") || !(*response)["result"].is_object()) {
+    error = "upstream '" + upstream.name() + "' did not accept the gateway's initialize: " +
+            (response ? dump(*response).substr(0, 300) : upstream_failure(reply, upstream.name()));
+    co_return nullptr;
+  }
+  auto session = std::make_shared<PooledSession>();
+  session->initialize_result = (*response)["result"];
+  auto& claims = session->claims;
+  claims.upstream = upstream.name();
+  claims.upstream_session = upstream_session;
+  claims.subject = client.subject;
+  claims.client_name = client.client_name;
+  claims.client_capabilities = client.client_capabilities;
+  claims.created_at = unix_now();
+  if (upstream.needs_initialize_replay()) claims.initialize_params = params;
+  claims.protocol_version = session->initialize_result.value(
+      "protocolVersion", std::string(mcp::latest_session_protocol_version));
+
+  const mcp::Json initialized = {{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}};
+  upstream::ForwardContext follow_up;
+  follow_up.protocol_version = claims.protocol_version;
+  co_await upstream.send(mcp::Message(mcp::MessageKind::notification, initialized),
+                         dump(initialized), &claims, follow_up);
+  session_pool_.put(key, session);
+  log::info("upstream '", upstream.name(), "': opened a bridged session for stateless clients (",
+            client.client_name.empty() ? std::string("unnamed client") : client.client_name, ")");
+  co_return session;
+}
+
+// ---- Downstream 2026-07-28 ---------------------------------------------------------------------
+
+awaitable<void> Gateway::stateless_post(http::Request& request, const http::RequestOrigin& origin,
+                                        http::Responder& out, upstream::Upstream& upstream,
+                                        const Caller& caller, const mcp::Message& message,
+                                        StatelessRequest checked) {
+  const mcp::Json& id = message.id();
+  const auto era = co_await upstream_era(upstream);
+  const bool stateless_upstream = era == UpstreamRevision::Era::stateless;
+
+  if (message.is_notification()) {
+    // A stateless server may want it; a session server has no session this notification is about.
+    if (stateless_upstream) {
+      upstream::ForwardContext context;
+      add_stateless_headers(context, message.body(), &request);
+      auto reply = co_await upstream.send(message, std::move(request.body()), nullptr, context);
+      co_await out.send(reply_to_response(reply, nullptr, upstream.name()));
+    } else {
+      co_await out.send(http::Response{bhttp::status::accepted, 11});
+    }
+    co_return;
+  }
+
+  // The client as the session stages know it, for this one request.
+  mcp::SessionClaims client;
+  client.upstream = upstream.name();
+  client.subject = caller ? caller->subject : std::string();
+  client.client_capabilities = checked.client_capabilities;
+  client.client_name = mcp::client_name_of(mcp::Json{{"clientInfo", checked.client_info}});
+  client.protocol_version = checked.protocol_version;
+  client.created_at = unix_now();
+
+  StatelessCall call;
+  call.request = &request;
+  call.upstream = &upstream;
+  call.message = &message;
+  call.client = &client;
+  call.client_info = checked.client_info;
+  call.digest = request_digest(message);
+
+  // A requestState the gateway issued comes back here: it must be intact, this caller's, and
+  // for this very request.
+  if (const auto* params = message.params(); params && params->is_object()) {
+    if (const auto state = params->find("requestState"); state != params->end()) {
+      auto opened = state->is_string() ? options_.sealer->open_state(state->get<std::string>(),
+                                                                     request_state_purpose)
+                                       : std::nullopt;
+      std::string problem;
+      if (!opened || !opened->is_object()) {
+        problem = "requestState was not issued by this gateway, or was altered";
+      } else if (opened->value("up", std::string()) != upstream.name() ||
+                 opened->value("sub", std::string()) != client.subject ||
+                 opened->value("d", std::string()) != call.digest) {
+        problem = "requestState belongs to another request";
+      } else if (opened->value("x", std::int64_t{0}) < unix_now()) {
+        problem = "requestState has expired; send the request again without it";
+      }
+      if (!problem.empty()) {
+        co_await out.send(
+            jsonrpc_error(400, id, mcp::error_code::invalid_params, "Invalid params: " + problem));
+        co_return;
+      }
+      call.state = std::move(*opened);
+    }
+    if (const auto responses = params->find("inputResponses");
+        responses != params->end() && responses->is_object())
+      call.input_responses = *responses;
+  }
+
+  Exchange exchange;
+  exchange.upstream = upstream.name();
+  exchange.message = &message;
+  exchange.session = &client;
+  exchange.identity = caller;
+  exchange.client_address = client_address(origin);
+  exchange.protocol_version = checked.protocol_version;
+  exchange.upstream_protocol_version = stateless_upstream
+                                           ? std::string(mcp::stateless_protocol_version)
+                                           : std::string(mcp::latest_session_protocol_version);
+  exchange.incoming_txn_token = request["Txn-Token"];
+  exchange.incoming_traceparent = request["traceparent"];
+  exchange.incoming_tracestate = request["tracestate"];
+  if (pipeline_.wants_request_headers()) exchange.request_headers = request_headers_json(request);
+
+  auto decision = pipeline_.on_request(exchange);
+  if (decision.kind == StageDecision::Kind::confirm) {
+    // A policy `ask`: the human is asked through the client, as an input request of ours.
+    const bool approved_before = call.state.value("ap", false);
+    const auto answer = call.input_responses.find(approval_key);
+    if (approved_before || answer != call.input_responses.end()) {
+      ClientAnswer client_answer;
+      client_answer.kind = ClientAnswer::Kind::answered;
+      client_answer.response = {
+          {"result", approved_before ? mcp::Json{{"action", "accept"}} : *answer}};
+      decision = pipeline_.on_confirmation(exchange, confirmation_from(client_answer));
+      call.approved = decision.kind == StageDecision::Kind::proceed;
+    } else {
+      mcp::Json input_requests = {
+          {std::string(approval_key),
+           {{"method", "elicitation/create"}, {"params", decision.confirm_params}}}};
+      mcp::Json result = {{"resultType", "input_required"},
+                          {"inputRequests", std::move(input_requests)},
+                          {"requestState", seal_request_state(call, mcp::Json())}};
+      exchange.outcome = "input_required";
+      exchange.http_status = 200;
+      co_await out.send(json_response(200, result_message(id, std::move(result))));
+      pipeline_.on_complete(exchange);
+      co_return;
+    }
+  }
+  if (decision.answered()) {
+    exchange.outcome = "answered_by_gateway";
+    exchange.http_status = decision.http_status;
+    co_await out.send(json_response(decision.http_status, std::move(decision.body)));
+    pipeline_.on_complete(exchange);
+    co_return;
+  }
+
+  if (stateless_upstream) {
+    co_await stateless_to_stateless(out, exchange, call);
+  } else {
+    co_await stateless_to_session(out, exchange, call);
+  }
+  pipeline_.on_complete(exchange);
+}
+
+std::string Gateway::seal_request_state(const StatelessCall& call,
+                                        const mcp::Json& upstream_state) const {
+  mcp::Json state = {
+      {"up", call.upstream->name()},
+      {"sub", call.client->subject},
+      {"d", call.digest},
+      {"x",
+       unix_now() +
+           std::chrono::duration_cast<std::chrono::seconds>(options_.approval_timeout).count()}};
+  if (call.approved) state["ap"] = true;
+  if (!upstream_state.is_null()) state["us"] = upstream_state;
+  if (!call.parked_id.empty()) state["c"] = call.parked_id;
+  return options_.sealer->seal_state(state, request_state_purpose);
+}
+
+// The body to send upstream: the stages' rewrite (trace context) or the client's, without what
+// only the gateway reads (its approval answer, its sealed state).
+mcp::Json Gateway::upstream_body(const Exchange& exchange, const StatelessCall& call) const {
+  mcp::Json body = exchange.rewritten_body.empty()
+                       ? call.message->body()
+                       : mcp::Json::parse(exchange.rewritten_body, nullptr, false);
+  if (body.is_discarded()) body = call.message->body();
+  auto& params = body["params"];
+  if (!params.is_object()) return body;
+  if (const auto responses = params.find("inputResponses"); responses != params.end()) {
+    if (responses->is_object()) responses->erase(std::string(approval_key));
+    if (!responses->is_object() || responses->empty()) params.erase(responses);
+  }
+  params.erase("requestState");
+  if (const auto upstream_state = call.state.find("us"); upstream_state != call.state.end())
+    params["requestState"] = *upstream_state;
+  return body;
+}
+
+// What the client gets for an upstream's complete result or question: a question's state is
+// wrapped in the gateway's, so the client's answer comes back through here (and a granted
+// approval is not asked again).
+void Gateway::finish_stateless_result(mcp::Json& response, const StatelessCall& call) const {
+  const auto result = response.find("result");
+  if (result == response.end() || !mcp::is_input_required(*result)) return;
+  mcp::Json upstream_state;
+  if (const auto state = result->find("requestState"); state != result->end())
+    upstream_state = *state;
+  (*result)["requestState"] = seal_request_state(call, upstream_state);
+}
+
+awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& exchange,
+                                                StatelessCall& call) {
+  const mcp::Message& message = *call.message;
+  const mcp::Json& id = message.id();
+  auto& upstream = *call.upstream;
+
+  const std::string cache_key = ResultCache::request_key(upstream.name(), message);
+  if (auto cached = result_cache_.find(cache_key, call.client->subject)) {
+    std::string body = result_message(id, std::move(*cached));
+    exchange.outcome = "cached";
+    pipeline_.on_upstream_message(exchange, body);
+    exchange.http_status = 200;
+    if (!co_await out.send(json_response(200, std::move(body)))) exchange.client_gone = true;
+    co_return;
+  }
+
+  const mcp::Json body = upstream_body(exchange, call);
+  upstream::ForwardContext context;
+  add_stateless_headers(context, body, call.request);
+  context.idempotent = !cache_key.empty();
+  context.txn_token = exchange.txn_token;
+  context.traceparent = exchange.trace.upstream_traceparent;
+  context.tracestate = exchange.trace.trace_state;
+  exchange.forwarded_at = Clock::now();
+  auto reply = co_await upstream.send(message, dump(body), nullptr, context);
+  exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
+
+  using Kind = upstream::UpstreamReply::Kind;
+  const auto finish = [&](std::string& text) {
+    auto response = parse_response(text);
+    if (!response) return;
+    if (const auto result = response->find("result"); result != response->end())
+      result_cache_.store(cache_key, call.client->subject, *result);
+    finish_stateless_result(*response, call);
+    if (mcp::is_input_required(response->value("result", mcp::Json()))) {
+      exchange.outcome = "input_required";
+    }
+    text = dump(*response);
+  };
+  if (reply.kind == Kind::message) {
+    finish(reply.body);
+    pipeline_.on_upstream_message(exchange, reply.body);
+    exchange.http_status = 200;
+    if (!co_await out.send(json_response(200, std::move(reply.body)))) exchange.client_gone = true;
+    co_return;
+  }
+  if (reply.kind != Kind::stream) {
+    if (reply.kind == Kind::unavailable) {
+      log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
+      exchange.outcome = "upstream_unavailable";
+    } else {
+      exchange.outcome = "rejected";
+    }
+    auto response = reply_to_response(reply, id, upstream.name());
+    exchange.http_status = response.result_int();
+    if (!co_await out.send(std::move(response))) exchange.client_gone = true;
+    co_return;
+  }
+
+  exchange.http_status = 200;
+  const StreamCount counted(active_streams_);
+  auto pump = co_await EventPump::start(std::move(reply.stream));
+  if (!co_await out.begin_stream(event_stream_header())) {
+    exchange.client_gone = true;
+    pump->stop();
+    co_return;
+  }
+  if (message.method() == "subscriptions/listen") out.set_interruptible(true);
+  std::string held;
+  const std::function<void(std::string_view)> invalidate = [&](std::string_view data) {
+    invalidate_cached_lists(upstream.name(), data);
+  };
+  auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, &id,
+                                       options_.sse_keep_alive, &held, invalidate);
+  // Closing the stream is how a 2026-07-28 client cancels: the upstream's stream closes too.
+  pump->stop();
+  if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
+  out.set_interruptible(false);
+  exchange.client_gone = outcome.client_gone;
+  if (outcome.client_gone) co_return;
+  http::SseEvent event;
+  if (outcome.response_seen) {
+    finish(held);
+    event.data = std::move(held);
+  } else if (message.method() != "subscriptions/listen") {
+    event.data = mcp::make_error_response(
+        id, mcp::error_code::upstream_unavailable,
+        outcome.upstream_failed
+            ? outcome.failure
+            : "upstream '" + upstream.name() + "' closed the stream without responding");
+    exchange.outcome = "upstream_stream_broken";
+  }
+  if (!event.data.empty() && !co_await out.write_chunk(http::format_sse_event(event))) {
+    exchange.client_gone = true;
+    co_return;
+  }
+  co_await out.end_stream();
+}
+
+void Gateway::invalidate_cached_lists(std::string_view upstream, std::string_view data) {
+  if (data.find("list_changed") == std::string_view::npos &&
+      data.find("resources/updated") == std::string_view::npos)
+    return;
+  const auto parsed = mcp::Json::parse(data, nullptr, false);
+  if (!parsed.is_object()) return;
+  for (const auto method : mcp::methods_invalidated_by(parsed.value("method", std::string())))
+    result_cache_.invalidate(upstream, method);
+}
+
+// ---- Stateless client, session-era upstream ------------------------------------------------
+
+awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& exchange,
+                                              StatelessCall& call) {
+  const mcp::Message& message = *call.message;
+  const mcp::Json& id = message.id();
+  auto& upstream = *call.upstream;
+
+  // The answer to an upstream's question, for a call parked on this replica.
+  if (const auto parked_id = call.state.find("c"); parked_id != call.state.end()) {
+    auto parked =
+        parked_id->is_string() ? parked_calls_.take(parked_id->get<std::string>()) : nullptr;
+    if (!parked || parked->subject != call.client->subject ||
+        parked->request_digest != call.digest) {
+      exchange.outcome = "rejected";
+      exchange.http_status = 400;
+      co_await out.send(jsonrpc_error(
+          400, id, mcp::error_code::invalid_params,
+          "Invalid params: the call waiting for this input is no longer held by the gateway (it "
+          "timed out, was answered already, or this request reached another replica); send the "
+          "request again without requestState"));
+      co_return;
+    }
+    upstream::ForwardContext context;
+    context.protocol_version = parked->session->claims.protocol_version;
+    for (const auto& [key, upstream_id] : parked->asked) {
+      mcp::Json answer = {{"jsonrpc", "2.0"}, {"id", upstream_id}};
+      if (const auto given = call.input_responses.find(key); given != call.input_responses.end()) {
+        answer["result"] = *given;
+      } else {
+        answer["error"] = {{"code", mcp::error_code::invalid_params},
+                           {"message", "the client gave no answer for input '" + key + "'"}};
+      }
+      co_await upstream.send(mcp::Message(mcp::MessageKind::response, answer), dump(answer),
+                             &parked->session->claims, context);
+    }
+    exchange.forwarded_at = Clock::now();
+    co_await relay_bridged(out, exchange, call, parked->pump, parked->session,
+                           parked->upstream_request_id);
+    co_return;
+  }
+
+  const std::string key = UpstreamSessionPool::key(
+      upstream.name(), call.client->subject, call.client->client_capabilities, call.client_info);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::string error;
+    auto session = co_await pooled_session(upstream, key, *call.client, call.client_info, error);
+    if (!session) {
+      log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", error);
+      exchange.outcome = "upstream_unavailable";
+      exchange.http_status = 502;
+      co_await out.send(jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, error));
+      co_return;
+    }
+    if (message.method() == "server/discover") {
+      exchange.outcome = "answered_by_gateway";
+      exchange.http_status = 200;
+      std::string body =
+          result_message(id, mcp::discover_from_initialize(session->initialize_result));
+      co_await out.send(json_response(200, std::move(body)));
+      co_return;
+    }
+    if (message.method() == "subscriptions/listen") {
+      co_await listen_bridged(out, exchange, call, session);
+      co_return;
+    }
+
+    mcp::Json body = upstream_body(exchange, call);
+    mcp::strip_reserved_meta(body);
+    upstream::ForwardContext context;
+    context.protocol_version = session->claims.protocol_version;
+    context.txn_token = exchange.txn_token;
+    context.traceparent = exchange.trace.upstream_traceparent;
+    context.tracestate = exchange.trace.trace_state;
+    context.idempotent = mcp::is_cacheable_method(message.method());
+    exchange.forwarded_at = Clock::now();
+    auto reply = co_await upstream.send(message, dump(body), &session->claims, context);
+    exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
+
+    using Kind = upstream::UpstreamReply::Kind;
+    if (reply.kind == Kind::session_not_found && attempt == 0) {
+      // The server forgot the session (restarted, timed out): open a new one, once.
+      session_pool_.drop(key, session.get());
+      continue;
+    }
+    if (reply.kind == Kind::message) {
+      if (auto response = parse_response(reply.body)) {
+        mcp::mark_complete_result(*response, message.method());
+        reply.body = dump(*response);
+      }
+      pipeline_.on_upstream_message(exchange, reply.body);
+      exchange.http_status = 200;
+      if (!co_await out.send(json_response(200, std::move(reply.body))))
+        exchange.client_gone = true;
+      co_return;
+    }
+    if (reply.kind != Kind::stream) {
+      exchange.outcome = reply.kind == Kind::unavailable ? "upstream_unavailable" : "rejected";
+      auto response = reply_to_response(reply, id, upstream.name());
+      exchange.http_status = response.result_int();
+      if (!co_await out.send(std::move(response))) exchange.client_gone = true;
+      co_return;
+    }
+    auto pump = co_await EventPump::start(std::move(reply.stream));
+    co_await relay_bridged(out, exchange, call, std::move(pump), std::move(session), id);
+    co_return;
+  }
+}
+
+// Relays a session server's reply stream to a stateless client: notifications about the call go
+// out as SSE events, and a question the server asks ends this response with `input_required`
+// while the call stays parked until the client re-sends with its answers.
+awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
+                                       StatelessCall& call, std::shared_ptr<EventPump> pump,
+                                       std::shared_ptr<const PooledSession> session,
+                                       mcp::Json upstream_request_id) {
+  auto& upstream = *call.upstream;
+  const mcp::Json& id = call.message->id();
+  const StreamCount counted(active_streams_);
+  bool streaming = false;
+  exchange.http_status = 200;
+  const auto send_text = [&](std::string text) -> awaitable<bool> {
+    if (!streaming) co_return co_await out.send(json_response(200, std::move(text)));
+    http::SseEvent event;
+    event.data = std::move(text);
+    if (!co_await out.write_chunk(http::format_sse_event(event))) co_return false;
+    co_return co_await out.end_stream();
+  };
+  const auto cancel_upstream = [&]() -> awaitable<void> {
+    const mcp::Json cancelled = {
+        {"jsonrpc", "2.0"},
+        {"method", "notifications/cancelled"},
+        {"params", {{"requestId", upstream_request_id}, {"reason", "the client went away"}}}};
+    upstream::ForwardContext context;
+    context.protocol_version = session->claims.protocol_version;
+    co_await upstream.send(mcp::Message(mcp::MessageKind::notification, cancelled), dump(cancelled),
+                           &session->claims, context);
+  };
+
+  for (;;) {
+    auto next = co_await pump->next(options_.sse_keep_alive);
+    if (next.kind == EventPump::Kind::tick) {
+      if (streaming && !co_await out.write_chunk(http::sse_keep_alive_comment)) {
+        exchange.client_gone = true;
+        pump->stop();
+        co_await cancel_upstream();
+        co_return;
+      }
+      continue;
+    }
+    if (next.kind != EventPump::Kind::message) {
+      pump->stop();
+      if (next.kind == EventPump::Kind::cancelled)
+        co_await asio::this_coro::reset_cancellation_state();
+      exchange.outcome = "upstream_stream_broken";
+      const std::string reason =
+          next.kind == EventPump::Kind::failed
+              ? next.read.error
+              : "upstream '" + upstream.name() + "' closed the stream without responding";
+      exchange.client_gone = !co_await send_text(
+          mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reason));
+      co_return;
+    }
+    std::string data = std::move(next.read.event.data);
+    if (data.empty()) continue;
+    auto parsed = mcp::parse_message(data);
+    if (!parsed.message) continue;
+    auto& upstream_message = *parsed.message;
+
+    if (upstream_message.is_response()) {
+      if (upstream_message.id() != upstream_request_id) continue;
+      pump->stop();
+      // The client knows the call by its own id.
+      upstream_message.body()["id"] = id;
+      mcp::mark_complete_result(upstream_message.body(), call.message->method());
+      std::string text = dump(upstream_message.body());
+      pipeline_.on_upstream_message(exchange, text);
+      exchange.client_gone = !co_await send_text(std::move(text));
+      co_return;
+    }
+
+    if (upstream_message.is_request()) {
+      const std::string method(upstream_message.method());
+      if (mcp::is_input_request_method(method) && mcp::may_require_input(call.message->method())) {
+        // The server's question goes to the client as an input request; the call waits here.
+        const std::string key = method + ":" + mcp::id_key(upstream_message.id());
+        mcp::Json request_params =
+            upstream_message.params() ? *upstream_message.params() : mcp::Json::object();
+        auto parked = std::make_shared<ParkedCall>();
+        parked->pump = pump;
+        parked->session = session;
+        parked->upstream = upstream.name();
+        parked->subject = call.client->subject;
+        parked->request_digest = call.digest;
+        parked->upstream_request_id = upstream_request_id;
+        parked->asked.emplace(key, upstream_message.id());
+        parked->expires = Clock::now() + options_.approval_timeout;
+        call.parked_id = parked_calls_.park(std::move(parked));
+        mcp::Json result = {
+            {"resultType", "input_required"},
+            {"inputRequests", {{key, {{"method", method}, {"params", std::move(request_params)}}}}},
+            {"requestState", seal_request_state(call, mcp::Json())}};
+        exchange.outcome = "input_required";
+        exchange.client_gone = !co_await send_text(result_message(id, std::move(result)));
+        co_return;
+      }
+      // Anything else the server asks (ping, or a question outside a call) is answered here.
+      mcp::Json answer = {{"jsonrpc", "2.0"}, {"id", upstream_message.id()}};
+      if (method == "ping") {
+        answer["result"] = mcp::Json::object();
+      } else {
+        answer["error"] = {
+            {"code", mcp::error_code::method_not_found},
+            {"message", "the client speaks MCP " + std::string(mcp::stateless_protocol_version) +
+                            " and cannot answer " + method + " here"}};
+      }
+      upstream::ForwardContext context;
+      context.protocol_version = session->claims.protocol_version;
+      co_await upstream.send(mcp::Message(mcp::MessageKind::response, answer), dump(answer),
+                             &session->claims, context);
+      continue;
+    }
+
+    // A notification: about this call (progress, log lines) it goes to the client.
+    invalidate_cached_lists(upstream.name(), data);
+    const auto method = upstream_message.method();
+    if (method != "notifications/progress" && method != "notifications/message") continue;
+    if (!streaming) {
+      if (!co_await out.begin_stream(event_stream_header())) {
+        exchange.client_gone = true;
+        pump->stop();
+        co_await cancel_upstream();
+        co_return;
+      }
+      streaming = true;
+    }
+    if (method == "notifications/progress") {
+      // A re-sent request has its own progress token; the upstream still reports on the first.
+      const auto* token = call.message->progress_token();
+      if (!token) continue;
+      auto& params = upstream_message.body()["params"];
+      if (params.is_object() && params.value("progressToken", mcp::Json()) != *token) {
+        params["progressToken"] = *token;
+        data = dump(upstream_message.body());
+      }
+    }
+    pipeline_.on_upstream_message(exchange, data);
+    http::SseEvent event;
+    event.data = std::move(data);
+    if (!co_await out.write_chunk(http::format_sse_event(event))) {
+      exchange.client_gone = true;
+      pump->stop();
+      co_await cancel_upstream();
+      co_return;
+    }
+  }
+}
+
+// subscriptions/listen for a session server: its standalone stream, as the 2026-07-28 listen
+// stream (acknowledged first, then the change notifications).
+awaitable<void> Gateway::listen_bridged(http::Responder& out, Exchange& exchange,
+                                        StatelessCall& call,
+                                        std::shared_ptr<const PooledSession> session) {
+  auto& upstream = *call.upstream;
+  upstream::ForwardContext context;
+  context.protocol_version = session->claims.protocol_version;
+  auto reply = co_await upstream.listen(session->claims, context);
+  const StreamCount counted(active_streams_);
+  exchange.http_status = 200;
+  if (!co_await out.begin_stream(event_stream_header())) {
+    exchange.client_gone = true;
+    co_return;
+  }
+  http::SseEvent acknowledged;
+  acknowledged.data = dump(mcp::Json{{"jsonrpc", "2.0"},
+                                     {"method", "notifications/subscriptions/acknowledged"},
+                                     {"params", mcp::Json::object()}});
+  if (!co_await out.write_chunk(http::format_sse_event(acknowledged))) {
+    exchange.client_gone = true;
+    co_return;
+  }
+  out.set_interruptible(true);
+  if (reply.kind != upstream::UpstreamReply::Kind::stream) {
+    // The server has no standalone stream: nothing will ever change; keep the listen open.
+    for (;;) {
+      asio::steady_timer wait(co_await asio::this_coro::executor, options_.sse_keep_alive);
+      auto [ec] = co_await wait.async_wait(use_nothrow);
+      if (ec || !co_await out.write_chunk(http::sse_keep_alive_comment)) break;
+    }
+    out.set_interruptible(false);
+    co_return;
+  }
+  auto pump = co_await EventPump::start(std::move(reply.stream));
+  const std::function<void(std::string_view)> invalidate = [&](std::string_view data) {
+    invalidate_cached_lists(upstream.name(), data);
+  };
+  auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, nullptr,
+                                       options_.sse_keep_alive, nullptr, invalidate);
+  pump->stop();
+  if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
+  out.set_interruptible(false);
+  exchange.client_gone = outcome.client_gone;
+  if (!outcome.client_gone) co_await out.end_stream();
+}
+
+}  // namespace membrane::gateway
