@@ -160,8 +160,10 @@ class Gateway {
 
   // MCP 2026-07-28 (stateless.cpp, session_bridge.cpp).
   awaitable<UpstreamRevision::Era> upstream_era(upstream::Upstream& upstream);
+  // The upstream's server/discover result; *reached says whether it answered at all.
   awaitable<std::optional<mcp::Json>> discover_upstream(upstream::Upstream& upstream,
-                                                        const mcp::Json& envelope);
+                                                        const mcp::Json& envelope,
+                                                        bool* reached = nullptr);
   awaitable<std::shared_ptr<const PooledSession>> pooled_session(upstream::Upstream& upstream,
                                                                  const std::string& key,
                                                                  const mcp::SessionClaims& client,
@@ -171,7 +173,8 @@ class Gateway {
                                  http::Responder& out, upstream::Upstream& upstream,
                                  const Caller& caller, const mcp::Message& message,
                                  StatelessRequest checked);
-  std::string seal_request_state(const StatelessCall& call, const mcp::Json& upstream_state) const;
+  std::string seal_request_state(const StatelessCall& call, const mcp::Json& upstream_state,
+                                 bool asking_approval = false) const;
   mcp::Json upstream_body(const Exchange& exchange, const StatelessCall& call) const;
   void finish_stateless_result(mcp::Json& response, const StatelessCall& call) const;
   awaitable<void> stateless_to_stateless(http::Responder& out, Exchange& exchange,

@@ -34,7 +34,7 @@ http::Response mismatch(const mcp::Json& id, std::string message) {
 
 bool is_stateless_request(const http::Request& request, const mcp::Message& message) {
   if (mcp::is_stateless_protocol_version(request[mcp::header::protocol_version])) return true;
-  return !meta_version(message).empty();
+  return mcp::is_stateless_protocol_version(meta_version(message));
 }
 
 std::optional<std::string> expected_name_header(const mcp::Message& message) {

@@ -251,7 +251,9 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
     const mcp::Json* result =
         response.is_object() && response.contains("result") ? &response["result"] : nullptr;
     if (!result || !mcp::is_input_required(*result) || !mcp::may_require_input(message.method())) {
-      if (result) result_cache_.store(cache_key, subject, *result);
+      // Only a first-round answer that came unfiltered: never a retried result (SEP-2549).
+      if (result && round == 0 && reply.kind == Kind::message)
+        result_cache_.store(cache_key, subject, *result);
       co_await finish(std::move(text), reply.kind == Kind::stream);
       co_return;
     }

@@ -101,7 +101,8 @@ std::string upstream_failure(const upstream::UpstreamReply& reply, std::string_v
 // ---- Which revision an upstream speaks ---------------------------------------------------------
 
 awaitable<std::optional<mcp::Json>> Gateway::discover_upstream(upstream::Upstream& upstream,
-                                                               const mcp::Json& envelope) {
+                                                               const mcp::Json& envelope,
+                                                               bool* reached) {
   const mcp::Json id = "membrane-discover";
   mcp::Json body = {{"jsonrpc", "2.0"},
                     {"id", id},
@@ -112,6 +113,7 @@ awaitable<std::optional<mcp::Json>> Gateway::discover_upstream(upstream::Upstrea
   context.idempotent = true;
   const mcp::Message message(mcp::MessageKind::request, body);
   auto reply = co_await upstream.send(message, dump(body), nullptr, context);
+  if (reached) *reached = reply.kind != upstream::UpstreamReply::Kind::unavailable;
   auto response = co_await read_response(reply, id);
   if (!response || !response->contains("result")) co_return std::nullopt;
   co_return (*response)["result"];
@@ -129,7 +131,8 @@ awaitable<UpstreamRevision::Era> Gateway::upstream_era(upstream::Upstream& upstr
   const auto envelope =
       mcp::stateless_envelope(mcp::stateless_protocol_version, mcp::Json::object(),
                               mcp::Json{{"name", "membrane"}, {"version", "1"}});
-  auto discover = co_await discover_upstream(upstream, envelope);
+  bool reached = false;
+  auto discover = co_await discover_upstream(upstream, envelope, &reached);
   bool stateless = false;
   if (discover) {
     if (const auto versions = discover->find("supportedVersions");
@@ -145,7 +148,7 @@ awaitable<UpstreamRevision::Era> Gateway::upstream_era(upstream::Upstream& upstr
               " (stateless)");
     co_return UpstreamRevision::Era::stateless;
   }
-  if (!discover) {
+  if (reached) {
     // An answer that is not a discover result (method not found, a session error) is a
     // session-era server; no answer at all says nothing yet.
     revision.learn(UpstreamRevision::Era::session);
@@ -205,7 +208,8 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
                                         const Caller& caller, const mcp::Message& message,
                                         StatelessRequest checked) {
   const mcp::Json& id = message.id();
-  const auto era = co_await upstream_era(upstream);
+  auto era = revisions_.at(upstream.name())->era();
+  if (era == UpstreamRevision::Era::unknown) era = co_await upstream_era(upstream);
   const bool stateless_upstream = era == UpstreamRevision::Era::stateless;
 
   if (message.is_notification()) {
@@ -236,7 +240,6 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
   call.message = &message;
   call.client = &client;
   call.client_info = checked.client_info;
-  call.digest = request_digest(message);
 
   // A requestState the gateway issued comes back here: it must be intact, this caller's, and
   // for this very request.
@@ -246,6 +249,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
                                                                      request_state_purpose)
                                        : std::nullopt;
       std::string problem;
+      call.digest = request_digest(message);
       if (!opened || !opened->is_object()) {
         problem = "requestState was not issued by this gateway, or was altered";
       } else if (opened->value("up", std::string()) != upstream.name() ||
@@ -286,7 +290,9 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
   if (decision.kind == StageDecision::Kind::confirm) {
     // A policy `ask`: the human is asked through the client, as an input request of ours.
     const bool approved_before = call.state.value("ap", false);
-    const auto answer = call.input_responses.find(approval_key);
+    // An answer counts only on the re-sent request the gateway asked it for.
+    const auto answer = call.state.value("ask", false) ? call.input_responses.find(approval_key)
+                                                       : call.input_responses.end();
     if (approved_before || answer != call.input_responses.end()) {
       ClientAnswer client_answer;
       client_answer.kind = ClientAnswer::Kind::answered;
@@ -300,7 +306,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
            {{"method", "elicitation/create"}, {"params", decision.confirm_params}}}};
       mcp::Json result = {{"resultType", "input_required"},
                           {"inputRequests", std::move(input_requests)},
-                          {"requestState", seal_request_state(call, mcp::Json())}};
+                          {"requestState", seal_request_state(call, mcp::Json(), true)}};
       exchange.outcome = "input_required";
       exchange.http_status = 200;
       co_await out.send(json_response(200, result_message(id, std::move(result))));
@@ -324,16 +330,17 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
   pipeline_.on_complete(exchange);
 }
 
-std::string Gateway::seal_request_state(const StatelessCall& call,
-                                        const mcp::Json& upstream_state) const {
+std::string Gateway::seal_request_state(const StatelessCall& call, const mcp::Json& upstream_state,
+                                        bool asking_approval) const {
   mcp::Json state = {
       {"up", call.upstream->name()},
       {"sub", call.client->subject},
-      {"d", call.digest},
+      {"d", call.digest.empty() ? request_digest(*call.message) : call.digest},
       {"x",
        unix_now() +
            std::chrono::duration_cast<std::chrono::seconds>(options_.approval_timeout).count()}};
   if (call.approved) state["ap"] = true;
+  if (asking_approval) state["ask"] = true;
   if (!upstream_state.is_null()) state["us"] = upstream_state;
   if (!call.parked_id.empty()) state["c"] = call.parked_id;
   return options_.sealer->seal_state(state, request_state_purpose);
@@ -398,10 +405,12 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
   exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
 
   using Kind = upstream::UpstreamReply::Kind;
-  const auto finish = [&](std::string& text) {
+  // `cacheable`: the text is what the upstream said (a response held back from a relayed stream
+  // has been through the stages already, and the cache keeps only unfiltered results).
+  const auto finish = [&](std::string& text, bool cacheable) {
     auto response = parse_response(text);
     if (!response) return;
-    if (const auto result = response->find("result"); result != response->end())
+    if (const auto result = response->find("result"); cacheable && result != response->end())
       result_cache_.store(cache_key, call.client->subject, *result);
     finish_stateless_result(*response, call);
     if (mcp::is_input_required(response->value("result", mcp::Json()))) {
@@ -410,7 +419,7 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
     text = dump(*response);
   };
   if (reply.kind == Kind::message) {
-    finish(reply.body);
+    finish(reply.body, true);
     pipeline_.on_upstream_message(exchange, reply.body);
     exchange.http_status = 200;
     if (!co_await out.send(json_response(200, std::move(reply.body)))) exchange.client_gone = true;
@@ -452,7 +461,7 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
   if (outcome.client_gone) co_return;
   http::SseEvent event;
   if (outcome.response_seen) {
-    finish(held);
+    finish(held, false);
     event.data = std::move(held);
   } else if (message.method() != "subscriptions/listen") {
     event.data = mcp::make_error_response(
@@ -533,6 +542,7 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
       co_await out.send(jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, error));
       co_return;
     }
+    exchange.upstream_protocol_version = session->claims.protocol_version;
     if (message.method() == "server/discover") {
       exchange.outcome = "answered_by_gateway";
       exchange.http_status = 200;
@@ -546,8 +556,16 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
       co_return;
     }
 
-    mcp::Json body = upstream_body(exchange, call);
-    mcp::strip_reserved_meta(body);
+    // Nothing of the gateway's to take out: the client's bytes go as they are (a session server
+    // ignores the envelope's _meta keys).
+    std::string raw;
+    if (call.state.empty() && call.input_responses.empty() && exchange.rewritten_body.empty()) {
+      raw = call.request->body();
+    } else {
+      mcp::Json body = upstream_body(exchange, call);
+      mcp::strip_reserved_meta(body);
+      raw = dump(body);
+    }
     upstream::ForwardContext context;
     context.protocol_version = session->claims.protocol_version;
     context.txn_token = exchange.txn_token;
@@ -555,7 +573,7 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
     context.tracestate = exchange.trace.trace_state;
     context.idempotent = mcp::is_cacheable_method(message.method());
     exchange.forwarded_at = Clock::now();
-    auto reply = co_await upstream.send(message, dump(body), &session->claims, context);
+    auto reply = co_await upstream.send(message, std::move(raw), &session->claims, context);
     exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
 
     using Kind = upstream::UpstreamReply::Kind;
@@ -672,6 +690,7 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
         parked->session = session;
         parked->upstream = upstream.name();
         parked->subject = call.client->subject;
+        if (call.digest.empty()) call.digest = request_digest(*call.message);
         parked->request_digest = call.digest;
         parked->upstream_request_id = upstream_request_id;
         parked->asked.emplace(key, upstream_message.id());
