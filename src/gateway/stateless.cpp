@@ -317,6 +317,11 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
   if (decision.answered()) {
     exchange.outcome = "answered_by_gateway";
     exchange.http_status = decision.http_status;
+    // The gateway's own results (a refusal) are complete results of this revision too.
+    if (auto answer = parse_response(decision.body)) {
+      mcp::mark_complete_result(*answer, message.method());
+      decision.body = dump(*answer);
+    }
     co_await out.send(json_response(decision.http_status, std::move(decision.body)));
     pipeline_.on_complete(exchange);
     co_return;
