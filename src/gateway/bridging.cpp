@@ -1,6 +1,10 @@
 #include "gateway/bridging.hpp"
 
+#include <boost/beast/core/string.hpp>
+
 #include "gateway/responses.hpp"
+#include "gateway/revision.hpp"
+#include "membrane/mcp/protocol.hpp"
 
 namespace membrane::gateway {
 
@@ -87,6 +91,24 @@ void ParkedCalls::sweep_locked(Clock::time_point now) {
     } else {
       ++it;
     }
+  }
+}
+
+void add_stateless_headers(upstream::ForwardContext& context, const mcp::Message& message,
+                           const http::Request* downstream) {
+  context.protocol_version = std::string(mcp::stateless_protocol_version);
+  context.headers.clear();
+  if (const auto method = message.method(); !method.empty())
+    context.headers.emplace_back(mcp::header::method, std::string(method));
+  if (const auto name = expected_name_header(message); name && !name->empty())
+    context.headers.emplace_back(mcp::header::name, mcp::encode_header_value(*name));
+  if (!downstream) return;
+  for (const auto& field : *downstream) {
+    const std::string_view name = field.name_string();
+    if (name.size() > mcp::header::param_prefix.size() &&
+        boost::beast::iequals(name.substr(0, mcp::header::param_prefix.size()),
+                              mcp::header::param_prefix))
+      context.headers.emplace_back(std::string(name), std::string(field.value()));
   }
 }
 

@@ -87,6 +87,12 @@ class ParkedCalls {
   std::unordered_map<std::string, std::shared_ptr<ParkedCall>> calls_;
 };
 
+// The 2026-07-28 headers of a request the gateway sends a stateless upstream: the revision,
+// Mcp-Method, Mcp-Name (encoded when not plain ASCII), and the `Mcp-Param-*` headers of the
+// downstream request when there is one (intermediaries forward them).
+void add_stateless_headers(upstream::ForwardContext& context, const mcp::Message& message,
+                           const http::Request* downstream);
+
 // SHA-256 over what identifies a request for a continuation: method, target and arguments.
 std::string request_digest(const mcp::Message& message);
 

@@ -426,6 +426,16 @@ std::optional<http::Response> check_protocol_version(const http::Request& reques
   return unsupported_version_response(id, version);
 }
 
+// 405 for a GET on a session whose upstream has no server-initiated stream; `why` completes
+// "upstream '<name>' … no server-initiated stream".
+http::Response no_standalone_stream(std::string_view upstream, std::string_view why) {
+  auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
+                                "Method Not Allowed: upstream '" + std::string(upstream) + "' " +
+                                    std::string(why) + " no server-initiated stream");
+  response.set(bhttp::field::allow, "POST, DELETE");
+  return response;
+}
+
 // MCP 2026-07-28: a stateless client has no session to listen on or end.
 http::Response stateless_method_not_allowed(std::string_view method) {
   auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
@@ -503,15 +513,16 @@ http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json
   return jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, reply.body);
 }
 
-awaitable<Confirmation> Gateway::ask_client(http::Responder& out, const Exchange& exchange,
-                                            const mcp::Json& elicitation_params) {
+awaitable<ClientAnswer> Gateway::ask_client_request(http::Responder& out, const Exchange& exchange,
+                                                    std::string_view method,
+                                                    const mcp::Json& params) {
   auto pending = client_requests_.open(ClientRequests::session_key(*exchange.session),
                                        co_await asio::this_coro::executor);
   http::SseEvent question;
-  question.data = pending->request_message("elicitation/create", elicitation_params);
+  question.data = pending->request_message(method, params);
   if (!co_await out.write_chunk(http::format_sse_event(question))) {
-    Confirmation gone;
-    gone.outcome = Confirmation::Outcome::client_gone;
+    ClientAnswer gone;
+    gone.kind = ClientAnswer::Kind::client_gone;
     co_return gone;
   }
   // Keep-alives hold the stream open while the human thinks, and notice one who left.
@@ -522,6 +533,13 @@ awaitable<Confirmation> Gateway::ask_client(http::Responder& out, const Exchange
                                        options_.sse_keep_alive, std::move(keep_alive));
   if (answer.kind == ClientAnswer::Kind::cancelled)
     co_await asio::this_coro::reset_cancellation_state();
+  co_return answer;
+}
+
+awaitable<Confirmation> Gateway::ask_client(http::Responder& out, const Exchange& exchange,
+                                            const mcp::Json& elicitation_params) {
+  const auto answer =
+      co_await ask_client_request(out, exchange, "elicitation/create", elicitation_params);
   co_return confirmation_from(answer);
 }
 
@@ -755,11 +773,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
   }
   if (revisions_.at(upstream.name())->era() == UpstreamRevision::Era::stateless) {
     // A stateless server has no standalone stream to relay.
-    auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
-                                  "Method Not Allowed: upstream '" + upstream.name() +
-                                      "' speaks MCP 2026-07-28 and offers no standalone stream");
-    response.set(bhttp::field::allow, "POST, DELETE");
-    co_await out.send(std::move(response));
+    co_await out.send(no_standalone_stream(upstream.name(), "speaks MCP 2026-07-28 and offers"));
     co_return;
   }
   upstream::ForwardContext context;
@@ -768,11 +782,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
   auto reply = co_await upstream.listen(*session.claims, context);
   if (reply.kind != upstream::UpstreamReply::Kind::stream) {
     if (reply.kind == upstream::UpstreamReply::Kind::not_supported) {
-      auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
-                                    "Method Not Allowed: upstream '" + upstream.name() +
-                                        "' offers no server-initiated stream");
-      response.set(bhttp::field::allow, "POST, DELETE");
-      co_await out.send(std::move(response));
+      co_await out.send(no_standalone_stream(upstream.name(), "offers"));
       co_return;
     }
     co_await out.send(reply_to_response(reply, nullptr, upstream.name()));

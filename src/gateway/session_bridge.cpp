@@ -32,15 +32,6 @@ mcp::Json client_info_of(const mcp::SessionClaims& claims) {
   return mcp::Json();
 }
 
-void set_stateless_headers(upstream::ForwardContext& context, const mcp::Message& message) {
-  context.protocol_version = std::string(mcp::stateless_protocol_version);
-  context.headers.clear();
-  context.headers.emplace_back(mcp::header::method, std::string(message.method()));
-  if (mcp::may_require_input(message.method()))
-    context.headers.emplace_back(mcp::header::name,
-                                 mcp::encode_header_value(message.target_name()));
-}
-
 }  // namespace
 
 awaitable<bool> Gateway::answer_for_stateless_upstream(http::Responder& out,
@@ -117,28 +108,6 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(http::Responder& out,
   co_return true;
 }
 
-awaitable<ClientAnswer> Gateway::ask_client_request(http::Responder& out, const Exchange& exchange,
-                                                    std::string_view method,
-                                                    const mcp::Json& params) {
-  auto pending = client_requests_.open(ClientRequests::session_key(*exchange.session),
-                                       co_await asio::this_coro::executor);
-  http::SseEvent question;
-  question.data = pending->request_message(method, params);
-  if (!co_await out.write_chunk(http::format_sse_event(question))) {
-    ClientAnswer gone;
-    gone.kind = ClientAnswer::Kind::client_gone;
-    co_return gone;
-  }
-  PendingClientRequest::StillThere keep_alive = [&out]() -> awaitable<bool> {
-    co_return co_await out.write_chunk(http::sse_keep_alive_comment);
-  };
-  auto answer = co_await pending->wait(Clock::now() + options_.approval_timeout,
-                                       options_.sse_keep_alive, std::move(keep_alive));
-  if (answer.kind == ClientAnswer::Kind::cancelled)
-    co_await asio::this_coro::reset_cancellation_state();
-  co_return answer;
-}
-
 awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& exchange,
                                               upstream::Upstream& upstream, bool& streaming) {
   const mcp::Message& message = *exchange.message;
@@ -192,7 +161,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
   }
 
   upstream::ForwardContext context;
-  set_stateless_headers(context, message);
+  add_stateless_headers(context, message, nullptr);
   context.idempotent = !cache_key.empty();
   context.txn_token = exchange.txn_token;
   context.traceparent = exchange.trace.upstream_traceparent;

@@ -1,8 +1,6 @@
 // MCP 2026-07-28 on the gateway's /mcp/<name> URLs: stateless clients (every request carries its
 // revision and the client's capabilities), stateless upstreams (server/discover, no session), and
 // the bridges between those and the session revisions in both directions.
-#include <boost/beast/core/string.hpp>
-
 #include "gateway/event_relay.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/responses.hpp"
@@ -36,35 +34,6 @@ std::optional<mcp::Json> parse_response(std::string_view text) {
   if (!parsed.is_object() || (!parsed.contains("result") && !parsed.contains("error")))
     return std::nullopt;
   return parsed;
-}
-
-// 2026-07-28 request headers for a body the gateway sends upstream.
-void add_stateless_headers(upstream::ForwardContext& context, const mcp::Json& body,
-                           const http::Request* downstream) {
-  context.protocol_version = std::string(mcp::stateless_protocol_version);
-  context.headers.clear();
-  const std::string method = body.value("method", std::string());
-  if (!method.empty()) context.headers.emplace_back(mcp::header::method, method);
-  if (const auto params = body.find("params"); params != body.end() && params->is_object()) {
-    std::string name;
-    if (method == "tools/call" || method == "prompts/get") {
-      name = params->value("name", std::string());
-    } else if (method == "resources/read") {
-      name = params->value("uri", std::string());
-    }
-    if (!name.empty())
-      context.headers.emplace_back(mcp::header::name, mcp::encode_header_value(name));
-  }
-  // Tool parameters mirrored into headers (x-mcp-header) travel on: intermediaries forward them.
-  if (downstream) {
-    for (const auto& field : *downstream) {
-      const std::string_view name = field.name_string();
-      if (name.size() > mcp::header::param_prefix.size() &&
-          boost::beast::iequals(name.substr(0, mcp::header::param_prefix.size()),
-                                mcp::header::param_prefix))
-        context.headers.emplace_back(std::string(name), std::string(field.value()));
-    }
-  }
 }
 
 // Reads an upstream reply to the end of the response to `id` (a message, or the response event
@@ -108,10 +77,10 @@ awaitable<std::optional<mcp::Json>> Gateway::discover_upstream(upstream::Upstrea
                     {"id", id},
                     {"method", "server/discover"},
                     {"params", {{"_meta", envelope}}}};
-  upstream::ForwardContext context;
-  add_stateless_headers(context, body, nullptr);
-  context.idempotent = true;
   const mcp::Message message(mcp::MessageKind::request, body);
+  upstream::ForwardContext context;
+  add_stateless_headers(context, message, nullptr);
+  context.idempotent = true;
   auto reply = co_await upstream.send(message, dump(body), nullptr, context);
   if (reached) *reached = reply.kind != upstream::UpstreamReply::Kind::unavailable;
   auto response = co_await read_response(reply, id);
@@ -216,7 +185,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
     // A stateless server may want it; a session server has no session this notification is about.
     if (stateless_upstream) {
       upstream::ForwardContext context;
-      add_stateless_headers(context, message.body(), &request);
+      add_stateless_headers(context, message, &request);
       auto reply = co_await upstream.send(message, std::move(request.body()), nullptr, context);
       co_await out.send(reply_to_response(reply, nullptr, upstream.name()));
     } else {
@@ -400,7 +369,7 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
 
   const mcp::Json body = upstream_body(exchange, call);
   upstream::ForwardContext context;
-  add_stateless_headers(context, body, call.request);
+  add_stateless_headers(context, message, call.request);
   context.idempotent = !cache_key.empty();
   context.txn_token = exchange.txn_token;
   context.traceparent = exchange.trace.upstream_traceparent;
