@@ -112,6 +112,40 @@ void add_stateless_headers(upstream::ForwardContext& context, const mcp::Message
   }
 }
 
+std::string InFlightCalls::key(std::string_view session_id, const mcp::Json& request_id) {
+  std::string key(session_id);
+  key += '\n';
+  key += mcp::id_key(request_id);
+  return key;
+}
+
+std::unique_ptr<InFlightCalls::Tracking> InFlightCalls::track(
+    std::string key, asio::any_io_executor executor, std::weak_ptr<CallCancellation> call) {
+  std::uint64_t serial = 0;
+  {
+    std::lock_guard lock(mutex_);
+    serial = ++next_serial_;
+    calls_[key] = Entry{std::move(executor), std::move(call), serial};
+  }
+  return std::make_unique<Tracking>(*this, std::move(key), serial);
+}
+
+bool InFlightCalls::cancel(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  const auto found = calls_.find(key);
+  if (found == calls_.end()) return false;
+  asio::post(found->second.executor, [call = found->second.call] {
+    if (const auto alive = call.lock()) alive->cancel();
+  });
+  return true;
+}
+
+void InFlightCalls::forget(const std::string& key, std::uint64_t serial) {
+  std::lock_guard lock(mutex_);
+  if (const auto found = calls_.find(key); found != calls_.end() && found->second.serial == serial)
+    calls_.erase(found);
+}
+
 std::string request_digest(const mcp::Message& message) {
   mcp::Json what = {{"m", message.method()}, {"n", message.target_name()}};
   if (const auto* params = message.params(); params && params->is_object()) {

@@ -87,6 +87,44 @@ class ParkedCalls {
   std::unordered_map<std::string, std::shared_ptr<ParkedCall>> calls_;
 };
 
+// The calls session clients have in flight to stateless servers on this replica, by session and
+// request id, so a notifications/cancelled (which a stateless server has no session to receive)
+// can close the upstream request instead.
+class InFlightCalls {
+ public:
+  class Tracking {
+   public:
+    Tracking(InFlightCalls& calls, std::string key, std::uint64_t serial)
+        : calls_(&calls), key_(std::move(key)), serial_(serial) {}
+    Tracking(Tracking&&) = delete;
+    ~Tracking() { calls_->forget(key_, serial_); }
+
+   private:
+    InFlightCalls* calls_;
+    std::string key_;
+    std::uint64_t serial_;
+  };
+
+  static std::string key(std::string_view session_id, const mcp::Json& request_id);
+  // `call` is cancelled on `executor`, the call's own.
+  [[nodiscard]] std::unique_ptr<Tracking> track(std::string key, asio::any_io_executor executor,
+                                                std::weak_ptr<CallCancellation> call);
+  // False when no such call is in flight here.
+  bool cancel(const std::string& key);
+
+ private:
+  // Only the entry `serial` made: a client reusing a request id replaced it meanwhile.
+  void forget(const std::string& key, std::uint64_t serial);
+  struct Entry {
+    asio::any_io_executor executor;
+    std::weak_ptr<CallCancellation> call;
+    std::uint64_t serial = 0;
+  };
+  std::mutex mutex_;
+  std::uint64_t next_serial_ = 0;
+  std::unordered_map<std::string, Entry> calls_;
+};
+
 // The 2026-07-28 headers of a request the gateway sends a stateless upstream: the revision,
 // Mcp-Method, Mcp-Name (encoded when not plain ASCII), and the `Mcp-Param-*` headers of the
 // downstream request when there is one (intermediaries forward them).

@@ -108,8 +108,19 @@ awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exch
                                      const std::function<void(std::string_view)>& on_event) {
   RelayOutcome outcome;
   std::string wire;
+  // A client that hangs up while the upstream is quiet would otherwise be noticed only at the
+  // next keep-alive; stopping the pump at once closes the upstream stream too.
+  bool client_left = false;
+  const auto watch = out.watch_client([&client_left, &pump] {
+    client_left = true;
+    pump.stop();
+  });
   for (;;) {
     auto next = co_await pump.next(keep_alive);
+    if (client_left) {
+      outcome.client_gone = true;
+      co_return outcome;
+    }
     switch (next.kind) {
       case EventPump::Kind::tick:
         if (!co_await out.write_chunk(http::sse_keep_alive_comment)) {

@@ -3,6 +3,10 @@
 // keep-alive tick", so a quiet stream still proves it is alive and a dead client is noticed.
 #pragma once
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -55,5 +59,57 @@ awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exch
                                      std::chrono::milliseconds keep_alive,
                                      std::string* held_response = nullptr,
                                      const std::function<void(std::string_view)>& on_event = {});
+
+inline void mark_abandoned_by_client(Exchange& exchange) {
+  exchange.client_gone = true;
+  exchange.outcome = "client_gone";
+}
+
+// A call its client may cancel while it waits for the upstream (a session client's
+// notifications/cancelled to a stateless server, where closing the request is the cancellation).
+// Touched only on the call's executor.
+class CallCancellation {
+ public:
+  void cancel() {
+    if (cancelled_) return;
+    cancelled_ = true;
+    if (action_) action_();
+  }
+  bool cancelled() const { return cancelled_; }
+  // What cancelling does at this stage of the call (abandon the request, stop the stream).
+  void on_cancel(std::function<void()> action) { action_ = std::move(action); }
+
+ private:
+  bool cancelled_ = false;
+  std::function<void()> action_;
+};
+
+// Runs `work` (a call waiting for its upstream's single answer) unless the client hangs up or
+// `cancellation` fires first: then `work` is cancelled, which closes its upstream connection, and
+// the result is empty. Closing is how a 2026-07-28 client cancels, and how a session client's
+// disconnect looks upstream.
+template <class T>
+awaitable<std::optional<T>> unless_client_leaves(http::Responder& out, awaitable<T> work,
+                                                 CallCancellation* cancellation = nullptr) {
+  asio::cancellation_signal abandon;
+  bool abandoned = false;
+  const auto abandon_work = [&abandoned, &abandon] {
+    abandoned = true;
+    abandon.emit(asio::cancellation_type::terminal);
+  };
+  if (cancellation) {
+    if (cancellation->cancelled()) co_return std::nullopt;
+    cancellation->on_cancel(abandon_work);
+  }
+  const auto watch = out.watch_client(abandon_work);
+  auto executor = co_await asio::this_coro::executor;
+  auto [failure, result] = co_await asio::co_spawn(
+      executor, std::move(work),
+      asio::bind_cancellation_slot(abandon.slot(), asio::as_tuple(asio::use_awaitable)));
+  if (cancellation) cancellation->on_cancel(nullptr);
+  if (abandoned) co_return std::nullopt;
+  if (failure) std::rethrow_exception(failure);
+  co_return std::optional<T>(std::move(result));
+}
 
 }  // namespace membrane::gateway

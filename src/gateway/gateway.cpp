@@ -10,6 +10,7 @@
 #include "gateway/responses.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/mcp/protocol.hpp"
+#include "membrane/mcp/revisions.hpp"
 
 namespace membrane::gateway {
 namespace bhttp = http::bhttp;
@@ -597,7 +598,8 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   if (revision->era() == UpstreamRevision::Era::unknown)
     stateless_upstream = co_await upstream_era(upstream) == UpstreamRevision::Era::stateless;
   if (stateless_upstream &&
-      co_await answer_for_stateless_upstream(out, upstream, caller, origin, message))
+      co_await answer_for_stateless_upstream(out, upstream, caller, origin, message,
+                                             request[mcp::header::session_id]))
     co_return;
 
   Exchange exchange;
@@ -666,7 +668,19 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   std::string body = exchange.rewritten_body.empty() ? std::move(request.body())
                                                      : std::move(exchange.rewritten_body);
   exchange.forwarded_at = Clock::now();
-  auto reply = co_await upstream.send(message, std::move(body), exchange.session, context);
+  upstream::UpstreamReply reply;
+  if (message.is_request() && mcp::may_require_input(message.method())) {
+    auto answered = co_await unless_client_leaves(
+        out, upstream.send(message, std::move(body), exchange.session, context));
+    if (!answered) {
+      mark_abandoned_by_client(exchange);
+      pipeline_.on_complete(exchange);
+      co_return;
+    }
+    reply = std::move(*answered);
+  } else {
+    reply = co_await upstream.send(message, std::move(body), exchange.session, context);
+  }
   exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
 
   std::string sealed_session;

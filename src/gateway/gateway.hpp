@@ -193,7 +193,8 @@ class Gateway {
   awaitable<bool> answer_for_stateless_upstream(http::Responder& out, upstream::Upstream& upstream,
                                                 const Caller& caller,
                                                 const http::RequestOrigin& origin,
-                                                const mcp::Message& message);
+                                                const mcp::Message& message,
+                                                std::string_view session_id);
   awaitable<void> forward_to_stateless(http::Responder& out, Exchange& exchange,
                                        upstream::Upstream& upstream, bool& streaming);
   awaitable<ClientAnswer> ask_client_request(http::Responder& out, const Exchange& exchange,
@@ -208,6 +209,7 @@ class Gateway {
   ResultCache result_cache_;
   UpstreamSessionPool session_pool_;
   ParkedCalls parked_calls_;
+  InFlightCalls in_flight_calls_;
   mutable ClientRequests client_requests_;
   std::atomic<bool> draining_{false};
   mutable std::atomic<int> active_streams_{0};

@@ -34,14 +34,18 @@ mcp::Json client_info_of(const mcp::SessionClaims& claims) {
 
 }  // namespace
 
-awaitable<bool> Gateway::answer_for_stateless_upstream(http::Responder& out,
-                                                       upstream::Upstream& upstream,
-                                                       const Caller& caller,
-                                                       const http::RequestOrigin& origin,
-                                                       const mcp::Message& message) {
+awaitable<bool> Gateway::answer_for_stateless_upstream(
+    http::Responder& out, upstream::Upstream& upstream, const Caller& caller,
+    const http::RequestOrigin& origin, const mcp::Message& message, std::string_view session_id) {
   const mcp::Json& id = message.id();
   if (message.is_notification() || message.is_response()) {
-    // initialized, cancelled, roots changed: a stateless server keeps nothing they could change.
+    // A stateless server learns of a cancellation by its request closing; initialized and roots
+    // changed concern nothing it keeps.
+    if (message.method() == "notifications/cancelled" && message.params()) {
+      const auto request_id = message.params()->value("requestId", mcp::Json());
+      if (!request_id.is_null())
+        in_flight_calls_.cancel(InFlightCalls::key(session_id, request_id));
+    }
     co_await out.send(http::Response{bhttp::status::accepted, 11});
     co_return true;
   }
@@ -170,9 +174,32 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
     invalidate_cached_lists(upstream.name(), data);
   };
 
+  // The client's notifications/cancelled for this call closes the upstream request.
+  const auto cancellation = std::make_shared<CallCancellation>();
+  const auto executor = co_await asio::this_coro::executor;
+  const auto tracking =
+      in_flight_calls_.track(InFlightCalls::key(exchange.session_id, id), executor, cancellation);
+  const auto end_cancelled = [&]() -> awaitable<void> {
+    // The client has stopped waiting; the answer only ends the HTTP exchange.
+    exchange.outcome = "cancelled";
+    std::string answer = mcp::make_error_response(id, mcp::error_code::request_cancelled,
+                                                  "the client cancelled the request");
+    co_await finish(std::move(answer));
+  };
+
   for (int round = 0;; ++round) {
     if (round == 0) exchange.forwarded_at = Clock::now();
-    auto reply = co_await upstream.send(message, dump(body), nullptr, context);
+    auto answered = co_await unless_client_leaves(
+        out, upstream.send(message, dump(body), nullptr, context), cancellation.get());
+    if (!answered) {
+      if (cancellation->cancelled()) {
+        co_await end_cancelled();
+      } else {
+        mark_abandoned_by_client(exchange);
+      }
+      co_return;
+    }
+    auto& reply = *answered;
     if (round == 0) exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
 
     using Kind = upstream::UpstreamReply::Kind;
@@ -183,12 +210,18 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
       if (!co_await begin_streaming()) co_return;
       const StreamCount counted(active_streams_);
       auto pump = co_await EventPump::start(std::move(reply.stream));
+      cancellation->on_cancel([&pump] { pump->stop(); });
       auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, &id,
                                            options_.sse_keep_alive, &text, invalidate);
+      cancellation->on_cancel(nullptr);
       pump->stop();
       if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
       if (outcome.client_gone) {
         exchange.client_gone = true;
+        co_return;
+      }
+      if (cancellation->cancelled() && !outcome.response_seen) {
+        co_await end_cancelled();
         co_return;
       }
       if (!outcome.response_seen) {

@@ -36,6 +36,21 @@ std::optional<mcp::Json> parse_response(std::string_view text) {
   return parsed;
 }
 
+// A session server does not take a closed connection as a cancellation (a 2026-07-28 server
+// does): the gateway says it for the client that left.
+awaitable<void> tell_session_cancelled(upstream::Upstream& upstream,
+                                       const mcp::SessionClaims& session,
+                                       const mcp::Json& request_id) {
+  const mcp::Json cancelled = {
+      {"jsonrpc", "2.0"},
+      {"method", "notifications/cancelled"},
+      {"params", {{"requestId", request_id}, {"reason", "the client went away"}}}};
+  upstream::ForwardContext context;
+  context.protocol_version = session.protocol_version;
+  const mcp::Message message(mcp::MessageKind::notification, cancelled);
+  co_await upstream.send(message, dump(cancelled), &session, context);
+}
+
 // Reads an upstream reply to the end of the response to `id` (a message, or the response event
 // of a stream), for the gateway's own requests (discover, initialize).
 awaitable<std::optional<mcp::Json>> read_response(upstream::UpstreamReply& reply,
@@ -375,7 +390,13 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
   context.traceparent = exchange.trace.upstream_traceparent;
   context.tracestate = exchange.trace.trace_state;
   exchange.forwarded_at = Clock::now();
-  auto reply = co_await upstream.send(message, dump(body), nullptr, context);
+  auto answered =
+      co_await unless_client_leaves(out, upstream.send(message, dump(body), nullptr, context));
+  if (!answered) {
+    mark_abandoned_by_client(exchange);
+    co_return;
+  }
+  auto& reply = *answered;
   exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
 
   using Kind = upstream::UpstreamReply::Kind;
@@ -547,7 +568,14 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
     context.tracestate = exchange.trace.trace_state;
     context.idempotent = mcp::is_cacheable_method(message.method());
     exchange.forwarded_at = Clock::now();
-    auto reply = co_await upstream.send(message, std::move(raw), &session->claims, context);
+    auto answered = co_await unless_client_leaves(
+        out, upstream.send(message, std::move(raw), &session->claims, context));
+    if (!answered) {
+      mark_abandoned_by_client(exchange);
+      co_await tell_session_cancelled(upstream, session->claims, id);
+      co_return;
+    }
+    auto& reply = *answered;
     exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
 
     using Kind = upstream::UpstreamReply::Kind;
@@ -600,18 +628,21 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
     co_return co_await out.end_stream();
   };
   const auto cancel_upstream = [&]() -> awaitable<void> {
-    const mcp::Json cancelled = {
-        {"jsonrpc", "2.0"},
-        {"method", "notifications/cancelled"},
-        {"params", {{"requestId", upstream_request_id}, {"reason", "the client went away"}}}};
-    upstream::ForwardContext context;
-    context.protocol_version = session->claims.protocol_version;
-    co_await upstream.send(mcp::Message(mcp::MessageKind::notification, cancelled), dump(cancelled),
-                           &session->claims, context);
+    co_await tell_session_cancelled(upstream, session->claims, upstream_request_id);
   };
 
+  bool client_left = false;
+  const auto watch = out.watch_client([&client_left, &pump] {
+    client_left = true;
+    pump->stop();
+  });
   for (;;) {
     auto next = co_await pump->next(options_.sse_keep_alive);
+    if (client_left) {
+      exchange.client_gone = true;
+      co_await cancel_upstream();
+      co_return;
+    }
     if (next.kind == EventPump::Kind::tick) {
       if (streaming && !co_await out.write_chunk(http::sse_keep_alive_comment)) {
         exchange.client_gone = true;

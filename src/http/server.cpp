@@ -13,7 +13,10 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <sys/socket.h>
+
 #include <array>
+#include <cerrno>
 #include <system_error>
 
 #include "http/wire.hpp"
@@ -36,7 +39,58 @@ struct Server::Connection {
   void interrupt() { cancel.emit(asio::cancellation_type::terminal); }
 };
 
+struct ClientWatch::State {
+  asio::cancellation_signal stop;
+  std::function<void()> on_gone;
+  bool watching = true;
+};
+
+ClientWatch& ClientWatch::operator=(ClientWatch&& other) noexcept {
+  if (this != &other) {
+    stop();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+ClientWatch::~ClientWatch() {
+  stop();
+}
+
+void ClientWatch::stop() {
+  if (!state_) return;
+  state_->watching = false;
+  state_->on_gone = nullptr;
+  state_->stop.emit(asio::cancellation_type::terminal);
+  state_.reset();
+}
+
 namespace {
+
+// Waits for the socket to become readable, then peeks without consuming: no bytes means the
+// client closed (or reset) its side. Readiness is all it costs while the client stays quiet.
+void watch_for_close(asio::ip::tcp::socket& socket, std::shared_ptr<ClientWatch::State> state) {
+  auto& slot_source = state->stop;
+  socket.async_wait(
+      asio::socket_base::wait_read,
+      asio::bind_cancellation_slot(
+          slot_source.slot(), [&socket, state = std::move(state)](const error_code& ec) mutable {
+            if (!state->watching || ec == asio::error::operation_aborted) return;
+            bool gone = static_cast<bool>(ec);
+            if (!gone) {
+              char probe = 0;
+              const auto n = ::recv(socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+              if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+                watch_for_close(socket, std::move(state));  // spurious wake-up
+                return;
+              }
+              gone = n <= 0;
+            }
+            if (!gone) return;  // bytes of a next request: the client is still there
+            state->watching = false;
+            if (auto on_gone = std::move(state->on_gone)) on_gone();
+          }));
+}
 
 using TlsStream = asio::ssl::stream<beast::tcp_stream>;
 
@@ -132,6 +186,15 @@ class ConnectionResponder final : public Responder {
   }
 
   bool draining() const override { return connection_.draining; }
+
+  ClientWatch watch_client(std::function<void()> on_gone) override {
+    auto state = std::make_shared<ClientWatch::State>();
+    state->on_gone = std::move(on_gone);
+    auto& socket = tcp_layer(stream_).socket();
+    if (failed_ || !socket.is_open()) return {};
+    watch_for_close(socket, state);
+    return ClientWatch(std::move(state));
+  }
 
   bool started() const { return started_; }
   bool finished() const { return finished_; }

@@ -42,6 +42,23 @@ struct ServerOptions {
   std::function<Response(bhttp::status, std::string_view message)> error_response;
 };
 
+// Notices a client that closes its connection while the handler is still working on its request,
+// so the work it asked for can be abandoned instead of running to an answer nobody reads. Stops
+// watching when destroyed; must not outlive the request it watches.
+class ClientWatch {
+ public:
+  struct State;
+  ClientWatch() = default;
+  explicit ClientWatch(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  ClientWatch(ClientWatch&&) noexcept = default;
+  ClientWatch& operator=(ClientWatch&&) noexcept;
+  ~ClientWatch();
+
+ private:
+  void stop();
+  std::shared_ptr<State> state_;
+};
+
 // How a handler answers the request it was given. Every call returns false once the client is
 // gone; the handler should then stop producing.
 class Responder {
@@ -56,6 +73,10 @@ class Responder {
   // draining; other exchanges get until the drain deadline.
   virtual void set_interruptible(bool interruptible) = 0;
   virtual bool draining() const = 0;
+  // Calls `on_gone` (on the handler's executor) if the client closes its connection before the
+  // watch ends. A client that sends more bytes meanwhile (a pipelined request) is still there, and
+  // a TLS client's close is seen only at the next write.
+  [[nodiscard]] virtual ClientWatch watch_client(std::function<void()> on_gone) = 0;
 };
 
 struct RequestOrigin {
