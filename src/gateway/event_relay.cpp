@@ -105,7 +105,7 @@ awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exch
                                      const ExchangePipeline& pipeline, const mcp::Json* request_id,
                                      std::chrono::milliseconds keep_alive,
                                      std::string* held_response,
-                                     const std::function<void(std::string_view)>& on_event) {
+                                     const std::function<bool(std::string_view)>& on_event) {
   RelayOutcome outcome;
   std::string wire;
   // A client that hangs up while the upstream is quiet would otherwise be noticed only at the
@@ -144,7 +144,7 @@ awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exch
     }
     auto& event = next.read.event;
     if (!event.data.empty()) {
-      if (on_event) on_event(event.data);
+      if (on_event && !on_event(event.data)) continue;
       pipeline.on_upstream_message(exchange, event.data);
       if (request_id && !outcome.response_seen && is_response_to(event.data, *request_id)) {
         outcome.response_seen = true;

@@ -53,12 +53,13 @@ struct RelayOutcome {
 // Writes every upstream event as an SSE event until the stream ends. `request_id` (null for a
 // listen stream) is used to notice the response. With `held_response`, the response is not
 // written but handed back there (the caller decides what the client gets); `on_event` sees each
-// message first (cache invalidation by list_changed notifications).
+// message first (cache invalidation by list_changed notifications) and returns false to keep it
+// from the client.
 awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exchange& exchange,
                                      const ExchangePipeline& pipeline, const mcp::Json* request_id,
                                      std::chrono::milliseconds keep_alive,
                                      std::string* held_response = nullptr,
-                                     const std::function<void(std::string_view)>& on_event = {});
+                                     const std::function<bool(std::string_view)>& on_event = {});
 
 inline void mark_abandoned_by_client(Exchange& exchange) {
   exchange.client_gone = true;

@@ -427,16 +427,6 @@ std::optional<http::Response> check_protocol_version(const http::Request& reques
   return unsupported_version_response(id, version);
 }
 
-// 405 for a GET on a session whose upstream has no server-initiated stream; `why` completes
-// "upstream '<name>' … no server-initiated stream".
-http::Response no_standalone_stream(std::string_view upstream, std::string_view why) {
-  auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
-                                "Method Not Allowed: upstream '" + std::string(upstream) + "' " +
-                                    std::string(why) + " no server-initiated stream");
-  response.set(bhttp::field::allow, "POST, DELETE");
-  return response;
-}
-
 // MCP 2026-07-28: a stateless client has no session to listen on or end.
 http::Response stateless_method_not_allowed(std::string_view method) {
   auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
@@ -786,8 +776,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
     co_return;
   }
   if (revisions_.at(upstream.name())->era() == UpstreamRevision::Era::stateless) {
-    // A stateless server has no standalone stream to relay.
-    co_await out.send(no_standalone_stream(upstream.name(), "speaks MCP 2026-07-28 and offers"));
+    co_await listen_for_session_client(out, upstream, *session.claims, caller);
     co_return;
   }
   upstream::ForwardContext context;

@@ -195,6 +195,8 @@ class Gateway {
                                                 const http::RequestOrigin& origin,
                                                 const mcp::Message& message,
                                                 std::string_view session_id);
+  awaitable<void> listen_for_session_client(http::Responder& out, upstream::Upstream& upstream,
+                                            const mcp::SessionClaims& claims, const Caller& caller);
   awaitable<void> forward_to_stateless(http::Responder& out, Exchange& exchange,
                                        upstream::Upstream& upstream, bool& streaming);
   awaitable<ClientAnswer> ask_client_request(http::Responder& out, const Exchange& exchange,

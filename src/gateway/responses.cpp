@@ -21,6 +21,14 @@ http::Response jsonrpc_error(unsigned status, const mcp::Json& id, int code,
   return json_response(status, mcp::make_error_response(id, code, message));
 }
 
+http::Response no_standalone_stream(std::string_view upstream, std::string_view why) {
+  auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
+                                "Method Not Allowed: upstream '" + std::string(upstream) + "' " +
+                                    std::string(why) + " no server-initiated stream");
+  response.set(http::bhttp::field::allow, "POST, DELETE");
+  return response;
+}
+
 http::ResponseHeader event_stream_header() {
   http::ResponseHeader header{http::bhttp::status::ok, 11};
   header.set(http::bhttp::field::content_type, "text/event-stream");

@@ -16,6 +16,9 @@ http::Response json_response(unsigned status, std::string body);
 http::Response jsonrpc_error(unsigned status, const mcp::Json& id, int code,
                              std::string_view message);
 http::ResponseHeader event_stream_header();
+// 405 for a GET on a session whose upstream has no server-initiated stream; `why` completes
+// "upstream '<name>' … no server-initiated stream".
+http::Response no_standalone_stream(std::string_view upstream, std::string_view why);
 // Case-insensitive media type check of a Content-Type / Accept entry, ignoring parameters.
 bool media_type_is(std::string_view value, std::string_view type);
 // True when an Accept header admits `type` (exact, "major/*" or "*/*").

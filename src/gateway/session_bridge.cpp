@@ -170,8 +170,9 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
   context.txn_token = exchange.txn_token;
   context.traceparent = exchange.trace.upstream_traceparent;
   context.tracestate = exchange.trace.trace_state;
-  const std::function<void(std::string_view)> invalidate = [&](std::string_view data) {
+  const std::function<bool(std::string_view)> invalidate = [&](std::string_view data) {
     invalidate_cached_lists(upstream.name(), data);
+    return true;
   };
 
   // The client's notifications/cancelled for this call closes the upstream request.
@@ -305,6 +306,58 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
       params.erase("requestState");
     }
   }
+}
+
+// A session client's standalone stream (GET) in front of a stateless server: the server's
+// `subscriptions/listen` stream, for every change notification a 2025 client can receive.
+// The acknowledgement is 2026-07-28 only and stays here.
+awaitable<void> Gateway::listen_for_session_client(http::Responder& out,
+                                                   upstream::Upstream& upstream,
+                                                   const mcp::SessionClaims& claims,
+                                                   const Caller& caller) {
+  const mcp::Json listen_id = "membrane-listen-" + mcp::base64url_encode(mcp::random_bytes(9));
+  const mcp::Json filter = {
+      {"toolsListChanged", true}, {"promptsListChanged", true}, {"resourcesListChanged", true}};
+  mcp::Json body = {{"jsonrpc", "2.0"},
+                    {"id", listen_id},
+                    {"method", "subscriptions/listen"},
+                    {"params", {{"notifications", filter}}}};
+  mcp::add_envelope(
+      body, mcp::stateless_envelope(mcp::stateless_protocol_version, claims.client_capabilities,
+                                    client_info_of(claims)));
+  const mcp::Message message(mcp::MessageKind::request, body);
+  upstream::ForwardContext context;
+  add_stateless_headers(context, message, nullptr);
+  auto reply = co_await upstream.send(message, dump(body), nullptr, context);
+  if (reply.kind != upstream::UpstreamReply::Kind::stream) {
+    co_await out.send(no_standalone_stream(upstream.name(), "speaks MCP 2026-07-28 and offers"));
+    co_return;
+  }
+  Exchange exchange;
+  exchange.upstream = upstream.name();
+  exchange.session = &claims;
+  exchange.identity = caller;
+  exchange.http_status = 200;
+  exchange.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
+  const StreamCount counted(active_streams_);
+  auto pump = co_await EventPump::start(std::move(reply.stream));
+  if (!co_await out.begin_stream(event_stream_header())) {
+    pump->stop();
+    co_return;
+  }
+  out.set_interruptible(true);
+  const std::function<bool(std::string_view)> relay_changes = [&](std::string_view data) {
+    invalidate_cached_lists(upstream.name(), data);
+    return data.find("notifications/subscriptions/acknowledged") == std::string_view::npos;
+  };
+  // The listen's own response (the server ending it) is held back: the client never asked.
+  std::string ended;
+  auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, &listen_id,
+                                       options_.sse_keep_alive, &ended, relay_changes);
+  pump->stop();
+  if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
+  out.set_interruptible(false);
+  if (!outcome.client_gone) co_await out.end_stream();
 }
 
 }  // namespace membrane::gateway

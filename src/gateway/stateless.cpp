@@ -443,8 +443,9 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
   }
   if (message.method() == "subscriptions/listen") out.set_interruptible(true);
   std::string held;
-  const std::function<void(std::string_view)> invalidate = [&](std::string_view data) {
+  const std::function<bool(std::string_view)> invalidate = [&](std::string_view data) {
     invalidate_cached_lists(upstream.name(), data);
+    return true;
   };
   auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, &id,
                                        options_.sse_keep_alive, &held, invalidate);
@@ -796,8 +797,9 @@ awaitable<void> Gateway::listen_bridged(http::Responder& out, Exchange& exchange
     co_return;
   }
   auto pump = co_await EventPump::start(std::move(reply.stream));
-  const std::function<void(std::string_view)> invalidate = [&](std::string_view data) {
+  const std::function<bool(std::string_view)> invalidate = [&](std::string_view data) {
     invalidate_cached_lists(upstream.name(), data);
+    return true;
   };
   auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, nullptr,
                                        options_.sse_keep_alive, nullptr, invalidate);

@@ -37,7 +37,7 @@ const AUDIENCE = 'https://mcp.membrane.test';
 const T = 30_000;                       // per-test timeout
 const CALL = { timeout: 30_000 };       // per-request SDK timeout
 
-const MODERN_TOOLS = ['ask_model', 'confirm', 'echo', 'long_task', 'request_info', 'stats', 'wait_for_cancel'];
+const MODERN_TOOLS = ['announce_change', 'ask_model', 'confirm', 'echo', 'long_task', 'request_info', 'stats', 'wait_for_cancel'];
 const MODERN_INFO = { name: 'membrane-modern-fixture', version: '2.0.0' };
 
 let everythingHttp;

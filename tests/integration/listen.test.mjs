@@ -1,0 +1,162 @@
+// Server notifications outside a call through the gateway, with a 2026-07-28 server
+// (tests/fixtures/modern-server.mjs) whose `announce_change` tool publishes a change to every
+// `subscriptions/listen` stream:
+//
+//   - a 2026-07-28 client's subscriptions/listen is relayed: acknowledged first, then the changes
+//     its filter asked for (and only those), and a list_changed seen on it drops the gateway's
+//     cached list;
+//   - a 2025-11-25 client (SDK v1) gets the same changes on its standalone GET stream: the gateway
+//     opens subscriptions/listen for it and keeps the 2026-only acknowledgement to itself.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+
+import {
+  MCP_ACCEPT, NODE, SOURCE_DIR, cleanup, connectClient, parseSse, spawnManaged, startGateway,
+  waitFor, withTimeout,
+} from './harness.mjs';
+
+const STATELESS = '2026-07-28';
+const MODERN_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'modern-server.mjs');
+const T = 60_000;
+
+let modern;
+let gateway;
+
+before(async () => {
+  const proc = spawnManaged('modern (listen)', NODE, [MODERN_JS, '0', '60000']);
+  const m = await proc.waitForLine(/listening on (http:\/\/\S+)/, 20_000);
+  modern = { url: m[1], proc };
+  gateway = await startGateway(['--upstream', `mod=${modern.url}`], { name: 'membrane (listen)' });
+});
+after(cleanup);
+
+function headers(method, name) {
+  const h = {
+    'content-type': 'application/json', accept: MCP_ACCEPT, 'mcp-protocol-version': STATELESS,
+    'mcp-method': method,
+  };
+  if (name) h['mcp-name'] = name;
+  return h;
+}
+
+function body(id, method, params) {
+  return JSON.stringify({
+    jsonrpc: '2.0', id, method,
+    params: {
+      ...params,
+      _meta: {
+        'io.modelcontextprotocol/protocolVersion': STATELESS,
+        'io.modelcontextprotocol/clientCapabilities': {},
+      },
+    },
+  });
+}
+
+async function call(url, id, name, args) {
+  const response = await fetch(url, { method: 'POST', headers: headers('tools/call', name), body: body(id, 'tools/call', { name, arguments: args }) });
+  const text = await response.text();
+  assert.equal(response.status, 200, text);
+  const messages = text.startsWith('{') ? [JSON.parse(text)] : parseSse(text).map((e) => JSON.parse(e.data));
+  return messages.find((m) => m.id === id);
+}
+
+async function stats() {
+  const answer = await call(modern.url, 1, 'stats', {});
+  return JSON.parse(answer.result.content[0].text);
+}
+
+/** Opens a 2026-07-28 subscriptions/listen stream and collects its messages as they arrive. */
+async function listen(url, notifications) {
+  const controller = new AbortController();
+  const response = await fetch(url, {
+    method: 'POST', headers: headers('subscriptions/listen'),
+    body: body('listen-1', 'subscriptions/listen', { notifications }), signal: controller.signal,
+  });
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get('content-type'), /text\/event-stream/);
+  const messages = [];
+  (async () => {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of response.body) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end + 2);
+          buffer = buffer.slice(end + 2);
+          for (const event of parseSse(block)) if (event.data) messages.push(JSON.parse(event.data));
+        }
+      }
+    } catch { /* closed by the test */ }
+  })();
+  return { messages, close: () => controller.abort() };
+}
+
+const methods = (messages) => messages.map((m) => m.method);
+
+describe('2026-07-28 client: subscriptions/listen through the gateway', () => {
+  test('acknowledged first, then exactly the changes the filter asked for', { timeout: T }, async () => {
+    const stream = await listen(gateway.mcp('mod'), { toolsListChanged: true, resourceSubscriptions: ['test://static'] });
+    try {
+      await waitFor(() => stream.messages.length > 0, { what: 'the acknowledgement' });
+      assert.equal(stream.messages[0].method, 'notifications/subscriptions/acknowledged');
+      await call(gateway.mcp('mod'), 2, 'announce_change', { kind: 'prompts' });   // not asked for
+      await call(gateway.mcp('mod'), 3, 'announce_change', { kind: 'tools' });
+      await call(gateway.mcp('mod'), 4, 'announce_change', { kind: 'resource', uri: 'test://static' });
+      await waitFor(() => methods(stream.messages).includes('notifications/resources/updated'),
+        { what: 'the resource update on the listen stream' });
+      assert.deepEqual(methods(stream.messages), [
+        'notifications/subscriptions/acknowledged',
+        'notifications/tools/list_changed',
+        'notifications/resources/updated',
+      ]);
+      assert.equal(stream.messages[2].params.uri, 'test://static');
+    } finally {
+      stream.close();
+    }
+  });
+
+  test('a list_changed seen on the listen stream drops the cached tools/list', { timeout: T }, async () => {
+    const list = async (id) => {
+      const response = await fetch(gateway.mcp('mod'), { method: 'POST', headers: headers('tools/list'), body: body(id, 'tools/list', {}) });
+      assert.equal(response.status, 200);
+      return response.text();
+    };
+    await list(10);
+    const cached = (await stats()).methods['tools/list'] ?? 0;
+    await list(11);
+    assert.equal((await stats()).methods['tools/list'] ?? 0, cached, 'the second list is answered from the cache');
+
+    const stream = await listen(gateway.mcp('mod'), { toolsListChanged: true });
+    try {
+      await waitFor(() => stream.messages.length > 0, { what: 'the acknowledgement' });
+      await call(gateway.mcp('mod'), 12, 'announce_change', { kind: 'tools' });
+      await waitFor(() => methods(stream.messages).includes('notifications/tools/list_changed'),
+        { what: 'tools/list_changed on the listen stream' });
+      await list(13);
+      assert.equal((await stats()).methods['tools/list'] ?? 0, cached + 1, 'after list_changed the list is fetched again');
+    } finally {
+      stream.close();
+    }
+  });
+});
+
+describe('2025-11-25 client (SDK v1): the standalone GET stream', () => {
+  test('list_changed reaches the client; the 2026-only acknowledgement does not', { timeout: T }, async () => {
+    const listensBefore = (await stats()).methods['subscriptions/listen'] ?? 0;
+    const { client } = await connectClient(gateway.mcp('mod'));
+    const seen = [];
+    client.setNotificationHandler(ToolListChangedNotificationSchema, (n) => { seen.push(n.method); });
+    // The SDK opens its GET stream after initialize; the gateway answers it with a listen upstream.
+    await waitFor(async () => ((await stats()).methods['subscriptions/listen'] ?? 0) > listensBefore,
+      { what: 'the gateway opening subscriptions/listen for the GET stream' });
+    await client.callTool({ name: 'announce_change', arguments: { kind: 'tools' } });
+    await withTimeout(waitFor(() => seen.length > 0, { what: 'tools/list_changed at the v1 client' }), 15_000);
+    assert.deepEqual(seen, ['notifications/tools/list_changed']);
+    await client.close();
+  });
+});
