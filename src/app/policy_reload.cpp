@@ -22,21 +22,11 @@ std::string fingerprint(const std::vector<std::string>& paths) {
     out += '|' + std::to_string(ec ? 0 : size) + '|' +
            std::to_string(ec ? 0 : time.time_since_epoch().count()) + '\n';
   };
-  for (const auto& path : paths) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) {
-      std::vector<std::filesystem::path> files;
-      for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
-           !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-        const auto extension = it->path().extension();
-        if (extension == ".yaml" || extension == ".yml") files.push_back(it->path());
-      }
-      std::sort(files.begin(), files.end());
-      for (const auto& file : files)
-        add(file);
-    } else {
-      add(path);
-    }
+  try {
+    for (const auto& file : policy::Policy::source_files(paths))
+      add(file);
+  } catch (const policy::PolicyError& error) {
+    out += error.what();  // a directory that cannot be listed now: reload reports it
   }
   return out;
 }

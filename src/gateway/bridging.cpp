@@ -77,14 +77,26 @@ std::shared_ptr<ParkedCall> ParkedCalls::take(const std::string& id) {
   return call;
 }
 
+std::shared_ptr<ParkedCall> ParkedCalls::take_expired(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  const auto it = calls_.find(id);
+  if (it == calls_.end()) return nullptr;
+  auto call = std::move(it->second);
+  calls_.erase(it);
+  return call;
+}
+
 std::size_t ParkedCalls::size() const {
   std::lock_guard lock(mutex_);
   return calls_.size();
 }
 
 void ParkedCalls::sweep_locked(Clock::time_point now) {
+  // Each call's own timer ends it (and tells the upstream); this only catches a timer that could
+  // not run, e.g. during shutdown.
+  constexpr auto timer_grace = std::chrono::seconds(5);
   for (auto it = calls_.begin(); it != calls_.end();) {
-    if (it->second->expires <= now) {
+    if (it->second->expires + timer_grace <= now) {
       // Closing the upstream stream is how the upstream learns nobody will answer.
       it->second->pump->stop();
       it = calls_.erase(it);

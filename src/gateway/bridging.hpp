@@ -79,6 +79,8 @@ class ParkedCalls {
   std::string park(std::shared_ptr<ParkedCall> call);
   // Takes the call out (one continuation per parking); null when unknown or expired.
   std::shared_ptr<ParkedCall> take(const std::string& id);
+  // Takes the call out when its time is up (its expiry timer); null when it was continued.
+  std::shared_ptr<ParkedCall> take_expired(const std::string& id);
   std::size_t size() const;
 
  private:

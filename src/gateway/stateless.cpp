@@ -40,11 +40,11 @@ std::optional<mcp::Json> parse_response(std::string_view text) {
 // does): the gateway says it for the client that left.
 awaitable<void> tell_session_cancelled(upstream::Upstream& upstream,
                                        const mcp::SessionClaims& session,
-                                       const mcp::Json& request_id) {
-  const mcp::Json cancelled = {
-      {"jsonrpc", "2.0"},
-      {"method", "notifications/cancelled"},
-      {"params", {{"requestId", request_id}, {"reason", "the client went away"}}}};
+                                       const mcp::Json& request_id,
+                                       std::string_view reason = "the client went away") {
+  const mcp::Json cancelled = {{"jsonrpc", "2.0"},
+                               {"method", "notifications/cancelled"},
+                               {"params", {{"requestId", request_id}, {"reason", reason}}}};
   upstream::ForwardContext context;
   context.protocol_version = session.protocol_version;
   const mcp::Message message(mcp::MessageKind::notification, cancelled);
@@ -701,7 +701,10 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
         parked->upstream_request_id = upstream_request_id;
         parked->asked.emplace(key, upstream_message.id());
         parked->expires = Clock::now() + options_.approval_timeout;
+        const auto expires = parked->expires;
         call.parked_id = parked_calls_.park(std::move(parked));
+        asio::co_spawn(co_await asio::this_coro::executor,
+                       expire_parked_call(call.parked_id, expires), asio::detached);
         mcp::Json result = {
             {"resultType", "input_required"},
             {"inputRequests", {{key, {{"method", method}, {"params", std::move(request_params)}}}}},
@@ -808,6 +811,22 @@ awaitable<void> Gateway::listen_bridged(http::Responder& out, Exchange& exchange
   out.set_interruptible(false);
   exchange.client_gone = outcome.client_gone;
   if (!outcome.client_gone) co_await out.end_stream();
+}
+
+// A parked call whose client did not come back in time: the upstream's stream closes and the
+// session server is told, now rather than when another call happens to be parked.
+awaitable<void> Gateway::expire_parked_call(std::string parked_id, Clock::time_point expires) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, expires);
+  co_await timer.async_wait(use_nothrow);
+  const auto call = parked_calls_.take_expired(parked_id);
+  if (!call) co_return;  // continued (or swept) meanwhile
+  call->pump->stop();
+  auto* upstream = find_upstream(call->upstream);
+  if (!upstream || draining_) co_return;
+  log::info("parked call on '", call->upstream, "' expired: the client did not answer within ",
+            options_.approval_timeout.count(), " ms");
+  co_await tell_session_cancelled(*upstream, call->session->claims, call->upstream_request_id,
+                                  "the client did not answer the server's question in time");
 }
 
 }  // namespace membrane::gateway

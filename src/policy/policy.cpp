@@ -353,27 +353,42 @@ std::shared_ptr<const CompiledPolicy> finish(LoadState state, Verdict default_ve
 
 }  // namespace
 
-Policy Policy::load(const std::vector<std::string>& paths, Verdict default_verdict) {
-  LoadState state;
+std::vector<std::string> Policy::source_files(const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
   for (const auto& path_text : paths) {
     const std::filesystem::path path(path_text);
     std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) {
-      std::vector<std::filesystem::path> files;
-      for (const auto& entry : std::filesystem::recursive_directory_iterator(path)) {
-        const auto extension = entry.path().extension();
-        if (entry.is_regular_file() && (extension == ".yaml" || extension == ".yml") &&
-            !is_test_file(entry.path().filename().string())) {
-          files.push_back(entry.path());
-        }
-      }
-      std::sort(files.begin(), files.end());
-      for (const auto& file : files)
-        load_document(read_file(file), file.string(), state);
-    } else {
-      load_document(read_file(path), path.string(), state);
+    if (!std::filesystem::is_directory(path, ec)) {
+      out.push_back(path_text);
+      continue;
     }
+    std::vector<std::filesystem::path> files;
+    for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      const auto name = it->path().filename().string();
+      if (!name.empty() && name.front() == '.') {
+        it.disable_recursion_pending();
+        continue;
+      }
+      const auto extension = it->path().extension();
+      std::error_code type_ec;
+      if (it->is_regular_file(type_ec) && (extension == ".yaml" || extension == ".yml") &&
+          !is_test_file(name)) {
+        files.push_back(it->path());
+      }
+    }
+    if (ec) throw PolicyError(path_text + ": cannot list the directory: " + ec.message());
+    std::sort(files.begin(), files.end());
+    for (const auto& file : files)
+      out.push_back(file.string());
   }
+  return out;
+}
+
+Policy Policy::load(const std::vector<std::string>& paths, Verdict default_verdict) {
+  LoadState state;
+  for (const auto& file : source_files(paths))
+    load_document(read_file(file), file, state);
   return Policy(finish(std::move(state), default_verdict));
 }
 

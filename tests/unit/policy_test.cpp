@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <random>
+
 #include "membrane/policy/policy.hpp"
 #include "policy/expression.hpp"
 
@@ -307,4 +311,26 @@ TEST_CASE("constant parts are folded at load time") {
   call.tool = "x";
   CHECK(evaluate(*program("tool.name == \"x\" and 2 > 1"), call));
   CHECK(evaluate(*program("1 > 2 or tool.name == \"x\""), call));
+}
+
+TEST_CASE("a policy directory mounted from a Kubernetes ConfigMap is read once, not per copy") {
+  // A ConfigMap volume: the files live in ..<timestamp>/, ..data links to it, and each name at the
+  // top links into ..data. Listing every copy would define each rule twice.
+  namespace fs = std::filesystem;
+  const auto root =
+      fs::temp_directory_path() / ("membrane-configmap-" + std::to_string(std::random_device{}()));
+  const auto versioned = root / "..2026_11_23_10_00_00.123";
+  fs::create_directories(versioned);
+  {
+    std::ofstream file(versioned / "rules.yaml");
+    file << ruleset;
+  }
+  fs::create_directory_symlink(versioned.filename(), root / "..data");
+  fs::create_symlink(fs::path("..data") / "rules.yaml", root / "rules.yaml");
+
+  const auto files = Policy::source_files({root.string()});
+  REQUIRE(files == std::vector<std::string>{(root / "rules.yaml").string()});
+  const auto policy = Policy::load({root.string()});
+  CHECK(policy.rule_count() == 4);
+  fs::remove_all(root);
 }

@@ -85,6 +85,10 @@ class Policy {
   // name order). Throws PolicyError naming file:line:col.
   static Policy load(const std::vector<std::string>& paths,
                      Verdict default_verdict = Verdict::allow);
+  // The files `load` reads, in order: each file given, and each directory's `*.yaml` / `*.yml`
+  // files except `*.test.yaml` cases. Entries whose name starts with a dot are skipped: a
+  // Kubernetes ConfigMap volume keeps a second copy of every file under `..data` / `..<timestamp>`.
+  static std::vector<std::string> source_files(const std::vector<std::string>& paths);
   // From YAML text, for tests and tools; `source` names it in errors.
   static Policy parse(const std::string& yaml_text, const std::string& source,
                       Verdict default_verdict = Verdict::allow);
