@@ -195,6 +195,9 @@ class Gateway {
                                                 const http::RequestOrigin& origin,
                                                 const mcp::Message& message,
                                                 std::string_view session_id);
+  awaitable<void> answer_server_request(upstream::Upstream& upstream,
+                                        std::shared_ptr<const PooledSession> session,
+                                        mcp::Json request);
   awaitable<void> expire_parked_call(std::string parked_id, Clock::time_point expires);
   awaitable<void> listen_for_session_client(http::Responder& out, upstream::Upstream& upstream,
                                             const mcp::SessionClaims& claims, const Caller& caller);

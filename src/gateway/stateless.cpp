@@ -714,19 +714,7 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
         co_return;
       }
       // Anything else the server asks (ping, or a question outside a call) is answered here.
-      mcp::Json answer = {{"jsonrpc", "2.0"}, {"id", upstream_message.id()}};
-      if (method == "ping") {
-        answer["result"] = mcp::Json::object();
-      } else {
-        answer["error"] = {
-            {"code", mcp::error_code::method_not_found},
-            {"message", "the client speaks MCP " + std::string(mcp::stateless_protocol_version) +
-                            " and cannot answer " + method + " here"}};
-      }
-      upstream::ForwardContext context;
-      context.protocol_version = session->claims.protocol_version;
-      co_await upstream.send(mcp::Message(mcp::MessageKind::response, answer), dump(answer),
-                             &session->claims, context);
+      co_await answer_server_request(upstream, session, std::move(upstream_message.body()));
       continue;
     }
 
@@ -800,12 +788,23 @@ awaitable<void> Gateway::listen_bridged(http::Responder& out, Exchange& exchange
     co_return;
   }
   auto pump = co_await EventPump::start(std::move(reply.stream));
-  const std::function<bool(std::string_view)> invalidate = [&](std::string_view data) {
+  const auto executor = co_await asio::this_coro::executor;
+  // Servers never send requests to a 2026-07-28 client: one on the session's stream (a ping, a
+  // question outside any call) is answered here and not relayed.
+  const std::function<bool(std::string_view)> relay_changes = [&](std::string_view data) {
     invalidate_cached_lists(upstream.name(), data);
-    return true;
+    if (data.find("\"method\"") == std::string_view::npos ||
+        data.find("\"id\"") == std::string_view::npos)
+      return true;
+    auto parsed = mcp::parse_message(data);
+    if (!parsed.message || !parsed.message->is_request()) return true;
+    asio::co_spawn(executor,
+                   answer_server_request(upstream, session, std::move(parsed.message->body())),
+                   asio::detached);
+    return false;
   };
   auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, nullptr,
-                                       options_.sse_keep_alive, nullptr, invalidate);
+                                       options_.sse_keep_alive, nullptr, relay_changes);
   pump->stop();
   if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
   out.set_interruptible(false);
@@ -827,6 +826,27 @@ awaitable<void> Gateway::expire_parked_call(std::string parked_id, Clock::time_p
             options_.approval_timeout.count(), " ms");
   co_await tell_session_cancelled(*upstream, call->session->claims, call->upstream_request_id,
                                   "the client did not answer the server's question in time");
+}
+
+// The gateway's answer to a session server's request that no 2026-07-28 client can take: `{}` to
+// a ping, -32601 to anything else.
+awaitable<void> Gateway::answer_server_request(upstream::Upstream& upstream,
+                                               std::shared_ptr<const PooledSession> session,
+                                               mcp::Json request) {
+  const std::string method = request.value("method", std::string());
+  mcp::Json answer = {{"jsonrpc", "2.0"}, {"id", request.value("id", mcp::Json())}};
+  if (method == "ping") {
+    answer["result"] = mcp::Json::object();
+  } else {
+    answer["error"] = {
+        {"code", mcp::error_code::method_not_found},
+        {"message", "the client speaks MCP " + std::string(mcp::stateless_protocol_version) +
+                        " and cannot answer " + method + " here"}};
+  }
+  upstream::ForwardContext context;
+  context.protocol_version = session->claims.protocol_version;
+  const mcp::Message message(mcp::MessageKind::response, answer);
+  co_await upstream.send(message, dump(answer), &session->claims, context);
 }
 
 }  // namespace membrane::gateway
