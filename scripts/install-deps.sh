@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libboost1.81-dev libssl-dev
           nlohmann-json3-dev libyaml-cpp-dev libre2-dev catch2 nodejs npm openssl curl
-          nginx-light wrk procps clang libclang-rt-14-dev)
+          nginx-light wrk procps clang libclang-rt-14-dev kubernetes-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,6 +15,11 @@ done
 # nodejs/npm may come from elsewhere (nvm, nodesource): a working `node` is what counts.
 if command -v node >/dev/null && command -v npm >/dev/null; then
   missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+fi
+# kubernetes-client is there for `kubectl kustomize` (tests/integration/deploy_manifests.test.mjs);
+# any kubectl renders those files, and Debian's would clash with another one over /usr/bin/kubectl.
+if command -v kubectl >/dev/null; then
+  missing=("${missing[@]/kubernetes-client}")
 fi
 read -r -a missing <<<"${missing[*]:-}"
 if [ ${#missing[@]} -gt 0 ]; then

@@ -46,6 +46,14 @@ constexpr std::array kConfigCheckFlags{
     FlagSpec{"--config", "-c", false, "membrane.yaml"},
 };
 
+constexpr std::array kInjectFlags{
+    FlagSpec{"--listen", "", false, "0.0.0.0:8443"},
+    FlagSpec{"--tls-cert", "", false, "tls.crt"},
+    FlagSpec{"--tls-key", "", false, "tls.key"},
+    FlagSpec{"--config", "-c", false, "inject.yaml"},
+    FlagSpec{"--log-level", "", false, "info"},
+};
+
 // Flags that only make sense without a config file: the file has its own place for each.
 constexpr std::array<std::pair<std::string_view, std::string_view>, 15> kFlagsExcludedByConfig{{
     {"--otlp-endpoint", "set otel.endpoint in the config file instead"},
@@ -246,6 +254,44 @@ CommandLine parse_config_command(const std::vector<std::string>& args) {
   return CommandLine{Verb::check_config, load_config_file(*config_file), {}};  // also validates
 }
 
+CommandLine parse_inject_command(const std::vector<std::string>& args) {
+  const ParsedFlags parsed = parse_flags(args, 1, kInjectFlags, "membrane inject");
+  if (parsed.help_requested) return CommandLine{Verb::help, {}, {}};
+  const auto listen = single_value(parsed.values, "--listen");
+  if (!listen) {
+    throw UsageError("membrane inject needs --listen HOST:PORT (in a pod: --listen 0.0.0.0:8443)");
+  }
+  const auto certificate = single_value(parsed.values, "--tls-cert");
+  const auto private_key = single_value(parsed.values, "--tls-key");
+  if (!certificate || !private_key) {
+    throw UsageError(
+        "membrane inject needs --tls-cert FILE and --tls-key FILE: the Kubernetes API server "
+        "calls admission webhooks only over HTTPS");
+  }
+  CommandLine command_line{Verb::inject, {}, {}};
+  auto& options = command_line.inject;
+  const ListenerConfig listener = parse_listen_flag(*listen);
+  options.host = listener.host;
+  options.port = listener.port;
+  options.certificate_file = *certificate;
+  options.private_key_file = *private_key;
+  if (const auto level = single_value(parsed.values, "--log-level")) {
+    if (*level != "error" && *level != "warn" && *level != "info" && *level != "debug") {
+      throw UsageError("--log-level must be error, warn, info or debug, got '" + *level + "'");
+    }
+    options.log_level = *level;
+  }
+  if (const auto config_file = single_value(parsed.values, "--config")) {
+    try {
+      options.injector = inject::load_injector_config_file(*config_file);
+    } catch (const inject::InjectorConfigError& error) {
+      throw ConfigError(SourceLocation{error.file(), error.line(), error.column()},
+                        error.message());
+    }
+  }
+  return command_line;
+}
+
 CommandLine parse_token_command(const std::vector<std::string>& args) {
   const std::string subcommand = args.size() > 1 ? args[1] : "";
   CommandLine command_line;
@@ -366,6 +412,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   if (verb == "config") return parse_config_command(args);
   if (verb == "policy") return parse_policy_command(args);
   if (verb == "token") return parse_token_command(args);
+  if (verb == "inject") return parse_inject_command(args);
   if (verb == "audit") {
     const std::string subcommand = args.size() > 1 ? args[1] : "";
     if (subcommand != "verify" && subcommand != "query") {
@@ -410,7 +457,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
                      " ...' (unknown flag '" + verb + "' here)");
   }
   throw UsageError("unknown command '" + verb +
-                   "' (use serve, config check, policy check, version or help)");
+                   "' (use serve, config check, policy, token, audit, inject, version or help)");
 }
 
 std::string usage_text() {
@@ -436,6 +483,9 @@ Usage:
   membrane audit query FILE... [--txn T] [--identity S] [--tool T] [--verdict V]
                       [--since TIME] [--until TIME] [--format json|table]
                                       the records that match, oldest first
+  membrane inject --listen ADDR --tls-cert FILE --tls-key FILE [-c FILE] [--log-level LEVEL]
+                                      the Kubernetes sidecar injector: a mutating admission
+                                      webhook at POST /mutate (HTTPS), plus GET /healthz
   membrane version | --version
   membrane help | --help | serve --help
 
@@ -492,11 +542,23 @@ Options for serve (every flag also accepts --flag=value):
                             "membrane". Public keys: /.well-known/jwks.json.
   -h, --help                Print this text.
 
+Options for inject:
+  --listen ADDR             Address of the webhook, e.g. 0.0.0.0:8443 (required).
+  --tls-cert FILE           PEM certificate chain the API server trusts (required).
+  --tls-key FILE            PEM private key for --tls-cert (required).
+  -c, --config FILE         YAML injector config: sidecar image, resources, default port,
+                            policy ConfigMap, namespaces, on_error (allow | deny).
+                            Without it the defaults apply (see docs/kubernetes.md).
+  --log-level LEVEL         error, warn, info (default) or debug.
+  Pods opt in with the annotation (or label) membrane.dev/inject: "true" and name what
+  the sidecar fronts with membrane.dev/upstream: http://127.0.0.1:3000/mcp.
+
 Examples:
   membrane serve -c examples/membrane.yaml
   membrane serve --upstream everything=http://127.0.0.1:3001/mcp
   membrane serve --listen :9000 --upstream 'local=stdio:node server.js stdio'
   membrane config check -c membrane.yaml
+  membrane inject --listen 0.0.0.0:8443 --tls-cert tls.crt --tls-key tls.key -c inject.yaml
 )";
 }
 

@@ -47,6 +47,13 @@ int main(int argc, char** argv) {
       return audit_verify(command.policy_paths, command.token.jwks_file);
     case Verb::audit_query:
       return audit_query(command.policy_paths, command.audit_query, command.json_output);
+    case Verb::inject:
+      try {
+        return membrane::inject::run_webhook(command.inject);
+      } catch (const std::exception& error) {
+        std::cerr << "membrane: cannot start: " << error.what() << "\n";
+        return 1;
+      }
     case Verb::serve:
       break;
   }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "membrane/app/config.hpp"
+#include "membrane/inject/webhook.hpp"
 
 namespace membrane::app {
 
@@ -19,6 +20,7 @@ enum class Verb {
   token_verify,    // membrane token verify TOKEN|- --jwks FILE [--issuer ISS] [--audience AUD]
   audit_verify,    // membrane audit verify FILE... (paths in policy_paths)
   audit_query,     // membrane audit query FILE... [filters] [--format json|table]
+  inject,          // membrane inject --listen ADDR --tls-cert FILE --tls-key FILE [-c FILE]
   version,         // membrane --version | membrane version
   help,            // membrane --help | membrane help | membrane serve --help
 };
@@ -47,6 +49,8 @@ struct CommandLine {
   struct AuditQuery {
     std::string txn, identity, tool, verdict, since, until;
   } audit_query;  // audit_query (files in policy_paths, --format json in json_output)
+
+  inject::WebhookOptions inject;  // inject: the listener and the loaded injector config
 };
 
 // Thrown for command-line mistakes (unknown flag, missing value, -c combined with
