@@ -124,6 +124,67 @@ void add_stateless_headers(upstream::ForwardContext& context, const mcp::Message
   }
 }
 
+std::unique_ptr<SessionStream::Attachment> SessionStream::attach(Role role,
+                                                                 std::weak_ptr<EventPump> pump) {
+  std::lock_guard lock(mutex_);
+  const auto serial = ++next_serial_;
+  attached_.push_back(Attached{serial, role, std::move(pump)});
+  return std::make_unique<Attachment>(*this, serial);
+}
+
+void SessionStream::detach(std::uint64_t serial) {
+  std::shared_ptr<EventPump> reader;
+  {
+    std::lock_guard lock(mutex_);
+    std::erase_if(attached_, [serial](const Attached& a) { return a.serial == serial; });
+    if (attached_.empty()) reader = reader_.lock();
+  }
+  // The server keeps the session; only the gateway's reading stops until the next call.
+  if (reader) reader->stop();
+}
+
+bool SessionStream::claim_reader() {
+  std::lock_guard lock(mutex_);
+  if (reader_running_) return false;
+  reader_running_ = true;
+  return true;
+}
+
+void SessionStream::reader_started(std::weak_ptr<EventPump> reader) {
+  std::lock_guard lock(mutex_);
+  reader_ = std::move(reader);
+}
+
+void SessionStream::reader_ended() {
+  std::lock_guard lock(mutex_);
+  reader_running_ = false;
+  reader_.reset();
+}
+
+bool SessionStream::idle() const {
+  std::lock_guard lock(mutex_);
+  return attached_.empty();
+}
+
+std::shared_ptr<EventPump> SessionStream::latest_call() const {
+  std::lock_guard lock(mutex_);
+  for (auto it = attached_.rbegin(); it != attached_.rend(); ++it) {
+    if (it->role != Role::call) continue;
+    if (auto pump = it->pump.lock()) return pump;
+  }
+  return nullptr;
+}
+
+std::vector<std::shared_ptr<EventPump>> SessionStream::listeners() const {
+  std::vector<std::shared_ptr<EventPump>> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& a : attached_) {
+    if (a.role != Role::listen) continue;
+    if (auto pump = a.pump.lock()) out.push_back(std::move(pump));
+  }
+  return out;
+}
+
 std::string InFlightCalls::key(std::string_view session_id, const mcp::Json& request_id) {
   std::string key(session_id);
   key += '\n';

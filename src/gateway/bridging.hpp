@@ -35,10 +35,53 @@ class UpstreamRevision {
   mcp::Json discover_;
 };
 
+// The standalone (GET) stream of a pooled upstream session over HTTP, read once and shared: a
+// request the server sends on it (roots/list outside the call's own stream, …) goes to the latest
+// call in flight on the session, its notifications to every subscriptions/listen it feeds. A
+// server allows one such stream per session, so nobody else opens it.
+class SessionStream {
+ public:
+  enum class Role { call, listen };
+  class Attachment {
+   public:
+    Attachment(SessionStream& stream, std::uint64_t serial) : stream_(&stream), serial_(serial) {}
+    Attachment(Attachment&&) = delete;
+    ~Attachment() { stream_->detach(serial_); }
+
+   private:
+    SessionStream* stream_;
+    std::uint64_t serial_;
+  };
+
+  [[nodiscard]] std::unique_ptr<Attachment> attach(Role role, std::weak_ptr<EventPump> pump);
+  // True for the one caller that is to start the reader (none is running).
+  bool claim_reader();
+  // The reader's own pump: stopped as soon as nobody is attached any more.
+  void reader_started(std::weak_ptr<EventPump> reader);
+  void reader_ended();
+  bool idle() const;
+  std::shared_ptr<EventPump> latest_call() const;
+  std::vector<std::shared_ptr<EventPump>> listeners() const;
+
+ private:
+  void detach(std::uint64_t serial);
+  struct Attached {
+    std::uint64_t serial;
+    Role role;
+    std::weak_ptr<EventPump> pump;
+  };
+  mutable std::mutex mutex_;
+  std::vector<Attached> attached_;
+  std::uint64_t next_serial_ = 0;
+  bool reader_running_ = false;
+  std::weak_ptr<EventPump> reader_;
+};
+
 // An upstream session the gateway opened itself for stateless clients of a session-era server.
 struct PooledSession {
   mcp::SessionClaims claims;    // what upstream.send needs (the upstream's session id, …)
   mcp::Json initialize_result;  // for server/discover
+  std::shared_ptr<SessionStream> stream = std::make_shared<SessionStream>();
 };
 
 // One session per (upstream, caller, client capabilities, client info): a server may answer

@@ -42,6 +42,32 @@ awaitable<std::shared_ptr<EventPump>> EventPump::start(
   co_return std::make_shared<EventPump>(state);
 }
 
+namespace {
+// The stream of a pump fed by inject(): nothing arrives on it until it is aborted.
+class QuietStream final : public upstream::ReplyStream {
+ public:
+  awaitable<upstream::StreamRead> next() override {
+    upstream::StreamRead ended;
+    if (aborted_) co_return ended;
+    timer_.emplace(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+    co_await timer_->async_wait(use_nothrow);
+    co_return ended;
+  }
+  void abort() override {
+    aborted_ = true;
+    if (timer_) timer_->cancel();
+  }
+
+ private:
+  bool aborted_ = false;
+  std::optional<asio::steady_timer> timer_;
+};
+}  // namespace
+
+awaitable<std::shared_ptr<EventPump>> EventPump::start_fed() {
+  co_return co_await start(std::make_unique<QuietStream>());
+}
+
 EventPump::~EventPump() {
   stop();
 }
@@ -51,6 +77,11 @@ void EventPump::stop() {
   state_->channel.close();
   // The stream belongs to the reader's thread.
   asio::post(state_->executor, [state = state_]() { state->stream->abort(); });
+}
+
+bool EventPump::inject(upstream::StreamRead read) {
+  if (state_->stopped) return false;
+  return state_->channel.try_send(error_code(), std::move(read));
 }
 
 bool EventPump::resumable() const {

@@ -27,11 +27,16 @@ class EventPump {
 
   // Starts reading `stream` on the calling coroutine's executor.
   static awaitable<std::shared_ptr<EventPump>> start(std::unique_ptr<upstream::ReplyStream> stream);
+  // A pump with no stream of its own, fed only by inject() until stopped.
+  static awaitable<std::shared_ptr<EventPump>> start_fed();
   ~EventPump();
 
   awaitable<Read> next(std::chrono::milliseconds keep_alive);
   // Stops reading; the upstream stream is aborted and released by the reader.
   void stop();
+  // Delivers a message that arrived elsewhere (the session's standalone stream) as if it came on
+  // this stream. False when the pump is stopped or its queue is full. Any thread.
+  bool inject(upstream::StreamRead read);
   bool resumable() const;
 
   struct State;

@@ -195,6 +195,10 @@ class Gateway {
                                                 const http::RequestOrigin& origin,
                                                 const mcp::Message& message,
                                                 std::string_view session_id);
+  awaitable<void> follow_session_stream(upstream::Upstream& upstream,
+                                        std::shared_ptr<const PooledSession> session);
+  awaitable<void> read_session_stream(upstream::Upstream& upstream,
+                                      std::shared_ptr<const PooledSession> session);
   awaitable<void> answer_server_request(upstream::Upstream& upstream,
                                         std::shared_ptr<const PooledSession> session,
                                         mcp::Json request);

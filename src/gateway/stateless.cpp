@@ -631,6 +631,13 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
   const auto cancel_upstream = [&]() -> awaitable<void> {
     co_await tell_session_cancelled(upstream, session->claims, upstream_request_id);
   };
+  // Over HTTP a server may ask on the session's standalone stream instead of the call's: that
+  // stream's requests come to this pump while the call runs.
+  std::unique_ptr<SessionStream::Attachment> attached;
+  if (upstream.transport() == "http") {
+    attached = session->stream->attach(SessionStream::Role::call, pump);
+    co_await follow_session_stream(upstream, session);
+  }
 
   bool client_left = false;
   const auto watch = out.watch_client([&client_left, &pump] {
@@ -759,9 +766,21 @@ awaitable<void> Gateway::listen_bridged(http::Responder& out, Exchange& exchange
                                         StatelessCall& call,
                                         std::shared_ptr<const PooledSession> session) {
   auto& upstream = *call.upstream;
-  upstream::ForwardContext context;
-  context.protocol_version = session->claims.protocol_version;
-  auto reply = co_await upstream.listen(session->claims, context);
+  // Over HTTP the session's one standalone stream is shared (calls hear its requests), so the
+  // listen is fed from it rather than opening another.
+  const bool shared_stream = upstream.transport() == "http";
+  upstream::UpstreamReply reply;
+  std::shared_ptr<EventPump> fed;
+  std::unique_ptr<SessionStream::Attachment> attached;
+  if (shared_stream) {
+    fed = co_await EventPump::start_fed();
+    attached = session->stream->attach(SessionStream::Role::listen, fed);
+    co_await follow_session_stream(upstream, session);
+  } else {
+    upstream::ForwardContext context;
+    context.protocol_version = session->claims.protocol_version;
+    reply = co_await upstream.listen(session->claims, context);
+  }
   const StreamCount counted(active_streams_);
   exchange.http_status = 200;
   if (!co_await out.begin_stream(event_stream_header())) {
@@ -777,7 +796,7 @@ awaitable<void> Gateway::listen_bridged(http::Responder& out, Exchange& exchange
     co_return;
   }
   out.set_interruptible(true);
-  if (reply.kind != upstream::UpstreamReply::Kind::stream) {
+  if (!shared_stream && reply.kind != upstream::UpstreamReply::Kind::stream) {
     // The server has no standalone stream: nothing will ever change; keep the listen open.
     for (;;) {
       asio::steady_timer wait(co_await asio::this_coro::executor, options_.sse_keep_alive);
@@ -787,7 +806,7 @@ awaitable<void> Gateway::listen_bridged(http::Responder& out, Exchange& exchange
     out.set_interruptible(false);
     co_return;
   }
-  auto pump = co_await EventPump::start(std::move(reply.stream));
+  auto pump = shared_stream ? fed : co_await EventPump::start(std::move(reply.stream));
   const auto executor = co_await asio::this_coro::executor;
   // Servers never send requests to a 2026-07-28 client: one on the session's stream (a ping, a
   // question outside any call) is answered here and not relayed.
@@ -847,6 +866,49 @@ awaitable<void> Gateway::answer_server_request(upstream::Upstream& upstream,
   context.protocol_version = session->claims.protocol_version;
   const mcp::Message message(mcp::MessageKind::response, answer);
   co_await upstream.send(message, dump(answer), &session->claims, context);
+}
+
+// Starts reading the pooled session's standalone stream unless someone already does. The reader
+// runs detached and stops when nobody is attached (at the latest one keep-alive later).
+awaitable<void> Gateway::follow_session_stream(upstream::Upstream& upstream,
+                                               std::shared_ptr<const PooledSession> session) {
+  if (!session->stream->claim_reader()) co_return;
+  asio::co_spawn(co_await asio::this_coro::executor, read_session_stream(upstream, session),
+                 asio::detached);
+}
+
+awaitable<void> Gateway::read_session_stream(upstream::Upstream& upstream,
+                                             std::shared_ptr<const PooledSession> session) {
+  auto& shared = *session->stream;
+  upstream::ForwardContext context;
+  context.protocol_version = session->claims.protocol_version;
+  auto reply = co_await upstream.listen(session->claims, context);
+  if (reply.kind != upstream::UpstreamReply::Kind::stream) {
+    shared.reader_ended();
+    co_return;
+  }
+  auto pump = co_await EventPump::start(std::move(reply.stream));
+  shared.reader_started(pump);
+  while (!shared.idle() && !draining_) {
+    auto next = co_await pump->next(options_.sse_keep_alive);
+    if (next.kind == EventPump::Kind::tick) continue;
+    if (next.kind != EventPump::Kind::message) break;
+    const auto& data = next.read.event.data;
+    if (data.empty()) continue;
+    invalidate_cached_lists(upstream.name(), data);
+    auto parsed = mcp::parse_message(data);
+    if (!parsed.message) continue;
+    if (parsed.message->is_request()) {
+      const auto call = shared.latest_call();
+      if (call && call->inject(next.read)) continue;
+      co_await answer_server_request(upstream, session, std::move(parsed.message->body()));
+    } else if (parsed.message->is_notification()) {
+      for (const auto& listener : shared.listeners())
+        listener->inject(next.read);
+    }
+  }
+  pump->stop();
+  shared.reader_ended();
 }
 
 }  // namespace membrane::gateway

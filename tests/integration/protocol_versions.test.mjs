@@ -312,13 +312,9 @@ for (const [label, upstream] of [['stdio', 'evs'], ['HTTP', 'evh']]) {
     });
 
     // server-everything asks for roots with a request unrelated to any call: over HTTP it goes out
-    // on the session's standalone GET stream, which the gateway does not read for the sessions it
-    // holds for stateless clients, so the question never reaches the client and the call hangs
-    // until the server gives up (60 s). Over stdio there is one stream and it works.
-    const rootsTodo = label === 'HTTP'
-      ? 'gateway bug: server-to-client requests on a bridged HTTP session\'s standalone stream are never relayed'
-      : undefined;
-    test('roots: the server lists the client\'s roots', { timeout: T, todo: rootsTodo }, async () => {
+    // on the session's standalone GET stream, which the gateway reads for the sessions it holds
+    // and hands to the call in flight, so it becomes that call's input_required.
+    test('roots: the server lists the client\'s roots', { timeout: T }, async () => {
       const result = await v2.client.callTool({ name: 'get-roots-list', arguments: {} }, { timeout: 20_000 });
       assert.ok(v2.seen.roots.length >= 1, 'the client answered roots/list');
       for (const root of TEST_ROOTS) assert.ok(textOf(result).includes(root.uri), `result names ${root.uri}: ${textOf(result)}`);
