@@ -133,14 +133,8 @@ std::unique_ptr<SessionStream::Attachment> SessionStream::attach(Role role,
 }
 
 void SessionStream::detach(std::uint64_t serial) {
-  std::shared_ptr<EventPump> reader;
-  {
-    std::lock_guard lock(mutex_);
-    std::erase_if(attached_, [serial](const Attached& a) { return a.serial == serial; });
-    if (attached_.empty()) reader = reader_.lock();
-  }
-  // The server keeps the session; only the gateway's reading stops until the next call.
-  if (reader) reader->stop();
+  std::lock_guard lock(mutex_);
+  std::erase_if(attached_, [serial](const Attached& a) { return a.serial == serial; });
 }
 
 bool SessionStream::claim_reader() {
@@ -150,15 +144,9 @@ bool SessionStream::claim_reader() {
   return true;
 }
 
-void SessionStream::reader_started(std::weak_ptr<EventPump> reader) {
-  std::lock_guard lock(mutex_);
-  reader_ = std::move(reader);
-}
-
 void SessionStream::reader_ended() {
   std::lock_guard lock(mutex_);
   reader_running_ = false;
-  reader_.reset();
 }
 
 bool SessionStream::idle() const {

@@ -38,7 +38,9 @@ class UpstreamRevision {
 // The standalone (GET) stream of a pooled upstream session over HTTP, read once and shared: a
 // request the server sends on it (roots/list outside the call's own stream, …) goes to the latest
 // call in flight on the session, its notifications to every subscriptions/listen it feeds. A
-// server allows one such stream per session, so nobody else opens it.
+// server allows one such stream per session, so nobody else opens it. It stays open while the
+// session is in use, and is closed at the first keep-alive tick that finds nobody attached: busy
+// sessions do not open a stream per call.
 class SessionStream {
  public:
   enum class Role { call, listen };
@@ -56,8 +58,6 @@ class SessionStream {
   [[nodiscard]] std::unique_ptr<Attachment> attach(Role role, std::weak_ptr<EventPump> pump);
   // True for the one caller that is to start the reader (none is running).
   bool claim_reader();
-  // The reader's own pump: stopped as soon as nobody is attached any more.
-  void reader_started(std::weak_ptr<EventPump> reader);
   void reader_ended();
   bool idle() const;
   std::shared_ptr<EventPump> latest_call() const;
@@ -74,7 +74,6 @@ class SessionStream {
   std::vector<Attached> attached_;
   std::uint64_t next_serial_ = 0;
   bool reader_running_ = false;
-  std::weak_ptr<EventPump> reader_;
 };
 
 // An upstream session the gateway opened itself for stateless clients of a session-era server.

@@ -869,7 +869,7 @@ awaitable<void> Gateway::answer_server_request(upstream::Upstream& upstream,
 }
 
 // Starts reading the pooled session's standalone stream unless someone already does. The reader
-// runs detached and stops when nobody is attached (at the latest one keep-alive later).
+// runs detached until a keep-alive tick finds nobody attached.
 awaitable<void> Gateway::follow_session_stream(upstream::Upstream& upstream,
                                                std::shared_ptr<const PooledSession> session) {
   if (!session->stream->claim_reader()) co_return;
@@ -888,10 +888,12 @@ awaitable<void> Gateway::read_session_stream(upstream::Upstream& upstream,
     co_return;
   }
   auto pump = co_await EventPump::start(std::move(reply.stream));
-  shared.reader_started(pump);
-  while (!shared.idle() && !draining_) {
+  while (!draining_) {
     auto next = co_await pump->next(options_.sse_keep_alive);
-    if (next.kind == EventPump::Kind::tick) continue;
+    if (next.kind == EventPump::Kind::tick) {
+      if (shared.idle()) break;
+      continue;
+    }
     if (next.kind != EventPump::Kind::message) break;
     const auto& data = next.read.event.data;
     if (data.empty()) continue;
