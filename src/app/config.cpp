@@ -163,7 +163,8 @@ std::size_t parse_size(std::string_view text) {
   return static_cast<std::size_t>(count * multiplier);
 }
 
-Milliseconds parse_duration(std::string_view text) {
+// A positive duration; zero too when `allow_zero` (a delay that may be switched off).
+Milliseconds parse_duration(std::string_view text, bool allow_zero = false) {
   static constexpr std::string_view kUnitsHint = "ms, s, m or h";
   const std::size_t digits_end = std::min(text.find_first_not_of("0123456789"), text.size());
   const std::string_view number = text.substr(0, digits_end);
@@ -196,7 +197,8 @@ Milliseconds parse_duration(std::string_view text) {
   if (count > kOneYearMs / static_cast<std::uint64_t>(unit_ms)) {
     throw InvalidValue(single_quoted(text) + " is too long (at most one year)");
   }
-  if (count == 0) throw InvalidValue("must be greater than zero, got " + single_quoted(text));
+  if (count == 0 && !allow_zero)
+    throw InvalidValue("must be greater than zero, got " + single_quoted(text));
   return Milliseconds(static_cast<std::int64_t>(count) * unit_ms);
 }
 
@@ -916,6 +918,7 @@ void ConfigReader::read_timeouts(Field& field, TimeoutsConfig& timeouts) {
       {"upstream_connect", &timeouts.upstream_connect},
       {"upstream_response", &timeouts.upstream_response},
       {"sse_keep_alive", &timeouts.sse_keep_alive},
+      {"shutdown_delay", &timeouts.shutdown_delay},
       {"shutdown_drain", &timeouts.shutdown_drain},
       {"stdio_restart_backoff_initial", &timeouts.stdio_restart_backoff_initial},
       {"stdio_restart_backoff_max", &timeouts.stdio_restart_backoff_max},
@@ -928,8 +931,10 @@ void ConfigReader::read_timeouts(Field& field, TimeoutsConfig& timeouts) {
     remember(value);
     const auto target = std::find_if(durations.begin(), durations.end(),
                                      [&](const auto& d) { return d.first == key; });
-    *target->second = parse_scalar(value, "a duration like 15s",
-                                   [](const std::string& text) { return parse_duration(text); });
+    const bool allow_zero = key == "shutdown_delay";  // 0s: stop accepting at once
+    *target->second = parse_scalar(
+        value, "a duration like 15s",
+        [allow_zero](const std::string& text) { return parse_duration(text, allow_zero); });
   }
 }
 

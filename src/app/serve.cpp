@@ -404,24 +404,43 @@ int serve(const Config& config) {
                    asio::detached);
   }
   asio::signal_set signals(main_context, SIGTERM, SIGINT);
+  bool second_signal = false;  // touched only on main_context
   asio::co_spawn(
       main_context,
       [&]() -> awaitable<void> {
         auto [ec, signal_number] = co_await signals.async_wait(use_nothrow);
         if (ec) co_return;
-        log::info("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
-                  ": draining (up to ", config.timeouts.shutdown_drain.count(), " ms)");
-        // A second signal skips the drain.
+        const auto delay = config.timeouts.shutdown_delay;
+        std::string accepting;
+        if (delay.count() > 0) {
+          accepting = "still accepting for " + std::to_string(delay.count()) +
+                      " ms while /readyz answers 503, then ";
+        }
+        log::info("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT", ": draining (",
+                  accepting, "up to ", config.timeouts.shutdown_drain.count(),
+                  " ms for exchanges in flight)");
+        // A second signal skips the delay and the drain.
         signals.async_wait([&](error_code second_ec, int) {
           if (!second_ec) {
             log::warn("second signal: closing all connections now");
+            second_signal = true;
             server.close_all();
           }
         });
         *reload_stopped = true;
+        // /readyz answers 503 from now on, while the listener still accepts: load balancers
+        // take this replica out before connections to it are refused. Answers meanwhile end
+        // their connection, so clients and proxies move to new ones (other replicas) first.
         gateway.set_draining();
-        server.begin_drain();
+        server.stop_keep_alive();
         asio::steady_timer poll(main_context);
+        const auto accept_until = std::chrono::steady_clock::now() + delay;
+        while (!second_signal && std::chrono::steady_clock::now() < accept_until) {
+          poll.expires_after(std::chrono::milliseconds(20));
+          co_await poll.async_wait(use_nothrow);
+        }
+        server.begin_drain();
+        if (second_signal) server.close_all();
         const auto deadline = std::chrono::steady_clock::now() + config.timeouts.shutdown_drain;
         while (server.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
           poll.expires_after(std::chrono::milliseconds(20));

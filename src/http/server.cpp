@@ -25,7 +25,8 @@
 namespace membrane::http {
 
 struct Server::Connection {
-  explicit Connection(asio::any_io_executor executor) : executor(std::move(executor)) {}
+  Connection(asio::any_io_executor executor, const std::atomic<bool>& keep_alive_stopped)
+      : executor(std::move(executor)), keep_alive_stopped(keep_alive_stopped) {}
 
   enum class State { waiting_for_request, in_exchange, interruptible };
 
@@ -35,8 +36,12 @@ struct Server::Connection {
   State state = State::waiting_for_request;
   bool draining = false;
   std::list<std::shared_ptr<Connection>>::iterator position;
+  const std::atomic<bool>& keep_alive_stopped;  // the server's (Server::stop_keep_alive)
 
   void interrupt() { cancel.emit(asio::cancellation_type::terminal); }
+  bool may_keep_alive() const {
+    return !draining && !keep_alive_stopped.load(std::memory_order_relaxed);
+  }
 };
 
 struct ClientWatch::State {
@@ -121,7 +126,7 @@ class ConnectionResponder final : public Responder {
     if (started_ || failed_) co_return false;
     started_ = finished_ = true;
     response.version(version_);
-    response.keep_alive(keep_alive_ && !connection_.draining);
+    response.keep_alive(keep_alive_ && connection_.may_keep_alive());
     keep_alive_ = response.keep_alive();
     response.prepare_payload();
     std::string head;
@@ -141,7 +146,7 @@ class ConnectionResponder final : public Responder {
     header.version(version_);
     if (version_ >= 11) {
       header.chunked(true);
-      header.keep_alive(keep_alive_ && !connection_.draining);
+      header.keep_alive(keep_alive_ && connection_.may_keep_alive());
     } else {
       header.keep_alive(false);  // HTTP/1.0: the end of the stream is the end of the connection
     }
@@ -415,7 +420,7 @@ awaitable<void> Server::accept_loop() {
                            ? "[" + address.to_string() + "]:" + std::to_string(origin.peer.port())
                            : address.to_string() + ":" + std::to_string(origin.peer.port());
 
-    auto connection = std::make_shared<Connection>(socket.get_executor());
+    auto connection = std::make_shared<Connection>(socket.get_executor(), keep_alive_stopped_);
     {
       std::lock_guard lock(connections_mutex_);
       connection->position = connections_.insert(connections_.end(), connection);

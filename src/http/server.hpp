@@ -97,8 +97,12 @@ class Server {
   void start();
   asio::ip::tcp::endpoint local_endpoint() const { return local_endpoint_; }
 
-  // Graceful shutdown, step 1: stop accepting, close idle keep-alive connections and
-  // interruptible streams; connections in the middle of an exchange finish it, then close.
+  // Graceful shutdown, step 0 (not ready, still accepting): every answer from now on says
+  // `Connection: close`, so clients and proxies send their next request on a new connection,
+  // to another replica, instead of reusing one that step 1 would close under them.
+  void stop_keep_alive() { keep_alive_stopped_ = true; }
+  // Step 1: stop accepting, close idle keep-alive connections and interruptible streams;
+  // connections in the middle of an exchange finish it, then close.
   void begin_drain();
   // Step 2 (drain deadline reached): cancel whatever is still open.
   void close_all();
@@ -119,6 +123,7 @@ class Server {
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   asio::ip::tcp::endpoint local_endpoint_;
   std::atomic<bool> draining_{false};
+  std::atomic<bool> keep_alive_stopped_{false};
   mutable std::mutex connections_mutex_;
   std::list<std::shared_ptr<Connection>> connections_;
 };

@@ -129,6 +129,8 @@ TEST_CASE("A file with only upstreams gets the documented defaults") {
   CHECK(config.log_level == "info");
   CHECK(config.limits.max_request_body_bytes == 4 * 1024 * 1024);
   CHECK(config.timeouts.upstream_response == Milliseconds(300'000));
+  CHECK(config.timeouts.shutdown_delay == Milliseconds(0));
+  CHECK(config.timeouts.shutdown_drain == Milliseconds(15'000));
   CHECK(config.session.key_env == "MEMBRANE_SESSION_KEY");
   CHECK(config.source == "test.yaml");
 }
@@ -221,13 +223,22 @@ TEST_CASE("Durations accept ms, s, m and h") {
                                          "  upstream_connect: 7s\n"
                                          "  keep_alive_idle: 2m\n"
                                          "  upstream_response: 1h\n"
-                                         "  stdio_session_idle: 45m\n") +
+                                         "  stdio_session_idle: 45m\n"
+                                         "  shutdown_delay: 5s\n") +
                              kMinimalUpstreams);
   CHECK(config.timeouts.stdio_restart_backoff_initial == Milliseconds(100));
   CHECK(config.timeouts.upstream_connect == Milliseconds(7'000));
   CHECK(config.timeouts.keep_alive_idle == Milliseconds(120'000));
   CHECK(config.timeouts.upstream_response == Milliseconds(3'600'000));
   CHECK(config.timeouts.stdio_session_idle == Milliseconds(45 * 60'000));
+  CHECK(config.timeouts.shutdown_delay == Milliseconds(5'000));
+}
+
+TEST_CASE("shutdown_delay may be zero; other durations may not") {
+  const Config config = load(std::string("timeouts:\n  shutdown_delay: 0s\n") + kMinimalUpstreams);
+  CHECK(config.timeouts.shutdown_delay == Milliseconds(0));
+  CHECK_THAT(error_loading(std::string("timeouts:\n  shutdown_drain: 0s\n") + kMinimalUpstreams),
+             StartsWith("test.yaml:2:19: ") && Contains("greater than zero"));
 }
 
 TEST_CASE("Session max_age is read as whole seconds") {

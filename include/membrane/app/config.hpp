@@ -105,7 +105,11 @@ struct TimeoutsConfig {
   Milliseconds upstream_connect{5'000};     // TCP + TLS handshake to an HTTP upstream
   Milliseconds upstream_response{300'000};  // request sent to response headers (or first message)
   Milliseconds sse_keep_alive{15'000};      // ':' comment on a quiet SSE stream
-  Milliseconds shutdown_drain{15'000};      // SIGTERM: in-flight exchanges get this long
+  // SIGTERM: /readyz answers 503 at once, but the listener keeps accepting and serving this
+  // long (answers say Connection: close), so load balancers (Kubernetes endpoints, a proxy's
+  // health checks) and keep-alive clients move to other replicas first.
+  Milliseconds shutdown_delay{0};
+  Milliseconds shutdown_drain{15'000};  // then: in-flight exchanges get this long
   Milliseconds stdio_restart_backoff_initial{250};
   Milliseconds stdio_restart_backoff_max{30'000};
   Milliseconds stdio_shutdown_grace{2'000};  // stdin closed -> SIGTERM -> SIGKILL steps
