@@ -795,17 +795,24 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
   exchange.upstream = upstream.name();
   exchange.session = &*session.claims;
   exchange.identity = caller;
+  co_await relay_standalone_stream(out, exchange, std::move(reply.stream));
+}
+
+awaitable<void> Gateway::relay_standalone_stream(
+    http::Responder& out, Exchange& exchange, std::unique_ptr<upstream::ReplyStream> stream,
+    const mcp::Json* request_id, std::string* held_response,
+    const std::function<bool(std::string_view)>& on_event) {
   exchange.http_status = 200;
   const StreamCount counted(active_streams_);
-  auto pump = co_await EventPump::start(std::move(reply.stream));
+  auto pump = co_await EventPump::start(std::move(stream));
   if (!co_await out.begin_stream(event_stream_header())) {
     pump->stop();
     co_return;
   }
   // A listen stream never ends by itself: shutdown closes it at once (the client reconnects).
   out.set_interruptible(true);
-  auto outcome =
-      co_await relay_events(out, *pump, exchange, pipeline_, nullptr, options_.sse_keep_alive);
+  auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, request_id,
+                                       options_.sse_keep_alive, held_response, on_event);
   pump->stop();
   if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
   out.set_interruptible(false);

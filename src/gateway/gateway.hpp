@@ -203,6 +203,11 @@ class Gateway {
                                         std::shared_ptr<const PooledSession> session,
                                         mcp::Json request);
   awaitable<void> expire_parked_call(std::string parked_id, Clock::time_point expires);
+  // A session client's standalone (GET) stream: relayed until either side ends it.
+  awaitable<void> relay_standalone_stream(
+      http::Responder& out, Exchange& exchange, std::unique_ptr<upstream::ReplyStream> stream,
+      const mcp::Json* request_id = nullptr, std::string* held_response = nullptr,
+      const std::function<bool(std::string_view)>& on_event = {});
   awaitable<void> listen_for_session_client(http::Responder& out, upstream::Upstream& upstream,
                                             const mcp::SessionClaims& claims, const Caller& caller);
   awaitable<void> forward_to_stateless(http::Responder& out, Exchange& exchange,

@@ -337,27 +337,15 @@ awaitable<void> Gateway::listen_for_session_client(http::Responder& out,
   exchange.upstream = upstream.name();
   exchange.session = &claims;
   exchange.identity = caller;
-  exchange.http_status = 200;
   exchange.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
-  const StreamCount counted(active_streams_);
-  auto pump = co_await EventPump::start(std::move(reply.stream));
-  if (!co_await out.begin_stream(event_stream_header())) {
-    pump->stop();
-    co_return;
-  }
-  out.set_interruptible(true);
   const std::function<bool(std::string_view)> relay_changes = [&](std::string_view data) {
     invalidate_cached_lists(upstream.name(), data);
     return data.find("notifications/subscriptions/acknowledged") == std::string_view::npos;
   };
   // The listen's own response (the server ending it) is held back: the client never asked.
   std::string ended;
-  auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, &listen_id,
-                                       options_.sse_keep_alive, &ended, relay_changes);
-  pump->stop();
-  if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
-  out.set_interruptible(false);
-  if (!outcome.client_gone) co_await out.end_stream();
+  co_await relay_standalone_stream(out, exchange, std::move(reply.stream), &listen_id, &ended,
+                                   relay_changes);
 }
 
 }  // namespace membrane::gateway
