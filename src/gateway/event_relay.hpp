@@ -3,10 +3,6 @@
 // keep-alive tick", so a quiet stream still proves it is alive and a dead client is noticed.
 #pragma once
 
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-
-#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -91,31 +87,31 @@ class CallCancellation {
 };
 
 // Runs `work` (a call waiting for its upstream's single answer) unless the client hangs up or
-// `cancellation` fires first: then `work` is cancelled, which closes its upstream connection, and
-// the result is empty. Closing is how a 2026-07-28 client cancels, and how a session client's
-// disconnect looks upstream.
+// `cancellation` fires first: then what `work` waits on is cancelled, which closes its upstream
+// connection, and the result is empty. Closing is how a 2026-07-28 client cancels, and how a
+// session client's disconnect looks upstream. Not for stdio upstreams: a write cut short would
+// leave half a line on the child's stdin.
 template <class T>
 awaitable<std::optional<T>> unless_client_leaves(http::Responder& out, awaitable<T> work,
                                                  CallCancellation* cancellation = nullptr) {
-  asio::cancellation_signal abandon;
   bool abandoned = false;
-  const auto abandon_work = [&abandoned, &abandon] {
+  const auto abandon = [&abandoned, &out] {
     abandoned = true;
-    abandon.emit(asio::cancellation_type::terminal);
+    out.interrupt();
   };
   if (cancellation) {
     if (cancellation->cancelled()) co_return std::nullopt;
-    cancellation->on_cancel(abandon_work);
+    cancellation->on_cancel(abandon);
   }
-  const auto watch = out.watch_client(abandon_work);
-  auto executor = co_await asio::this_coro::executor;
-  auto [failure, result] = co_await asio::co_spawn(
-      executor, std::move(work),
-      asio::bind_cancellation_slot(abandon.slot(), asio::as_tuple(asio::use_awaitable)));
+  std::optional<T> result;
+  {
+    const auto watch = out.watch_client(abandon);
+    result.emplace(co_await std::move(work));
+  }
   if (cancellation) cancellation->on_cancel(nullptr);
-  if (abandoned) co_return std::nullopt;
-  if (failure) std::rethrow_exception(failure);
-  co_return std::optional<T>(std::move(result));
+  if (!abandoned) co_return result;
+  co_await asio::this_coro::reset_cancellation_state();
+  co_return std::nullopt;
 }
 
 }  // namespace membrane::gateway

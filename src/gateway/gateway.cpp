@@ -659,7 +659,8 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
                                                      : std::move(exchange.rewritten_body);
   exchange.forwarded_at = Clock::now();
   upstream::UpstreamReply reply;
-  if (message.is_request() && mcp::may_require_input(message.method())) {
+  if (message.is_request() && mcp::may_require_input(message.method()) &&
+      upstream.transport() == "http") {
     auto answered = co_await unless_client_leaves(
         out, upstream.send(message, std::move(body), exchange.session, context));
     if (!answered) {

@@ -569,8 +569,14 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
     context.tracestate = exchange.trace.trace_state;
     context.idempotent = mcp::is_cacheable_method(message.method());
     exchange.forwarded_at = Clock::now();
-    auto answered = co_await unless_client_leaves(
-        out, upstream.send(message, std::move(raw), &session->claims, context));
+    std::optional<upstream::UpstreamReply> answered;
+    if (upstream.transport() == "http") {
+      answered = co_await unless_client_leaves(
+          out, upstream.send(message, std::move(raw), &session->claims, context));
+    } else {
+      // stdio answers with a stream at once; the relay watches the client from there.
+      answered = co_await upstream.send(message, std::move(raw), &session->claims, context);
+    }
     if (!answered) {
       mark_abandoned_by_client(exchange);
       co_await tell_session_cancelled(upstream, session->claims, id);

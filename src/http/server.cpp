@@ -192,6 +192,8 @@ class ConnectionResponder final : public Responder {
 
   bool draining() const override { return connection_.draining; }
 
+  void interrupt() override { connection_.interrupt(); }
+
   ClientWatch watch_client(std::function<void()> on_gone) override {
     auto state = std::make_shared<ClientWatch::State>();
     state->on_gone = std::move(on_gone);

@@ -77,6 +77,10 @@ class Responder {
   // watch ends. A client that sends more bytes meanwhile (a pipelined request) is still there, and
   // a TLS client's close is seen only at the next write.
   [[nodiscard]] virtual ClientWatch watch_client(std::function<void()> on_gone) = 0;
+  // Cancels (terminal) the operation the handler is waiting on, as the drain does to an
+  // interruptible stream. Call it on the handler's executor; the handler then resets its
+  // cancellation state before going on.
+  virtual void interrupt() = 0;
 };
 
 struct RequestOrigin {
