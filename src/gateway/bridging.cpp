@@ -139,14 +139,15 @@ void SessionStream::detach(std::uint64_t serial) {
 
 bool SessionStream::claim_reader() {
   std::lock_guard lock(mutex_);
-  if (reader_running_) return false;
+  if (reader_running_ || not_offered_) return false;
   reader_running_ = true;
   return true;
 }
 
-void SessionStream::reader_ended() {
+void SessionStream::reader_ended(bool not_offered) {
   std::lock_guard lock(mutex_);
   reader_running_ = false;
+  not_offered_ = not_offered_ || not_offered;
 }
 
 bool SessionStream::idle() const {

@@ -56,9 +56,10 @@ class SessionStream {
   };
 
   [[nodiscard]] std::unique_ptr<Attachment> attach(Role role, std::weak_ptr<EventPump> pump);
-  // True for the one caller that is to start the reader (none is running).
+  // True for the one caller that is to start the reader (none is running, and the server has not
+  // said it offers no such stream).
   bool claim_reader();
-  void reader_ended();
+  void reader_ended(bool not_offered = false);
   bool idle() const;
   std::shared_ptr<EventPump> latest_call() const;
   std::vector<std::shared_ptr<EventPump>> listeners() const;
@@ -74,6 +75,7 @@ class SessionStream {
   std::vector<Attached> attached_;
   std::uint64_t next_serial_ = 0;
   bool reader_running_ = false;
+  bool not_offered_ = false;  // the server answered the GET with 405: asked once per session
 };
 
 // An upstream session the gateway opened itself for stateless clients of a session-era server.

@@ -890,7 +890,7 @@ awaitable<void> Gateway::read_session_stream(upstream::Upstream& upstream,
   context.protocol_version = session->claims.protocol_version;
   auto reply = co_await upstream.listen(session->claims, context);
   if (reply.kind != upstream::UpstreamReply::Kind::stream) {
-    shared.reader_ended();
+    shared.reader_ended(reply.kind == upstream::UpstreamReply::Kind::not_supported);
     co_return;
   }
   auto pump = co_await EventPump::start(std::move(reply.stream));
