@@ -99,16 +99,21 @@ awaitable<std::optional<T>> unless_client_leaves(http::Responder& out, awaitable
     abandoned = true;
     out.interrupt();
   };
-  if (cancellation) {
-    if (cancellation->cancelled()) co_return std::nullopt;
-    cancellation->on_cancel(abandon);
-  }
+  if (cancellation && cancellation->cancelled()) co_return std::nullopt;
+  // The action refers to this frame: it must not outlive the wait, even when `work` throws.
+  struct ActionInScope {
+    CallCancellation* cancellation;
+    ~ActionInScope() {
+      if (cancellation) cancellation->on_cancel(nullptr);
+    }
+  };
   std::optional<T> result;
   {
+    const ActionInScope scope{cancellation};
+    if (cancellation) cancellation->on_cancel(abandon);
     const auto watch = out.watch_client(abandon);
     result.emplace(co_await std::move(work));
   }
-  if (cancellation) cancellation->on_cancel(nullptr);
   if (!abandoned) co_return result;
   co_await asio::this_coro::reset_cancellation_state();
   co_return std::nullopt;
