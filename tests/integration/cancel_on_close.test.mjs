@@ -20,11 +20,10 @@ import {
 } from '@modelcontextprotocol/client';
 
 import {
-  FULL_CAPABILITIES, MCP_ACCEPT, NODE, SOURCE_DIR, cleanup, connectClient, sleep, spawnManaged,
-  startGateway, tmpDir, waitFor,
+  FULL_CAPABILITIES, MCP_ACCEPT, NODE, SOURCE_DIR, STATELESS, cleanup, connectClient, sleep,
+  spawnManaged, startGateway, statelessBody, statelessHeaders, tmpDir, waitFor,
 } from './harness.mjs';
 
-const STATELESS = '2026-07-28';
 const MODERN_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'modern-server.mjs');
 const T = 60_000;
 
@@ -58,8 +57,8 @@ after(cleanup);
 async function cancellations() {
   const response = await fetch(modern.url, {
     method: 'POST',
-    headers: statelessHeaders('tools/call', 'stats'),
-    body: JSON.stringify(statelessBody(1, 'tools/call', { name: 'stats', arguments: {} })),
+    headers: statelessHeaders({ method: 'tools/call', name: 'stats' }),
+    body: JSON.stringify(statelessBody({ method: 'tools/call', params: { name: 'stats', arguments: {} } })),
   });
   const text = await response.text();
   const json = text.startsWith('{') ? JSON.parse(text)
@@ -67,33 +66,13 @@ async function cancellations() {
   return JSON.parse(json.result.content[0].text).cancellations;
 }
 
-function statelessHeaders(method, name) {
-  return {
-    'content-type': 'application/json', accept: MCP_ACCEPT, 'mcp-protocol-version': STATELESS,
-    'mcp-method': method, 'mcp-name': name,
-  };
-}
-
-function statelessBody(id, method, params) {
-  return {
-    jsonrpc: '2.0', id, method,
-    params: {
-      ...params,
-      _meta: {
-        'io.modelcontextprotocol/protocolVersion': STATELESS,
-        'io.modelcontextprotocol/clientCapabilities': {},
-      },
-    },
-  };
-}
-
 /** Starts wait_for_cancel with a raw 2026-07-28 request and closes it after `ms`. */
 async function startAndClose(url, ms, accept = MCP_ACCEPT) {
   const controller = new AbortController();
   const pending = fetch(url, {
     method: 'POST',
-    headers: { ...statelessHeaders('tools/call', 'wait_for_cancel'), accept },
-    body: JSON.stringify(statelessBody(7, 'tools/call', { name: 'wait_for_cancel', arguments: {} })),
+    headers: statelessHeaders({ method: 'tools/call', name: 'wait_for_cancel', extra: { accept } }),
+    body: JSON.stringify(statelessBody({ id: 7, method: 'tools/call', params: { name: 'wait_for_cancel', arguments: {} } })),
     signal: controller.signal,
   }).then((r) => r.text());
   await sleep(ms);
@@ -129,8 +108,8 @@ describe('a 2026-07-28 client closes its request', () => {
   test('the gateway keeps serving: the next call on the same upstream is answered', { timeout: T }, async () => {
     const response = await fetch(gateway.mcp('mod'), {
       method: 'POST',
-      headers: statelessHeaders('tools/call', 'echo'),
-      body: JSON.stringify(statelessBody(8, 'tools/call', { name: 'echo', arguments: { message: 'still here' } })),
+      headers: statelessHeaders({ method: 'tools/call', name: 'echo' }),
+      body: JSON.stringify(statelessBody({ id: 8, method: 'tools/call', params: { name: 'echo', arguments: { message: 'still here' } } })),
     });
     assert.equal(response.status, 200);
     assert.match(await response.text(), /Echo: still here/);

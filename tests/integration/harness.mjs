@@ -578,6 +578,27 @@ export async function connectClient(target, {
 
 export const MCP_ACCEPT = 'application/json, text/event-stream';
 
+// MCP 2026-07-28 (stateless) requests built by hand: the headers and the `_meta` envelope the
+// revision requires. `null` leaves a field out (for the malformed-request tests).
+export const STATELESS = '2026-07-28';
+export const META_VERSION = 'io.modelcontextprotocol/protocolVersion';
+export const META_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
+
+export function statelessHeaders({ version = STATELESS, method, name, extra = {} } = {}) {
+  const h = { 'content-type': 'application/json', accept: MCP_ACCEPT };
+  if (version !== null) h['mcp-protocol-version'] = version;
+  if (method !== undefined) h['mcp-method'] = method;
+  if (name !== undefined) h['mcp-name'] = name;
+  return { ...h, ...extra };
+}
+
+export function statelessBody({ id = 1, method, params = {}, metaVersion = STATELESS, capabilities = {} }) {
+  const meta = {};
+  if (metaVersion !== null) meta[META_VERSION] = metaVersion;
+  if (capabilities !== null) meta[META_CAPABILITIES] = capabilities;
+  return { jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } };
+}
+
 /** Parses a complete text/event-stream body into [{event, data, id}]. */
 export function parseSse(text) {
   const events = [];

@@ -14,11 +14,10 @@ import { after, before, describe, test } from 'node:test';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import {
-  MCP_ACCEPT, NODE, SOURCE_DIR, cleanup, connectClient, parseSse, spawnManaged, startGateway,
-  waitFor, withTimeout,
+  NODE, SOURCE_DIR, cleanup, connectClient, parseSse, spawnManaged, startGateway, statelessBody,
+  statelessHeaders, waitFor, withTimeout,
 } from './harness.mjs';
 
-const STATELESS = '2026-07-28';
 const MODERN_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'modern-server.mjs');
 const T = 60_000;
 
@@ -34,25 +33,11 @@ before(async () => {
 after(cleanup);
 
 function headers(method, name) {
-  const h = {
-    'content-type': 'application/json', accept: MCP_ACCEPT, 'mcp-protocol-version': STATELESS,
-    'mcp-method': method,
-  };
-  if (name) h['mcp-name'] = name;
-  return h;
+  return statelessHeaders({ method, name });
 }
 
 function body(id, method, params) {
-  return JSON.stringify({
-    jsonrpc: '2.0', id, method,
-    params: {
-      ...params,
-      _meta: {
-        'io.modelcontextprotocol/protocolVersion': STATELESS,
-        'io.modelcontextprotocol/clientCapabilities': {},
-      },
-    },
-  });
+  return JSON.stringify(statelessBody({ id, method, params }));
 }
 
 async function call(url, id, name, args) {

@@ -22,16 +22,14 @@ import {
 import * as jose from 'jose';
 
 import {
-  ELICITATION_ANSWER, FULL_CAPABILITIES, MCP_ACCEPT, NODE, SOURCE_DIR, TEST_ROOTS, UNICODE_TEXT,
+  ELICITATION_ANSWER, FULL_CAPABILITIES, MCP_ACCEPT, NODE,
+  SOURCE_DIR, STATELESS, TEST_ROOTS, UNICODE_TEXT, statelessBody, statelessHeaders,
   callWithProgress, cleanup, connectClient, defer, everythingStdioCommand, flipChar, rawFetch,
   samplingAnswer, sleep, spawnManaged, startEverythingHttp, startGateway, stdioUpstreamFlag, tmpDir,
   withTimeout,
 } from './harness.mjs';
 
-const STATELESS = '2026-07-28';
 const MODERN_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'modern-server.mjs');
-const META_VERSION = 'io.modelcontextprotocol/protocolVersion';
-const META_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
 const ISSUER = 'https://issuer.membrane.test';
 const AUDIENCE = 'https://mcp.membrane.test';
 const T = 30_000;                       // per-test timeout
@@ -174,22 +172,6 @@ async function stats(client) {
   return JSON.parse(result.content[0].text);
 }
 const count = (s, method) => s.methods[method] ?? 0;
-
-// Hand-built 2026-07-28 requests.
-function statelessHeaders({ version = STATELESS, method, name, extra = {} } = {}) {
-  const h = { 'content-type': 'application/json', accept: MCP_ACCEPT };
-  if (version !== null) h['mcp-protocol-version'] = version;
-  if (method !== undefined) h['mcp-method'] = method;
-  if (name !== undefined) h['mcp-name'] = name;
-  return { ...h, ...extra };
-}
-
-function statelessBody({ id = 1, method, params = {}, metaVersion = STATELESS, capabilities = {} }) {
-  const meta = {};
-  if (metaVersion !== null) meta[META_VERSION] = metaVersion;
-  if (capabilities !== null) meta[META_CAPABILITIES] = capabilities;
-  return { jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } };
-}
 
 function encodedName(text) {
   return `=?base64?${Buffer.from(text, 'utf8').toString('base64')}?=`;
