@@ -441,22 +441,7 @@ int serve(const Config& config) {
         }
         server.begin_drain();
         if (second_signal) server.close_all();
-        const auto deadline = std::chrono::steady_clock::now() + config.timeouts.shutdown_drain;
-        while (server.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
-          poll.expires_after(std::chrono::milliseconds(20));
-          co_await poll.async_wait(use_nothrow);
-        }
-        if (server.open_connections() > 0) {
-          log::warn("drain deadline reached with ", server.open_connections(),
-                    " connection(s) open: closing them");
-          server.close_all();
-          const auto hard_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-          while (server.open_connections() > 0 &&
-                 std::chrono::steady_clock::now() < hard_deadline) {
-            poll.expires_after(std::chrono::milliseconds(20));
-            co_await poll.async_wait(use_nothrow);
-          }
-        }
+        co_await server.drain(config.timeouts.shutdown_drain);
         co_await gateway.stop_upstreams();
         if (exporter) co_await exporter->flush_and_stop();
         if (admin) admin->close_all();

@@ -492,6 +492,24 @@ void Server::close_all() {
   }
 }
 
+awaitable<void> Server::drain(std::chrono::milliseconds grace) {
+  begin_drain();
+  co_await wait_for_close(std::chrono::steady_clock::now() + grace);
+  if (open_connections() == 0) co_return;
+  log::warn("drain deadline reached with ", open_connections(),
+            " connection(s) open: closing them");
+  close_all();
+  co_await wait_for_close(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+}
+
+awaitable<void> Server::wait_for_close(std::chrono::steady_clock::time_point deadline) {
+  asio::steady_timer poll(co_await asio::this_coro::executor);
+  while (open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+    poll.expires_after(std::chrono::milliseconds(20));
+    co_await poll.async_wait(use_nothrow);
+  }
+}
+
 std::size_t Server::open_connections() const {
   std::lock_guard lock(connections_mutex_);
   return connections_.size();

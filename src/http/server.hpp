@@ -110,6 +110,9 @@ class Server {
   void begin_drain();
   // Step 2 (drain deadline reached): cancel whatever is still open.
   void close_all();
+  // Steps 1 and 2 in order: drains for up to `grace`, then closes what is left and waits (up to
+  // 2 s) for it to go.
+  awaitable<void> drain(std::chrono::milliseconds grace);
   std::size_t open_connections() const;
   bool draining() const { return draining_.load(); }
 
@@ -120,6 +123,7 @@ class Server {
   awaitable<void> serve_connection(asio::ip::tcp::socket socket,
                                    std::shared_ptr<Connection> connection, RequestOrigin origin);
   void forget(const std::shared_ptr<Connection>& connection);
+  awaitable<void> wait_for_close(std::chrono::steady_clock::time_point deadline);
 
   WorkerPool& workers_;
   ServerOptions options_;

@@ -139,22 +139,7 @@ int run_webhook(const WebhookOptions& options) {
         if (ec) co_return;
         log::info("inject: received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
                   ": finishing open reviews");
-        server.begin_drain();
-        asio::steady_timer poll(main_context);
-        const auto deadline = std::chrono::steady_clock::now() + kShutdownDrain;
-        while (server.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
-          poll.expires_after(std::chrono::milliseconds(20));
-          co_await poll.async_wait(use_nothrow);
-        }
-        if (server.open_connections() > 0) {
-          server.close_all();
-          const auto hard_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-          while (server.open_connections() > 0 &&
-                 std::chrono::steady_clock::now() < hard_deadline) {
-            poll.expires_after(std::chrono::milliseconds(20));
-            co_await poll.async_wait(use_nothrow);
-          }
-        }
+        co_await server.drain(kShutdownDrain);
         log::info("membrane inject stopped");
         workers.stop();
       },
