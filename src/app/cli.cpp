@@ -40,6 +40,8 @@ constexpr std::array kServeFlags{
     FlagSpec{"--audit-log", "", false, "audit.log"},
     FlagSpec{"--admin", "", false, "127.0.0.1:9090"},
     FlagSpec{"--otlp-endpoint", "", false, "http://127.0.0.1:4318"},
+    FlagSpec{"--redis", "", false, "redis://127.0.0.1:6379"},
+    FlagSpec{"--shutdown-delay", "", false, "5s"},
 };
 
 constexpr std::array kConfigCheckFlags{
@@ -55,7 +57,9 @@ constexpr std::array kInjectFlags{
 };
 
 // Flags that only make sense without a config file: the file has its own place for each.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 15> kFlagsExcludedByConfig{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 17> kFlagsExcludedByConfig{{
+    {"--redis", "set cluster.redis.url in the config file instead"},
+    {"--shutdown-delay", "set timeouts.shutdown_delay in the config file instead"},
     {"--otlp-endpoint", "set otel.endpoint in the config file instead"},
     {"--admin", "set admin in the config file instead"},
     {"--audit-log", "set audit.file in the config file instead"},
@@ -214,6 +218,10 @@ Config config_from_flags(const FlagValues& values) {
   if (const auto audit_log = single_value(values, "--audit-log")) config.audit.file = *audit_log;
   if (const auto admin = single_value(values, "--admin")) config.admin = parse_listen_flag(*admin);
   if (const auto otlp = single_value(values, "--otlp-endpoint")) config.otel.endpoint = *otlp;
+  if (const auto redis = single_value(values, "--redis"))
+    set_redis_url_flag(*redis, config.cluster);
+  if (const auto delay = single_value(values, "--shutdown-delay"))
+    config.timeouts.shutdown_delay = parse_duration_flag("--shutdown-delay", *delay);
   return config;
 }
 
@@ -540,6 +548,12 @@ Options for serve (every flag also accepts --flag=value):
   --txn-key FILE            Mint a transaction token (Txn-Token) for every tool call, signed
                             with the key in FILE (created when missing); trust domain
                             "membrane". Public keys: /.well-known/jwks.json.
+  --redis URL               Keep rate-limit buckets in Redis, shared by every replica,
+                            and pass approval answers between replicas:
+                            redis://HOST[:PORT][/DB]; the password comes from
+                            $MEMBRANE_REDIS_PASSWORD.
+  --shutdown-delay DURATION On SIGTERM, keep accepting this long (e.g. 5s) while /readyz
+                            answers 503, then drain. Default 0s.
   -h, --help                Print this text.
 
 Options for inject:

@@ -22,6 +22,8 @@
 #include <string_view>
 #include <utility>
 
+#include "cluster/redis_client.hpp"
+
 namespace membrane::app {
 
 std::string SourceLocation::to_string() const {
@@ -595,6 +597,7 @@ class ConfigReader {
   void read_timeouts(Field& field, TimeoutsConfig& timeouts);
   void read_security(Field& field, SecurityConfig& security);
   void read_session(Field& field, SessionConfig& session);
+  void read_cluster(Field& field, ClusterConfig& cluster);
   void read_auth(Field& field, AuthConfig& auth);
   void read_txn(Field& field, TxnConfig& txn);
   UpstreamCredentialsConfig read_credentials(Field& field);
@@ -732,7 +735,7 @@ Config ConfigReader::read(const YAML::Node& root) {
 
   const auto entries = entries_of(
       root_field, {"listen", "workers", "log_level", "limits", "timeouts", "security", "session",
-                   "policy", "auth", "txn", "audit", "admin", "otel", "upstreams"});
+                   "policy", "auth", "txn", "audit", "cluster", "admin", "otel", "upstreams"});
   for (auto entry : entries) {
     Field& field = remember(entry.value);
     if (entry.key == "listen") {
@@ -757,6 +760,8 @@ Config ConfigReader::read(const YAML::Node& root) {
       read_security(field, config.security);
     } else if (entry.key == "session") {
       read_session(field, config.session);
+    } else if (entry.key == "cluster") {
+      read_cluster(field, config.cluster);
     } else if (entry.key == "policy") {
       expect_map(field, "a map with paths, mode, default_verdict and approval_timeout");
       for (auto& [key, value] :
@@ -977,6 +982,53 @@ void ConfigReader::read_session(Field& field, SessionConfig& session) {
         fail(value, "must be a whole number of seconds, got " + single_quoted(value.node.Scalar()));
       session.max_age = std::chrono::duration_cast<std::chrono::seconds>(age);
     }
+  }
+}
+
+void ConfigReader::read_cluster(Field& field, ClusterConfig& cluster) {
+  expect_map(field, "a map with redis");
+  for (auto& [key, redis_field] : entries_of(field, {"redis"})) {
+    Field& redis = remember(redis_field);
+    expect_map(redis,
+               "a map with url, password_env, password_file, key_prefix, timeout and on_error");
+    auto entries = entries_of(
+        redis, {"url", "password_env", "password_file", "key_prefix", "timeout", "on_error"});
+    for (auto& [name, value] : entries) {
+      remember(value);
+      if (name == "url") {
+        cluster.redis_url = read_nonempty_string(value);
+        std::string error;
+        const auto url = cluster::RedisUrl::parse(cluster.redis_url, error);
+        if (!url) fail(value, error);
+        if (!url->password.empty()) {
+          fail(value,
+               "the URL holds a password; name it with password_env or password_file instead "
+               "(secrets stay out of the config)");
+        }
+      } else if (name == "password_env") {
+        cluster.redis_password_env = read_nonempty_string(value);
+        try {
+          check_environment_name(cluster.redis_password_env);
+        } catch (const InvalidValue& problem) {
+          fail(value, problem.what());
+        }
+      } else if (name == "password_file") {
+        cluster.redis_password_file = read_nonempty_string(value);
+      } else if (name == "key_prefix") {
+        cluster.key_prefix = read_nonempty_string(value);
+      } else if (name == "timeout") {
+        cluster.redis_timeout =
+            parse_scalar(value, "a duration like 250ms",
+                         [](const std::string& text) { return parse_duration(text); });
+        if (cluster.redis_timeout.count() <= 0) fail(value, "must be longer than 0");
+      } else {
+        const std::string choice = read_nonempty_string(value);
+        if (choice != "allow" && choice != "deny")
+          fail(value, "expected allow or deny, got " + single_quoted(choice));
+        cluster.deny_when_redis_down = choice == "deny";
+      }
+    }
+    if (!find(entries, "url")) fail(redis, "cluster.redis needs 'url' (redis://HOST:PORT)");
   }
 }
 
@@ -1483,6 +1535,26 @@ ListenerConfig parse_listen_flag(const std::string& value) {
 
 void validate(const Config& config) {
   validate_with_locations(config, nullptr);
+}
+
+Milliseconds parse_duration_flag(std::string_view flag, const std::string& text) {
+  try {
+    return parse_duration(text, true);
+  } catch (const InvalidValue& problem) {
+    throw ConfigError(SourceLocation{"<flags>", 0, 0}, std::string(flag) + ": " + problem.what());
+  }
+}
+
+void set_redis_url_flag(const std::string& text, ClusterConfig& cluster) {
+  std::string error;
+  const auto url = cluster::RedisUrl::parse(text, error);
+  if (!url) throw ConfigError(SourceLocation{"<flags>", 0, 0}, "--redis: " + error);
+  if (!url->password.empty()) {
+    throw ConfigError(SourceLocation{"<flags>", 0, 0},
+                      "--redis: the URL holds a password; set $" + cluster.redis_password_env +
+                          " instead (command lines are visible to every local user)");
+  }
+  cluster.redis_url = text;
 }
 
 }  // namespace membrane::app

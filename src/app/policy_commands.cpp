@@ -147,6 +147,28 @@ int policy_test(const std::vector<std::string>& paths) {
               "expected rule '" + rule.Scalar() + "' to decide, got " +
               (decision.rule ? "'" + decision.rule->id + "'" : std::string("the default verdict"));
         }
+        if (const YAML::Node limits = test_case["limits"]; problem.empty() && limits) {
+          // The ids of the limits that charge this call, in file order.
+          std::vector<std::string> expected_limits;
+          if (limits.IsSequence()) {
+            for (const auto& id : limits)
+              expected_limits.push_back(id.Scalar());
+          } else {
+            expected_limits.push_back(limits.Scalar());
+          }
+          std::vector<std::string> charged;
+          for (const auto& charge : loaded->limits(policy::call_from_json(call, tool_text)))
+            charged.push_back(charge.limit->id);
+          if (charged != expected_limits) {
+            const auto listed = [](const std::vector<std::string>& ids) {
+              std::string text = "[";
+              for (const auto& id : ids)
+                text += (text.size() > 1 ? ", " : "") + id;
+              return text + "]";
+            };
+            problem = "expected limits " + listed(expected_limits) + ", got " + listed(charged);
+          }
+        }
         if (problem.empty()) {
           ++passed;
         } else {
@@ -176,7 +198,21 @@ int policy_explain(const std::vector<std::string>& paths, const std::string& cal
     return 2;
   }
   std::string tool_text;
-  const auto decision = loaded->decide(policy::call_from_json(call, tool_text), true);
+  const auto context = policy::call_from_json(call, tool_text);
+  const auto decision = loaded->decide(context, true);
+  const auto charges = loaded->limits(context);
+  // A bucket is the limit id, then one "\x1f<value>" per `by` field.
+  const auto bucket_values = [](const policy::LimitCharge& charge) {
+    std::vector<std::string> values;
+    std::size_t start = charge.bucket.find('\x1f');
+    while (start != std::string::npos) {
+      const std::size_t end = charge.bucket.find('\x1f', start + 1);
+      values.push_back(charge.bucket.substr(
+          start + 1, end == std::string::npos ? std::string::npos : end - start - 1));
+      start = end;
+    }
+    return values;
+  };
   if (json_output) {
     Json out = {{"verdict", to_string(decision.verdict)},
                 {"rule", decision.rule ? Json(decision.rule->id) : Json(nullptr)},
@@ -190,6 +226,19 @@ int policy_explain(const std::vector<std::string>& paths, const std::string& cal
                                 {"message", rule->message},
                                 {"source", rule->file + ":" + std::to_string(rule->line)}});
     }
+    out["limits"] = Json::array();
+    for (const auto& charge : charges) {
+      Json bucket = Json::object();
+      const auto values = bucket_values(charge);
+      for (std::size_t i = 0; i < charge.limit->by.size() && i < values.size(); ++i)
+        bucket[charge.limit->by[i]] = values[i];
+      out["limits"].push_back(
+          {{"id", charge.limit->id},
+           {"rate", charge.limit->rate_text},
+           {"burst", static_cast<long long>(charge.limit->burst)},
+           {"bucket", std::move(bucket)},
+           {"source", charge.limit->file + ":" + std::to_string(charge.limit->line)}});
+    }
     std::cout << out.dump(2) << "\n";
     return 0;
   }
@@ -202,6 +251,14 @@ int policy_explain(const std::vector<std::string>& paths, const std::string& cal
     std::cout << "  matched " << rule->id << ": " << to_string(rule->verdict) << ", priority "
               << rule->priority << ", " << rule->file << ":" << rule->line;
     if (!rule->description.empty()) std::cout << " — " << rule->description;
+    std::cout << "\n";
+  }
+  for (const auto& charge : charges) {
+    std::cout << "  limit " << charge.limit->id << ": " << charge.limit->rate_text << ", burst "
+              << charge.limit->burst << ", " << charge.limit->file << ":" << charge.limit->line;
+    const auto values = bucket_values(charge);
+    for (std::size_t i = 0; i < charge.limit->by.size() && i < values.size(); ++i)
+      std::cout << (i == 0 ? ", bucket " : ", ") << charge.limit->by[i] << "=" << values[i];
     std::cout << "\n";
   }
   return 0;

@@ -8,6 +8,9 @@
 #include <iterator>
 
 #include "app/policy_reload.hpp"
+#include "cluster/rate_limiter.hpp"
+#include "cluster/redis_client.hpp"
+#include "gateway/approval_relay.hpp"
 #include "gateway/audit_stage.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/metrics_stage.hpp"
@@ -24,6 +27,24 @@ namespace {
 
 bool is_loopback_host(const std::string& host) {
   return host == "localhost" || host == "127.0.0.1" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// The Redis password: from the file when one is named, else from the environment variable when
+// it is set, else none.
+std::string redis_password(const ClusterConfig& cluster) {
+  if (!cluster.redis_password_file.empty()) {
+    std::ifstream in(cluster.redis_password_file, std::ios::binary);
+    if (!in) {
+      throw ConfigError(SourceLocation{cluster.redis_password_file, 0, 0},
+                        "cannot read the Redis password file");
+    }
+    std::string password((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!password.empty() && (password.back() == '\n' || password.back() == '\r'))
+      password.pop_back();
+    return password;
+  }
+  const char* value = std::getenv(cluster.redis_password_env.c_str());
+  return value ? std::string(value) : std::string();
 }
 
 std::shared_ptr<const mcp::SessionSealer> make_sealer(const SessionConfig& session) {
@@ -265,6 +286,23 @@ int serve(const Config& config) {
     options.remote_jwks = std::make_shared<gateway::RemoteJwks>(std::move(jwks), worker_count);
   }
   options.public_url = config.auth.public_url;
+  std::shared_ptr<cluster::RedisClient> redis;
+  cluster::RedisOptions redis_options;
+  if (config.cluster.enabled()) {
+    std::string error;
+    auto url = cluster::RedisUrl::parse(config.cluster.redis_url, error);
+    if (!url) throw ConfigError(SourceLocation{config.source, 0, 0}, "cluster.redis.url: " + error);
+    url->password = redis_password(config.cluster);
+    redis_options.connect_timeout = config.cluster.redis_timeout;
+    redis_options.command_timeout = config.cluster.redis_timeout;
+    redis = std::make_shared<cluster::RedisClient>(*url, redis_options, worker_count);
+    options.rate_limiter =
+        cluster::make_redis_rate_limiter(redis, config.cluster.key_prefix + "limit:");
+    log::info("cluster: rate limits and approval answers shared through ", url->to_string(),
+              " (rate-limited calls ",
+              config.cluster.deny_when_redis_down ? "refused" : "forwarded",
+              " when it does not answer)");
+  }
   for (const auto& upstream : config.upstreams) {
     if (!upstream.scopes.empty()) options.upstream_scopes[upstream.name] = upstream.scopes;
   }
@@ -307,7 +345,14 @@ int serve(const Config& config) {
     log::info("policy: ", loaded->rule_count(), " rules from ", config.policy.paths.size(),
               " path(s), ", config.policy.shadow ? "shadow" : "enforce", " mode, default ",
               config.policy.default_verdict);
-    auto stage = std::make_unique<gateway::PolicyStage>(std::move(loaded), config.policy.shadow);
+    if (!loaded->limit_rules().empty()) {
+      log::info("policy: ", loaded->limit_rules().size(), " rate limit(s), buckets kept ",
+                redis ? "in Redis, shared by every replica" : "in this process");
+    }
+    auto stage = std::make_unique<gateway::PolicyStage>(
+        std::move(loaded), config.policy.shadow,
+        config.cluster.deny_when_redis_down ? gateway::PolicyStage::LimitStoreDown::deny
+                                            : gateway::PolicyStage::LimitStoreDown::allow);
     policy_stage = stage.get();
     pipeline.add(std::move(stage));
   }
@@ -333,6 +378,13 @@ int serve(const Config& config) {
   }
   gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count),
                            std::move(pipeline));
+
+  // Before the workers: coroutines it spawned on them end with them.
+  std::unique_ptr<gateway::ApprovalRelay> approval_relay;
+  if (redis) {
+    approval_relay = std::make_unique<gateway::ApprovalRelay>(
+        gateway.client_requests(), redis, redis_options, config.cluster.key_prefix + "approvals");
+  }
 
   http::WorkerPool workers(worker_count);
   http::ServerOptions server_options;
@@ -390,6 +442,7 @@ int serve(const Config& config) {
 
   auto& main_context = workers.context(0);
   if (exporter) asio::co_spawn(main_context, exporter->run(), asio::detached);
+  if (approval_relay) approval_relay->start(main_context.get_executor());
   // Shared with the reload coroutines, which end at the next wake-up after shutdown sets it.
   auto reload_stopped = std::make_shared<bool>(false);
   // SIGHUP reloads the policy; with no policy there is nothing to reload, and it must not kill us.
@@ -443,6 +496,9 @@ int serve(const Config& config) {
         if (second_signal) server.close_all();
         co_await server.drain(config.timeouts.shutdown_drain);
         co_await gateway.stop_upstreams();
+        if (approval_relay) approval_relay->stop();
+        // Pooled Redis sockets belong to the workers' io_contexts, which go first.
+        if (redis) redis->close_idle();
         if (exporter) co_await exporter->flush_and_stop();
         if (admin) admin->close_all();
         signals.cancel();

@@ -97,15 +97,23 @@ bool ClientRequests::consume(std::string_view session_key, const mcp::Message& r
   if (!id.is_string()) return false;
   const auto& text = id.get_ref<const std::string&>();
   if (text.compare(0, id_prefix.size(), id_prefix) != 0) return false;
-  std::lock_guard lock(mutex_);
-  const auto it = pending_.find(text);
-  if (it == pending_.end() || it->second->session_key != session_key) {
+  if (deliver(text, session_key, response.body())) return true;
+  if (relay_) {
+    relay_(text, std::string(session_key), response.body());
+  } else {
     log::info("an answer to gateway request ", text,
               " arrived too late or on another session; it is dropped");
-    return true;
   }
+  return true;
+}
+
+bool ClientRequests::deliver(std::string_view id, std::string_view session_key,
+                             mcp::Json response) {
+  std::lock_guard lock(mutex_);
+  const auto it = pending_.find(std::string(id));
+  if (it == pending_.end() || it->second->session_key != session_key) return false;
   // A second answer to the same question finds the channel full and is dropped.
-  it->second->answer.try_send(error_code(), response.body());
+  it->second->answer.try_send(error_code(), std::move(response));
   return true;
 }
 

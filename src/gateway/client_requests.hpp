@@ -65,8 +65,18 @@ class ClientRequests {
   std::unique_ptr<PendingClientRequest> open(std::string session_key,
                                              const asio::any_io_executor& executor);
   // True when `response` answers a request the gateway issued: it is consumed here (delivered to
-  // the waiter when one is still waiting on that session) and must not be forwarded upstream.
+  // the waiter when one is still waiting on that session, else handed to the relay) and must not
+  // be forwarded upstream.
   bool consume(std::string_view session_key, const mcp::Message& response);
+
+  // Where answers go that no waiter here is waiting for: with several replicas the question may
+  // have been asked by another one. Unset: they are dropped. Set before serving.
+  using Relay = std::function<void(const std::string& id, const std::string& session_key,
+                                   const mcp::Json& response)>;
+  void set_relay(Relay relay) { relay_ = std::move(relay); }
+  // An answer another replica relayed: delivered when the question is pending here on that
+  // session (true), ignored otherwise.
+  bool deliver(std::string_view id, std::string_view session_key, mcp::Json response);
 
  private:
   friend class PendingClientRequest;
@@ -74,6 +84,7 @@ class ClientRequests {
 
   std::mutex mutex_;
   std::unordered_map<std::string, PendingClientRequest::State*> pending_;
+  Relay relay_;
 };
 
 // What an elicitation/create answer means for a confirmation.

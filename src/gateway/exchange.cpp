@@ -17,6 +17,7 @@ StageDecision run_from(const std::vector<std::unique_ptr<ExchangeStage>>& stages
   for (std::size_t index = first; index < stages.size(); ++index) {
     StageDecision decision = stages[index]->on_request(exchange);
     if (decision.kind == StageDecision::Kind::confirm) exchange.confirming_stage = index;
+    if (decision.kind == StageDecision::Kind::charge_limits) exchange.limiting_stage = index;
     if (decision.kind != StageDecision::Kind::proceed) return decision;
   }
   return StageDecision::proceed();
@@ -38,6 +39,23 @@ StageDecision ExchangePipeline::on_confirmation(Exchange& exchange,
         200, mcp::make_error_response(exchange.message ? exchange.message->id() : mcp::Json(),
                                       mcp::error_code::internal_error,
                                       "a gateway stage asked for a second confirmation"));
+  }
+  if (decision.kind == StageDecision::Kind::charge_limits) exchange.limiting_stage = asker;
+  if (decision.kind != StageDecision::Kind::proceed) return decision;
+  return run_from(stages_, asker + 1, exchange);
+}
+
+StageDecision ExchangePipeline::on_limits(Exchange& exchange, const LimitOutcome& outcome) const {
+  const std::size_t asker = exchange.limiting_stage;
+  if (asker >= stages_.size()) return StageDecision::proceed();
+  StageDecision decision = stages_[asker]->on_limits(exchange, outcome);
+  if (decision.kind == StageDecision::Kind::confirm ||
+      decision.kind == StageDecision::Kind::charge_limits) {
+    // Limits come last in a stage's judgement: anything more would loop.
+    return StageDecision::answer(
+        200, mcp::make_error_response(exchange.message ? exchange.message->id() : mcp::Json(),
+                                      mcp::error_code::internal_error,
+                                      "a gateway stage asked for more after its rate limits"));
   }
   if (decision.kind == StageDecision::Kind::answer) return decision;
   return run_from(stages_, asker + 1, exchange);

@@ -82,28 +82,63 @@ struct Exchange {
   std::shared_ptr<const policy::Policy> policy_snapshot;
   // The rule whose verdict is being carried out (owned by policy_snapshot).
   const policy::RuleInfo* policy_rule = nullptr;
-  // Which stage asked for the confirmation being waited on.
+  // Which stage asked for the confirmation being waited on, and for the rate-limit tokens.
   std::size_t confirming_stage = 0;
+  std::size_t limiting_stage = 0;
+  // This call already spent its rate-limit tokens: a 2026-07-28 request re-sent with the
+  // answers to an input request is the same call, not a new one.
+  bool limits_charged = false;
   bool client_gone = false;
 };
 
-// What a stage decides about a request: let it through, answer it here, or first have the human
-// confirm it (an MCP elicitation on the caller's session, sent by the transport).
+// One token a stage wants taken from a rate-limit bucket before the exchange goes on.
+struct RateLimitCharge {
+  std::string bucket;
+  double refill_per_second = 0;
+  double capacity = 0;
+};
+
+// What a stage decides about a request: let it through, answer it here, first have the human
+// confirm it (an MCP elicitation on the caller's session, sent by the transport), or first spend
+// rate-limit tokens (from the gateway's store, which may be shared by every replica).
 struct StageDecision {
-  enum class Kind { proceed, answer, confirm };
+  enum class Kind { proceed, answer, confirm, charge_limits };
   Kind kind = Kind::proceed;
   unsigned http_status = 200;
-  std::string body;          // answer: a JSON-RPC message
-  mcp::Json confirm_params;  // confirm: the params of the elicitation/create request
+  std::string body;                      // answer: a JSON-RPC message
+  mcp::Json confirm_params;              // confirm: the params of the elicitation/create request
+  std::vector<RateLimitCharge> charges;  // charge_limits: all or nothing
 
   bool answered() const { return kind == Kind::answer; }
   static StageDecision proceed() { return {}; }
   static StageDecision answer(unsigned status, std::string body) {
-    return {Kind::answer, status, std::move(body), {}};
+    StageDecision decision;
+    decision.kind = Kind::answer;
+    decision.http_status = status;
+    decision.body = std::move(body);
+    return decision;
   }
   static StageDecision confirm(mcp::Json elicitation_params) {
-    return {Kind::confirm, 200, {}, std::move(elicitation_params)};
+    StageDecision decision;
+    decision.kind = Kind::confirm;
+    decision.confirm_params = std::move(elicitation_params);
+    return decision;
   }
+  static StageDecision charge_limits(std::vector<RateLimitCharge> charges) {
+    StageDecision decision;
+    decision.kind = Kind::charge_limits;
+    decision.charges = std::move(charges);
+    return decision;
+  }
+};
+
+// What the rate-limit store said about a charge_limits decision.
+struct LimitOutcome {
+  enum class Kind { allowed, limited, unavailable };
+  Kind kind = Kind::allowed;
+  std::size_t exhausted = 0;                 // limited: the first charge without a token
+  std::chrono::milliseconds retry_after{0};  // limited: when that bucket has one again
+  std::string error;                         // unavailable: why the store could not answer
 };
 
 // How the human answered a confirmation the gateway asked for.
@@ -126,8 +161,13 @@ class ExchangeStage {
   virtual std::string_view name() const = 0;
   // Before the message is forwarded.
   virtual StageDecision on_request(Exchange&) { return StageDecision::proceed(); }
-  // The human's answer to this stage's confirm decision: proceed or answer (not confirm again).
+  // The human's answer to this stage's confirm decision: proceed, answer or charge_limits (not
+  // confirm again).
   virtual StageDecision on_confirmation(Exchange&, const Confirmation&) {
+    return StageDecision::proceed();
+  }
+  // The store's answer to this stage's charge_limits decision: proceed or answer.
+  virtual StageDecision on_limits(Exchange&, const LimitOutcome&) {
     return StageDecision::proceed();
   }
   // Each message the upstream sends back for this exchange, before it reaches the client, in
@@ -148,6 +188,8 @@ class ExchangePipeline {
   StageDecision on_request(Exchange& exchange) const;
   // Hands the confirmation to the stage that asked, then runs the stages after it.
   StageDecision on_confirmation(Exchange& exchange, const Confirmation& confirmation) const;
+  // Hands the rate-limit outcome to the stage that asked, then runs the stages after it.
+  StageDecision on_limits(Exchange& exchange, const LimitOutcome& outcome) const;
   void on_upstream_message(Exchange& exchange, std::string& message) const;
   void on_complete(const Exchange& exchange) const;
   bool wants_messages() const { return wants_messages_; }

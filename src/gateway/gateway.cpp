@@ -53,6 +53,7 @@ bool TerminatedSessions::contains(std::string_view sealed_id) const {
 Gateway::Gateway(GatewayOptions options, std::vector<std::unique_ptr<upstream::Upstream>> upstreams,
                  ExchangePipeline pipeline)
     : options_(std::move(options)), pipeline_(std::move(pipeline)) {
+  if (!options_.rate_limiter) options_.rate_limiter = cluster::make_local_rate_limiter();
   for (auto& upstream : upstreams) {
     std::string name = upstream->name();
     revisions_.emplace(name, std::make_unique<UpstreamRevision>());
@@ -527,6 +528,52 @@ awaitable<ClientAnswer> Gateway::ask_client_request(http::Responder& out, const 
   co_return answer;
 }
 
+awaitable<StageDecision> Gateway::judge(Exchange& exchange) const {
+  StageDecision decision = pipeline_.on_request(exchange);
+  co_return co_await spend_limit_tokens(exchange, std::move(decision));
+}
+
+awaitable<StageDecision> Gateway::judge_answer(Exchange& exchange,
+                                               const Confirmation& confirmation) const {
+  StageDecision decision = pipeline_.on_confirmation(exchange, confirmation);
+  co_return co_await spend_limit_tokens(exchange, std::move(decision));
+}
+
+awaitable<StageDecision> Gateway::spend_limit_tokens(Exchange& exchange,
+                                                     StageDecision decision) const {
+  // Each round hands the outcome to the stage that asked and runs the later stages, which may
+  // ask in turn: the loop moves forward through the pipeline and ends.
+  while (decision.kind == StageDecision::Kind::charge_limits) {
+    std::vector<cluster::BucketRequest> buckets;
+    buckets.reserve(decision.charges.size());
+    for (auto& charge : decision.charges) {
+      cluster::BucketRequest bucket;
+      bucket.key = std::move(charge.bucket);
+      bucket.refill_per_second = charge.refill_per_second;
+      bucket.capacity = charge.capacity;
+      buckets.push_back(std::move(bucket));
+    }
+    const cluster::RateDecision taken = co_await options_.rate_limiter->take(std::move(buckets));
+    LimitOutcome outcome;
+    switch (taken.kind) {
+      case cluster::RateDecision::Kind::allowed:
+        outcome.kind = LimitOutcome::Kind::allowed;
+        break;
+      case cluster::RateDecision::Kind::limited:
+        outcome.kind = LimitOutcome::Kind::limited;
+        break;
+      case cluster::RateDecision::Kind::unavailable:
+        outcome.kind = LimitOutcome::Kind::unavailable;
+        break;
+    }
+    outcome.exhausted = taken.exhausted;
+    outcome.retry_after = taken.retry_after;
+    outcome.error = taken.error;
+    decision = pipeline_.on_limits(exchange, outcome);
+  }
+  co_return decision;
+}
+
 awaitable<Confirmation> Gateway::ask_client(http::Responder& out, const Exchange& exchange,
                                             const mcp::Json& elicitation_params) {
   const auto answer =
@@ -610,7 +657,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   exchange.incoming_tracestate = request["tracestate"];
   if (pipeline_.wants_request_headers()) exchange.request_headers = request_headers_json(request);
 
-  auto decision = pipeline_.on_request(exchange);
+  auto decision = co_await judge(exchange);
   // Asking the human first means answering on an SSE stream: the question goes out on it.
   bool streaming = false;
   if (decision.kind == StageDecision::Kind::confirm) {
@@ -623,7 +670,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     streaming = true;
     const auto confirmation = co_await ask_client(out, exchange, decision.confirm_params);
     exchange.client_gone = confirmation.outcome == Confirmation::Outcome::client_gone;
-    decision = pipeline_.on_confirmation(exchange, confirmation);
+    decision = co_await judge_answer(exchange, confirmation);
     if (exchange.client_gone) {
       pipeline_.on_complete(exchange);
       co_return;

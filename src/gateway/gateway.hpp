@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "cluster/rate_limiter.hpp"
 #include "gateway/bridging.hpp"
 #include "gateway/client_requests.hpp"
 #include "gateway/exchange.hpp"
@@ -48,6 +49,9 @@ struct GatewayOptions {
   std::string published_keys;
   // The token-exchange endpoint at POST /txn/token; null when not configured.
   std::shared_ptr<const identity::TokenExchange> token_exchange;
+  // Where policy rate limits keep their buckets: this process (null: a local store is made) or
+  // Redis, shared by every replica.
+  std::shared_ptr<cluster::RateLimiter> rate_limiter;
 };
 
 using Caller = std::shared_ptr<const identity::Identity>;
@@ -68,8 +72,9 @@ struct StatelessCall {
   std::string digest;                     // request_digest(message)
   mcp::Json state = mcp::Json::object();  // the gateway's own requestState, opened
   mcp::Json input_responses = mcp::Json::object();
-  bool approved = false;  // a policy `ask` was answered yes for this request
-  std::string parked_id;  // the call parked while the client answers the upstream
+  bool approved = false;        // a policy `ask` was answered yes for this request
+  bool limits_charged = false;  // this call spent its rate-limit tokens on an earlier round
+  std::string parked_id;        // the call parked while the client answers the upstream
 };
 
 // Session ids ended with DELETE on this replica. Upstreams disagree on how they answer a dead
@@ -126,7 +131,15 @@ class Gateway {
   ClientRequests& client_requests() const { return client_requests_; }
   std::string upstream_names() const;
 
+  // The request stages' decision about an exchange, with the rate-limit tokens a stage asks for
+  // already spent (so never charge_limits): proceed, answer or confirm.
+  awaitable<StageDecision> judge(Exchange& exchange) const;
+  // The same after the human answered the confirmation a stage asked for.
+  awaitable<StageDecision> judge_answer(Exchange& exchange, const Confirmation& confirmation) const;
+
  private:
+  awaitable<StageDecision> spend_limit_tokens(Exchange& exchange, StageDecision decision) const;
+
   std::optional<http::Response> refuse_foreign_origin(const http::Request& request,
                                                       const http::RequestOrigin& origin) const;
   // The caller of an MCP endpoint, or the 401/403 answer when auth is on and they fail it.

@@ -173,11 +173,11 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
   exchange.upstream_protocol_version = exchange.protocol_version;
   exchange.http_status = 202;
 
-  auto decision = pipeline.on_request(exchange);
+  auto decision = co_await gateway.judge(exchange);
   if (decision.kind == StageDecision::Kind::confirm) {
     const auto confirmation = co_await ask_client(*session, gateway, decision.confirm_params);
     exchange.client_gone = confirmation.outcome == Confirmation::Outcome::client_gone;
-    decision = pipeline.on_confirmation(exchange, confirmation);
+    decision = co_await gateway.judge_answer(exchange, confirmation);
   }
   if (decision.answered()) {
     exchange.outcome = "answered_by_gateway";
@@ -530,7 +530,7 @@ awaitable<void> LegacySseTransport::post_message(
   auto facts = post_facts(request, origin, sealed, gateway_.pipeline(), caller);
   describe_sender(exchange, facts);
   exchange.protocol_version = session->protocol_version();
-  if (auto decision = gateway_.pipeline().on_request(exchange); decision.answered()) {
+  if (auto decision = co_await gateway_.judge(exchange); decision.answered()) {
     exchange.http_status = decision.http_status;
     exchange.outcome = "answered_by_gateway";
     co_await out.send(json_response(decision.http_status, std::move(decision.body)));

@@ -129,7 +129,7 @@ StageDecision PolicyStage::on_request(Exchange& exchange) {
     exchange.policy.rule = rule_name(decision.rule);
   }
   if (decision.verdict != policy::Verdict::deny && decision.verdict != policy::Verdict::ask) {
-    return StageDecision::proceed();
+    return charge_limits_or_proceed(exchange);
   }
   const std::string rule_id = rule_name(decision.rule);
   if (shadow_) {
@@ -137,7 +137,7 @@ StageDecision PolicyStage::on_request(Exchange& exchange) {
               exchange.message->target_name(), " on '", exchange.upstream, "' by rule '", rule_id,
               "'");
     exchange.policy.note = "shadow";
-    return StageDecision::proceed();
+    return charge_limits_or_proceed(exchange);
   }
   if (decision.verdict == policy::Verdict::ask && client_can_be_asked(exchange)) {
     log::info("policy: asking the user to approve ", method, " ", exchange.message->target_name(),
@@ -172,7 +172,7 @@ StageDecision PolicyStage::on_confirmation(Exchange& exchange, const Confirmatio
   log::info("policy: the user's answer to ", exchange.message->method(), " ",
             exchange.message->target_name(), " on '", exchange.upstream, "' (rule '", rule_id,
             "'): ", outcome, confirmation.detail.empty() ? "" : " — ", confirmation.detail);
-  if (confirmation.outcome == Outcome::accepted) return StageDecision::proceed();
+  if (confirmation.outcome == Outcome::accepted) return charge_limits_or_proceed(exchange);
   std::string text;
   switch (confirmation.outcome) {
     case Outcome::declined:
@@ -192,6 +192,85 @@ StageDecision PolicyStage::on_confirmation(Exchange& exchange, const Confirmatio
       "; it was not forwarded. Approval is required by " + decided_by(exchange.policy_rule) + ".";
   return refuse(exchange, text,
                 {{"rule", rule_id}, {"verdict", "ask"}, {"approval", std::string(outcome)}});
+}
+
+StageDecision PolicyStage::charge_limits_or_proceed(Exchange& exchange) const {
+  if (exchange.limits_charged) return StageDecision::proceed();
+  const auto charges = exchange.policy_snapshot->limits(call_context(exchange));
+  if (charges.empty()) return StageDecision::proceed();
+  std::vector<RateLimitCharge> tokens;
+  tokens.reserve(charges.size());
+  for (const auto& charge : charges) {
+    RateLimitCharge token;
+    token.bucket = charge.bucket;
+    token.refill_per_second = charge.limit->refill_per_second();
+    token.capacity = charge.limit->burst;
+    tokens.push_back(std::move(token));
+  }
+  return StageDecision::charge_limits(std::move(tokens));
+}
+
+StageDecision PolicyStage::on_limits(Exchange& exchange, const LimitOutcome& outcome) {
+  using Kind = LimitOutcome::Kind;
+  const std::string_view method = exchange.message->method();
+  if (outcome.kind == Kind::allowed) {
+    exchange.limits_charged = true;
+    return StageDecision::proceed();
+  }
+  if (outcome.kind == Kind::unavailable) {
+    const bool refuse_call = when_store_down_ == LimitStoreDown::deny && !shadow_;
+    log::warn("policy: the rate-limit store did not answer (", outcome.error, "); ", method, " ",
+              exchange.message->target_name(), " on '", exchange.upstream, "' is ",
+              refuse_call ? "refused" : "forwarded unlimited");
+    exchange.policy.note = shadow_ ? "shadow:limits_unavailable" : "limits_unavailable";
+    if (!refuse_call) return StageDecision::proceed();
+    exchange.policy.verdict = "deny";
+    exchange.policy.rule = "(rate limits)";
+    return refuse(exchange,
+                  "Rate limits apply to this call, and the gateway could not check them (its "
+                  "rate-limit store is unavailable), so the call was not forwarded. Try again "
+                  "shortly.",
+                  {{"verdict", "deny"}, {"limit", "unavailable"}});
+  }
+  const auto charges = exchange.policy_snapshot->limits(call_context(exchange));
+  const policy::LimitInfo* limit =
+      outcome.exhausted < charges.size() ? charges[outcome.exhausted].limit : nullptr;
+  const std::string limit_id = limit ? limit->id : std::string("(unknown)");
+  const auto retry_seconds = (outcome.retry_after.count() + 999) / 1000;
+  if (shadow_) {
+    log::info("policy (shadow): rate limit '", limit_id, "' would refuse ", method, " ",
+              exchange.message->target_name(), " on '", exchange.upstream, "'");
+    exchange.policy.note = "shadow:rate_limited";
+    if (exchange.policy.rule.empty()) exchange.policy.rule = limit_id;
+    return StageDecision::proceed();
+  }
+  log::info("policy: rate limit '", limit_id, "' refuses ", method, " ",
+            exchange.message->target_name(), " on '", exchange.upstream, "' (retry in ",
+            retry_seconds, " s)");
+  exchange.policy.verdict = "deny";
+  exchange.policy.rule = limit_id;
+  exchange.policy.note = "rate_limited";
+  std::string text = "Rate limit '" + limit_id + "'";
+  if (limit) {
+    text += " (" + limit->rate_text;
+    if (!limit->by.empty()) {
+      text += " for each";
+      for (std::size_t i = 0; i < limit->by.size(); ++i)
+        text += (i == 0 ? " " : ", ") + limit->by[i];
+    }
+    text += ")";
+  }
+  text += " reached";
+  const std::string reason =
+      limit ? (limit->message.empty() ? limit->description : limit->message) : std::string();
+  if (!reason.empty()) text += ": " + reason;
+  text += ". The call was not forwarded; try again in " + std::to_string(retry_seconds) +
+          (retry_seconds == 1 ? " second." : " seconds.");
+  return refuse(exchange, text,
+                {{"rule", limit_id},
+                 {"verdict", "deny"},
+                 {"limit", limit_id},
+                 {"retryAfterMs", outcome.retry_after.count()}});
 }
 
 void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) {

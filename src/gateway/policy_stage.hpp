@@ -1,7 +1,8 @@
 // The policy stage: judges tools/call, resources/read and prompts/get before they are forwarded,
 // and hides from tools/list the tools a deny rule refuses outright. Denials reach the agent as a
 // tool result with isError (so the model can adapt) naming the rule; `ask` asks the human through
-// an elicitation when the client can show one; shadow mode only records.
+// an elicitation when the client can show one; rate limits spend tokens only for calls that would
+// be forwarded; shadow mode only records.
 #pragma once
 
 #include <atomic>
@@ -18,13 +19,19 @@ void redact_for_telemetry(const Exchange& exchange, mcp::Json& value);
 
 class PolicyStage final : public ExchangeStage {
  public:
-  PolicyStage(std::shared_ptr<const policy::Policy> policy, bool shadow)
-      : policy_(std::move(policy)), shadow_(shadow) {}
+  // When the rate-limit store cannot answer (Redis unreachable): forward the call (fail open,
+  // the default) or refuse it.
+  enum class LimitStoreDown { allow, deny };
+
+  PolicyStage(std::shared_ptr<const policy::Policy> policy, bool shadow,
+              LimitStoreDown when_store_down = LimitStoreDown::allow)
+      : policy_(std::move(policy)), shadow_(shadow), when_store_down_(when_store_down) {}
 
   std::string_view name() const override { return "policy"; }
   StageDecision on_request(Exchange& exchange) override;
   // The human's answer to an `ask` verdict: forward on accept, refuse otherwise.
   StageDecision on_confirmation(Exchange& exchange, const Confirmation& confirmation) override;
+  StageDecision on_limits(Exchange& exchange, const LimitOutcome& outcome) override;
   bool wants_messages() const override { return true; }
   bool wants_request_headers() const override { return policy_.load()->uses_request_headers(); }
   void on_upstream_message(Exchange& exchange, std::string& message) override;
@@ -35,9 +42,12 @@ class PolicyStage final : public ExchangeStage {
 
  private:
   void filter_tool_list(Exchange& exchange, std::string& message) const;
+  // The call goes on, after spending a token from each rate limit that applies to it.
+  StageDecision charge_limits_or_proceed(Exchange& exchange) const;
 
   std::atomic<std::shared_ptr<const policy::Policy>> policy_;
   bool shadow_;
+  LimitStoreDown when_store_down_;
 };
 
 }  // namespace membrane::gateway

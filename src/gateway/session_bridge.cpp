@@ -69,7 +69,7 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
   exchange.client_address = client_address(origin);
   exchange.protocol_version = params.value("protocolVersion", std::string());
   exchange.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
-  auto decision = pipeline_.on_request(exchange);
+  auto decision = co_await judge(exchange);
   if (decision.answered() || decision.kind == StageDecision::Kind::confirm) {
     exchange.outcome = "answered_by_gateway";
     exchange.http_status = decision.http_status;

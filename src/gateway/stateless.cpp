@@ -270,7 +270,8 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
   exchange.incoming_tracestate = request["tracestate"];
   if (pipeline_.wants_request_headers()) exchange.request_headers = request_headers_json(request);
 
-  auto decision = pipeline_.on_request(exchange);
+  exchange.limits_charged = call.state.value("rl", false);
+  auto decision = co_await judge(exchange);
   if (decision.kind == StageDecision::Kind::confirm) {
     // A policy `ask`: the human is asked through the client, as an input request of ours.
     const bool approved_before = call.state.value("ap", false);
@@ -282,7 +283,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
       client_answer.kind = ClientAnswer::Kind::answered;
       client_answer.response = {
           {"result", approved_before ? mcp::Json{{"action", "accept"}} : *answer}};
-      decision = pipeline_.on_confirmation(exchange, confirmation_from(client_answer));
+      decision = co_await judge_answer(exchange, confirmation_from(client_answer));
       call.approved = decision.kind == StageDecision::Kind::proceed;
     } else {
       mcp::Json input_requests = {
@@ -298,6 +299,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
       co_return;
     }
   }
+  call.limits_charged = exchange.limits_charged;
   if (decision.answered()) {
     exchange.outcome = "answered_by_gateway";
     exchange.http_status = decision.http_status;
@@ -329,6 +331,7 @@ std::string Gateway::seal_request_state(const StatelessCall& call, const mcp::Js
        unix_now() +
            std::chrono::duration_cast<std::chrono::seconds>(options_.approval_timeout).count()}};
   if (call.approved) state["ap"] = true;
+  if (call.limits_charged) state["rl"] = true;
   if (asking_approval) state["ask"] = true;
   if (!upstream_state.is_null()) state["us"] = upstream_state;
   if (!call.parked_id.empty()) state["c"] = call.parked_id;

@@ -1126,6 +1126,18 @@ class Parser {
     advance();
   }
 
+  // One field reference alone (a limit's `by:` entry): no operators, no literals.
+  NodePtr parse_field_only() {
+    const Lexeme first = current_;
+    if (first.kind != Token::identifier)
+      fail(first.offset, "expected a field name such as identity.sub");
+    advance();
+    auto node = parse_field(first.text, first.offset);
+    if (current_.kind != Token::end)
+      fail(current_.offset, "unexpected '" + current_.text + "': 'by' takes one field per entry");
+    return node;
+  }
+
   NodePtr parse() {
     auto node = parse_or();
     if (current_.kind != Token::end)
@@ -1602,6 +1614,37 @@ NodePtr compile_condition(std::string_view text, const Environment& environment,
                           const OffsetLocator& locate) {
   Parser parser(text, environment, locate);
   return parser.parse();
+}
+
+NodePtr compile_field(std::string_view text, const OffsetLocator& locate) {
+  const Environment no_names;
+  Parser parser(text, no_names, locate);
+  return parser.parse_field_only();
+}
+
+void append_field_text(const Node& field, const CallContext& call, std::string& out) {
+  const Value value = field_value(field, call);
+  switch (value.kind) {
+    case Value::Kind::string:
+      out += value.string;
+      break;
+    case Value::Kind::number:
+      // 3, not 3.0: the same argument, however the client wrote it, is the same bucket.
+      if (std::abs(value.number) < 9e15 && value.number == std::floor(value.number))
+        out += std::to_string(static_cast<long long>(value.number));
+      else
+        out += Json(value.number).dump();
+      break;
+    case Value::Kind::boolean:
+      out += value.boolean ? "true" : "false";
+      break;
+    case Value::Kind::json:
+      out += value.json->dump(-1, ' ', false, Json::error_handler_t::replace);
+      break;
+    case Value::Kind::missing:
+    case Value::Kind::list:
+      break;
+  }
 }
 
 }  // namespace membrane::policy

@@ -47,6 +47,13 @@ NodePtr compile_condition(std::string_view text, const Environment& environment,
 
 bool evaluate(const Node& node, const CallContext& call);
 
+// One field reference (`identity.sub`, `args.path`, `request.headers.x-team`), for the fields a
+// rate limit is counted by. Throws PolicyError at the offending token.
+NodePtr compile_field(std::string_view text, const OffsetLocator& locate);
+// Appends the field's value as text: strings as they are, numbers and booleans as JSON, objects
+// and arrays as compact JSON, nothing when absent.
+void append_field_text(const Node& field, const CallContext& call, std::string& out);
+
 // The program a rule runs: macros inlined, and/or chains flattened with the cheapest tests first,
 // parts that do not depend on the call folded to constants.
 NodePtr optimize(const NodePtr& condition);

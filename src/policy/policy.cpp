@@ -46,6 +46,11 @@ std::uint8_t bit_of_method(std::string_view method) {
   return method_bit::other;
 }
 
+struct CompiledLimit {
+  NodePtr program;          // null: every judged call
+  std::vector<NodePtr> by;  // fields whose values select the bucket
+};
+
 struct CompiledRule {
   RuleInfo info;
   NodePtr condition;  // as written (analysis)
@@ -75,6 +80,9 @@ class CompiledPolicy {
   std::shared_ptr<const DecisionIndex> decision_index;
   bool any_redactions = false;
   bool any_request_headers = false;
+  // Parallel: what each limit is, and how it is evaluated.
+  std::vector<LimitInfo> limit_infos;
+  std::vector<CompiledLimit> limits;
 
   // Calls `visit(rule, program)` on the candidate rules in order until it returns false.
   template <class Visit>
@@ -174,9 +182,114 @@ Verdict parse_verdict(const YAML::Node& node, const std::string& file) {
 
 struct LoadState {
   Environment environment;
-  std::map<std::string, std::string> rule_locations;  // id -> where first defined
+  std::map<std::string, std::string> rule_locations;   // id -> where first defined
+  std::map<std::string, std::string> limit_locations;  // id -> where first defined
   std::vector<CompiledRule> rules;
+  std::vector<LimitInfo> limit_infos;
+  std::vector<CompiledLimit> limits;
 };
+
+// "30/minute", "5/s", "100/15m": a positive whole count per a period of whole seconds or more.
+void parse_rate(const YAML::Node& node, const std::string& file, LimitInfo& limit) {
+  const std::string text = node.IsScalar() ? node.Scalar() : std::string();
+  const auto bad = [&](const std::string& why) {
+    fail(file, node.Mark(),
+         "'rate' " + why + " (write COUNT/PERIOD: 30/minute, 5/second, 1000/hour, 100/15m)");
+  };
+  const auto slash = text.find('/');
+  if (slash == std::string::npos) bad("needs a '/'");
+  const std::string count_text = text.substr(0, slash);
+  std::string period_text = text.substr(slash + 1);
+  const auto whole = [](const std::string& digits) {
+    return !digits.empty() && digits.size() <= 9 &&
+           std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (!whole(count_text) || std::stol(count_text) < 1)
+    bad("must start with a whole count of 1 or more");
+  std::size_t digits = 0;
+  while (digits < period_text.size() && period_text[digits] >= '0' && period_text[digits] <= '9')
+    ++digits;
+  long multiple = 1;
+  if (digits > 0) {
+    if (!whole(period_text.substr(0, digits)) || std::stol(period_text.substr(0, digits)) < 1)
+      bad("has a period multiple that is not a whole number of 1 or more");
+    multiple = std::stol(period_text.substr(0, digits));
+    period_text = period_text.substr(digits);
+  }
+  static const std::map<std::string, long> seconds_per = {
+      {"s", 1},       {"sec", 1},  {"second", 1},  {"m", 60},    {"min", 60},
+      {"minute", 60}, {"h", 3600}, {"hour", 3600}, {"d", 86400}, {"day", 86400}};
+  const auto unit = seconds_per.find(period_text);
+  if (unit == seconds_per.end()) bad("has an unknown period '" + period_text + "'");
+  if (multiple > 366L * 86400 / unit->second) bad("has a period longer than a year");
+  limit.count = static_cast<double>(std::stol(count_text));
+  limit.period = std::chrono::milliseconds(multiple * unit->second * 1000);
+  limit.rate_text = text;
+}
+
+void load_limit(const YAML::Node& entry, const std::string& file,
+                const std::vector<std::string>& source_lines, LoadState& state) {
+  check_keys(entry,
+             {"limit", "description", "condition", "rate", "burst", "by", "message", "enabled"},
+             file, "limit");
+  LimitInfo info;
+  info.id = required_string(entry, "limit", file);
+  info.file = file;
+  info.line = entry["limit"].Mark().line + 1;
+  if (const auto previous = state.limit_locations.find(info.id);
+      previous != state.limit_locations.end()) {
+    fail(file, entry["limit"].Mark(),
+         "limit '" + info.id + "' is already defined at " + previous->second);
+  }
+  state.limit_locations[info.id] = location(file, entry["limit"].Mark());
+  if (entry["description"]) info.description = entry["description"].Scalar();
+  if (entry["message"]) info.message = entry["message"].Scalar();
+  const YAML::Node rate = entry["rate"];
+  if (!rate) fail(file, entry.Mark(), "limit '" + info.id + "' needs a 'rate' such as 30/minute");
+  parse_rate(rate, file, info);
+  info.burst = info.count;
+  if (const YAML::Node burst = entry["burst"]) {
+    long value = 0;
+    try {
+      value = burst.as<long>();
+    } catch (const YAML::Exception&) {
+      fail(file, burst.Mark(), "'burst' must be a whole number");
+    }
+    if (value < 1 || value > 1'000'000'000)
+      fail(file, burst.Mark(), "'burst' must be from 1 to 1000000000");
+    info.burst = static_cast<double>(value);
+  }
+  CompiledLimit limit;
+  if (const YAML::Node condition = entry["condition"]) {
+    if (!condition.IsScalar()) fail(file, condition.Mark(), "'condition' must be a string");
+    limit.program = optimize(compile_condition(condition.Scalar(), state.environment,
+                                               scalar_locator(file, source_lines, condition)));
+  }
+  if (const YAML::Node by = entry["by"]) {
+    const auto add = [&](const YAML::Node& field) {
+      if (!field.IsScalar()) fail(file, field.Mark(), "each 'by' entry is a field name");
+      limit.by.push_back(compile_field(field.Scalar(), scalar_locator(file, source_lines, field)));
+      info.by.push_back(field.Scalar());
+    };
+    if (by.IsSequence()) {
+      for (const auto& field : by)
+        add(field);
+    } else {
+      add(by);
+    }
+  }
+  bool enabled = true;
+  if (const YAML::Node flag = entry["enabled"]) {
+    try {
+      enabled = flag.as<bool>();
+    } catch (const YAML::Exception&) {
+      fail(file, flag.Mark(), "'enabled' must be true or false");
+    }
+  }
+  if (!enabled) return;
+  state.limit_infos.push_back(std::move(info));
+  state.limits.push_back(std::move(limit));
+}
 
 void load_document(const std::string& text, const std::string& file, LoadState& state) {
   std::vector<std::string> source_lines;
@@ -194,11 +307,12 @@ void load_document(const std::string& text, const std::string& file, LoadState& 
   if (!root || root.IsNull()) return;  // an empty file is a valid, empty policy
   if (!root.IsSequence()) {
     fail(file, root.Mark(),
-         "a policy file is a list of entries: '- list: …', '- macro: …' or '- rule: …'");
+         "a policy file is a list of entries: '- list: …', '- macro: …', '- rule: …' or "
+         "'- limit: …'");
   }
   for (const auto& entry : root) {
     if (!entry.IsMap())
-      fail(file, entry.Mark(), "each entry must be a map with 'list', 'macro' or 'rule'");
+      fail(file, entry.Mark(), "each entry must be a map with 'list', 'macro', 'rule' or 'limit'");
     if (entry["list"]) {
       check_keys(entry, {"list", "items"}, file, "list");
       const std::string name = required_string(entry, "list", file);
@@ -298,8 +412,10 @@ void load_document(const std::string& text, const std::string& file, LoadState& 
         }
       }
       if (enabled) state.rules.push_back(std::move(rule));
+    } else if (entry["limit"]) {
+      load_limit(entry, file, source_lines, state);
     } else {
-      fail(file, entry.Mark(), "an entry needs one of 'list', 'macro' or 'rule'");
+      fail(file, entry.Mark(), "an entry needs one of 'list', 'macro', 'rule' or 'limit'");
     }
   }
 }
@@ -332,9 +448,17 @@ std::shared_ptr<const CompiledPolicy> finish(LoadState state, Verdict default_ve
     programs.push_back(rule.indexed_program);
   }
   compiled->decision_index = build_decision_index(programs);
-  compiled->any_request_headers = std::any_of(
-      compiled->ordered.begin(), compiled->ordered.end(),
-      [](const CompiledRule& rule) { return references_request_headers(*rule.condition); });
+  compiled->any_request_headers =
+      std::any_of(
+          compiled->ordered.begin(), compiled->ordered.end(),
+          [](const CompiledRule& rule) { return references_request_headers(*rule.condition); }) ||
+      std::any_of(state.limits.begin(), state.limits.end(), [](const CompiledLimit& limit) {
+        return (limit.program && references_request_headers(*limit.program)) ||
+               std::any_of(limit.by.begin(), limit.by.end(),
+                           [](const NodePtr& field) { return references_request_headers(*field); });
+      });
+  compiled->limit_infos = std::move(state.limit_infos);
+  compiled->limits = std::move(state.limits);
   compiled->any_redactions =
       std::any_of(compiled->ordered.begin(), compiled->ordered.end(),
                   [](const CompiledRule& rule) { return rule.info.verdict == Verdict::redact; });
@@ -572,6 +696,27 @@ bool Policy::has_redactions() const {
 
 bool Policy::uses_request_headers() const {
   return compiled_->any_request_headers;
+}
+
+std::vector<LimitCharge> Policy::limits(const CallContext& call) const {
+  std::vector<LimitCharge> charges;
+  for (std::size_t index = 0; index < compiled_->limits.size(); ++index) {
+    const CompiledLimit& limit = compiled_->limits[index];
+    if (limit.program && !evaluate(*limit.program, call)) continue;
+    LimitCharge charge;
+    charge.limit = &compiled_->limit_infos[index];
+    charge.bucket = charge.limit->id;
+    for (const auto& field : limit.by) {
+      charge.bucket.push_back('\x1f');
+      append_field_text(*field, call, charge.bucket);
+    }
+    charges.push_back(std::move(charge));
+  }
+  return charges;
+}
+
+const std::vector<LimitInfo>& Policy::limit_rules() const {
+  return compiled_->limit_infos;
 }
 
 std::size_t Policy::rule_count() const {

@@ -812,13 +812,14 @@ export async function rawRpc(mcpUrl, { sessionId, protocolVersion, method, param
 }
 
 /**
- * Opens a GET text/event-stream and returns a reader: next(predicate, timeoutMs) resolves with the
+ * Opens a text/event-stream (GET, or `method` with a JSON `body`) and returns a reader: next(predicate, timeoutMs) resolves with the
  * next SSE event satisfying predicate; close() aborts.
  */
-export async function openEventStream(url, { headers = {}, timeoutMs = 15_000 } = {}) {
+export async function openEventStream(url, { headers = {}, timeoutMs = 15_000, method = 'GET', body } = {}) {
   const ac = new AbortController();
-  const res = await withTimeout(fetch(url, { method: 'GET', headers: { accept: 'text/event-stream', ...headers }, signal: ac.signal }),
-    timeoutMs, `GET ${url}`);
+  const init = { method, headers: { accept: 'text/event-stream', ...headers }, signal: ac.signal };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  const res = await withTimeout(fetch(url, init), timeoutMs, `${method} ${url}`);
   const events = [];
   const waiters = new Set();
   let ended = false;

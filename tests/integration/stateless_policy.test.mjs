@@ -21,6 +21,10 @@ const POLICY = `
   condition: tool.name == "echo" and args.message startswith "ASK"
   verdict: ask
   message: Echoing this needs approval.
+
+- limit: confirm-once
+  condition: tool.name == "confirm"
+  rate: 1/hour
 `;
 
 let gateway;
@@ -95,6 +99,21 @@ for (const upstream of ['modern', 'evs']) {
     });
   });
 }
+
+describe('rate limits for a 2026-07-28 client', () => {
+  test('a call re-sent with the answers to its input request is charged once', async () => {
+    const { client, asked } = await modernClient(gateway.mcp('modern'), { action: 'accept', content: { ok: true } });
+    // Two requests on the wire (input_required, then the retry with inputResponses), one call.
+    const first = await client.callTool({ name: 'confirm', arguments: { action: 'ship' } });
+    assert.equal(asked.length, 1);
+    assert.notEqual(first.isError, true, JSON.stringify(first));
+    assert.match(first.content[0].text, /^accept .*\(state confirming:ship\)$/);
+    const second = await client.callTool({ name: 'confirm', arguments: { action: 'ship again' } });
+    assert.equal(second.isError, true, JSON.stringify(second));
+    assert.equal(second._meta?.['io.membrane/policy']?.limit, 'confirm-once');
+    assert.equal(asked.length, 1, 'a refused call reaches no server, so nothing asks the user');
+  });
+});
 
 describe('approvals cannot be forged', () => {
   const headers = {

@@ -106,3 +106,40 @@ TEST_CASE("a client that stops answering keep-alives is noticed") {
   REQUIRE(got);
   CHECK(got->kind == ClientAnswer::Kind::client_gone);
 }
+
+TEST_CASE("answers nobody waits for here go to the relay; relayed answers reach their waiter") {
+  boost::asio::io_context io;
+  ClientRequests asking;    // the replica that asked
+  ClientRequests answered;  // the replica the client's answer reached
+  std::vector<std::tuple<std::string, std::string, membrane::mcp::Json>> relayed;
+  answered.set_relay(
+      [&](const std::string& id, const std::string& session, const membrane::mcp::Json& response) {
+        relayed.emplace_back(id, session, response);
+      });
+  auto pending = asking.open("ev\nsession-a", io.get_executor());
+  CHECK(answered.consume("ev\nsession-a", response_with_id(pending->id())));
+  REQUIRE(relayed.size() == 1);
+  CHECK(std::get<0>(relayed[0]) == pending->id());
+  CHECK(std::get<1>(relayed[0]) == "ev\nsession-a");
+  // Upstream ids are never relayed.
+  CHECK_FALSE(answered.consume("ev\nsession-a", response_with_id(7)));
+  CHECK(relayed.size() == 1);
+
+  // On the asking replica: another session's claim, or an unknown id, is not delivered.
+  CHECK_FALSE(asking.deliver(pending->id(), "ev\nsession-b", std::get<2>(relayed[0])));
+  CHECK_FALSE(asking.deliver("membrane-other", "ev\nsession-a", std::get<2>(relayed[0])));
+  CHECK(asking.deliver(pending->id(), "ev\nsession-a", std::get<2>(relayed[0])));
+  std::optional<ClientAnswer> got;
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        got = co_await pending->wait(membrane::gateway::Clock::now() + std::chrono::seconds(5),
+                                     std::chrono::milliseconds(50),
+                                     []() -> boost::asio::awaitable<bool> { co_return true; });
+      },
+      boost::asio::detached);
+  io.run_for(std::chrono::milliseconds(300));
+  REQUIRE(got);
+  CHECK(got->kind == ClientAnswer::Kind::answered);
+  CHECK(got->response["result"]["action"] == "accept");
+}

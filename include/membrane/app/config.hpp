@@ -183,6 +183,22 @@ struct AuditConfig {
   std::uint64_t checkpoint_every = 1000;  // records between signed checkpoints
 };
 
+// State shared by every replica, in Redis: rate-limit buckets, and the answers to approvals that
+// reach another replica than the one asking. Off unless `redis_url` is set.
+struct ClusterConfig {
+  bool enabled() const { return !redis_url.empty(); }
+  std::string redis_url;  // redis://[user@]host[:port][/db]; no password in it
+  // The password (AUTH): read from redis_password_file, else from this environment variable
+  // when it is set; none otherwise.
+  std::string redis_password_env = "MEMBRANE_REDIS_PASSWORD";
+  std::string redis_password_file;
+  std::string key_prefix = "membrane:";
+  Milliseconds redis_timeout{250};  // connect, and each command
+  // A call that rate limits apply to, when Redis does not answer: forwarded unlimited (false)
+  // or refused (true).
+  bool deny_when_redis_down = false;
+};
+
 struct Config {
   ListenerConfig listen;
   LimitsConfig limits;
@@ -193,6 +209,7 @@ struct Config {
   AuthConfig auth;
   TxnConfig txn;
   AuditConfig audit;
+  ClusterConfig cluster;
   // OTLP/HTTP trace export; off when the endpoint is empty.
   struct Otel {
     std::string endpoint;
@@ -222,6 +239,11 @@ UpstreamConfig parse_upstream_flag(const std::string& value);
 
 // Parses `HOST:PORT`, `[IPV6]:PORT` or `:PORT` for --listen. Throws ConfigError.
 ListenerConfig parse_listen_flag(const std::string& value);
+
+// A duration flag such as --shutdown-delay 5s (0s allowed). Throws ConfigError naming the flag.
+Milliseconds parse_duration_flag(std::string_view flag, const std::string& text);
+// --redis URL into cluster.redis_url, checked; a password in the URL is refused.
+void set_redis_url_flag(const std::string& text, ClusterConfig& cluster);
 
 // Checks cross-field rules (unique names, TLS files readable, ...). Throws ConfigError.
 void validate(const Config& config);

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -69,6 +70,30 @@ struct RuleInfo {
   int line = 0;
 };
 
+// A rate limit: a token bucket per distinct value of its `by` fields, refilled at
+// `count` per `period`, holding at most `burst` calls.
+struct LimitInfo {
+  std::string id;
+  std::string description;
+  std::string message;
+  double count = 0;
+  std::chrono::milliseconds period{0};
+  double burst = 0;
+  std::vector<std::string> by;  // the fields as written, e.g. "identity.sub"
+  std::string rate_text;        // as written, e.g. "30/minute", for messages
+  std::string file;
+  int line = 0;
+
+  double refill_per_second() const { return count * 1000.0 / static_cast<double>(period.count()); }
+};
+
+// One bucket a call spends a token from: the limit, and the bucket its `by` values select
+// ("<limit id>" followed by one "\x1f<value>" per field).
+struct LimitCharge {
+  const LimitInfo* limit = nullptr;
+  std::string bucket;
+};
+
 struct Decision {
   Verdict verdict = Verdict::allow;
   const RuleInfo* rule = nullptr;  // the rule that decided; null when the default verdict applied
@@ -115,6 +140,11 @@ class Policy {
   bool has_redactions() const;
   // True when some rule looks at request.headers.*: callers collect headers only then.
   bool uses_request_headers() const;
+
+  // The rate limits whose condition holds for `call` (a tools/call, resources/read or
+  // prompts/get), in file order, with the bucket each one charges.
+  std::vector<LimitCharge> limits(const CallContext& call) const;
+  const std::vector<LimitInfo>& limit_rules() const;
 
   std::size_t rule_count() const;
   const std::vector<RuleInfo>& rules() const;
