@@ -1028,7 +1028,7 @@ void ConfigReader::read_cluster(Field& field, ClusterConfig& cluster) {
         cluster.deny_when_redis_down = choice == "deny";
       }
     }
-    if (!find(entries, "url")) fail(redis, "cluster.redis needs 'url' (redis://HOST:PORT)");
+    if (!find(entries, "url")) fail(redis, "needs 'url' (redis://HOST:PORT)");
   }
 }
 

@@ -138,8 +138,12 @@ describe('limits in the policy tools', () => {
 
 describe('rate limits in the gateway process (no Redis)', () => {
   let gateway;
+  let auditFile;
   before(async () => {
-    gateway = await gatewayWith('local', { policy: writeFile('limits.yaml', LIMITS) });
+    auditFile = path.join(dir, 'audit.log');
+    gateway = await gatewayWith('local', {
+      policy: writeFile('limits.yaml', LIMITS), extraConfig: ['audit:', `  file: ${JSON.stringify(auditFile)}`],
+    });
     await gateway.proc.waitForLine(/1 rate limit\(s\), buckets kept in this process/, 5_000);
   });
 
@@ -164,6 +168,16 @@ describe('rate limits in the gateway process (no Redis)', () => {
     const { client: second } = await connectClient(gateway.mcp('ev'));
     assert.notEqual((await echo(second, 'fresh')).isError, true);
     await gateway.proc.waitForLine(/rate limit 'echo-per-session' refuses tools\/call echo on 'ev'/, 5_000);
+    await gateway.proc.waitForLine(/method=tools\/call target=echo .*policy=deny:echo-per-session:rate_limited/, 5_000);
+    // The audit trail says which limit refused the call.
+    const records = await waitFor(() => {
+      const found = fs.readFileSync(auditFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line))
+        .filter((record) => record.policy_note === 'rate_limited');
+      return found.length ? found : undefined;
+    }, { what: 'a rate_limited audit record' });
+    assert.equal(records.length, 1);
+    assert.equal(records[0].verdict, 'deny');
+    assert.deepEqual(records[0].rules, ['echo-per-session']);
   });
 
   test('shadow mode records what a limit would refuse and forwards the call', async () => {

@@ -330,3 +330,25 @@ TEST_CASE("token mint and verify parse their flags") {
   CHECK_THAT(usage_error_for({"token", "mint", "--key", "k", "--jwks", "j"}),
              Contains("unknown flag '--jwks'"));
 }
+
+TEST_CASE("serve --redis and --shutdown-delay set the cluster and shutdown settings") {
+  const auto command_line =
+      parse_command_line({"serve", "--upstream", "ev=http://127.0.0.1:3001/mcp", "--redis",
+                          "redis://10.0.0.5:6379/1", "--shutdown-delay", "5s"});
+  CHECK(command_line.config.cluster.redis_url == "redis://10.0.0.5:6379/1");
+  CHECK(command_line.config.timeouts.shutdown_delay == std::chrono::milliseconds(5000));
+  const auto error_for = [](const std::vector<std::string>& args) -> std::string {
+    try {
+      parse_command_line(args);
+    } catch (const std::exception& error) {
+      return error.what();
+    }
+    return "";
+  };
+  CHECK_THAT(error_for({"serve", "--upstream", "ev=http://h/mcp", "--redis", "redis://:pw@h"}),
+             Catch::Contains("--redis") && Catch::Contains("MEMBRANE_REDIS_PASSWORD"));
+  CHECK_THAT(error_for({"serve", "--upstream", "ev=http://h/mcp", "--shutdown-delay", "5"}),
+             Catch::Contains("--shutdown-delay") && Catch::Contains("add a unit"));
+  CHECK_THAT(usage_error_for({"serve", "-c", "x.yaml", "--redis", "redis://h"}),
+             Catch::Contains("cluster.redis.url"));
+}

@@ -680,3 +680,43 @@ TEST_CASE("auth and txn sections, and upstream scopes") {
       error_loading(std::string("txn:\n  key_file: k\n  per: request\n") + kMinimalUpstreams),
       Contains("expected call or session"));
 }
+
+TEST_CASE("cluster.redis: defaults, every key, and its mistakes at file:line:col") {
+  const auto defaults = load(kMinimalUpstreams);
+  CHECK_FALSE(defaults.cluster.enabled());
+  CHECK(defaults.cluster.redis_password_env == "MEMBRANE_REDIS_PASSWORD");
+  CHECK(defaults.cluster.key_prefix == "membrane:");
+  CHECK(defaults.cluster.redis_timeout == Milliseconds(250));
+  CHECK_FALSE(defaults.cluster.deny_when_redis_down);
+
+  const auto config = load(std::string(kMinimalUpstreams) +
+                           "cluster:\n"
+                           "  redis:\n"
+                           "    url: redis://membrane:@redis.example:6380/2\n"
+                           "    password_file: /run/secrets/redis\n"
+                           "    password_env: REDIS_PASS\n"
+                           "    key_prefix: \"prod:\"\n"
+                           "    timeout: 1s\n"
+                           "    on_error: deny\n");
+  CHECK(config.cluster.enabled());
+  CHECK(config.cluster.redis_url == "redis://membrane:@redis.example:6380/2");
+  CHECK(config.cluster.redis_password_file == "/run/secrets/redis");
+  CHECK(config.cluster.redis_password_env == "REDIS_PASS");
+  CHECK(config.cluster.key_prefix == "prod:");
+  CHECK(config.cluster.redis_timeout == Milliseconds(1000));
+  CHECK(config.cluster.deny_when_redis_down);
+
+  const auto with = [](const std::string& redis_lines) {
+    return error_loading(std::string(kMinimalUpstreams) + "cluster:\n  redis:\n" + redis_lines);
+  };
+  CHECK_THAT(
+      with("    url: redis://:pw@h:6379\n"),
+      Catch::StartsWith("test.yaml:6:10:") && Catch::Contains("password_env or password_file"));
+  CHECK_THAT(with("    url: http://h:6379\n"), Catch::StartsWith("test.yaml:6:10:"));
+  CHECK_THAT(with("    url: redis://h:99999\n"), Catch::StartsWith("test.yaml:6:10:"));
+  CHECK_THAT(with("    timeout: 1s\n"), Catch::Contains("needs 'url'"));
+  CHECK_THAT(with("    url: redis://h\n    on_error: maybe\n"),
+             Catch::StartsWith("test.yaml:7:15:") && Catch::Contains("expected allow or deny"));
+  CHECK_THAT(with("    url: redis://h\n    timeout: soon\n"), Catch::StartsWith("test.yaml:7:14:"));
+  CHECK_THAT(with("    url: redis://h\n    sentinel: yes\n"), Catch::Contains("unknown key"));
+}

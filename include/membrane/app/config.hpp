@@ -187,7 +187,7 @@ struct AuditConfig {
 // reach another replica than the one asking. Off unless `redis_url` is set.
 struct ClusterConfig {
   bool enabled() const { return !redis_url.empty(); }
-  std::string redis_url;  // redis://[user@]host[:port][/db]; no password in it
+  std::string redis_url;  // redis://[user:@]host[:port][/db]; no password in it
   // The password (AUTH): read from redis_password_file, else from this environment variable
   // when it is set; none otherwise.
   std::string redis_password_env = "MEMBRANE_REDIS_PASSWORD";
