@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <chrono>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -24,6 +26,20 @@ constexpr std::string_view kAnnotationPrefix = "membrane.dev/";
 constexpr std::string_view kSessionKeyEnv = "MEMBRANE_SESSION_KEY";
 // The key the gateway Deployment in deploy/kubernetes uses for the same Secret.
 constexpr std::string_view kSessionKeySecretKey = "key";
+// `membrane serve` reads the Redis password from this variable; the Secret's key holding it.
+constexpr std::string_view kRedisPasswordEnv = "MEMBRANE_REDIS_PASSWORD";
+constexpr std::string_view kRedisPasswordSecretKey = "password";
+// The readiness probe on /readyz. After SIGTERM it fails at once, and the kubelet marks the pod
+// unready after kReadinessFailureThreshold failures, at most period × threshold (4 s) later.
+// SidecarSettings::shutdown_delay (10 s by default) keeps the listener open well past that, so
+// the endpoint update has time to reach every kube-proxy before the listener closes.
+constexpr int kReadinessPeriodSeconds = 2;
+constexpr int kReadinessFailureThreshold = 2;
+// What the sidecar needs between SIGTERM and exit besides its shutdown delay: the gateway's
+// default timeouts.shutdown_drain (the sidecar's args do not change it), and a margin for the
+// exit itself. A terminationGracePeriodSeconds below delay + these gets a warning.
+constexpr std::chrono::milliseconds kSidecarShutdownDrain{15'000};
+constexpr std::chrono::milliseconds kGracePeriodMargin{5'000};
 // A ConfigMap volume holds every file twice: the visible name is a symlink into a hidden
 // ..<timestamp> directory, and a walk of the mount finds both (each rule twice). "..data" is the
 // symlink the kubelet swaps atomically on an update, to the one current copy; the gateway's
@@ -194,6 +210,16 @@ Json http_probe(std::string_view path, std::uint16_t port, int period_seconds,
               {"failureThreshold", failure_threshold}};
 }
 
+// A duration as `membrane serve` takes it: whole seconds as "10s", anything else in "ms".
+std::string duration_flag(std::chrono::milliseconds duration) {
+  if (duration.count() % 1000 == 0) return std::to_string(duration.count() / 1000) + "s";
+  return std::to_string(duration.count()) + "ms";
+}
+
+Json secret_env(std::string_view name, const std::string& secret, std::string_view key) {
+  return Json{{"name", name}, {"valueFrom", {{"secretKeyRef", {{"name", secret}, {"key", key}}}}}};
+}
+
 Json quantities(const ResourceQuantities& quantities) {
   Json object = Json::object();
   if (!quantities.cpu.empty()) object["cpu"] = quantities.cpu;
@@ -213,6 +239,14 @@ Json sidecar_container(const SidecarPlan& plan, const SidecarSettings& settings)
     args.push_back("--workers");
     args.push_back(std::to_string(settings.workers));
   }
+  if (settings.shutdown_delay.count() > 0) {
+    args.push_back("--shutdown-delay");
+    args.push_back(duration_flag(settings.shutdown_delay));
+  }
+  if (!settings.redis_url.empty()) {
+    args.push_back("--redis");
+    args.push_back(settings.redis_url);
+  }
   Json resources = Json::object();
   if (Json requests = quantities(settings.requests); !requests.empty())
     resources["requests"] = std::move(requests);
@@ -227,7 +261,8 @@ Json sidecar_container(const SidecarPlan& plan, const SidecarSettings& settings)
       {"ports",
        Json::array({{{"name", "membrane"}, {"containerPort", plan.port}, {"protocol", "TCP"}}})},
       // /readyz turns 503 as soon as the gateway starts draining, before the listener closes.
-      {"readinessProbe", http_probe("/readyz", plan.port, 5, 2)},
+      {"readinessProbe",
+       http_probe("/readyz", plan.port, kReadinessPeriodSeconds, kReadinessFailureThreshold)},
       {"livenessProbe", http_probe("/healthz", plan.port, 10, 3)},
       {"resources", std::move(resources)},
       {"securityContext",
@@ -244,13 +279,14 @@ Json sidecar_container(const SidecarPlan& plan, const SidecarSettings& settings)
            {{{"name", kPolicyVolumeName}, {"mountPath", kPolicyMountPath}, {"readOnly", true}}})},
       {"terminationMessagePolicy", "FallbackToLogsOnError"},
   };
-  if (!settings.session_key_secret.empty()) {
-    container["env"] = Json::array(
-        {{{"name", kSessionKeyEnv},
-          {"valueFrom",
-           {{"secretKeyRef",
-             {{"name", settings.session_key_secret}, {"key", kSessionKeySecretKey}}}}}}});
+  Json env = Json::array();
+  if (!settings.session_key_secret.empty())
+    env.push_back(secret_env(kSessionKeyEnv, settings.session_key_secret, kSessionKeySecretKey));
+  if (!settings.redis_password_secret.empty()) {
+    env.push_back(
+        secret_env(kRedisPasswordEnv, settings.redis_password_secret, kRedisPasswordSecretKey));
   }
+  if (!env.empty()) container["env"] = std::move(env);
   return container;
 }
 
@@ -425,6 +461,30 @@ SidecarPlan plan_sidecar(const PodView& pod, const SidecarSettings& settings, Re
   return plan;
 }
 
+// The kubelet kills the sidecar terminationGracePeriodSeconds after SIGTERM, drained or not. The
+// injector does not change the pod's grace period (it belongs to the pod's owner, and the app may
+// need more); a pod that sets one too short for the sidecar's delay and drain gets a warning.
+// Without the field, Kubernetes' default of 30 s applies, which the default delay fits.
+void warn_about_grace_period(const Json& spec, const SidecarSettings& settings, Review& review) {
+  const Json* grace = member(spec, "terminationGracePeriodSeconds");
+  if (!grace || !grace->is_number_integer()) return;
+  const auto needed = settings.shutdown_delay + kSidecarShutdownDrain + kGracePeriodMargin;
+  const std::int64_t needed_seconds = (needed.count() + 999) / 1000;
+  const std::int64_t seconds =
+      grace->is_number_unsigned()
+          ? static_cast<std::int64_t>(std::min<std::uint64_t>(
+                grace->get<std::uint64_t>(), std::numeric_limits<std::int64_t>::max()))
+          : grace->get<std::int64_t>();
+  if (seconds >= needed_seconds) return;
+  review.warn("spec.terminationGracePeriodSeconds is " + std::to_string(seconds) +
+              ", less than the " + std::to_string(needed_seconds) +
+              " seconds the sidecar needs to shut down (shutdown delay " +
+              duration_flag(settings.shutdown_delay) + " + drain " +
+              duration_flag(kSidecarShutdownDrain) + " + " + duration_flag(kGracePeriodMargin) +
+              "); the kubelet would kill it mid-drain. Set it to at least " +
+              std::to_string(needed_seconds));
+}
+
 void warn_about_unknown_annotations(const PodView& pod, Review& review) {
   for (const auto& key : pod.annotation_keys()) {
     if (!key.starts_with(kAnnotationPrefix)) continue;
@@ -526,6 +586,7 @@ AdmissionAnswer review_pod(const InjectorConfig& config, const Json& request, Re
       joined += (joined.empty() ? "" : "; ") + problem;
     return review.cannot_inject(joined, who);
   }
+  warn_about_grace_period(*spec, config.sidecar, review);
   return review.allow_with_patch(injection_patch(*pod_json, plan, config.sidecar),
                                  who + ": injected (" + plan.upstream_name + "=" + plan.upstream +
                                      ", port " + std::to_string(plan.port) + ", policy " +

@@ -6,12 +6,15 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <limits>
+#include <optional>
 #include <sstream>
+#include <string_view>
 
 #include "inject/values.hpp"
 #include "membrane/inject/injector.hpp"
@@ -19,6 +22,130 @@
 namespace membrane::inject {
 
 namespace {
+
+bool all_digits(std::string_view text) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+// A duration as `membrane serve --shutdown-delay` takes it: digits and one of ms, s, m, h; 0s
+// allowed. At most an hour: a longer shutdown delay is a typo. On failure `problem` says why.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text,
+                                                        std::string& problem) {
+  const std::size_t digits_end = std::min(text.find_first_not_of("0123456789"), text.size());
+  const std::string_view number = text.substr(0, digits_end);
+  const std::string_view unit = text.substr(digits_end);
+  std::int64_t unit_ms = 0;
+  if (unit == "ms") {
+    unit_ms = 1;
+  } else if (unit == "s") {
+    unit_ms = 1'000;
+  } else if (unit == "m") {
+    unit_ms = 60'000;
+  } else if (unit == "h") {
+    unit_ms = 3'600'000;
+  }
+  if (number.empty() || unit_ms == 0) {
+    problem = "is not a duration like 10s (units: ms, s, m, h)";
+    return std::nullopt;
+  }
+  constexpr std::int64_t kMaxMs = 3'600'000;
+  if (number.size() > 10 || std::stoll(std::string(number)) * unit_ms > kMaxMs) {
+    problem = "is too long (at most 1h)";
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(std::stoll(std::string(number)) * unit_ms);
+}
+
+// The URLs `membrane serve --redis` accepts: redis://[user:@]HOST[:PORT][/DB]. The injector does
+// not link the cluster module, so this repeats its rules, and refuses what the command line
+// refuses: a password (it would be in the pod spec, readable by anyone who can get the pod) and
+// rediss:// (no TLS to Redis). On failure `problem` says why.
+bool is_redis_url(std::string_view url, std::string& problem) {
+  const std::size_t scheme_end = url.find("://");
+  std::string scheme(url.substr(0, scheme_end == std::string_view::npos ? 0 : scheme_end));
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (scheme == "rediss") {
+    problem = "uses rediss://, but Membrane speaks plain TCP to Redis: use redis://";
+    return false;
+  }
+  if (scheme != "redis") {
+    problem = "is not a redis://HOST[:PORT][/DB] URL";
+    return false;
+  }
+  if (std::any_of(url.begin(), url.end(), [](unsigned char c) {
+        return std::isspace(c) || std::iscntrl(c) || c >= 0x80;
+      })) {
+    problem = "contains whitespace, control or non-ASCII characters";
+    return false;
+  }
+  std::string_view rest = url.substr(scheme_end + 3);
+  if (rest.find_first_of("?#") != std::string_view::npos) {
+    problem = "has a query or fragment; put the database in the path (redis://HOST:6379/2)";
+    return false;
+  }
+  if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos) {
+    const std::string_view credentials = rest.substr(0, at);
+    const std::size_t colon = credentials.find(':');
+    if (colon == std::string_view::npos) {
+      problem = "has credentials without ':'; a user name is written redis://USER:@HOST";
+      return false;
+    }
+    if (colon + 1 < credentials.size()) {
+      problem =
+          "holds a password, which would be readable in every pod spec; name a Secret in "
+          "sidecar.redis_password_secret instead";
+      return false;
+    }
+    const std::string_view user = credentials.substr(0, colon);
+    for (std::size_t i = user.find('%'); i != std::string_view::npos; i = user.find('%', i + 1)) {
+      if (i + 2 >= user.size() || !std::isxdigit(static_cast<unsigned char>(user[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(user[i + 2]))) {
+        problem = "has invalid percent-encoding in the user name";
+        return false;
+      }
+    }
+    rest = rest.substr(at + 1);
+  }
+  const std::size_t slash = rest.find('/');
+  const std::string_view authority = rest.substr(0, slash);
+  std::string_view host = authority;
+  std::optional<std::string_view> port;
+  if (!authority.empty() && authority.front() == '[') {
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) {
+      problem = "has an unterminated IPv6 address";
+      return false;
+    }
+    host = authority.substr(1, close - 1);
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty() && after.front() != ':') {
+      problem = "has unexpected text after the IPv6 address";
+      return false;
+    }
+    if (!after.empty()) port = after.substr(1);
+  } else if (const std::size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  if (host.empty()) {
+    problem = "has no host";
+    return false;
+  }
+  if (port && !parse_port(*port)) {
+    problem = "has an invalid port (1-65535)";
+    return false;
+  }
+  if (slash != std::string_view::npos) {
+    const std::string_view db = rest.substr(slash + 1);
+    if (!db.empty() && (!all_digits(db) || db.size() > 9)) {
+      problem = "has an invalid database number (expected /0, /1, ...)";
+      return false;
+    }
+  }
+  return true;
+}
 
 class ConfigReader {
  public:
@@ -140,6 +267,7 @@ class ConfigReader {
   }
 
   void read_sidecar(const YAML::Node& node, SidecarSettings& sidecar) const {
+    YAML::Node redis_password_secret;  // checked against redis_url once every key is read
     for_each_key(
         node, "sidecar",
         {
@@ -226,6 +354,31 @@ class ConfigReader {
                  fail(value, "'" + sidecar.session_key_secret + "' is not a valid Secret name");
                }
              }},
+            {"shutdown_delay",
+             [&](const YAML::Node& value) {
+               const std::string text = scalar(value);
+               std::string problem;
+               const auto delay = parse_duration(text, problem);
+               if (!delay) fail(value, "shutdown_delay '" + text + "' " + problem);
+               sidecar.shutdown_delay = *delay;
+             }},
+            {"redis_url",
+             [&](const YAML::Node& value) {
+               sidecar.redis_url = value.IsNull() ? "" : scalar(value);
+               std::string problem;
+               // The URL may hold a password: the message never repeats it.
+               if (!sidecar.redis_url.empty() && !is_redis_url(sidecar.redis_url, problem))
+                 fail(value, "redis_url " + problem);
+             }},
+            {"redis_password_secret",
+             [&](const YAML::Node& value) {
+               sidecar.redis_password_secret = value.IsNull() ? "" : scalar(value);
+               if (!sidecar.redis_password_secret.empty() &&
+                   !is_dns_subdomain(sidecar.redis_password_secret)) {
+                 fail(value, "'" + sidecar.redis_password_secret + "' is not a valid Secret name");
+               }
+               redis_password_secret.reset(value);
+             }},
             {"resources",
              [&](const YAML::Node& value) {
                for_each_key(value, "sidecar.resources",
@@ -242,6 +395,11 @@ class ConfigReader {
                             });
              }},
         });
+    if (!sidecar.redis_password_secret.empty() && sidecar.redis_url.empty()) {
+      fail(redis_password_secret,
+           "redis_password_secret needs redis_url: without Redis the sidecar has no use for a "
+           "password");
+    }
   }
 
   std::string source_;

@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -314,6 +316,163 @@ TEST_CASE("the sidecar's args are a valid membrane serve command line", "[inject
   CHECK(command.config.policy.paths == std::vector<std::string>{"/etc/membrane/policies/..data"});
   CHECK_FALSE(command.config.policy.shadow);
   CHECK(command.config.worker_threads == 2);
+  CHECK(command.config.timeouts.shutdown_delay == std::chrono::seconds(10));
+  CHECK(command.config.cluster.redis_url.empty());
+
+  InjectorConfig config = test_config();
+  config.sidecar.shutdown_delay = std::chrono::milliseconds(2500);
+  config.sidecar.redis_url = "redis://membrane:@redis.membrane.svc:6379/1";
+  args = sidecar_of(review(annotated_review(), config))["args"].get<std::vector<std::string>>();
+  const auto with_redis = membrane::app::parse_command_line(args);
+  CHECK(with_redis.config.timeouts.shutdown_delay == std::chrono::milliseconds(2500));
+  CHECK(with_redis.config.cluster.redis_url == "redis://membrane:@redis.membrane.svc:6379/1");
+}
+
+TEST_CASE("the redis_url checks agree with membrane serve --redis", "[inject]") {
+  const std::vector<std::string> accepted{"redis://127.0.0.1:6379", "redis://redis.membrane.svc",
+                                          "REDIS://h:6379/2",       "redis://[::1]:6379/0",
+                                          "redis://user:@h",        "redis://:@h",
+                                          "redis://a%41:@h",        "redis://h/"};
+  const std::vector<std::string> refused{
+      "redis://user:pw@h", "redis://:pw@h:6379", "rediss://h:6380", "http://h",    "redis://",
+      "redis://:6379",     "redis://h:0",        "redis://h:65536", "redis://h:x", "redis://h/x"};
+  const std::vector<std::string> refused_too{"redis://h?db=1", "redis://h#f", "redis://[::1",
+                                             "redis://user@h", "h:6379",      "redis://a%4:@h"};
+  std::vector<std::string> urls = accepted;
+  urls.insert(urls.end(), refused.begin(), refused.end());
+  urls.insert(urls.end(), refused_too.begin(), refused_too.end());
+  for (const std::string& url : urls) {
+    const std::string yaml = "sidecar:\n  redis_url: \"" + url + "\"\n";
+    bool injector_accepts = true;
+    try {
+      load_injector_config_text(yaml, "inject.yaml");
+    } catch (const InjectorConfigError&) {
+      injector_accepts = false;
+    }
+    bool serve_accepts = true;
+    try {
+      membrane::app::parse_command_line(
+          {"serve", "--upstream", "a=http://127.0.0.1:3000/mcp", "--redis", url});
+    } catch (const std::exception&) {
+      serve_accepts = false;
+    }
+    INFO(url);
+    CHECK(injector_accepts == serve_accepts);
+    const bool expected = std::find(accepted.begin(), accepted.end(), url) != accepted.end();
+    CHECK(injector_accepts == expected);
+  }
+}
+
+TEST_CASE("the shutdown delay is in the args unless it is 0s", "[inject]") {
+  const auto args_with = [](const std::string& yaml) {
+    InjectorConfig config = load_injector_config_text(yaml, "inject.yaml");
+    config.sidecar.upstream = "http://127.0.0.1:3000/mcp";
+    return sidecar_of(review(annotated_review(), config))["args"].dump();
+  };
+  SECTION("by default") {
+    CHECK(load_injector_config_text("", "inject.yaml").sidecar.shutdown_delay ==
+          std::chrono::seconds(10));
+    CHECK_THAT(args_with(""), Contains(R"("--shutdown-delay","10s")"));
+  }
+  SECTION("set in seconds, milliseconds or minutes") {
+    CHECK_THAT(args_with("sidecar: {shutdown_delay: 3s}"), Contains(R"("--shutdown-delay","3s")"));
+    CHECK_THAT(args_with("sidecar: {shutdown_delay: 1500ms}"),
+               Contains(R"("--shutdown-delay","1500ms")"));
+    CHECK_THAT(args_with("sidecar: {shutdown_delay: 1m}"), Contains(R"("--shutdown-delay","60s")"));
+  }
+  SECTION("0s turns it off") {
+    CHECK(load_injector_config_text("sidecar: {shutdown_delay: 0s}", "inject.yaml")
+              .sidecar.shutdown_delay.count() == 0);
+    CHECK_THAT(args_with("sidecar: {shutdown_delay: 0s}"), !Contains("--shutdown-delay"));
+  }
+}
+
+TEST_CASE("redis_url and redis_password_secret reach the sidecar", "[inject]") {
+  SECTION("off by default: no --redis, no Redis password") {
+    const Json sidecar = sidecar_of(review(annotated_review()));
+    CHECK_THAT(sidecar["args"].dump(), !Contains("--redis"));
+    CHECK_FALSE(sidecar.contains("env"));
+  }
+  SECTION("URL only") {
+    const InjectorConfig config = load_injector_config_text(
+        "sidecar:\n  upstream: http://127.0.0.1:3000/mcp\n"
+        "  redis_url: redis://membrane-redis.membrane.svc:6379/0\n",
+        "inject.yaml");
+    const Json sidecar = sidecar_of(review(annotated_review(), config));
+    CHECK_THAT(sidecar["args"].dump(),
+               Contains(R"("--redis","redis://membrane-redis.membrane.svc:6379/0")"));
+    CHECK_FALSE(sidecar.contains("env"));
+  }
+  SECTION("URL and password Secret, after the session key") {
+    const InjectorConfig config = load_injector_config_text(
+        "sidecar:\n  upstream: http://127.0.0.1:3000/mcp\n"
+        "  session_key_secret: membrane-session-key\n"
+        "  redis_password_secret: membrane-redis\n"
+        "  redis_url: redis://membrane-redis.membrane.svc:6379\n",
+        "inject.yaml");
+    CHECK(config.sidecar.redis_password_secret == "membrane-redis");
+    const Json sidecar = sidecar_of(review(annotated_review(), config));
+    CHECK_THAT(sidecar["args"].dump(),
+               Contains(R"("--redis","redis://membrane-redis.membrane.svc:6379")"));
+    CHECK(sidecar["env"] == Json::parse(R"([
+        {"name":"MEMBRANE_SESSION_KEY",
+         "valueFrom":{"secretKeyRef":{"name":"membrane-session-key","key":"key"}}},
+        {"name":"MEMBRANE_REDIS_PASSWORD",
+         "valueFrom":{"secretKeyRef":{"name":"membrane-redis","key":"password"}}}])"));
+  }
+  SECTION("password Secret without the session key") {
+    InjectorConfig config = test_config();
+    config.sidecar.redis_url = "redis://10.0.0.7";
+    config.sidecar.redis_password_secret = "membrane-redis";
+    CHECK(sidecar_of(review(annotated_review(), config))["env"] ==
+          Json::parse(R"([{"name":"MEMBRANE_REDIS_PASSWORD",
+              "valueFrom":{"secretKeyRef":{"name":"membrane-redis","key":"password"}}}])"));
+  }
+}
+
+TEST_CASE("a terminationGracePeriodSeconds too short for the sidecar's drain is warned about",
+          "[inject]") {
+  const auto with_grace_period = [](const Json& seconds,
+                                    const InjectorConfig& config = test_config()) {
+    Json document = annotated_review();
+    if (!seconds.is_null())
+      document["request"]["object"]["spec"]["terminationGracePeriodSeconds"] = seconds;
+    return review(document, config);
+  };
+  SECTION("10 s: injected, with a warning naming what it is and what it needs") {
+    const Reviewed reviewed = with_grace_period(10);
+    CHECK(reviewed.response["allowed"] == true);
+    CHECK(reviewed.has_patch());
+    CHECK_THAT(reviewed.warnings(),
+               Contains("spec.terminationGracePeriodSeconds is 10, less than the 30") &&
+                   Contains("at least 30"));
+  }
+  SECTION("never refused for it, even with on_error: deny") {
+    const Reviewed reviewed = with_grace_period(10, denying());
+    CHECK(reviewed.response["allowed"] == true);
+    CHECK(reviewed.has_patch());
+    CHECK_THAT(reviewed.warnings(), Contains("terminationGracePeriodSeconds is 10"));
+  }
+  SECTION("unset, enough, or more: no warning") {
+    for (const Json& seconds : {Json(), Json(30), Json(60), Json(std::uint64_t{1} << 63)}) {
+      INFO(seconds.dump());
+      const Reviewed reviewed = with_grace_period(seconds);
+      CHECK(reviewed.has_patch());
+      CHECK_FALSE(reviewed.response.contains("warnings"));
+    }
+  }
+  SECTION("the needed time follows shutdown_delay") {
+    InjectorConfig config = test_config();
+    config.sidecar.shutdown_delay = std::chrono::milliseconds(20'500);
+    CHECK_THAT(with_grace_period(30, config).warnings(),
+               Contains("is 30, less than the 41") && Contains("shutdown delay 20500ms"));
+    config.sidecar.shutdown_delay = std::chrono::milliseconds(0);
+    CHECK_FALSE(with_grace_period(20, config).response.contains("warnings"));
+    CHECK_THAT(with_grace_period(19, config).warnings(), Contains("less than the 20"));
+  }
+  SECTION("a value of the wrong type is left to the API server") {
+    CHECK_FALSE(with_grace_period("10").response.contains("warnings"));
+  }
 }
 
 TEST_CASE("annotations choose the upstream name, policy mode and policy ConfigMap", "[inject]") {
@@ -600,6 +759,33 @@ TEST_CASE("the injector config: defaults, every key, and errors with file:line:c
   CHECK_THAT(error_of("namespaces:\n  include: [Team_A]\n"), Contains("not a namespace name"));
   CHECK_THAT(error_of("sidecar: [\n"), Contains("inject.yaml:") && Contains("YAML syntax error"));
   CHECK_THAT(error_of("a: 1\n---\nb: 2\n"), Contains("only one YAML document"));
+
+  CHECK(error_of("sidecar:\n  shutdown_delay: 5\n") ==
+        "inject.yaml:2:19: shutdown_delay '5' is not a duration like 10s (units: ms, s, m, h)");
+  CHECK_THAT(error_of("sidecar:\n  shutdown_delay: 5 s\n"), Contains("inject.yaml:2:19:"));
+  CHECK_THAT(error_of("sidecar:\n  shutdown_delay: -1s\n"), Contains("inject.yaml:2:19:"));
+  CHECK_THAT(error_of("sidecar:\n  shutdown_delay: 2h\n"),
+             Contains("inject.yaml:2:19:") && Contains("at most 1h"));
+  CHECK_THAT(error_of("sidecar:\n  shutdown_delay: 99999999999999s\n"), Contains("at most 1h"));
+  const std::string with_password = error_of("sidecar:\n  redis_url: redis://:s3cret@redis:6379\n");
+  CHECK_THAT(with_password, Contains("inject.yaml:2:14: redis_url holds a password") &&
+                                Contains("redis_password_secret"));
+  CHECK_THAT(with_password, !Contains("s3cret"));
+  CHECK_THAT(error_of("sidecar:\n  redis_url: redis://user:s3cret@redis\n"),
+             Contains("holds a password") && !Contains("s3cret"));
+  CHECK_THAT(error_of("sidecar:\n  redis_url: rediss://redis:6380\n"),
+             Contains("inject.yaml:2:14: redis_url uses rediss://"));
+  CHECK_THAT(error_of("sidecar:\n  redis_url: redis://:6379\n"),
+             Contains("inject.yaml:2:14: redis_url has no host"));
+  CHECK(error_of("sidecar:\n  redis_password_secret: membrane-redis\n") ==
+        "inject.yaml:2:26: redis_password_secret needs redis_url: without Redis the sidecar has "
+        "no use for a password");
+  CHECK(error_of("sidecar:\n  redis_url: redis://redis\n  redis_password_secret: Redis_Pw\n") ==
+        "inject.yaml:3:26: 'Redis_Pw' is not a valid Secret name");
+  CHECK(error_of("sidecar:\n  redis_password_secret: membrane-redis\n"
+                 "  redis_url: redis://redis\n")
+            .empty());
+  CHECK(error_of("sidecar:\n  redis_url: \"\"\n  redis_password_secret: \"\"\n").empty());
 }
 
 TEST_CASE("quantities", "[inject]") {

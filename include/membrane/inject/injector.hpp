@@ -6,6 +6,7 @@
 // https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -62,6 +63,19 @@ struct SidecarSettings {
   // A Secret in the pod's namespace whose key `key` becomes $MEMBRANE_SESSION_KEY, so
   // sessions survive a sidecar restart; empty = a random key per start.
   std::string session_key_secret;
+  // `membrane serve --shutdown-delay`: after SIGTERM the sidecar keeps accepting this long while
+  // /readyz answers 503, then drains. The injected readiness probe runs every 2 s and needs 2
+  // failures, so the kubelet marks the pod unready at most 4 s after SIGTERM; the rest of the
+  // 10 s lets the endpoint update reach every node before the listener closes. 10 s + the 15 s
+  // drain + 5 s of slack is also exactly the default terminationGracePeriodSeconds (30). 0 = no
+  // delay.
+  std::chrono::milliseconds shutdown_delay{10'000};
+  // `membrane serve --redis`: rate-limit buckets and approval answers shared by every sidecar
+  // that uses this Redis. redis://HOST[:PORT][/DB], never a password; empty = off.
+  std::string redis_url;
+  // A Secret in the pod's namespace whose key `password` becomes $MEMBRANE_REDIS_PASSWORD; only
+  // with redis_url. Empty = Redis without a password.
+  std::string redis_password_secret;
   ResourceQuantities requests{"50m", "64Mi"};
   ResourceQuantities limits{"1", "256Mi"};
 };
