@@ -779,10 +779,18 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
 
   // The stream ended without the response: tell the client its request failed instead of leaving
-  // it waiting — unless the upstream made the stream resumable and simply closed it early.
-  const bool clean_early_close =
-      !outcome.upstream_failed && !outcome.cancelled && outcome.resumable;
-  if (request_id && !outcome.response_seen && !outcome.client_gone && !clean_early_close) {
+  // it waiting — unless the upstream made the stream resumable. Then the upstream closed it early,
+  // or this replica's drain deadline cut it while the call goes on at the server: the client
+  // resumes it with Last-Event-ID, through any replica.
+  const bool resumable_early_close = !outcome.upstream_failed && outcome.resumable;
+  if (request_id && !outcome.response_seen && !outcome.client_gone && resumable_early_close &&
+      outcome.cancelled) {
+    exchange.outcome = "left_to_resumption";
+    log::info("exchange ", message.method(), " id=", request_id->dump(), " on '", upstream.name(),
+              "' outlived the drain: its stream ends without an error, and the client can resume "
+              "it through another replica (Last-Event-ID)");
+  }
+  if (request_id && !outcome.response_seen && !outcome.client_gone && !resumable_early_close) {
     const std::string reason =
         outcome.cancelled ? "the gateway is shutting down; the request to upstream '" +
                                 upstream.name() + "' was abandoned"

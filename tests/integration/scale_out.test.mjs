@@ -36,6 +36,7 @@ const SHUTDOWN_DRAIN_MS = 10_000;  // in-flight exchanges get this long after th
 const EXIT_MARGIN_MS = 5_000;  // scheduling slack on a loaded 2-core machine
 const LONG_CALL = { duration: 4, steps: 4 };  // seconds; one progress notification a second
 const LONG_CALL_TEXT = 'Long running operation completed. Duration: 4 seconds, Steps: 4.';
+const SHORT_DRAIN_MS = 500;  // the last test: shorter than LONG_CALL, so the drain cuts it
 
 const NGINX = process.env.NGINX_BIN ?? ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/bin/nginx']
   .find((p) => fs.existsSync(p)) ?? 'nginx';
@@ -52,14 +53,14 @@ const replicas = [];  // {index, port, addr, gw}
 // The replicas and the proxy
 // ------------------------------------------------------------------------------------------------
 
-async function startReplica(replica) {
+async function startReplica(replica, { drainMs = SHUTDOWN_DRAIN_MS } = {}) {
   const file = path.join(dir, `membrane-${replica.index}.yaml`);
   fs.writeFileSync(file, [
     `listen: "127.0.0.1:${replica.port}"`,
     'log_level: info',
     'timeouts:',
     `  shutdown_delay: ${SHUTDOWN_DELAY_MS}ms`,
-    `  shutdown_drain: ${SHUTDOWN_DRAIN_MS}ms`,
+    `  shutdown_drain: ${drainMs}ms`,
     'upstreams:',
     '  ev:',
     `    url: ${JSON.stringify(upstream.url)}`,
@@ -156,6 +157,8 @@ function describeBody(body) {
 
 async function recordingFetch(url, init = {}) {
   const entry = { at: Date.now(), method: init.method ?? 'GET', ...describeBody(init.body) };
+  const headers = new Headers(init.headers);
+  if (headers.has('last-event-id')) entry.lastEventId = headers.get('last-event-id');
   trace.push(entry);
   try {
     const res = await fetch(url, init);
@@ -447,5 +450,40 @@ describe('three replicas behind a round-robin proxy', () => {
     for (const line of nginx.proc.lines.filter((l) => /upstream/.test(l) && /\[(error|warn)\]/.test(l))) {
       t.diagnostic(line.replace(/, client: .*$/, '').replace(/^err\| \S+ \S+ /, ''));
     }
+  });
+
+  // Last: it leaves the replicas with a short drain.
+  test('a call that outlives the drain ends its stream without an error and is resumed through ' +
+       'another replica', { timeout: 90_000 }, async (t) => {
+    assert.ok(session, 'the first test opened the session');
+    for (const replica of replicas) {
+      await replica.gw.stop();
+      await startReplica(replica, { drainMs: SHORT_DRAIN_MS });
+    }
+    const since = Date.now();
+    await waitFor(async () => {
+      await echo('warm-up after the restart');
+      return new Set(trace.filter((e) => e.at >= since).map((e) => e.replica)).size === REPLICAS;
+    }, { timeoutMs: 15_000, intervalMs: 50, what: 'every restarted replica to serve requests' });
+
+    const { calls, serving } = await startLongCalls(1);
+    const target = replicas.find((r) => r.addr === serving[0]);
+    assert.ok(target, `the long call is on a replica (${serving.join(', ')})`);
+    const sigtermAt = Date.now();
+    target.gw.proc.proc.kill('SIGTERM');
+    const [outcome] = await Promise.all(calls);
+    assert.equal(outcome.error, undefined, `the call failed: ${outcome.error?.message}\n${traceText()}`);
+    assert.equal(outcome.result.content[0].text, LONG_CALL_TEXT);
+    // The replica cut the stream at its drain deadline, before the call ended at the server.
+    await target.gw.proc.waitForLine(/outlived the drain: its stream ends without an error/, 5_000);
+    const exit = await withTimeout(target.gw.proc.exited, 10_000, 'the stopped replica to exit');
+    assert.equal(exit.code, 0);
+    // The client resumed the call's stream on another replica, from the last event it had.
+    const resumed = trace.filter((e) => e.method === 'GET' && e.lastEventId && e.at > sigtermAt);
+    t.diagnostic(`resumption: ${traceText(resumed)}`);
+    assert.ok(resumed.some((e) => e.status === 200 && e.replica !== target.addr),
+      `a GET with Last-Event-ID reached another replica:\n${traceText()}`);
+    assertNoFailedRequest();
+    assert.deepEqual(session.transportErrors.map((e) => e.message), [], 'the client saw no error');
   });
 });
