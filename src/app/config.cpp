@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "cluster/redis_client.hpp"
+#include "membrane/core/duration.hpp"
 
 namespace membrane::app {
 
@@ -168,40 +169,24 @@ std::size_t parse_size(std::string_view text) {
 // A positive duration; zero too when `allow_zero` (a delay that may be switched off).
 Milliseconds parse_duration(std::string_view text, bool allow_zero = false) {
   static constexpr std::string_view kUnitsHint = "ms, s, m or h";
-  const std::size_t digits_end = std::min(text.find_first_not_of("0123456789"), text.size());
-  const std::string_view number = text.substr(0, digits_end);
-  const std::string_view unit = text.substr(digits_end);
-  if (number.empty()) {
-    throw InvalidValue("expected a duration like 15s, got " + single_quoted(text) +
-                       " (units: " + std::string(kUnitsHint) + ")");
+  constexpr Milliseconds kOneYear{366LL * 24 * 3'600'000};
+  const ParsedDuration parsed = parse_duration_text(text, kOneYear);
+  switch (parsed.problem) {
+    case ParsedDuration::Problem::none:
+      break;
+    case ParsedDuration::Problem::no_unit:
+      throw InvalidValue("expected a duration like 15s, got " + single_quoted(text) +
+                         ": add a unit (" + std::string(kUnitsHint) + ")");
+    case ParsedDuration::Problem::too_long:
+      throw InvalidValue(single_quoted(text) + " is too long (at most one year)");
+    case ParsedDuration::Problem::no_digits:
+    case ParsedDuration::Problem::unknown_unit:
+      throw InvalidValue("expected a duration like 15s, got " + single_quoted(text) +
+                         " (units: " + std::string(kUnitsHint) + ")");
   }
-  if (unit.empty()) {
-    throw InvalidValue("expected a duration like 15s, got " + single_quoted(text) +
-                       ": add a unit (" + std::string(kUnitsHint) + ")");
-  }
-  std::int64_t unit_ms = 0;
-  if (unit == "ms") {
-    unit_ms = 1;
-  } else if (unit == "s") {
-    unit_ms = 1'000;
-  } else if (unit == "m") {
-    unit_ms = 60'000;
-  } else if (unit == "h") {
-    unit_ms = 3'600'000;
-  } else {
-    throw InvalidValue("expected a duration like 15s, got " + single_quoted(text) +
-                       " (units: " + std::string(kUnitsHint) + ")");
-  }
-  const std::uint64_t count = parse_unsigned(number);
-  // Anything beyond a year is a typo, and keeping the product small rules out overflow later
-  // when the value is added to a clock reading.
-  constexpr std::uint64_t kOneYearMs = 366ull * 24 * 3'600'000;
-  if (count > kOneYearMs / static_cast<std::uint64_t>(unit_ms)) {
-    throw InvalidValue(single_quoted(text) + " is too long (at most one year)");
-  }
-  if (count == 0 && !allow_zero)
+  if (parsed.value.count() == 0 && !allow_zero)
     throw InvalidValue("must be greater than zero, got " + single_quoted(text));
-  return Milliseconds(static_cast<std::int64_t>(count) * unit_ms);
+  return parsed.value;
 }
 
 std::uint16_t parse_port(std::string_view text) {

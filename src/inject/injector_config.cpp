@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "inject/values.hpp"
+#include "membrane/core/duration.hpp"
 #include "membrane/inject/injector.hpp"
 
 namespace membrane::inject {
@@ -32,29 +33,16 @@ bool all_digits(std::string_view text) {
 // allowed. At most an hour: a longer shutdown delay is a typo. On failure `problem` says why.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text,
                                                         std::string& problem) {
-  const std::size_t digits_end = std::min(text.find_first_not_of("0123456789"), text.size());
-  const std::string_view number = text.substr(0, digits_end);
-  const std::string_view unit = text.substr(digits_end);
-  std::int64_t unit_ms = 0;
-  if (unit == "ms") {
-    unit_ms = 1;
-  } else if (unit == "s") {
-    unit_ms = 1'000;
-  } else if (unit == "m") {
-    unit_ms = 60'000;
-  } else if (unit == "h") {
-    unit_ms = 3'600'000;
-  }
-  if (number.empty() || unit_ms == 0) {
-    problem = "is not a duration like 10s (units: ms, s, m, h)";
-    return std::nullopt;
-  }
-  constexpr std::int64_t kMaxMs = 3'600'000;
-  if (number.size() > 10 || std::stoll(std::string(number)) * unit_ms > kMaxMs) {
+  const ParsedDuration parsed = parse_duration_text(text, std::chrono::hours(1));
+  if (parsed.problem == ParsedDuration::Problem::too_long) {
     problem = "is too long (at most 1h)";
     return std::nullopt;
   }
-  return std::chrono::milliseconds(std::stoll(std::string(number)) * unit_ms);
+  if (!parsed.ok()) {
+    problem = "is not a duration like 10s (units: ms, s, m, h)";
+    return std::nullopt;
+  }
+  return parsed.value;
 }
 
 // The URLs `membrane serve --redis` accepts: redis://[user:@]HOST[:PORT][/DB]. The injector does

@@ -180,6 +180,17 @@ Verdict parse_verdict(const YAML::Node& node, const std::string& file) {
   fail(file, node.Mark(), "unknown verdict '" + text + "' (use allow, deny, ask or redact)");
 }
 
+// An entry's `enabled` flag (default true): a disabled entry is checked but not loaded.
+bool read_enabled(const YAML::Node& entry, const std::string& file) {
+  const YAML::Node flag = entry["enabled"];
+  if (!flag) return true;
+  try {
+    return flag.as<bool>();
+  } catch (const YAML::Exception&) {
+    fail(file, flag.Mark(), "'enabled' must be true or false");
+  }
+}
+
 struct LoadState {
   Environment environment;
   std::map<std::string, std::string> rule_locations;   // id -> where first defined
@@ -278,15 +289,7 @@ void load_limit(const YAML::Node& entry, const std::string& file,
       add(by);
     }
   }
-  bool enabled = true;
-  if (const YAML::Node flag = entry["enabled"]) {
-    try {
-      enabled = flag.as<bool>();
-    } catch (const YAML::Exception&) {
-      fail(file, flag.Mark(), "'enabled' must be true or false");
-    }
-  }
-  if (!enabled) return;
+  if (!read_enabled(entry, file)) return;
   state.limit_infos.push_back(std::move(info));
   state.limits.push_back(std::move(limit));
 }
@@ -403,15 +406,7 @@ void load_document(const std::string& text, const std::string& file, LoadState& 
         fail(file, entry["verdict"].Mark(),
              "a redact rule needs 'redact: [patterns]' to mask in results");
       }
-      bool enabled = true;
-      if (const YAML::Node flag = entry["enabled"]) {
-        try {
-          enabled = flag.as<bool>();
-        } catch (const YAML::Exception&) {
-          fail(file, flag.Mark(), "'enabled' must be true or false");
-        }
-      }
-      if (enabled) state.rules.push_back(std::move(rule));
+      if (read_enabled(entry, file)) state.rules.push_back(std::move(rule));
     } else if (entry["limit"]) {
       load_limit(entry, file, source_lines, state);
     } else {
