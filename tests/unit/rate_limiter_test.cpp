@@ -8,6 +8,7 @@
 
 #include "cluster/rate_limiter.hpp"
 #include "cluster/redis_client.hpp"
+#include "live_redis.hpp"
 
 using membrane::cluster::BucketRequest;
 using membrane::cluster::make_local_rate_limiter;
@@ -19,14 +20,6 @@ using membrane::cluster::RedisUrl;
 using Kind = membrane::cluster::RateDecision::Kind;
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-
-// Defined in redis_client_test.cpp: a redis-server child on a free loopback port.
-namespace membrane::cluster::testing {
-class LiveRedis;
-std::shared_ptr<LiveRedis> start_live_redis();
-std::uint16_t live_redis_port(const LiveRedis& redis);
-std::uint16_t free_loopback_port();
-}  // namespace membrane::cluster::testing
 
 using membrane::cluster::testing::free_loopback_port;
 using membrane::cluster::testing::live_redis_port;

@@ -19,6 +19,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "cluster/redis_client.hpp"
+#include "live_redis.hpp"
 
 using membrane::cluster::encode_command;
 using membrane::cluster::RedisClient;
