@@ -437,6 +437,17 @@ int serve(const Config& config) {
           "membrane_audit_records_written", "Audit records written since start.",
           [audit_log] { return static_cast<double>(audit_log->records_written()); });
     }
+    if (approval_relay) {
+      auto* relay = approval_relay.get();
+      metrics->declare_counter_function(
+          "membrane_approval_answers_published_total",
+          "Approval answers for questions another replica asked, published through Redis.",
+          [relay] { return static_cast<double>(relay->published()); });
+      metrics->declare_counter_function(
+          "membrane_approval_answers_relayed_total",
+          "Answers to this replica's approval questions that arrived through another replica.",
+          [relay] { return static_cast<double>(relay->delivered()); });
+    }
     admin = make_admin_server(workers, *config.admin, metrics, gateway);
   }
 

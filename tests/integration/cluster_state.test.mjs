@@ -269,8 +269,9 @@ describe('approval answers that reach another replica', () => {
   test('with Redis the asking replica gets the answer and forwards the call', async () => {
     const redisUrl = `redis://127.0.0.1:${redisPort}/0`;
     const policy = writeFile('ask.yaml', ASK);
-    const a = await gatewayWith('ask-a', { policy, redisUrl });
-    const b = await gatewayWith('ask-b', { policy, redisUrl });
+    const admin = ['admin: "127.0.0.1:0"'];
+    const a = await gatewayWith('ask-a', { policy, redisUrl, extraConfig: admin });
+    const b = await gatewayWith('ask-b', { policy, redisUrl, extraConfig: admin });
     // Both replicas listen on the channel before the question is asked.
     await waitFor(() => Number(redisCli('PUBSUB', 'NUMSUB', 'membrane:approvals').split('\n')[1]) >= 2,
       { what: 'both replicas subscribed to membrane:approvals' });
@@ -278,6 +279,15 @@ describe('approval answers that reach another replica', () => {
     assert.equal(reply.result?.isError, undefined, JSON.stringify(reply));
     assert.match(reply.result.content[0].text, /LOUD hello/);
     await a.proc.waitForLine(/the answer to gateway request membrane-\S+ arrived through another replica/, 5_000);
+    // Both sides are counted.
+    const metric = async (gateway, name) => {
+      const admin = (await gateway.proc.waitForLine(/admin listening on (http:\/\/\S+)/, 5_000))[1];
+      const text = (await rawFetch(`${admin}/metrics`, { method: 'GET' })).text;
+      return Number(text.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1]);
+    };
+    assert.equal(await metric(b, 'membrane_approval_answers_published_total'), 1);
+    assert.equal(await metric(a, 'membrane_approval_answers_relayed_total'), 1);
+    assert.equal(await metric(a, 'membrane_approval_answers_published_total'), 0);
   });
 
   test('without Redis the answer is lost on the other replica and the call is refused after the approval timeout', async () => {
