@@ -27,7 +27,9 @@ const MEMBRANE_BIN = process.env.MEMBRANE_BIN;
 const KUBE_DIR = path.join(SOURCE_DIR, 'deploy', 'kubernetes');
 const OVERLAYS_DIR = path.join(KUBE_DIR, 'overlays');
 // Named, so that an overlay that disappears fails here instead of leaving less to check.
-const EXPECTED_OVERLAYS = ['agent-namespace', 'injector', 'injector-cert-manager', 'standalone'];
+const EXPECTED_OVERLAYS = ['agent-namespace', 'injector', 'injector-cert-manager', 'standalone', 'standalone-redis'];
+// The overlays that run the standalone gateway: the checks of its config and manifests run on each.
+const GATEWAY_OVERLAYS = ['standalone', 'standalone-redis'];
 
 // ---------------------------------------------------------------------------------------------
 // Rendering
@@ -335,7 +337,9 @@ for (const overlay of EXPECTED_OVERLAYS) {
         }
         for (const probe of ['readinessProbe', 'livenessProbe']) {
           assert.ok(container[probe], `${where}: ${probe}`);
-          containerPort(container, container[probe].httpGet.port);
+          const port = container[probe].httpGet?.port ?? container[probe].tcpSocket?.port;
+          assert.ok(port !== undefined || container[probe].exec || container[probe].grpc, `${where}: ${probe} checks something`);
+          if (port !== undefined) containerPort(container, port);
         }
       }
     }
@@ -401,80 +405,6 @@ test('standalone: three replicas, an HPA, a PDB and a NetworkPolicy for the gate
   }
 });
 
-test('standalone: the ConfigMap\'s membrane.yaml is valid against docs/membrane.schema.json', () => {
-  const schema = JSON.parse(fs.readFileSync(path.join(SOURCE_DIR, 'docs', 'membrane.schema.json'), 'utf8'));
-  const validate = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true }).compile(schema);
-  const { config } = configFrom(renderOverlay('standalone'));
-  assert.ok(validate(config), JSON.stringify(validate.errors, null, 2));
-});
-
-test('standalone: the gateway container runs the mounted config, on the ports the config names', () => {
-  const objects = renderOverlay('standalone');
-  const { configMap, config } = configFrom(objects);
-  const pod = only(objects, 'Deployment', 'membrane').spec.template.spec;
-  const container = pod.containers[0];
-  const configIndex = container.args.indexOf('-c');
-  assert.equal(container.args[0], 'serve');
-  assert.ok(configIndex > 0, 'serve -c FILE');
-  const configPath = container.args[configIndex + 1];
-  const mount = container.volumeMounts.find((entry) => configPath === path.posix.join(entry.mountPath, path.posix.basename(configPath)));
-  assert.ok(mount, `${configPath} is on a mounted volume`);
-  assert.equal(pod.volumes.find((volume) => volume.name === mount.name).configMap.name, configMap.metadata.name);
-  assert.ok(configMap.data[path.posix.basename(configPath)]);
-
-  // ":PORT" alone means 127.0.0.1, which the Service could not reach.
-  const listenHost = typeof config.listen === 'string' ? config.listen.replace(/:\d+$/, '') : config.listen.host;
-  assert.ok(['0.0.0.0', '[::]', '::'].includes(listenHost), `listen on every interface, not ${listenHost || '127.0.0.1'}`);
-  assert.equal(containerPort(container, 'http'), portOf(config.listen));
-  assert.equal(containerPort(container, 'admin'), portOf(config.admin));
-  const service = only(objects, 'Service', 'membrane');
-  assert.equal(service.spec.ports.length, 1, 'the Service exposes the agent port only');
-  assert.equal(containerPort(container, service.spec.ports[0].targetPort), portOf(config.listen));
-});
-
-test('standalone: probes ask /readyz and /healthz; the grace period outlasts the preStop sleep and the drain', () => {
-  const objects = renderOverlay('standalone');
-  const { config } = configFrom(objects);
-  const pod = only(objects, 'Deployment', 'membrane').spec.template.spec;
-  const container = pod.containers[0];
-  assert.equal(container.readinessProbe.httpGet.path, '/readyz');
-  assert.equal(container.livenessProbe.httpGet.path, '/healthz');
-  const drain = seconds(config.timeouts?.shutdown_drain ?? '15s');
-  const delay = seconds(config.timeouts?.shutdown_delay ?? '0s');
-  const command = container.lifecycle?.preStop?.exec?.command ?? [];
-  const preStop = command[0] === 'sleep' ? Number(command[1]) : 0;
-  // Either a preStop sleep or the gateway's own shutdown_delay keeps serving while the endpoint
-  // removal spreads; without one, connections arriving in that window are refused.
-  assert.ok(preStop + delay >= 3, `preStop sleep ${preStop}s + shutdown_delay ${delay}s: too short for endpoint removal`);
-  // The gateway's own hard close after the drain deadline takes up to 2 s more.
-  assert.ok(pod.terminationGracePeriodSeconds > preStop + delay + drain + 2,
-    `terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} <= preStop ${preStop}s + shutdown_delay ${delay}s + shutdown_drain ${drain}s + 2s`);
-});
-
-test('standalone: the session key comes from a Secret, the same for every replica', () => {
-  const objects = renderOverlay('standalone');
-  const { config } = configFrom(objects);
-  const container = only(objects, 'Deployment', 'membrane').spec.template.spec.containers[0];
-  const variable = config.session?.key_env ?? 'MEMBRANE_SESSION_KEY';
-  const entry = (container.env ?? []).find((item) => item.name === variable);
-  assert.ok(entry?.valueFrom?.secretKeyRef?.name, `${variable} is read from a Secret`);
-  assert.equal(entry.value, undefined, 'no literal key in the manifest');
-  assert.equal(objects.filter((object) => object.kind === 'Secret').length, 0, 'no Secret is rendered from the repository');
-});
-
-test('standalone: security.allowed_hosts admits the Service\'s DNS names', () => {
-  const objects = renderOverlay('standalone');
-  const { config } = configFrom(objects);
-  const service = only(objects, 'Service', 'membrane');
-  const { name, namespace } = service.metadata;
-  const port = service.spec.ports[0].port;
-  const allowed = config.security?.allowed_hosts ?? [];
-  for (const host of [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`]) {
-    assert.ok(allowed.some((pattern) => pattern === `${host}:*` || pattern === `${host}:${port}`),
-      `${host}:${port} is not in security.allowed_hosts ${JSON.stringify(allowed)}`);
-  }
-});
-
 function egressAllows(policy, { namespace, port }) {
   return policy.spec.egress.some((rule) =>
     (rule.ports ?? []).some((entry) => entry.port === port && (entry.protocol ?? 'TCP') === 'TCP') &&
@@ -490,71 +420,347 @@ function inClusterTarget(url) {
   return { namespace: labels[1], port };
 }
 
-test('standalone: the NetworkPolicy allows egress to DNS, every upstream and the OTLP collector, and nothing else', () => {
-  const objects = renderOverlay('standalone');
-  const { config } = configFrom(objects);
-  const policy = only(objects, 'NetworkPolicy', 'membrane');
-  const dns = policy.spec.egress.find((rule) => (rule.ports ?? []).some((entry) => entry.port === 53));
-  assert.ok(dns, 'DNS is allowed');
-  assert.deepEqual(dns.ports.map((entry) => entry.protocol).sort(), ['TCP', 'UDP']);
+// The Service that cluster.redis.url names, in this overlay, and the one workload behind it.
+function redisTarget(objects, config) {
+  const url = new URL(config.cluster.redis.url);
+  assert.equal(url.protocol, 'redis:');
+  assert.equal(url.password, '', 'no password in cluster.redis.url');
+  const [name, namespace, ...rest] = url.hostname.split('.');
+  assert.ok(namespace && ['', 'svc', 'svc.cluster.local'].includes(rest.join('.')),
+    `${url.hostname}: the Service's DNS name, NAME.NAMESPACE[.svc[.cluster.local]]`);
+  const service = only(objects, 'Service', name);
+  assert.equal(service.metadata.namespace, namespace, `${url.hostname}: the Service's namespace`);
+  const port = url.port ? Number(url.port) : 6379;
+  const servicePort = service.spec.ports.find((entry) => entry.port === port);
+  assert.ok(servicePort, `${describe(service)} has no port ${port}`);
+  const workloads = podTemplates(objects).filter(({ pod }) => selects({ matchLabels: service.spec.selector }, pod.metadata.labels));
+  assert.equal(workloads.length, 1, `${describe(service)} selects one workload`);
+  const { owner, pod } = workloads[0];
+  const container = pod.spec.containers.find((entry) => (entry.ports ?? []).some(
+    (item) => item.name === servicePort.targetPort || item.containerPort === servicePort.targetPort));
+  assert.ok(container, `${describe(service)}: targetPort ${servicePort.targetPort} is a container port`);
+  // NetworkPolicies see the pod's port, after the Service's translation.
+  return { service, owner, pod, container, podPort: containerPort(container, servicePort.targetPort) };
+}
 
-  const targets = Object.entries(config.upstreams).map(([name, upstream]) => {
-    assert.ok(upstream.url, `upstream ${name}: the standalone gateway fronts HTTP upstreams`);
-    return { what: `upstream ${name}`, ...inClusterTarget(upstream.url) };
+// An egress rule to the pods with these labels in the policy's own namespace, on this TCP port.
+function egressToPods(policy, labels, port) {
+  return policy.spec.egress.some((rule) =>
+    (rule.ports ?? []).some((entry) => entry.port === port && (entry.protocol ?? 'TCP') === 'TCP') &&
+    (rule.to ?? []).some((peer) => !peer.namespaceSelector && !peer.ipBlock && peer.podSelector && selects(peer.podSelector, labels)));
+}
+
+for (const overlay of GATEWAY_OVERLAYS) {
+  test(`${overlay}: the ConfigMap's membrane.yaml is valid against docs/membrane.schema.json`, () => {
+    const schema = JSON.parse(fs.readFileSync(path.join(SOURCE_DIR, 'docs', 'membrane.schema.json'), 'utf8'));
+    const validate = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true }).compile(schema);
+    const { config } = configFrom(renderOverlay(overlay));
+    assert.ok(validate(config), JSON.stringify(validate.errors, null, 2));
   });
-  assert.ok(config.otel?.endpoint, 'traces go to an OTLP collector');
-  targets.push({ what: 'otel.endpoint', ...inClusterTarget(config.otel.endpoint) });
-  for (const target of targets) {
-    assert.ok(egressAllows(policy, target), `${target.what}: no egress rule for namespace ${target.namespace} port ${target.port}`);
-  }
-  const collector = inClusterTarget(config.otel.endpoint);
-  assert.ok([4317, 4318].every((port) => egressAllows(policy, { namespace: collector.namespace, port })),
-    'the collector\'s OTLP ports 4317 and 4318 are open');
 
-  for (const rule of policy.spec.egress) {
-    assert.ok(rule.to?.length > 0 && rule.ports?.length > 0, 'every egress rule names its peers and ports');
-    for (const peer of rule.to) assert.equal(peer.ipBlock, undefined, 'no address ranges in the base');
-  }
-  assert.deepEqual(policy.spec.ingress.flatMap((rule) => rule.ports.map((entry) => entry.port)), [portOf(config.listen)],
-    'ingress reaches the agent port only');
-});
+  test(`${overlay}: the gateway container runs the mounted config, on the ports the config names`, () => {
+    const objects = renderOverlay(overlay);
+    const { configMap, config } = configFrom(objects);
+    const pod = only(objects, 'Deployment', 'membrane').spec.template.spec;
+    const container = pod.containers[0];
+    const configIndex = container.args.indexOf('-c');
+    assert.equal(container.args[0], 'serve');
+    assert.ok(configIndex > 0, 'serve -c FILE');
+    const configPath = container.args[configIndex + 1];
+    const mount = container.volumeMounts.find((entry) => configPath === path.posix.join(entry.mountPath, path.posix.basename(configPath)));
+    assert.ok(mount, `${configPath} is on a mounted volume`);
+    assert.equal(pod.volumes.find((volume) => volume.name === mount.name).configMap.name, configMap.metadata.name);
+    assert.ok(configMap.data[path.posix.basename(configPath)]);
 
-test('standalone: the policy ConfigMap holds every file the config loads, equal to policies/default', () => {
-  const objects = renderOverlay('standalone');
+    // ":PORT" alone means 127.0.0.1, which the Service could not reach.
+    const listenHost = typeof config.listen === 'string' ? config.listen.replace(/:\d+$/, '') : config.listen.host;
+    assert.ok(['0.0.0.0', '[::]', '::'].includes(listenHost), `listen on every interface, not ${listenHost || '127.0.0.1'}`);
+    assert.equal(containerPort(container, 'http'), portOf(config.listen));
+    assert.equal(containerPort(container, 'admin'), portOf(config.admin));
+    const service = only(objects, 'Service', 'membrane');
+    assert.equal(service.spec.ports.length, 1, 'the Service exposes the agent port only');
+    assert.equal(containerPort(container, service.spec.ports[0].targetPort), portOf(config.listen));
+  });
+
+  test(`${overlay}: probes ask /readyz and /healthz; the grace period outlasts the preStop sleep and the drain`, () => {
+    const objects = renderOverlay(overlay);
+    const { config } = configFrom(objects);
+    const pod = only(objects, 'Deployment', 'membrane').spec.template.spec;
+    const container = pod.containers[0];
+    assert.equal(container.readinessProbe.httpGet.path, '/readyz');
+    assert.equal(container.livenessProbe.httpGet.path, '/healthz');
+    const drain = seconds(config.timeouts?.shutdown_drain ?? '15s');
+    const delay = seconds(config.timeouts?.shutdown_delay ?? '0s');
+    const command = container.lifecycle?.preStop?.exec?.command ?? [];
+    const preStop = command[0] === 'sleep' ? Number(command[1]) : 0;
+    // Either a preStop sleep or the gateway's own shutdown_delay keeps serving while the endpoint
+    // removal spreads; without one, connections arriving in that window are refused.
+    assert.ok(preStop + delay >= 3, `preStop sleep ${preStop}s + shutdown_delay ${delay}s: too short for endpoint removal`);
+    // The gateway's own hard close after the drain deadline takes up to 2 s more.
+    assert.ok(pod.terminationGracePeriodSeconds > preStop + delay + drain + 2,
+      `terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} <= preStop ${preStop}s + shutdown_delay ${delay}s + shutdown_drain ${drain}s + 2s`);
+  });
+
+  test(`${overlay}: the session key comes from a Secret, the same for every replica`, () => {
+    const objects = renderOverlay(overlay);
+    const { config } = configFrom(objects);
+    const container = only(objects, 'Deployment', 'membrane').spec.template.spec.containers[0];
+    const variable = config.session?.key_env ?? 'MEMBRANE_SESSION_KEY';
+    const entry = (container.env ?? []).find((item) => item.name === variable);
+    assert.ok(entry?.valueFrom?.secretKeyRef?.name, `${variable} is read from a Secret`);
+    assert.equal(entry.value, undefined, 'no literal key in the manifest');
+    assert.equal(objects.filter((object) => object.kind === 'Secret').length, 0, 'no Secret is rendered from the repository');
+  });
+
+  test(`${overlay}: security.allowed_hosts admits the Service's DNS names`, () => {
+    const objects = renderOverlay(overlay);
+    const { config } = configFrom(objects);
+    const service = only(objects, 'Service', 'membrane');
+    const { name, namespace } = service.metadata;
+    const port = service.spec.ports[0].port;
+    const allowed = config.security?.allowed_hosts ?? [];
+    for (const host of [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`]) {
+      assert.ok(allowed.some((pattern) => pattern === `${host}:*` || pattern === `${host}:${port}`),
+        `${host}:${port} is not in security.allowed_hosts ${JSON.stringify(allowed)}`);
+    }
+  });
+
+  test(`${overlay}: the NetworkPolicy allows egress to DNS, every upstream and the OTLP collector, and nothing else`, () => {
+    const objects = renderOverlay(overlay);
+    const { config } = configFrom(objects);
+    const policy = only(objects, 'NetworkPolicy', 'membrane');
+    const dns = policy.spec.egress.find((rule) => (rule.ports ?? []).some((entry) => entry.port === 53));
+    assert.ok(dns, 'DNS is allowed');
+    assert.deepEqual(dns.ports.map((entry) => entry.protocol).sort(), ['TCP', 'UDP']);
+
+    const targets = Object.entries(config.upstreams).map(([name, upstream]) => {
+      assert.ok(upstream.url, `upstream ${name}: the standalone gateway fronts HTTP upstreams`);
+      return { what: `upstream ${name}`, ...inClusterTarget(upstream.url) };
+    });
+    assert.ok(config.otel?.endpoint, 'traces go to an OTLP collector');
+    targets.push({ what: 'otel.endpoint', ...inClusterTarget(config.otel.endpoint) });
+    for (const target of targets) {
+      assert.ok(egressAllows(policy, target), `${target.what}: no egress rule for namespace ${target.namespace} port ${target.port}`);
+    }
+    const collector = inClusterTarget(config.otel.endpoint);
+    assert.ok([4317, 4318].every((port) => egressAllows(policy, { namespace: collector.namespace, port })),
+      'the collector\'s OTLP ports 4317 and 4318 are open');
+    if (config.cluster?.redis) {
+      const redis = redisTarget(objects, config);
+      assert.equal(redis.owner.metadata.namespace, policy.metadata.namespace, 'Redis runs beside the gateway');
+      assert.ok(egressToPods(policy, redis.pod.metadata.labels, redis.podPort), `cluster.redis: no egress rule to the Redis pods on ${redis.podPort}`);
+    }
+
+    for (const rule of policy.spec.egress) {
+      assert.ok(rule.to?.length > 0 && rule.ports?.length > 0, 'every egress rule names its peers and ports');
+      for (const peer of rule.to) assert.equal(peer.ipBlock, undefined, 'no address ranges in the base');
+    }
+    assert.deepEqual(policy.spec.ingress.flatMap((rule) => rule.ports.map((entry) => entry.port)), [portOf(config.listen)],
+      'ingress reaches the agent port only');
+  });
+
+  test(`${overlay}: the policy ConfigMap holds every file the config loads, equal to policies/default`, () => {
+    const objects = renderOverlay(overlay);
+    const { config } = configFrom(objects);
+    const policies = only(objects, 'ConfigMap', 'membrane-policies');
+    const pod = only(objects, 'Deployment', 'membrane').spec.template.spec;
+    const volume = pod.volumes.find((entry) => entry.configMap?.name === policies.metadata.name);
+    const mount = pod.containers[0].volumeMounts.find((entry) => entry.name === volume.name);
+    const paths = [config.policy.paths].flat();
+    assert.deepEqual(paths.map((file) => path.posix.dirname(file)).filter((dir) => dir !== mount.mountPath), [],
+      `policy.paths name files in ${mount.mountPath}; a directory would load each rule twice through the ConfigMap's ..data links`);
+    assert.deepEqual(paths.map((file) => path.posix.basename(file)).sort(), Object.keys(policies.data).sort());
+
+    const shipped = path.join(SOURCE_DIR, 'policies', 'default');
+    const expected = fs.readdirSync(shipped).filter((name) => name.endsWith('.yaml') && !name.endsWith('.test.yaml')).sort();
+    assert.deepEqual(Object.keys(policies.data).sort(), expected,
+      'deploy/kubernetes/base/policies/ mirrors policies/default (copy the files over)');
+    for (const name of expected) {
+      assert.equal(policies.data[name], fs.readFileSync(path.join(shipped, name), 'utf8'),
+        `deploy/kubernetes/base/policies/${name} differs from policies/default/${name}: copy it over`);
+    }
+  });
+
+  test(`${overlay}: \`membrane config check\` accepts the rendered config and \`membrane policy check\` its policies`, { skip: !MEMBRANE_BIN && 'MEMBRANE_BIN is not set' }, (t) => {
+    const objects = renderOverlay(overlay);
+    const { configMap, config } = configFrom(objects);
+    const policies = only(objects, 'ConfigMap', 'membrane-policies');
+    const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'membrane-deploy-'));
+    t.after(() => fs.rmSync(directory, { recursive: true, force: true }));
+    for (const [name, text] of Object.entries(policies.data)) fs.writeFileSync(path.join(directory, name), text);
+    const configFile = path.join(directory, 'membrane.yaml');
+    fs.writeFileSync(configFile, configMap.data['membrane.yaml']);
+    const checked = spawnSync(MEMBRANE_BIN, ['config', 'check', '-c', configFile], { encoding: 'utf8' });
+    assert.equal(checked.status, 0, checked.stdout + checked.stderr);
+    const files = [config.policy.paths].flat().map((file) => path.join(directory, path.posix.basename(file)));
+    const policyChecked = spawnSync(MEMBRANE_BIN, ['policy', 'check', ...files], { encoding: 'utf8' });
+    assert.equal(policyChecked.status, 0, policyChecked.stdout + policyChecked.stderr);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The standalone gateway with Redis
+
+// kind/name, without the hash kustomize appends to generated names.
+function objectKey(object) {
+  const name = object.kind === 'ConfigMap' ? object.metadata.name.replace(/-[a-z0-9]{10}$/, '') : object.metadata.name;
+  return `${object.kind}/${name}`;
+}
+
+function redisObjects() {
+  const objects = renderOverlay('standalone-redis');
   const { config } = configFrom(objects);
-  const policies = only(objects, 'ConfigMap', 'membrane-policies');
-  const pod = only(objects, 'Deployment', 'membrane').spec.template.spec;
-  const volume = pod.volumes.find((entry) => entry.configMap?.name === policies.metadata.name);
-  const mount = pod.containers[0].volumeMounts.find((entry) => entry.name === volume.name);
-  const paths = [config.policy.paths].flat();
-  assert.deepEqual(paths.map((file) => path.posix.dirname(file)).filter((dir) => dir !== mount.mountPath), [],
-    `policy.paths name files in ${mount.mountPath}; a directory would load each rule twice through the ConfigMap's ..data links`);
-  assert.deepEqual(paths.map((file) => path.posix.basename(file)).sort(), Object.keys(policies.data).sort());
+  assert.ok(config.cluster?.redis?.url, 'membrane.yaml has cluster.redis.url');
+  return { objects, config, redis: redisTarget(objects, config) };
+}
 
-  const shipped = path.join(SOURCE_DIR, 'policies', 'default');
-  const expected = fs.readdirSync(shipped).filter((name) => name.endsWith('.yaml') && !name.endsWith('.test.yaml')).sort();
-  assert.deepEqual(Object.keys(policies.data).sort(), expected,
-    'deploy/kubernetes/base/policies/ mirrors policies/default (copy the files over)');
-  for (const name of expected) {
-    assert.equal(policies.data[name], fs.readFileSync(path.join(shipped, name), 'utf8'),
-      `deploy/kubernetes/base/policies/${name} differs from policies/default/${name}: copy it over`);
+test('standalone-redis: the standalone objects plus a Redis Deployment, Service and NetworkPolicy; the gateway gets only the config, the password and one egress rule', () => {
+  const standalone = renderOverlay('standalone');
+  const objects = renderOverlay('standalone-redis');
+  const added = ['Deployment/membrane-redis', 'NetworkPolicy/membrane-redis', 'Service/membrane-redis'];
+  assert.deepEqual(objects.map(objectKey).sort(), [...standalone.map(objectKey), ...added].sort());
+  const changed = ['ConfigMap/membrane-config', 'Deployment/membrane', 'NetworkPolicy/membrane'];
+  for (const object of standalone.filter((item) => !changed.includes(objectKey(item)))) {
+    assert.deepEqual(objects.find((item) => objectKey(item) === objectKey(object)), object, describe(object));
+  }
+
+  // The gateway Deployment: one more variable, and the overlay's ConfigMap.
+  const deployment = structuredClone(only(objects, 'Deployment', 'membrane'));
+  const original = only(standalone, 'Deployment', 'membrane');
+  const pod = deployment.spec.template.spec;
+  const { config } = configFrom(objects);
+  const variable = config.cluster.redis.password_env ?? 'MEMBRANE_REDIS_PASSWORD';
+  assert.ok(pod.containers[0].env.some((entry) => entry.name === variable), `the gateway has ${variable}`);
+  pod.containers[0].env = pod.containers[0].env.filter((entry) => entry.name !== variable);
+  pod.volumes.find((volume) => volume.configMap?.name === configFrom(objects).configMap.metadata.name).configMap.name =
+    configFrom(standalone).configMap.metadata.name;
+  assert.deepEqual(deployment, original);
+
+  // The gateway's NetworkPolicy: the standalone rules, then one more.
+  const policy = only(objects, 'NetworkPolicy', 'membrane');
+  const originalPolicy = only(standalone, 'NetworkPolicy', 'membrane');
+  assert.deepEqual(policy.spec.egress.slice(0, -1), originalPolicy.spec.egress);
+  assert.deepEqual({ ...policy, spec: { ...policy.spec, egress: undefined } }, { ...originalPolicy, spec: { ...originalPolicy.spec, egress: undefined } });
+});
+
+test('standalone-redis: membrane.yaml is base/gateway/membrane.yaml plus the cluster block', () => {
+  const { config } = configFrom(renderOverlay('standalone-redis'));
+  const { config: original } = configFrom(renderOverlay('standalone'));
+  assert.equal(original.cluster, undefined);
+  const { cluster, ...rest } = config;
+  assert.deepEqual(Object.keys(cluster), ['redis']);
+  assert.deepEqual(rest, original, 'overlays/standalone-redis/membrane.yaml differs from base/gateway/membrane.yaml outside `cluster:`: edit both alike');
+});
+
+test('standalone-redis: cluster.redis.url names the Redis Service by its DNS name and port', () => {
+  const { objects, config, redis } = redisObjects();
+  const url = new URL(config.cluster.redis.url);
+  assert.equal(redis.service.spec.type ?? 'ClusterIP', 'ClusterIP');
+  assert.equal(redis.service.metadata.namespace, only(objects, 'Deployment', 'membrane').metadata.namespace);
+  assert.equal(Number(url.port), redis.service.spec.ports[0].port, 'the port is spelt out');
+  assert.equal(redis.podPort, 6379);
+  assert.ok(!redis.container.args.includes('--port'), 'Redis listens on its default port, the container port');
+  assert.ok(/^\/\d*$/.test(url.pathname), `${url.pathname}: a database number or nothing`);
+});
+
+test('standalone-redis: Redis accepts connections only from the gateway pods, on its port, and makes none', () => {
+  const { objects, redis } = redisObjects();
+  const policies = objects.filter((object) => object.kind === 'NetworkPolicy' && selects(object.spec.podSelector, redis.pod.metadata.labels));
+  assert.equal(policies.length, 1, 'one NetworkPolicy for the Redis pods');
+  const [policy] = policies;
+  assert.equal(policy.metadata.namespace, redis.owner.metadata.namespace);
+  assert.deepEqual([...policy.spec.policyTypes].sort(), ['Egress', 'Ingress']);
+  assert.deepEqual(policy.spec.egress ?? [], [], 'no egress');
+
+  const gatewayLabels = only(objects, 'Deployment', 'membrane').spec.template.metadata.labels;
+  assert.ok(policy.spec.ingress.length > 0);
+  for (const rule of policy.spec.ingress) {
+    assert.deepEqual(rule.ports, [{ protocol: 'TCP', port: redis.podPort }], 'the Redis port only');
+    assert.ok(rule.from?.length > 0, 'a rule without `from` admits every source');
+    for (const peer of rule.from) {
+      assert.deepEqual(Object.keys(peer), ['podSelector'], 'pods of this namespace only: no namespaceSelector, no ipBlock');
+      assert.ok(selects(peer.podSelector, gatewayLabels), 'the peer is the gateway');
+      for (const { owner, pod } of podTemplates(objects).filter((item) => item.owner.metadata.name !== 'membrane')) {
+        assert.ok(!selects(peer.podSelector, pod.metadata.labels), `the peer is not ${describe(owner)}`);
+      }
+    }
   }
 });
 
-test('standalone: `membrane config check` accepts the rendered config and `membrane policy check` its policies', { skip: !MEMBRANE_BIN && 'MEMBRANE_BIN is not set' }, (t) => {
-  const objects = renderOverlay('standalone');
-  const { configMap, config } = configFrom(objects);
-  const policies = only(objects, 'ConfigMap', 'membrane-policies');
-  const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'membrane-deploy-'));
-  t.after(() => fs.rmSync(directory, { recursive: true, force: true }));
-  for (const [name, text] of Object.entries(policies.data)) fs.writeFileSync(path.join(directory, name), text);
-  const configFile = path.join(directory, 'membrane.yaml');
-  fs.writeFileSync(configFile, configMap.data['membrane.yaml']);
-  const checked = spawnSync(MEMBRANE_BIN, ['config', 'check', '-c', configFile], { encoding: 'utf8' });
-  assert.equal(checked.status, 0, checked.stdout + checked.stderr);
-  const files = [config.policy.paths].flat().map((file) => path.join(directory, path.posix.basename(file)));
-  const policyChecked = spawnSync(MEMBRANE_BIN, ['policy', 'check', ...files], { encoding: 'utf8' });
-  assert.equal(policyChecked.status, 0, policyChecked.stdout + policyChecked.stderr);
+test('standalone-redis: the gateway\'s NetworkPolicy allows the Redis pods, on the Redis port', () => {
+  const { objects, redis } = redisObjects();
+  const policy = only(objects, 'NetworkPolicy', 'membrane');
+  assert.equal(policy.metadata.namespace, redis.owner.metadata.namespace);
+  assert.ok(egressToPods(policy, redis.pod.metadata.labels, redis.podPort));
+  const rules = policy.spec.egress.filter((rule) => rule.to.some((peer) => peer.podSelector && !peer.namespaceSelector));
+  assert.equal(rules.length, 1, 'one rule for pods of the gateway\'s own namespace');
+  assert.deepEqual(rules[0].ports, [{ protocol: 'TCP', port: redis.podPort }]);
+  for (const peer of rules[0].to) {
+    assert.ok(selects(peer.podSelector, redis.pod.metadata.labels));
+    assert.ok(!selects(peer.podSelector, only(objects, 'Deployment', 'membrane').spec.template.metadata.labels), 'not the gateway itself');
+  }
+});
+
+test('standalone-redis: Redis and the gateway take the password from the same Secret and key, which the operator creates', () => {
+  const { objects, config, redis } = redisObjects();
+  assert.equal(config.cluster.redis.password_file, undefined, 'password_file would take precedence over the variable');
+  const variable = config.cluster.redis.password_env ?? 'MEMBRANE_REDIS_PASSWORD';
+  const gateway = only(objects, 'Deployment', 'membrane').spec.template.spec.containers[0];
+  const gatewayEntry = (gateway.env ?? []).find((entry) => entry.name === variable);
+  assert.ok(gatewayEntry?.valueFrom?.secretKeyRef, `the gateway's ${variable} comes from a Secret`);
+  assert.equal(gatewayEntry.value, undefined);
+
+  const args = redis.container.args;
+  const requirepass = /^\$\((\w+)\)$/.exec(args[args.indexOf('--requirepass') + 1] ?? '');
+  assert.ok(args.includes('--requirepass') && requirepass, 'redis-server --requirepass $(VARIABLE)');
+  const redisEntry = (redis.container.env ?? []).find((entry) => entry.name === requirepass[1]);
+  assert.ok(redisEntry?.valueFrom?.secretKeyRef, `Redis's ${requirepass[1]} comes from a Secret`);
+  assert.equal(redisEntry.value, undefined);
+  const reference = ({ name, key }) => ({ name, key });
+  assert.deepEqual(reference(redisEntry.valueFrom.secretKeyRef), reference(gatewayEntry.valueFrom.secretKeyRef));
+  assert.ok(!redisEntry.valueFrom.secretKeyRef.optional && !gatewayEntry.valueFrom.secretKeyRef.optional, 'no start without the password');
+  assert.equal(objects.filter((object) => object.kind === 'Secret').length, 0, 'the operator creates the Secret');
+
+  const { name, key } = redisEntry.valueFrom.secretKeyRef;
+  const command = `kubectl -n ${redis.owner.metadata.namespace} create secret generic ${name} --from-literal=${key}=`;
+  for (const file of [['deploy', 'README.md'], ['docs', 'kubernetes.md']]) {
+    const text = fs.readFileSync(path.join(SOURCE_DIR, ...file), 'utf8').replace(/\s*\\\n\s*/g, ' ');
+    assert.ok(text.includes(command), `${file.join('/')} shows \`${command}...\``);
+  }
+});
+
+test('standalone-redis: Redis runs alone, with requirepass, in memory only', () => {
+  const { objects, redis } = redisObjects();
+  assert.equal(redis.owner.spec.replicas, 1);
+  assert.equal(redis.owner.spec.strategy?.type, 'Recreate', 'never two Redis pods, each with half the buckets');
+  assert.equal(objects.filter((object) => object.kind === 'PodDisruptionBudget' && selects(object.spec.selector, redis.pod.metadata.labels)).length, 0,
+    'a budget for one replica would block node drains');
+  assert.equal(objects.filter((object) => object.kind === 'HorizontalPodAutoscaler' && object.spec.scaleTargetRef.name === redis.owner.metadata.name).length, 0);
+
+  const args = redis.container.args;
+  const flag = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+  assert.equal(args[0], 'redis-server');
+  assert.equal(flag('--save'), '', 'no RDB snapshots');
+  assert.equal(flag('--appendonly'), 'no', 'no AOF');
+  assert.ok(!args.some((arg) => !arg.startsWith('--') && arg.endsWith('.conf')), 'no config file with settings of its own');
+  for (const mount of redis.container.volumeMounts ?? []) {
+    const volume = redis.pod.spec.volumes.find((entry) => entry.name === mount.name);
+    assert.ok(volume.emptyDir, `${mount.mountPath}: an emptyDir, nothing kept across restarts`);
+  }
+  assert.ok((redis.container.volumeMounts ?? []).some((mount) => mount.mountPath === '/data'), 'the working directory /data is writable');
+
+  const bytes = (value, units) => {
+    const match = /^(\d+)([a-zA-Z]*)$/.exec(String(value));
+    assert.ok(match && match[2].toLowerCase() in units, `not a size: ${value}`);
+    return Number(match[1]) * units[match[2].toLowerCase()];
+  };
+  const maxmemory = flag('--maxmemory');
+  if (maxmemory !== undefined) {
+    const redisUnits = { '': 1, k: 1e3, kb: 1024, m: 1e6, mb: 1024 ** 2, g: 1e9, gb: 1024 ** 3 };
+    const kubernetesUnits = { '': 1, k: 1e3, ki: 1024, m: 1e6, mi: 1024 ** 2, g: 1e9, gi: 1024 ** 3 };
+    assert.ok(bytes(maxmemory, redisUnits) < bytes(redis.container.resources.limits.memory, kubernetesUnits),
+      '--maxmemory below the memory limit: Redis evicts before the kernel kills it');
+  }
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -728,7 +934,10 @@ test('Dockerfile: two stages, CMake options that exist, a numeric non-root user 
   for (const option of options) assert.match(cmake, new RegExp(`option\\(${option}\\b`), `${option} is not an option of CMakeLists.txt`);
   const user = stages[1].lines.filter((line) => /^USER\s/.test(line)).at(-1);
   assert.match(user ?? '', /^USER\s+[1-9]\d*(:[1-9]\d*)?$/, 'USER uid[:gid], non-zero, so runAsNonRoot can check it');
-  const deployments = EXPECTED_OVERLAYS.flatMap((overlay) => podTemplates(renderOverlay(overlay)));
+  // The pods that run this image; others (Redis) run as their own image's user.
+  const deployments = EXPECTED_OVERLAYS.flatMap((overlay) => podTemplates(renderOverlay(overlay)))
+    .filter(({ pod }) => pod.spec.containers.some((container) => /(^|\/)membrane[:@]/.test(container.image)));
+  assert.ok(deployments.length > 0, 'the gateway and injector Deployments run the image');
   const uid = Number(user.split(/\s+/)[1].split(':')[0]);
   for (const { owner, pod } of deployments) assert.equal(pod.spec.securityContext.runAsUser, uid, `${describe(owner)} runs as the image's user`);
 });
