@@ -74,6 +74,7 @@ struct StatelessCall {
   mcp::Json input_responses = mcp::Json::object();
   bool approved = false;        // a policy `ask` was answered yes for this request
   bool limits_charged = false;  // this call spent its rate-limit tokens on an earlier round
+  std::string sealed_state;     // the requestState as the client sent it (empty: first round)
   std::string parked_id;        // the call parked while the client answers the upstream
 };
 
@@ -186,6 +187,7 @@ class Gateway {
                                  http::Responder& out, upstream::Upstream& upstream,
                                  const Caller& caller, const mcp::Message& message,
                                  StatelessRequest checked);
+  awaitable<bool> first_use_of_request_state(const std::string& sealed_state) const;
   std::string seal_request_state(const StatelessCall& call, const mcp::Json& upstream_state,
                                  bool asking_approval = false) const;
   mcp::Json upstream_body(const Exchange& exchange, const StatelessCall& call) const;

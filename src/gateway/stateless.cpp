@@ -249,6 +249,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
         co_return;
       }
       call.state = std::move(*opened);
+      call.sealed_state = state->get<std::string>();
     }
     if (const auto responses = params->find("inputResponses");
         responses != params->end() && responses->is_object())
@@ -270,7 +271,8 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
   exchange.incoming_tracestate = request["tracestate"];
   if (pipeline_.wants_request_headers()) exchange.request_headers = request_headers_json(request);
 
-  exchange.limits_charged = call.state.value("rl", false);
+  if (call.state.value("rl", false))
+    exchange.limits_charged = co_await first_use_of_request_state(call.sealed_state);
   auto decision = co_await judge(exchange);
   if (decision.kind == StageDecision::Kind::confirm) {
     // A policy `ask`: the human is asked through the client, as an input request of ours.
@@ -319,6 +321,24 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
     co_await stateless_to_session(out, exchange, call);
   }
   pipeline_.on_complete(exchange);
+}
+
+// A request re-sent with the answers to an input request continues its call, which spent its
+// rate-limit tokens on the first round. Each sealed state spares the charge once, in the same store
+// as the limits (so across replicas with Redis): replaying one state does not make calls free.
+awaitable<bool> Gateway::first_use_of_request_state(const std::string& sealed_state) const {
+  cluster::BucketRequest once;
+  once.key = "request-state\x1f" + hex_digest(sealed_state, 16);
+  once.capacity = 1;
+  // Full again only well after the state expired (x), when the state itself is refused.
+  const double lifetime_seconds =
+      std::max(1.0, std::chrono::duration<double>(options_.approval_timeout).count());
+  once.refill_per_second = 1.0 / (2.0 * lifetime_seconds);
+  std::vector<cluster::BucketRequest> buckets;
+  buckets.push_back(std::move(once));
+  const cluster::RateDecision taken = co_await options_.rate_limiter->take(std::move(buckets));
+  // A store that cannot answer cannot check the limits either: the state is taken at its word.
+  co_return taken.kind != cluster::RateDecision::Kind::limited;
 }
 
 std::string Gateway::seal_request_state(const StatelessCall& call, const mcp::Json& upstream_state,

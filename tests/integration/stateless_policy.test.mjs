@@ -10,8 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
 import {
-  NODE, SOURCE_DIR, cleanup, defer, rawFetch, spawnManaged, startGateway, tmpDir,
-  EVERYTHING_JS,
+  NODE, SOURCE_DIR, cleanup, defer, rawFetch, spawnManaged, startGateway, statelessBody, statelessHeaders,
+  tmpDir, EVERYTHING_JS,
 } from './harness.mjs';
 
 const MODERN_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'modern-server.mjs');
@@ -24,6 +24,7 @@ const POLICY = `
 
 - limit: confirm-once
   condition: tool.name == "confirm"
+  by: [args.action]
   rate: 1/hour
 `;
 
@@ -108,10 +109,36 @@ describe('rate limits for a 2026-07-28 client', () => {
     assert.equal(asked.length, 1);
     assert.notEqual(first.isError, true, JSON.stringify(first));
     assert.match(first.content[0].text, /^accept .*\(state confirming:ship\)$/);
-    const second = await client.callTool({ name: 'confirm', arguments: { action: 'ship again' } });
+    const second = await client.callTool({ name: 'confirm', arguments: { action: 'ship' } });
     assert.equal(second.isError, true, JSON.stringify(second));
     assert.equal(second._meta?.['io.membrane/policy']?.limit, 'confirm-once');
     assert.equal(asked.length, 1, 'a refused call reaches no server, so nothing asks the user');
+  });
+
+  test('replaying a re-sent request is charged: a sealed state spares the charge once', async () => {
+    let id = 0;
+    const send = async (params) => {
+      const response = await rawFetch(gateway.mcp('modern'), {
+        headers: statelessHeaders({ method: 'tools/call', name: 'confirm' }),
+        body: statelessBody({ id: ++id, method: 'tools/call', params, capabilities: { elicitation: { form: {} } } }),
+        untilId: id,
+      });
+      const reply = response.messages.find((m) => m.id === id);
+      assert.ok(reply?.result, response.text);
+      return reply.result;
+    };
+    const call = { name: 'confirm', arguments: { action: 'replay' } };
+    const first = await send(call);
+    assert.equal(first.resultType, 'input_required', JSON.stringify(first));
+    const retry = {
+      ...call, requestState: first.requestState, inputResponses: { confirm: { action: 'accept', content: { ok: true } } },
+    };
+    const answered = await send(retry);
+    assert.notEqual(answered.isError, true, JSON.stringify(answered));
+    assert.match(answered.content[0].text, /^accept /);
+    const replayed = await send(retry);
+    assert.equal(replayed.isError, true, JSON.stringify(replayed));
+    assert.equal(replayed._meta?.['io.membrane/policy']?.limit, 'confirm-once');
   });
 });
 
