@@ -219,9 +219,15 @@ StageDecision PolicyStage::on_limits(Exchange& exchange, const LimitOutcome& out
   }
   if (outcome.kind == Kind::unavailable) {
     const bool refuse_call = when_store_down_ == LimitStoreDown::deny && !shadow_;
-    log::warn("policy: the rate-limit store did not answer (", outcome.error, "); ", method, " ",
-              exchange.message->target_name(), " on '", exchange.upstream, "' is ",
-              refuse_call ? "refused" : "forwarded unlimited");
+    // During an outage every limited call lands here: one line per interval says it, with the
+    // count since the last one, instead of one line per call.
+    ++store_down_calls_;
+    if (store_down_log_.ready(Clock::now())) {
+      log::warn("policy: the rate-limit store did not answer (", outcome.error, "); ", method, " ",
+                exchange.message->target_name(), " on '", exchange.upstream, "' is ",
+                refuse_call ? "refused" : "forwarded unlimited", " (",
+                store_down_calls_.exchange(0), " such call(s) since the last report)");
+    }
     exchange.policy.note = shadow_ ? "shadow:limits_unavailable" : "limits_unavailable";
     if (!refuse_call) return StageDecision::proceed();
     exchange.policy.verdict = "deny";

@@ -45,9 +45,27 @@ class PolicyStage final : public ExchangeStage {
   // The call goes on, after spending a token from each rate limit that applies to it.
   StageDecision charge_limits_or_proceed(Exchange& exchange) const;
 
+  // At most one report per interval, from any worker thread.
+  class Every {
+   public:
+    explicit Every(Clock::duration interval) : interval_(interval) {}
+    bool ready(Clock::time_point now) {
+      auto due = next_.load(std::memory_order_relaxed);
+      return now.time_since_epoch().count() >= due &&
+             next_.compare_exchange_strong(due, (now + interval_).time_since_epoch().count(),
+                                           std::memory_order_relaxed);
+    }
+
+   private:
+    Clock::duration interval_;
+    std::atomic<Clock::rep> next_{0};
+  };
+
   std::atomic<std::shared_ptr<const policy::Policy>> policy_;
   bool shadow_;
   LimitStoreDown when_store_down_;
+  Every store_down_log_{std::chrono::seconds(10)};
+  std::atomic<std::uint64_t> store_down_calls_{0};
 };
 
 }  // namespace membrane::gateway

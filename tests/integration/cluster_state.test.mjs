@@ -222,6 +222,8 @@ describe('rate limits in Redis, shared by replicas', () => {
     const { client } = await connectClient(open.mcp('ev'));
     for (let i = 0; i < 5; i++) assert.notEqual((await echo(client, `open ${i}`)).isError, true);
     await open.proc.waitForLine(/rate-limit store did not answer .*forwarded unlimited/, 5_000);
+    // An outage is reported once per interval, not once per call.
+    assert.equal(open.lines.filter((line) => /rate-limit store did not answer/.test(line)).length, 1);
 
     const closed = await gatewayWith('redis-down-deny', {
       policy,
