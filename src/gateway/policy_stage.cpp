@@ -1,6 +1,7 @@
 #include "gateway/policy_stage.hpp"
 
 #include "gateway/client_requests.hpp"
+#include "gateway/responses.hpp"
 #include "membrane/core/log.hpp"
 
 namespace membrane::gateway {
@@ -202,7 +203,13 @@ StageDecision PolicyStage::charge_limits_or_proceed(Exchange& exchange) const {
   tokens.reserve(charges.size());
   for (const auto& charge : charges) {
     RateLimitCharge token;
-    token.bucket = charge.bucket;
+    // A bucket is named by the values it counts, and a caller picks those (args.*): past a
+    // modest length the name is the limit's id and a digest, so no caller can make the store
+    // hold its arguments.
+    constexpr std::size_t longest_bucket_name = 128;
+    token.bucket = charge.bucket.size() <= longest_bucket_name
+                       ? charge.bucket
+                       : charge.limit->id + "\x1f#" + hex_digest(charge.bucket, 16);
     token.refill_per_second = charge.limit->refill_per_second();
     token.capacity = charge.limit->burst;
     tokens.push_back(std::move(token));

@@ -215,6 +215,21 @@ describe('rate limits in Redis, shared by replicas', () => {
     assert.ok(ttl > 0 && ttl <= 3_601_000, `PTTL ${ttl}`);
   });
 
+  test('a bucket named by long argument values is stored under a digest, not the values', async () => {
+    const policy = writeFile('per-message.yaml', [
+      '- limit: per-message', '  by: [args.message]', '  rate: 100/hour', '',
+    ].join('\n'));
+    const gateway = await gatewayWith('redis-digest', { policy, redisUrl: `redis://127.0.0.1:${redisPort}/0` });
+    const { client } = await connectClient(gateway.mcp('ev'));
+    const long = 'x'.repeat(10_000);
+    assert.notEqual((await echo(client, long)).isError, true);
+    assert.notEqual((await echo(client, 'short')).isError, true);
+    const keys = redisCli('--scan', '--pattern', 'membrane:limit:per-message*').split('\n').filter(Boolean).sort();
+    assert.equal(keys.length, 2, keys.join('\n').slice(0, 500));
+    assert.match(keys[0], /^membrane:limit:per-message\x1f#[0-9a-f]{32}$/);
+    assert.equal(keys[1], 'membrane:limit:per-message\x1fshort');
+  });
+
   test('Redis unreachable: limited calls are forwarded (on_error: allow, the default) or refused (deny)', async () => {
     const down = `redis://127.0.0.1:${await closedPort()}`;
     const policy = writeFile('limits-down.yaml', LIMITS);
