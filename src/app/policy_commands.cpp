@@ -58,8 +58,10 @@ policy::Verdict verdict_named(const std::string& name, bool& ok) {
 int policy_check(const std::vector<std::string>& paths) {
   try {
     const auto loaded = policy::Policy::load(paths);
-    std::cout << "ok: " << loaded.rule_count() << " rule" << (loaded.rule_count() == 1 ? "" : "s")
-              << "\n";
+    std::cout << "ok: " << loaded.rule_count() << " rule" << (loaded.rule_count() == 1 ? "" : "s");
+    if (const auto limits = loaded.limit_rules().size(); limits > 0)
+      std::cout << ", " << limits << " rate limit" << (limits == 1 ? "" : "s");
+    std::cout << "\n";
     return 0;
   } catch (const policy::PolicyError& error) {
     std::cerr << error.what() << "\n";

@@ -118,6 +118,8 @@ describe('limits in the policy tools', () => {
       '',
     ].join('\n');
     fs.writeFileSync(path.join(policyDir, 'limits.test.yaml'), cases('[echo-per-session]'));
+    const check = spawnSync(MEMBRANE_BIN, ['policy', 'check', policyDir], { encoding: 'utf8' });
+    assert.equal(check.stdout.trim(), 'ok: 0 rules, 1 rate limit', check.stderr);
     const passing = spawnSync(MEMBRANE_BIN, ['policy', 'test', policyDir], { encoding: 'utf8' });
     assert.equal(passing.status, 0, passing.stdout + passing.stderr);
     assert.match(passing.stdout, /2 passed, 0 failed/);
