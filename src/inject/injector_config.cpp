@@ -16,6 +16,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "cluster/redis_client.hpp"
 #include "inject/values.hpp"
 #include "membrane/core/duration.hpp"
 #include "membrane/inject/injector.hpp"
@@ -23,11 +24,6 @@
 namespace membrane::inject {
 
 namespace {
-
-bool all_digits(std::string_view text) {
-  return !text.empty() &&
-         std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
-}
 
 // A duration as `membrane serve --shutdown-delay` takes it: digits and one of ms, s, m, h; 0s
 // allowed. At most an hour: a longer shutdown delay is a typo. On failure `problem` says why.
@@ -45,92 +41,21 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text,
   return parsed.value;
 }
 
-// The URLs `membrane serve --redis` accepts: redis://[user:@]HOST[:PORT][/DB]. The injector does
-// not link the cluster module, so this repeats its rules, and refuses what the command line
-// refuses: a password (it would be in the pod spec, readable by anyone who can get the pod) and
-// rediss:// (no TLS to Redis). On failure `problem` says why.
+// The URLs `membrane serve --redis` accepts (the cluster module's own parser), without a
+// password: it would be in the pod spec, readable by anyone who can get the pod. On failure
+// `problem` says why.
 bool is_redis_url(std::string_view url, std::string& problem) {
-  const std::size_t scheme_end = url.find("://");
-  std::string scheme(url.substr(0, scheme_end == std::string_view::npos ? 0 : scheme_end));
-  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (scheme == "rediss") {
-    problem = "uses rediss://, but Membrane speaks plain TCP to Redis: use redis://";
+  std::string error;
+  const auto parsed = cluster::RedisUrl::parse(url, error);
+  if (!parsed) {
+    problem = "is not usable: " + error;
     return false;
   }
-  if (scheme != "redis") {
-    problem = "is not a redis://HOST[:PORT][/DB] URL";
+  if (!parsed->password.empty()) {
+    problem =
+        "holds a password, which would be readable in every pod spec; name a Secret in "
+        "sidecar.redis_password_secret instead";
     return false;
-  }
-  if (std::any_of(url.begin(), url.end(), [](unsigned char c) {
-        return std::isspace(c) || std::iscntrl(c) || c >= 0x80;
-      })) {
-    problem = "contains whitespace, control or non-ASCII characters";
-    return false;
-  }
-  std::string_view rest = url.substr(scheme_end + 3);
-  if (rest.find_first_of("?#") != std::string_view::npos) {
-    problem = "has a query or fragment; put the database in the path (redis://HOST:6379/2)";
-    return false;
-  }
-  if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos) {
-    const std::string_view credentials = rest.substr(0, at);
-    const std::size_t colon = credentials.find(':');
-    if (colon == std::string_view::npos) {
-      problem = "has credentials without ':'; a user name is written redis://USER:@HOST";
-      return false;
-    }
-    if (colon + 1 < credentials.size()) {
-      problem =
-          "holds a password, which would be readable in every pod spec; name a Secret in "
-          "sidecar.redis_password_secret instead";
-      return false;
-    }
-    const std::string_view user = credentials.substr(0, colon);
-    for (std::size_t i = user.find('%'); i != std::string_view::npos; i = user.find('%', i + 1)) {
-      if (i + 2 >= user.size() || !std::isxdigit(static_cast<unsigned char>(user[i + 1])) ||
-          !std::isxdigit(static_cast<unsigned char>(user[i + 2]))) {
-        problem = "has invalid percent-encoding in the user name";
-        return false;
-      }
-    }
-    rest = rest.substr(at + 1);
-  }
-  const std::size_t slash = rest.find('/');
-  const std::string_view authority = rest.substr(0, slash);
-  std::string_view host = authority;
-  std::optional<std::string_view> port;
-  if (!authority.empty() && authority.front() == '[') {
-    const std::size_t close = authority.find(']');
-    if (close == std::string_view::npos) {
-      problem = "has an unterminated IPv6 address";
-      return false;
-    }
-    host = authority.substr(1, close - 1);
-    const std::string_view after = authority.substr(close + 1);
-    if (!after.empty() && after.front() != ':') {
-      problem = "has unexpected text after the IPv6 address";
-      return false;
-    }
-    if (!after.empty()) port = after.substr(1);
-  } else if (const std::size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-  }
-  if (host.empty()) {
-    problem = "has no host";
-    return false;
-  }
-  if (port && !parse_port(*port)) {
-    problem = "has an invalid port (1-65535)";
-    return false;
-  }
-  if (slash != std::string_view::npos) {
-    const std::string_view db = rest.substr(slash + 1);
-    if (!db.empty() && (!all_digits(db) || db.size() > 9)) {
-      problem = "has an invalid database number (expected /0, /1, ...)";
-      return false;
-    }
   }
   return true;
 }

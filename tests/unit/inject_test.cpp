@@ -774,9 +774,10 @@ TEST_CASE("the injector config: defaults, every key, and errors with file:line:c
   CHECK_THAT(error_of("sidecar:\n  redis_url: redis://user:s3cret@redis\n"),
              Contains("holds a password") && !Contains("s3cret"));
   CHECK_THAT(error_of("sidecar:\n  redis_url: rediss://redis:6380\n"),
-             Contains("inject.yaml:2:14: redis_url uses rediss://"));
+             Contains("inject.yaml:2:14: redis_url is not usable: rediss:// (Redis over TLS) is "
+                      "not supported"));
   CHECK_THAT(error_of("sidecar:\n  redis_url: redis://:6379\n"),
-             Contains("inject.yaml:2:14: redis_url has no host"));
+             Contains("inject.yaml:2:14: redis_url is not usable: missing host"));
   CHECK(error_of("sidecar:\n  redis_password_secret: membrane-redis\n") ==
         "inject.yaml:2:26: redis_password_secret needs redis_url: without Redis the sidecar has "
         "no use for a password");
