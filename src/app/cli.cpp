@@ -27,6 +27,7 @@ constexpr std::array kServeFlags{
     FlagSpec{"--tls-cert", "", false, "cert.pem"},
     FlagSpec{"--tls-key", "", false, "key.pem"},
     FlagSpec{"--session-key-file", "", false, "session.key"},
+    FlagSpec{"--session-ended-file", "", false, "ended-sessions.txt"},
     FlagSpec{"--allow-origin", "", true, "https://app.example.com"},
     FlagSpec{"--allow-host", "", true, "mcp.example.com"},
     FlagSpec{"--workers", "", false, "4"},
@@ -57,7 +58,7 @@ constexpr std::array kInjectFlags{
 };
 
 // Flags that only make sense without a config file: the file has its own place for each.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 17> kFlagsExcludedByConfig{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 18> kFlagsExcludedByConfig{{
     {"--redis", "set cluster.redis.url in the config file instead"},
     {"--shutdown-delay", "set timeouts.shutdown_delay in the config file instead"},
     {"--otlp-endpoint", "set otel.endpoint in the config file instead"},
@@ -73,6 +74,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 17> kFlagsEx
     {"--tls-cert", "set listen.tls.certificate in the config file instead"},
     {"--tls-key", "set listen.tls.private_key in the config file instead"},
     {"--session-key-file", "set session.key_file in the config file instead"},
+    {"--session-ended-file", "set session.ended_file in the config file instead"},
     {"--allow-origin", "set security.allowed_origins in the config file instead"},
     {"--allow-host", "set security.allowed_hosts in the config file instead"},
 }};
@@ -192,6 +194,9 @@ Config config_from_flags(const FlagValues& values) {
   if (certificate) config.listen.tls = TlsListenerConfig{*certificate, *private_key};
   if (const auto key_file = single_value(values, "--session-key-file")) {
     config.session.key_file = *key_file;
+  }
+  if (const auto ended_file = single_value(values, "--session-ended-file")) {
+    config.session.ended_file = *ended_file;
   }
   config.security.allowed_origins = all_values(values, "--allow-origin");
   config.security.allowed_hosts = all_values(values, "--allow-host");
@@ -526,6 +531,8 @@ Options for serve (every flag also accepts --flag=value):
   --session-key-file FILE   Secret that session ids are sealed with. Without it the
                             key comes from $MEMBRANE_SESSION_KEY, else it is random
                             and sessions do not survive a restart.
+  --session-ended-file FILE Remembers session ids ended with DELETE across restarts, so
+                            they stay dead (with a fixed session key).
   --allow-origin ORIGIN     Allowed browser Origin, repeatable, e.g.
                             https://app.example.com or http://localhost:* (any port).
                             Default: loopback origins only.

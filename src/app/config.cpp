@@ -3,6 +3,9 @@
 // operator reading it has only the message to go on.
 #include "membrane/app/config.hpp"
 
+#include "membrane/core/json.hpp"
+#include "membrane/core/yaml_nesting.hpp"
+
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
@@ -748,11 +751,14 @@ Config ConfigReader::read(const YAML::Node& root) {
     } else if (entry.key == "cluster") {
       read_cluster(field, config.cluster);
     } else if (entry.key == "policy") {
-      expect_map(field, "a map with paths, mode, default_verdict and approval_timeout");
-      for (auto& [key, value] :
-           entries_of(field, {"paths", "mode", "default_verdict", "approval_timeout"})) {
+      expect_map(field,
+                 "a map with paths, mode, default_verdict, approval_timeout and allow_empty");
+      for (auto& [key, value] : entries_of(
+               field, {"paths", "mode", "default_verdict", "approval_timeout", "allow_empty"})) {
         remember(value);
-        if (key == "paths") {
+        if (key == "allow_empty") {
+          config.policy.allow_empty = read_bool(value);
+        } else if (key == "paths") {
           config.policy.paths = value.node.IsScalar()
                                     ? std::vector<std::string>{read_nonempty_string(value)}
                                     : read_string_list(value, "policy files or directories");
@@ -883,9 +889,19 @@ void ConfigReader::read_limits(Field& field, LimitsConfig& limits) {
       {"max_request_body", &limits.max_request_body_bytes},
       {"max_request_header", &limits.max_request_header_bytes},
       {"max_upstream_message", &limits.max_upstream_message_bytes}};
-  for (auto& [key, value] : entries_of(field, {"max_request_body", "max_request_header",
-                                               "max_upstream_message", "max_buffered_messages"})) {
+  for (auto& [key, value] :
+       entries_of(field, {"max_request_body", "max_request_header", "max_upstream_message",
+                          "max_buffered_messages", "max_json_depth"})) {
     remember(value);
+    if (key == "max_json_depth") {
+      const std::uint64_t depth = read_unsigned(value, "a number of nesting levels");
+      if (depth < 8 || depth > json::max_configurable_depth) {
+        fail(value, "must be between 8 and " + std::to_string(json::max_configurable_depth) +
+                        " (MCP messages need a few levels; deep recursion is what this bounds)");
+      }
+      limits.max_json_depth = static_cast<std::size_t>(depth);
+      continue;
+    }
     if (key == "max_buffered_messages") {
       const std::uint64_t count = read_unsigned(value, "a number of messages");
       if (count == 0) fail(value, "must be greater than zero");
@@ -947,11 +963,13 @@ void ConfigReader::read_security(Field& field, SecurityConfig& security) {
 }
 
 void ConfigReader::read_session(Field& field, SessionConfig& session) {
-  expect_map(field, "a map with key_file, key_env and max_age");
-  for (auto& [key, value] : entries_of(field, {"key_file", "key_env", "max_age"})) {
+  expect_map(field, "a map with key_file, key_env, max_age and ended_file");
+  for (auto& [key, value] : entries_of(field, {"key_file", "key_env", "max_age", "ended_file"})) {
     remember(value);
     if (key == "key_file") {
       session.key_file = read_nonempty_string(value);
+    } else if (key == "ended_file") {
+      session.ended_file = read_nonempty_string(value);
     } else if (key == "key_env") {
       session.key_env = read_nonempty_string(value);
       try {
@@ -1186,7 +1204,8 @@ UpstreamConfig ConfigReader::read_upstream(const std::string& name, Field& defin
 
   static const std::vector<std::string> kHttpKeys{"url",     "ca_file",     "verify_tls",
                                                   "headers", "credentials", "protocol"};
-  static const std::vector<std::string> kStdioKeys{"command", "args", "env", "working_directory"};
+  static const std::vector<std::string> kStdioKeys{
+      "command", "args", "env", "working_directory", "max_processes", "max_processes_per_caller"};
   static const std::vector<std::string> kCommonKeys{"scopes"};
   std::vector<std::string> allowed = kHttpKeys;
   allowed.insert(allowed.end(), kStdioKeys.begin(), kStdioKeys.end());
@@ -1250,6 +1269,11 @@ UpstreamConfig ConfigReader::read_upstream(const std::string& name, Field& defin
           read_string_map(value, "variable name", check_environment_name, [](std::string_view) {});
     } else if (key == "working_directory") {
       stdio.working_directory = read_nonempty_string(value);
+    } else if (key == "max_processes" || key == "max_processes_per_caller") {
+      const std::uint64_t count = read_unsigned(value, "a number of processes");
+      if (count == 0 || count > 100'000) fail(value, "must be between 1 and 100000");
+      (key == "max_processes" ? stdio.max_processes : stdio.max_processes_per_caller) =
+          static_cast<std::size_t>(count);
     }
   }
   if (is_http) {
@@ -1441,6 +1465,10 @@ void validate_with_locations(const Config& config, const LocationTable* location
 }  // namespace
 
 Config load_config_text(const std::string& yaml_text, const std::string& source_name) {
+  if (const auto crossing = yaml_nesting::first_crossing(yaml_text)) {
+    throw ConfigError(SourceLocation{source_name, static_cast<int>(crossing->line), 1},
+                      yaml_nesting::describe(*crossing));
+  }
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(yaml_text);

@@ -1,11 +1,14 @@
 #include "membrane/app/policy_commands.hpp"
+#include "membrane/core/json.hpp"
 
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
+#include "membrane/core/yaml_nesting.hpp"
 #include "membrane/policy/policy.hpp"
 
 namespace membrane::app {
@@ -13,23 +16,36 @@ namespace {
 
 using policy::Json;
 
+std::string read_text_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw YAML::BadFile(path.string());
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 bool is_test_file(const std::filesystem::path& path) {
   return policy::is_test_file(path.filename().string());
 }
 
+// A call description may hold at most this many YAML nodes once aliases are expanded: a few
+// aliases of aliases ("billion laughs") would otherwise expand into billions of values.
+constexpr std::size_t max_call_nodes = 100'000;
+
 // YAML -> JSON for call descriptions written in test files. Scalars that read as numbers or
-// booleans become those; everything else stays a string.
-Json to_json(const YAML::Node& node) {
+// booleans become those; everything else stays a string. The file's nesting was bounded before
+// it was loaded, so the recursion is too; `budget` bounds the expansion of aliases.
+Json to_json(const YAML::Node& node, std::size_t& budget) {
+  if (budget == 0) throw std::runtime_error("the call expands to more than 100000 values");
+  --budget;
   if (node.IsMap()) {
     Json object = Json::object();
     for (const auto& item : node)
-      object[item.first.Scalar()] = to_json(item.second);
+      object[item.first.Scalar()] = to_json(item.second, budget);
     return object;
   }
   if (node.IsSequence()) {
     Json array = Json::array();
     for (const auto& item : node)
-      array.push_back(to_json(item));
+      array.push_back(to_json(item, budget));
     return array;
   }
   if (!node.IsScalar() || node.IsNull()) return nullptr;
@@ -37,7 +53,7 @@ Json to_json(const YAML::Node& node) {
   if (node.Tag() != "!") {
     if (text == "true") return true;
     if (text == "false") return false;
-    const auto number = Json::parse(text, nullptr, false);
+    const auto number = json::parse_or_discarded(text);
     if (number.is_number()) return number;
   }
   return text;
@@ -111,7 +127,13 @@ int policy_test(const std::vector<std::string>& paths) {
     for (const auto& test_file : test_files) {
       YAML::Node cases;
       try {
-        cases = YAML::LoadFile(test_file.string());
+        const std::string text = read_text_file(test_file);
+        if (const auto crossing = yaml_nesting::first_crossing(text)) {
+          std::cerr << test_file.string() << ":" << crossing->line
+                    << ":1: " << yaml_nesting::describe(*crossing) << "\n";
+          return 1;
+        }
+        cases = YAML::Load(text);
       } catch (const YAML::Exception& error) {
         std::cerr << test_file.string() << ":" << error.mark.line + 1 << ":"
                   << error.mark.column + 1 << ": " << error.msg << "\n";
@@ -135,7 +157,15 @@ int policy_test(const std::vector<std::string>& paths) {
           ++failed;
           continue;
         }
-        const Json call = to_json(test_case["call"]);
+        Json call;
+        try {
+          std::size_t budget = max_call_nodes;
+          call = to_json(test_case["call"], budget);
+        } catch (const std::runtime_error& error) {
+          std::cerr << where << ": case '" << name << "': " << error.what() << "\n";
+          ++failed;
+          continue;
+        }
         std::string tool_text;
         const auto decision = loaded->decide(policy::call_from_json(call, tool_text), true);
         std::string problem;
@@ -193,7 +223,7 @@ int policy_explain(const std::vector<std::string>& paths, const std::string& cal
     std::cerr << error.what() << "\n";
     return 1;
   }
-  const Json call = Json::parse(call_json, nullptr, false);
+  const Json call = json::parse_or_discarded(call_json);
   if (!call.is_object()) {
     std::cerr << "--call: expected a JSON object like {\"method\":\"tools/call\",\"server\":\"fs\","
                  "\"params\":{\"name\":\"read_file\",\"arguments\":{\"path\":\"/etc/passwd\"}}}\n";

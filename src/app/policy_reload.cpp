@@ -33,8 +33,7 @@ std::string fingerprint(const std::vector<std::string>& paths) {
 
 void reload(const PolicySource& source, gateway::PolicyStage& stage, std::string_view why) {
   try {
-    auto next = std::make_shared<const policy::Policy>(
-        policy::Policy::load(source.paths, source.default_verdict));
+    auto next = load_policy(source);
     const auto rules = next->rule_count();
     stage.replace(std::move(next));
     log::info("policy reloaded (", why, "): ", rules, " rules");
@@ -45,6 +44,22 @@ void reload(const PolicySource& source, gateway::PolicyStage& stage, std::string
 }
 
 }  // namespace
+
+std::shared_ptr<const policy::Policy> load_policy(const PolicySource& source) {
+  auto loaded = std::make_shared<const policy::Policy>(
+      policy::Policy::load(source.paths, source.default_verdict));
+  if (loaded->empty() && source.default_verdict == policy::Verdict::allow && !source.allow_empty) {
+    std::string where;
+    for (const auto& path : source.paths)
+      where += (where.empty() ? "" : ", ") + path;
+    throw policy::PolicyError(
+        where +
+        ": no policy rules or limits found, which would allow every call; add rules, "
+        "set policy.default_verdict: deny, or set policy.allow_empty: true if an empty "
+        "policy is meant");
+  }
+  return loaded;
+}
 
 awaitable<void> reload_policy_on_signal(asio::any_io_executor executor, PolicySource source,
                                         gateway::PolicyStage& stage,

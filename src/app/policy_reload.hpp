@@ -14,7 +14,13 @@ namespace membrane::app {
 struct PolicySource {
   std::vector<std::string> paths;
   policy::Verdict default_verdict = policy::Verdict::allow;
+  bool allow_empty = false;  // policy.allow_empty
 };
+
+// Loads and compiles the policy, refusing (PolicyError) a set with no rules and no limits that
+// would let every call through, unless the operator allowed it: a policy directory that is empty
+// (a mount gone wrong, files deleted) fails closed, at start-up and on reload alike.
+std::shared_ptr<const policy::Policy> load_policy(const PolicySource& source);
 
 // Runs until the signal set / timer are cancelled (shutdown). `stage` outlives it.
 awaitable<void> reload_policy_on_signal(asio::any_io_executor executor, PolicySource source,

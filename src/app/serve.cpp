@@ -18,6 +18,7 @@
 #include "gateway/trace_stage.hpp"
 #include "gateway/transaction_stage.hpp"
 #include "http/tls.hpp"
+#include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "upstream/credentials.hpp"
 #include "upstream/factory.hpp"
@@ -167,6 +168,9 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& co
       options.restart_backoff_max = timeouts.stdio_restart_backoff_max;
       options.shutdown_grace = timeouts.stdio_shutdown_grace;
       options.session_idle = timeouts.stdio_session_idle;
+      options.response_timeout = timeouts.upstream_response;
+      options.max_processes = stdio_config.max_processes;
+      options.max_processes_per_caller = stdio_config.max_processes_per_caller;
       upstreams.push_back(upstream::make_stdio_upstream(std::move(options)));
       std::string command = stdio_config.command;
       for (const auto& arg : stdio_config.args)
@@ -260,6 +264,8 @@ int serve(const Config& config) {
   log::Level level;
   if (log::parse_level(config.log_level, level)) log::set_level(level);
   ::signal(SIGPIPE, SIG_IGN);
+  json::set_max_depth(config.limits.max_json_depth);
+  upstream::ChildProcess::kill_children_on_crash();
 
   const unsigned worker_count = config.worker_threads
                                     ? config.worker_threads
@@ -306,6 +312,25 @@ int serve(const Config& config) {
   for (const auto& upstream : config.upstreams) {
     if (!upstream.scopes.empty()) options.upstream_scopes[upstream.name] = upstream.scopes;
   }
+  {
+    gateway::EndedSessions::Options ended;
+    ended.file = config.session.ended_file;
+    ended.redis = redis;
+    ended.redis_options = redis_options;
+    ended.key_prefix = config.cluster.key_prefix;
+    options.ended_sessions = std::make_shared<gateway::EndedSessions>(std::move(ended));
+    // Start-up is the time to learn that the file cannot be used.
+    options.ended_sessions->load_file();
+    const bool fixed_key =
+        !config.session.key_file.empty() || std::getenv(config.session.key_env.c_str());
+    if (fixed_key && config.session.ended_file.empty() && !redis) {
+      log::warn(
+          "sessions: ids ended with DELETE are refused until this process stops; set "
+          "session.ended_file (or cluster.redis with replicas) so that a restart or "
+          "another replica with the same session key refuses them too");
+    }
+  }
+  auto ended_sessions = options.ended_sessions;
   gateway::ExchangePipeline pipeline;
   std::shared_ptr<otel::OtlpExporter> exporter;
   if (!config.otel.endpoint.empty()) {
@@ -335,13 +360,13 @@ int serve(const Config& config) {
     pipeline.add(std::make_unique<gateway::TransactionStage>(std::move(txn_options)));
   }
   gateway::PolicyStage* policy_stage = nullptr;  // owned by the pipeline
-  const PolicySource policy_source{config.policy.paths, config.policy.default_verdict == "deny"
-                                                            ? policy::Verdict::deny
-                                                            : policy::Verdict::allow};
+  const PolicySource policy_source{
+      config.policy.paths,
+      config.policy.default_verdict == "deny" ? policy::Verdict::deny : policy::Verdict::allow,
+      config.policy.allow_empty};
   if (!config.policy.paths.empty()) {
     // Start-up is the time for exceptions: a broken policy file stops the gateway here.
-    auto loaded = std::make_shared<const policy::Policy>(
-        policy::Policy::load(policy_source.paths, policy_source.default_verdict));
+    auto loaded = load_policy(policy_source);
     log::info("policy: ", loaded->rule_count(), " rules from ", config.policy.paths.size(),
               " path(s), ", config.policy.shadow ? "shadow" : "enforce", " mode, default ",
               config.policy.default_verdict);
@@ -454,6 +479,7 @@ int serve(const Config& config) {
   auto& main_context = workers.context(0);
   if (exporter) asio::co_spawn(main_context, exporter->run(), asio::detached);
   if (approval_relay) approval_relay->start(main_context.get_executor());
+  ended_sessions->start(main_context.get_executor());
   // Shared with the reload coroutines, which end at the next wake-up after shutdown sets it.
   auto reload_stopped = std::make_shared<bool>(false);
   // SIGHUP reloads the policy; with no policy there is nothing to reload, and it must not kill us.
@@ -508,6 +534,7 @@ int serve(const Config& config) {
         co_await server.drain(config.timeouts.shutdown_drain);
         co_await gateway.stop_upstreams();
         if (approval_relay) approval_relay->stop();
+        ended_sessions->stop();
         // Pooled Redis sockets belong to the workers' io_contexts, which go first.
         if (redis) redis->close_idle();
         if (exporter) co_await exporter->flush_and_stop();

@@ -1,4 +1,5 @@
 #include "membrane/app/token_commands.hpp"
+#include "membrane/core/json.hpp"
 
 #include <cstdio>
 #include <ctime>
@@ -37,7 +38,7 @@ int token_mint(const CommandLine::Token& options) {
   }
   Json claims = Json::object();
   if (!options.claims_json.empty()) {
-    claims = Json::parse(options.claims_json, nullptr, false);
+    claims = json::parse_or_discarded(options.claims_json);
     if (!claims.is_object()) {
       std::cerr << "membrane token mint: --claims must be a JSON object\n";
       return 1;

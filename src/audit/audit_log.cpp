@@ -1,4 +1,5 @@
 #include "membrane/audit/audit_log.hpp"
+#include "membrane/core/json.hpp"
 
 #include <fcntl.h>
 #include <openssl/sha.h>
@@ -56,7 +57,7 @@ LineCheck check_line(std::string_view line) {
     check.problem = "the line was altered (its hash does not match its content)";
     return check;
   }
-  auto record = Json::parse(line, nullptr, false);
+  auto record = json::parse_or_discarded(line);
   if (!record.is_object() || !record.contains("prev") || !record["prev"].is_string() ||
       !record.contains("seq") || !record["seq"].is_number_unsigned()) {
     check.problem = "not an audit record (missing prev or seq)";
@@ -343,7 +344,7 @@ std::vector<Json> query_files(std::vector<std::string> files, const QueryFilter&
     std::string line;
     while (std::getline(in, line)) {
       if (line.find(hash_marker) == std::string::npos) continue;
-      auto record = Json::parse(line, nullptr, false);
+      auto record = json::parse_or_discarded(line);
       if (!record.is_object() || text(record, "type") == "checkpoint") continue;
       const std::string time = text(record, "time");
       const bool rule_match =

@@ -1,4 +1,5 @@
 #include "gateway/approval_relay.hpp"
+#include "membrane/core/json.hpp"
 
 #include "membrane/core/log.hpp"
 
@@ -45,7 +46,7 @@ awaitable<void> ApprovalRelay::publish(std::string payload, std::string id) {
 }
 
 void ApprovalRelay::on_message(std::string_view payload) {
-  auto envelope = mcp::Json::parse(payload, nullptr, false);
+  auto envelope = json::parse_or_discarded(payload);
   if (!envelope.is_object() || !envelope.contains("id") || !envelope["id"].is_string() ||
       !envelope.contains("session") || !envelope["session"].is_string() ||
       !envelope.contains("response")) {

@@ -33,27 +33,11 @@ std::string_view path_segment(std::string_view path, std::string_view prefix,
 
 }  // namespace
 
-void TerminatedSessions::add(std::string_view sealed_id) {
-  std::lock_guard lock(mutex_);
-  if (!ids_.emplace(sealed_id).second) return;
-  order_.emplace_back(sealed_id);
-  if (order_.size() > capacity_) {
-    ids_.erase(order_.front());
-    order_.pop_front();
-  }
-  any_ = true;
-}
-
-bool TerminatedSessions::contains(std::string_view sealed_id) const {
-  if (!any_.load(std::memory_order_relaxed)) return false;
-  std::lock_guard lock(mutex_);
-  return ids_.contains(std::string(sealed_id));
-}
-
 Gateway::Gateway(GatewayOptions options, std::vector<std::unique_ptr<upstream::Upstream>> upstreams,
                  ExchangePipeline pipeline)
     : options_(std::move(options)), pipeline_(std::move(pipeline)) {
   if (!options_.rate_limiter) options_.rate_limiter = cluster::make_local_rate_limiter();
+  if (!options_.ended_sessions) options_.ended_sessions = std::make_shared<EndedSessions>();
   for (auto& upstream : upstreams) {
     std::string name = upstream->name();
     revisions_.emplace(name, std::make_unique<UpstreamRevision>());
@@ -383,9 +367,8 @@ struct SessionLookup {
 };
 
 SessionLookup open_session(const http::Request& request, const GatewayOptions& options,
-                           const TerminatedSessions& terminated, std::string_view upstream,
-                           mcp::SessionTransport transport, const mcp::Json& id,
-                           const Caller& caller) {
+                           std::string_view upstream, mcp::SessionTransport transport,
+                           const mcp::Json& id, const Caller& caller) {
   SessionLookup lookup;
   const std::string_view sealed = request[mcp::header::session_id];
   if (sealed.empty()) {
@@ -394,7 +377,7 @@ SessionLookup open_session(const http::Request& request, const GatewayOptions& o
                       "Bad Request: Mcp-Session-Id header is required (send initialize first)");
     return lookup;
   }
-  if (terminated.contains(sealed)) {
+  if (options.ended_sessions->contains(sealed)) {
     lookup.rejection =
         jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session terminated");
     return lookup;
@@ -465,6 +448,7 @@ std::string reply_as_message(const upstream::UpstreamReply& reply, const mcp::Js
                                           reply.body.substr(0, 500));
     case Kind::accepted:
     case Kind::unavailable:
+    case Kind::overloaded:
     case Kind::stream:
       break;
   }
@@ -496,6 +480,12 @@ http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json
       http::Response response{static_cast<bhttp::status>(reply.http_status), 11};
       if (!reply.content_type.empty()) response.set(bhttp::field::content_type, reply.content_type);
       response.body() = std::move(reply.body);
+      return response;
+    }
+    case Kind::overloaded: {
+      auto response =
+          jsonrpc_error(reply.http_status, id, mcp::error_code::upstream_unavailable, reply.body);
+      response.set(bhttp::field::retry_after, std::to_string(reply.retry_after.count()));
       return response;
     }
     case Kind::unavailable:
@@ -615,7 +605,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
 
   SessionLookup session;
   if (!message.is_initialize()) {
-    session = open_session(request, options_, terminated_, upstream.name(),
+    session = open_session(request, options_, upstream.name(),
                            mcp::SessionTransport::streamable_http, id, caller);
     if (session.rejection) {
       co_await out.send(std::move(*session.rejection));
@@ -702,6 +692,8 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   context.txn_token = exchange.txn_token;
   context.traceparent = exchange.trace.upstream_traceparent;
   context.tracestate = exchange.trace.trace_state;
+  if (upstream.needs_initialize_replay())
+    context.caller = caller_key(caller.get(), exchange.client_address);
   std::string body = exchange.rewritten_body.empty() ? std::move(request.body())
                                                      : std::move(exchange.rewritten_body);
   exchange.forwarded_at = Clock::now();
@@ -744,6 +736,9 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
       exchange.outcome = "upstream_unavailable";
     } else if (reply.kind == upstream::UpstreamReply::Kind::message) {
       pipeline_.on_upstream_message(exchange, reply.body);
+    } else if (reply.kind == upstream::UpstreamReply::Kind::overloaded) {
+      log::warn("exchange ", message.method(), " on '", upstream.name(), "' refused: ", reply.body);
+      exchange.outcome = "overloaded";
     } else if (reply.kind != upstream::UpstreamReply::Kind::accepted) {
       exchange.outcome = "rejected";
     }
@@ -825,7 +820,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
     co_await out.send(stateless_method_not_allowed("GET"));
     co_return;
   }
-  auto session = open_session(request, options_, terminated_, upstream.name(),
+  auto session = open_session(request, options_, upstream.name(),
                               mcp::SessionTransport::streamable_http, nullptr, caller);
   if (session.rejection) {
     co_await out.send(std::move(*session.rejection));
@@ -881,7 +876,7 @@ awaitable<void> Gateway::streamable_delete(http::Request& request, http::Respond
     co_await out.send(stateless_method_not_allowed("DELETE"));
     co_return;
   }
-  auto session = open_session(request, options_, terminated_, upstream.name(),
+  auto session = open_session(request, options_, upstream.name(),
                               mcp::SessionTransport::streamable_http, nullptr, caller);
   if (session.rejection) {
     co_await out.send(std::move(*session.rejection));
@@ -892,7 +887,8 @@ awaitable<void> Gateway::streamable_delete(http::Request& request, http::Respond
   auto reply = co_await upstream.end_session(*session.claims, context);
   if (reply.kind == upstream::UpstreamReply::Kind::accepted ||
       reply.kind == upstream::UpstreamReply::Kind::session_not_found) {
-    terminated_.add(request[mcp::header::session_id]);
+    options_.ended_sessions->add(request[mcp::header::session_id],
+                                 session.claims->created_at + options_.session_max_age.count());
   }
   if (reply.kind == upstream::UpstreamReply::Kind::accepted) {
     co_await out.send(http::Response{bhttp::status::ok, 11});

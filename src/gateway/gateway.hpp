@@ -14,6 +14,7 @@
 #include "cluster/rate_limiter.hpp"
 #include "gateway/bridging.hpp"
 #include "gateway/client_requests.hpp"
+#include "gateway/ended_sessions.hpp"
 #include "gateway/exchange.hpp"
 #include "gateway/remote_jwks.hpp"
 #include "gateway/result_cache.hpp"
@@ -49,6 +50,9 @@ struct GatewayOptions {
   std::string published_keys;
   // The token-exchange endpoint at POST /txn/token; null when not configured.
   std::shared_ptr<const identity::TokenExchange> token_exchange;
+  // Session ids ended with DELETE (null: kept in this process only). Upstreams disagree on how
+  // they answer a dead session (the spec says 404; some say 400), so the gateway answers 404.
+  std::shared_ptr<EndedSessions> ended_sessions;
   // Where policy rate limits keep their buckets: this process (null: a local store is made) or
   // Redis, shared by every replica.
   std::shared_ptr<cluster::RateLimiter> rate_limiter;
@@ -76,23 +80,7 @@ struct StatelessCall {
   bool limits_charged = false;  // this call spent its rate-limit tokens on an earlier round
   std::string sealed_state;     // the requestState as the client sent it (empty: first round)
   std::string parked_id;        // the call parked while the client answers the upstream
-};
-
-// Session ids ended with DELETE on this replica. Upstreams disagree on how they answer a dead
-// session (the spec says 404; some say 400), so the gateway answers 404 itself. Bounded: the
-// oldest entries fall out first (by then they are usually past the session max age anyway).
-class TerminatedSessions {
- public:
-  explicit TerminatedSessions(std::size_t capacity = 100'000) : capacity_(capacity) {}
-  void add(std::string_view sealed_id);
-  bool contains(std::string_view sealed_id) const;
-
- private:
-  std::size_t capacity_;
-  std::atomic<bool> any_{false};
-  mutable std::mutex mutex_;
-  std::unordered_set<std::string> ids_;
-  std::deque<std::string> order_;
+  std::string caller;           // caller_key(): per-caller limits of stdio upstreams
 };
 
 class Gateway {
@@ -178,11 +166,10 @@ class Gateway {
   awaitable<std::optional<mcp::Json>> discover_upstream(upstream::Upstream& upstream,
                                                         const mcp::Json& envelope,
                                                         bool* reached = nullptr);
-  awaitable<std::shared_ptr<const PooledSession>> pooled_session(upstream::Upstream& upstream,
-                                                                 const std::string& key,
-                                                                 const mcp::SessionClaims& client,
-                                                                 const mcp::Json& client_info,
-                                                                 std::string& error);
+  awaitable<std::shared_ptr<const PooledSession>> pooled_session(
+      upstream::Upstream& upstream, const std::string& key, const mcp::SessionClaims& client,
+      const mcp::Json& client_info, const std::string& caller, std::string& error,
+      upstream::UpstreamReply* overload);
   awaitable<void> stateless_post(http::Request& request, const http::RequestOrigin& origin,
                                  http::Responder& out, upstream::Upstream& upstream,
                                  const Caller& caller, const mcp::Message& message,
@@ -234,7 +221,6 @@ class Gateway {
   std::map<std::string, std::unique_ptr<upstream::Upstream>, std::less<>> upstreams_;
   ExchangePipeline pipeline_;
   std::unique_ptr<LegacySseTransport> legacy_;
-  TerminatedSessions terminated_;
   std::map<std::string, std::unique_ptr<UpstreamRevision>, std::less<>> revisions_;
   ResultCache result_cache_;
   UpstreamSessionPool session_pool_;

@@ -1,4 +1,5 @@
 #include "gateway/legacy_sse.hpp"
+#include "membrane/core/json.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/channel_error.hpp>
@@ -90,7 +91,7 @@ struct InFlight {
 
 // The negotiated version from an initialize result, to send upstream as MCP-Protocol-Version.
 std::string negotiated_version(const std::string& response_text) {
-  const auto response = mcp::Json::parse(response_text, nullptr, false);
+  const auto response = json::parse_or_discarded(response_text);
   if (!response.is_object()) return {};
   const auto result = response.find("result");
   if (result == response.end() || !result->is_object()) return {};
@@ -200,6 +201,8 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
   context.txn_token = exchange.txn_token;
+  if (upstream.needs_initialize_replay())
+    context.caller = caller_key(exchange.identity.get(), exchange.client_address);
   context.traceparent = exchange.trace.upstream_traceparent;
   context.tracestate = exchange.trace.trace_state;
   std::string body =
@@ -269,7 +272,8 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
     case Kind::accepted:
       break;
     case Kind::unavailable:
-      exchange.outcome = "upstream_unavailable";
+    case Kind::overloaded:
+      exchange.outcome = reply.kind == Kind::overloaded ? "overloaded" : "upstream_unavailable";
       log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
       co_await session->push(
           mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reply.body));
@@ -539,6 +543,8 @@ awaitable<void> LegacySseTransport::post_message(
   }
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
+  if (upstream.needs_initialize_replay())
+    context.caller = caller_key(exchange.identity.get(), exchange.client_address);
   auto reply =
       co_await upstream.send(message, std::move(request.body()), exchange.session, context);
   using Kind = upstream::UpstreamReply::Kind;

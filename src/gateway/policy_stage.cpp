@@ -1,4 +1,5 @@
 #include "gateway/policy_stage.hpp"
+#include "membrane/core/json.hpp"
 
 #include "gateway/client_requests.hpp"
 #include "gateway/responses.hpp"
@@ -103,6 +104,18 @@ mcp::Json approval_request(const Exchange& exchange, const policy::RuleInfo* rul
 
 bool client_can_be_asked(const Exchange& exchange) {
   return exchange.session && can_elicit_form(exchange.session->client_capabilities);
+}
+
+// A reply the policy must look into (to mask secrets, to hide tools) but cannot read is not
+// passed on unexamined: the client gets an error for its request instead.
+void withhold_uninspectable(Exchange& exchange, std::string& message, const std::string& reason) {
+  log::warn("policy: withheld a reply from upstream '", exchange.upstream, "' to ",
+            exchange.message->method(), ": it cannot be inspected (", reason, ")");
+  exchange.policy.note = "withheld";
+  message = mcp::make_error_response(exchange.message->id(), mcp::error_code::internal_error,
+                                     "upstream '" + exchange.upstream +
+                                         "' sent a reply the gateway cannot inspect (" + reason +
+                                         "); it was withheld");
 }
 
 }  // namespace
@@ -291,7 +304,12 @@ void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) 
   const std::string_view method = exchange.message->method();
   if (method == "tools/call" || method == "resources/read" || method == "prompts/get") {
     if (shadow_ || !exchange.policy_snapshot->has_redactions()) return;
-    auto body = mcp::Json::parse(message, nullptr, false);
+    auto parsed = json::parse(message);
+    if (!parsed.ok()) {
+      withhold_uninspectable(exchange, message, parsed.reason());
+      return;
+    }
+    auto& body = parsed.value;
     if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;
     const auto result = body.find("result");
     if (result == body.end()) return;
@@ -308,7 +326,12 @@ void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) 
 // the tools a `tools/list` rule denies: poisoned descriptions must not reach the model at all.
 void PolicyStage::filter_tool_list(Exchange& exchange, std::string& message) const {
   if (message.find("\"tools\"") == std::string::npos) return;
-  auto body = mcp::Json::parse(message, nullptr, false);
+  auto parsed = json::parse(message);
+  if (!parsed.ok()) {
+    withhold_uninspectable(exchange, message, parsed.reason());
+    return;
+  }
+  auto& body = parsed.value;
   if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;
   const auto result = body.find("result");
   if (result == body.end() || !result->is_object()) return;

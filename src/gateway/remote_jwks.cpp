@@ -1,4 +1,5 @@
 #include "gateway/remote_jwks.hpp"
+#include "membrane/core/json.hpp"
 
 #include "http/tls.hpp"
 #include "membrane/core/log.hpp"
@@ -57,7 +58,7 @@ awaitable<std::optional<identity::KeySet>> RemoteJwks::fetch(std::string& error)
     error = "HTTP " + std::to_string(result.response->status());
     co_return std::nullopt;
   }
-  const auto document = identity::Json::parse(body, nullptr, false);
+  const auto document = json::parse_or_discarded(body);
   if (document.is_object() && document.contains("keys") && document["keys"].is_array() &&
       document["keys"].size() > max_keys) {
     error = "more than " + std::to_string(max_keys) + " keys";

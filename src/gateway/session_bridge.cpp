@@ -6,6 +6,7 @@
 #include "gateway/event_relay.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/responses.hpp"
+#include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/http/sse.hpp"
 #include "membrane/mcp/protocol.hpp"
@@ -121,7 +122,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
 
   mcp::Json body = exchange.rewritten_body.empty()
                        ? message.body()
-                       : mcp::Json::parse(exchange.rewritten_body, nullptr, false);
+                       : json::parse_or_discarded(exchange.rewritten_body);
   if (body.is_discarded()) body = message.body();
   mcp::add_envelope(
       body, mcp::stateless_envelope(mcp::stateless_protocol_version, claims.client_capabilities,
@@ -250,7 +251,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
       co_return;
     }
 
-    auto response = mcp::Json::parse(text, nullptr, false);
+    auto response = json::parse_or_discarded(text);
     const mcp::Json* result =
         response.is_object() && response.contains("result") ? &response["result"] : nullptr;
     if (!result || !mcp::is_input_required(*result) || !mcp::may_require_input(message.method())) {

@@ -5,6 +5,7 @@
 #include "gateway/gateway.hpp"
 #include "gateway/responses.hpp"
 #include "gateway/revision.hpp"
+#include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/http/sse.hpp"
 #include "membrane/mcp/protocol.hpp"
@@ -30,7 +31,7 @@ std::string result_message(const mcp::Json& id, mcp::Json result) {
 
 // The JSON-RPC response among an upstream reply's text, when it is one.
 std::optional<mcp::Json> parse_response(std::string_view text) {
-  auto parsed = mcp::Json::parse(text, nullptr, false);
+  auto parsed = json::parse_or_discarded(text);
   if (!parsed.is_object() || (!parsed.contains("result") && !parsed.contains("error")))
     return std::nullopt;
   return parsed;
@@ -145,7 +146,8 @@ awaitable<UpstreamRevision::Era> Gateway::upstream_era(upstream::Upstream& upstr
 
 awaitable<std::shared_ptr<const PooledSession>> Gateway::pooled_session(
     upstream::Upstream& upstream, const std::string& key, const mcp::SessionClaims& client,
-    const mcp::Json& client_info, std::string& error) {
+    const mcp::Json& client_info, const std::string& caller, std::string& error,
+    upstream::UpstreamReply* overload) {
   if (auto found = session_pool_.find(key)) co_return found;
   const mcp::Json id = "membrane-initialize";
   const auto params = mcp::initialize_params_for(client.client_capabilities, client_info);
@@ -153,7 +155,12 @@ awaitable<std::shared_ptr<const PooledSession>> Gateway::pooled_session(
       {"jsonrpc", "2.0"}, {"id", id}, {"method", "initialize"}, {"params", params}};
   const mcp::Message message(mcp::MessageKind::request, body);
   upstream::ForwardContext context;
+  context.caller = caller;
   auto reply = co_await upstream.send(message, dump(body), nullptr, context);
+  if (reply.kind == upstream::UpstreamReply::Kind::overloaded) {
+    *overload = std::move(reply);
+    co_return nullptr;
+  }
   const std::string upstream_session = reply.upstream_session;
   auto response = co_await read_response(reply, id);
   if (!response || !response->contains("result") || !(*response)["result"].is_object()) {
@@ -220,6 +227,8 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
 
   StatelessCall call;
   call.request = &request;
+  if (upstream.needs_initialize_replay())
+    call.caller = caller_key(caller.get(), client_address(origin));
   call.upstream = &upstream;
   call.message = &message;
   call.client = &client;
@@ -363,7 +372,7 @@ std::string Gateway::seal_request_state(const StatelessCall& call, const mcp::Js
 mcp::Json Gateway::upstream_body(const Exchange& exchange, const StatelessCall& call) const {
   mcp::Json body = exchange.rewritten_body.empty()
                        ? call.message->body()
-                       : mcp::Json::parse(exchange.rewritten_body, nullptr, false);
+                       : json::parse_or_discarded(exchange.rewritten_body);
   if (body.is_discarded()) body = call.message->body();
   auto& params = body["params"];
   if (!params.is_object()) return body;
@@ -501,7 +510,7 @@ void Gateway::invalidate_cached_lists(std::string_view upstream, std::string_vie
   if (data.find("list_changed") == std::string_view::npos &&
       data.find("resources/updated") == std::string_view::npos)
     return;
-  const auto parsed = mcp::Json::parse(data, nullptr, false);
+  const auto parsed = json::parse_or_discarded(data);
   if (!parsed.is_object()) return;
   for (const auto method : mcp::methods_invalidated_by(parsed.value("method", std::string())))
     result_cache_.invalidate(upstream, method);
@@ -553,7 +562,16 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
       upstream.name(), call.client->subject, call.client->client_capabilities, call.client_info);
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::string error;
-    auto session = co_await pooled_session(upstream, key, *call.client, call.client_info, error);
+    upstream::UpstreamReply overload;
+    auto session = co_await pooled_session(upstream, key, *call.client, call.client_info,
+                                           call.caller, error, &overload);
+    if (!session && overload.kind == upstream::UpstreamReply::Kind::overloaded) {
+      exchange.outcome = "overloaded";
+      auto response = reply_to_response(overload, id, upstream.name());
+      exchange.http_status = response.result_int();
+      co_await out.send(std::move(response));
+      co_return;
+    }
     if (!session) {
       log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", error);
       exchange.outcome = "upstream_unavailable";
@@ -835,7 +853,11 @@ awaitable<void> Gateway::listen_bridged(http::Responder& out, Exchange& exchange
     out.set_interruptible(false);
     co_return;
   }
-  auto pump = shared_stream ? fed : co_await EventPump::start(std::move(reply.stream));
+  // Not `shared_stream ? fed : co_await …`: GCC 12 destroys a class temporary of a conditional
+  // expression around a co_await twice. That double free of the pump crashed the gateway on
+  // every 2026-07-28 listen to a stdio upstream (the only kind that takes the co_await branch).
+  std::shared_ptr<EventPump> pump = fed;
+  if (!shared_stream) pump = co_await EventPump::start(std::move(reply.stream));
   const auto executor = co_await asio::this_coro::executor;
   // Servers never send requests to a 2026-07-28 client: one on the session's stream (a ping, a
   // question outside any call) is answered here and not relayed.

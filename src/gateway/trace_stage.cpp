@@ -1,4 +1,5 @@
 #include "gateway/trace_stage.hpp"
+#include "membrane/core/json.hpp"
 
 #include "gateway/policy_stage.hpp"
 #include "gateway/responses.hpp"
@@ -79,7 +80,7 @@ void TraceStage::on_upstream_message(Exchange& exchange, std::string& message) {
   if (!exchange.message || !exchange.message->is_request() || exchange.trace.trace_id.empty())
     return;
   if (message.find("\"result\"") == std::string::npos) return;
-  const auto body = mcp::Json::parse(message, nullptr, false);
+  const auto body = json::parse_or_discarded(message);
   if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;
   if (const auto result = body.find("result"); result != body.end())
     exchange.captured_result = result->dump(-1, ' ', false, mcp::Json::error_handler_t::replace);

@@ -3,6 +3,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 
 #include "membrane/core/log.hpp"
+#include "membrane/core/signal_stack.hpp"
 
 namespace membrane::http {
 namespace {
@@ -35,6 +36,7 @@ std::size_t WorkerPool::current_index() {
 void WorkerPool::run() {
   const auto run_worker = [this](std::size_t index) {
     worker_index = index;
+    signal_stack::use_on_this_thread();
     auto guard = asio::make_work_guard(*contexts_[index]);
     for (;;) {
       try {

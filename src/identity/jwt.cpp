@@ -1,4 +1,5 @@
 #include "membrane/identity/jwt.hpp"
+#include "membrane/core/json.hpp"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -409,7 +410,7 @@ KeySet KeySet::read_file(const std::string& path, bool single_jwk_allowed) {
   std::ifstream file(path, std::ios::binary);
   if (!file) throw std::runtime_error("cannot read the JWKS file '" + path + "'");
   const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  const Json document = Json::parse(text, nullptr, false);
+  const Json document = json::parse_or_discarded(text);
   try {
     if (single_jwk_allowed && document.is_object() && !document.contains("keys"))
       return from_json({{"keys", {document}}});
@@ -448,8 +449,8 @@ std::optional<DecodedToken> decode_unverified(std::string_view token) {
   const auto claims = base64url_decode(token.substr(first + 1, second - first - 1));
   if (!header || !claims) return std::nullopt;
   DecodedToken decoded;
-  decoded.header = Json::parse(*header, nullptr, false);
-  decoded.claims = Json::parse(*claims, nullptr, false);
+  decoded.header = json::parse_or_discarded(*header);
+  decoded.claims = json::parse_or_discarded(*claims);
   if (!decoded.header.is_object() || !decoded.claims.is_object()) return std::nullopt;
   return decoded;
 }

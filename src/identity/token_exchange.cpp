@@ -1,4 +1,5 @@
 #include "membrane/identity/token_exchange.hpp"
+#include "membrane/core/json.hpp"
 
 #include <algorithm>
 
@@ -52,7 +53,7 @@ Json object_claim(const Json& claims, const char* key) {
 std::optional<TokenEndpointReply> add_entries(Json& target, const std::string& field_text,
                                               std::string_view field_name, bool refuse_changes) {
   if (field_text.empty()) return std::nullopt;
-  const Json added = Json::parse(field_text, nullptr, false);
+  const Json added = json::parse_or_discarded(field_text);
   if (!added.is_object()) {
     return error_reply(400, "invalid_request", std::string(field_name) + " must be a JSON object");
   }

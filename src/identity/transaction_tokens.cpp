@@ -1,4 +1,5 @@
 #include "membrane/identity/transaction_tokens.hpp"
+#include "membrane/core/json.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -69,7 +70,7 @@ std::vector<Jwk> TransactionTokenService::load_or_create_keys(const std::string&
     throw std::runtime_error("cannot read the transaction-token key file '" + key_file + "'");
   }
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const Json document = Json::parse(text, nullptr, false);
+  const Json document = json::parse_or_discarded(text);
   std::vector<Json> entries;
   if (document.is_object() && document.contains("keys") && document["keys"].is_array()) {
     entries.assign(document["keys"].begin(), document["keys"].end());

@@ -1,6 +1,7 @@
 // The admission decision: which pods get a Membrane sidecar, and the RFC 6902 JSON Patch that
 // adds it. Everything here is a pure function of the AdmissionReview text and the config.
 #include "membrane/inject/injector.hpp"
+#include "membrane/core/json.hpp"
 
 #include <openssl/evp.h>
 
@@ -596,10 +597,11 @@ AdmissionAnswer review_pod(const InjectorConfig& config, const Json& request, Re
 }  // namespace
 
 AdmissionAnswer SidecarInjector::review(std::string_view request_body) const {
-  // The parser is iterative and its values are destroyed iteratively, so even deeply nested
-  // hostile input costs heap, bounded by the body limit, not stack.
-  const Json envelope = Json::parse(request_body, nullptr, /*allow_exceptions=*/false);
-  if (envelope.is_discarded()) return unanswerable("the body is not valid JSON");
+  // Nesting is bounded before parsing (limits.max_json_depth): no pod is nested anywhere near
+  // that deep, and every later walk of the review may then recurse.
+  const auto parsed = json::parse(request_body);
+  if (!parsed.ok()) return unanswerable("the body is " + parsed.reason());
+  const Json& envelope = parsed.value;
   if (!envelope.is_object()) return unanswerable("the body is not a JSON object");
   const Json* request = member(envelope, "request");
   const auto uid = request ? string_member(*request, "uid") : std::nullopt;

@@ -19,6 +19,7 @@
 #include "cluster/redis_client.hpp"
 #include "inject/values.hpp"
 #include "membrane/core/duration.hpp"
+#include "membrane/core/yaml_nesting.hpp"
 #include "membrane/inject/injector.hpp"
 
 namespace membrane::inject {
@@ -322,6 +323,10 @@ class ConfigReader {
 
 InjectorConfig load_injector_config_text(const std::string& yaml_text,
                                          const std::string& source_name) {
+  if (const auto crossing = yaml_nesting::first_crossing(yaml_text)) {
+    throw InjectorConfigError(source_name, static_cast<int>(crossing->line), 1,
+                              yaml_nesting::describe(*crossing));
+  }
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(yaml_text);

@@ -1,5 +1,7 @@
 #include "membrane/mcp/jsonrpc.hpp"
 
+#include "membrane/core/json.hpp"
+
 namespace membrane::mcp {
 namespace {
 const Json null_json = nullptr;
@@ -7,6 +9,15 @@ const Json null_json = nullptr;
 bool is_valid_id(const Json& id) {
   // JSON-RPC 2.0 allows string, number or null; MCP requires string or integer and forbids null.
   return id.is_string() || id.is_number_integer() || id.is_number_unsigned();
+}
+
+// The params field that names what a request acts on, for the methods that have one.
+const char* target_key(std::string_view method) {
+  if (method == "tools/call" || method == "prompts/get") return "name";
+  if (method == "resources/read" || method == "resources/subscribe" ||
+      method == "resources/unsubscribe")
+    return "uri";
+  return nullptr;
 }
 }  // namespace
 
@@ -27,13 +38,12 @@ const Json* Message::params() const {
 }
 
 std::string_view Message::target_name() const {
+  const char* key = target_key(method());
   const Json* p = params();
-  if (!p) return {};
-  for (const char* key : {"name", "uri"}) {
-    const auto it = p->find(key);
-    if (it != p->end() && it->is_string()) return it->get_ref<const std::string&>();
-  }
-  return {};
+  if (!key || !p) return {};
+  const auto it = p->find(key);
+  if (it == p->end() || !it->is_string()) return {};
+  return it->get_ref<const std::string&>();
 }
 
 const Json* Message::progress_token() const {
@@ -82,6 +92,26 @@ ParsedMessage classify_message(Json body) {
                    "Invalid Request: \"id\" must be a string or an integer"};
       return out;
     }
+    const auto& name = method->get_ref<const std::string&>();
+    // A notification named like a request would reach the server as that request with no id
+    // to answer, and without the judgement and audit every request gets.
+    if (!has_id && !name.starts_with("notifications/")) {
+      out.error = {error_code::invalid_request,
+                   "Invalid Request: '" + name +
+                       "' is a request and needs an \"id\" (only notifications/* methods may "
+                       "be sent without one)"};
+      return out;
+    }
+    // The gateway judges these by their target: without one there is nothing to judge.
+    if (const char* key = target_key(name)) {
+      const bool named = params != body.end() && params->is_object() && params->contains(key) &&
+                         (*params)[key].is_string();
+      if (!named) {
+        out.error = {error_code::invalid_params,
+                     "Invalid params: " + name + " needs params." + key + " (a string)"};
+        return out;
+      }
+    }
     const auto kind = has_id ? MessageKind::request : MessageKind::notification;
     out.message.emplace(kind, std::move(body));
     return out;
@@ -104,13 +134,18 @@ ParsedMessage classify_message(Json body) {
 }
 
 ParsedMessage parse_message(std::string_view text) {
-  Json body = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) {
+  auto parsed = json::parse(text);
+  if (parsed.error == json::ParseError::too_deep) {
+    ParsedMessage out;
+    out.error = {error_code::invalid_request, "Invalid Request: " + parsed.reason()};
+    return out;
+  }
+  if (!parsed.ok()) {
     ParsedMessage out;
     out.error = {error_code::parse_error, "Parse error: the body is not valid JSON"};
     return out;
   }
-  return classify_message(std::move(body));
+  return classify_message(std::move(parsed.value));
 }
 
 std::string make_error_response(const Json& id, int code, std::string_view message) {

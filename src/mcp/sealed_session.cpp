@@ -1,4 +1,5 @@
 #include "membrane/mcp/sealed_session.hpp"
+#include "membrane/core/json.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -212,7 +213,7 @@ std::optional<nlohmann::json> SessionSealer::open_state(std::string_view sealed,
   aad.append(purpose);
   auto plaintext = open_bytes(sealed.substr(state_prefix.size()), aad);
   if (!plaintext) return std::nullopt;
-  auto payload = nlohmann::json::parse(*plaintext, nullptr, false);
+  auto payload = json::parse_or_discarded(*plaintext);
   if (payload.is_discarded()) return std::nullopt;
   return payload;
 }
@@ -245,7 +246,7 @@ std::optional<SessionClaims> SessionSealer::unseal(std::string_view sealed_text,
   if (!opened) return std::nullopt;
   const std::string& plaintext = *opened;
 
-  auto payload = nlohmann::json::parse(plaintext, nullptr, false);
+  auto payload = json::parse_or_discarded(plaintext);
   if (!payload.is_object()) return std::nullopt;
   SessionClaims claims;
   claims.upstream = std::string(upstream);

@@ -109,6 +109,9 @@ struct Node {
   NodePtr left;
   NodePtr right;
   std::vector<NodePtr> children;  // all_of, any_of
+  // Levels of operators below and including this node, counting the macros it uses: evaluation,
+  // optimization and destruction recurse this deep, so the parser bounds it.
+  std::size_t height = 1;
   // Set by build_decision_index: this field's value is cached per decision in slot `field_slot`.
   const DecisionIndex* field_owner = nullptr;
   int field_slot = -1;
@@ -1119,6 +1122,11 @@ constexpr KnownField known_fields[] = {
     {"session.protocol_version", FieldRoot::session_protocol_version, Type::string},
 };
 
+// Bounds that keep every recursion over a condition (parsing, optimizing, evaluating, freeing)
+// far from the end of the stack, whatever a policy file holds.
+constexpr std::size_t max_condition_nesting = 64;
+constexpr std::size_t max_condition_height = 256;
+
 class Parser {
  public:
   Parser(std::string_view text, const Environment& environment, const OffsetLocator& locate)
@@ -1248,7 +1256,38 @@ class Parser {
     advance();
   }
 
-  static NodePtr make(Node node) { return std::make_shared<const Node>(std::move(node)); }
+  NodePtr make(Node node) const {
+    std::size_t below = 0;
+    for (const NodePtr* operand : {&node.left, &node.right})
+      if (*operand) below = std::max(below, (*operand)->height);
+    for (const NodePtr& child : node.children)
+      below = std::max(below, child->height);
+    node.height = below + 1;
+    if (node.height > max_condition_height) {
+      fail(current_.offset,
+           "the condition is too deep: more than " + std::to_string(max_condition_height) +
+               " levels of operators, counting the macros it uses (write long alternatives as "
+               "'x in [\"a\", \"b\"]' or in a list)");
+    }
+    return std::make_shared<const Node>(std::move(node));
+  }
+
+  // Parentheses, `not` and function calls nest the parser's own recursion.
+  class Nesting {
+   public:
+    Nesting(Parser& parser, std::size_t offset) : parser_(parser) {
+      if (++parser_.nesting_ > max_condition_nesting) {
+        parser_.fail(offset, "nesting deeper than " + std::to_string(max_condition_nesting) +
+                                 " levels (parentheses, 'not' and function calls)");
+      }
+    }
+    ~Nesting() { --parser_.nesting_; }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+
+   private:
+    Parser& parser_;
+  };
 
   // A linear scan beats hashing for a handful of items; past that, `in` looks up a set.
   static void index_items(Node& node) {
@@ -1287,6 +1326,7 @@ class Parser {
   NodePtr parse_not() {
     if (at_keyword("not")) {
       const auto offset = current_.offset;
+      const Nesting nested(*this, offset);
       advance();
       auto operand = parse_not();
       require_boolean(operand, offset, "'not'");
@@ -1419,6 +1459,7 @@ class Parser {
   }
 
   NodePtr parse_function(const std::string& name, std::size_t offset) {
+    const Nesting nested(*this, offset);
     advance();  // '('
     const std::size_t argument_offset = current_.offset;
     auto argument = parse_or();
@@ -1530,6 +1571,7 @@ class Parser {
     const Lexeme lexeme = current_;
     switch (lexeme.kind) {
       case Token::lparen: {
+        const Nesting nested(*this, lexeme.offset);
         advance();
         auto inner = parse_or();
         if (current_.kind == Token::comma) {
@@ -1606,6 +1648,7 @@ class Parser {
   const OffsetLocator& locate_;
   std::size_t position_ = 0;
   Lexeme current_;
+  std::size_t nesting_ = 0;
 };
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "membrane/core/yaml_nesting.hpp"
 #include "policy/expression.hpp"
 
 namespace membrane::policy {
@@ -300,6 +301,10 @@ void load_document(const std::string& text, const std::string& file, LoadState& 
     std::istringstream stream(text);
     for (std::string line; std::getline(stream, line);)
       source_lines.push_back(line);
+  }
+  if (const auto crossing = yaml_nesting::first_crossing(text)) {
+    throw PolicyError(file + ":" + std::to_string(crossing->line) +
+                      ":1: " + yaml_nesting::describe(*crossing));
   }
   YAML::Node root;
   try {

@@ -6,7 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
+#include <array>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 
 extern char** environ;
@@ -62,9 +68,67 @@ struct ExecImage {
   }
 };
 
+// Process groups of the children alive now, for the crash handler: a fixed array of atomics,
+// because a signal handler may neither lock nor allocate.
+constexpr std::size_t max_tracked_groups = 8192;
+std::array<std::atomic<pid_t>, max_tracked_groups> live_groups{};
+
+void track_group(pid_t group) {
+  for (auto& slot : live_groups) {
+    pid_t empty = 0;
+    if (slot.compare_exchange_strong(empty, group)) return;
+  }
+}
+
+void untrack_group(pid_t group) {
+  for (auto& slot : live_groups) {
+    pid_t expected = group;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+constexpr int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+struct sigaction previous_handlers[std::size(crash_signals)];
+
+void kill_groups_and_chain(int signal_number, siginfo_t* info, void* context) {
+  for (auto& slot : live_groups) {
+    if (const pid_t group = slot.load(); group > 0) ::kill(-group, SIGKILL);
+  }
+  for (std::size_t i = 0; i < std::size(crash_signals); ++i) {
+    if (crash_signals[i] != signal_number) continue;
+    const struct sigaction& previous = previous_handlers[i];
+    if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction) {
+      previous.sa_sigaction(signal_number, info, context);
+      return;
+    }
+    if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN &&
+        previous.sa_handler != nullptr) {
+      previous.sa_handler(signal_number);
+      return;
+    }
+  }
+  // Default action: re-raised on return, since SA_RESETHAND restored it.
+  ::signal(signal_number, SIG_DFL);
+  ::raise(signal_number);
+}
+
+// Every descriptor of the gateway except the child's own three: listening and client sockets,
+// other children's pipes, key and audit files, epoll and event fds. Asio opens its sockets
+// without close-on-exec, so they are closed here, between fork and exec.
+void close_inherited_descriptors(int keep, int highest) {
+  const auto close_span = [](unsigned first, unsigned last, int highest_fd) {
+    if (first > last) return;
+    if (::syscall(SYS_close_range, first, last, 0) == 0) return;
+    for (int fd = static_cast<int>(first); fd <= std::min<long>(last, highest_fd); ++fd)
+      ::close(fd);
+  };
+  close_span(3, static_cast<unsigned>(keep) - 1, highest);
+  close_span(static_cast<unsigned>(keep) + 1, ~0U, highest);
+}
+
 [[noreturn]] void exec_child(const ExecImage& image, const std::string& working_directory,
                              int stdin_fd, int stdout_fd, int stderr_fd, int report_fd,
-                             pid_t parent) {
+                             pid_t parent, int highest_fd) {
   // Die with the gateway even if it is killed without a chance to stop us.
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(127);
@@ -75,15 +139,15 @@ struct ExecImage {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  int step = 0;
-  if (::dup2(stdin_fd, STDIN_FILENO) < 0 || ::dup2(stdout_fd, STDOUT_FILENO) < 0 ||
-      ::dup2(stderr_fd, STDERR_FILENO) < 0) {
-    step = 1;
-  } else if (!working_directory.empty() && ::chdir(working_directory.c_str()) != 0) {
+  int step = 1;
+  if (::dup2(stdin_fd, STDIN_FILENO) >= 0 && ::dup2(stdout_fd, STDOUT_FILENO) >= 0 &&
+      ::dup2(stderr_fd, STDERR_FILENO) >= 0) {
+    close_inherited_descriptors(report_fd, highest_fd);
     step = 2;
-  } else {
-    ::execvpe(image.argv[0], image.argv.data(), image.envp.data());
-    step = 3;
+    if (working_directory.empty() || ::chdir(working_directory.c_str()) == 0) {
+      ::execvpe(image.argv[0], image.argv.data(), image.envp.data());
+      step = 3;
+    }
   }
   const int report[2] = {step, errno};
   [[maybe_unused]] auto ignored = ::write(report_fd, report, sizeof report);
@@ -111,6 +175,11 @@ std::unique_ptr<ChildProcess> ChildProcess::spawn(const asio::any_io_executor& e
     return nullptr;
   }
   const ExecImage image(command);
+  // Where the fallback close loop stops when close_range(2) is missing (kernels before 5.9).
+  rlimit files{};
+  const int highest_fd = ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY
+                             ? static_cast<int>(std::min<rlim_t>(files.rlim_cur, 1 << 20))
+                             : 1 << 16;
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -119,7 +188,7 @@ std::unique_ptr<ChildProcess> ChildProcess::spawn(const asio::any_io_executor& e
   }
   if (pid == 0) {
     exec_child(image, command.working_directory, to_child.read_end, from_child.write_end,
-               child_errors.write_end, exec_report.write_end, parent);
+               child_errors.write_end, exec_report.write_end, parent, highest_fd);
   }
   // Parent. The report pipe is close-on-exec: reading EOF means exec succeeded.
   ::close(exec_report.take_write());
@@ -141,6 +210,7 @@ std::unique_ptr<ChildProcess> ChildProcess::spawn(const asio::any_io_executor& e
   }
   // Avoid a race with the child's own setpgid so signals to the group always reach it.
   ::setpgid(pid, pid);
+  track_group(pid);
   const int input_fd = to_child.take_write();
   const int output_fd = from_child.take_read();
   const int errors_fd = child_errors.take_read();
@@ -150,11 +220,22 @@ std::unique_ptr<ChildProcess> ChildProcess::spawn(const asio::any_io_executor& e
 }
 
 ChildProcess::~ChildProcess() {
-  if (exit_status_) return;
-  if (try_reap()) return;
-  signal_group(SIGKILL);
-  int status = 0;
-  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  if (!exit_status_ && !try_reap()) {
+    signal_group(SIGKILL);
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  untrack_group(pid_);
+}
+
+void ChildProcess::kill_children_on_crash() {
+  for (std::size_t i = 0; i < std::size(crash_signals); ++i) {
+    struct sigaction action {};
+    action.sa_sigaction = kill_groups_and_chain;
+    action.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(crash_signals[i], &action, &previous_handlers[i]);
   }
 }
 

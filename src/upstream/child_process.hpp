@@ -52,6 +52,12 @@ class ChildProcess {
 
   static std::string describe_status(int wait_status);
 
+  // Makes a crash of the gateway (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) kill every child's
+  // process group before the process dies, then lets the previous handler (a sanitizer's
+  // report, or the default core dump) run. SIGKILL cannot be caught: there the direct children
+  // die by their parent-death signal, and the servers they started see their stdin close.
+  static void kill_children_on_crash();
+
  private:
   // Only spawn() can make one: the passkey keeps the constructor usable by make_unique.
   struct Passkey {};

@@ -1,4 +1,5 @@
 #include "upstream/credentials.hpp"
+#include "membrane/core/json.hpp"
 
 #include <openssl/evp.h>
 
@@ -92,7 +93,7 @@ awaitable<ClientCredentialsSource::Result> ClientCredentialsSource::authorizatio
   auto [ec, text] = co_await result.response->read_all(64 * 1024);
   if (ec) co_return fail("reading the token response: " + ec.message());
   const unsigned status = result.response->status();
-  const auto answer = nlohmann::json::parse(text, nullptr, false);
+  const auto answer = json::parse_or_discarded(text);
   if (status != 200 || !answer.is_object()) {
     std::string why = "HTTP " + std::to_string(status);
     if (answer.is_object() && answer.contains("error") && answer["error"].is_string())

@@ -39,6 +39,14 @@ struct StdioUpstreamOptions {
   std::chrono::milliseconds shutdown_grace{2'000};
   std::chrono::milliseconds initialize_timeout{30'000};  // replaying initialize to a new child
   std::chrono::milliseconds session_idle{30 * 60'000};   // a child nobody used for this long stops
+  // A request the child says nothing about for this long (no response, no progress) ends with
+  // an error and the child is told to cancel it (timeouts.upstream_response).
+  std::chrono::milliseconds response_timeout{300'000};
+  // Live children of this upstream, and of one caller. At a cap the least recently used idle
+  // child is stopped (its session lives on and restarts it when used); when every child is busy
+  // the new session is refused with 503 (upstream) or 429 (caller) and Retry-After.
+  std::size_t max_processes = 32;
+  std::size_t max_processes_per_caller = 8;
 };
 
 std::unique_ptr<Upstream> make_http_upstream(HttpUpstreamOptions options, std::size_t workers);

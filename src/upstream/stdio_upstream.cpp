@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "upstream/factory.hpp"
 
@@ -44,10 +45,17 @@ StreamRead end_read() {
 }
 
 // The consumer side of a Delivery channel. Closing it tells the producer nobody listens any more.
+// A request's stream also has a quiet limit: when the child sends nothing for it that long,
+// `on_quiet` gives up on the request (and says why) instead of waiting forever.
 class DeliveryStream final : public ReplyStream {
  public:
-  DeliveryStream(std::shared_ptr<Delivery> channel, std::function<void()> on_close)
-      : channel_(std::move(channel)), on_close_(std::move(on_close)) {}
+  DeliveryStream(std::shared_ptr<Delivery> channel, std::function<void()> on_close,
+                 std::chrono::milliseconds quiet_limit = {},
+                 std::function<std::string()> on_quiet = {})
+      : channel_(std::move(channel)),
+        on_close_(std::move(on_close)),
+        quiet_limit_(quiet_limit),
+        on_quiet_(std::move(on_quiet)) {}
   ~DeliveryStream() override {
     channel_->close();
     if (on_close_) on_close_();
@@ -55,7 +63,20 @@ class DeliveryStream final : public ReplyStream {
 
   awaitable<StreamRead> next() override {
     if (ended_) co_return end_read();
-    auto [ec, read] = co_await channel_->async_receive(use_nothrow);
+    error_code ec;
+    StreamRead read;
+    if (quiet_limit_.count() > 0) {
+      asio::steady_timer quiet(co_await asio::this_coro::executor, quiet_limit_);
+      auto outcome =
+          co_await (channel_->async_receive(use_nothrow) || quiet.async_wait(use_nothrow));
+      if (outcome.index() == 1) {
+        ended_ = true;
+        co_return failed_read(on_quiet_());
+      }
+      std::tie(ec, read) = std::move(std::get<0>(outcome));
+    } else {
+      std::tie(ec, read) = co_await channel_->async_receive(use_nothrow);
+    }
     if (ec) {
       ended_ = true;
       co_return end_read();
@@ -69,6 +90,8 @@ class DeliveryStream final : public ReplyStream {
  private:
   std::shared_ptr<Delivery> channel_;
   std::function<void()> on_close_;
+  std::chrono::milliseconds quiet_limit_;
+  std::function<std::string()> on_quiet_;
   bool ended_ = false;
 };
 
@@ -78,9 +101,11 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
  public:
   enum class State { starting, ready, failed, dead };
 
-  StdioInstance(const StdioUpstreamOptions& options, std::string id, asio::any_io_executor executor)
+  StdioInstance(const StdioUpstreamOptions& options, std::string id, std::string caller,
+                asio::any_io_executor executor)
       : options_(options),
         id_(std::move(id)),
+        caller_(std::move(caller)),
         executor_(std::move(executor)),
         outgoing_(executor_, 256),
         ready_signal_(executor_, 0),
@@ -88,7 +113,17 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
         last_activity_(Clock::now().time_since_epoch().count()) {}
 
   const std::string& id() const { return id_; }
+  const std::string& caller() const { return caller_; }
   const asio::any_io_executor& executor() const { return executor_; }
+
+  // Serving a request or a listen stream: not to be stopped to make room.
+  bool busy() const {
+    std::lock_guard lock(mutex_);
+    return state_ == State::starting || !pending_.empty() || listener_ != nullptr;
+  }
+  Clock::time_point last_activity() const {
+    return Clock::time_point(Clock::duration(last_activity_.load()));
+  }
   pid_t pid() const { return pid_.load(); }
 
   State state() const {
@@ -164,6 +199,17 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
   void forget_request(const std::string& key) {
     std::lock_guard lock(mutex_);
     drop_pending_locked(key);
+  }
+
+  // Gives up on a request the child did not answer in time: it stops routing its messages and
+  // tells the child, as a client would (MCP cancellation), so the server can stop working on it.
+  void cancel_request(const std::string& key, const mcp::Json& id, std::string_view reason) {
+    forget_request(key);
+    const mcp::Json cancelled = {{"jsonrpc", "2.0"},
+                                 {"method", "notifications/cancelled"},
+                                 {"params", {{"requestId", id}, {"reason", std::string(reason)}}}};
+    outgoing_.try_send(error_code(),
+                       cancelled.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
   }
 
   // The server-initiated stream (GET / legacy SSE). A new listener replaces the old one, which
@@ -263,13 +309,17 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
     auto self = shared_from_this();
     asio::streambuf buffer(options_.max_message_bytes);
     std::string exit_reason;
+    // The child broke the protocol in a way that leaves its requests unanswerable: it is
+    // stopped at once and the reason is what its callers are told.
+    bool broke_protocol = false;
     for (;;) {
       auto [ec, n] = co_await asio::async_read_until(child_->output(), buffer, '\n', use_nothrow);
       if (ec) {
-        exit_reason = ec == asio::error::not_found
-                          ? "sent a message larger than " +
-                                std::to_string(options_.max_message_bytes) + " bytes"
-                          : "closed its output";
+        broke_protocol = ec == asio::error::not_found;
+        exit_reason = broke_protocol ? "sent a message too large: more than " +
+                                           std::to_string(options_.max_message_bytes) +
+                                           " bytes on one line (limits.max_upstream_message)"
+                                     : "closed its output";
         break;
       }
       std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n);
@@ -278,11 +328,18 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
         line.pop_back();
       if (line.empty()) continue;
       touch();
-      co_await deliver(std::move(line));
+      if (std::string violation = co_await deliver(std::move(line)); !violation.empty()) {
+        broke_protocol = true;
+        exit_reason = std::move(violation);
+        break;
+      }
     }
 
     const bool requested = stopping_;
-    std::optional<int> status = co_await child_->wait_for_exit(options_.shutdown_grace);
+    // A child whose output can no longer be read in step is stopped now, not after a grace
+    // period in which its requests would wait for answers that cannot arrive.
+    std::optional<int> status;
+    if (!broke_protocol) status = co_await child_->wait_for_exit(options_.shutdown_grace);
     if (!status) status = co_await child_->stop(options_.shutdown_grace);
     const std::string description = ChildProcess::describe_status(*status);
     const auto lived = Clock::now() - started_at_;
@@ -296,8 +353,11 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
     // Built as a named value: GCC 12 mis-destroys class temporaries from a conditional
     // expression inside a co_await expression.
     std::string failure = "upstream '" + options_.name + "' ";
-    failure += requested ? std::string("session ended") : "process " + description;
-    failure += " before responding";
+    if (broke_protocol)
+      failure += exit_reason + "; the process was stopped";
+    else
+      failure += (requested ? std::string("session ended") : "process " + description) +
+                 " before responding";
     co_await fail_everything(std::move(failure));
     if (on_exit) on_exit(self, !requested, lived);
   }
@@ -351,13 +411,19 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
   // "related request" information, so: a response goes to its request; a progress notification
   // to the request that issued its token; anything else to the only request in flight, or the
   // listen stream, or the newest request, or a bounded backlog for the next listener.
-  awaitable<void> deliver(std::string line) {
+  // Returns why the child must be stopped, or nothing.
+  awaitable<std::string> deliver(std::string line) {
+    // Deeper than the gateway reads: whatever it answers would be lost and its callers would
+    // wait for it.
+    if (const auto limit = json::max_depth(); json::nesting_depth(line, limit) > limit)
+      co_return "sent a message that cannot be read (" + json::too_deep_message(limit) + ")";
     auto parsed = mcp::parse_message(line);
     if (!parsed.message) {
+      // Other stray lines (a banner, a log line on stdout) are a nuisance, not fatal.
       log::warn("upstream '", options_.name, "' [pid ", pid(),
                 "] wrote a line that is not JSON-RPC (", parsed.error.message,
                 "): ", line.substr(0, 200));
-      co_return;
+      co_return std::string();
     }
     const auto& message = *parsed.message;
     std::shared_ptr<Delivery> target;
@@ -391,7 +457,7 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
         if (message.is_response()) {
           log::debug("upstream '", options_.name, "': response to unknown request ",
                      message.id().dump(), " dropped");
-          co_return;
+          co_return std::string();
         }
         if (backlog_.size() >= options_.max_buffered_messages) {
           log::warn("upstream '", options_.name,
@@ -399,7 +465,7 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
           backlog_.pop_front();
         }
         backlog_.push_back(std::move(line));
-        co_return;
+        co_return std::string();
       }
     }
     auto [ec] = co_await target->async_send(error_code(), message_read(line), use_nothrow);
@@ -410,13 +476,15 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
         std::lock_guard lock(mutex_);
         if (backlog_.size() < options_.max_buffered_messages) backlog_.push_back(std::move(line));
       }
-      co_return;
+      co_return std::string();
     }
     if (is_final) co_await target->async_send(error_code(), end_read(), use_nothrow);
+    co_return std::string();
   }
 
   const StdioUpstreamOptions& options_;
   const std::string id_;
+  const std::string caller_;
   const asio::any_io_executor executor_;
   std::unique_ptr<ChildProcess> child_;
   std::atomic<pid_t> pid_{0};
@@ -446,16 +514,17 @@ class StdioUpstream final : public Upstream {
   bool needs_initialize_replay() const override { return true; }
 
   awaitable<UpstreamReply> send(const mcp::Message& message, std::string raw,
-                                const mcp::SessionClaims* session, const ForwardContext&) override {
+                                const mcp::SessionClaims* session,
+                                const ForwardContext& context) override {
     std::shared_ptr<StdioInstance> instance;
     if (message.is_initialize()) {
-      auto [created, error] =
-          co_await create_instance(mcp::base64url_encode(mcp::random_bytes(16)), nullptr);
-      if (!created) co_return UpstreamReply::failure(error);
+      auto [created, refusal] = co_await create_instance(
+          mcp::base64url_encode(mcp::random_bytes(16)), nullptr, context.caller);
+      if (!created) co_return std::move(refusal);
       instance = std::move(created);
     } else {
       if (!session) co_return UpstreamReply::failure("no session");
-      auto [found, reply] = co_await instance_for(*session);
+      auto [found, reply] = co_await instance_for(*session, context.caller);
       if (!found) co_return std::move(reply);
       instance = std::move(found);
     }
@@ -477,9 +546,20 @@ class StdioUpstream final : public Upstream {
     if (!channel) co_return UpstreamReply::failure(unavailable(*instance));
     const std::string key = mcp::id_key(message.id());
     std::weak_ptr<StdioInstance> weak = instance;
-    reply.stream = std::make_unique<DeliveryStream>(channel, [weak, key] {
-      if (auto alive = weak.lock()) alive->forget_request(key);
-    });
+    auto give_up = [weak, key, id = message.id(), limit = options_.response_timeout,
+                    name = options_.name] {
+      std::string reason = "upstream '" + name + "' sent nothing for this request in " +
+                           std::to_string(limit.count()) +
+                           " ms (timeouts.upstream_response); it was cancelled";
+      if (auto alive = weak.lock()) alive->cancel_request(key, id, reason);
+      return reason;
+    };
+    reply.stream = std::make_unique<DeliveryStream>(
+        channel,
+        [weak, key] {
+          if (auto alive = weak.lock()) alive->forget_request(key);
+        },
+        options_.response_timeout, std::move(give_up));
     if (!co_await instance->write_line(std::move(raw))) {
       co_return UpstreamReply::failure(unavailable(*instance));
     }
@@ -490,8 +570,8 @@ class StdioUpstream final : public Upstream {
   }
 
   awaitable<UpstreamReply> listen(const mcp::SessionClaims& session,
-                                  const ForwardContext&) override {
-    auto [instance, reply] = co_await instance_for(session);
+                                  const ForwardContext& context) override {
+    auto [instance, reply] = co_await instance_for(session, context.caller);
     if (!instance) co_return std::move(reply);
     const auto consumer = co_await asio::this_coro::executor;
     auto channel = instance->attach_listener(consumer);
@@ -572,16 +652,72 @@ class StdioUpstream final : public Upstream {
     return since >= delay ? Clock::duration::zero() : Clock::duration(delay - since);
   }
 
+  // Makes room for one more child of `caller` under max_processes and
+  // max_processes_per_caller: stops the least recently used idle child where a cap is reached
+  // (its session restarts it when used again). Returns the refusal when every child in the way
+  // is busy. Called with mutex_ held.
+  std::optional<UpstreamReply> make_room_locked(
+      const std::string& caller, std::vector<std::shared_ptr<StdioInstance>>& evicted) {
+    const auto over = [&](bool per_caller) {
+      std::size_t count = 0;
+      for (const auto& [id, instance] : instances_)
+        count += !per_caller || instance->caller() == caller;
+      return count >= (per_caller ? options_.max_processes_per_caller : options_.max_processes);
+    };
+    for (const bool per_caller : {true, false}) {
+      while (over(per_caller)) {
+        std::shared_ptr<StdioInstance> idlest;
+        for (const auto& [id, instance] : instances_) {
+          if ((per_caller && instance->caller() != caller) || instance->busy()) continue;
+          if (!idlest || instance->last_activity() < idlest->last_activity()) idlest = instance;
+        }
+        if (!idlest) {
+          constexpr std::chrono::seconds retry{5};
+          if (per_caller) {
+            return UpstreamReply::overload(
+                429,
+                "Too Many Requests: this caller already has " +
+                    std::to_string(options_.max_processes_per_caller) + " busy sessions on '" +
+                    options_.name + "' (max_processes_per_caller); retry later or end one",
+                retry);
+          }
+          return UpstreamReply::overload(503,
+                                         "Service Unavailable: upstream '" + options_.name +
+                                             "' runs its limit of " +
+                                             std::to_string(options_.max_processes) +
+                                             " processes, all busy (max_processes); retry later",
+                                         retry);
+        }
+        instances_.erase(idlest->id());
+        evicted.push_back(std::move(idlest));
+      }
+    }
+    return std::nullopt;
+  }
+
   // Creates, registers and starts a child for session `id`. With `initialize_params`, replays
   // the client's initialize handshake to it first.
-  awaitable<std::pair<std::shared_ptr<StdioInstance>, std::string>> create_instance(
-      std::string id, const nlohmann::json* initialize_params) {
+  awaitable<std::pair<std::shared_ptr<StdioInstance>, UpstreamReply>> create_instance(
+      std::string id, const nlohmann::json* initialize_params, const std::string& caller) {
     const auto executor = co_await asio::this_coro::executor;
-    auto instance = std::make_shared<StdioInstance>(options_, id, executor);
+    auto instance = std::make_shared<StdioInstance>(options_, id, caller, executor);
+    std::vector<std::shared_ptr<StdioInstance>> evicted;
     {
       std::lock_guard lock(mutex_);
-      if (stopped_) co_return std::pair{nullptr, std::string("the gateway is shutting down")};
+      if (stopped_)
+        co_return std::pair{nullptr, UpstreamReply::failure("the gateway is shutting down")};
+      if (auto refusal = make_room_locked(caller, evicted)) {
+        log::warn("upstream '", options_.name, "': refused a new process: ", refusal->body);
+        co_return std::pair{nullptr, std::move(*refusal)};
+      }
       instances_[id] = instance;
+    }
+    for (auto& victim : evicted) {
+      log::info("upstream '", options_.name, "': stopping the least recently used idle process (",
+                "pid ", victim->pid(), ") to make room; its session restarts it when used");
+      asio::co_spawn(
+          victim->executor(), [victim] { return victim->stop("stopped to make room"); },
+          asio::detached);
     }
     instance->on_exit = [this](const std::shared_ptr<StdioInstance>& gone, bool crashed,
                                Clock::duration lived) {
@@ -612,7 +748,7 @@ class StdioUpstream final : public Upstream {
         instances_.erase(id);
       }
       instance->mark(StdioInstance::State::failed, reason);
-      co_return std::pair{nullptr, reason};
+      co_return std::pair{nullptr, UpstreamReply::failure(reason)};
     }
     if (initialize_params) {
       if (std::string error = co_await replay_initialize(*instance, *initialize_params);
@@ -622,11 +758,11 @@ class StdioUpstream final : public Upstream {
         log::warn(reason);
         instance->mark(StdioInstance::State::failed, reason);
         co_await instance->stop("initialize replay failed");
-        co_return std::pair{nullptr, reason};
+        co_return std::pair{nullptr, UpstreamReply::failure(reason)};
       }
     }
     instance->mark(StdioInstance::State::ready);
-    co_return std::pair{instance, std::string()};
+    co_return std::pair{instance, UpstreamReply{}};
   }
 
   awaitable<std::string> replay_initialize(StdioInstance& instance, const nlohmann::json& params) {
@@ -646,7 +782,7 @@ class StdioUpstream final : public Upstream {
       std::string failure = read.error.empty() ? std::string("the process exited") : read.error;
       co_return failure;
     }
-    const auto response = nlohmann::json::parse(read.event.data, nullptr, false);
+    const auto response = json::parse_or_discarded(read.event.data);
     if (!response.is_object() || response.contains("error")) {
       co_return "initialize failed: " + read.event.data.substr(0, 300);
     }
@@ -659,7 +795,7 @@ class StdioUpstream final : public Upstream {
 
   // The running child of a session, starting one (and replaying initialize) when there is none.
   awaitable<std::pair<std::shared_ptr<StdioInstance>, UpstreamReply>> instance_for(
-      const mcp::SessionClaims& session) {
+      const mcp::SessionClaims& session, const std::string& caller) {
     for (int attempt = 0; attempt < 3; ++attempt) {
       std::shared_ptr<StdioInstance> instance;
       {
@@ -671,10 +807,12 @@ class StdioUpstream final : public Upstream {
       }
       if (!instance) {
         if (session.initialize_params.is_null()) break;
-        auto [created, error] =
-            co_await create_instance(session.upstream_session, &session.initialize_params);
-        if (!created) co_return std::pair{nullptr, UpstreamReply::failure(error)};
-        co_return std::pair{created, UpstreamReply{}};
+        // A named value: GCC 12 mis-destroys class temporaries of a conditional expression
+        // inside a co_await expression.
+        std::string owner = caller;
+        if (!session.subject.empty()) owner = "sub:" + session.subject;
+        co_return co_await create_instance(session.upstream_session, &session.initialize_params,
+                                           owner);
       }
       const auto state = co_await instance->wait_ready();
       if (state == StdioInstance::State::ready) co_return std::pair{instance, UpstreamReply{}};

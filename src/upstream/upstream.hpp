@@ -3,6 +3,7 @@
 // shape the downstream transport needs: accepted, one message, or a stream of messages.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
@@ -27,6 +28,9 @@ struct ForwardContext {
   // The request may be sent again on another connection when the first attempt fails before an
   // answer (list and discover calls: they change nothing).
   bool idempotent = false;
+  // Who asks: "sub:<subject>" when authenticated, else "addr:<client address>". stdio upstreams
+  // cap the processes one caller may hold with it.
+  std::string caller;
 };
 
 enum class ReadStatus { message, end, failed };
@@ -57,6 +61,8 @@ struct UpstreamReply {
     rejected,           // the upstream answered with an HTTP error: `http_status`, `body`
     not_supported,      // the upstream does not offer this (405)
     unavailable,        // the upstream cannot be reached or failed: `body` says why
+    overloaded,         // at a capacity limit: `http_status` 503 (upstream) or 429 (caller),
+                        // `body` names the limit, `retry_after` says when to try again
   };
   Kind kind = Kind::unavailable;
   unsigned http_status = 0;
@@ -66,6 +72,16 @@ struct UpstreamReply {
   // initialize: what identifies the upstream side of the new session (sealed into the
   // downstream session id).
   std::string upstream_session;
+  std::chrono::seconds retry_after{0};  // overloaded
+
+  static UpstreamReply overload(unsigned status, std::string reason, std::chrono::seconds retry) {
+    UpstreamReply reply;
+    reply.kind = Kind::overloaded;
+    reply.http_status = status;
+    reply.body = std::move(reason);
+    reply.retry_after = retry;
+    return reply;
+  }
 
   static UpstreamReply failure(std::string reason) {
     UpstreamReply reply;

@@ -9,7 +9,7 @@ seconds=${1:-20}
 work=$(mktemp -d "${TMPDIR:-/tmp}/membrane-fuzz.XXXXXX")
 clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -I "$root/include" -I "$root/src" \
-  "$here/policy_parser_fuzz.cpp" "$root"/src/policy/*.cpp \
+  "$here/policy_parser_fuzz.cpp" "$root"/src/policy/*.cpp "$root"/src/core/*.cpp \
   $(pkg-config --cflags --libs re2) -lyaml-cpp -o "$work/policy_parser_fuzz"
 mkdir -p "$work/corpus"
 cp "$here"/corpus/* "$work/corpus/"

@@ -683,7 +683,10 @@ TEST_CASE("deeply nested JSON is refused without exhausting the stack", "[inject
   Json document = annotated_review();
   const std::string deep_pod =
       document.dump().substr(0, document.dump().size() - 2) + R"(,"extra":)" + nested + "}}";
-  CHECK(review(deep_pod).http_status == 200);
+  const auto refused = review(deep_pod);
+  CHECK(refused.http_status == 400);
+  CHECK_THAT(refused.body["error"].get<std::string>(),
+             Contains("JSON nesting deeper than 64 levels"));
 }
 
 // ---- HTTP ------------------------------------------------------------------------------------

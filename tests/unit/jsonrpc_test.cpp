@@ -71,3 +71,61 @@ TEST_CASE("id keys keep 1 and \"1\" apart") {
   CHECK(id_key(Json(1)) != id_key(Json("1")));
   CHECK(id_key(Json(1)) == id_key(Json(1)));
 }
+
+TEST_CASE("a body nested deeper than the limit is refused before it is parsed") {
+  std::string deep = R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":)";
+  for (int i = 0; i < 100'000; ++i)
+    deep += R"({"a":)";
+  deep += "1";
+  deep += std::string(100'000, '}');
+  deep += "}";
+  const auto parsed = parse_message(deep);
+  REQUIRE_FALSE(parsed.message);
+  CHECK(parsed.error.code == error_code::invalid_request);
+  CHECK(parsed.error.message == "Invalid Request: JSON nesting deeper than 64 levels");
+
+  // The limit itself is accepted: 64 levels in all, the envelope included.
+  std::string at_limit = R"({"jsonrpc":"2.0","id":1,"method":"ping","params":)";
+  for (int i = 0; i < 62; ++i)
+    at_limit += R"({"a":)";
+  at_limit += "1" + std::string(62, '}') + "}";
+  CHECK(parse_message(at_limit).message);
+}
+
+TEST_CASE("a request method sent without an id is refused, not taken as a notification") {
+  for (const char* method :
+       {"tools/call", "resources/read", "prompts/get", "initialize", "custom"}) {
+    const auto parsed = parse_message(std::string(R"({"jsonrpc":"2.0","method":")") + method +
+                                      R"(","params":{"name":"x","uri":"y"}})");
+    REQUIRE_FALSE(parsed.message);
+    CHECK(parsed.error.code == error_code::invalid_request);
+    CHECK(parsed.error.message.find("is a request and needs an \"id\"") != std::string::npos);
+  }
+  CHECK(
+      parse_message(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{}})").message);
+}
+
+TEST_CASE("the target is the field the upstream acts on, per method") {
+  const auto read = parse_message(
+      R"({"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"secret://a","name":"harmless"}})");
+  REQUIRE(read.message);
+  CHECK(read.message->target_name() == "secret://a");
+  const auto call = parse_message(
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","uri":"file:///etc"}})");
+  REQUIRE(call.message);
+  CHECK(call.message->target_name() == "echo");
+  const auto list =
+      parse_message(R"({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"name":"x"}})");
+  REQUIRE(list.message);
+  CHECK(list.message->target_name().empty());
+
+  for (const char* body :
+       {R"({"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"secret://a"}})",
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}})",
+        R"({"jsonrpc":"2.0","id":1,"method":"prompts/get"})",
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":["echo"]})"}) {
+    const auto refused = parse_message(body);
+    CHECK_FALSE(refused.message);
+    CHECK(refused.error.code == error_code::invalid_params);
+  }
+}

@@ -334,3 +334,42 @@ TEST_CASE("a policy directory mounted from a Kubernetes ConfigMap is read once, 
   CHECK(policy.rule_count() == 4);
   fs::remove_all(root);
 }
+
+TEST_CASE("conditions nested past the limits are refused with their position, not a crash") {
+  const auto rule = [](const std::string& condition) {
+    return "- rule: deep\n  condition: " + condition + "\n  verdict: deny\n";
+  };
+  CHECK(error_of(rule(std::string(3000, '(') + "true" + std::string(3000, ')')))
+            .starts_with("p.yaml:2:"));
+  CHECK(error_of(rule(std::string(3000, '(') + "true" + std::string(3000, ')')))
+            .find("nesting deeper than 64 levels") != std::string::npos);
+  std::string nots;
+  for (int i = 0; i < 20'000; ++i)
+    nots += "not ";
+  CHECK(error_of(rule(nots + "true")).find("nesting deeper than 64 levels") != std::string::npos);
+  std::string chain = "tool.name == \"x\"";
+  for (int i = 0; i < 5000; ++i)
+    chain += " and tool.name == \"x\"";
+  CHECK(error_of(rule(chain)).find("the condition is too deep") != std::string::npos);
+  // Within the limits, deep enough for any real rule.
+  CHECK(error_of(rule(std::string(60, '(') + "true" + std::string(60, ')'))) == "(no error)");
+  std::string long_chain = "tool.name == \"x\"";
+  for (int i = 0; i < 200; ++i)
+    long_chain += " or tool.name == \"y\"";
+  CHECK(error_of(rule(long_chain)) == "(no error)");
+}
+
+TEST_CASE("macros count toward the depth of the conditions that use them") {
+  std::string macros = "- macro: m0\n  condition: tool.name == \"x\"\n";
+  for (int i = 1; i < 400; ++i) {
+    macros += "- macro: m" + std::to_string(i) + "\n  condition: m" + std::to_string(i - 1) +
+              " and m" + std::to_string(i - 1) + "\n";
+  }
+  CHECK(error_of(macros).find("the condition is too deep") != std::string::npos);
+}
+
+TEST_CASE("a policy file nested deeper than the YAML limit names its line") {
+  const std::string yaml =
+      "- rule: x\n  condition: true\n  verdict: deny\n  tags: " + std::string(100'000, '[') + "\n";
+  CHECK(error_of(yaml).starts_with("p.yaml:4:1: nesting deeper than 64 levels"));
+}

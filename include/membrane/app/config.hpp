@@ -80,6 +80,10 @@ struct StdioUpstreamConfig {
   std::vector<std::string> args;
   std::map<std::string, std::string> env;  // added to (and overriding) the gateway's environment
   std::string working_directory;           // empty = the gateway's own
+  // Live processes (one per session) of this upstream, and of one caller; at a cap the least
+  // recently used idle one is stopped, and when all are busy a new session gets 503 / 429.
+  std::size_t max_processes = 32;
+  std::size_t max_processes_per_caller = 8;
 };
 
 struct UpstreamConfig {
@@ -96,6 +100,9 @@ struct LimitsConfig {
   std::size_t max_upstream_message_bytes = 16 * 1024 * 1024;
   // Messages held for a downstream stream that is not connected (stdio upstreams), per session.
   std::size_t max_buffered_messages = 1024;
+  // Deepest nesting of arrays/objects accepted in any JSON the gateway parses (requests, upstream
+  // messages, tokens): deeper documents are refused before they are parsed.
+  std::size_t max_json_depth = 64;
 };
 
 struct TimeoutsConfig {
@@ -135,6 +142,9 @@ struct SessionConfig {
   std::string key_file;
   std::string key_env = "MEMBRANE_SESSION_KEY";
   std::chrono::seconds max_age{24 * 3600};  // sealed ids older than this get 404
+  // Where ids ended with DELETE are remembered across restarts (empty: in memory only; with
+  // cluster.redis they are also shared by every replica).
+  std::string ended_file;
 };
 
 struct PolicyConfig {
@@ -145,6 +155,10 @@ struct PolicyConfig {
   std::string default_verdict = "allow";  // when no rule holds: allow | deny
   // An `ask` verdict waits this long for the human's answer before refusing the call.
   Milliseconds approval_timeout{120'000};
+  // A policy with no rules and no limits under default_verdict allow judges nothing: refused at
+  // start-up and on reload (a directory emptied by mistake must not open everything) unless this
+  // says the empty set is meant.
+  bool allow_empty = false;
 };
 
 // The gateway as an OAuth resource server. Off unless `issuer` is set.

@@ -47,7 +47,8 @@ class Message {
   const Json& id() const;
   // `params` object, or nullptr when absent.
   const Json* params() const;
-  // params.name (tools/call, prompts/get) or params.uri (resources/read); empty otherwise.
+  // What the request acts on: params.name (tools/call, prompts/get) or params.uri
+  // (resources/read, resources/subscribe, resources/unsubscribe); empty for other methods.
   std::string_view target_name() const;
   // params._meta.progressToken, or nullptr.
   const Json* progress_token() const;

@@ -147,6 +147,8 @@ class Policy {
   const std::vector<LimitInfo>& limit_rules() const;
 
   std::size_t rule_count() const;
+  // No rules and no limits: every call gets the default verdict.
+  bool empty() const { return rule_count() == 0 && limit_rules().empty(); }
   const std::vector<RuleInfo>& rules() const;
 
  private:

@@ -1,0 +1,58 @@
+// Reading JSON that came from outside the process (client requests, upstream messages, tokens,
+// files) with a bound on nesting. nlohmann's parser and destructor are iterative, but dump(),
+// copies, comparisons and every walk the gateway does recurse once per level: a body nested
+// 100,000 levels deep would overflow the stack in any of them. Every untrusted document is
+// therefore measured before it is parsed and refused past the limit, so the rest of the code
+// may treat a parsed document as shallow.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace membrane::json {
+
+using Json = nlohmann::json;
+
+inline constexpr std::size_t default_max_depth = 64;
+// The largest limit an operator may configure: far below what recursion can survive.
+inline constexpr std::size_t max_configurable_depth = 1024;
+
+// The process-wide limit (limits.max_json_depth), set once at start-up before serving.
+void set_max_depth(std::size_t depth);
+std::size_t max_depth();
+
+// The nesting depth of the arrays and objects in `text` (brackets inside strings do not count),
+// without parsing it. Stops counting once the depth passes `stop_after`, so the answer is at most
+// stop_after + 1. Malformed text gets a number too; the parser rejects it afterwards.
+std::size_t nesting_depth(std::string_view text, std::size_t stop_after);
+
+// "JSON nesting deeper than 64 levels": the reason given for a document over the limit.
+std::string too_deep_message(std::size_t limit);
+
+enum class ParseError { none, not_json, too_deep };
+
+struct Parsed {
+  Json value;  // discarded unless error == none
+  ParseError error = ParseError::none;
+  std::size_t limit = 0;  // the depth limit it was read with
+  bool ok() const { return error == ParseError::none; }
+  // A sentence for logs and error messages ("not valid JSON", "JSON nesting deeper than …").
+  std::string reason() const;
+};
+
+// Parses untrusted text: refused when it nests deeper than `limit` or is not one JSON value.
+Parsed parse(std::string_view text, std::size_t limit);
+inline Parsed parse(std::string_view text) {
+  return parse(text, max_depth());
+}
+
+// The same, as a value that is discarded (is_discarded()) when refused, for call sites that only
+// need to know whether it worked.
+inline Json parse_or_discarded(std::string_view text) {
+  return parse(text).value;
+}
+
+}  // namespace membrane::json
