@@ -13,6 +13,10 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
+import {
+  Client as ClientV2,
+  StreamableHTTPClientTransport as StreamableHTTPClientTransportV2,
+} from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -107,12 +111,31 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 // Each test file must finish in under two minutes even when the gateway hangs on every request:
 // past the watchdog, everything is killed and the file fails with a clear message.
 const WATCHDOG_MS = Number(process.env.MEMBRANE_IT_WATCHDOG_MS ?? 110_000);
-setTimeout(() => {
-  process.stderr.write(`\n[harness] watchdog: this test file ran for more than ${WATCHDOG_MS} ms; ` +
-    'killing its processes and failing (something hung)\n');
-  killAllNow();
-  process.exit(1);
-}, WATCHDOG_MS).unref();
+const startedAt = Date.now();
+let watchdog;
+function armWatchdog(ms) {
+  clearTimeout(watchdog);
+  watchdog = setTimeout(() => {
+    process.stderr.write(`\n[harness] watchdog: this test file ran for more than ${ms} ms; ` +
+      'killing its processes and failing (something hung)\n');
+    killAllNow();
+    process.exit(1);
+  }, Math.max(0, ms - (Date.now() - startedAt)));
+  watchdog.unref();
+}
+armWatchdog(WATCHDOG_MS);
+
+/**
+ * A file that runs longer than two minutes on purpose (many cells, each bounded) sets its own
+ * budget, counted from the file's start; MEMBRANE_IT_WATCHDOG_MS still wins when it is longer.
+ */
+export function setWatchdog(ms) {
+  armWatchdog(Math.max(ms, WATCHDOG_MS));
+}
+
+// Slow builds (sanitizers) set MEMBRANE_IT_TIME_SCALE, e.g. 3: bounded waits that only exist to
+// turn a hang into a failure are multiplied by it. It never makes a test pass that would fail.
+export const TIME_SCALE = Math.max(1, Number(process.env.MEMBRANE_IT_TIME_SCALE ?? 1) || 1);
 
 function dumpLogs() {
   for (const p of allProcesses) {
@@ -390,6 +413,18 @@ export function crashyStdioCommand() {
   return [NODE, CRASHY_JS];
 }
 
+export const MODERN_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'modern-server.mjs');
+
+/**
+ * Starts tests/fixtures/modern-server.mjs: a 2026-07-28-only server, or with `sessions` one that
+ * also serves 2025 clients with sessions. Resolves {url, proc}.
+ */
+export async function startModernServer({ name = 'modern', ttlMs = 60_000, sessions = false } = {}) {
+  const proc = spawnManaged(name, NODE, [MODERN_JS, '0', String(ttlMs), ...(sessions ? ['--sessions'] : [])]);
+  const m = await proc.waitForLine(/listening on (http:\/\/\S+)/, 20_000);
+  return { url: m[1], proc };
+}
+
 function quoteWord(w) {
   return /[\s'"]/.test(w) ? `'${w.replace(/'/g, '')}'` : w;
 }
@@ -525,15 +560,80 @@ export function makeClient(capabilities = {}, { name = 'membrane-it', onElicit }
 }
 
 /**
+ * Records every JSON-RPC message an SDK transport (v1 or v2) carries: `sent` by the client and
+ * `received` from the server, including what the SDK itself then drops (a response to a request it
+ * cancelled, progress for a token it forgot). Install before connect.
+ */
+export function tapTransport(transport) {
+  const traffic = { sent: [], received: [] };
+  const send = transport.send.bind(transport);
+  transport.send = (message, options) => {
+    traffic.sent.push(message);
+    return send(message, options);
+  };
+  let handler;
+  Object.defineProperty(transport, 'onmessage', {
+    configurable: true,
+    get: () => handler,
+    set: (fn) => {
+      handler = fn && ((message, extra) => {
+        traffic.received.push(message);
+        return fn(message, extra);
+      });
+    },
+  });
+  return traffic;
+}
+
+/**
+ * A fetch for SDK transports that records each HTTP exchange in `wire` ({method, url,
+ * requestHeaders, body, status, contentType, responseHeaders}) and, with `protocolVersion`, makes
+ * the client ask for that revision in `initialize` (the v1 SDK always asks for its newest).
+ */
+export function recordingFetch({ wire = [], protocolVersion, base = fetch } = {}) {
+  const wrapped = async (input, init = {}) => {
+    let body = init.body;
+    if (protocolVersion && typeof body === 'string') {
+      try {
+        const message = JSON.parse(body);
+        if (message?.method === 'initialize' && message.params) {
+          message.params.protocolVersion = protocolVersion;
+          body = JSON.stringify(message);
+        }
+      } catch { /* not JSON: sent as it is */ }
+    }
+    const res = await base(input, { ...init, body });
+    wire.push({
+      method: init.method ?? 'GET',
+      url: String(input instanceof Request ? input.url : input),
+      requestHeaders: Object.fromEntries(new Headers(init.headers ?? {}).entries()),
+      body: typeof body === 'string' ? body : undefined,
+      status: res.status,
+      contentType: (res.headers.get('content-type') ?? '').split(';')[0].trim(),
+      responseHeaders: Object.fromEntries(res.headers.entries()),
+    });
+    return res;
+  };
+  wrapped.wire = wire;
+  return wrapped;
+}
+
+/**
  * Connects an SDK client.
  *   kind: 'streamable' (url), 'sse' (url of the legacy SSE endpoint) or 'stdio' (argv).
- * Resolves {client, transport, seen, close()}; the connection is closed in cleanup().
+ *   protocolVersion: the revision the client asks for in initialize (HTTP kinds).
+ * Resolves {client, transport, seen, traffic, wire, close()}; the connection is closed in
+ * cleanup(). `traffic` is tapTransport's record, `wire` the HTTP exchanges (HTTP kinds).
  */
 export async function connectClient(target, {
-  kind = 'streamable', capabilities = {}, sessionId, headers, name, connectTimeoutMs = 30_000, fetch: fetchImpl, onElicit,
+  kind = 'streamable', capabilities = {}, sessionId, headers, name, connectTimeoutMs = 30_000, fetch: baseFetch, onElicit,
+  protocolVersion,
 } = {}) {
   const { client, seen } = makeClient(capabilities, { name, onElicit });
   const transportErrors = [];
+  const wire = [];
+  const fetchImpl = kind === 'stdio' ? undefined
+    : recordingFetch({ wire, protocolVersion, base: baseFetch ?? fetch });
   let transport;
   if (kind === 'streamable') {
     transport = new StreamableHTTPClientTransport(new URL(target), {
@@ -554,6 +654,7 @@ export async function connectClient(target, {
   } else {
     throw new Error(`unknown transport kind ${kind}`);
   }
+  const traffic = tapTransport(transport);
   let closed = false;
   const close = async () => {
     if (closed) return;
@@ -569,7 +670,47 @@ export async function connectClient(target, {
   // Installed after connect: Client.connect replaces nothing here, and errors from dropped
   // streams are recorded for diagnosis instead of being thrown at random.
   client.onerror = (err) => transportErrors.push(err);
-  return { client, transport, seen, close, transportErrors };
+  return { client, transport, seen, close, transportErrors, traffic, wire };
+}
+
+/**
+ * An SDK v2 client (@modelcontextprotocol/client) pinned to 2026-07-28. `answers.elicit` decides
+ * the elicitation answer and can be switched by a test; `seen` records the server-to-client
+ * requests the client fulfilled, `wire` every HTTP exchange and `traffic` every message.
+ */
+export async function connectV2(url, { capabilities = FULL_CAPABILITIES, headers, name = 'membrane-it-v2' } = {}) {
+  const client = new ClientV2({ name, version: '1.0.0' },
+    { capabilities, versionNegotiation: { mode: { pin: STATELESS } } });
+  const seen = { elicitation: [], sampling: [], roots: [] };
+  const answers = { elicit: () => structuredClone(ELICITATION_ANSWER) };
+  if (capabilities.elicitation) {
+    client.setRequestHandler('elicitation/create', async (req) => {
+      seen.elicitation.push(req);
+      return answers.elicit(req);
+    });
+  }
+  if (capabilities.sampling) {
+    client.setRequestHandler('sampling/createMessage', async (req) => {
+      seen.sampling.push(req);
+      return samplingAnswer(req);
+    });
+  }
+  if (capabilities.roots) {
+    client.setRequestHandler('roots/list', async (req) => {
+      seen.roots.push(req);
+      return { roots: structuredClone(TEST_ROOTS) };
+    });
+  }
+  const wire = [];
+  const transport = new StreamableHTTPClientTransportV2(new URL(url), {
+    fetch: recordingFetch({ wire }),
+    requestInit: headers ? { headers } : undefined,
+  });
+  const traffic = tapTransport(transport);
+  const close = () => withTimeout(client.close(), 5_000, 'v2 client close').catch(() => {});
+  defer(close);
+  await withTimeout(client.connect(transport), 30_000, `v2 connect to ${url}`);
+  return { client, seen, answers, wire, traffic, close };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -592,11 +733,33 @@ export function statelessHeaders({ version = STATELESS, method, name, extra = {}
   return { ...h, ...extra };
 }
 
-export function statelessBody({ id = 1, method, params = {}, metaVersion = STATELESS, capabilities = {} }) {
-  const meta = {};
+export function statelessBody({ id = 1, method, params = {}, metaVersion = STATELESS, capabilities = {}, meta: extraMeta = {} }) {
+  const meta = { ...extraMeta };
   if (metaVersion !== null) meta[META_VERSION] = metaVersion;
   if (capabilities !== null) meta[META_CAPABILITIES] = capabilities;
-  return { jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } };
+  // A notification (id null) has no id member at all.
+  return { jsonrpc: '2.0', ...(id === null ? {} : { id }), method, params: { ...params, _meta: meta } };
+}
+
+/**
+ * A 2026-07-28 request (or notification, with `id: null`) built from statelessHeaders and
+ * statelessBody. `name` is the Mcp-Name header (defaults to params.name or params.uri). Resolves
+ * rawFetch's answer plus `message`, the JSON-RPC response with the request's id.
+ */
+export async function statelessRpc(url, {
+  method, params = {}, id = 1, capabilities = {}, meta, name, headers = {}, timeoutMs, untilId,
+} = {}) {
+  const mcpName = name ?? (method === 'tools/call' || method === 'prompts/get' ? params.name
+    : method === 'resources/read' ? params.uri : undefined);
+  const response = await rawFetch(url, {
+    headers: statelessHeaders({ method, name: mcpName, extra: headers }),
+    body: statelessBody({ id, method, params, capabilities, meta }),
+    timeoutMs,
+    untilId: untilId ?? (id === null ? undefined : id),
+  });
+  const message = id === null ? undefined
+    : response.messages.find((m) => m.id === id && ('result' in m || 'error' in m));
+  return { ...response, message };
 }
 
 /** Parses a complete text/event-stream body into [{event, data, id}]. */
@@ -870,6 +1033,32 @@ export async function openEventStream(url, { headers = {}, timeoutMs = 15_000, m
       });
     },
     close() { ac.abort(); },
+  };
+}
+
+/**
+ * A 2024-11-05 (HTTP+SSE) session by hand: GET `sseUrl`, read the `endpoint` event. `post(message)`
+ * POSTs one JSON-RPC message to the endpoint (rawFetch's answer); `response(id)` resolves the
+ * message event answering `id`; `next(predicate)` the next matching message; close() ends it.
+ */
+export async function openLegacySession(sseUrl, { waitMs = 15_000 } = {}) {
+  const stream = await openEventStream(sseUrl, { timeoutMs: waitMs });
+  if (stream.status !== 200) throw new Error(`GET ${sseUrl} answered HTTP ${stream.status}`);
+  const first = await stream.next(() => true, waitMs);
+  if (first.event !== 'endpoint') throw new Error(`first event of ${sseUrl} is ${JSON.stringify(first)}`);
+  const endpoint = new URL(first.data, sseUrl).href;
+  const messages = (predicate) => (ev) => {
+    if (ev.event !== 'message') return false;
+    try { return predicate(JSON.parse(ev.data)); } catch { return false; }
+  };
+  return {
+    stream,
+    endpoint,
+    post: (message, headers = {}) => rawFetch(endpoint, { headers: { 'content-type': 'application/json', ...headers }, body: message }),
+    next: async (predicate, ms = waitMs) => JSON.parse((await stream.next(messages(predicate), ms)).data),
+    response: async (id, ms = waitMs) => JSON.parse((await stream.next(
+      messages((m) => m.id === id && ('result' in m || 'error' in m)), ms)).data),
+    close: () => stream.close(),
   };
 }
 

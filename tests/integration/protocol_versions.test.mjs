@@ -15,27 +15,21 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import {
-  Client as ClientV2,
-  StreamableHTTPClientTransport as StreamableHTTPClientTransportV2,
-} from '@modelcontextprotocol/client';
 import * as jose from 'jose';
 
 import {
-  ELICITATION_ANSWER, FULL_CAPABILITIES, MCP_ACCEPT, NODE,
-  SOURCE_DIR, STATELESS, TEST_ROOTS, UNICODE_TEXT, statelessBody, statelessHeaders,
-  callWithProgress, cleanup, connectClient, defer, everythingStdioCommand, flipChar, rawFetch,
-  samplingAnswer, sleep, spawnManaged, startEverythingHttp, startGateway, stdioUpstreamFlag, tmpDir,
-  withTimeout,
+  ELICITATION_ANSWER, FULL_CAPABILITIES, MCP_ACCEPT,
+  STATELESS, TEST_ROOTS, UNICODE_TEXT, statelessBody, statelessHeaders,
+  callWithProgress, cleanup, connectClient, connectV2, everythingStdioCommand, flipChar, rawFetch,
+  samplingAnswer, sleep, startEverythingHttp, startGateway, startModernServer, stdioUpstreamFlag, tmpDir,
 } from './harness.mjs';
 
-const MODERN_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'modern-server.mjs');
 const ISSUER = 'https://issuer.membrane.test';
 const AUDIENCE = 'https://mcp.membrane.test';
 const T = 30_000;                       // per-test timeout
 const CALL = { timeout: 30_000 };       // per-request SDK timeout
 
-const MODERN_TOOLS = ['announce_change', 'ask_model', 'confirm', 'echo', 'long_task', 'request_info', 'stats', 'wait_for_cancel'];
+const MODERN_TOOLS = ['announce_change', 'ask_model', 'confirm', 'echo', 'list_roots', 'log', 'long_task', 'request_info', 'stats', 'wait_for_cancel'];
 const MODERN_INFO = { name: 'membrane-modern-fixture', version: '2.0.0' };
 
 let everythingHttp;
@@ -47,11 +41,7 @@ let gateway;       // no authentication
 let authGateway;   // --jwks/--issuer/--audience
 let signingKey;
 
-async function startModern(name, ttlMs) {
-  const proc = spawnManaged(name, NODE, [MODERN_JS, '0', String(ttlMs)]);
-  const m = await proc.waitForLine(/listening on (http:\/\/\S+)/, 20_000);
-  return { url: m[1], proc };
-}
+const startModern = (name, ttlMs) => startModernServer({ name, ttlMs });
 
 async function mint(sub) {
   return new jose.SignJWT({ scope: 'mcp' })
@@ -97,54 +87,6 @@ after(cleanup);
 // ------------------------------------------------------------------------------------------------
 // Helpers
 // ------------------------------------------------------------------------------------------------
-
-/**
- * An SDK v2 client pinned to 2026-07-28. `answers.elicit` decides the elicitation answer and can
- * be switched by a test; `seen` records the server-to-client requests the client fulfilled and
- * `wire` every HTTP exchange (request headers, response status and headers).
- */
-async function connectV2(url, { capabilities = FULL_CAPABILITIES, headers } = {}) {
-  const client = new ClientV2({ name: 'membrane-it-v2', version: '1.0.0' },
-    { capabilities, versionNegotiation: { mode: { pin: STATELESS } } });
-  const seen = { elicitation: [], sampling: [], roots: [] };
-  const answers = { elicit: () => structuredClone(ELICITATION_ANSWER) };
-  if (capabilities.elicitation) {
-    client.setRequestHandler('elicitation/create', async (req) => {
-      seen.elicitation.push(req);
-      return answers.elicit(req);
-    });
-  }
-  if (capabilities.sampling) {
-    client.setRequestHandler('sampling/createMessage', async (req) => {
-      seen.sampling.push(req);
-      return samplingAnswer(req);
-    });
-  }
-  if (capabilities.roots) {
-    client.setRequestHandler('roots/list', async (req) => {
-      seen.roots.push(req);
-      return { roots: structuredClone(TEST_ROOTS) };
-    });
-  }
-  const wire = [];
-  const recordingFetch = async (input, init = {}) => {
-    const res = await fetch(input, init);
-    wire.push({
-      method: init.method ?? 'GET',
-      requestHeaders: Object.fromEntries(new Headers(init.headers ?? {}).entries()),
-      status: res.status,
-      responseHeaders: Object.fromEntries(res.headers.entries()),
-    });
-    return res;
-  };
-  const transport = new StreamableHTTPClientTransportV2(new URL(url), {
-    fetch: recordingFetch,
-    requestInit: headers ? { headers } : undefined,
-  });
-  defer(() => withTimeout(client.close(), 5_000, 'v2 client close').catch(() => {}));
-  await withTimeout(client.connect(transport), 30_000, `v2 connect to ${url}`);
-  return { client, seen, answers, wire };
-}
 
 /** Progress events from the server (the v2 SDK adds its own, without `total`, per input round). */
 async function callToolWithProgress(callTool) {
