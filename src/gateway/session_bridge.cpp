@@ -24,6 +24,17 @@ std::string dump(const mcp::Json& json) {
   return json.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
 }
 
+// The upstream's JSON-RPC answer to request `id` in a reply refused with an HTTP error status.
+std::optional<std::string> json_rpc_answer(const upstream::UpstreamReply& reply,
+                                           const mcp::Json& id) {
+  if (reply.kind != upstream::UpstreamReply::Kind::rejected) return std::nullopt;
+  const auto answer = mcp::Json::parse(reply.body, nullptr, false);
+  if (!answer.is_object() || answer.value("id", mcp::Json()) != id) return std::nullopt;
+  const auto error = answer.find("error");
+  if (error == answer.end() || !error->is_object()) return std::nullopt;
+  return reply.body;
+}
+
 mcp::Json client_info_of(const mcp::SessionClaims& claims) {
   if (claims.initialize_params.is_object()) {
     if (const auto info = claims.initialize_params.find("clientInfo");
@@ -55,6 +66,18 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
     const mcp::Json empty = {{"jsonrpc", "2.0"}, {"id", id}, {"result", mcp::Json::object()}};
     auto response = json_response(200, dump(empty));
     co_await out.send(std::move(response));
+    co_return true;
+  }
+  if (method == "resources/subscribe" || method == "resources/unsubscribe") {
+    // 2026-07-28 subscribes in subscriptions/listen, and the GET stream the gateway opens for
+    // this client cannot take subscriptions made later: there is nothing to forward this to.
+    co_await out.send(json_response(
+        200, mcp::make_error_response(
+                 id, mcp::error_code::method_not_found,
+                 std::string(method) + " is not available: upstream '" + upstream.name() +
+                     "' speaks MCP 2026-07-28, which has no " + std::string(method) +
+                     " (resource subscriptions are part of subscriptions/listen there), and the "
+                     "gateway does not bridge resource subscriptions for session clients")));
     co_return true;
   }
   if (!message.is_initialize()) co_return false;
@@ -237,6 +260,11 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
         co_await finish(std::move(failure));
         co_return;
       }
+    } else if (auto answer = json_rpc_answer(reply, id)) {
+      // A 2026-07-28 server gives some JSON-RPC errors an HTTP status too (404 for an unknown
+      // method). To a session client that status says something else (404: the session is gone),
+      // so the answer goes on as a JSON-RPC response like any other.
+      text = std::move(*answer);
     } else {
       exchange.outcome = reply.kind == Kind::unavailable ? "upstream_unavailable" : "rejected";
       if (streaming) {

@@ -74,8 +74,14 @@ Json initialize_from_discover(const Json& discover_result, std::string_view requ
                  {"serverInfo", {{"name", "unknown"}, {"version", "0"}}}};
   if (!discover_result.is_object()) return result;
   if (const auto capabilities = discover_result.find("capabilities");
-      capabilities != discover_result.end() && capabilities->is_object())
+      capabilities != discover_result.end() && capabilities->is_object()) {
     result["capabilities"] = *capabilities;
+    // In 2026-07-28 `subscribe` means resourceSubscriptions in subscriptions/listen; a session
+    // client would send resources/subscribe, which such a server does not have.
+    if (auto resources = result["capabilities"].find("resources");
+        resources != result["capabilities"].end() && resources->is_object())
+      resources->erase("subscribe");
+  }
   if (const auto instructions = discover_result.find("instructions");
       instructions != discover_result.end() && instructions->is_string())
     result["instructions"] = *instructions;

@@ -378,6 +378,27 @@ describe('SDK v1 client -> 2026-07-28 server', () => {
     const prompt = await v1.client.getPrompt({ name: 'greeting', arguments: { name } }, CALL);
     assert.deepEqual(prompt.messages, [{ role: 'user', content: { type: 'text', text: `Hello, ${name}!` } }]);
   });
+
+  // The server answers an unknown method with HTTP 404 and -32601; a session client must get the
+  // JSON-RPC error, not a 404 (which says its session is gone).
+  test('a method the server does not have: a JSON-RPC error (HTTP 200), and the session goes on', { timeout: T }, async () => {
+    const { z } = await import('zod');
+    const anyResult = z.object({}).passthrough();
+    await assert.rejects(v1.client.request({ method: 'membrane/no-such-method', params: {} }, anyResult, CALL), (err) => {
+      assert.equal(err.code, -32601, `a JSON-RPC error, not an HTTP one: ${err.message}`);
+      assert.match(err.message, /Method not found/);
+      return true;
+    });
+    assert.deepEqual(v1.client.getServerCapabilities().resources?.subscribe, undefined,
+      'resources.subscribe is not offered: 2026-07-28 subscribes in subscriptions/listen');
+    await assert.rejects(v1.client.subscribeResource({ uri: 'test://static' }, CALL), (err) => {
+      assert.equal(err.code, -32601, err.message);
+      assert.match(err.message, /resources\/subscribe is not available: upstream 'mod' speaks MCP 2026-07-28/);
+      return true;
+    });
+    const echo = await v1.client.callTool({ name: 'echo', arguments: { message: 'still here' } }, undefined, CALL);
+    assert.equal(textOf(echo), 'Echo: still here');
+  });
 });
 
 // ------------------------------------------------------------------------------------------------

@@ -91,6 +91,16 @@ TEST_CASE("bridging: discover from initialize and initialize from discover") {
   CHECK(back["instructions"] == "be nice");
 }
 
+TEST_CASE("bridging: a 2026-07-28 server's resources.subscribe is not offered to session clients") {
+  const Json discover = {
+      {"supportedVersions", Json::array({"2026-07-28"})},
+      {"capabilities",
+       {{"resources", {{"subscribe", true}, {"listChanged", true}}}, {"tools", Json::object()}}}};
+  const auto initialize = mcp::initialize_from_discover(discover, "2025-11-25");
+  CHECK(initialize["capabilities"]["resources"] == Json{{"listChanged", true}});
+  CHECK(initialize["capabilities"]["tools"] == Json::object());
+}
+
 TEST_CASE("bridging: the _meta envelope is added without overriding, and stripped for sessions") {
   Json body = call_body();
   body["params"]["_meta"].erase("io.modelcontextprotocol/clientCapabilities");
