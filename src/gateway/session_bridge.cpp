@@ -28,7 +28,7 @@ std::string dump(const mcp::Json& json) {
 std::optional<std::string> json_rpc_answer(const upstream::UpstreamReply& reply,
                                            const mcp::Json& id) {
   if (reply.kind != upstream::UpstreamReply::Kind::rejected) return std::nullopt;
-  const auto answer = mcp::Json::parse(reply.body, nullptr, false);
+  const auto answer = json::parse_or_discarded(reply.body);
   if (!answer.is_object() || answer.value("id", mcp::Json()) != id) return std::nullopt;
   const auto error = answer.find("error");
   if (error == answer.end() || !error->is_object()) return std::nullopt;
