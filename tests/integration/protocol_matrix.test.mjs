@@ -33,7 +33,7 @@ import {
   statelessRpc, tmpDir, waitFor, withTimeout, writeSessionKeyFile,
 } from './harness.mjs';
 
-// Normally about two minutes for the whole file; the sanitizer build runs it 2-3x slower.
+// About a minute for the whole file; the sanitizer build runs it 2-3x slower.
 setWatchdog(420_000 * TIME_SCALE);
 const CELL_MS = 30_000 * TIME_SCALE;   // one cell, start to end
 const WAIT_MS = 12_000 * TIME_SCALE;   // one awaited event inside a cell
@@ -84,7 +84,7 @@ function printSummary() {
   const out = ['', 'protocol matrix: one line per client revision and upstream, one column per method family', ''];
   const counts = { works: 0, 'clear error': 0, limit: 0, failed: 0, 'not run': 0 };
   const short = { works: 'works', 'clear error': 'error', limit: 'limit', failed: 'FAILED', 'not run': '-' };
-  out.push(`| client \\ upstream | ${FAMILIES.join(' | ')} |`);
+  out.push(`| client → upstream | ${FAMILIES.join(' | ')} |`);
   out.push(`|---|${FAMILIES.map(() => '---').join('|')}|`);
   for (const up of UPSTREAMS) {
     for (const rev of REVISIONS) {
