@@ -414,12 +414,23 @@ awaitable<void> LegacySseTransport::open_stream(
   asio::steady_timer timer(executor);
   int interruptions = 0;
   std::string wire;
+  // A client that hangs up is noticed at once, not at the next keep-alive: its session, and the
+  // stdio child behind it, end now.
+  bool client_left = false;
+  const auto watch = out.watch_client([&client_left, &timer] {
+    client_left = true;
+    timer.cancel();
+  });
   while (!client_gone) {
     // While draining, wake often: the stream closes once the session's in-flight requests have
     // delivered their responses (they can only arrive on this stream).
     timer.expires_after(out.draining() ? std::chrono::milliseconds(100) : options.sse_keep_alive);
     auto result =
         co_await (session->outbound.async_receive(use_nothrow) || timer.async_wait(use_nothrow));
+    if (client_left) {
+      client_gone = true;
+      break;
+    }
     bool interrupted = false;
     if (result.index() == 0) {
       auto& [ec, message] = std::get<0>(result);

@@ -15,6 +15,7 @@ import * as jose from 'jose';
 import {
   NODE, SOURCE_DIR, cleanup, childPids, freePort, mcpHeaders, openEventStream, pidAlive, rawFetch, rawInitialize,
   rawRpc, sleep, startGateway, statelessBody, statelessHeaders, tcpConnectable, tmpDir, waitFor, initializeRequest,
+  openLegacySession,
 } from './harness.mjs';
 
 const HOSTILE_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'hostile-stdio-server.mjs');
@@ -97,6 +98,23 @@ describe('descriptors and lifetime of a stdio child', () => {
     const again = await startGateway(args, { name: 'membrane (fds, restarted on the same port)' });
     assert.equal(again.port, port);
     assert.equal((await fetch(`${again.base}/healthz`)).status, 200);
+  });
+});
+
+describe('a legacy HTTP+SSE client that hangs up', () => {
+  test('its session and stdio child end at once, not at the next keep-alive', { timeout: 30_000 }, async () => {
+    const dir = tmpDir('membrane-legacy-close-');
+    const gateway = await startGateway(['-c', configFile(dir, { timeouts: ['sse_keep_alive: 10m'] })],
+      { name: 'membrane (legacy close)' });
+    const session = await openLegacySession(gateway.sse('hostile'));
+    const init = initializeRequest({ protocolVersion: '2024-11-05' });
+    await session.post(init);
+    await session.response(init.id);
+    await waitFor(() => childPids(gateway.pid).length === 1, { what: 'the session\'s child' });
+    const [child] = childPids(gateway.pid);
+    session.close();
+    await waitFor(() => !pidAlive(child), { timeoutMs: 8_000, what: 'the child to stop after the client left' });
+    assert.ok(gateway.lines.some((line) => /legacy SSE session on 'hostile' closed by the client/.test(line)));
   });
 });
 
