@@ -781,8 +781,9 @@ Config ConfigReader::read(const YAML::Node& root) {
     } else if (entry.key == "auth") {
       read_auth(field, config.auth);
     } else if (entry.key == "otel") {
-      expect_map(field, "a map with endpoint, headers, service_name and capture");
-      auto otel_entries = entries_of(field, {"endpoint", "headers", "service_name", "capture"});
+      expect_map(field, "a map with endpoint, headers, service_name, capture and queue");
+      auto otel_entries =
+          entries_of(field, {"endpoint", "headers", "service_name", "capture", "queue"});
       for (auto& [key, value] : otel_entries) {
         remember(value);
         if (key == "endpoint") {
@@ -802,6 +803,10 @@ Config ConfigReader::read(const YAML::Node& root) {
               fail(value, "capture lists arguments and/or results, got " + single_quoted(item));
             }
           }
+        } else if (key == "queue") {
+          config.otel.queue = read_unsigned(value, "a number of spans");
+          if (config.otel.queue == 0 || config.otel.queue > 1'000'000)
+            fail(value, "must be between 1 and 1000000 spans");
         } else {
           config.otel.service_name = read_nonempty_string(value);
         }
@@ -813,9 +818,9 @@ Config ConfigReader::read(const YAML::Node& root) {
     } else if (entry.key == "txn") {
       read_txn(field, config.txn);
     } else if (entry.key == "audit") {
-      expect_map(field, "a map with file, fsync, rotate, key_file and checkpoint_every");
-      auto audit_entries =
-          entries_of(field, {"file", "fsync", "rotate", "key_file", "checkpoint_every"});
+      expect_map(field, "a map with file, fsync, rotate, key_file, checkpoint_every and on_error");
+      auto audit_entries = entries_of(
+          field, {"file", "fsync", "rotate", "key_file", "checkpoint_every", "on_error"});
       for (auto& [key, value] : audit_entries) {
         remember(value);
         if (key == "file") {
@@ -829,6 +834,11 @@ Config ConfigReader::read(const YAML::Node& root) {
         } else if (key == "checkpoint_every") {
           config.audit.checkpoint_every = read_unsigned(value, "a number of records");
           if (config.audit.checkpoint_every == 0) fail(value, "must be at least 1");
+        } else if (key == "on_error") {
+          const std::string choice = read_nonempty_string(value);
+          if (choice != "refuse" && choice != "log")
+            fail(value, "expected refuse or log, got " + single_quoted(choice));
+          config.audit.refuse_on_error = choice == "refuse";
         } else {
           const std::string policy = read_nonempty_string(value);
           if (policy != "every" && policy != "none")

@@ -240,9 +240,10 @@ std::unique_ptr<http::Server> make_admin_server(http::WorkerPool& workers,
           response.body() = R"({"status":"ok"})";
         } else if (path == "/readyz") {
           response.set(http::bhttp::field::content_type, "application/json");
-          if (gateway.draining()) response.result(http::bhttp::status::service_unavailable);
-          response.body() =
-              gateway.draining() ? R"({"status":"draining"})" : R"({"status":"ready"})";
+          const std::string problem = gateway.not_ready_reason();
+          if (!problem.empty()) response.result(http::bhttp::status::service_unavailable);
+          response.body() = std::string(R"({"status":")") +
+                            (problem.empty() ? std::string("ready") : problem) + "\"}";
         } else {
           response.result(http::bhttp::status::not_found);
           response.set(http::bhttp::field::content_type, "text/plain");
@@ -266,6 +267,8 @@ int serve(const Config& config) {
   ::signal(SIGPIPE, SIG_IGN);
   json::set_max_depth(config.limits.max_json_depth);
   upstream::ChildProcess::kill_children_on_crash();
+  // A file-size limit (RLIMIT_FSIZE) must show as a failed write of the audit log, not kill us.
+  ::signal(SIGXFSZ, SIG_IGN);
 
   const unsigned worker_count = config.worker_threads
                                     ? config.worker_threads
@@ -339,6 +342,7 @@ int serve(const Config& config) {
     otlp.headers = config.otel.headers;
     otlp.service_name = config.otel.service_name;
     otlp.service_version = MEMBRANE_VERSION_TEXT;
+    otlp.queue_capacity = config.otel.queue;
     exporter = std::make_shared<otel::OtlpExporter>(std::move(otlp), worker_count);
     log::info("otel: spans to ", exporter->url());
     pipeline.add(std::make_unique<gateway::TraceStage>(
@@ -392,14 +396,27 @@ int serve(const Config& config) {
                                                           : audit::FsyncPolicy::none;
     audit_options.rotate_bytes = config.audit.rotate_bytes;
     audit_options.checkpoint_every = config.audit.checkpoint_every;
+    audit_options.refuse_when_failing = config.audit.refuse_on_error;
     if (!config.audit.key_file.empty()) {
       audit_options.signing_key =
           identity::TransactionTokenService::load_or_create_keys(config.audit.key_file).front();
     }
     audit_log = std::make_shared<audit::AuditLog>(std::move(audit_options));
     log::info("audit: hash-chained records to ", config.audit.file,
-              config.audit.fsync_every_record ? " (fsync every record)" : "");
-    pipeline.add(std::make_unique<gateway::AuditStage>(audit_log));
+              config.audit.fsync_every_record ? " (fsync every record)" : "",
+              config.audit.refuse_on_error ? "; calls are refused while it cannot be written"
+                                           : "; calls go on while it cannot be written");
+    pipeline.add(std::make_unique<gateway::AuditStage>(
+        audit_log,
+        config.audit.refuse_on_error ? gateway::AuditOnError::refuse : gateway::AuditOnError::log));
+    // A replica that refuses every call should get none: /readyz says so, and each probe tries
+    // the log again.
+    if (config.audit.refuse_on_error) {
+      options.readiness_problem = [audit_log]() -> std::string {
+        return audit_log->writable() || audit_log->retry() ? std::string()
+                                                           : std::string("audit_unavailable");
+      };
+    }
   }
   gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count),
                            std::move(pipeline));
@@ -456,11 +473,26 @@ int serve(const Config& config) {
       metrics->declare_counter_function("membrane_otlp_spans_exported_total",
                                         "Spans the collector accepted.",
                                         [exporter] { return exporter->exported(); });
+      metrics->declare_gauge_function(
+          "membrane_otlp_spans_queued", "Spans waiting for the collector (at most otel.queue).",
+          [exporter] { return static_cast<double>(exporter->queued()); });
     }
     if (audit_log) {
       metrics->declare_gauge_function(
           "membrane_audit_records_written", "Audit records written since start.",
           [audit_log] { return static_cast<double>(audit_log->records_written()); });
+      metrics->declare_counter_function(
+          "membrane_audit_write_failures_total",
+          "Audit log writes that failed (disk full, I/O error): the log is failing.",
+          [audit_log] { return audit_log->write_failures(); });
+      metrics->declare_gauge_function(
+          "membrane_audit_records_held_back",
+          "Audit records waiting for the log to be writable again.",
+          [audit_log] { return static_cast<double>(audit_log->records_held_back()); });
+      metrics->declare_counter_function(
+          "membrane_audit_records_lost_total",
+          "Audit records lost: held back past audit's limit while the log could not be written.",
+          [audit_log] { return audit_log->records_lost(); });
     }
     if (approval_relay) {
       auto* relay = approval_relay.get();

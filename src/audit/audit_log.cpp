@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <optional>
 #include <stdexcept>
@@ -82,13 +83,14 @@ std::string last_complete_line(const std::string& path) {
 
 }  // namespace
 
-std::string chain_line(Json record, const std::string& prev, std::uint64_t seq) {
+namespace {
+
+// The line for `record` (its own "seq", "prev" and "hash" members ignored).
+std::string make_line(const Json& record, const std::string& prev, std::uint64_t seq) {
   // "seq" and "prev" lead the line: a reader sees the chain without parsing the record.
   std::string line = "{\"seq\":" + std::to_string(seq) + ",\"prev\":\"" + prev + "\"";
-  record.erase("seq");
-  record.erase("prev");
-  record.erase("hash");
   for (const auto& [key, value] : record.items()) {
+    if (key == "seq" || key == "prev" || key == "hash") continue;
     line += ",";
     line += Json(key).dump();
     line += ":";
@@ -99,6 +101,37 @@ std::string chain_line(Json record, const std::string& prev, std::uint64_t seq) 
   line += hash;
   line += "\"}";
   return line;
+}
+
+std::string utc_now() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  const auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[64];
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(millis));
+  return text;
+}
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Errors that say nothing about the descriptor: the file is fine, the space is not.
+bool is_space_error(int error) {
+  return error == ENOSPC || error == EDQUOT || error == EFBIG;
+}
+
+}  // namespace
+
+std::string chain_line(Json record, const std::string& prev, std::uint64_t seq) {
+  return make_line(record, prev, seq);
 }
 
 AuditLog::AuditLog(std::string path, FsyncPolicy fsync)
@@ -159,11 +192,16 @@ void AuditLog::rotate() {
 }
 
 AuditLog::~AuditLog() {
-  if (fd_ < 0) return;
   {
     std::lock_guard lock(mutex_);
-    if (options_.signing_key && written_ > 0) checkpoint(true);
+    // A last chance for what is held back; what still cannot be written is said out loud.
+    if (failing_ && !recover_locked()) {
+      log::error("audit log '", path_, "': ", held_back_.size() + lost_this_outage_,
+                 " record(s) could not be written before shutdown (", last_error_, ")");
+    }
+    if (fd_ >= 0 && options_.signing_key && written_ > 0) checkpoint(true);
   }
+  if (fd_ < 0) return;
   ::fsync(fd_);
   ::close(fd_);
 }
@@ -178,29 +216,130 @@ void AuditLog::checkpoint(bool closing) {
                  {"closing", closing},
                  {"jws", identity::sign_token({{"typ", "membrane-audit-checkpoint"}}, claims,
                                               *options_.signing_key)}};
-  write_line(std::move(record));
+  if (auto problem = write_line(record); !problem.empty()) note_failure_locked(problem);
   since_checkpoint_ = 0;
 }
 
-bool AuditLog::append(Json record) {
+bool AuditLog::append(Json record, const Json& if_held_back) {
   std::lock_guard lock(mutex_);
-  if (!write_line(std::move(record))) return false;
+  if (!failing_ || recover_locked()) {
+    if (append_locked(record)) return true;
+  }
+  if (held_back_.size() >= options_.max_held_back) {
+    ++lost_this_outage_;
+    records_lost_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (if_held_back.is_object()) record.update(if_held_back);
+  held_back_.push_back(std::move(record));
+  return false;
+}
+
+bool AuditLog::append_locked(const Json& record) {
+  if (auto problem = write_line(record); !problem.empty()) {
+    note_failure_locked(problem);
+    return false;
+  }
   ++written_;
   if (options_.signing_key && ++since_checkpoint_ >= options_.checkpoint_every) checkpoint(false);
   return true;
 }
 
-bool AuditLog::write_line(Json record) {
+bool AuditLog::retry() {
+  if (!failing_) return true;
+  std::lock_guard lock(mutex_);
+  return !failing_ || recover_locked();
+}
+
+// The first write after an outage is the gap record, so the chain itself says that records may
+// be missing, and why; then the held-back records, oldest first (each keeps its own "time").
+bool AuditLog::recover_locked() {
+  if (gap_pending_) {
+    const Json gap = {{"type", "gap"},
+                      {"since", failing_since_},
+                      {"until", utc_now()},
+                      {"error", last_error_},
+                      {"failed_writes", failures_this_outage_},
+                      {"late", held_back_.size()},
+                      {"lost", lost_this_outage_},
+                      {"refused", refused_this_outage_}};
+    if (!append_locked(gap)) return false;
+    gap_pending_ = false;
+  }
+  while (!held_back_.empty()) {
+    if (!append_locked(held_back_.front())) return false;
+    held_back_.pop_front();
+  }
+  log::warn("audit log '", path_, "' is writable again after ", failures_this_outage_,
+            " failed write(s) since ", failing_since_, ": held-back records written, ",
+            lost_this_outage_, " lost, ", refused_this_outage_, " call(s) refused");
+  failures_this_outage_ = 0;
+  lost_this_outage_ = 0;
+  refused_this_outage_ = 0;
+  failing_.store(false, std::memory_order_release);
+  return true;
+}
+
+void AuditLog::note_failure_locked(const std::string& why) {
+  write_failures_.fetch_add(1, std::memory_order_relaxed);
+  ++failures_this_outage_;
+  last_error_ = why;
+  const auto now = steady_ms();
+  if (!failing_) {
+    failing_.store(true, std::memory_order_release);
+    gap_pending_ = true;
+    failing_since_ = utc_now();
+    last_report_ms_ = now;
+    log::error("audit log '", path_, "': write failed: ", why,
+               options_.refuse_when_failing
+                   ? "; calls are refused until it can be written again (audit.on_error: refuse)"
+                   : "; calls go on, their records are held back (up to " +
+                         std::to_string(options_.max_held_back) +
+                         ") until it can be written again (audit.on_error: log)");
+    return;
+  }
+  // Loud, but not one line per call.
+  if (now - last_report_ms_ >= 10'000) {
+    last_report_ms_ = now;
+    log::error("audit log '", path_, "' still cannot be written (", why,
+               "): ", failures_this_outage_, " failed write(s) since ", failing_since_, ", ",
+               held_back_.size(), " record(s) held back, ", lost_this_outage_, " lost, ",
+               refused_this_outage_, " call(s) refused");
+  }
+}
+
+void AuditLog::count_refused() {
+  std::lock_guard lock(mutex_);
+  ++refused_this_outage_;
+}
+
+std::string AuditLog::problem() const {
+  std::lock_guard lock(mutex_);
+  return failing_ ? "audit log '" + path_ + "': " + last_error_ : std::string();
+}
+
+std::size_t AuditLog::records_held_back() const {
+  std::lock_guard lock(mutex_);
+  return held_back_.size();
+}
+
+std::string AuditLog::write_line(const Json& record) {
   if (fd_ < 0) {
     try {
       open_file();
     } catch (const std::exception& problem) {
-      log::error(problem.what());
-      return false;
+      return problem.what();
     }
   }
   if (options_.rotate_bytes && size_ >= options_.rotate_bytes) rotate();
-  std::string line = chain_line(std::move(record), last_hash_, next_seq_);
+  if (fd_ < 0) return "the file is not open";
+  if (torn_) {
+    // End the line a failed write left behind: it holds no record, and verify skips it.
+    if (::write(fd_, "\n", 1) != 1) return std::strerror(errno);
+    ++size_;
+    torn_ = false;
+  }
+  std::string line = make_line(record, last_hash_, next_seq_);
   const std::string hash = line.substr(line.size() - 66, 64);
   line.push_back('\n');
   const char* data = line.data();
@@ -209,8 +348,22 @@ bool AuditLog::write_line(Json record) {
     const ssize_t written = ::write(fd_, data, left);
     if (written < 0 && errno == EINTR) continue;
     if (written <= 0) {
-      log::error("audit log '", path_, "': write failed: ", std::strerror(errno));
-      return false;
+      const int error = written < 0 ? errno : EIO;
+      const std::size_t partial = line.size() - left;
+      // Part of the line reached the file: take it back, or at least end it before the next.
+      if (partial > 0) {
+        if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+          torn_ = true;
+          size_ += partial;
+        }
+      }
+      // Another descriptor may fare better after an I/O error (a remounted or replaced file);
+      // a full disk is the same whichever descriptor writes.
+      if (!is_space_error(error)) {
+        ::close(fd_);
+        fd_ = -1;
+      }
+      return std::strerror(error);
     }
     data += written;
     left -= static_cast<std::size_t>(written);
@@ -219,7 +372,7 @@ bool AuditLog::write_line(Json record) {
   size_ += line.size();
   last_hash_ = hash;
   ++next_seq_;
-  return true;
+  return {};
 }
 
 std::uint64_t AuditLog::records_written() const {

@@ -24,9 +24,44 @@ std::string utc_now() {
 
 }  // namespace
 
+StageDecision AuditStage::on_request(Exchange& exchange) {
+  const mcp::Message* message = exchange.message;
+  if (on_error_ != AuditOnError::refuse || !message || !message->is_request())
+    return StageDecision::proceed();
+  if (log_->writable() || log_->retry()) return StageDecision::proceed();
+  // Nothing happened that needs a record: the call is counted in the outage's gap record.
+  exchange.audit_recorded = true;
+  log_->count_refused();
+  return StageDecision::answer(
+      503, mcp::make_error_response(
+               message->id(), mcp::error_code::internal_error,
+               "the audit trail is unavailable (" + log_->problem() +
+                   "): calls are refused until it can be written again (audit.on_error: refuse)"));
+}
+
+std::string AuditStage::on_answer(Exchange& exchange) {
+  const mcp::Message* message = exchange.message;
+  if (!message || !message->is_request() || exchange.audit_recorded) return {};
+  exchange.audit_recorded = true;
+  const bool refuse = on_error_ == AuditOnError::refuse;
+  // Held back for later, the record says that the client never got the answer.
+  static const audit::Json withheld = {{"answer_withheld", true}};
+  if (log_->append(record_of(exchange), refuse ? withheld : audit::Json())) return {};
+  if (!refuse) return {};
+  exchange.outcome = "answer_withheld";
+  return "the audit trail is unavailable (" + log_->problem() +
+         "): the upstream's answer is withheld because its audit record could not be written "
+         "(audit.on_error: refuse)";
+}
+
 void AuditStage::on_complete(const Exchange& exchange) {
   const mcp::Message* message = exchange.message;
-  if (!message || !message->is_request()) return;
+  if (!message || !message->is_request() || exchange.audit_recorded) return;
+  log_->append(record_of(exchange));
+}
+
+audit::Json AuditStage::record_of(const Exchange& exchange) const {
+  const mcp::Message* message = exchange.message;
   audit::Json record = {{"time", utc_now()}};
   record["identity"] = exchange.identity ? audit::Json(exchange.identity->subject) : audit::Json();
   const auto txn =
@@ -71,7 +106,7 @@ void AuditStage::on_complete(const Exchange& exchange) {
   record["latency_us"] =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.started)
           .count();
-  log_->append(std::move(record));
+  return record;
 }
 
 }  // namespace membrane::gateway

@@ -1,6 +1,10 @@
-// The audit stage: one line in the tamper-evident audit log per request, when it is over: who
-// (identity, client), under which transaction, what (method, server, tool, a digest of the
-// arguments, never the arguments), what was decided (verdict, rule) and how it ended.
+// The audit stage: one line in the tamper-evident audit log per request: who (identity, client),
+// under which transaction, what (method, server, tool, a digest of the arguments, never the
+// arguments), what was decided (verdict, rule) and how it ended.
+//
+// The line is written before the request's final answer goes out (on_answer), so a call the
+// client saw answered is in the file even if the gateway is killed the next instant; a request
+// that ends without an answer (the client left) gets its line when it is over (on_complete).
 #pragma once
 
 #include <memory>
@@ -10,14 +14,26 @@
 
 namespace membrane::gateway {
 
+// audit.on_error: what calls do while the audit log cannot be written.
+enum class AuditOnError {
+  refuse,  // refused (503) until a write succeeds again; an answer whose record failed is withheld
+  log,     // go on; the failure is logged (rate-limited), counted and records are held back
+};
+
 class AuditStage final : public ExchangeStage {
  public:
-  explicit AuditStage(std::shared_ptr<audit::AuditLog> log) : log_(std::move(log)) {}
+  AuditStage(std::shared_ptr<audit::AuditLog> log, AuditOnError on_error)
+      : log_(std::move(log)), on_error_(on_error) {}
   std::string_view name() const override { return "audit"; }
+  StageDecision on_request(Exchange& exchange) override;
+  std::string on_answer(Exchange& exchange) override;
   void on_complete(const Exchange& exchange) override;
 
  private:
+  audit::Json record_of(const Exchange& exchange) const;
+
   std::shared_ptr<audit::AuditLog> log_;
+  AuditOnError on_error_;
 };
 
 }  // namespace membrane::gateway

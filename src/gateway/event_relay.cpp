@@ -4,6 +4,7 @@
 #include <boost/asio/experimental/channel_error.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 
+#include "gateway/responses.hpp"
 #include "membrane/http/sse.hpp"
 
 namespace membrane::gateway {
@@ -184,6 +185,7 @@ awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exch
           outcome.resumable = pump.resumable();
           co_return outcome;
         }
+        event.data = answer_or_withheld(exchange, pipeline, std::move(event.data));
       }
     }
     // Our own keep-alives replace the upstream's; its event type "message" is the default.
@@ -195,6 +197,43 @@ awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exch
       co_return outcome;
     }
   }
+}
+
+namespace {
+const mcp::Json& request_id_of(const Exchange& exchange) {
+  static const mcp::Json none;
+  return exchange.message && exchange.message->is_request() ? exchange.message->id() : none;
+}
+}  // namespace
+
+std::string answer_or_withheld(Exchange& exchange, const ExchangePipeline& pipeline,
+                               std::string message) {
+  std::string withheld = pipeline.on_answer(exchange);
+  if (withheld.empty()) return message;
+  return mcp::make_error_response(request_id_of(exchange), mcp::error_code::internal_error,
+                                  withheld);
+}
+
+awaitable<bool> send_answer(http::Responder& out, Exchange& exchange,
+                            const ExchangePipeline& pipeline, http::Response response) {
+  exchange.http_status = response.result_int();
+  if (std::string withheld = pipeline.on_answer(exchange); !withheld.empty()) {
+    response =
+        jsonrpc_error(503, request_id_of(exchange), mcp::error_code::internal_error, withheld);
+    exchange.http_status = 503;
+  }
+  const bool sent = co_await out.send(std::move(response));
+  if (!sent) exchange.client_gone = true;
+  co_return sent;
+}
+
+awaitable<bool> write_answer_event(http::Responder& out, Exchange& exchange,
+                                   const ExchangePipeline& pipeline, std::string message) {
+  http::SseEvent event;
+  event.data = answer_or_withheld(exchange, pipeline, std::move(message));
+  const bool written = co_await out.write_chunk(http::format_sse_event(event));
+  if (!written) exchange.client_gone = true;
+  co_return written;
 }
 
 }  // namespace membrane::gateway

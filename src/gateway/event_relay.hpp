@@ -62,6 +62,18 @@ awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exch
                                      std::string* held_response = nullptr,
                                      const std::function<bool(std::string_view)>& on_event = {});
 
+// The final answer to a request, sent as the HTTP response. The stages that must act before the
+// client can (the audit record) run first; when one withholds the answer, the client gets a 503
+// with a JSON-RPC error saying why instead. Sets http_status, and client_gone when the write fails.
+awaitable<bool> send_answer(http::Responder& out, Exchange& exchange,
+                            const ExchangePipeline& pipeline, http::Response response);
+// The same for an answer written as an event of an SSE stream that has begun.
+awaitable<bool> write_answer_event(http::Responder& out, Exchange& exchange,
+                                   const ExchangePipeline& pipeline, std::string message);
+// The message to deliver as the final answer: `message`, or the error that replaces it.
+std::string answer_or_withheld(Exchange& exchange, const ExchangePipeline& pipeline,
+                               std::string message);
+
 inline void mark_abandoned_by_client(Exchange& exchange) {
   exchange.client_gone = true;
   exchange.outcome = "client_gone";

@@ -76,6 +76,15 @@ bool ExchangePipeline::wants_request_headers() const {
                      [](const auto& stage) { return stage->wants_request_headers(); });
 }
 
+std::string ExchangePipeline::on_answer(Exchange& exchange) const {
+  std::string withheld;
+  for (const auto& stage : stages_) {
+    std::string reason = stage->on_answer(exchange);
+    if (withheld.empty()) withheld = std::move(reason);
+  }
+  return withheld;
+}
+
 void ExchangePipeline::on_complete(const Exchange& exchange) const {
   for (const auto& stage : stages_)
     stage->on_complete(exchange);

@@ -89,6 +89,8 @@ struct Exchange {
   // answers to an input request is the same call, not a new one.
   bool limits_charged = false;
   bool client_gone = false;
+  // The audit record of this exchange is written (or deliberately not): on_complete leaves it.
+  bool audit_recorded = false;
 };
 
 // One token a stage wants taken from a rate-limit bucket before the exchange goes on.
@@ -177,6 +179,10 @@ class ExchangeStage {
   virtual bool wants_messages() const { return false; }
   // True when the stage reads Exchange::request_headers (collecting them costs a copy).
   virtual bool wants_request_headers() const { return false; }
+  // Just before the final answer to a request goes to the client (http_status and outcome are
+  // set): what must be done before the client can act on the answer (the audit record). Returns
+  // why the answer must be withheld, or "" to let it go.
+  virtual std::string on_answer(Exchange&) { return {}; }
   // Once, when the exchange is over (answered, forwarded, failed or abandoned).
   virtual void on_complete(const Exchange&) {}
 };
@@ -191,6 +197,8 @@ class ExchangePipeline {
   // Hands the rate-limit outcome to the stage that asked, then runs the stages after it.
   StageDecision on_limits(Exchange& exchange, const LimitOutcome& outcome) const;
   void on_upstream_message(Exchange& exchange, std::string& message) const;
+  // Before the final answer: "" to send it, else why it is withheld (the first stage's reason).
+  std::string on_answer(Exchange& exchange) const;
   void on_complete(const Exchange& exchange) const;
   bool wants_messages() const { return wants_messages_; }
   bool wants_request_headers() const;

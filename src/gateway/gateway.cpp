@@ -87,6 +87,12 @@ std::optional<http::Response> Gateway::refuse_foreign_origin(
   return std::nullopt;
 }
 
+std::string Gateway::not_ready_reason() const {
+  if (draining_) return "draining";
+  if (options_.readiness_problem) return options_.readiness_problem();
+  return {};
+}
+
 awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigin& origin,
                                 http::Responder& out) {
   const std::string_view path = target_path(request.target());
@@ -96,7 +102,9 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
     co_return;
   }
   if (path == "/readyz") {
-    http::Response readiness = draining_ ? status_json(503, "draining") : status_json(200, "ready");
+    const std::string problem = not_ready_reason();
+    http::Response readiness =
+        problem.empty() ? status_json(200, "ready") : status_json(503, problem);
     co_await out.send(std::move(readiness));
     co_return;
   }
@@ -669,13 +677,11 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   if (decision.answered()) {
     exchange.outcome = "answered_by_gateway";
     if (streaming) {
-      http::SseEvent event;
-      event.data = std::move(decision.body);
-      exchange.client_gone = !co_await out.write_chunk(http::format_sse_event(event));
-      if (!exchange.client_gone) co_await out.end_stream();
+      if (co_await write_answer_event(out, exchange, pipeline_, std::move(decision.body)))
+        co_await out.end_stream();
     } else {
-      exchange.http_status = decision.http_status;
-      co_await out.send(json_response(decision.http_status, std::move(decision.body)));
+      co_await send_answer(out, exchange, pipeline_,
+                           json_response(decision.http_status, std::move(decision.body)));
     }
     pipeline_.on_complete(exchange);
     co_return;
@@ -743,17 +749,15 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
       exchange.outcome = "rejected";
     }
     if (streaming) {
-      http::SseEvent event;
-      event.data = reply_as_message(reply, id, upstream.name());
-      exchange.client_gone = !co_await out.write_chunk(http::format_sse_event(event));
-      if (!exchange.client_gone) co_await out.end_stream();
+      if (co_await write_answer_event(out, exchange, pipeline_,
+                                      reply_as_message(reply, id, upstream.name())))
+        co_await out.end_stream();
       pipeline_.on_complete(exchange);
       co_return;
     }
     auto response = reply_to_response(reply, id, upstream.name());
     if (!sealed_session.empty()) response.set(mcp::header::session_id, sealed_session);
-    exchange.http_status = response.result_int();
-    if (!co_await out.send(std::move(response))) exchange.client_gone = true;
+    co_await send_answer(out, exchange, pipeline_, std::move(response));
     pipeline_.on_complete(exchange);
     co_return;
   }
@@ -792,16 +796,15 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
         : outcome.upstream_failed
             ? outcome.failure
             : "upstream '" + upstream.name() + "' closed the stream without responding";
-    http::SseEvent error_event;
-    error_event.data =
-        mcp::make_error_response(*request_id, mcp::error_code::upstream_unavailable, reason);
-    co_await out.write_chunk(http::format_sse_event(error_event));
     exchange.outcome = "upstream_stream_broken";
+    co_await write_answer_event(
+        out, exchange, pipeline_,
+        mcp::make_error_response(*request_id, mcp::error_code::upstream_unavailable, reason));
     log::warn("exchange ", message.method(), " id=", request_id->dump(), " on '", upstream.name(),
               "': ", reason);
   }
-  exchange.client_gone = outcome.client_gone;
-  if (!outcome.client_gone) co_await out.end_stream();
+  exchange.client_gone = exchange.client_gone || outcome.client_gone;
+  if (!exchange.client_gone) co_await out.end_stream();
   pipeline_.on_complete(exchange);
 }
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,9 @@ struct GatewayOptions {
   // Where policy rate limits keep their buckets: this process (null: a local store is made) or
   // Redis, shared by every replica.
   std::shared_ptr<cluster::RateLimiter> rate_limiter;
+  // Why this replica should take no traffic now besides draining ("" = none), for /readyz: e.g.
+  // an audit log that refuses calls while it cannot be written.
+  std::function<std::string()> readiness_problem;
 };
 
 using Caller = std::shared_ptr<const identity::Identity>;
@@ -94,6 +98,8 @@ class Gateway {
 
   void set_draining() { draining_ = true; }
   bool draining() const { return draining_; }
+  // "" when ready; else what /readyz reports with 503 ("draining", "audit_unavailable", …).
+  std::string not_ready_reason() const;
   // SSE response streams open now (request streams, listen streams, legacy sessions).
   int active_streams() const { return active_streams_.load(std::memory_order_relaxed); }
   std::size_t legacy_sessions() const;

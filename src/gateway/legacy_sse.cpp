@@ -9,6 +9,7 @@
 #include <atomic>
 #include <ctime>
 
+#include "gateway/event_relay.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/responses.hpp"
 #include "membrane/core/log.hpp"
@@ -182,7 +183,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
   }
   if (decision.answered()) {
     exchange.outcome = "answered_by_gateway";
-    co_await session->push(std::move(decision.body));
+    co_await session->push(answer_or_withheld(exchange, pipeline, std::move(decision.body)));
     pipeline.on_complete(exchange);
     co_return;
   }
@@ -192,8 +193,10 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
   }
   if (!message.is_initialize() && !claims) {
     exchange.outcome = "rejected";
-    co_await session->push(mcp::make_error_response(message.id(), mcp::error_code::invalid_request,
-                                                    "Bad Request: send initialize first"));
+    co_await session->push(
+        answer_or_withheld(exchange, pipeline,
+                           mcp::make_error_response(message.id(), mcp::error_code::invalid_request,
+                                                    "Bad Request: send initialize first")));
     pipeline.on_complete(exchange);
     co_return;
   }
@@ -231,7 +234,8 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
     case Kind::message:
       if (message.is_initialize()) session->set_protocol_version(negotiated_version(reply.body));
       pipeline.on_upstream_message(exchange, reply.body);
-      if (!co_await session->push(std::move(reply.body))) exchange.client_gone = true;
+      if (!co_await session->push(answer_or_withheld(exchange, pipeline, std::move(reply.body))))
+        exchange.client_gone = true;
       break;
     case Kind::stream: {
       bool response_seen = false;
@@ -250,6 +254,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
         if (parsed.message && parsed.message->is_response() && parsed.message->id() == id) {
           response_seen = true;
           if (message.is_initialize()) session->set_protocol_version(negotiated_version(data));
+          data = answer_or_withheld(exchange, pipeline, std::move(data));
         }
         if (!co_await session->push(std::move(data))) {
           exchange.client_gone = true;
@@ -264,8 +269,9 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
         exchange.outcome = "upstream_stream_broken";
         log::warn("exchange ", message.method(), " id=", id.dump(), " on '", upstream.name(),
                   "': ", reason);
-        co_await session->push(
-            mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reason));
+        co_await session->push(answer_or_withheld(
+            exchange, pipeline,
+            mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reason)));
       }
       break;
     }
@@ -275,23 +281,27 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
     case Kind::overloaded:
       exchange.outcome = reply.kind == Kind::overloaded ? "overloaded" : "upstream_unavailable";
       log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
-      co_await session->push(
-          mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reply.body));
+      co_await session->push(answer_or_withheld(
+          exchange, pipeline,
+          mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reply.body)));
       break;
     case Kind::session_not_found:
       exchange.outcome = "session_not_found";
-      co_await session->push(
+      co_await session->push(answer_or_withheld(
+          exchange, pipeline,
           mcp::make_error_response(id, mcp::error_code::session_not_found,
                                    "Session not found: upstream '" + upstream.name() +
-                                       "' no longer knows this session; reconnect"));
+                                       "' no longer knows this session; reconnect")));
       break;
     case Kind::rejected:
     case Kind::not_supported:
       exchange.outcome = "rejected";
-      co_await session->push(mcp::make_error_response(
-          id, mcp::error_code::internal_error,
-          "upstream '" + upstream.name() + "' answered HTTP " + std::to_string(reply.http_status) +
-              ": " + reply.body.substr(0, 500)));
+      co_await session->push(answer_or_withheld(
+          exchange, pipeline,
+          mcp::make_error_response(id, mcp::error_code::internal_error,
+                                   "upstream '" + upstream.name() + "' answered HTTP " +
+                                       std::to_string(reply.http_status) + ": " +
+                                       reply.body.substr(0, 500))));
       break;
   }
   pipeline.on_complete(exchange);

@@ -96,8 +96,8 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
   auto decision = co_await judge(exchange);
   if (decision.answered() || decision.kind == StageDecision::Kind::confirm) {
     exchange.outcome = "answered_by_gateway";
-    exchange.http_status = decision.http_status;
-    co_await out.send(json_response(decision.http_status, std::move(decision.body)));
+    co_await send_answer(out, exchange, pipeline_,
+                         json_response(decision.http_status, std::move(decision.body)));
     pipeline_.on_complete(exchange);
     co_return true;
   }
@@ -108,10 +108,9 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
   exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
   if (!discover) {
     exchange.outcome = "upstream_unavailable";
-    exchange.http_status = 502;
     const std::string why = "upstream '" + upstream.name() + "' did not answer server/discover";
     auto failure = jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, why);
-    co_await out.send(std::move(failure));
+    co_await send_answer(out, exchange, pipeline_, std::move(failure));
     pipeline_.on_complete(exchange);
     co_return true;
   }
@@ -130,8 +129,7 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
   response.set(mcp::header::session_id,
                options_.sealer->seal(claims, mcp::SessionTransport::streamable_http));
   exchange.outcome = "answered_by_gateway";
-  exchange.http_status = 200;
-  co_await out.send(std::move(response));
+  co_await send_answer(out, exchange, pipeline_, std::move(response));
   pipeline_.on_complete(exchange);
   co_return true;
 }
@@ -156,17 +154,11 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
     // A response held back from a relayed stream went through the stages already.
     if (!relayed) pipeline_.on_upstream_message(exchange, text);
     if (!streaming) {
-      exchange.http_status = 200;
-      if (!co_await out.send(json_response(200, std::move(text)))) exchange.client_gone = true;
+      co_await send_answer(out, exchange, pipeline_, json_response(200, std::move(text)));
       co_return;
     }
-    http::SseEvent event;
-    event.data = std::move(text);
-    if (!co_await out.write_chunk(http::format_sse_event(event))) {
-      exchange.client_gone = true;
-      co_return;
-    }
-    co_await out.end_stream();
+    if (co_await write_answer_event(out, exchange, pipeline_, std::move(text)))
+      co_await out.end_stream();
   };
   const auto begin_streaming = [&]() -> awaitable<bool> {
     if (streaming) co_return true;
@@ -273,9 +265,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
         co_await finish(std::move(failure));
         co_return;
       }
-      auto response = reply_to_response(reply, id, upstream.name());
-      exchange.http_status = response.result_int();
-      if (!co_await out.send(std::move(response))) exchange.client_gone = true;
+      co_await send_answer(out, exchange, pipeline_, reply_to_response(reply, id, upstream.name()));
       co_return;
     }
 

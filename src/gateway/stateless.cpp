@@ -304,8 +304,8 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
                           {"inputRequests", std::move(input_requests)},
                           {"requestState", seal_request_state(call, mcp::Json(), true)}};
       exchange.outcome = "input_required";
-      exchange.http_status = 200;
-      co_await out.send(json_response(200, result_message(id, std::move(result))));
+      co_await send_answer(out, exchange, pipeline_,
+                           json_response(200, result_message(id, std::move(result))));
       pipeline_.on_complete(exchange);
       co_return;
     }
@@ -313,13 +313,13 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
   call.limits_charged = exchange.limits_charged;
   if (decision.answered()) {
     exchange.outcome = "answered_by_gateway";
-    exchange.http_status = decision.http_status;
     // The gateway's own results (a refusal) are complete results of this revision too.
     if (auto answer = parse_response(decision.body)) {
       mcp::mark_complete_result(*answer, message.method());
       decision.body = dump(*answer);
     }
-    co_await out.send(json_response(decision.http_status, std::move(decision.body)));
+    co_await send_answer(out, exchange, pipeline_,
+                         json_response(decision.http_status, std::move(decision.body)));
     pipeline_.on_complete(exchange);
     co_return;
   }
@@ -409,8 +409,7 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
     std::string body = result_message(id, std::move(*cached));
     exchange.outcome = "cached";
     pipeline_.on_upstream_message(exchange, body);
-    exchange.http_status = 200;
-    if (!co_await out.send(json_response(200, std::move(body)))) exchange.client_gone = true;
+    co_await send_answer(out, exchange, pipeline_, json_response(200, std::move(body)));
     co_return;
   }
 
@@ -448,8 +447,7 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
   if (reply.kind == Kind::message) {
     finish(reply.body, true);
     pipeline_.on_upstream_message(exchange, reply.body);
-    exchange.http_status = 200;
-    if (!co_await out.send(json_response(200, std::move(reply.body)))) exchange.client_gone = true;
+    co_await send_answer(out, exchange, pipeline_, json_response(200, std::move(reply.body)));
     co_return;
   }
   if (reply.kind != Kind::stream) {
@@ -459,9 +457,7 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
     } else {
       exchange.outcome = "rejected";
     }
-    auto response = reply_to_response(reply, id, upstream.name());
-    exchange.http_status = response.result_int();
-    if (!co_await out.send(std::move(response))) exchange.client_gone = true;
+    co_await send_answer(out, exchange, pipeline_, reply_to_response(reply, id, upstream.name()));
     co_return;
   }
 
@@ -499,10 +495,9 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
             : "upstream '" + upstream.name() + "' closed the stream without responding");
     exchange.outcome = "upstream_stream_broken";
   }
-  if (!event.data.empty() && !co_await out.write_chunk(http::format_sse_event(event))) {
-    exchange.client_gone = true;
+  if (!event.data.empty() &&
+      !co_await write_answer_event(out, exchange, pipeline_, std::move(event.data)))
     co_return;
-  }
   co_await out.end_stream();
 }
 
@@ -531,12 +526,14 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
     if (!parked || parked->subject != call.client->subject ||
         parked->request_digest != call.digest) {
       exchange.outcome = "rejected";
-      exchange.http_status = 400;
-      co_await out.send(jsonrpc_error(
-          400, id, mcp::error_code::invalid_params,
-          "Invalid params: the call waiting for this input is no longer held by the gateway (it "
-          "timed out, was answered already, or this request reached another replica); send the "
-          "request again without requestState"));
+      co_await send_answer(
+          out, exchange, pipeline_,
+          jsonrpc_error(
+              400, id, mcp::error_code::invalid_params,
+              "Invalid params: the call waiting for this input is no longer held by the gateway "
+              "(it "
+              "timed out, was answered already, or this request reached another replica); send the "
+              "request again without requestState"));
       co_return;
     }
     upstream::ForwardContext context;
@@ -575,17 +572,16 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
     if (!session) {
       log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", error);
       exchange.outcome = "upstream_unavailable";
-      exchange.http_status = 502;
-      co_await out.send(jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, error));
+      co_await send_answer(out, exchange, pipeline_,
+                           jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, error));
       co_return;
     }
     exchange.upstream_protocol_version = session->claims.protocol_version;
     if (message.method() == "server/discover") {
       exchange.outcome = "answered_by_gateway";
-      exchange.http_status = 200;
       std::string body =
           result_message(id, mcp::discover_from_initialize(session->initialize_result));
-      co_await out.send(json_response(200, std::move(body)));
+      co_await send_answer(out, exchange, pipeline_, json_response(200, std::move(body)));
       co_return;
     }
     if (message.method() == "subscriptions/listen") {
@@ -638,16 +634,12 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
         reply.body = dump(*response);
       }
       pipeline_.on_upstream_message(exchange, reply.body);
-      exchange.http_status = 200;
-      if (!co_await out.send(json_response(200, std::move(reply.body))))
-        exchange.client_gone = true;
+      co_await send_answer(out, exchange, pipeline_, json_response(200, std::move(reply.body)));
       co_return;
     }
     if (reply.kind != Kind::stream) {
       exchange.outcome = reply.kind == Kind::unavailable ? "upstream_unavailable" : "rejected";
-      auto response = reply_to_response(reply, id, upstream.name());
-      exchange.http_status = response.result_int();
-      if (!co_await out.send(std::move(response))) exchange.client_gone = true;
+      co_await send_answer(out, exchange, pipeline_, reply_to_response(reply, id, upstream.name()));
       co_return;
     }
     auto pump = co_await EventPump::start(std::move(reply.stream));
@@ -668,11 +660,11 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
   const StreamCount counted(active_streams_);
   bool streaming = false;
   exchange.http_status = 200;
+  // The call's final answer.
   const auto send_text = [&](std::string text) -> awaitable<bool> {
-    if (!streaming) co_return co_await out.send(json_response(200, std::move(text)));
-    http::SseEvent event;
-    event.data = std::move(text);
-    if (!co_await out.write_chunk(http::format_sse_event(event))) co_return false;
+    if (!streaming)
+      co_return co_await send_answer(out, exchange, pipeline_, json_response(200, std::move(text)));
+    if (!co_await write_answer_event(out, exchange, pipeline_, std::move(text))) co_return false;
     co_return co_await out.end_stream();
   };
   const auto cancel_upstream = [&]() -> awaitable<void> {

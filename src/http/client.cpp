@@ -275,6 +275,10 @@ bool ClientResponse::complete() const {
   return state_->parser.is_done();
 }
 
+void ClientResponse::expires_at(std::chrono::steady_clock::time_point deadline) {
+  if (state_->connection) state_->connection->tcp().expires_at(deadline);
+}
+
 void ClientResponse::abort() {
   state_->aborted = true;
   if (state_->connection) {

@@ -60,6 +60,9 @@ class ClientResponse {
   // The whole body, failing with message_size beyond `limit` bytes.
   awaitable<std::pair<error_code, std::string>> read_all(std::size_t limit);
   bool complete() const;
+  // Reads after `deadline` fail with beast::error::timeout and close the connection: an
+  // upstream's silence is bounded even when its stream stays open.
+  void expires_at(std::chrono::steady_clock::time_point deadline);
   // Stop reading: the connection is closed instead of going back to the pool.
   void abort();
 

@@ -57,11 +57,21 @@ awaitable<void> OtlpExporter::flush_and_stop() {
       std::lock_guard lock(mutex_);
       if (queue_.empty()) co_return;
     }
-    co_await export_batch();
+    if (!co_await export_batch()) break;
   }
+  std::lock_guard lock(mutex_);
+  if (!queue_.empty())
+    log::warn("OTLP: ", queue_.size(), " span(s) dropped at shutdown: the collector failed");
+  dropped_.fetch_add(queue_.size(), std::memory_order_relaxed);
+  queue_.clear();
 }
 
-awaitable<void> OtlpExporter::export_batch() {
+std::size_t OtlpExporter::queued() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+awaitable<bool> OtlpExporter::export_batch() {
   std::vector<telemetry::Span> batch;
   {
     std::lock_guard lock(mutex_);
@@ -71,7 +81,7 @@ awaitable<void> OtlpExporter::export_batch() {
       queue_.pop_front();
     }
   }
-  if (batch.empty()) co_return;
+  if (batch.empty()) co_return true;
   const std::string body =
       telemetry::otlp_json(batch, options_.service_name, options_.service_version);
   asio::steady_timer pause(co_await asio::this_coro::executor);
@@ -80,7 +90,7 @@ awaitable<void> OtlpExporter::export_batch() {
     if (co_await post(body)) {
       exported_.fetch_add(batch.size(), std::memory_order_relaxed);
       warned_ = false;
-      co_return;
+      co_return true;
     }
     if (attempt == options_.max_attempts || stopping_) break;
     pause.expires_after(backoff);
@@ -88,6 +98,7 @@ awaitable<void> OtlpExporter::export_batch() {
     backoff *= 2;
   }
   dropped_.fetch_add(batch.size(), std::memory_order_relaxed);
+  co_return false;
 }
 
 awaitable<bool> OtlpExporter::post(const std::string& body) {

@@ -38,21 +38,23 @@ class OtlpExporter {
 
   // The export loop: run on one worker until stop().
   awaitable<void> run();
-  // Sends everything queued (shutdown), then ends the loop.
+  // Sends what is queued (shutdown), then ends the loop. A collector that fails a batch gets no
+  // more: the rest is dropped and counted, so a dead collector cannot hold the shutdown.
   awaitable<void> flush_and_stop();
 
   std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   std::uint64_t exported() const { return exported_.load(std::memory_order_relaxed); }
+  std::size_t queued() const;
   const std::string& url() const { return url_text_; }
 
  private:
-  awaitable<void> export_batch();
+  awaitable<bool> export_batch();  // false when the batch was dropped
   awaitable<bool> post(const std::string& body);
 
   OtlpOptions options_;
   std::string url_text_;
   http::HttpClient client_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::deque<telemetry::Span> queue_;
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> exported_{0};

@@ -1,9 +1,15 @@
 // Streamable HTTP upstream (MCP 2025-11-25 transports): each downstream message becomes one POST
 // on a pooled keep-alive connection; an SSE reply is decoded event by event as bytes arrive.
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <deque>
+#include <functional>
+#include <optional>
 
 #include "http/client.hpp"
 #include "http/tls.hpp"
@@ -23,24 +29,71 @@ bool is_event_stream(std::string_view content_type) {
   return content_type.substr(0, 17) == "text/event-stream";
 }
 
+// application/json, with or without parameters (charset), in any letter case.
+bool is_json_type(std::string_view content_type) {
+  const auto type = content_type.substr(0, content_type.find(';'));
+  constexpr std::string_view json = "application/json";
+  std::size_t begin = type.find_first_not_of(' ');
+  std::size_t end = type.find_last_not_of(' ');
+  if (begin == std::string_view::npos) return false;
+  const auto bare = type.substr(begin, end - begin + 1);
+  return bare.size() == json.size() &&
+         std::equal(bare.begin(), bare.end(), json.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == b;
+         });
+}
+
+// Why an upstream message cannot be relayed; empty when it can. What the gateway passes on is one
+// JSON object in valid UTF-8: what the policy stages parse (redaction) is then what the client
+// parses. The check builds no document.
+std::string unreadable_message(std::string_view data) {
+  if (!mcp::Json::accept(data)) return "not valid JSON in UTF-8";
+  const auto first = data.find_first_not_of(" \t\r\n");
+  if (data[first] != '{') return "JSON, but not a JSON-RPC message (not an object)";
+  return {};
+}
+
+std::string too_large(std::size_t limit, std::string_view where) {
+  return "a message too large: more than " + std::to_string(limit) + " bytes " +
+         std::string(where) + " (limits.max_upstream_message)";
+}
+
+// The SSE reply to one request, or a session's listen stream, decoded event by event.
+//
+// A request's stream has a quiet limit (timeouts.upstream_response): the longest the upstream may
+// send no event about the request. Past it the stream fails (the client gets -32002), the
+// connection closes, and `on_quiet` tells a session server the request is cancelled. Bytes that
+// are not events (SSE comments, an event never ended) do not count as an answer: an upstream
+// keeping its connection busy must not hold a call forever while the gateway's keep-alives keep
+// the client from timing out. Listen streams have no limit: silence is their normal state.
 class HttpEventStream final : public ReplyStream {
  public:
   HttpEventStream(std::unique_ptr<http::ClientResponse> response, std::string upstream_name,
-                  std::size_t max_event_bytes)
+                  std::size_t max_event_bytes, std::chrono::milliseconds quiet_limit = {},
+                  std::function<void()> on_quiet = {})
       : response_(std::move(response)),
         upstream_name_(std::move(upstream_name)),
-        decoder_(max_event_bytes) {}
+        max_event_bytes_(max_event_bytes),
+        decoder_(max_event_bytes),
+        quiet_limit_(quiet_limit),
+        on_quiet_(std::move(on_quiet)),
+        last_event_(std::chrono::steady_clock::now()) {}
 
   awaitable<StreamRead> next() override {
     while (events_.empty()) {
-      if (finished_) co_return StreamRead{};
+      if (finished_) co_return ended();
+      if (quiet_limit_.count() > 0) response_->expires_at(last_event_ + quiet_limit_);
       auto [ec, piece] = co_await response_->read_some();
       if (ec) {
         finished_ = true;
-        StreamRead read;
-        read.status = aborted_ ? ReadStatus::end : ReadStatus::failed;
-        read.error = "upstream '" + upstream_name_ + "' broke off the stream: " + ec.message();
-        co_return read;
+        if (aborted_) co_return StreamRead{};
+        if (ec == boost::beast::error::timeout && quiet_limit_.count() > 0) {
+          if (on_quiet_) on_quiet_();
+          co_return failed("sent nothing for this request in " +
+                           std::to_string(quiet_limit_.count()) +
+                           " ms (timeouts.upstream_response); it was cancelled");
+        }
+        co_return failed("broke off the stream: " + ec.message());
       }
       if (piece.empty()) {
         finished_ = true;
@@ -50,13 +103,23 @@ class HttpEventStream final : public ReplyStream {
       if (!decoder_.feed(piece, decoded)) {
         finished_ = true;
         response_->abort();
-        StreamRead read;
-        read.status = ReadStatus::failed;
-        read.error = "upstream '" + upstream_name_ + "' sent an event larger than the limit";
-        co_return read;
+        co_return failed("sent " + too_large(max_event_bytes_, "in one event"));
       }
       for (auto& event : decoded) {
+        last_event_ = std::chrono::steady_clock::now();
         if (event.has_id) saw_event_id_ = true;
+        if (!event.data.empty()) {
+          if (auto why = unreadable_message(event.data); !why.empty()) {
+            if (dropped_++ == 0) {
+              first_drop_ = why;
+              log::warn("upstream '", upstream_name_, "' sent an SSE event of ", event.data.size(),
+                        " bytes that is ", why, ": dropped (further ones on this stream too)");
+            }
+            // An id still counts for resumption; the data never reaches the client.
+            if (!event.has_id) continue;
+            event.data.clear();
+          }
+        }
         events_.push_back(std::move(event));
       }
     }
@@ -75,10 +138,33 @@ class HttpEventStream final : public ReplyStream {
   bool resumable() const override { return saw_event_id_; }
 
  private:
+  StreamRead failed(std::string what) const {
+    StreamRead read;
+    read.status = ReadStatus::failed;
+    read.error = "upstream '" + upstream_name_ + "' " + what;
+    return read;
+  }
+
+  // The end of the stream. One that carried messages the gateway had to drop is a failure: the
+  // client is told what the upstream sent instead of only that it never answered.
+  StreamRead ended() {
+    if (dropped_ == 0 || reported_drops_) return StreamRead{};
+    reported_drops_ = true;
+    return failed("closed the stream after sending " + std::to_string(dropped_) +
+                  " event(s) that the gateway dropped (" + first_drop_ + ")");
+  }
+
   std::unique_ptr<http::ClientResponse> response_;
   std::string upstream_name_;
+  std::size_t max_event_bytes_;
   http::SseDecoder decoder_;
+  std::chrono::milliseconds quiet_limit_;
+  std::function<void()> on_quiet_;
+  std::chrono::steady_clock::time_point last_event_;
   std::deque<http::SseEvent> events_;
+  std::size_t dropped_ = 0;
+  std::string first_drop_;
+  bool reported_drops_ = false;
   bool finished_ = false;
   bool aborted_ = false;
   bool saw_event_id_ = false;
@@ -142,19 +228,48 @@ class HttpUpstream final : public Upstream {
     }
     if (is_event_stream(reply.content_type)) {
       reply.kind = UpstreamReply::Kind::stream;
+      // A listen request's stream is quiet by nature; a call's must answer in time.
+      const bool bounded = message.is_request() && message.method() != "subscriptions/listen";
+      std::chrono::milliseconds quiet_limit{0};
+      std::function<void()> on_quiet;
+      if (bounded) {
+        quiet_limit = options_.response_timeout;
+        on_quiet = cancel_on_quiet(message, session, context, co_await asio::this_coro::executor);
+      }
       reply.stream = std::make_unique<HttpEventStream>(std::move(result.response), options_.name,
-                                                       options_.max_message_bytes);
+                                                       options_.max_message_bytes, quiet_limit,
+                                                       std::move(on_quiet));
       co_return reply;
     }
     auto [ec, body] = co_await response.read_all(options_.max_message_bytes);
     if (ec) {
       std::string reason = "upstream '" + options_.name + "' failed while sending its response: ";
-      reason += ec == bhttp::error::body_limit ? std::string("larger than the message limit")
-                                               : ec.message();
+      reason += ec == bhttp::error::body_limit
+                    ? too_large(options_.max_message_bytes, "in its response body")
+                : ec == boost::beast::error::timeout
+                    ? "not complete within " + std::to_string(options_.response_timeout.count()) +
+                          " ms (timeouts.upstream_response)"
+                    : ec.message();
       co_return UpstreamReply::failure(std::move(reason));
     }
     reply.body = std::move(body);
-    reply.kind = reply.body.empty() ? UpstreamReply::Kind::accepted : UpstreamReply::Kind::message;
+    if (reply.body.empty()) {
+      reply.kind = UpstreamReply::Kind::accepted;
+      co_return reply;
+    }
+    // MCP transports: a POST is answered with application/json or text/event-stream, nothing
+    // else. The body is passed on byte for byte, so it is checked first.
+    if (!is_json_type(reply.content_type)) {
+      co_return UpstreamReply::failure(
+          "upstream '" + options_.name + "' answered with Content-Type '" +
+          reply.content_type.substr(0, 100) +
+          "', not application/json or text/event-stream (MCP Streamable HTTP)");
+    }
+    if (auto why = unreadable_message(reply.body); !why.empty()) {
+      co_return UpstreamReply::failure("upstream '" + options_.name +
+                                       "' answered with a body that is " + why);
+    }
+    reply.kind = UpstreamReply::Kind::message;
     co_return reply;
   }
 
@@ -244,6 +359,47 @@ class HttpUpstream final : public Upstream {
     for (const auto& [name, value] : context.headers)
       request.set(name, value);
     return request;
+  }
+
+  // What the stream of a request does when the upstream stays silent past its limit: a session
+  // server is told the request is cancelled (MCP cancellation), as the client itself would; a
+  // 2026-07-28 server learns it from its request closing, and initialize may not be cancelled.
+  std::function<void()> cancel_on_quiet(const mcp::Message& message,
+                                        const mcp::SessionClaims* session,
+                                        const ForwardContext& context,
+                                        asio::any_io_executor executor) {
+    if (message.is_initialize() || mcp::is_stateless_protocol_version(context.protocol_version))
+      return {};
+    std::optional<mcp::SessionClaims> claims;
+    if (session) claims = *session;
+    return [this, executor, claims = std::move(claims), id = message.id(),
+            version = context.protocol_version] {
+      asio::co_spawn(executor, tell_cancelled(claims, id, version), asio::detached);
+    };
+  }
+
+  awaitable<void> tell_cancelled(std::optional<mcp::SessionClaims> session, mcp::Json id,
+                                 std::string protocol_version) {
+    const mcp::Json cancelled = {
+        {"jsonrpc", "2.0"},
+        {"method", "notifications/cancelled"},
+        {"params",
+         {{"requestId", std::move(id)},
+          {"reason", "the gateway gave up waiting (timeouts.upstream_response)"}}}};
+    ForwardContext context;
+    context.protocol_version = std::move(protocol_version);
+    auto request = make_request(bhttp::verb::post, session ? &*session : nullptr, context);
+    request.set(bhttp::field::content_type, "application/json");
+    request.set(bhttp::field::accept, "application/json, text/event-stream");
+    request.body() = cancelled.dump();
+    if (auto problem = co_await add_credentials(request); !problem.empty()) co_return;
+    auto result = co_await client_.send(std::move(request));
+    if (!result.response) {
+      log::debug("upstream '", options_.name,
+                 "': notifications/cancelled not delivered: ", result.error);
+      co_return;
+    }
+    co_await result.response->read_all(max_error_body_bytes);
   }
 
   std::string describe_unavailable(const std::string& error) const {

@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <filesystem>
 #include <fstream>
@@ -86,5 +89,105 @@ TEST_CASE("a damaged last line stops the writer instead of extending a broken ch
   std::ofstream(path) << "{\"seq\":1,\"prev\":\"" << std::string(64, '0')
                       << "\",\"n\":2,\"hash\":\"" << std::string(64, 'f') << "\"}\n";
   CHECK_THROWS_WITH(AuditLog(path, FsyncPolicy::none), Catch::Contains("last line is damaged"));
+  std::filesystem::remove(path);
+}
+
+namespace {
+// Lowers this process's file-size limit (RLIMIT_FSIZE) for as long as it lives: a real failing
+// write(2) (EFBIG), the way a full disk fails one (ENOSPC).
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &saved_);
+    previous_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit lowered = saved_;
+    lowered.rlim_cur = bytes;
+    ::setrlimit(RLIMIT_FSIZE, &lowered);
+  }
+  ~FileSizeLimit() { lift(); }
+  void lift() {
+    if (lifted_) return;
+    lifted_ = true;
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, previous_handler_);
+  }
+
+ private:
+  rlimit saved_{};
+  void (*previous_handler_)(int) = nullptr;
+  bool lifted_ = false;
+};
+}  // namespace
+
+TEST_CASE("a write that fails holds the record back; the first write after it tells of the gap") {
+  const std::string path = temp_path("full.log");
+  std::filesystem::remove(path);
+  {
+    AuditLog log(path, FsyncPolicy::none);
+    REQUIRE(log.append({{"n", 1}}));
+    FileSizeLimit limit(std::filesystem::file_size(path) + 10);  // the next line is cut short
+    CHECK_FALSE(log.append({{"n", 2}}, {{"answer_withheld", true}}));
+    CHECK_FALSE(log.writable());
+    CHECK_FALSE(log.append({{"n", 3}}));
+    CHECK_FALSE(log.retry());
+    log.count_refused();
+    CHECK(log.records_held_back() == 2);
+    CHECK(log.write_failures() >= 3);
+    CHECK(log.problem().find("File too large") != std::string::npos);
+    // The cut line was taken back: the file holds whole lines only.
+    CHECK(verify_files({path}).ok);
+    CHECK_FALSE(verify_files({path}).incomplete_tail);
+    limit.lift();
+    CHECK(log.retry());
+    CHECK(log.writable());
+    CHECK(log.records_held_back() == 0);
+    CHECK(log.append({{"n", 4}}));
+  }
+  const auto result = verify_files({path});
+  CHECK(result.ok);
+  CHECK(result.records == 5);
+  std::ifstream in(path);
+  std::vector<Json> records;
+  for (std::string line; std::getline(in, line);)
+    records.push_back(Json::parse(line));
+  REQUIRE(records.size() == 5);
+  CHECK(records[1]["type"] == "gap");
+  CHECK(records[1]["late"] == 2);
+  CHECK(records[1]["refused"] == 1);
+  CHECK(records[1]["lost"] == 0);
+  CHECK(records[2]["n"] == 2);
+  CHECK(records[2]["answer_withheld"] == true);
+  CHECK(records[3]["n"] == 3);
+  CHECK(records[4]["n"] == 4);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("past max_held_back records are lost, and counted") {
+  const std::string path = temp_path("lost.log");
+  std::filesystem::remove(path);
+  {
+    AuditOptions options;
+    options.path = path;
+    options.max_held_back = 2;
+    AuditLog log(options);
+    REQUIRE(log.append({{"n", 0}}));
+    FileSizeLimit limit(std::filesystem::file_size(path));
+    for (int n = 1; n <= 5; ++n)
+      CHECK_FALSE(log.append({{"n", n}}));
+    CHECK(log.records_held_back() == 2);
+    CHECK(log.records_lost() == 3);
+    limit.lift();
+    CHECK(log.retry());
+  }
+  std::ifstream in(path);
+  std::vector<Json> records;
+  for (std::string line; std::getline(in, line);)
+    records.push_back(Json::parse(line));
+  REQUIRE(records.size() == 4);
+  CHECK(records[1]["type"] == "gap");
+  CHECK(records[1]["lost"] == 3);
+  CHECK(records[2]["n"] == 1);
+  CHECK(records[3]["n"] == 2);
+  CHECK(verify_files({path}).ok);
   std::filesystem::remove(path);
 }

@@ -195,6 +195,9 @@ struct AuditConfig {
   std::size_t rotate_bytes = 0;     // rotate: past this size a new file continues the chain
   std::string key_file;             // signs checkpoints (ES256 JWK/JWKS; created when missing)
   std::uint64_t checkpoint_every = 1000;  // records between signed checkpoints
+  // on_error: while the log cannot be written, calls are refused (true, the default: no call
+  // without its record) or go on with the failure logged and counted (false).
+  bool refuse_on_error = true;
 };
 
 // State shared by every replica, in Redis: rate-limit buckets, and the answers to approvals that
@@ -231,6 +234,8 @@ struct Config {
     std::string service_name = "membrane";
     bool capture_arguments = false;  // capture: [arguments, results] — they may hold secrets
     bool capture_results = false;
+    // queue: spans waiting for the collector, at most; past it new spans are dropped (counted).
+    std::size_t queue = 8192;
   } otel;
   // The admin listener (/metrics, /healthz, /readyz); none when unset.
   std::optional<ListenerConfig> admin;

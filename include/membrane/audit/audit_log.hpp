@@ -9,7 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -33,6 +35,11 @@ struct AuditOptions {
   // anyone holding the public key can check that the chain up to it is the gateway's.
   std::optional<identity::Jwk> signing_key;
   std::uint64_t checkpoint_every = 1000;
+  // Records that could not be written (disk full, I/O error) are held back, up to this many, and
+  // written when the log works again; past it they are lost, and counted in the gap record.
+  std::size_t max_held_back = 4096;
+  // audit.on_error: only changes what the log says when writes fail (calls refused or going on).
+  bool refuse_when_failing = true;
 };
 
 class AuditLog {
@@ -46,15 +53,36 @@ class AuditLog {
   AuditLog& operator=(const AuditLog&) = delete;
 
   // Appends one record (an object; "seq", "prev" and "hash" are set here). Thread-safe; one
-  // write(2) per line, so a crash leaves at most one incomplete last line. Returns false (and
-  // logs) when the write failed.
-  bool append(Json record);
+  // write(2) per line, so a crash leaves at most one incomplete last line, and the line is in
+  // the file (write(2) returned) when append returns true.
+  //
+  // Returns false when the record could not be written now. The log is then failing: the record
+  // is held back, with `if_held_back`'s members added, and written once a write succeeds again,
+  // after a {"type":"gap"} record that says what happened meanwhile; past max_held_back, records
+  // are lost (counted in that gap record). A write cut short is taken back (or its line ended),
+  // so the chain stays verifiable.
+  bool append(Json record, const Json& if_held_back = nullptr);
+
+  // False from a failed write until a write succeeds again.
+  bool writable() const { return !failing_.load(std::memory_order_acquire); }
+  // While failing: writes the gap record and what is held back. True when the log is writable.
+  bool retry();
+  // A call refused because the log could not be written (counted in the gap record).
+  void count_refused();
+  // Why writes fail ("" when writable).
+  std::string problem() const;
 
   const std::string& path() const { return path_; }
   std::uint64_t records_written() const;
+  std::uint64_t write_failures() const { return write_failures_.load(std::memory_order_relaxed); }
+  std::uint64_t records_lost() const { return records_lost_.load(std::memory_order_relaxed); }
+  std::size_t records_held_back() const;
 
  private:
-  bool write_line(Json record);  // mutex_ held
+  std::string write_line(const Json& record);  // mutex_ held; returns why it failed, or ""
+  bool append_locked(const Json& record);      // write_line + counting and checkpoints
+  bool recover_locked();
+  void note_failure_locked(const std::string& why);
   void open_file();
   void rotate();
   void checkpoint(bool closing);  // mutex_ held
@@ -68,6 +96,20 @@ class AuditLog {
   std::string last_hash_;
   std::uint64_t next_seq_ = 1;
   std::uint64_t written_ = 0;
+  // A line was cut short and could not be taken back: the next write ends it first.
+  bool torn_ = false;
+  // Failure state (mutex_ held, except the atomics).
+  std::atomic<bool> failing_{false};
+  std::atomic<std::uint64_t> write_failures_{0};
+  std::atomic<std::uint64_t> records_lost_{0};
+  std::deque<Json> held_back_;
+  bool gap_pending_ = false;
+  std::string failing_since_;
+  std::string last_error_;
+  std::uint64_t failures_this_outage_ = 0;
+  std::uint64_t lost_this_outage_ = 0;
+  std::uint64_t refused_this_outage_ = 0;
+  std::int64_t last_report_ms_ = 0;
 };
 
 // The line for `record` chained after `prev` (what AuditLog writes, without the newline).
