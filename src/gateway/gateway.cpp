@@ -803,6 +803,9 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     log::warn("exchange ", message.method(), " id=", request_id->dump(), " on '", upstream.name(),
               "': ", reason);
   }
+  // A client that left before its answer: the record says so (it said "ok" so far).
+  if (outcome.client_gone && request_id && !outcome.response_seen)
+    mark_abandoned_by_client(exchange);
   exchange.client_gone = exchange.client_gone || outcome.client_gone;
   if (!exchange.client_gone) co_await out.end_stream();
   pipeline_.on_complete(exchange);

@@ -234,7 +234,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
       pump->stop();
       if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
       if (outcome.client_gone) {
-        exchange.client_gone = true;
+        mark_abandoned_by_client(exchange);
         co_return;
       }
       if (cancellation->cancelled() && !outcome.response_seen) {

@@ -481,8 +481,10 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
   pump->stop();
   if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
   out.set_interruptible(false);
-  exchange.client_gone = outcome.client_gone;
-  if (outcome.client_gone) co_return;
+  if (outcome.client_gone) {
+    mark_abandoned_by_client(exchange);
+    co_return;
+  }
   http::SseEvent event;
   if (outcome.response_seen) {
     finish(held, false);
@@ -564,9 +566,8 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
                                            call.caller, error, &overload);
     if (!session && overload.kind == upstream::UpstreamReply::Kind::overloaded) {
       exchange.outcome = "overloaded";
-      auto response = reply_to_response(overload, id, upstream.name());
-      exchange.http_status = response.result_int();
-      co_await out.send(std::move(response));
+      co_await send_answer(out, exchange, pipeline_,
+                           reply_to_response(overload, id, upstream.name()));
       co_return;
     }
     if (!session) {
@@ -667,8 +668,10 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
     if (!co_await write_answer_event(out, exchange, pipeline_, std::move(text))) co_return false;
     co_return co_await out.end_stream();
   };
+  // A stdio child is told by the upstream itself when the call's stream is dropped unanswered.
   const auto cancel_upstream = [&]() -> awaitable<void> {
-    co_await tell_session_cancelled(upstream, session->claims, upstream_request_id);
+    if (upstream.transport() == "http")
+      co_await tell_session_cancelled(upstream, session->claims, upstream_request_id);
   };
   // Over HTTP a server may ask on the session's standalone stream instead of the call's: that
   // stream's requests come to this pump while the call runs.
@@ -686,13 +689,13 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
   for (;;) {
     auto next = co_await pump->next(options_.sse_keep_alive);
     if (client_left) {
-      exchange.client_gone = true;
+      mark_abandoned_by_client(exchange);
       co_await cancel_upstream();
       co_return;
     }
     if (next.kind == EventPump::Kind::tick) {
       if (streaming && !co_await out.write_chunk(http::sse_keep_alive_comment)) {
-        exchange.client_gone = true;
+        mark_abandoned_by_client(exchange);
         pump->stop();
         co_await cancel_upstream();
         co_return;
@@ -770,7 +773,7 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
     if (method != "notifications/progress" && method != "notifications/message") continue;
     if (!streaming) {
       if (!co_await out.begin_stream(event_stream_header())) {
-        exchange.client_gone = true;
+        mark_abandoned_by_client(exchange);
         pump->stop();
         co_await cancel_upstream();
         co_return;
@@ -791,7 +794,7 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
     http::SseEvent event;
     event.data = std::move(data);
     if (!co_await out.write_chunk(http::format_sse_event(event))) {
-      exchange.client_gone = true;
+      mark_abandoned_by_client(exchange);
       pump->stop();
       co_await cancel_upstream();
       co_return;

@@ -13,6 +13,7 @@
 
 #include "http/client.hpp"
 #include "http/tls.hpp"
+#include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/mcp/protocol.hpp"
 #include "upstream/credentials.hpp"
@@ -47,6 +48,9 @@ bool is_json_type(std::string_view content_type) {
 // JSON object in valid UTF-8: what the policy stages parse (redaction) is then what the client
 // parses. The check builds no document.
 std::string unreadable_message(std::string_view data) {
+  // Measured first: whatever the gateway relays, its stages may parse and walk.
+  if (const auto limit = json::max_depth(); json::nesting_depth(data, limit) > limit)
+    return json::too_deep_message(limit);
   if (!mcp::Json::accept(data)) return "not valid JSON in UTF-8";
   const auto first = data.find_first_not_of(" \t\r\n");
   if (data[first] != '{') return "JSON, but not a JSON-RPC message (not an object)";

@@ -201,10 +201,28 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
     drop_pending_locked(key);
   }
 
+  // The reader of a request's stream is gone: the answer was delivered, or the client left first.
+  // A request still unanswered is then cancelled at the child, as the client would have done
+  // (MCP cancellation; initialize may not be cancelled): the child cannot see the client leave,
+  // and its answer would have nowhere to go.
+  void abandon_request(const std::string& key, const mcp::Json& id, bool cancellable) {
+    bool unanswered = false;
+    {
+      std::lock_guard lock(mutex_);
+      unanswered = pending_.contains(key);
+      drop_pending_locked(key);
+    }
+    if (unanswered && cancellable) send_cancelled(id, "the client went away before the answer");
+  }
+
   // Gives up on a request the child did not answer in time: it stops routing its messages and
   // tells the child, as a client would (MCP cancellation), so the server can stop working on it.
   void cancel_request(const std::string& key, const mcp::Json& id, std::string_view reason) {
     forget_request(key);
+    send_cancelled(id, reason);
+  }
+
+  void send_cancelled(const mcp::Json& id, std::string_view reason) {
     const mcp::Json cancelled = {{"jsonrpc", "2.0"},
                                  {"method", "notifications/cancelled"},
                                  {"params", {{"requestId", id}, {"reason", std::string(reason)}}}};
@@ -556,8 +574,8 @@ class StdioUpstream final : public Upstream {
     };
     reply.stream = std::make_unique<DeliveryStream>(
         channel,
-        [weak, key] {
-          if (auto alive = weak.lock()) alive->forget_request(key);
+        [weak, key, id = message.id(), cancellable = !message.is_initialize()] {
+          if (auto alive = weak.lock()) alive->abandon_request(key, id, cancellable);
         },
         options_.response_timeout, std::move(give_up));
     if (!co_await instance->write_line(std::move(raw))) {
