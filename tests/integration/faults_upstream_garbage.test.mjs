@@ -6,9 +6,14 @@
 //
 //   SSE event whose data is not JSON            dropped; the request ends with -32002 "dropped"
 //   SSE event / JSON body with invalid UTF-8    the same (not JSON): never relayed
+//   SSE event nested past limits.max_json_depth the same: never relayed
 //   one event / body over max_upstream_message  -32002 "message too large" (502 for a body)
 //   JSON body labelled text/plain               502 -32002 naming the Content-Type
 //   JSON body cut short, stream reset           502 / -32002 on the stream
+//
+// A stdio child's lines get the same treatment: a line that is not a JSON-RPC message (not JSON,
+// invalid UTF-8) is dropped and logged, and the request goes on waiting for its real answer (lines
+// over the limit stop the child: tests/integration/hardening_stdio.test.mjs).
 //
 // (An upstream killed during a streaming call is tests/integration/mid_stream.test.mjs.)
 import assert from 'node:assert/strict';
@@ -24,6 +29,7 @@ import {
 } from './harness.mjs';
 
 const FAULTY_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'faulty-http-server.mjs');
+const HOSTILE_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'hostile-stdio-server.mjs');
 const LIMIT = 64 * 1024;
 const UPSTREAM_UNAVAILABLE = -32002;
 
@@ -43,6 +49,9 @@ before(async () => {
     'upstreams:',
     '  faulty:',
     `    url: ${JSON.stringify(url)}`,
+    '  hostile:',
+    `    command: ${JSON.stringify(NODE)}`,
+    `    args: [${JSON.stringify(HOSTILE_JS)}]`,
     '',
   ].join('\n'));
   gateway = await startGateway(['-c', config], { name: 'membrane (faults: garbage)' });
@@ -79,6 +88,12 @@ describe('SSE events that are not JSON-RPC messages', () => {
     const r = await call('invalid-utf8-event');
     assertError(r, { status: 200, message: /UTF-8/ });
     assert.doesNotMatch(r.response.text, /bad /, 'the bytes never reached the client');
+  });
+
+  test('a response nested deeper than limits.max_json_depth is dropped, not relayed', async () => {
+    const r = await call('deep-event', { levels: 5000 });
+    assertError(r, { status: 200, message: /dropped \(JSON nesting deeper than 64 levels/ });
+    assert.doesNotMatch(r.response.text, /\[\[\[/);
   });
 
   test('the SDK client sees an McpError for its call, not a transport failure or a timeout', async () => {
@@ -133,6 +148,22 @@ describe('an upstream that breaks off', () => {
     const r = await call('reset-mid-stream');
     assertError(r, { status: 200, message: /broke off the stream/ });
     assert.ok(r.response.messages.some((m) => m.method === 'notifications/progress'), 'the progress arrived first');
+  });
+});
+
+describe('a stdio child that writes garbage before its answer', () => {
+  test('the garbage lines are dropped, the real answer arrives', async () => {
+    const stdio = await rawInitialize(gateway.mcp('hostile'));
+    const r = await rawRpc(gateway.mcp('hostile'), {
+      sessionId: stdio.sessionId,
+      protocolVersion: stdio.protocolVersion,
+      method: 'tools/call',
+      params: { name: 'garbage', arguments: {} },
+      timeoutMs: 30_000,
+    });
+    assert.equal(r.message?.result?.content?.[0]?.text, 'the real answer', r.response.text.slice(0, 300));
+    assert.doesNotMatch(r.response.text, /not JSON-RPC|bad /);
+    assert.ok(gateway.lines.some((l) => /hostile.*wrote a line that is not JSON-RPC/.test(l)), 'the garbage was logged');
   });
 });
 
