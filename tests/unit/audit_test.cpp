@@ -119,7 +119,8 @@ class FileSizeLimit {
 };
 }  // namespace
 
-TEST_CASE("a write that fails holds the record back; the first write after it tells of the gap") {
+TEST_CASE(
+    "a write that fails holds the record back, and the first write after it tells of the gap") {
   const std::string path = temp_path("full.log");
   std::filesystem::remove(path);
   {
