@@ -25,7 +25,7 @@ import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 
 import {
   NODE, SOURCE_DIR, cleanup, connectClient, jsonRpcErrorProblems, rawFetch, rawInitialize, rawRpc,
-  spawnManaged, startGateway, tmpDir,
+  spawnManaged, startGateway, tmpDir, waitFor,
 } from './harness.mjs';
 
 const FAULTY_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'faulty-http-server.mjs');
@@ -163,7 +163,9 @@ describe('a stdio child that writes garbage before its answer', () => {
     });
     assert.equal(r.message?.result?.content?.[0]?.text, 'the real answer', r.response.text.slice(0, 300));
     assert.doesNotMatch(r.response.text, /not JSON-RPC|bad /);
-    assert.ok(gateway.lines.some((l) => /hostile.*wrote a line that is not JSON-RPC/.test(l)), 'the garbage was logged');
+    // The gateway's log line may reach this process after the answer did.
+    await waitFor(() => gateway.lines.some((l) => /hostile.*wrote a line that is not JSON-RPC/.test(l)),
+      { what: 'the garbage to be logged' });
   });
 });
 

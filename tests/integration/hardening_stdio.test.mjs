@@ -114,7 +114,8 @@ describe('a legacy HTTP+SSE client that hangs up', () => {
     const [child] = childPids(gateway.pid);
     session.close();
     await waitFor(() => !pidAlive(child), { timeoutMs: 8_000, what: 'the child to stop after the client left' });
-    assert.ok(gateway.lines.some((line) => /legacy SSE session on 'hostile' closed by the client/.test(line)));
+    await waitFor(() => gateway.lines.some((line) => /legacy SSE session on 'hostile' closed by the client/.test(line)),
+      { what: 'the log line saying the client closed it' });
   });
 });
 
