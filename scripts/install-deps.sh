@@ -7,11 +7,13 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libboost1.81-dev libssl-dev
           nlohmann-json3-dev libyaml-cpp-dev libre2-dev catch2 nodejs npm openssl curl
-          nginx-light wrk procps clang libclang-rt-14-dev kubernetes-client redis-server)
+          nginx-light wrk procps clang libclang-rt-14-dev llvm kubernetes-client redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# clang and libclang-rt-14-dev build the sanitizer tree and the fuzz targets (docs/sanitizers.md);
+# llvm provides the llvm-symbolizer that turns the sanitizers' reports into file:line stacks.
 # nodejs/npm may come from elsewhere (nvm, nodesource): a working `node` is what counts.
 if command -v node >/dev/null && command -v npm >/dev/null; then
   missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
