@@ -918,8 +918,9 @@ void ConfigReader::read_limits(Field& field, LimitsConfig& limits) {
       limits.max_buffered_messages = static_cast<std::size_t>(count);
       continue;
     }
-    const auto target =
-        std::find_if(sizes.begin(), sizes.end(), [&](const auto& s) { return s.first == key; });
+    // Named init-captures: clang 14 cannot capture a structured binding (the sanitizer build).
+    const auto target = std::find_if(sizes.begin(), sizes.end(),
+                                     [&name = key](const auto& s) { return s.first == name; });
     *target->second = parse_scalar(value, "a size like 4MiB",
                                    [](const std::string& text) { return parse_size(text); });
   }
@@ -946,7 +947,7 @@ void ConfigReader::read_timeouts(Field& field, TimeoutsConfig& timeouts) {
   for (auto& [key, value] : entries_of(field, allowed)) {
     remember(value);
     const auto target = std::find_if(durations.begin(), durations.end(),
-                                     [&](const auto& d) { return d.first == key; });
+                                     [&name = key](const auto& d) { return d.first == name; });
     const bool allow_zero = key == "shutdown_delay";  // 0s: stop accepting at once
     *target->second = parse_scalar(
         value, "a duration like 15s",

@@ -274,8 +274,11 @@ int serve(const Config& config) {
                                     ? config.worker_threads
                                     : std::max(1u, std::thread::hardware_concurrency());
 
-  // Declaration order is destruction order in reverse: the server and the workers (with every
-  // coroutine frame they still hold) go before the gateway and the upstreams those frames use.
+  // Declaration order is destruction order in reverse. The workers' contexts are declared first
+  // and freed last: the upstreams, pools and clients below own sockets and timers on them. Their
+  // coroutine frames end earlier, at `shutdown_workers`, before the gateway and the upstreams
+  // those frames use.
+  http::WorkerPool workers(worker_count);
   gateway::GatewayOptions options;
   options.origin_policy =
       http::OriginPolicy(config.security.allowed_origins, config.security.allowed_hosts,
@@ -428,7 +431,7 @@ int serve(const Config& config) {
         gateway.client_requests(), redis, redis_options, config.cluster.key_prefix + "approvals");
   }
 
-  http::WorkerPool workers(worker_count);
+  const http::WorkerShutdown shutdown_workers(workers);
   http::ServerOptions server_options;
   server_options.host = config.listen.host;
   server_options.port = config.listen.port;
@@ -567,7 +570,8 @@ int serve(const Config& config) {
         co_await gateway.stop_upstreams();
         if (approval_relay) approval_relay->stop();
         ended_sessions->stop();
-        // Pooled Redis sockets belong to the workers' io_contexts, which go first.
+        // Idle Redis connections are closed now rather than at exit: the server has no more use
+        // for them.
         if (redis) redis->close_idle();
         if (exporter) co_await exporter->flush_and_stop();
         if (admin) admin->close_all();

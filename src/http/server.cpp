@@ -270,9 +270,11 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
       // Beast checks a declared Content-Length against the body limit as soon as the header is
       // complete.
       if (header_ec == bhttp::error::body_limit) {
+        // The header is not done for Beast here (content_length() asserts that it is), but its
+        // fields are parsed, and Beast has checked that Content-Length is a number.
         std::string message = "request body";
-        if (const auto declared = parser.content_length())
-          message += " of " + std::to_string(*declared) + " bytes";
+        if (const auto declared = parser.get()[bhttp::field::content_length]; !declared.empty())
+          message += " of " + std::string(declared) + " bytes";
         message += " exceeds the limit of " + std::to_string(options.max_body_bytes) + " bytes";
         co_await send_error(stream, options, bhttp::status::payload_too_large, std::move(message));
         co_return true;

@@ -13,7 +13,7 @@ thread_local std::size_t worker_index = 0;
 WorkerPool::WorkerPool(unsigned count) {
   if (count == 0) count = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < count; ++i)
-    contexts_.push_back(std::make_unique<asio::io_context>(1));
+    contexts_.push_back(std::make_unique<Context>(1));
 }
 
 WorkerPool::~WorkerPool() {
@@ -21,6 +21,7 @@ WorkerPool::~WorkerPool() {
   for (auto& thread : threads_) {
     if (thread.joinable()) thread.join();
   }
+  shutdown();
 }
 
 asio::io_context& WorkerPool::next_context() {
@@ -60,6 +61,13 @@ void WorkerPool::run() {
 void WorkerPool::stop() {
   for (auto& context : contexts_)
     context->stop();
+}
+
+void WorkerPool::shutdown() {
+  // Every context first, before any is destroyed: a frame ended here may own a timer or socket
+  // of another worker's context.
+  for (auto& context : contexts_)
+    context->shutdown();
 }
 
 }  // namespace membrane::http
