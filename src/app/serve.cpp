@@ -424,7 +424,7 @@ int serve(const Config& config) {
   gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count),
                            std::move(pipeline));
 
-  // Before the workers: coroutines it spawned on them end with them.
+  // Before shutdown_workers: coroutines it spawned on the workers end while it exists.
   std::unique_ptr<gateway::ApprovalRelay> approval_relay;
   if (redis) {
     approval_relay = std::make_unique<gateway::ApprovalRelay>(
