@@ -898,10 +898,32 @@ void ConfigReader::read_limits(Field& field, LimitsConfig& limits) {
   const std::vector<std::pair<std::string, std::size_t*>> sizes{
       {"max_request_body", &limits.max_request_body_bytes},
       {"max_request_header", &limits.max_request_header_bytes},
-      {"max_upstream_message", &limits.max_upstream_message_bytes}};
-  for (auto& [key, value] :
-       entries_of(field, {"max_request_body", "max_request_header", "max_upstream_message",
-                          "max_buffered_messages", "max_json_depth"})) {
+      {"max_upstream_message", &limits.max_upstream_message_bytes},
+      {"max_stream_buffer", &limits.max_stream_buffer_bytes},
+      {"max_buffered_bytes", &limits.max_buffered_bytes}};
+  const std::vector<std::pair<std::string, std::size_t*>> counts{
+      {"max_buffered_messages", &limits.max_buffered_messages},
+      {"max_connections", &limits.max_connections},
+      {"max_streams", &limits.max_streams},
+      {"max_sessions", &limits.max_sessions},
+      {"max_sessions_per_caller", &limits.max_sessions_per_caller}};
+  const std::vector<std::pair<std::string, Milliseconds*>> durations{
+      {"session_idle", &limits.session_idle}, {"retry_after", &limits.retry_after}};
+  std::vector<std::string> allowed;
+  for (const auto& entry : sizes)
+    allowed.push_back(entry.first);
+  for (const auto& entry : counts)
+    allowed.push_back(entry.first);
+  for (const auto& entry : durations)
+    allowed.push_back(entry.first);
+  allowed.push_back("max_json_depth");
+  const auto lookup = [](const auto& table, const std::string& key) {
+    const auto found =
+        std::find_if(table.begin(), table.end(), [&](const auto& t) { return t.first == key; });
+    return found == table.end() ? nullptr : found->second;
+  };
+  auto entries = entries_of(field, allowed);
+  for (auto& [key, value] : entries) {
     remember(value);
     if (key == "max_json_depth") {
       const std::uint64_t depth = read_unsigned(value, "a number of nesting levels");
@@ -910,19 +932,44 @@ void ConfigReader::read_limits(Field& field, LimitsConfig& limits) {
                         " (MCP messages need a few levels; deep recursion is what this bounds)");
       }
       limits.max_json_depth = static_cast<std::size_t>(depth);
-      continue;
+    } else if (auto* count = lookup(counts, key)) {
+      const std::uint64_t number = read_unsigned(
+          value, key == "max_buffered_messages" ? "a number of messages" : "a whole number");
+      if (number == 0) fail(value, "must be greater than zero");
+      if (number > std::numeric_limits<std::uint32_t>::max()) {
+        fail(value, "is too large (at most " +
+                        std::to_string(std::numeric_limits<std::uint32_t>::max()) + ")");
+      }
+      *count = static_cast<std::size_t>(number);
+    } else if (auto* duration = lookup(durations, key)) {
+      *duration = parse_scalar(value, "a duration like 30m",
+                               [](const std::string& text) { return parse_duration(text); });
+      // Retry-After is a number of seconds.
+      if (key == "retry_after" && duration->count() % 1000 != 0)
+        fail(value, "must be a whole number of seconds (Retry-After counts in seconds)");
+    } else {
+      *lookup(sizes, key) = parse_scalar(value, "a size like 4MiB",
+                                         [](const std::string& text) { return parse_size(text); });
     }
-    if (key == "max_buffered_messages") {
-      const std::uint64_t count = read_unsigned(value, "a number of messages");
-      if (count == 0) fail(value, "must be greater than zero");
-      limits.max_buffered_messages = static_cast<std::size_t>(count);
-      continue;
-    }
-    // Named init-captures: clang 14 cannot capture a structured binding (the sanitizer build).
-    const auto target = std::find_if(sizes.begin(), sizes.end(),
-                                     [&name = key](const auto& s) { return s.first == name; });
-    *target->second = parse_scalar(value, "a size like 4MiB",
-                                   [](const std::string& text) { return parse_size(text); });
+  }
+  // Relations between the keys, reported at the key that breaks them.
+  if (const Field* stream_buffer = find(entries, "max_stream_buffer");
+      stream_buffer && limits.max_stream_buffer_bytes > limits.max_buffered_bytes) {
+    fail(*stream_buffer, "must not exceed limits.max_buffered_bytes (" +
+                             std::to_string(limits.max_buffered_bytes) + " bytes)");
+  } else if (const Field* total = find(entries, "max_buffered_bytes");
+             total && limits.max_stream_buffer_bytes > limits.max_buffered_bytes) {
+    fail(*total, "must be at least limits.max_stream_buffer (" +
+                     std::to_string(limits.max_stream_buffer_bytes) + " bytes)");
+  }
+  if (const Field* per_caller = find(entries, "max_sessions_per_caller");
+      per_caller && limits.max_sessions_per_caller > limits.max_sessions) {
+    fail(*per_caller,
+         "must not exceed limits.max_sessions (" + std::to_string(limits.max_sessions) + ")");
+  } else if (const Field* sessions = find(entries, "max_sessions");
+             sessions && limits.max_sessions_per_caller > limits.max_sessions) {
+    fail(*sessions, "must be at least limits.max_sessions_per_caller (" +
+                        std::to_string(limits.max_sessions_per_caller) + ")");
   }
 }
 

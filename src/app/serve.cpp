@@ -1,6 +1,7 @@
 #include "membrane/app/serve.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <boost/asio/signal_set.hpp>
 
@@ -10,6 +11,7 @@
 #include "app/policy_reload.hpp"
 #include "cluster/rate_limiter.hpp"
 #include "cluster/redis_client.hpp"
+#include "gateway/admission.hpp"
 #include "gateway/approval_relay.hpp"
 #include "gateway/audit_stage.hpp"
 #include "gateway/gateway.hpp"
@@ -259,6 +261,27 @@ std::unique_ptr<http::Server> make_admin_server(http::WorkerPool& workers,
   return server;
 }
 
+// Every client connection costs a descriptor, and usually one more for its upstream connection;
+// stdio children cost three. The soft limit is often 1024 while the hard one is far higher:
+// raise it (as nginx's worker_rlimit_nofile does) so that limits.max_connections, not EMFILE,
+// is what stops new connections.
+void raise_descriptor_limit(std::size_t max_connections) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  const auto wanted = static_cast<rlim_t>(max_connections) * 2 + 256;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted) {
+    log::warn("limits.max_connections is ", max_connections, " but only ", limit.rlim_cur,
+              " file descriptors are allowed (ulimit -n); connections may fail with 'too many "
+              "open files' before the limit refuses them: raise the descriptor limit to at least ",
+              wanted, " or lower limits.max_connections");
+  }
+}
+
 }  // namespace
 
 int serve(const Config& config) {
@@ -288,6 +311,20 @@ int serve(const Config& config) {
   options.sse_keep_alive = config.timeouts.sse_keep_alive;
   options.max_buffered_messages = config.limits.max_buffered_messages;
   options.approval_timeout = config.policy.approval_timeout;
+  // Overload protection (docs/overload.md).
+  const auto& limits = config.limits;
+  const auto overload_stats = std::make_shared<http::OverloadStats>();
+  http::BufferBudget::process().configure(limits.max_stream_buffer_bytes,
+                                          limits.max_buffered_bytes);
+  const auto retry_after = std::chrono::duration_cast<std::chrono::seconds>(limits.retry_after);
+  options.admission.max_streams = limits.max_streams;
+  options.admission.max_sessions = limits.max_sessions;
+  options.admission.max_sessions_per_caller = limits.max_sessions_per_caller;
+  options.admission.session_idle = std::chrono::ceil<std::chrono::seconds>(limits.session_idle);
+  options.admission.retry_after = retry_after;
+  options.overload_stats = overload_stats;
+  options.stdio_session_idle = config.timeouts.stdio_session_idle;
+  raise_descriptor_limit(limits.max_connections);
   options.authenticator = make_authenticator(config.auth);
   if (options.authenticator && is_url(config.auth.jwks)) {
     gateway::RemoteJwksOptions jwks;
@@ -450,6 +487,16 @@ int serve(const Config& config) {
     response.body() = mcp::make_error_response(nullptr, mcp::error_code::invalid_request, message);
     return response;
   };
+  server_options.max_connections = limits.max_connections;
+  server_options.retry_after = retry_after;
+  server_options.overload = overload_stats;
+  server_options.overload_response = [retry_after](std::string_view message) {
+    gateway::Refusal refusal;
+    refusal.limit = http::OverloadLimit::connections;
+    refusal.retry_after = retry_after;
+    refusal.message = std::string(message);
+    return gateway::overload_response(refusal, nullptr);
+  };
   http::Server server(
       workers, std::move(server_options),
       [&gateway](http::Request& request, const http::RequestOrigin& origin, http::Responder& out) {
@@ -469,6 +516,31 @@ int serve(const Config& config) {
     metrics->declare_gauge_function("membrane_legacy_sessions_active",
                                     "Legacy HTTP+SSE sessions open now.",
                                     [&gateway] { return gateway.legacy_sessions(); });
+    std::vector<std::pair<std::string, std::function<double()>>> refusals;
+    for (const auto limit : http::all_overload_limits) {
+      refusals.emplace_back(std::string(http::limit_name(limit)), [overload_stats, limit] {
+        return static_cast<double>(overload_stats->refusals(limit));
+      });
+    }
+    metrics->declare_counter_functions(
+        "membrane_overload_rejections_total",
+        "Requests and connections refused because an overload limit (limits.*) was reached.",
+        "limit", std::move(refusals));
+    metrics->declare_gauge_function("membrane_connections_open", "Client connections open now.",
+                                    [&server] { return server.open_connections(); });
+    metrics->declare_gauge_function(
+        "membrane_stream_slots_used",
+        "Slots of limits.max_streams in use: SSE streams open, and requests waiting for their "
+        "upstream.",
+        [&gateway] { return gateway.admission().streams().in_use(); });
+    metrics->declare_gauge_function(
+        "membrane_sessions_live",
+        "Sessions counted toward limits.max_sessions: in use, or used within limits.session_idle.",
+        [&gateway] { return gateway.admission().sessions().live(); });
+    metrics->declare_gauge_function(
+        "membrane_buffered_event_bytes",
+        "Bytes of upstream events queued for clients that read slower than their upstream writes.",
+        [] { return http::BufferBudget::process().used(); });
     if (exporter) {
       metrics->declare_counter_function("membrane_otlp_spans_dropped_total",
                                         "Spans dropped: queue full, or the collector unreachable.",

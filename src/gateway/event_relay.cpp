@@ -5,6 +5,7 @@
 #include <boost/asio/experimental/concurrent_channel.hpp>
 
 #include "gateway/responses.hpp"
+#include "http/stream_buffer.hpp"
 #include "membrane/http/sse.hpp"
 
 namespace membrane::gateway {
@@ -14,11 +15,25 @@ using namespace asio::experimental::awaitable_operators;
 // again by the client's next request, on another worker.
 using Channel = asio::experimental::concurrent_channel<void(error_code, upstream::StreamRead)>;
 
+namespace {
+// What a read costs the stream's buffer budget while it waits for the writer.
+std::size_t cost(const upstream::StreamRead& read) {
+  return read.event.data.size() + read.event.id.size() + read.event.type.size() +
+         read.error.size() + http::queued_event_overhead;
+}
+}  // namespace
+
 struct EventPump::State {
   State(asio::any_io_executor executor, std::unique_ptr<upstream::ReplyStream> stream)
-      : executor(executor), stream(std::move(stream)), channel(executor, 16) {}
+      : executor(executor),
+        stream(std::move(stream)),
+        buffer(executor),
+        channel(executor, buffer.max_events()) {}
   asio::any_io_executor executor;  // the reader's: the upstream stream lives there
   std::unique_ptr<upstream::ReplyStream> stream;
+  // Bounds what waits here in bytes (limits.max_stream_buffer, limits.max_buffered_bytes): the
+  // reader stops reading the upstream until the writer has caught up.
+  http::StreamBuffer buffer;
   Channel channel;
   std::atomic<bool> stopped{false};
 };
@@ -34,6 +49,7 @@ awaitable<std::shared_ptr<EventPump>> EventPump::start(
           auto read = co_await state->stream->next();
           if (state->stopped) co_return;
           const bool last = read.status != upstream::ReadStatus::message;
+          if (!co_await state->buffer.charge(cost(read))) co_return;
           auto [ec] =
               co_await state->channel.async_send(error_code(), std::move(read), use_nothrow);
           if (ec || last) co_return;
@@ -76,13 +92,18 @@ EventPump::~EventPump() {
 void EventPump::stop() {
   if (state_->stopped.exchange(true)) return;
   state_->channel.close();
+  state_->buffer.close();
   // The stream belongs to the reader's thread.
   asio::post(state_->executor, [state = state_]() { state->stream->abort(); });
 }
 
 bool EventPump::inject(upstream::StreamRead read) {
   if (state_->stopped) return false;
-  return state_->channel.try_send(error_code(), std::move(read));
+  const auto bytes = cost(read);
+  if (!state_->buffer.try_charge(bytes)) return false;
+  if (state_->channel.try_send(error_code(), std::move(read))) return true;
+  state_->buffer.release(bytes);
+  return false;
 }
 
 bool EventPump::resumable() const {
@@ -96,6 +117,7 @@ awaitable<EventPump::Read> EventPump::next(std::chrono::milliseconds keep_alive)
   if (state_->channel.ready()) {
     auto [ec, read] = co_await state_->channel.async_receive(use_nothrow);
     if (!ec) {
+      state_->buffer.release(cost(read));
       out.kind = read.status == upstream::ReadStatus::message ? Kind::message
                  : read.status == upstream::ReadStatus::end   ? Kind::end
                                                               : Kind::failed;
@@ -112,6 +134,7 @@ awaitable<EventPump::Read> EventPump::next(std::chrono::milliseconds keep_alive)
       out.kind = ec == asio::experimental::error::channel_closed ? Kind::end : Kind::cancelled;
       co_return out;
     }
+    state_->buffer.release(cost(read));
     out.kind = read.status == upstream::ReadStatus::message ? Kind::message
                : read.status == upstream::ReadStatus::end   ? Kind::end
                                                             : Kind::failed;

@@ -35,7 +35,9 @@ std::string_view path_segment(std::string_view path, std::string_view prefix,
 
 Gateway::Gateway(GatewayOptions options, std::vector<std::unique_ptr<upstream::Upstream>> upstreams,
                  ExchangePipeline pipeline)
-    : options_(std::move(options)), pipeline_(std::move(pipeline)) {
+    : options_(std::move(options)),
+      pipeline_(std::move(pipeline)),
+      admission_(options_.admission, options_.overload_stats) {
   if (!options_.rate_limiter) options_.rate_limiter = cluster::make_local_rate_limiter();
   if (!options_.ended_sessions) options_.ended_sessions = std::make_shared<EndedSessions>();
   for (auto& upstream : upstreams) {
@@ -318,14 +320,18 @@ http::Response Gateway::protected_resource_metadata(const http::Request& request
 }
 
 awaitable<void> Gateway::handle_streamable(http::Request& request,
-                                           const http::RequestOrigin& origin, http::Responder& out,
-                                           upstream::Upstream& upstream, const Caller& caller) {
+                                           const http::RequestOrigin& origin,
+                                           http::Responder& client, upstream::Upstream& upstream,
+                                           const Caller& caller) {
+  // What the request holds against the overload limits is released once it has been answered.
+  RequestAdmission admitted;
+  AdmittingResponder out(client, admission_.sessions(), admitted);
   switch (request.method()) {
     case bhttp::verb::post:
-      co_await streamable_post(request, origin, out, upstream, caller);
+      co_await streamable_post(request, origin, out, upstream, caller, admitted);
       co_return;
     case bhttp::verb::get:
-      co_await streamable_get(request, out, upstream, caller);
+      co_await streamable_get(request, origin, out, upstream, caller, admitted);
       co_return;
     case bhttp::verb::delete_:
       co_await streamable_delete(request, out, upstream, caller);
@@ -581,7 +587,7 @@ awaitable<Confirmation> Gateway::ask_client(http::Responder& out, const Exchange
 
 awaitable<void> Gateway::streamable_post(http::Request& request, const http::RequestOrigin& origin,
                                          http::Responder& out, upstream::Upstream& upstream,
-                                         const Caller& caller) {
+                                         const Caller& caller, RequestAdmission& admitted) {
   const std::string_view accept = request[bhttp::field::accept];
   if (!accepts(accept, "application/json") || !accepts(accept, "text/event-stream")) {
     co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
@@ -596,6 +602,10 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   }
   const mcp::Message& message = *posted.message;
   const mcp::Json& id = message.id();
+  if (auto refusal = admit_message(admitted, request, message, origin, caller, upstream)) {
+    co_await out.send(overload_response(*refusal, id));
+    co_return;
+  }
   // MCP 2026-07-28: the revision is per request, and such a request has no session.
   if (is_stateless_request(request, message)) {
     auto checked = check_stateless_request(request, message);
@@ -617,6 +627,10 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
                            mcp::SessionTransport::streamable_http, id, caller);
     if (session.rejection) {
       co_await out.send(std::move(*session.rejection));
+      co_return;
+    }
+    if (auto refusal = admit_session(admitted, request, &message, origin, caller, upstream)) {
+      co_await out.send(overload_response(*refusal, id));
       co_return;
     }
   }
@@ -811,8 +825,9 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   pipeline_.on_complete(exchange);
 }
 
-awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder& out,
-                                        upstream::Upstream& upstream, const Caller& caller) {
+awaitable<void> Gateway::streamable_get(http::Request& request, const http::RequestOrigin& origin,
+                                        http::Responder& out, upstream::Upstream& upstream,
+                                        const Caller& caller, RequestAdmission& admitted) {
   if (!accepts(request[bhttp::field::accept], "text/event-stream")) {
     co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
                                     "Not Acceptable: Accept must list text/event-stream"));
@@ -830,6 +845,12 @@ awaitable<void> Gateway::streamable_get(http::Request& request, http::Responder&
                               mcp::SessionTransport::streamable_http, nullptr, caller);
   if (session.rejection) {
     co_await out.send(std::move(*session.rejection));
+    co_return;
+  }
+  auto refusal = admit_session(admitted, request, nullptr, origin, caller, upstream);
+  if (!refusal) refusal = admission_.admit_stream(admitted.stream);
+  if (refusal) {
+    co_await out.send(overload_response(*refusal, nullptr));
     co_return;
   }
   if (revisions_.at(upstream.name())->era() == UpstreamRevision::Era::stateless) {
@@ -895,6 +916,7 @@ awaitable<void> Gateway::streamable_delete(http::Request& request, http::Respond
       reply.kind == upstream::UpstreamReply::Kind::session_not_found) {
     options_.ended_sessions->add(request[mcp::header::session_id],
                                  session.claims->created_at + options_.session_max_age.count());
+    admission_.sessions().end(request[mcp::header::session_id]);
   }
   if (reply.kind == upstream::UpstreamReply::Kind::accepted) {
     co_await out.send(http::Response{bhttp::status::ok, 11});

@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "cluster/rate_limiter.hpp"
+#include "gateway/admission.hpp"
 #include "gateway/bridging.hpp"
 #include "gateway/client_requests.hpp"
 #include "gateway/ended_sessions.hpp"
@@ -60,6 +61,12 @@ struct GatewayOptions {
   // Why this replica should take no traffic now besides draining ("" = none), for /readyz: e.g.
   // an audit log that refuses calls while it cannot be written.
   std::function<std::string()> readiness_problem;
+  // Overload limits (limits.max_streams, max_sessions, max_sessions_per_caller, session_idle),
+  // and where their refusals are counted (null: counted here only).
+  AdmissionOptions admission;
+  std::shared_ptr<http::OverloadStats> overload_stats;
+  // A stdio session counts as live at least as long as its idle child is kept.
+  std::chrono::milliseconds stdio_session_idle{30 * 60'000};
 };
 
 using Caller = std::shared_ptr<const identity::Identity>;
@@ -118,6 +125,10 @@ class Gateway {
   std::atomic<int>& stream_counter() const { return active_streams_; }
   // Stops every upstream (children, pools). Run on worker 0 during shutdown.
   awaitable<void> stop_upstreams();
+  // The overload limits (admission.hpp), shared by both transports and read by /metrics.
+  AdmissionControl& admission() const { return admission_; }
+  // How long a session of `upstream` counts as live after its last use.
+  std::chrono::seconds session_idle_window(const upstream::Upstream& upstream) const;
 
   // Shared by both transports.
   const GatewayOptions& options() const { return options_; }
@@ -158,11 +169,24 @@ class Gateway {
                                     const Caller& caller);
   awaitable<void> streamable_post(http::Request& request, const http::RequestOrigin& origin,
                                   http::Responder& out, upstream::Upstream& upstream,
-                                  const Caller& caller);
+                                  const Caller& caller, RequestAdmission& admitted);
+  // Overload limits for a POSTed message before anything is forwarded (gateway_admission.cpp):
+  // a stream slot for a request, a new session for initialize.
+  std::optional<Refusal> admit_message(RequestAdmission& admitted, const http::Request& request,
+                                       const mcp::Message& message,
+                                       const http::RequestOrigin& origin, const Caller& caller,
+                                       const upstream::Upstream& upstream);
+  // A request on an opened session: it counts toward its caller's live sessions.
+  // `message` is null for a GET.
+  std::optional<Refusal> admit_session(RequestAdmission& admitted, const http::Request& request,
+                                       const mcp::Message* message,
+                                       const http::RequestOrigin& origin, const Caller& caller,
+                                       const upstream::Upstream& upstream);
   awaitable<Confirmation> ask_client(http::Responder& out, const Exchange& exchange,
                                      const mcp::Json& elicitation_params);
-  awaitable<void> streamable_get(http::Request& request, http::Responder& out,
-                                 upstream::Upstream& upstream, const Caller& caller);
+  awaitable<void> streamable_get(http::Request& request, const http::RequestOrigin& origin,
+                                 http::Responder& out, upstream::Upstream& upstream,
+                                 const Caller& caller, RequestAdmission& admitted);
   awaitable<void> streamable_delete(http::Request& request, http::Responder& out,
                                     upstream::Upstream& upstream, const Caller& caller);
 
@@ -235,6 +259,7 @@ class Gateway {
   mutable ClientRequests client_requests_;
   std::atomic<bool> draining_{false};
   mutable std::atomic<int> active_streams_{0};
+  mutable AdmissionControl admission_;
 };
 
 }  // namespace membrane::gateway

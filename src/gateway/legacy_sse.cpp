@@ -12,6 +12,7 @@
 #include "gateway/event_relay.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/responses.hpp"
+#include "http/stream_buffer.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/http/sse.hpp"
 #include "membrane/mcp/protocol.hpp"
@@ -24,19 +25,35 @@ class LegacySession : public std::enable_shared_from_this<LegacySession> {
  public:
   LegacySession(std::string id, upstream::Upstream& upstream, const asio::any_io_executor& executor,
                 std::size_t capacity)
-      : id(std::move(id)), upstream(upstream), outbound(executor, capacity) {}
+      : id(std::move(id)), upstream(upstream), outbound(executor, capacity), buffer(executor) {}
 
   const std::string id;
   upstream::Upstream& upstream;
   // Every message for the client, in order: the GET stream writes them as `message` events.
   asio::experimental::concurrent_channel<void(error_code, std::string)> outbound;
+  // Bounds the bytes waiting in `outbound` (limits.max_stream_buffer, max_buffered_bytes): a
+  // producer waits, and so stops reading its upstream, while the client is behind.
+  http::StreamBuffer buffer;
   std::atomic<int> in_flight{0};
   std::atomic<bool> closed{false};
 
+  static std::size_t cost(const std::string& message) {
+    return message.size() + http::queued_event_overhead;
+  }
+
   awaitable<bool> push(std::string message) {
     if (closed) co_return false;
+    const auto bytes = cost(message);
+    if (!co_await buffer.charge(bytes)) co_return false;
     auto [ec] = co_await outbound.async_send(error_code(), std::move(message), use_nothrow);
+    if (ec) buffer.release(bytes);
     co_return !ec;
+  }
+
+  void close() {
+    closed = true;
+    outbound.close();
+    buffer.close();
   }
 
   std::optional<mcp::SessionClaims> claims() const {
@@ -158,8 +175,10 @@ void describe_sender(Exchange& exchange, PostFacts& facts) {
   exchange.request_headers = std::move(facts.headers);
 }
 
+// `slot` (limits.max_streams) is held until the request has been answered.
 awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Gateway& gateway,
-                                mcp::Message message, std::string raw, PostFacts facts) {
+                                mcp::Message message, std::string raw, PostFacts facts,
+                                [[maybe_unused]] StreamSlots::Slot slot) {
   InFlight in_flight(*session);
   auto& upstream = session->upstream;
   const auto& pipeline = gateway.pipeline();
@@ -397,9 +416,22 @@ awaitable<void> LegacySseTransport::open_stream(
     co_return;
   }
   const auto& options = gateway_.options();
+  // The stream is a session and a stream at once: it counts toward both limits while open.
+  auto& admission = gateway_.admission();
+  RequestAdmission admitted;
+  auto refusal = admission.admit_stream(admitted.stream);
+  if (!refusal) {
+    refusal = admission.open_session(caller_key(caller.get(), origin),
+                                     gateway_.session_idle_window(upstream), admitted.session);
+  }
+  if (refusal) {
+    co_await out.send(overload_response(*refusal, nullptr));
+    co_return;
+  }
   const auto executor = co_await asio::this_coro::executor;
   auto session = std::make_shared<LegacySession>(mcp::base64url_encode(mcp::random_bytes(16)),
                                                  upstream, executor, options.max_buffered_messages);
+  admission.sessions().bind(admitted.session, session->id);
   mcp::SessionClaims claims;
   claims.upstream = upstream.name();
   claims.upstream_session = session->id;
@@ -448,6 +480,7 @@ awaitable<void> LegacySseTransport::open_stream(
       if (ec) {
         interrupted = true;
       } else {
+        session->buffer.release(LegacySession::cost(message));
         http::SseEvent event;
         event.type = "message";
         event.data = std::move(message);
@@ -470,9 +503,9 @@ awaitable<void> LegacySseTransport::open_stream(
   }
   out.set_interruptible(false);
 
-  session->closed = true;
-  session->outbound.close();
+  session->close();
   session->abort_listen_stream();
+  admission.sessions().end(session->id);
   {
     std::lock_guard lock(mutex_);
     sessions_.erase(session->id);
@@ -523,12 +556,19 @@ awaitable<void> LegacySseTransport::post_message(
   mcp::Message& message = *posted.message;
 
   if (message.is_request()) {
+    // Each request runs on after the POST is answered: it holds a slot of limits.max_streams
+    // until it has been, so a client cannot pile up work by posting faster than it is done.
+    StreamSlots::Slot slot;
+    if (auto refusal = gateway_.admission().admit_stream(slot)) {
+      co_await out.send(overload_response(*refusal, message.id()));
+      co_return;
+    }
     // Answered on the stream; the POST only acknowledges (2024-11-05 transports).
-    asio::co_spawn(
-        co_await asio::this_coro::executor,
-        forward_request(session, gateway_, std::move(message), std::move(request.body()),
-                        post_facts(request, origin, sealed, gateway_.pipeline(), caller)),
-        asio::detached);
+    asio::co_spawn(co_await asio::this_coro::executor,
+                   forward_request(session, gateway_, std::move(message), std::move(request.body()),
+                                   post_facts(request, origin, sealed, gateway_.pipeline(), caller),
+                                   std::move(slot)),
+                   asio::detached);
     co_await out.send(json_response(202, "Accepted"));
     co_return;
   }

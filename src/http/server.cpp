@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <system_error>
 
+#include "http/overload.hpp"
 #include "http/wire.hpp"
 #include "membrane/core/log.hpp"
 
@@ -245,17 +246,22 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
                                const RequestOrigin& origin) {
   using State = Server::Connection::State;
   beast::flat_buffer buffer;
+  // The first bytes of each request land here, in the coroutine frame: a connection waiting for
+  // its next request holds no heap buffer (the one a large request grew is given back), so idle
+  // keep-alive connections cost little more than their socket.
+  std::array<char, 1024> first_bytes;
   bool first_request = true;
   for (;;) {
     connection.state = State::waiting_for_request;
     if (connection.draining) co_return false;
     if (buffer.size() == 0) {
+      buffer.shrink_to_fit();
       // Idle keep-alive wait, timed separately from reading the request once it has begun.
       tcp_layer(stream).expires_after(first_request ? options.header_read
                                                     : options.keep_alive_idle);
-      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_nothrow);
+      auto [ec, n] = co_await stream.async_read_some(asio::buffer(first_bytes), use_nothrow);
       if (ec) co_return false;
-      buffer.commit(n);
+      buffer.commit(asio::buffer_copy(buffer.prepare(n), asio::buffer(first_bytes.data(), n)));
     }
     first_request = false;
     connection.state = State::in_exchange;
@@ -354,7 +360,9 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
 // the kernel reset the connection, and the client would see EPIPE instead of our answer. So, like
 // nginx's lingering close, stop sending and read what is left, bounded in time and bytes.
 template <class Stream>
-awaitable<void> close_gracefully(Stream& stream, bool linger) {
+awaitable<void> close_gracefully(Stream& stream, bool linger,
+                                 std::chrono::milliseconds linger_time = std::chrono::seconds(5),
+                                 std::size_t linger_bytes = 64 * 1024 * 1024) {
   if constexpr (std::is_same_v<Stream, TlsStream>) {
     tcp_layer(stream).expires_after(std::chrono::seconds(1));
     co_await stream.async_shutdown(use_nothrow);
@@ -365,14 +373,22 @@ awaitable<void> close_gracefully(Stream& stream, bool linger) {
   if (linger && socket.is_open()) {
     std::array<char, 64 * 1024> discard;
     std::size_t drained = 0;
-    tcp_layer(stream).expires_after(std::chrono::seconds(5));
-    while (drained < 64 * 1024 * 1024) {
+    tcp_layer(stream).expires_after(linger_time);
+    while (drained < linger_bytes) {
       auto [ec, n] = co_await tcp_layer(stream).async_read_some(asio::buffer(discard), use_nothrow);
       if (ec) break;
       drained += n;
     }
   }
   tcp_layer(stream).close();
+}
+
+// One answer, then a short lingering close (1 s, 64 KiB at most): for refused connections.
+template <class Stream>
+awaitable<void> write_and_close(Stream& stream, Response& response) {
+  tcp_layer(stream).expires_after(std::chrono::seconds(2));
+  auto [ec, written] = co_await bhttp::async_write(stream, response, use_nothrow);
+  if (!ec) co_await close_gracefully(stream, true, std::chrono::seconds(1), 64 * 1024);
 }
 
 }  // namespace
@@ -403,14 +419,26 @@ void Server::start() {
 }
 
 awaitable<void> Server::accept_loop() {
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  const auto at_limit = [this] {
+    return options_.max_connections > 0 && open_connections() >= options_.max_connections;
+  };
   while (!draining_) {
+    // Full, and already answering as many refusals as it will: leave new connections in the
+    // kernel's backlog (they are accepted once a connection closes) rather than spend more on
+    // refusing them.
+    if (refusing_ >= options_.max_refusing && at_limit()) {
+      pause.expires_after(std::chrono::milliseconds(10));
+      co_await pause.async_wait(use_nothrow);
+      continue;
+    }
     auto& worker = workers_.next_context();
     auto [ec, socket] = co_await acceptor_->async_accept(worker, use_nothrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || draining_) co_return;
       // EMFILE and friends: back off briefly instead of spinning.
       log::warn("accept failed: ", ec.message());
-      asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+      pause.expires_after(std::chrono::milliseconds(50));
       co_await pause.async_wait(use_nothrow);
       continue;
     }
@@ -423,6 +451,14 @@ awaitable<void> Server::accept_loop() {
     origin.peer_text = address.is_v6()
                            ? "[" + address.to_string() + "]:" + std::to_string(origin.peer.port())
                            : address.to_string() + ":" + std::to_string(origin.peer.port());
+
+    if (at_limit()) {
+      ++refusing_;
+      const auto executor = socket.get_executor();
+      asio::co_spawn(executor, refuse_connection(std::move(socket), std::move(origin.peer_text)),
+                     asio::detached);
+      continue;
+    }
 
     auto connection = std::make_shared<Connection>(socket.get_executor(), keep_alive_stopped_);
     {
@@ -462,6 +498,39 @@ awaitable<void> Server::serve_connection(asio::ip::tcp::socket socket,
     log::error("connection from ", origin.peer, " failed: ", error.what());
   }
   forget(connection);
+}
+
+// A connection beyond max_connections: one 503 written without reading the request (its bytes
+// are drained afterwards, so the client reads the answer instead of a reset), then closed. Each
+// costs a few milliseconds at most, and max_refusing bounds how many run at once.
+awaitable<void> Server::refuse_connection(asio::ip::tcp::socket socket, std::string peer) {
+  const std::string message = "Overloaded: " + std::to_string(options_.max_connections) +
+                              " connections are open on this gateway (the limit); retry later";
+  if (options_.overload) {
+    options_.overload->refused(OverloadLimit::connections,
+                               "refused a connection from " + peer + ": " + message);
+  }
+  Response response = options_.overload_response
+                          ? options_.overload_response(message)
+                          : default_error_response(bhttp::status::service_unavailable, message);
+  response.result(bhttp::status::service_unavailable);
+  response.set(bhttp::field::retry_after, std::to_string(options_.retry_after.count()));
+  response.keep_alive(false);
+  response.prepare_payload();
+  try {
+    if (options_.tls) {
+      TlsStream stream(beast::tcp_stream(std::move(socket)), *options_.tls);
+      tcp_layer(stream).expires_after(std::chrono::seconds(2));
+      auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_nothrow);
+      if (!ec) co_await write_and_close(stream, response);
+    } else {
+      beast::tcp_stream stream(std::move(socket));
+      co_await write_and_close(stream, response);
+    }
+  } catch (const std::exception& error) {
+    log::debug("refusing the connection from ", peer, " failed: ", error.what());
+  }
+  --refusing_;
 }
 
 void Server::forget(const std::shared_ptr<Connection>& connection) {

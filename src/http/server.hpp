@@ -22,6 +22,8 @@
 
 namespace membrane::http {
 
+class OverloadStats;  // http/overload.hpp
+
 namespace bhttp = boost::beast::http;
 using Request = bhttp::request<bhttp::string_body>;
 using Response = bhttp::response<bhttp::string_body>;
@@ -40,6 +42,17 @@ struct ServerOptions {
   // Formats the errors the server itself answers with (400, 408, 413, 431, 500) in the body
   // format of the protocol on top; a plain-text body when unset.
   std::function<Response(bhttp::status, std::string_view message)> error_response;
+
+  // Client connections open at once; 0 = no limit. A connection beyond it is answered 503 at
+  // once and closed; while `max_refusing` such answers are under way the listener stops
+  // accepting, and further connections wait in the kernel's backlog until one closes.
+  std::size_t max_connections = 0;
+  std::size_t max_refusing = 64;
+  std::chrono::seconds retry_after{1};
+  // The 503 for a connection beyond the limit, in the protocol's error format (it gets
+  // Retry-After and Connection: close here); a plain-text body when unset.
+  std::function<Response(std::string_view message)> overload_response;
+  std::shared_ptr<OverloadStats> overload;  // where refusals are counted; may be null
 };
 
 // Notices a client that closes its connection while the handler is still working on its request,
@@ -114,12 +127,15 @@ class Server {
   // 2 s) for it to go.
   awaitable<void> drain(std::chrono::milliseconds grace);
   std::size_t open_connections() const;
+  // Connections being answered 503 because of max_connections.
+  std::size_t refusing_connections() const { return refusing_.load(); }
   bool draining() const { return draining_.load(); }
 
   struct Connection;  // per-connection control block (defined in server.cpp)
 
  private:
   awaitable<void> accept_loop();
+  awaitable<void> refuse_connection(asio::ip::tcp::socket socket, std::string peer);
   awaitable<void> serve_connection(asio::ip::tcp::socket socket,
                                    std::shared_ptr<Connection> connection, RequestOrigin origin);
   void forget(const std::shared_ptr<Connection>& connection);
@@ -132,6 +148,7 @@ class Server {
   asio::ip::tcp::endpoint local_endpoint_;
   std::atomic<bool> draining_{false};
   std::atomic<bool> keep_alive_stopped_{false};
+  std::atomic<std::size_t> refusing_{0};
   mutable std::mutex connections_mutex_;
   std::list<std::shared_ptr<Connection>> connections_;
 };

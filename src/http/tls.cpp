@@ -17,6 +17,9 @@ std::shared_ptr<ssl::context> make_server_tls_context(const std::string& certifi
                                                       const std::string& private_key_file) {
   auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
   harden(*context);
+  // OpenSSL frees a connection's record buffers while nothing is in flight (as nginx does): an
+  // idle keep-alive connection does not hold ~34 KiB of them.
+  SSL_CTX_set_mode(context->native_handle(), SSL_MODE_RELEASE_BUFFERS);
   boost::system::error_code ec;
   context->use_certificate_chain_file(certificate_file, ec);
   if (ec)

@@ -91,6 +91,17 @@ void Metrics::declare_counter_function(std::string name, std::string help,
   declare(std::move(name), "counter", std::move(help), {}, std::move(read));
 }
 
+void Metrics::declare_counter_functions(
+    std::string name, std::string help, std::string label,
+    std::vector<std::pair<std::string, std::function<double()>>> series) {
+  auto family = std::make_unique<Family>();
+  family->type = "counter";
+  family->help = std::move(help);
+  for (auto& [value, read] : series)
+    family->labeled_reads.emplace_back(render_labels({{label, value}}), std::move(read));
+  families_.emplace(std::move(name), std::move(family));
+}
+
 Metrics::Family* Metrics::family(std::string_view name) const {
   const auto it = families_.find(name);
   return it == families_.end() ? nullptr : it->second.get();
@@ -135,6 +146,8 @@ std::string Metrics::exposition() const {
       out += name + " " + number(family->read()) + "\n";
       continue;
     }
+    for (const auto& [labels, read] : family->labeled_reads)
+      out += name + labels + " " + number(read()) + "\n";
     std::lock_guard lock(family->mutex);
     for (const auto& [labels, series] : family->series) {
       if (family->type != "histogram") {

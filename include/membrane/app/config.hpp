@@ -103,6 +103,22 @@ struct LimitsConfig {
   // Deepest nesting of arrays/objects accepted in any JSON the gateway parses (requests, upstream
   // messages, tokens): deeper documents are refused before they are parsed.
   std::size_t max_json_depth = 64;
+
+  // Overload protection (docs/overload.md). Beyond each: 503 + Retry-After (429 for the
+  // per-caller one) with a JSON-RPC error naming the limit, counted in /metrics.
+  std::size_t max_connections = 4096;  // client connections open at once
+  // SSE response streams open at once (request streams, GET/listen streams, legacy sessions),
+  // requests waiting for an upstream's answer included (each may become a stream).
+  std::size_t max_streams = 2048;
+  std::size_t max_sessions = 10'000;          // live sessions on this replica
+  std::size_t max_sessions_per_caller = 256;  // of one caller (token subject, else address)
+  // A session with no request and no stream for this long stops counting as live.
+  Milliseconds session_idle{30 * 60'000};
+  // Bytes of upstream events queued for one client that reads slower than its upstream writes;
+  // past it the upstream is read no further until the client catches up.
+  std::size_t max_stream_buffer_bytes = 1024 * 1024;
+  std::size_t max_buffered_bytes = 256 * 1024 * 1024;  // the same, all streams together
+  Milliseconds retry_after{1'000};  // Retry-After of the 503 answers (whole seconds)
 };
 
 struct TimeoutsConfig {

@@ -27,6 +27,11 @@ class Metrics {
   void declare_gauge_function(std::string name, std::string help, std::function<double()> read);
   // A counter kept elsewhere (a total that only grows), read when /metrics is scraped.
   void declare_counter_function(std::string name, std::string help, std::function<double()> read);
+  // The same with one series per label value, e.g. {limit="connections"}: every series is
+  // exposed from the start, at 0 until something happens.
+  void declare_counter_functions(
+      std::string name, std::string help, std::string label,
+      std::vector<std::pair<std::string, std::function<double()>>> series);
 
   void add(std::string_view counter, const Labels& labels, double amount = 1);
   void set(std::string_view gauge, const Labels& labels, double value);
@@ -46,6 +51,7 @@ class Metrics {
     std::string help;
     std::vector<double> bounds;
     std::function<double()> read;
+    std::vector<std::pair<std::string, std::function<double()>>> labeled_reads;  // rendered labels
     mutable std::mutex mutex;
     std::map<std::string, Series, std::less<>> series;  // by rendered label set
   };
