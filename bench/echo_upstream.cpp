@@ -14,6 +14,9 @@
 // Usage: membrane_bench_echo [--port N] [--threads N] [--host ADDR]
 //   --port 0 (the default) picks a free port; the bound address is printed to stderr as
 //   `listening on 127.0.0.1:PORT`.
+//        membrane_bench_echo --stdio
+//   the same methods over stdio instead (newline-delimited JSON-RPC on stdin/stdout), as a
+//   stdio upstream for the soak benchmark (bench/soak.sh).
 //
 // One io_context per thread (concurrency hint 1, no locking); the acceptor hands accepted
 // connections to the threads round-robin. Header-only Asio/Beast: one translation unit.
@@ -214,12 +217,33 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, std::vector<asio::io_
   }
 }
 
+// One JSON-RPC message per line in, one answer per line out, until stdin closes.
+int serve_stdio() {
+  std::ios::sync_with_stdio(false);
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    if (line.empty()) continue;
+    const json message = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    bool initialized = false;
+    std::optional<json> out;
+    if (message.is_discarded()) {
+      out = rpc_error(nullptr, -32700, "Parse error");
+    } else {
+      out = handle_message(message, &initialized);
+    }
+    if (out) std::cout << out->dump() << '\n' << std::flush;
+  }
+  return 0;
+}
+
 [[noreturn]] void usage(int status) {
   (status == 0 ? std::cout : std::cerr)
       << "usage: membrane_bench_echo [--port N] [--threads N] [--host ADDR]\n"
+         "       membrane_bench_echo --stdio\n"
          "  --port N     TCP port on ADDR; 0 (default) picks a free one\n"
          "  --threads N  I/O threads (default 1)\n"
          "  --host ADDR  listen address (default 127.0.0.1)\n"
+         "  --stdio      serve one client over stdin/stdout instead of HTTP\n"
          "Prints `listening on ADDR:PORT` to stderr once accepting.\n";
   std::exit(status);
 }
@@ -243,6 +267,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "-h" || arg == "--help") usage(0);
+    if (arg == "--stdio") return serve_stdio();
     if (i + 1 >= argc) {
       std::cerr << "membrane_bench_echo: unknown flag or missing value: " << arg << "\n";
       usage(2);
