@@ -40,6 +40,16 @@ TEST_CASE("ended sessions are remembered by digest, bounded, and found again") {
   CHECK(EndedSessions::digest_of("m1.a").size() == 32);
 }
 
+TEST_CASE("deletions of ids that have expired anyway are forgotten as new ones come") {
+  EndedSessions ended;
+  const auto now = membrane::gateway::unix_now();
+  ended.add("m1.expired", now - 10);
+  ended.add("m1.expiring-later", now + 3600);
+  CHECK_FALSE(ended.contains("m1.expired"));
+  CHECK(ended.contains("m1.expiring-later"));
+  CHECK(ended.size() == 1);
+}
+
 TEST_CASE("the ended-sessions file survives a restart, drops expired and malformed entries") {
   const auto path = fresh_file("restart");
   const auto now = membrane::gateway::unix_now();
