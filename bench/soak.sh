@@ -24,6 +24,10 @@ MIN_CALLS=20
 MAX_CALLS=200
 STDIO_EVERY=10       # every Nth session goes to the stdio upstream (0: none)
 WORKERS=1
+# Deleted session ids are remembered until they would have expired (session.max_age, 24 h by
+# default, up to 100 000 of them): a short max_age lets that record reach its steady state
+# within the run, so that what remains is what a leak would look like.
+SESSION_MAX_AGE=2m
 INTERVAL=5           # seconds between samples
 WARMUP_PERCENT=10    # samples before this share of the calls are the warm-up
 IDLE_CONNECTIONS=0
@@ -42,6 +46,7 @@ usage: bench/soak.sh [options]
   --min-calls N, --max-calls N   calls per session, uniformly drawn (default: $MIN_CALLS..$MAX_CALLS)
   --stdio-every N          every Nth session on the stdio upstream; 0 = HTTP only (default: $STDIO_EVERY)
   --workers N              Membrane worker threads (default: $WORKERS)
+  --session-max-age D      Membrane session.max_age (default: $SESSION_MAX_AGE; sessions here last seconds)
   --interval S             seconds between samples (default: $INTERVAL)
   --warmup-percent P       samples before P% of the calls count as warm-up (default: $WARMUP_PERCENT)
   --idle-connections N     measure N idle keep-alive connections instead of soaking
@@ -64,6 +69,7 @@ while [ $# -gt 0 ]; do
     --max-calls) MAX_CALLS=$2; shift 2 ;;
     --stdio-every) STDIO_EVERY=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
+    --session-max-age) SESSION_MAX_AGE=$2; shift 2 ;;
     --interval) INTERVAL=$2; shift 2 ;;
     --warmup-percent) WARMUP_PERCENT=$2; shift 2 ;;
     --idle-connections) IDLE_CONNECTIONS=$2; shift 2 ;;
@@ -137,6 +143,8 @@ for _ in 1 2 3 4 5 6 7 8; do
 listen: "127.0.0.1:$port"
 workers: $WORKERS
 log_level: warn
+session:
+  max_age: $SESSION_MAX_AGE
 upstreams:
   echo:
     url: http://127.0.0.1:$ECHO_PORT/mcp
@@ -206,7 +214,7 @@ report() {
   echo
   echo "- command: \`nice -n $NICENESS bench/soak.sh ${ORIGINAL_ARGS[*]}\`"
   echo "- machine: $MACHINE; load average before the run: $LOAD_BEFORE"
-  echo "- $VERSION, --workers $WORKERS; upstreams: \`echo\` (membrane_bench_echo over HTTP) and \`echo-stdio\` (membrane_bench_echo --stdio, one child per session)"
+  echo "- $VERSION, --workers $WORKERS, session.max_age $SESSION_MAX_AGE (deleted ids are remembered that long), default limits; upstreams: \`echo\` (membrane_bench_echo over HTTP) and \`echo-stdio\` (membrane_bench_echo --stdio, one child per session)"
   echo "- load: $CLIENTS concurrent clients; each runs sessions one after another on a fresh connection: initialize, notifications/initialized, $MIN_CALLS..$MAX_CALLS echo calls (each answer checked), DELETE, close; every ${STDIO_EVERY}th session on the stdio upstream"
   echo "- result: ${DONE#done }; gateway log lines (warn and above): $WARNINGS"
   echo
