@@ -281,8 +281,13 @@ AdmissionControl::AdmissionControl(AdmissionOptions options,
       streams_(options.max_streams),
       sessions_(options.max_sessions, options.max_sessions_per_caller) {}
 
-std::optional<Refusal> AdmissionControl::counted(std::optional<Refusal> refusal) {
-  if (refusal) stats_->refused(refusal->limit, refusal->message);
+std::optional<Refusal> AdmissionControl::counted(std::optional<Refusal> refusal,
+                                                 std::string_view caller) {
+  // The log names the caller (the client's message does not need to).
+  if (refusal) {
+    stats_->refused(refusal->limit, caller.empty() ? refusal->message
+                                                   : std::string(caller) + ": " + refusal->message);
+  }
   return refusal;
 }
 
@@ -310,14 +315,14 @@ std::optional<Refusal> AdmissionControl::admit_stream(StreamSlots::Slot& slot) {
 std::optional<Refusal> AdmissionControl::open_session(const std::string& caller,
                                                       std::chrono::seconds idle,
                                                       CallerSessions::Use& use) {
-  return counted(sessions_.open(caller, idle, use, options_.retry_after));
+  return counted(sessions_.open(caller, idle, use, options_.retry_after), caller);
 }
 
 std::optional<Refusal> AdmissionControl::use_session(const std::string& caller,
                                                      std::string_view session_id,
                                                      std::chrono::seconds idle,
                                                      CallerSessions::Use& use) {
-  return counted(sessions_.use(caller, session_id, idle, use, options_.retry_after));
+  return counted(sessions_.use(caller, session_id, idle, use, options_.retry_after), caller);
 }
 
 template <class Message>

@@ -183,7 +183,7 @@ class AdmissionControl {
                                      std::chrono::seconds idle, CallerSessions::Use& use);
 
  private:
-  std::optional<Refusal> counted(std::optional<Refusal> refusal);
+  std::optional<Refusal> counted(std::optional<Refusal> refusal, std::string_view caller = {});
 
   AdmissionOptions options_;
   std::shared_ptr<http::OverloadStats> stats_;

@@ -251,7 +251,7 @@ test('sessions: per caller (429) and in total (503); DELETE frees a place, re-in
   const deleted = await rawFetch(url, { method: 'DELETE', headers: mcpHeaders({ sessionId: a2.headers['mcp-session-id'], protocolVersion: PROTOCOL_LATEST }) });
   assert.equal(deleted.status, 200);
   assert.equal((await postFrom('127.0.0.1', url, initializeBody())).status, 200);
-  assert.ok(gateway.lines.some((l) => /overload: Too many sessions/.test(l)), 'refusal logged');
+  assert.ok(gateway.lines.some((l) => /overload: address 127\.0\.0\.1: Too many sessions/.test(l)), 'refusal logged with its caller');
 });
 
 test('an idle session stops counting after limits.session_idle', async () => {
