@@ -27,7 +27,7 @@ WORKERS=1
 # Deleted session ids are remembered until they would have expired (session.max_age, 24 h by
 # default, up to 100 000 of them): a short max_age lets that record reach its steady state
 # within the run, so that what remains is what a leak would look like.
-SESSION_MAX_AGE=2m
+SESSION_MAX_AGE=30s
 INTERVAL=5           # seconds between samples
 WARMUP_PERCENT=10    # samples before this share of the calls are the warm-up
 IDLE_CONNECTIONS=0
@@ -212,7 +212,7 @@ WARNINGS=$(grep -c '' "$RUNDIR/membrane.log" || true)
 report() {
   echo "### Soak: $CALLS tools/call over many sessions, $(date -u '+%Y-%m-%d %H:%M') UTC"
   echo
-  echo "- command: \`nice -n $NICENESS bench/soak.sh ${ORIGINAL_ARGS[*]}\`"
+  echo "- command: \`nice -n $NICENESS bench/soak.sh${ORIGINAL_ARGS[*]:+ ${ORIGINAL_ARGS[*]}}\`"
   echo "- machine: $MACHINE; load average before the run: $LOAD_BEFORE"
   echo "- $VERSION, --workers $WORKERS, session.max_age $SESSION_MAX_AGE (deleted ids are remembered that long), default limits; upstreams: \`echo\` (membrane_bench_echo over HTTP) and \`echo-stdio\` (membrane_bench_echo --stdio, one child per session)"
   echo "- load: $CLIENTS concurrent clients; each runs sessions one after another on a fresh connection: initialize, notifications/initialized, $MIN_CALLS..$MAX_CALLS echo calls (each answer checked), DELETE, close; every ${STDIO_EVERY}th session on the stdio upstream"
