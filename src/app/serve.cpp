@@ -138,8 +138,9 @@ void add_credentials(const std::string& upstream, const UpstreamCredentialsConfi
             " (client credentials, client '", credentials.client_id, "')");
 }
 
-std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& config,
-                                                                std::size_t workers) {
+std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(
+    const Config& config, std::size_t workers,
+    const std::shared_ptr<http::OverloadStats>& overload_stats) {
   std::vector<std::unique_ptr<upstream::Upstream>> upstreams;
   const auto& timeouts = config.timeouts;
   for (const auto& definition : config.upstreams) {
@@ -166,6 +167,7 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& co
                          stdio_config.working_directory};
       options.max_message_bytes = config.limits.max_upstream_message_bytes;
       options.max_buffered_messages = config.limits.max_buffered_messages;
+      options.max_buffered_bytes = config.limits.max_stream_buffer_bytes;
       options.restart_backoff_initial = timeouts.stdio_restart_backoff_initial;
       options.restart_backoff_max = timeouts.stdio_restart_backoff_max;
       options.shutdown_grace = timeouts.stdio_shutdown_grace;
@@ -173,6 +175,7 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(const Config& co
       options.response_timeout = timeouts.upstream_response;
       options.max_processes = stdio_config.max_processes;
       options.max_processes_per_caller = stdio_config.max_processes_per_caller;
+      options.overload_stats = overload_stats;
       upstreams.push_back(upstream::make_stdio_upstream(std::move(options)));
       std::string command = stdio_config.command;
       for (const auto& arg : stdio_config.args)
@@ -458,7 +461,7 @@ int serve(const Config& config) {
       };
     }
   }
-  gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count),
+  gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count, overload_stats),
                            std::move(pipeline));
 
   // Before shutdown_workers: coroutines it spawned on the workers end while it exists.

@@ -10,9 +10,14 @@
 namespace membrane::gateway {
 namespace bhttp = http::bhttp;
 
-http::Response overload_response(const Refusal& refusal, const mcp::Json& id) {
-  const bool per_caller = refusal.limit == http::OverloadLimit::sessions_per_caller;
-  const auto seconds = std::max<std::int64_t>(1, refusal.retry_after.count());
+namespace {
+std::int64_t retry_seconds(const Refusal& refusal) {
+  return std::max<std::int64_t>(1, refusal.retry_after.count());
+}
+}  // namespace
+
+std::string overload_error(const Refusal& refusal, const mcp::Json& id) {
+  const auto seconds = retry_seconds(refusal);
   mcp::Json data = {{"limit", std::string(http::limit_name(refusal.limit))},
                     {"retryAfter", seconds}};
   mcp::Json body = {
@@ -20,8 +25,13 @@ http::Response overload_response(const Refusal& refusal, const mcp::Json& id) {
       {"id", id},
       {"error",
        {{"code", mcp::error_code::overloaded}, {"message", refusal.message}, {"data", data}}}};
-  auto response = json_response(per_caller ? 429 : 503, body.dump());
-  response.set(bhttp::field::retry_after, std::to_string(seconds));
+  return body.dump();
+}
+
+http::Response overload_response(const Refusal& refusal, const mcp::Json& id) {
+  auto response =
+      json_response(http::is_per_caller(refusal.limit) ? 429 : 503, overload_error(refusal, id));
+  response.set(bhttp::field::retry_after, std::to_string(retry_seconds(refusal)));
   return response;
 }
 

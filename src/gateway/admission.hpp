@@ -51,8 +51,10 @@ struct Refusal {
   std::string message;
 };
 
-// 503 (429 for sessions_per_caller) with Retry-After and a JSON-RPC error -32004 whose data
-// names the limit: {"limit": "streams", "retryAfter": 1}.
+// The JSON-RPC error -32004 whose data names the limit: {"limit": "streams", "retryAfter": 1}.
+// Alone for transports that answer on a stream already open (legacy SSE).
+std::string overload_error(const Refusal& refusal, const mcp::Json& id);
+// 503 (429 for the per-caller limits) with Retry-After and overload_error as the body.
 http::Response overload_response(const Refusal& refusal, const mcp::Json& id);
 
 // Who a caller is for the per-caller limit: the token's subject when auth is on, else the client

@@ -510,12 +510,8 @@ http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json
       response.body() = std::move(reply.body);
       return response;
     }
-    case Kind::overloaded: {
-      auto response =
-          jsonrpc_error(reply.http_status, id, mcp::error_code::upstream_unavailable, reply.body);
-      response.set(bhttp::field::retry_after, std::to_string(reply.retry_after.count()));
-      return response;
-    }
+    case Kind::overloaded:
+      return overload_response(Refusal{reply.overload_limit, reply.retry_after, reply.body}, id);
     case Kind::unavailable:
     case Kind::stream:
       break;
@@ -726,8 +722,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   context.txn_token = exchange.txn_token;
   context.traceparent = exchange.trace.upstream_traceparent;
   context.tracestate = exchange.trace.trace_state;
-  if (upstream.needs_initialize_replay())
-    context.caller = caller_key(caller.get(), exchange.client_address);
+  if (upstream.needs_initialize_replay()) context.caller = caller_key(caller.get(), origin);
   std::string body = exchange.rewritten_body.empty() ? std::move(request.body())
                                                      : std::move(exchange.rewritten_body);
   exchange.forwarded_at = Clock::now();
@@ -771,7 +766,6 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     } else if (reply.kind == upstream::UpstreamReply::Kind::message) {
       pipeline_.on_upstream_message(exchange, reply.body);
     } else if (reply.kind == upstream::UpstreamReply::Kind::overloaded) {
-      log::warn("exchange ", message.method(), " on '", upstream.name(), "' refused: ", reply.body);
       exchange.outcome = "overloaded";
     } else if (reply.kind != upstream::UpstreamReply::Kind::accepted) {
       exchange.outcome = "rejected";

@@ -144,6 +144,7 @@ awaitable<Confirmation> ask_client(LegacySession& session, const Gateway& gatewa
 struct PostFacts {
   std::shared_ptr<const identity::Identity> caller;
   std::string client_address;
+  std::string caller_key;  // per-caller limits
   std::string incoming_txn_token;
   std::string traceparent;
   std::string tracestate;
@@ -157,6 +158,7 @@ PostFacts post_facts(const http::Request& request, const http::RequestOrigin& or
   PostFacts facts;
   facts.caller = std::move(caller);
   facts.client_address = client_address(origin);
+  facts.caller_key = gateway::caller_key(facts.caller.get(), origin);
   facts.incoming_txn_token = std::string(request["Txn-Token"]);
   facts.traceparent = std::string(request["traceparent"]);
   facts.tracestate = std::string(request["tracestate"]);
@@ -223,8 +225,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
   context.txn_token = exchange.txn_token;
-  if (upstream.needs_initialize_replay())
-    context.caller = caller_key(exchange.identity.get(), exchange.client_address);
+  if (upstream.needs_initialize_replay()) context.caller = facts.caller_key;
   context.traceparent = exchange.trace.upstream_traceparent;
   context.tracestate = exchange.trace.trace_state;
   std::string body =
@@ -296,9 +297,16 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
     }
     case Kind::accepted:
       break;
+    case Kind::overloaded: {
+      exchange.outcome = "overloaded";
+      // Named, not a temporary inside the co_await: GCC 12 destroys such aggregates twice.
+      const Refusal refusal{reply.overload_limit, reply.retry_after, std::move(reply.body)};
+      std::string error = overload_error(refusal, id);
+      co_await session->push(answer_or_withheld(exchange, pipeline, std::move(error)));
+      break;
+    }
     case Kind::unavailable:
-    case Kind::overloaded:
-      exchange.outcome = reply.kind == Kind::overloaded ? "overloaded" : "upstream_unavailable";
+      exchange.outcome = "upstream_unavailable";
       log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
       co_await session->push(answer_or_withheld(
           exchange, pipeline,
@@ -604,8 +612,7 @@ awaitable<void> LegacySseTransport::post_message(
   }
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
-  if (upstream.needs_initialize_replay())
-    context.caller = caller_key(exchange.identity.get(), exchange.client_address);
+  if (upstream.needs_initialize_replay()) context.caller = caller_key(caller.get(), origin);
   auto reply =
       co_await upstream.send(message, std::move(request.body()), exchange.session, context);
   using Kind = upstream::UpstreamReply::Kind;
@@ -621,6 +628,12 @@ awaitable<void> LegacySseTransport::post_message(
     exchange.http_status = 502;
     co_await out.send(
         jsonrpc_error(502, nullptr, mcp::error_code::upstream_unavailable, reply.body));
+  } else if (reply.kind == Kind::overloaded) {
+    exchange.outcome = "overloaded";
+    exchange.http_status = reply.http_status;
+    const Refusal refusal{reply.overload_limit, reply.retry_after, std::move(reply.body)};
+    auto response = overload_response(refusal, nullptr);
+    co_await out.send(std::move(response));
   } else if (reply.kind == Kind::session_not_found) {
     exchange.outcome = "session_not_found";
     exchange.http_status = 404;

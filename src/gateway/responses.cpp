@@ -131,15 +131,6 @@ const std::string& client_address(const http::RequestOrigin& origin) {
   return origin.peer_text;
 }
 
-std::string caller_key(const identity::Identity* identity, std::string_view client_address) {
-  if (identity) return "sub:" + identity->subject;
-  // "ip:port" or "[ip]:port"
-  std::string_view host = client_address.substr(0, client_address.rfind(':'));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  return "addr:" + std::string(host);
-}
-
 mcp::Json request_headers_json(const http::Request& request) {
   mcp::Json headers = mcp::Json::object();
   for (const auto& field : request) {

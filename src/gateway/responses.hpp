@@ -7,7 +7,6 @@
 #include <string_view>
 
 #include "http/server.hpp"
-#include "membrane/identity/authenticator.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
 
 namespace membrane::gateway {
@@ -28,9 +27,6 @@ bool accepts(std::string_view accept_header, std::string_view type);
 std::string_view target_path(std::string_view target);
 std::string query_parameter(std::string_view target, std::string_view name);
 const std::string& client_address(const http::RequestOrigin& origin);
-// Who is asking, for per-caller limits: "sub:<subject>" when authenticated, else
-// "addr:<client IP>" (the port differs per connection, so it is left out).
-std::string caller_key(const identity::Identity* identity, std::string_view client_address);
 // The request's headers as {lower-case name: value} (repeated headers joined with ", "), without
 // Authorization, Proxy-Authorization, Cookie and Txn-Token: what policy rules see as
 // request.headers.*.

@@ -227,8 +227,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
 
   StatelessCall call;
   call.request = &request;
-  if (upstream.needs_initialize_replay())
-    call.caller = caller_key(caller.get(), client_address(origin));
+  if (upstream.needs_initialize_replay()) call.caller = caller_key(caller.get(), origin);
   call.upstream = &upstream;
   call.message = &message;
   call.client = &client;

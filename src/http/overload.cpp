@@ -16,6 +16,10 @@ std::string_view limit_name(OverloadLimit limit) {
       return "sessions_per_caller";
     case OverloadLimit::buffered_bytes:
       return "buffered_bytes";
+    case OverloadLimit::processes:
+      return "processes";
+    case OverloadLimit::processes_per_caller:
+      return "processes_per_caller";
   }
   return "unknown";
 }
@@ -32,6 +36,10 @@ std::string_view limit_key(OverloadLimit limit) {
       return "limits.max_sessions_per_caller";
     case OverloadLimit::buffered_bytes:
       return "limits.max_buffered_bytes";
+    case OverloadLimit::processes:
+      return "upstreams.<name>.max_processes";
+    case OverloadLimit::processes_per_caller:
+      return "upstreams.<name>.max_processes_per_caller";
   }
   return "limits";
 }

@@ -14,16 +14,24 @@
 namespace membrane::http {
 
 enum class OverloadLimit : std::size_t {
-  connections,          // limits.max_connections
-  streams,              // limits.max_streams
-  sessions,             // limits.max_sessions
-  sessions_per_caller,  // limits.max_sessions_per_caller
-  buffered_bytes,       // limits.max_buffered_bytes
+  connections,           // limits.max_connections
+  streams,               // limits.max_streams
+  sessions,              // limits.max_sessions
+  sessions_per_caller,   // limits.max_sessions_per_caller
+  buffered_bytes,        // limits.max_buffered_bytes
+  processes,             // upstreams.<stdio>.max_processes
+  processes_per_caller,  // upstreams.<stdio>.max_processes_per_caller
 };
-inline constexpr std::size_t overload_limit_count = 5;
+inline constexpr std::size_t overload_limit_count = 7;
 inline constexpr std::array<OverloadLimit, overload_limit_count> all_overload_limits{
-    OverloadLimit::connections, OverloadLimit::streams, OverloadLimit::sessions,
-    OverloadLimit::sessions_per_caller, OverloadLimit::buffered_bytes};
+    OverloadLimit::connections,         OverloadLimit::streams,        OverloadLimit::sessions,
+    OverloadLimit::sessions_per_caller, OverloadLimit::buffered_bytes, OverloadLimit::processes,
+    OverloadLimit::processes_per_caller};
+// The limits a single caller reaches on its own: answered 429 rather than 503.
+inline constexpr bool is_per_caller(OverloadLimit limit) {
+  return limit == OverloadLimit::sessions_per_caller ||
+         limit == OverloadLimit::processes_per_caller;
+}
 
 // The `limit` label of membrane_overload_rejections_total and `error.data.limit`.
 std::string_view limit_name(OverloadLimit limit);

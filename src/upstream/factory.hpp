@@ -33,7 +33,10 @@ struct StdioUpstreamOptions {
   std::string name;
   ChildCommand command;
   std::size_t max_message_bytes = 16 * 1024 * 1024;
+  // Messages, and their bytes, held for one reader (a request's stream, the listen stream, or
+  // the messages kept while no stream listens); a reader that falls behind pauses the child.
   std::size_t max_buffered_messages = 1024;
+  std::size_t max_buffered_bytes = 1024 * 1024;
   std::chrono::milliseconds restart_backoff_initial{250};
   std::chrono::milliseconds restart_backoff_max{30'000};
   std::chrono::milliseconds shutdown_grace{2'000};
@@ -47,6 +50,8 @@ struct StdioUpstreamOptions {
   // the new session is refused with 503 (upstream) or 429 (caller) and Retry-After.
   std::size_t max_processes = 32;
   std::size_t max_processes_per_caller = 8;
+  // Where those refusals are counted (membrane_overload_rejections_total); null: not counted.
+  std::shared_ptr<http::OverloadStats> overload_stats;
 };
 
 std::unique_ptr<Upstream> make_http_upstream(HttpUpstreamOptions options, std::size_t workers);

@@ -23,8 +23,63 @@ namespace membrane::upstream {
 namespace {
 
 using namespace asio::experimental::awaitable_operators;
-using Delivery = asio::experimental::concurrent_channel<void(error_code, StreamRead)>;
 using Clock = std::chrono::steady_clock;
+
+// The messages of one request (or of the listen stream) on their way from the child to their
+// reader, bounded in count (limits.max_buffered_messages) and in bytes (limits.max_stream_buffer):
+// a reader that falls behind pauses the reading of the child's stdout, so the child blocks on a
+// full pipe, as TCP back-pressure pauses an HTTP upstream. One message larger than the byte bound
+// still passes alone (limits.max_upstream_message bounds it).
+class Delivery {
+ public:
+  using Channel = asio::experimental::concurrent_channel<void(error_code, StreamRead)>;
+
+  Delivery(const asio::any_io_executor& consumer, std::size_t max_messages, std::size_t max_bytes)
+      : messages_(consumer, max_messages), space_(consumer, 1), max_bytes_(max_bytes) {}
+
+  // Waits for room. Fails (an error) once the reader is gone.
+  awaitable<error_code> send(StreamRead read) {
+    const std::size_t size = read.event.data.size();
+    for (;;) {
+      const std::size_t queued = queued_bytes_.load(std::memory_order_acquire);
+      if (queued == 0 || size == 0 || queued + size <= max_bytes_) break;
+      // The reader signals after each message it takes; a signal sent between the check and
+      // this wait stays in the one-slot channel, so none is lost.
+      if (auto [ec] = co_await space_.async_receive(use_nothrow); ec) co_return ec;
+    }
+    queued_bytes_.fetch_add(size, std::memory_order_acq_rel);
+    auto [ec] = co_await messages_.async_send(error_code(), std::move(read), use_nothrow);
+    if (ec) queued_bytes_.fetch_sub(size, std::memory_order_acq_rel);
+    co_return ec;
+  }
+
+  // Without waiting: for the messages kept while nobody listened (bounded already) and the end.
+  bool try_send(StreamRead read) {
+    const std::size_t size = read.event.data.size();
+    queued_bytes_.fetch_add(size, std::memory_order_acq_rel);
+    if (messages_.try_send(error_code(), std::move(read))) return true;
+    queued_bytes_.fetch_sub(size, std::memory_order_acq_rel);
+    return false;
+  }
+
+  // The reader's side: receive from channel(), then report what was taken.
+  Channel& channel() { return messages_; }
+  void taken(const StreamRead& read) {
+    queued_bytes_.fetch_sub(read.event.data.size(), std::memory_order_acq_rel);
+    space_.try_send(error_code());
+  }
+
+  void close() {
+    messages_.close();
+    space_.close();
+  }
+
+ private:
+  Channel messages_;
+  asio::experimental::concurrent_channel<void(error_code)> space_;
+  const std::size_t max_bytes_;
+  std::atomic<std::size_t> queued_bytes_{0};
+};
 
 StreamRead message_read(std::string line) {
   StreamRead read;
@@ -67,16 +122,17 @@ class DeliveryStream final : public ReplyStream {
     StreamRead read;
     if (quiet_limit_.count() > 0) {
       asio::steady_timer quiet(co_await asio::this_coro::executor, quiet_limit_);
-      auto outcome =
-          co_await (channel_->async_receive(use_nothrow) || quiet.async_wait(use_nothrow));
+      auto outcome = co_await (channel_->channel().async_receive(use_nothrow) ||
+                               quiet.async_wait(use_nothrow));
       if (outcome.index() == 1) {
         ended_ = true;
         co_return failed_read(on_quiet_());
       }
       std::tie(ec, read) = std::move(std::get<0>(outcome));
     } else {
-      std::tie(ec, read) = co_await channel_->async_receive(use_nothrow);
+      std::tie(ec, read) = co_await channel_->channel().async_receive(use_nothrow);
     }
+    if (!ec) channel_->taken(read);
     if (ec) {
       ended_ = true;
       co_return end_read();
@@ -182,7 +238,8 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
   // Returns null when the child is already gone.
   std::shared_ptr<Delivery> register_request(const mcp::Message& request,
                                              const asio::any_io_executor& consumer) {
-    auto channel = std::make_shared<Delivery>(consumer, options_.max_buffered_messages);
+    auto channel = std::make_shared<Delivery>(consumer, options_.max_buffered_messages,
+                                              options_.max_buffered_bytes);
     std::lock_guard lock(mutex_);
     if (state_ == State::dead || state_ == State::failed) return nullptr;
     const std::string key = mcp::id_key(request.id());
@@ -233,17 +290,19 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
   // The server-initiated stream (GET / legacy SSE). A new listener replaces the old one, which
   // ends; messages that arrived while nobody listened are delivered first.
   std::shared_ptr<Delivery> attach_listener(const asio::any_io_executor& consumer) {
-    auto channel = std::make_shared<Delivery>(consumer, options_.max_buffered_messages);
+    auto channel = std::make_shared<Delivery>(consumer, options_.max_buffered_messages,
+                                              options_.max_buffered_bytes);
     std::shared_ptr<Delivery> previous;
     {
       std::lock_guard lock(mutex_);
       previous = std::exchange(listener_, channel);
       while (!backlog_.empty()) {
-        channel->try_send(error_code(), message_read(std::move(backlog_.front())));
+        backlog_bytes_ -= backlog_.front().size();
+        channel->try_send(message_read(std::move(backlog_.front())));
         backlog_.pop_front();
       }
     }
-    if (previous) previous->try_send(error_code(), end_read());
+    if (previous) previous->try_send(end_read());
     touch();
     return channel;
   }
@@ -393,8 +452,8 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
       listener = std::exchange(listener_, nullptr);
     }
     for (auto& channel : requests)
-      co_await channel->async_send(error_code(), failed_read(reason), use_nothrow);
-    if (listener) co_await listener->async_send(error_code(), end_read(), use_nothrow);
+      co_await channel->send(failed_read(reason));
+    if (listener) co_await listener->send(end_read());
   }
 
   awaitable<void> watch_idle() {
@@ -477,27 +536,39 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
                      message.id().dump(), " dropped");
           co_return std::string();
         }
-        if (backlog_.size() >= options_.max_buffered_messages) {
-          log::warn("upstream '", options_.name,
-                    "': no stream is listening; dropping the oldest buffered message");
-          backlog_.pop_front();
-        }
-        backlog_.push_back(std::move(line));
+        keep_for_listener_locked(std::move(line));
         co_return std::string();
       }
     }
-    auto [ec] = co_await target->async_send(error_code(), message_read(line), use_nothrow);
-    if (ec) {
+    if (auto ec = co_await target->send(message_read(line)); ec) {
       // Its consumer went away (client disconnected). Not a cancellation (MCP transports): the
       // message is kept for the listen stream unless it was a response nobody waits for.
       if (!message.is_response()) {
         std::lock_guard lock(mutex_);
-        if (backlog_.size() < options_.max_buffered_messages) backlog_.push_back(std::move(line));
+        keep_for_listener_locked(std::move(line));
       }
       co_return std::string();
     }
-    if (is_final) co_await target->async_send(error_code(), end_read(), use_nothrow);
+    if (is_final) co_await target->send(end_read());
     co_return std::string();
+  }
+
+  // Keeps a server message nobody listens for until a listen stream opens, dropping the oldest
+  // beyond limits.max_buffered_messages or limits.max_stream_buffer. Called with mutex_ held.
+  void keep_for_listener_locked(std::string line) {
+    std::size_t dropped = 0;
+    while (!backlog_.empty() && (backlog_.size() >= options_.max_buffered_messages ||
+                                 backlog_bytes_ + line.size() > options_.max_buffered_bytes)) {
+      backlog_bytes_ -= backlog_.front().size();
+      backlog_.pop_front();
+      ++dropped;
+    }
+    if (dropped)
+      log::warn("upstream '", options_.name, "' [pid ", pid(),
+                "]: no stream is listening; dropped ", dropped,
+                " buffered message(s) beyond limits.max_buffered_messages / ", "max_stream_buffer");
+    backlog_bytes_ += line.size();
+    backlog_.push_back(std::move(line));
   }
 
   const StdioUpstreamOptions& options_;
@@ -520,7 +591,8 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
   std::unordered_map<std::string, std::string> progress_routes_;
   std::vector<std::string> request_order_;
   std::shared_ptr<Delivery> listener_;
-  std::deque<std::string> backlog_;
+  std::deque<std::string> backlog_;  // for the next listener; within both buffer limits
+  std::size_t backlog_bytes_ = 0;
 };
 
 class StdioUpstream final : public Upstream {
@@ -690,21 +762,22 @@ class StdioUpstream final : public Upstream {
           if (!idlest || instance->last_activity() < idlest->last_activity()) idlest = instance;
         }
         if (!idlest) {
-          constexpr std::chrono::seconds retry{5};
-          if (per_caller) {
-            return UpstreamReply::overload(
-                429,
-                "Too Many Requests: this caller already has " +
-                    std::to_string(options_.max_processes_per_caller) + " busy sessions on '" +
-                    options_.name + "' (max_processes_per_caller); retry later or end one",
-                retry);
-          }
-          return UpstreamReply::overload(503,
-                                         "Service Unavailable: upstream '" + options_.name +
-                                             "' runs its limit of " +
-                                             std::to_string(options_.max_processes) +
-                                             " processes, all busy (max_processes); retry later",
-                                         retry);
+          const auto limit = per_caller ? http::OverloadLimit::processes_per_caller
+                                        : http::OverloadLimit::processes;
+          std::string reason =
+              per_caller
+                  ? "Too Many Requests: this caller already has " +
+                        std::to_string(options_.max_processes_per_caller) + " busy sessions on '" +
+                        options_.name + "' (max_processes_per_caller); retry later or end one"
+                  : "Service Unavailable: upstream '" + options_.name + "' runs its limit of " +
+                        std::to_string(options_.max_processes) +
+                        " processes, all busy (max_processes); retry later";
+          // Counted and logged at most once per interval: a flood costs one line.
+          if (options_.overload_stats)
+            options_.overload_stats->refused(limit, reason);
+          else
+            log::warn("upstream '", options_.name, "': ", reason);
+          return UpstreamReply::overload(limit, std::move(reason), std::chrono::seconds(5));
         }
         instances_.erase(idlest->id());
         evicted.push_back(std::move(idlest));
@@ -725,7 +798,6 @@ class StdioUpstream final : public Upstream {
       if (stopped_)
         co_return std::pair{nullptr, UpstreamReply::failure("the gateway is shutting down")};
       if (auto refusal = make_room_locked(caller, evicted)) {
-        log::warn("upstream '", options_.name, "': refused a new process: ", refusal->body);
         co_return std::pair{nullptr, std::move(*refusal)};
       }
       instances_[id] = instance;
@@ -793,7 +865,9 @@ class StdioUpstream final : public Upstream {
     if (!channel || !co_await instance.write_line(request.dump())) co_return "the process exited";
     asio::steady_timer timeout(co_await asio::this_coro::executor, options_.initialize_timeout);
     auto outcome =
-        co_await (channel->async_receive(use_nothrow) || timeout.async_wait(use_nothrow));
+        co_await (channel->channel().async_receive(use_nothrow) || timeout.async_wait(use_nothrow));
+    // Nobody reads this channel after the answer: closed, the reader never waits on it.
+    channel->close();
     if (outcome.index() == 1) co_return "no initialize response within the timeout";
     auto& [ec, read] = std::get<0>(outcome);
     if (ec || read.status != ReadStatus::message) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "http/asio.hpp"
+#include "http/overload.hpp"
 #include "membrane/http/sse.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
 #include "membrane/mcp/sealed_session.hpp"
@@ -61,8 +62,8 @@ struct UpstreamReply {
     rejected,           // the upstream answered with an HTTP error: `http_status`, `body`
     not_supported,      // the upstream does not offer this (405)
     unavailable,        // the upstream cannot be reached or failed: `body` says why
-    overloaded,         // at a capacity limit: `http_status` 503 (upstream) or 429 (caller),
-                        // `body` names the limit, `retry_after` says when to try again
+    overloaded,         // at a capacity limit (`overload_limit`): `body` says which,
+                        // `retry_after` when to try again
   };
   Kind kind = Kind::unavailable;
   unsigned http_status = 0;
@@ -73,11 +74,14 @@ struct UpstreamReply {
   // downstream session id).
   std::string upstream_session;
   std::chrono::seconds retry_after{0};  // overloaded
+  http::OverloadLimit overload_limit = http::OverloadLimit::processes;
 
-  static UpstreamReply overload(unsigned status, std::string reason, std::chrono::seconds retry) {
+  static UpstreamReply overload(http::OverloadLimit limit, std::string reason,
+                                std::chrono::seconds retry) {
     UpstreamReply reply;
     reply.kind = Kind::overloaded;
-    reply.http_status = status;
+    reply.overload_limit = limit;
+    reply.http_status = http::is_per_caller(limit) ? 429 : 503;
     reply.body = std::move(reason);
     reply.retry_after = retry;
     return reply;

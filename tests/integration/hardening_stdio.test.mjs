@@ -15,17 +15,24 @@ import * as jose from 'jose';
 import {
   NODE, SOURCE_DIR, cleanup, childPids, freePort, mcpHeaders, openEventStream, pidAlive, rawFetch, rawInitialize,
   rawRpc, sleep, startGateway, statelessBody, statelessHeaders, tcpConnectable, tmpDir, waitFor, initializeRequest,
-  openLegacySession,
+  metric, openLegacySession,
 } from './harness.mjs';
 
 const HOSTILE_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'hostile-stdio-server.mjs');
 
 after(cleanup);
 
+// The admin listener's URL, from the gateway's start-up log (its port is chosen at run time).
+async function withAdmin(gateway) {
+  gateway.admin ??= (await gateway.proc.waitForLine(/admin listening on (http:\/\/\S+)/, 10_000))[1];
+  return gateway;
+}
+
 function configFile(dir, { timeouts = [], limits = [], upstream = [], extra = [] } = {}) {
   const file = path.join(dir, `membrane-${Math.random().toString(16).slice(2)}.yaml`);
   fs.writeFileSync(file, [
     'listen: 127.0.0.1:0',
+    'admin: "127.0.0.1:0"',
     ...(timeouts.length ? ['timeouts:', ...timeouts.map((t) => `  ${t}`)] : []),
     ...(limits.length ? ['limits:', ...limits.map((l) => `  ${l}`)] : []),
     ...extra,
@@ -146,7 +153,9 @@ describe('caps on live children', () => {
     const refused = await rawFetch(gateway.mcp('hostile'), { headers: mcpHeaders(), body: initializeRequest() });
     assert.equal(refused.status, 503);
     assert.ok(Number(refused.headers.get('retry-after')) > 0);
-    assert.equal(refused.json.error.code, -32002);
+    assert.equal(refused.json.error.code, -32004);
+    assert.equal(refused.json.error.data.limit, 'processes');
+    assert.equal(await metric(await withAdmin(gateway), 'membrane_overload_rejections_total', { limit: 'processes' }), 1);
     assert.match(refused.json.error.message, /limit of 2 processes, all busy \(max_processes\)/);
     assert.ok(childPids(gateway.pid).length <= 2);
     // The hung calls end on their own: -32002 after upstream_response, and the child is told.
@@ -175,6 +184,17 @@ describe('caps on live children', () => {
     const refused = await rawFetch(gateway.mcp('hostile'), { headers: mcpHeaders(), body: initializeRequest() });
     assert.equal(refused.status, 429);
     assert.ok(Number(refused.headers.get('retry-after')) > 0);
+    assert.equal(refused.json.error.code, -32004);
+    assert.equal(refused.json.error.data.limit, 'processes_per_caller');
+    assert.equal(await metric(await withAdmin(gateway), 'membrane_overload_rejections_total', { limit: 'processes_per_caller' }), 1);
+    // A 2024-11-05 client gets the same refusal, on its event stream.
+    const legacy = await openLegacySession(gateway.sse('hostile'));
+    const init = initializeRequest({ protocolVersion: '2024-11-05' });
+    await legacy.post(init);
+    const legacyRefusal = await legacy.response(init.id);
+    assert.equal(legacyRefusal.error.code, -32004);
+    assert.equal(legacyRefusal.error.data.limit, 'processes_per_caller');
+    legacy.close();
     assert.match(refused.json.error.message, /max_processes_per_caller/);
     await Promise.all(calls);
     const later = await rawFetch(gateway.mcp('hostile'), { headers: mcpHeaders(), body: initializeRequest(), untilId: 1 });
@@ -206,6 +226,48 @@ describe('a stdio child that misbehaves', () => {
     assert.equal(answer.message.error.code, -32002);
     assert.match(answer.message.error.message, /too large: more than 65536 bytes/);
     assert.doesNotMatch(answer.message.error.message, /signal/);
+  });
+});
+
+describe('what a stdio child sends is held within limits.max_stream_buffer', () => {
+  test('a flood of large progress notifications reaches the client whole and in order', { timeout: 60_000 }, async () => {
+    const dir = tmpDir('membrane-flood-');
+    const gateway = await startGateway(['-c', configFile(dir, { limits: ['max_stream_buffer: 64KiB'] })], { name: 'membrane (flood)' });
+    const session = await rawInitialize(gateway.mcp('hostile'));
+    const count = 300;
+    const answer = await rawRpc(gateway.mcp('hostile'), {
+      sessionId: session.sessionId, protocolVersion: session.protocolVersion, timeoutMs: 50_000,
+      method: 'tools/call', params: { name: 'flood', arguments: { count, bytes: 20_000 }, _meta: { progressToken: 'flood-1' } },
+    });
+    assert.equal(answer.message.result.content[0].text, `flooded ${count}`);
+    const progress = answer.response.messages.filter((m) => m.method === 'notifications/progress').map((m) => m.params.progress);
+    assert.deepEqual(progress, Array.from({ length: count }, (_, i) => i + 1));
+  });
+
+  test('messages nobody listens for are kept up to the limit, oldest dropped first', { timeout: 30_000 }, async () => {
+    const dir = tmpDir('membrane-chatter-');
+    const gateway = await startGateway(['-c', configFile(dir, { limits: ['max_stream_buffer: 64KiB'] })], { name: 'membrane (chatter)' });
+    const session = await rawInitialize(gateway.mcp('hostile'));
+    const answer = await rawRpc(gateway.mcp('hostile'), {
+      sessionId: session.sessionId, protocolVersion: session.protocolVersion,
+      method: 'tools/call', params: { name: 'chatter', arguments: { count: 50, bytes: 10_000 } },
+    });
+    assert.equal(answer.message.result.content[0].text, 'chattering');
+    await waitFor(() => gateway.lines.some((line) => /no stream is listening; dropped \d+ buffered message/.test(line)),
+      { what: 'the log line about dropped messages' });
+    const listen = await openEventStream(gateway.mcp('hostile'), { headers: mcpHeaders({ sessionId: session.sessionId, protocolVersion: session.protocolVersion }) });
+    assert.equal(listen.status, 200);
+    const kept = [];
+    for (;;) {
+      const event = await listen.next((e) => e.event === 'message', 5_000);
+      kept.push(event.data);
+      if (JSON.parse(event.data).params.data.index === 49) break;
+    }
+    listen.close();
+    const indices = kept.map((data) => JSON.parse(data).params.data.index);
+    assert.ok(indices.length >= 5 && indices.length < 50, `kept ${indices.length} of 50`);
+    assert.deepEqual(indices, Array.from({ length: indices.length }, (_, i) => 50 - indices.length + i), 'the newest, in order');
+    assert.ok(kept.reduce((sum, data) => sum + data.length, 0) <= 64 * 1024);
   });
 });
 

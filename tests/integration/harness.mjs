@@ -3,6 +3,7 @@
 // Every process a test starts goes through spawnManaged(), which registers it for cleanup; every
 // test file calls `after(cleanup)` so the gateway, the upstream servers and their children die
 // even when a test fails. All traffic stays on 127.0.0.1 and every port is chosen at run time.
+import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -1108,6 +1109,17 @@ export async function callWithProgress(client, name, args, { timeoutMs = 60_000,
     events.push({ type: 'error', at: Date.now() - start, error });
     return { events, error };
   }
+}
+
+// One sample of a metric family (labels as an object), from /metrics.
+export async function metric(gateway, name, labels = {}) {
+  const response = await rawFetch(`${gateway.admin}/metrics`, { method: 'GET' });
+  assert.equal(response.status, 200);
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',');
+  const prefix = wanted ? `${name}{${wanted}} ` : `${name} `;
+  const line = response.text.split('\n').find((l) => l.startsWith(prefix));
+  assert.ok(line, `/metrics has ${prefix.trim()}`);
+  return Number(line.slice(prefix.length));
 }
 
 export function flipChar(s, index = Math.floor(s.length / 2)) {

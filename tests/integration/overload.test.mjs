@@ -18,6 +18,7 @@ import {
   cleanup,
   jsonRpcErrorProblems,
   mcpHeaders,
+  metric,
   openEventStream,
   rawFetch,
   rawInitialize,
@@ -63,17 +64,6 @@ async function startLimited(name, limits) {
   const gateway = await startGateway(['-c', config], { name });
   gateway.admin = (await gateway.proc.waitForLine(/admin listening on (http:\/\/\S+)/, 10_000))[1];
   return gateway;
-}
-
-// One sample of a metric family (labels as an object), from /metrics.
-async function metric(gateway, name, labels = {}) {
-  const response = await rawFetch(`${gateway.admin}/metrics`, { method: 'GET' });
-  assert.equal(response.status, 200);
-  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',');
-  const prefix = wanted ? `${name}{${wanted}} ` : `${name} `;
-  const line = response.text.split('\n').find((l) => l.startsWith(prefix));
-  assert.ok(line, `/metrics has ${prefix.trim()}`);
-  return Number(line.slice(prefix.length));
 }
 
 const rejections = (gateway, limit) => metric(gateway, 'membrane_overload_rejections_total', { limit });
