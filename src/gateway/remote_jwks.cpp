@@ -1,5 +1,4 @@
 #include "gateway/remote_jwks.hpp"
-#include "membrane/core/json.hpp"
 
 #include "http/tls.hpp"
 #include "membrane/core/log.hpp"
@@ -58,22 +57,12 @@ awaitable<std::optional<identity::KeySet>> RemoteJwks::fetch(std::string& error)
     error = "HTTP " + std::to_string(result.response->status());
     co_return std::nullopt;
   }
-  const auto document = json::parse_or_discarded(body);
-  if (document.is_object() && document.contains("keys") && document["keys"].is_array() &&
-      document["keys"].size() > max_keys) {
-    error = "more than " + std::to_string(max_keys) + " keys";
-    co_return std::nullopt;
-  }
-  try {
-    auto keys = identity::KeySet::from_json(document);
-    std::lock_guard lock(mutex_);
-    fetched_ = true;
-    last_success_ = std::chrono::steady_clock::now();
-    co_return std::optional<identity::KeySet>(std::move(keys));
-  } catch (const std::invalid_argument& problem) {
-    error = problem.what();
-    co_return std::nullopt;
-  }
+  auto keys = identity::KeySet::parse_document(body, max_keys, error);
+  if (!keys) co_return std::nullopt;
+  std::lock_guard lock(mutex_);
+  fetched_ = true;
+  last_success_ = std::chrono::steady_clock::now();
+  co_return keys;
 }
 
 }  // namespace membrane::gateway

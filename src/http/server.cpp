@@ -3,7 +3,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -20,6 +19,7 @@
 #include <system_error>
 
 #include "http/overload.hpp"
+#include "http/request_reading.hpp"
 #include "http/wire.hpp"
 #include "membrane/core/log.hpp"
 
@@ -233,12 +233,6 @@ awaitable<bool> send_error(Stream& stream, const ServerOptions& options, bhttp::
   co_return !ec;
 }
 
-bool is_quiet_disconnect(const error_code& ec) {
-  return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-         ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
-         ec == beast::error::timeout || ec == asio::ssl::error::stream_truncated;
-}
-
 // Returns true when the connection ends with request bytes possibly still in flight.
 template <class Stream>
 awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
@@ -266,48 +260,24 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
     first_request = false;
     connection.state = State::in_exchange;
 
-    bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-    parser.body_limit(options.max_body_bytes);
+    RequestParser parser;
+    apply_request_limits(parser, options);
     tcp_layer(stream).expires_after(options.header_read);
     auto [header_ec, header_bytes] =
         co_await bhttp::async_read_header(stream, buffer, parser, use_nothrow);
     if (header_ec) {
-      // Beast checks a declared Content-Length against the body limit as soon as the header is
-      // complete.
-      if (header_ec == bhttp::error::body_limit) {
-        // The header is not done for Beast here (content_length() asserts that it is), but its
-        // fields are parsed, and Beast has checked that Content-Length is a number.
-        std::string message = "request body";
-        if (const auto declared = parser.get()[bhttp::field::content_length]; !declared.empty())
-          message += " of " + std::string(declared) + " bytes";
-        message += " exceeds the limit of " + std::to_string(options.max_body_bytes) + " bytes";
-        co_await send_error(stream, options, bhttp::status::payload_too_large, std::move(message));
-        co_return true;
-      }
-      if (header_ec == bhttp::error::header_limit) {
-        co_await send_error(
-            stream, options, bhttp::status::request_header_fields_too_large,
-            "request headers exceed " + std::to_string(options.max_header_bytes) + " bytes");
-      } else if (header_ec == beast::error::timeout) {
-        co_await send_error(stream, options, bhttp::status::request_timeout,
-                            "request headers not received in time");
-      } else if (!is_quiet_disconnect(header_ec)) {
-        co_await send_error(stream, options, bhttp::status::bad_request,
-                            "malformed HTTP request: " + header_ec.message());
+      if (auto refusal = read_refusal(header_ec, ReadPhase::header, parser, options)) {
+        co_await send_error(stream, options, refusal->status, refusal->message);
+        co_return refusal->linger;
       }
       co_return false;
     }
+    if (auto refusal = declared_length_refusal(parser, options)) {
+      co_await send_error(stream, options, refusal->status, refusal->message);
+      co_return refusal->linger;
+    }
 
     const auto& header = parser.get();
-    const auto declared_length = parser.content_length();
-    if (declared_length && *declared_length > options.max_body_bytes) {
-      co_await send_error(stream, options, bhttp::status::payload_too_large,
-                          "request body of " + std::to_string(*declared_length) +
-                              " bytes exceeds the limit of " +
-                              std::to_string(options.max_body_bytes) + " bytes");
-      co_return true;
-    }
     if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, header.version()};
       tcp_layer(stream).expires_after(options.write);
@@ -318,17 +288,9 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
       tcp_layer(stream).expires_after(options.body_read);
       auto [body_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_nothrow);
       if (body_ec) {
-        if (body_ec == bhttp::error::body_limit) {
-          co_await send_error(stream, options, bhttp::status::payload_too_large,
-                              "request body exceeds the limit of " +
-                                  std::to_string(options.max_body_bytes) + " bytes");
-          co_return true;
-        } else if (body_ec == beast::error::timeout) {
-          co_await send_error(stream, options, bhttp::status::request_timeout,
-                              "request body not received in time");
-        } else if (!is_quiet_disconnect(body_ec)) {
-          co_await send_error(stream, options, bhttp::status::bad_request,
-                              "malformed HTTP request body: " + body_ec.message());
+        if (auto refusal = read_refusal(body_ec, ReadPhase::body, parser, options)) {
+          co_await send_error(stream, options, refusal->status, refusal->message);
+          co_return refusal->linger;
         }
         co_return false;
       }

@@ -406,6 +406,22 @@ KeySet KeySet::from_json(const Json& jwks) {
   return KeySet(std::move(keys));
 }
 
+std::optional<KeySet> KeySet::parse_document(std::string_view document, std::size_t max_keys,
+                                             std::string& error) {
+  const Json parsed = json::parse_or_discarded(document);
+  if (parsed.is_object() && parsed.contains("keys") && parsed["keys"].is_array() &&
+      parsed["keys"].size() > max_keys) {
+    error = "more than " + std::to_string(max_keys) + " keys";
+    return std::nullopt;
+  }
+  try {
+    return from_json(parsed);
+  } catch (const std::invalid_argument& problem) {
+    error = problem.what();
+    return std::nullopt;
+  }
+}
+
 KeySet KeySet::read_file(const std::string& path, bool single_jwk_allowed) {
   std::ifstream file(path, std::ios::binary);
   if (!file) throw std::runtime_error("cannot read the JWKS file '" + path + "'");

@@ -196,6 +196,39 @@ std::optional<std::string> SessionSealer::open_bytes(std::string_view sealed_tex
   return plaintext;
 }
 
+std::optional<SessionClaims> claims_from_plaintext(std::string_view plaintext,
+                                                   std::string_view upstream) {
+  auto payload = json::parse_or_discarded(plaintext);
+  if (!payload.is_object()) return std::nullopt;
+  SessionClaims claims;
+  claims.upstream = std::string(upstream);
+  const auto session = payload.find("s");
+  const auto created = payload.find("t");
+  if (session == payload.end() || !session->is_string() || created == payload.end() ||
+      !created->is_number_integer()) {
+    return std::nullopt;
+  }
+  claims.upstream_session = session->get<std::string>();
+  claims.created_at = created->get<std::int64_t>();
+  if (const auto subject = payload.find("u"); subject != payload.end() && subject->is_string())
+    claims.subject = subject->get<std::string>();
+  if (const auto name = payload.find("n"); name != payload.end() && name->is_string())
+    claims.client_name = name->get<std::string>();
+  if (const auto init = payload.find("i"); init != payload.end()) {
+    claims.initialize_params = *init;
+    if (const auto capabilities = init->find("capabilities");
+        init->is_object() && capabilities != init->end()) {
+      claims.client_capabilities = *capabilities;
+    }
+    claims.client_name = client_name_of(*init);
+  } else if (const auto capabilities = payload.find("c"); capabilities != payload.end()) {
+    claims.client_capabilities = *capabilities;
+  }
+  if (const auto version = payload.find("v"); version != payload.end() && version->is_string())
+    claims.protocol_version = version->get<std::string>();
+  return claims;
+}
+
 std::string SessionSealer::seal_state(const nlohmann::json& payload,
                                       std::string_view purpose) const {
   std::string aad = "membrane-state-v1";
@@ -244,37 +277,7 @@ std::optional<SessionClaims> SessionSealer::unseal(std::string_view sealed_text,
   const auto opened =
       open_bytes(sealed_text.substr(prefix.size()), associated_data(upstream, transport));
   if (!opened) return std::nullopt;
-  const std::string& plaintext = *opened;
-
-  auto payload = json::parse_or_discarded(plaintext);
-  if (!payload.is_object()) return std::nullopt;
-  SessionClaims claims;
-  claims.upstream = std::string(upstream);
-  const auto session = payload.find("s");
-  const auto created = payload.find("t");
-  if (session == payload.end() || !session->is_string() || created == payload.end() ||
-      !created->is_number_integer()) {
-    return std::nullopt;
-  }
-  claims.upstream_session = session->get<std::string>();
-  claims.created_at = created->get<std::int64_t>();
-  if (const auto subject = payload.find("u"); subject != payload.end() && subject->is_string())
-    claims.subject = subject->get<std::string>();
-  if (const auto name = payload.find("n"); name != payload.end() && name->is_string())
-    claims.client_name = name->get<std::string>();
-  if (const auto init = payload.find("i"); init != payload.end()) {
-    claims.initialize_params = *init;
-    if (const auto capabilities = init->find("capabilities");
-        init->is_object() && capabilities != init->end()) {
-      claims.client_capabilities = *capabilities;
-    }
-    claims.client_name = client_name_of(*init);
-  } else if (const auto capabilities = payload.find("c"); capabilities != payload.end()) {
-    claims.client_capabilities = *capabilities;
-  }
-  if (const auto version = payload.find("v"); version != payload.end() && version->is_string())
-    claims.protocol_version = version->get<std::string>();
-  return claims;
+  return claims_from_plaintext(*opened, upstream);
 }
 
 }  // namespace membrane::mcp

@@ -56,6 +56,29 @@ http::HttpClient make_client(const std::string& upstream, const ClientCredential
 
 }  // namespace
 
+TokenResponse read_token_response(unsigned status, std::string_view body) {
+  TokenResponse response;
+  const auto answer = json::parse_or_discarded(body);
+  if (status != 200 || !answer.is_object()) {
+    response.error = "HTTP " + std::to_string(status);
+    if (answer.is_object() && answer.contains("error") && answer["error"].is_string())
+      response.error += " " + answer["error"].get<std::string>();
+    return response;
+  }
+  const auto token = answer.find("access_token");
+  if (token == answer.end() || !token->is_string() ||
+      token->get_ref<const std::string&>().empty()) {
+    response.error = "the response has no access_token";
+    return response;
+  }
+  response.access_token = token->get<std::string>();
+  if (const auto expires = answer.find("expires_in");
+      expires != answer.end() && expires->is_number())
+    response.lifetime =
+        std::chrono::seconds(std::max(1L, static_cast<long>(expires->get<double>())));
+  return response;
+}
+
 ClientCredentialsSource::ClientCredentialsSource(std::string upstream,
                                                  ClientCredentialsOptions options,
                                                  std::size_t workers)
@@ -92,26 +115,14 @@ awaitable<ClientCredentialsSource::Result> ClientCredentialsSource::authorizatio
   if (!result.response) co_return fail(result.error);
   auto [ec, text] = co_await result.response->read_all(64 * 1024);
   if (ec) co_return fail("reading the token response: " + ec.message());
-  const unsigned status = result.response->status();
-  const auto answer = json::parse_or_discarded(text);
-  if (status != 200 || !answer.is_object()) {
-    std::string why = "HTTP " + std::to_string(status);
-    if (answer.is_object() && answer.contains("error") && answer["error"].is_string())
-      why += " " + answer["error"].get<std::string>();
-    co_return fail(why);
-  }
-  const auto token = answer.find("access_token");
-  if (token == answer.end() || !token->is_string() || token->get_ref<const std::string&>().empty())
-    co_return fail("the response has no access_token");
-  long lifetime = 300;
-  if (const auto expires = answer.find("expires_in");
-      expires != answer.end() && expires->is_number())
-    lifetime = std::max(1L, static_cast<long>(expires->get<double>()));
+  const auto answer = read_token_response(result.response->status(), text);
+  if (!answer.error.empty()) co_return fail(answer.error);
+  const long lifetime = static_cast<long>(answer.lifetime.count());
   // Refresh a minute early (or at half-life for short tokens) so no request carries a token that
   // expires on the way.
   const long margin = std::min(60L, lifetime / 2);
   std::lock_guard lock(mutex_);
-  cached_ = "Bearer " + token->get<std::string>();
+  cached_ = "Bearer " + answer.access_token;
   refresh_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(lifetime - margin);
   co_return Result{cached_, {}};
 }

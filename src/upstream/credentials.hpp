@@ -23,6 +23,15 @@ struct ClientCredentialsOptions {
   bool verify_tls = true;
 };
 
+// What a token endpoint answered (RFC 6749 §5.1/§5.2), read from its status and body: the access
+// token and its lifetime, or why there is none.
+struct TokenResponse {
+  std::string access_token;
+  std::chrono::seconds lifetime{300};  // expires_in, or 300 s when the server gives none
+  std::string error;                   // set when there is no token
+};
+TokenResponse read_token_response(unsigned status, std::string_view body);
+
 class ClientCredentialsSource {
  public:
   // Throws std::runtime_error for a bad token URL (start-up).

@@ -212,3 +212,18 @@ TEST_CASE("text from a token is made safe before it reaches errors, logs and hea
   const auto long_alg = verify_signature(base64url_encode(alg) + ".e30.", keys).error;
   CHECK(long_alg.size() < 150);
 }
+
+TEST_CASE("a fetched JWKS document is parsed with a cap on its keys, errors as values") {
+  const Json one = Jwk::generate_es256("k1").public_json();
+  std::string error;
+  const auto keys = KeySet::parse_document(Json{{"keys", {one}}}.dump(), 100, error);
+  REQUIRE(keys);
+  CHECK(keys->find("k1", "ES256"));
+
+  CHECK_FALSE(KeySet::parse_document(Json{{"keys", {one, one, one}}}.dump(), 2, error));
+  CHECK(error == "more than 2 keys");
+  CHECK_FALSE(KeySet::parse_document("<html>not json</html>", 100, error));
+  CHECK_THAT(error, Catch::Contains("\"keys\" array"));
+  CHECK_FALSE(KeySet::parse_document(R"({"keys":[{"kty":"oct"}]})", 100, error));
+  CHECK_THAT(error, Catch::Contains("no usable signing key"));
+}

@@ -152,3 +152,24 @@ TEST_CASE("the caller's subject and the client's name travel in the sealed id") 
   CHECK(from_params->client_name == "héllo");
   CHECK(membrane::mcp::client_name_of({{"clientInfo", {{"name", 7}}}}).empty());
 }
+
+TEST_CASE("claims are read from the decrypted text as seal() writes them") {
+  using membrane::mcp::claims_from_plaintext;
+  const auto claims = claims_from_plaintext(
+      R"({"s":"instance-7","t":1790000000,"u":"alice","i":{"capabilities":{"roots":{}},)"
+      R"("clientInfo":{"name":"inspector"}},"v":"2025-11-25"})",
+      "fs");
+  REQUIRE(claims);
+  CHECK(claims->upstream == "fs");
+  CHECK(claims->upstream_session == "instance-7");
+  CHECK(claims->created_at == 1'790'000'000);
+  CHECK(claims->subject == "alice");
+  CHECK(claims->client_capabilities == nlohmann::json{{"roots", nlohmann::json::object()}});
+  CHECK(claims->client_name == "inspector");
+  CHECK(claims->protocol_version == "2025-11-25");
+  // Without the session or its creation time, or not a JSON object: not claims of ours.
+  CHECK_FALSE(claims_from_plaintext(R"({"t":1})", "fs"));
+  CHECK_FALSE(claims_from_plaintext(R"({"s":"x","t":"1"})", "fs"));
+  CHECK_FALSE(claims_from_plaintext("[1]", "fs"));
+  CHECK_FALSE(claims_from_plaintext("{", "fs"));
+}

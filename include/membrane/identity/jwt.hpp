@@ -60,6 +60,11 @@ class KeySet {
   explicit KeySet(std::vector<Jwk> keys) : keys_(std::move(keys)) {}
   // Throws std::invalid_argument naming the problem when `jwks` is not a JWKS with a usable key.
   static KeySet from_json(const Json& jwks);
+  // A JWKS document as an issuer serves it at its jwks_uri (text from the network): nullopt with
+  // `error` set when it is not JSON, holds more than `max_keys` keys, or no usable one. Never
+  // throws.
+  static std::optional<KeySet> parse_document(std::string_view document, std::size_t max_keys,
+                                              std::string& error);
   // A JWKS file; with `single_jwk_allowed`, a file holding one JWK (a key file) too. Throws
   // std::runtime_error naming the file.
   static KeySet read_file(const std::string& path, bool single_jwk_allowed = false);

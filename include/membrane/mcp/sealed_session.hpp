@@ -67,6 +67,11 @@ class SessionSealer {
   std::array<unsigned char, key_size> key_;
 };
 
+// The claims in the decrypted text of a sealed id (what SessionSealer::unseal reads once the id
+// opened); nullopt when the text does not hold claims as seal() writes them. Never throws.
+std::optional<SessionClaims> claims_from_plaintext(std::string_view plaintext,
+                                                   std::string_view upstream);
+
 // Base64url without padding (RFC 4648 §5): every character is a visible ASCII character, as the
 // MCP spec requires of session ids.
 std::string base64url_encode(std::string_view bytes);
