@@ -38,8 +38,7 @@ std::shared_ptr<const Identity> identity_from(DecodedToken token, std::string_vi
         identity->client_id.empty() && id != claims.end() && id->is_string())
       identity->client_id = id->get<std::string>();
   }
-  if (const auto exp = claims.find("exp"); exp != claims.end() && exp->is_number())
-    identity->expires_at = static_cast<std::int64_t>(exp->get<double>());
+  if (const auto exp = numeric_date(claims, "exp")) identity->expires_at = *exp;
   identity->scopes = token_scopes(claims);
   identity->token_fingerprint = token_fingerprint(raw);
   identity->claims = std::move(claims);

@@ -509,15 +509,23 @@ TokenCheck verify_signature(std::string_view token, const KeySet& keys) {
   return check;
 }
 
+std::optional<std::int64_t> numeric_date(const Json& claims, const char* name) {
+  const auto it = claims.find(name);
+  if (it == claims.end() || !it->is_number()) return std::nullopt;
+  // Converting a double outside the range of int64 is undefined, and a date near its ends would
+  // overflow `date + leeway`: no real date is beyond 2^53 s (285 million years) either way.
+  constexpr double limit = 9'007'199'254'740'992.0;  // 2^53
+  const double seconds = it->get<double>();
+  if (seconds >= limit) return static_cast<std::int64_t>(limit);
+  if (seconds <= -limit) return -static_cast<std::int64_t>(limit);
+  return static_cast<std::int64_t>(seconds);
+}
+
 TokenCheck check_claims(DecodedToken token, const ClaimRequirements& requirements,
                         std::int64_t now) {
   TokenCheck check;
   const Json& claims = token.claims;
-  const auto number = [&](const char* name) -> std::optional<std::int64_t> {
-    const auto it = claims.find(name);
-    if (it == claims.end() || !it->is_number()) return std::nullopt;
-    return static_cast<std::int64_t>(it->get<double>());
-  };
+  const auto number = [&](const char* name) { return numeric_date(claims, name); };
   const std::int64_t leeway = requirements.leeway.count();
   if (!requirements.type.empty() && string_member(token.header, "typ") != requirements.type) {
     check.error = "token type must be '" + requirements.type + "'";

@@ -180,8 +180,7 @@ TokenEndpointReply TokenExchange::handle(std::string_view content_type, std::str
   replacement.context = std::move(context);
   replacement.requester = std::move(requester);
   // Never outlive the token it replaces.
-  if (const auto expiry = original.find("exp"); expiry != original.end() && expiry->is_number())
-    replacement.expires_at = static_cast<std::int64_t>(expiry->get<double>());
+  if (const auto expiry = numeric_date(original, "exp")) replacement.expires_at = *expiry;
   auto issued = service_->issue(replacement, now);
   return {200,
           {{"access_token", issued.token},

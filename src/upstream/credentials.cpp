@@ -3,6 +3,8 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "http/tls.hpp"
@@ -73,9 +75,13 @@ TokenResponse read_token_response(unsigned status, std::string_view body) {
   }
   response.access_token = token->get<std::string>();
   if (const auto expires = answer.find("expires_in");
-      expires != answer.end() && expires->is_number())
-    response.lifetime =
-        std::chrono::seconds(std::max(1L, static_cast<long>(expires->get<double>())));
+      expires != answer.end() && expires->is_number()) {
+    // Bounded before the conversion (a double beyond long is undefined behaviour) and so that the
+    // refresh time stays far from the clock's range: the token is fetched again at least daily.
+    constexpr double day = 24 * 3600;
+    const double seconds = std::clamp(expires->get<double>(), 1.0, day);
+    response.lifetime = std::chrono::seconds(static_cast<long>(seconds));
+  }
   return response;
 }
 

@@ -27,8 +27,9 @@ struct ClientCredentialsOptions {
 // token and its lifetime, or why there is none.
 struct TokenResponse {
   std::string access_token;
-  std::chrono::seconds lifetime{300};  // expires_in, or 300 s when the server gives none
-  std::string error;                   // set when there is no token
+  // expires_in within [1 s, 1 day], or 300 s when the server gives none.
+  std::chrono::seconds lifetime{300};
+  std::string error;  // set when there is no token
 };
 TokenResponse read_token_response(unsigned status, std::string_view body);
 

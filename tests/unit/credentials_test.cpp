@@ -18,3 +18,17 @@ TEST_CASE("a token endpoint's answer gives the token and its lifetime, or why th
         "HTTP 401 invalid_client");
   CHECK(read_token_response(200, "<html>").error == "HTTP 200");
 }
+
+// Found by tests/fuzz/jwks_fuzz.cpp (which also reads token responses): expires_in 1e300 was
+// converted to long (undefined behaviour), and a lifetime of 1e17 s overflowed the refresh time.
+TEST_CASE("expires_in is bounded to [1 s, 1 day] before it is converted") {
+  using std::chrono::seconds;
+  CHECK(read_token_response(200, R"({"access_token":"t","expires_in":1e300})").lifetime ==
+        seconds(86400));
+  CHECK(read_token_response(200, R"({"access_token":"t","expires_in":1e17})").lifetime ==
+        seconds(86400));
+  CHECK(read_token_response(200, R"({"access_token":"t","expires_in":-1e300})").lifetime ==
+        seconds(1));
+  CHECK(read_token_response(200, R"({"access_token":"t","expires_in":0.5})").lifetime ==
+        seconds(1));
+}

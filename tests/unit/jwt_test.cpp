@@ -227,3 +227,30 @@ TEST_CASE("a fetched JWKS document is parsed with a cap on its keys, errors as v
   CHECK_FALSE(KeySet::parse_document(R"({"keys":[{"kty":"oct"}]})", 100, error));
   CHECK_THAT(error, Catch::Contains("no usable signing key"));
 }
+
+// Found by tests/fuzz/jwt_fuzz.cpp: a date of 1.5e300 was converted to int64 (undefined behaviour;
+// on x86 a signed token from the issuer counted as expired long ago, under UBSan the process
+// stopped).
+TEST_CASE("dates beyond any clock are clamped, never converted out of range") {
+  const Json far = {{"exp", 1.5e300}, {"nbf", -1e300}, {"big", 18446744073709551615ull}};
+  CHECK(numeric_date(far, "exp") == std::int64_t{1} << 53);
+  CHECK(numeric_date(far, "nbf") == -(std::int64_t{1} << 53));
+  CHECK(numeric_date(far, "big") == std::int64_t{1} << 53);
+  CHECK(numeric_date(Json{{"exp", "soon"}}, "exp") == std::nullopt);
+  CHECK(numeric_date(Json{{"exp", now + 0.9}}, "exp") == now);
+
+  const Jwk key = Jwk::generate_es256("k1");
+  const KeySet keys({key});
+  const auto error_for = [&](const Json& claims) {
+    return verify_token(sign_token(Json::object(), claims, key), keys, resource_server(), now)
+        .error;
+  };
+  Json claims = claims_for();
+  claims["exp"] = 1.5e300;
+  CHECK(error_for(claims).empty());
+  claims["exp"] = -1.5e300;
+  CHECK(error_for(claims) == "the token expired");
+  claims["exp"] = now + 60;
+  claims["nbf"] = 1e300;
+  CHECK_THAT(error_for(claims), Catch::Contains("not valid yet"));
+}

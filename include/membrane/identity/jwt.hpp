@@ -107,6 +107,11 @@ struct ClaimRequirements {
   bool require_expiry = true;
 };
 
+// A NumericDate claim (`exp`, `nbf`, `iat`) in whole seconds, clamped to ±2^53 so that any value a
+// token carries (1e300 included) converts and adds without overflow; nullopt when absent or not a
+// number.
+std::optional<std::int64_t> numeric_date(const Json& claims, const char* name);
+
 // Checks the standard claims of an already verified token at `now` (unix seconds).
 TokenCheck check_claims(DecodedToken token, const ClaimRequirements& requirements,
                         std::int64_t now);
