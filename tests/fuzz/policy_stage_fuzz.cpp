@@ -1,0 +1,60 @@
+// libFuzzer target: the traffic the policy stage judges, under the shipped ruleset
+// (policies/default). The input's first line is a client's JSON-RPC request (tools/call,
+// resources/read, prompts/get, tools/list: its name, URI and arguments are what rules look at);
+// the rest is the upstream's answer to it (a result to mask, a tool list to filter). Both go
+// through gateway::PolicyStage as in the gateway: on_request, then on_upstream_message when the
+// call would be forwarded. A denial must be an answer, never a forwarded call.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "gateway/policy_stage.hpp"
+#include "membrane/core/log.hpp"
+#include "membrane/mcp/jsonrpc.hpp"
+
+namespace {
+
+using namespace membrane;
+
+std::shared_ptr<const policy::Policy> shipped_policy() {
+  return std::make_shared<const policy::Policy>(
+      policy::Policy::load({MEMBRANE_SOURCE_DIR "/policies/default"}, policy::Verdict::allow));
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  log::set_level(log::Level::error);
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static gateway::PolicyStage stage(shipped_policy(), false);
+  static gateway::PolicyStage shadow(shipped_policy(), true);
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  const auto newline = input.find('\n');
+  auto parsed = mcp::parse_message(input.substr(0, newline));
+  if (!parsed.message) return 0;
+  const std::string reply =
+      newline == std::string_view::npos ? std::string() : std::string(input.substr(newline + 1));
+
+  static const mcp::Json headers = {{"user-agent", "fuzz"}, {"x-tenant", "a"}};
+  for (auto* policy_stage : {&stage, &shadow}) {
+    gateway::Exchange exchange;
+    exchange.upstream = "fs";
+    exchange.message = &*parsed.message;
+    exchange.client_address = "127.0.0.1";
+    exchange.protocol_version = "2025-11-25";
+    exchange.request_headers = headers;
+    const auto decision = policy_stage->on_request(exchange);
+    if (decision.answered()) {
+      if (decision.body.empty()) __builtin_trap();
+      continue;
+    }
+    std::string message = reply;
+    policy_stage->on_upstream_message(exchange, message);
+  }
+  return 0;
+}
