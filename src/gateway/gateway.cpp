@@ -281,7 +281,10 @@ http::Response Gateway::token_endpoint(const http::Request& request,
               reply.body.value("error", std::string()), " (",
               reply.body.value("error_description", std::string()), ")");
   }
-  auto response = json_response(reply.status, reply.body.dump());
+  // The descriptions may quote the form (a scope asked for), which is any bytes: never a reason
+  // to throw instead of answering.
+  auto response = json_response(
+      reply.status, reply.body.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
   // RFC 6749 §5.1: token responses are never cached.
   response.set(bhttp::field::cache_control, "no-store");
   return response;
@@ -314,7 +317,9 @@ http::Response Gateway::protected_resource_metadata(const http::Request& request
                         {"bearer_methods_supported", {"header"}},
                         {"resource_name", "Membrane MCP gateway"}};
   if (!scopes.empty()) document["scopes_supported"] = scopes;
-  auto response = json_response(200, document.dump());
+  // base_url() repeats the client's Host header, which is any bytes.
+  auto response =
+      json_response(200, document.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
   response.set(bhttp::field::cache_control, "max-age=300");
   return response;
 }

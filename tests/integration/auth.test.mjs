@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -204,6 +205,47 @@ describe('protected resource metadata (RFC 9728)', () => {
     assert.equal(root.json.resource, gateway.base);
     const unknown = await rawFetch(`${gateway.base}/.well-known/oauth-protected-resource/mcp/nope`, { method: 'GET' });
     assert.equal(unknown.status, 404);
+  });
+});
+
+describe('protected resource metadata for any Host (security.allowed_hosts: ["*"])', () => {
+  let open;
+  before(async () => {
+    const dir = tmpDir('membrane-auth-hosts-');
+    const config = path.join(dir, 'membrane.yaml');
+    fs.writeFileSync(config, [
+      'listen: "127.0.0.1:0"',
+      'security: {allowed_hosts: ["*"]}',
+      'auth:',
+      `  issuer: ${JSON.stringify(ISSUER)}`,
+      `  audience: ${JSON.stringify(AUDIENCE)}`,
+      `  jwks: ${JSON.stringify(jwksFile)}`,
+      'upstreams:',
+      '  rec: {url: "http://127.0.0.1:9/mcp"}',
+      '',
+    ].join('\n'));
+    open = await startGateway(['-c', config], { name: 'membrane (any host)' });
+  });
+
+  // The document repeats the Host header, which is any bytes: one that is not UTF-8 made the
+  // gateway throw while writing it, and the client saw the connection close without an answer.
+  test('a Host header that is not UTF-8 still gets the document', async () => {
+    const answer = await new Promise((resolve, reject) => {
+      const socket = net.connect({ port: open.port, host: '127.0.0.1' });
+      const chunks = [];
+      socket.on('data', (chunk) => chunks.push(chunk));
+      socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      socket.on('error', reject);
+      socket.setTimeout(10_000, () => reject(new Error('no answer in 10 s')));
+      socket.write(Buffer.concat([
+        Buffer.from('GET /.well-known/oauth-protected-resource/mcp/rec HTTP/1.1\r\nHost: gate'),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from('way.test\r\nConnection: close\r\n\r\n'),
+      ]));
+    });
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+    const document = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+    assert.equal(document.resource, 'http://gate\uFFFD\uFFFDway.test/mcp/rec');
   });
 });
 

@@ -297,6 +297,19 @@ describe('token exchange (POST /txn/token)', () => {
     assert.equal(otherAudience.status, 401);
   });
 
+  // The form is any bytes: a description quoting a scope that is not UTF-8 once decoded made the
+  // gateway throw while writing its answer, and the client saw the connection close instead.
+  test('a refusal quoting bytes that are not UTF-8 is still answered', async () => {
+    const fields = await request();
+    const response = await rawFetch(`${gateway.base}/txn/token`, {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `${new URLSearchParams(fields).toString()}&scope=mcp%FF%FE`,
+    });
+    assert.equal(response.status, 400, response.text);
+    assert.equal(response.json.error, 'invalid_scope');
+    assert.match(response.json.error_description, /scope 'mcp\uFFFD\uFFFD'/);
+  });
+
   test('wrong grant or token types are refused', async () => {
     assert.equal((await exchange(await request({ grant_type: 'client_credentials' }))).json.error, 'unsupported_grant_type');
     assert.equal((await exchange(await request({ requested_token_type: 'urn:ietf:params:oauth:token-type:access_token' }))).json.error, 'invalid_request');
