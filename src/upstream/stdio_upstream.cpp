@@ -296,6 +296,10 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
     {
       std::lock_guard lock(mutex_);
       previous = std::exchange(listener_, channel);
+      if (const auto dropped = std::exchange(backlog_dropped_, 0))
+        log::warn("upstream '", options_.name, "' [pid ", pid(), "]: dropped ", dropped,
+                  " message(s) sent while no stream listened; the newest ", backlog_.size(),
+                  " are delivered");
       while (!backlog_.empty()) {
         backlog_bytes_ -= backlog_.front().size();
         channel->try_send(message_read(std::move(backlog_.front())));
@@ -555,18 +559,18 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
 
   // Keeps a server message nobody listens for until a listen stream opens, dropping the oldest
   // beyond limits.max_buffered_messages or limits.max_stream_buffer. Called with mutex_ held.
+  // A chatty child costs two log lines, not one per message: one when dropping starts, and the
+  // count when a listen stream opens (attach_listener).
   void keep_for_listener_locked(std::string line) {
-    std::size_t dropped = 0;
     while (!backlog_.empty() && (backlog_.size() >= options_.max_buffered_messages ||
                                  backlog_bytes_ + line.size() > options_.max_buffered_bytes)) {
       backlog_bytes_ -= backlog_.front().size();
       backlog_.pop_front();
-      ++dropped;
+      if (backlog_dropped_++ == 0)
+        log::warn("upstream '", options_.name, "' [pid ", pid(),
+                  "]: no stream is listening and its messages fill limits.max_buffered_messages / "
+                  "max_stream_buffer; dropping the oldest");
     }
-    if (dropped)
-      log::warn("upstream '", options_.name, "' [pid ", pid(),
-                "]: no stream is listening; dropped ", dropped,
-                " buffered message(s) beyond limits.max_buffered_messages / ", "max_stream_buffer");
     backlog_bytes_ += line.size();
     backlog_.push_back(std::move(line));
   }
@@ -593,6 +597,7 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
   std::shared_ptr<Delivery> listener_;
   std::deque<std::string> backlog_;  // for the next listener; within both buffer limits
   std::size_t backlog_bytes_ = 0;
+  std::size_t backlog_dropped_ = 0;  // since the last listen stream opened
 };
 
 class StdioUpstream final : public Upstream {

@@ -1,29 +1,20 @@
 #!/usr/bin/env bash
-# Long fuzzing runs: builds every libFuzzer target with ASan + UBSan in ./build-fuzz (clang++,
-# MEMBRANE_FUZZ=ON) and runs them one after the other, each from a fresh copy of its seed corpus,
-# until SECONDS_PER_TARGET have passed or MAX_EXECUTIONS inputs have run, whichever comes first:
+# Long fuzzing runs: builds every libFuzzer target in the sanitizer tree (`scripts/build.sh asan`:
+# ./build-asan, clang++, ASan + UBSan with fatal UB reports, MEMBRANE_FUZZ=ON) and runs them one
+# after the other, each from a fresh copy of its seed corpus, until SECONDS_PER_TARGET have passed
+# or MAX_EXECUTIONS inputs have run, whichever comes first:
 #   tests/fuzz/run-all.sh [SECONDS_PER_TARGET] [MAX_EXECUTIONS]     (default: 1800 10000000)
 # MEMBRANE_FUZZ_TARGETS="sse resp" limits the run to those targets. On a shared machine, prefix
 # it with `nice -n 19`. Prints one line per target (executions, time, coverage, findings) and
-# keeps logs and reproducers in build-fuzz/tests/fuzz/long/<target>/; exits non-zero when any
+# keeps logs and reproducers in build-asan/tests/fuzz/long/<target>/; exits non-zero when any
 # target had a finding.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-1800}
 max_executions=${2:-10000000}
-build="$root/build-fuzz"
+build="$root/build-asan"
 
-# -fno-sanitize=function: clang 14 (Debian 12's) cannot emit that check's prologue data for the
-# resume/destroy parts of a coroutine ("Cannot represent a difference across sections",
-# llvm/llvm-project#49689); every other UBSan check stays on.
-sanitizers="-fsanitize=address,undefined -fno-sanitize=function -fno-sanitize-recover=undefined"
-launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_COMPILER=clang++ "${launcher[@]}" \
-  "-DCMAKE_CXX_FLAGS=$sanitizers" \
-  -DMEMBRANE_FUZZ=ON >/dev/null
-cmake --build "$build" --target membrane_fuzz_targets --parallel "$(nproc)"
+"$root/scripts/build.sh" asan >/dev/null
 
 targets=()
 if [ -n "${MEMBRANE_FUZZ_TARGETS:-}" ]; then

@@ -142,6 +142,9 @@ test('SIGKILL under load leaves a log whose complete lines all verify, and the c
   await sleep(1_500);
   await gateway.stop({ signal: 'SIGKILL' });
   running = false;
+  // A call whose response stream the kill cut may wait to resume it until the SDK's own request
+  // timeout (60 s): closing the clients ends such calls now.
+  await Promise.allSettled(clients.map(({ client }) => client.close()));
   await Promise.allSettled(load);
   const result = verify(file);
   assert.equal(result.status, 0, result.stderr);
