@@ -4,6 +4,7 @@
 #include "membrane/app/config.hpp"
 
 #include "membrane/core/json.hpp"
+#include "membrane/core/yaml_documents.hpp"
 #include "membrane/core/yaml_nesting.hpp"
 
 #include <arpa/inet.h>
@@ -1527,9 +1528,9 @@ Config load_config_text(const std::string& yaml_text, const std::string& source_
     throw ConfigError(SourceLocation{source_name, static_cast<int>(crossing->line), 1},
                       yaml_nesting::describe(*crossing));
   }
-  std::vector<YAML::Node> documents;
+  yaml_documents::SingleDocument document;
   try {
-    documents = YAML::LoadAll(yaml_text);
+    document = yaml_documents::load_first(yaml_text);
   } catch (const YAML::Exception& error) {
     const SourceLocation where =
         error.mark.line < 0
@@ -1537,13 +1538,12 @@ Config load_config_text(const std::string& yaml_text, const std::string& source_
             : SourceLocation{source_name, error.mark.line + 1, error.mark.column + 1};
     throw ConfigError(where, "YAML syntax error: " + error.msg);
   }
-  if (documents.size() > 1) {
-    const YAML::Mark mark = documents[1].Mark();
-    throw ConfigError(SourceLocation{source_name, std::max(mark.line, 0) + 1, 1},
+  if (const auto& extra = document.extra_document) {
+    throw ConfigError(SourceLocation{source_name, std::max(extra->line, 0) + 1, 1},
                       "only one YAML document is allowed; remove the extra '---' section");
   }
   ConfigReader reader(source_name);
-  Config config = reader.read(documents.empty() ? YAML::Node() : documents.front());
+  Config config = reader.read(document.root);
   validate_with_locations(config, &reader.locations());
   return config;
 }

@@ -19,6 +19,7 @@
 #include "cluster/redis_client.hpp"
 #include "inject/values.hpp"
 #include "membrane/core/duration.hpp"
+#include "membrane/core/yaml_documents.hpp"
 #include "membrane/core/yaml_nesting.hpp"
 #include "membrane/inject/injector.hpp"
 
@@ -327,19 +328,19 @@ InjectorConfig load_injector_config_text(const std::string& yaml_text,
     throw InjectorConfigError(source_name, static_cast<int>(crossing->line), 1,
                               yaml_nesting::describe(*crossing));
   }
-  std::vector<YAML::Node> documents;
+  yaml_documents::SingleDocument document;
   try {
-    documents = YAML::LoadAll(yaml_text);
+    document = yaml_documents::load_first(yaml_text);
   } catch (const YAML::Exception& error) {
     throw InjectorConfigError(source_name, error.mark.line < 0 ? 0 : error.mark.line + 1,
                               error.mark.column < 0 ? 0 : error.mark.column + 1,
                               "YAML syntax error: " + error.msg);
   }
-  if (documents.size() > 1) {
-    throw InjectorConfigError(source_name, std::max(documents[1].Mark().line, 0) + 1, 1,
+  if (const auto& extra = document.extra_document) {
+    throw InjectorConfigError(source_name, std::max(extra->line, 0) + 1, 1,
                               "only one YAML document is allowed; remove the extra '---' section");
   }
-  return ConfigReader(source_name).read(documents.empty() ? YAML::Node() : documents.front());
+  return ConfigReader(source_name).read(document.root);
 }
 
 InjectorConfig load_injector_config_file(const std::string& path) {

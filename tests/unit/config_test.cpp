@@ -359,6 +359,17 @@ TEST_CASE("A top level that is not a map is rejected") {
 TEST_CASE("A second YAML document is rejected") {
   CHECK_THAT(error_loading(std::string(kMinimalUpstreams) + "---\nlog_level: info\n"),
              Contains("only one YAML document is allowed"));
+  CHECK_THAT(error_loading("log_level: info\n---\nlog_level: warn\n"),
+             StartsWith("test.yaml:2:1: only one YAML document"));
+}
+
+// yaml-cpp 0.7's LoadAll never returns on these (found by the config fuzz target): a syntax error
+// at the stray character instead.
+TEST_CASE("Text the YAML parser cannot get past is a syntax error, not a hang") {
+  for (const char* text : {",n\n: i", ",", "a: 1\n,\n"}) {
+    INFO(text);
+    CHECK_THAT(error_loading(text), Contains("YAML syntax error"));
+  }
 }
 
 TEST_CASE("A duplicate upstream name points at the second one and the first line") {
