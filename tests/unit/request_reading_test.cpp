@@ -76,3 +76,28 @@ TEST_CASE("a declared length within the limit is accepted") {
       read_header(parser, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n", options));
   CHECK_FALSE(http::declared_length_refusal(parser, options));
 }
+
+// Boost 1.81's Beast asserts wrongly on this (tests/sanitize/boost_assertions.cpp): the last
+// chunk and the final CRLF in separate reads, with one byte of the CRLF in between.
+TEST_CASE("a chunked body whose last chunk and final CRLF arrive apart is read whole") {
+  const auto options = limits(1024, 100);
+  RequestParser parser;
+  http::apply_request_limits(parser, options);
+  parser.eager(true);
+  std::string pending;
+  error_code ec;
+  const auto feed = [&](std::string_view bytes) {
+    pending += bytes;
+    const std::size_t used = parser.put(asio::buffer(pending.data(), pending.size()), ec);
+    pending.erase(0, used);
+  };
+  feed("POST /mcp/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
+  feed("2\r\n{}\r\n0\r\n");
+  CHECK(ec == http::bhttp::error::need_more);
+  feed("\r");
+  CHECK(ec == http::bhttp::error::need_more);
+  feed("\n");
+  CHECK_FALSE(ec);
+  REQUIRE(parser.is_done());
+  CHECK(parser.get().body() == "{}");
+}
