@@ -18,6 +18,7 @@ work=${4:-$(mktemp -d "${TMPDIR:-/tmp}/membrane-fuzz-$name.XXXXXX")}
 
 rm -rf "$work"
 mkdir -p "$work/corpus" "$work/artifacts"
+work=$(cd "$work" && pwd)  # the run happens inside it: a relative WORK_DIR must still resolve
 cp -R "$here/corpus/$name/." "$work/corpus/"
 
 flags=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
