@@ -187,55 +187,15 @@ if [ "$PIN" = 1 ]; then
   fi
 fi
 
-# --- process management --------------------------------------------------------------------
-RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/membrane-bench.XXXXXX")
-PIDS=()
+# --- process management (bench/lib.sh) ------------------------------------------------------
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
+bench_setup bench
 MEMBRANE_URL="" MEMBRANE_SID=""
-
-stop_pid() {  # TERM, wait up to 5 s, then KILL (and the children it leaves behind)
-  local pid=$1 children i
-  kill -0 "$pid" 2>/dev/null || return 0
-  children=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null || true
-    for c in $children; do kill -KILL "$c" 2>/dev/null || true; done
-  fi
-  wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [ -n "$MEMBRANE_SID" ]; then  # polite session teardown, best effort
-    curl -sS -o /dev/null --max-time 2 -X DELETE -H "Mcp-Session-Id: $MEMBRANE_SID" \
-      -H 'MCP-Protocol-Version: 2025-11-25' "$MEMBRANE_URL" 2>/dev/null || true
-  fi
-  local i
-  [ -n "$WRK_PID" ] && stop_pid "$WRK_PID"
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
-  if [ "$KEEP_RUNDIR" = 1 ]; then log "logs and configs kept in $RUNDIR"; else rm -rf "$RUNDIR"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# wait_for_listen LOGFILE PID NAME: prints the port from "listening on [http://]127.0.0.1:PORT"
-# (membrane_bench_echo --port 0 prints it) once that port accepts connections.
-wait_for_listen() {
-  local logfile=$1 pid=$2 name=$3 port="" i
-  for i in $(seq 150); do
-    port=$(sed -nE 's#.*listening on (https?://)?127\.0\.0\.1:([0-9]+).*#\2#p' "$logfile" | head -1)
-    if [ -n "$port" ] && port_open "$port"; then echo "$port"; return 0; fi
-    kill -0 "$pid" 2>/dev/null || { cat "$logfile" >&2; die "$name exited during start-up"; }
-    sleep 0.1
-  done
-  cat "$logfile" >&2
-  die "$name did not report its port within 15 s"
+bench_before_stop() {  # polite session teardown, best effort
+  [ -n "$MEMBRANE_SID" ] || return 0
+  curl -sS -o /dev/null --max-time 2 -X DELETE -H "Mcp-Session-Id: $MEMBRANE_SID" \
+    -H 'MCP-Protocol-Version: 2025-11-25' "$MEMBRANE_URL" 2>/dev/null || true
 }
 
 # --- MCP helpers -----------------------------------------------------------------------------
@@ -300,19 +260,14 @@ preflight() {
 }
 
 # run_wrk NAME URL SID THREADS CONNECTIONS SECONDS LABEL [VAR]: runs wrk, stores its RESULT
-# line in VAR. wrk runs in the background and is waited for, so that INT/TERM reach the
-# traps at once instead of after the run.
-WRK_PID=""
+# line in VAR.
 run_wrk() {
   local name=$1 url=$2 sid=$3 threads=$4 conns=$5 secs=$6 label=$7 var=${8:-}
   local out="$RUNDIR/wrk.$name.$label.log" line protocol=2025-11-25
   [ "$name" = stateless ] && protocol=2026-07-28
   MCP_SESSION_ID="$sid" MCP_MESSAGE="$MESSAGE" MCP_PROTOCOL="$protocol" \
-    timeout -k 5 $((secs + 30)) "${CLIENT_PIN[@]}" wrk -t"$threads" -c"$conns" -d"${secs}s" \
-    --timeout 5s -s "$LUA" "$url" >"$out" 2>&1 &
-  WRK_PID=$!
-  wait "$WRK_PID" || true
-  WRK_PID=""
+    run_in_foreground timeout -k 5 $((secs + 30)) "${CLIENT_PIN[@]}" wrk -t"$threads" \
+    -c"$conns" -d"${secs}s" --timeout 5s -s "$LUA" "$url" >"$out" 2>&1 || true
   line=$(grep '^RESULT ' "$out" | tail -1 || true)
   [ -n "$line" ] || { cat "$out" >&2; die "$name: wrk ($label) produced no RESULT line"; }
   if [ -n "$var" ]; then printf -v "$var" '%s' "$line"; fi
@@ -330,49 +285,11 @@ declare -A URL=() SID=()
 URL[direct]="http://127.0.0.1:$ECHO_PORT/mcp"
 log "echo upstream on 127.0.0.1:$ECHO_PORT ($ECHO_THREADS thread(s))"
 
-# Membrane at --log-level warn does not log its bound port, and nginx cannot pick one: choose
-# a free port here, start, and retry with another port if the bind lost a race.
-pick_port() {  # a port nobody listens on, below the usual ephemeral range (32768-60999)
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 12000))
-    port_open "$port" || { echo "$port"; return 0; }
-  done
-}
-
-# launch NAME LOGFILE PORT CMD...: starts CMD (pinned) in the background and waits until it
-# listens on PORT. Returns 0 once it does (its pid joins PIDS), 1 if it exited because the
-# port was taken; dies on any other failure.
-launch() {
-  local name=$1 logfile=$2 port=$3 pid i; shift 3
-  "${SERVER_PIN[@]}" "$@" >"$logfile" 2>&1 &
-  pid=$!
-  for i in $(seq 150); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      wait "$pid" 2>/dev/null || true
-      grep -qi 'address already in use' "$logfile" "$RUNDIR"/*error.log 2>/dev/null && return 1
-      cat "$logfile" >&2
-      die "$name exited during start-up (log above)"
-    fi
-    if port_open "$port"; then PIDS+=("$pid"); return 0; fi
-    sleep 0.1
-  done
-  stop_pid "$pid"
-  cat "$logfile" >&2
-  die "$name did not listen on 127.0.0.1:$port within 15 s"
-}
-
 if [ -n "${WANT[membrane]:-}" ] || [ -n "${WANT[stateless]:-}" ]; then
-  MEMBRANE_PORT=""
-  for _ in 1 2 3 4 5 6 7 8; do
-    port=$(pick_port)
-    if launch membrane "$RUNDIR/membrane.log" "$port" \
-         "$MEMBRANE_BIN" serve --listen "127.0.0.1:$port" --upstream "echo=${URL[direct]}" \
-         --workers "$WORKERS" --log-level warn; then
-      MEMBRANE_PORT=$port; break
-    fi
-  done
-  [ -n "$MEMBRANE_PORT" ] || die "no free port found for membrane"
+  launch_on_free_port membrane "$RUNDIR/membrane.log" \
+    "$MEMBRANE_BIN" serve --listen "127.0.0.1:@PORT@" --upstream "echo=${URL[direct]}" \
+    --workers "$WORKERS" --log-level warn
+  MEMBRANE_PORT=$LAUNCHED_PORT
   URL[membrane]="http://127.0.0.1:$MEMBRANE_PORT/mcp/echo"
   URL[stateless]=${URL[membrane]}
   log "membrane on 127.0.0.1:$MEMBRANE_PORT ($WORKERS worker(s))"
@@ -381,18 +298,12 @@ fi
 # Membrane with span export: to the echo's OTLP sink (live), or to an address nobody listens on
 # (dead: every export fails, is retried and dropped).
 launch_traced() {
-  local target=$1 collector=$2 found=""
-  for _ in 1 2 3 4 5 6 7 8; do
-    port=$(pick_port)
-    if launch "$target" "$RUNDIR/membrane-$target.log" "$port" \
-         "$MEMBRANE_BIN" serve --listen "127.0.0.1:$port" --upstream "echo=${URL[direct]}" \
-         --workers "$WORKERS" --log-level warn --otlp-endpoint "$collector"; then
-      found=$port; break
-    fi
-  done
-  [ -n "$found" ] || die "no free port found for $target"
-  URL[$target]="http://127.0.0.1:$found/mcp/echo"
-  log "membrane ($target: spans to $collector) on 127.0.0.1:$found"
+  local target=$1 collector=$2
+  launch_on_free_port "$target" "$RUNDIR/membrane-$target.log" \
+    "$MEMBRANE_BIN" serve --listen "127.0.0.1:@PORT@" --upstream "echo=${URL[direct]}" \
+    --workers "$WORKERS" --log-level warn --otlp-endpoint "$collector"
+  URL[$target]="http://127.0.0.1:$LAUNCHED_PORT/mcp/echo"
+  log "membrane ($target: spans to $collector) on 127.0.0.1:$LAUNCHED_PORT"
 }
 [ -n "${WANT[otlp_live]:-}" ] && launch_traced otlp_live "http://127.0.0.1:$ECHO_PORT"
 [ -n "${WANT[otlp_dead]:-}" ] && launch_traced otlp_dead "http://127.0.0.1:$(pick_port)"
@@ -412,18 +323,12 @@ EOF
   mv -f "$1.tmp" "$1"
 }
 launch_limited() {  # TARGET POLICY [EXTRA SERVE FLAGS...]
-  local target=$1 policy=$2 found=""; shift 2
-  for _ in 1 2 3 4 5 6 7 8; do
-    port=$(pick_port)
-    if launch "$target" "$RUNDIR/membrane-$target.log" "$port" \
-         "$MEMBRANE_BIN" serve --listen "127.0.0.1:$port" --upstream "echo=${URL[direct]}" \
-         --workers "$WORKERS" --log-level warn --policy "$policy" "$@"; then
-      found=$port; break
-    fi
-  done
-  [ -n "$found" ] || die "no free port found for $target"
-  URL[$target]="http://127.0.0.1:$found/mcp/echo"
-  log "membrane ($target: policy $policy${*:+ $*}) on 127.0.0.1:$found"
+  local target=$1 policy=$2; shift 2
+  launch_on_free_port "$target" "$RUNDIR/membrane-$target.log" \
+    "$MEMBRANE_BIN" serve --listen "127.0.0.1:@PORT@" --upstream "echo=${URL[direct]}" \
+    --workers "$WORKERS" --log-level warn --policy "$policy" "$@"
+  URL[$target]="http://127.0.0.1:$LAUNCHED_PORT/mcp/echo"
+  log "membrane ($target: policy $policy${*:+ $*}) on 127.0.0.1:$LAUNCHED_PORT"
 }
 if [ -n "${WANT[limit_local]:-}" ]; then
   # Starts at 1/hour so that the check after its preflight can see the limit refuse a call;
@@ -433,16 +338,10 @@ if [ -n "${WANT[limit_local]:-}" ]; then
   launch_limited limit_local "$LOCAL_POLICY"
 fi
 if [ -n "${WANT[limit_redis]:-}" ]; then
-  REDIS_PORT=""
-  for _ in 1 2 3 4 5 6 7 8; do
-    port=$(pick_port)
-    if launch redis-server "$RUNDIR/redis.log" "$port" \
-         redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$RUNDIR" \
-         --daemonize no; then
-      REDIS_PORT=$port; break
-    fi
-  done
-  [ -n "$REDIS_PORT" ] || die "no free port found for redis-server"
+  launch_on_free_port redis-server "$RUNDIR/redis.log" \
+    redis-server --bind 127.0.0.1 --port @PORT@ --save '' --appendonly no --dir "$RUNDIR" \
+    --daemonize no
+  REDIS_PORT=$LAUNCHED_PORT
   log "redis-server on 127.0.0.1:$REDIS_PORT"
   REDIS_POLICY="$RUNDIR/limit-redis.yaml"
   write_limit_policy "$REDIS_POLICY" "$BENCH_RATE"
@@ -453,19 +352,15 @@ if [ -n "${WANT[nginx]:-}" ]; then
   mkdir -p "$RUNDIR/nginx-tmp"
   user_directive=""
   [ "$(id -u)" -eq 0 ] && user_directive="user $(id -un) $(id -gn);"
-  NGINX_PORT=""
-  for _ in 1 2 3 4 5 6 7 8; do
-    port=$(pick_port)
+  write_nginx_config() {  # PORT
     sed -e "s#@USER_DIRECTIVE@#$user_directive#" -e "s#@WORKERS@#$WORKERS#" \
-        -e "s#@LISTEN_PORT@#$port#" -e "s#@UPSTREAM_PORT@#$ECHO_PORT#" -e "s#@RUNDIR@#$RUNDIR#g" \
+        -e "s#@LISTEN_PORT@#$1#" -e "s#@UPSTREAM_PORT@#$ECHO_PORT#" -e "s#@RUNDIR@#$RUNDIR#g" \
         "$BENCH/nginx.conf.in" >"$RUNDIR/nginx.conf"
     : >"$RUNDIR/nginx-error.log"
-    if launch nginx "$RUNDIR/nginx.out" "$port" \
-         nginx -p "$RUNDIR/" -c "$RUNDIR/nginx.conf" -e "$RUNDIR/nginx-error.log"; then
-      NGINX_PORT=$port; break
-    fi
-  done
-  [ -n "$NGINX_PORT" ] || die "no free port found for nginx"
+  }
+  launch_on_free_port --before write_nginx_config nginx "$RUNDIR/nginx.out" \
+    nginx -p "$RUNDIR/" -c "$RUNDIR/nginx.conf" -e "$RUNDIR/nginx-error.log"
+  NGINX_PORT=$LAUNCHED_PORT
   URL[nginx]="http://127.0.0.1:$NGINX_PORT/mcp"
   log "nginx on 127.0.0.1:$NGINX_PORT ($WORKERS worker process(es))"
 fi

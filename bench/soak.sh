@@ -90,57 +90,20 @@ for bin in "$MEMBRANE_BIN" "$ECHO_BIN" "$SOAK_BIN"; do
   [ -x "$bin" ] || die "missing $bin; build it: cmake --build build --target membrane membrane_bench_echo membrane_bench_soak"
 done
 
-RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/membrane-soak.XXXXXX")
-PIDS=()
-CLIENT_PID=""
-stop_pid() {
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$? i
-  trap - EXIT INT TERM
-  [ -n "$CLIENT_PID" ] && stop_pid "$CLIENT_PID"
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[$i]}"; done
-  if [ "$KEEP_RUNDIR" = 1 ]; then log "logs kept in $RUNDIR"; else rm -rf "$RUNDIR"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 12000))
-    port_open "$port" || { echo "$port"; return 0; }
-  done
-}
+SERVER_PIN=()
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
+bench_setup soak
 
 # --- the echo upstream (HTTP) -------------------------------------------------------------------
 "$ECHO_BIN" --port 0 >"$RUNDIR/echo.log" 2>&1 &
 PIDS+=($!)
-ECHO_PORT=""
-for _ in $(seq 150); do
-  ECHO_PORT=$(sed -nE 's#.*listening on 127\.0\.0\.1:([0-9]+).*#\1#p' "$RUNDIR/echo.log" | head -1)
-  [ -n "$ECHO_PORT" ] && port_open "$ECHO_PORT" && break
-  sleep 0.1
-done
-[ -n "$ECHO_PORT" ] || die "membrane_bench_echo did not start"
+ECHO_PORT=$(wait_for_listen "$RUNDIR/echo.log" "${PIDS[-1]}" membrane_bench_echo)
 
 # --- Membrane ------------------------------------------------------------------------------------
-# At log level warn it does not log its port (info would also log every call): pick one.
-MEMBRANE_PORT="" MEMBRANE_PID=""
-for _ in 1 2 3 4 5 6 7 8; do
-  port=$(pick_port)
-  cat >"$RUNDIR/membrane.yaml" <<EOF
-# written by bench/soak.sh
-listen: "127.0.0.1:$port"
+cat >"$RUNDIR/membrane.yaml" <<EOF
+# written by bench/soak.sh; the address comes from --listen
+listen: "127.0.0.1:0"
 workers: $WORKERS
 log_level: warn
 session:
@@ -153,19 +116,10 @@ upstreams:
     command: $ECHO_BIN
     args: [--stdio]
 EOF
-  "$MEMBRANE_BIN" serve -c "$RUNDIR/membrane.yaml" >"$RUNDIR/membrane.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 150); do
-    kill -0 "$pid" 2>/dev/null || break
-    port_open "$port" && { MEMBRANE_PORT=$port; MEMBRANE_PID=$pid; break; }
-    sleep 0.1
-  done
-  [ -n "$MEMBRANE_PID" ] && break
-  wait "$pid" 2>/dev/null || true
-  grep -qi 'address already in use' "$RUNDIR/membrane.log" || { cat "$RUNDIR/membrane.log" >&2; die "membrane did not start"; }
-done
-[ -n "$MEMBRANE_PID" ] || die "no free port found for membrane"
-PIDS+=("$MEMBRANE_PID")
+launch_on_free_port membrane "$RUNDIR/membrane.log" \
+  "$MEMBRANE_BIN" serve -c "$RUNDIR/membrane.yaml" --listen "127.0.0.1:@PORT@"
+MEMBRANE_PORT=$LAUNCHED_PORT
+MEMBRANE_PID=${PIDS[-1]}
 log "membrane pid $MEMBRANE_PID on 127.0.0.1:$MEMBRANE_PORT ($WORKERS worker(s)); echo upstream on $ECHO_PORT"
 
 VERSION=$("$MEMBRANE_BIN" --version 2>/dev/null | head -1 || echo "membrane")
@@ -175,12 +129,9 @@ NICENESS=$(nice)
 
 # --- idle keep-alive connections -----------------------------------------------------------------
 if [ "$IDLE_CONNECTIONS" -gt 0 ]; then
-  # In the background and waited for, so that INT/TERM reach the traps at once.
-  "$SOAK_BIN" --port "$MEMBRANE_PORT" --pid "$MEMBRANE_PID" --idle-connections "$IDLE_CONNECTIONS" \
-    --body-bytes "$BODY_BYTES" --header-bytes "$HEADER_BYTES" >"$RUNDIR/idle.out" &
-  CLIENT_PID=$!
-  wait "$CLIENT_PID" || die "the idle-connection measurement failed"
-  CLIENT_PID=""
+  run_in_foreground "$SOAK_BIN" --port "$MEMBRANE_PORT" --pid "$MEMBRANE_PID" \
+    --idle-connections "$IDLE_CONNECTIONS" --body-bytes "$BODY_BYTES" \
+    --header-bytes "$HEADER_BYTES" >"$RUNDIR/idle.out" || die "the idle-connection measurement failed"
   awk -F'\t' -v n="$IDLE_CONNECTIONS" -v b="$BODY_BYTES" -v h="$HEADER_BYTES" '
     $1 == "idle" { rss[$2] = $3; fds[$2] = $4 }
     END {
@@ -196,13 +147,10 @@ fi
 # --- the soak ------------------------------------------------------------------------------------
 log "soaking: $CALLS calls, $CLIENTS clients, $MIN_CALLS..$MAX_CALLS calls per session, every ${STDIO_EVERY}th session on stdio"
 status=0
-"$SOAK_BIN" --port "$MEMBRANE_PORT" --pid "$MEMBRANE_PID" --calls "$CALLS" --clients "$CLIENTS" \
+run_in_foreground "$SOAK_BIN" --port "$MEMBRANE_PORT" --pid "$MEMBRANE_PID" --calls "$CALLS" --clients "$CLIENTS" \
   --min-calls "$MIN_CALLS" --max-calls "$MAX_CALLS" --http-upstream echo \
   --stdio-upstream echo-stdio --stdio-every "$STDIO_EVERY" --interval "$INTERVAL" \
-  >"$RUNDIR/soak.out" 2>"$RUNDIR/soak.err" &
-CLIENT_PID=$!
-wait "$CLIENT_PID" || status=$?
-CLIENT_PID=""
+  >"$RUNDIR/soak.out" 2>"$RUNDIR/soak.err" || status=$?
 kill -0 "$MEMBRANE_PID" 2>/dev/null || { cat "$RUNDIR/membrane.log" >&2; die "membrane died during the soak"; }
 [ -s "$RUNDIR/soak.err" ] && cat "$RUNDIR/soak.err" >&2
 DONE=$(grep '^done ' "$RUNDIR/soak.out" || true)
