@@ -114,6 +114,18 @@ function escapeRegExp(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+// One list of top-level keys: the loader's (its section readers, named in its "allowed keys"
+// message) and the schema's must be the same set, so neither can gain a section alone.
+test('the loader and the schema know the same top-level keys', { skip: binarySkip }, () => {
+  withBrokenFile('unknown-key.yaml', YAML.stringify({ upstreams: MINIMAL_UPSTREAMS, colour: 'blue' }), (file) => {
+    const result = configCheck(file);
+    const listed = /allowed keys: ([^\n]+)/.exec(result.stderr + result.stdout);
+    assert.ok(listed, describeRun(result));
+    const loaderKeys = listed[1].trim().split(', ').sort();
+    assert.deepEqual(loaderKeys, Object.keys(schema.properties).sort());
+  });
+});
+
 for (const file of exampleFiles) {
   const relative = path.relative(SOURCE_DIR, file);
   test(`membrane config check accepts ${relative}`, { skip: binarySkip }, () => {
