@@ -400,10 +400,25 @@ void load_document(const std::string& text, const std::string& file, LoadState& 
         if (!patterns.IsSequence() || patterns.size() == 0) {
           fail(file, patterns.Mark(), "'redact' must be a list of regular expressions");
         }
+        std::size_t entry_number = 0;
         for (const auto& pattern : patterns) {
+          ++entry_number;
+          if (!pattern.IsScalar() || pattern.Scalar().empty()) {
+            // An empty entry's own mark points past it, at the next line.
+            fail(file, pattern.IsNull() ? patterns.Mark() : pattern.Mark(),
+                 "redact entry " + std::to_string(entry_number) +
+                     ": a redact pattern must be a non-empty regular expression");
+          }
           auto regex = std::make_shared<const re2::RE2>(pattern.Scalar(), re2::RE2::Quiet);
           if (!regex->ok())
             fail(file, pattern.Mark(), "invalid regular expression: " + regex->error());
+          // A pattern that matches nothing at all ('x*', '(a)?') masks nothing real: it is a
+          // mistake, and would otherwise only hide what the operator meant to write.
+          if (re2::RE2::FullMatch("", *regex)) {
+            fail(file, pattern.Mark(),
+                 "the redact pattern '" + pattern.Scalar() +
+                     "' matches the empty string; write what it must find (e.g. 'x+' for 'x*')");
+          }
           rule.info.redact_patterns.push_back(pattern.Scalar());
           rule.redactions.push_back(std::move(regex));
         }
@@ -657,37 +672,85 @@ CallContext call_from_json(const Json& call, std::string& text_storage) {
 }
 
 namespace {
-bool mask_strings(Json& value, const std::vector<std::shared_ptr<const re2::RE2>>& patterns,
-                  const std::string& replacement) {
+
+// One matching redact rule: its patterns and the mask that replaces what they find.
+struct Masking {
+  const std::vector<std::shared_ptr<const re2::RE2>>* patterns;
+  std::string mask;
+};
+
+// Every pattern of every masking looks at the original text, and overlapping finds merge into
+// one mask (the first rule's): no pattern ever matches a mask, so each character becomes part of
+// at most one mask and the result grows at most linearly, however many patterns there are.
+bool mask_text(std::string& text, const std::vector<Masking>& maskings) {
+  struct Span {
+    std::size_t begin;
+    std::size_t end;
+    std::size_t masking;
+  };
+  std::vector<Span> spans;
+  const re2::StringPiece input(text.data(), text.size());
+  for (std::size_t index = 0; index < maskings.size(); ++index) {
+    for (const auto& pattern : *maskings[index].patterns) {
+      std::size_t position = 0;
+      re2::StringPiece found;
+      while (position <= text.size() &&
+             pattern->Match(input, position, text.size(), re2::RE2::UNANCHORED, &found, 1)) {
+        const auto begin = static_cast<std::size_t>(found.data() - text.data());
+        const std::size_t end = begin + found.size();
+        if (end > begin) spans.push_back({begin, end, index});
+        position = end > begin ? end : begin + 1;  // an empty find moves on by one character
+      }
+    }
+  }
+  if (spans.empty()) return false;
+  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.masking < b.masking;
+  });
+  std::string masked;
+  std::size_t copied = 0;
+  for (std::size_t i = 0; i < spans.size();) {
+    Span merged = spans[i];
+    for (++i; i < spans.size() && spans[i].begin < merged.end; ++i)
+      merged.end = std::max(merged.end, spans[i].end);
+    masked.append(text, copied, merged.begin - copied);
+    masked += maskings[merged.masking].mask;
+    copied = merged.end;
+  }
+  masked.append(text, copied, std::string::npos);
+  text = std::move(masked);
+  return true;
+}
+
+// Results are parsed under the JSON depth limit, so this recursion is bounded by it.
+bool mask_strings(Json& value, const std::vector<Masking>& maskings) {
   bool changed = false;
   if (value.is_string()) {
-    auto& text = value.get_ref<std::string&>();
-    for (const auto& pattern : patterns) {
-      changed = re2::RE2::GlobalReplace(&text, *pattern, replacement) > 0 || changed;
-    }
+    changed = mask_text(value.get_ref<std::string&>(), maskings);
   } else if (value.is_array() || value.is_object()) {
     for (auto& element : value)
-      changed = mask_strings(element, patterns, replacement) || changed;
+      changed = mask_strings(element, maskings) || changed;
   }
   return changed;
 }
+
 }  // namespace
 
 bool Policy::redact(const CallContext& call, Json& result) const {
-  bool changed = false;
-  const DecisionScope decision_scope(compiled_->decision_index.get());
-  compiled_->for_candidates(
-      call.method, call.tool, [&](const CompiledRule& rule, const Node& program) {
-        // Rules are sorted by verdict, strongest first: past the redact rules there is nothing to
-        // do.
-        if (rule.info.verdict != Verdict::redact) return rule.info.verdict > Verdict::redact;
-        if (evaluate(program, call)) {
-          changed =
-              mask_strings(result, rule.redactions, "[REDACTED:" + rule.info.id + "]") || changed;
-        }
-        return true;
-      });
-  return changed;
+  std::vector<Masking> maskings;
+  {
+    const DecisionScope decision_scope(compiled_->decision_index.get());
+    compiled_->for_candidates(
+        call.method, call.tool, [&](const CompiledRule& rule, const Node& program) {
+          // Rules are sorted by verdict, strongest first: past the redact rules there is nothing
+          // to do.
+          if (rule.info.verdict != Verdict::redact) return rule.info.verdict > Verdict::redact;
+          if (evaluate(program, call))
+            maskings.push_back({&rule.redactions, "[REDACTED:" + rule.info.id + "]"});
+          return true;
+        });
+  }
+  return !maskings.empty() && mask_strings(result, maskings);
 }
 
 bool Policy::has_redactions() const {

@@ -234,6 +234,61 @@ TEST_CASE("redact patterns are checked at load time") {
             .rfind("p.yaml:4:12: invalid regular expression", 0) == 0);
 }
 
+TEST_CASE("a redact pattern that can only match nothing is a load-time error") {
+  // An entry with no pattern, and patterns that match the empty string, would mask the gaps
+  // between characters (the fuzzer found that a few of them in a row grow a result without end).
+  CHECK(error_of("- rule: r\n  condition: true\n  verdict: redact\n  redact:\n    -   # none\n")
+            .rfind("p.yaml:5:5: redact entry 1: a redact pattern must be a non-empty", 0) == 0);
+  CHECK(error_of("- rule: r\n  condition: true\n  verdict: redact\n  redact: ['']\n")
+            .find("a redact pattern must be a non-empty regular expression") != std::string::npos);
+  for (const std::string pattern : {"x*", "(ab)?", "^", "a{0,3}|b"}) {
+    INFO(pattern);
+    CHECK(
+        error_of("- rule: r\n  condition: true\n  verdict: redact\n  redact: ['" + pattern + "']\n")
+            .find("matches the empty string") != std::string::npos);
+  }
+  CHECK_NOTHROW(Policy::parse(
+      "- rule: r\n  condition: true\n  verdict: redact\n  redact: ['x+', '\\bk\\b']\n", "p.yaml"));
+}
+
+TEST_CASE("redaction looks at the original text: masks are never masked again") {
+  const auto policy = Policy::parse(R"yaml(
+- rule: first
+  condition: true
+  verdict: redact
+  redact: ['abc', 'RED']
+- rule: second
+  condition: true
+  verdict: redact
+  redact: ['bcd', 'first']
+)yaml",
+                                    "p.yaml");
+  const Call call{Json::object()};
+  Json result = {{"text", "x abcd y RED z"}};
+  CHECK(policy.redact(call.context("t"), result));
+  // abc and bcd overlap: one mask, the first rule's; RED is masked once, and neither rule's
+  // patterns match inside the masks ("RED" and "first" are in them).
+  CHECK(result["text"] == "x [REDACTED:first] y [REDACTED:first] z");
+}
+
+TEST_CASE("many redact rules that match every character grow a result linearly") {
+  std::string rules;
+  for (int i = 0; i < 8; ++i) {
+    rules += "- rule: r" + std::to_string(i) +
+             "\n  condition: true\n  verdict: redact\n  redact: ['[A-Za-z]', 'RED', 'A']\n";
+  }
+  const auto policy = Policy::parse(rules, "p.yaml");
+  const Call call{Json::object()};
+  const std::string text(1000, 'q');
+  Json result = {{"text", text}};
+  CHECK(policy.redact(call.context("t"), result));
+  // One mask per character, from the first rule; applied rule after rule it was 10^8 times larger.
+  std::string expected;
+  for (std::size_t i = 0; i < text.size(); ++i)
+    expected += "[REDACTED:r0]";
+  CHECK(result["text"] == expected);
+}
+
 TEST_CASE("an array index out of range is a load-time error, not undefined behaviour") {
   CHECK(error_of("- rule: r\n  condition: args.a[99999999999999999999999] == 1\n  verdict: deny\n")
             .find("array index must be a whole number") != std::string::npos);
