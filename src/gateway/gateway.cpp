@@ -727,13 +727,13 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   context.txn_token = exchange.txn_token;
   context.traceparent = exchange.trace.upstream_traceparent;
   context.tracestate = exchange.trace.trace_state;
-  if (upstream.needs_initialize_replay()) context.caller = caller_key(caller.get(), origin);
+  if (upstream.traits().needs_initialize_replay) context.caller = caller_key(caller.get(), origin);
   std::string body = exchange.rewritten_body.empty() ? std::move(request.body())
                                                      : std::move(exchange.rewritten_body);
   exchange.forwarded_at = Clock::now();
   upstream::UpstreamReply reply;
   if (message.is_request() && mcp::may_require_input(message.method()) &&
-      upstream.transport() == "http") {
+      !upstream.traits().replies_at_once) {
     auto answered = co_await unless_client_leaves(
         out, upstream.send(message, std::move(body), exchange.session, context));
     if (!answered) {
@@ -757,7 +757,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     if (caller) claims.subject = caller->subject;
     if (const auto* params = message.params()) {
       claims.client_name = mcp::client_name_of(*params);
-      if (upstream.needs_initialize_replay()) claims.initialize_params = *params;
+      if (upstream.traits().needs_initialize_replay) claims.initialize_params = *params;
       if (const auto capabilities = params->find("capabilities"); capabilities != params->end())
         claims.client_capabilities = *capabilities;
     }

@@ -225,7 +225,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
   context.txn_token = exchange.txn_token;
-  if (upstream.needs_initialize_replay()) context.caller = facts.caller_key;
+  if (upstream.traits().needs_initialize_replay) context.caller = facts.caller_key;
   context.traceparent = exchange.trace.upstream_traceparent;
   context.tracestate = exchange.trace.trace_state;
   std::string body =
@@ -242,7 +242,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
     if (facts.caller) fresh.subject = facts.caller->subject;
     if (const auto* params = message.params()) {
       fresh.client_name = mcp::client_name_of(*params);
-      if (upstream.needs_initialize_replay()) fresh.initialize_params = *params;
+      if (upstream.traits().needs_initialize_replay) fresh.initialize_params = *params;
       if (const auto capabilities = params->find("capabilities"); capabilities != params->end())
         fresh.client_capabilities = *capabilities;
     }
@@ -612,7 +612,7 @@ awaitable<void> LegacySseTransport::post_message(
   }
   upstream::ForwardContext context;
   context.protocol_version = exchange.protocol_version;
-  if (upstream.needs_initialize_replay()) context.caller = caller_key(caller.get(), origin);
+  if (upstream.traits().needs_initialize_replay) context.caller = caller_key(caller.get(), origin);
   auto reply =
       co_await upstream.send(message, std::move(request.body()), exchange.session, context);
   using Kind = upstream::UpstreamReply::Kind;

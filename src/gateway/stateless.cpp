@@ -108,7 +108,7 @@ awaitable<UpstreamRevision::Era> Gateway::upstream_era(upstream::Upstream& upstr
   auto& revision = *revisions_.at(upstream.name());
   if (const auto era = revision.era(); era != UpstreamRevision::Era::unknown) co_return era;
   const std::string_view declared = upstream.declared_protocol();
-  if (upstream.transport() == "stdio" ||
+  if (!upstream.traits().may_be_stateless ||
       (!declared.empty() && !mcp::is_stateless_protocol_version(declared))) {
     revision.learn(UpstreamRevision::Era::session);
     co_return UpstreamRevision::Era::session;
@@ -177,7 +177,7 @@ awaitable<std::shared_ptr<const PooledSession>> Gateway::pooled_session(
   claims.client_name = client.client_name;
   claims.client_capabilities = client.client_capabilities;
   claims.created_at = unix_now();
-  if (upstream.needs_initialize_replay()) claims.initialize_params = params;
+  if (upstream.traits().needs_initialize_replay) claims.initialize_params = params;
   claims.protocol_version = session->initialize_result.value(
       "protocolVersion", std::string(mcp::latest_session_protocol_version));
 
@@ -227,7 +227,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
 
   StatelessCall call;
   call.request = &request;
-  if (upstream.needs_initialize_replay()) call.caller = caller_key(caller.get(), origin);
+  if (upstream.traits().needs_initialize_replay) call.caller = caller_key(caller.get(), origin);
   call.upstream = &upstream;
   call.message = &message;
   call.client = &client;
@@ -607,7 +607,7 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
     context.idempotent = mcp::is_cacheable_method(message.method());
     exchange.forwarded_at = Clock::now();
     std::optional<upstream::UpstreamReply> answered;
-    if (upstream.transport() == "http") {
+    if (!upstream.traits().replies_at_once) {
       answered = co_await unless_client_leaves(
           out, upstream.send(message, std::move(raw), &session->claims, context));
     } else {
@@ -669,13 +669,13 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
   };
   // A stdio child is told by the upstream itself when the call's stream is dropped unanswered.
   const auto cancel_upstream = [&]() -> awaitable<void> {
-    if (upstream.transport() == "http")
+    if (!upstream.traits().cancels_dropped_calls)
       co_await tell_session_cancelled(upstream, session->claims, upstream_request_id);
   };
   // Over HTTP a server may ask on the session's standalone stream instead of the call's: that
   // stream's requests come to this pump while the call runs.
   std::unique_ptr<SessionStream::Attachment> attached;
-  if (upstream.transport() == "http") {
+  if (upstream.traits().shared_session_stream) {
     attached = session->stream->attach(SessionStream::Role::call, pump);
     co_await follow_session_stream(upstream, session);
   }
@@ -809,7 +809,7 @@ awaitable<void> Gateway::listen_bridged(http::Responder& out, Exchange& exchange
   auto& upstream = *call.upstream;
   // Over HTTP the session's one standalone stream is shared (calls hear its requests), so the
   // listen is fed from it rather than opening another.
-  const bool shared_stream = upstream.transport() == "http";
+  const bool shared_stream = upstream.traits().shared_session_stream;
   upstream::UpstreamReply reply;
   std::shared_ptr<EventPump> fed;
   std::unique_ptr<SessionStream::Attachment> attached;

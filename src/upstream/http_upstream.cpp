@@ -182,7 +182,15 @@ class HttpUpstream final : public Upstream {
 
   const std::string& name() const override { return options_.name; }
   std::string_view transport() const override { return "http"; }
-  bool needs_initialize_replay() const override { return false; }
+  const UpstreamTraits& traits() const override {
+    static constexpr UpstreamTraits http{.replies_at_once = false,
+                                         .cancels_dropped_calls = false,
+                                         .shared_session_stream = true,
+                                         .process_per_session = false,
+                                         .needs_initialize_replay = false,
+                                         .may_be_stateless = true};
+    return http;
+  }
   std::string_view declared_protocol() const override { return options_.protocol; }
 
   awaitable<UpstreamReply> send(const mcp::Message& message, std::string raw,

@@ -606,7 +606,15 @@ class StdioUpstream final : public Upstream {
 
   const std::string& name() const override { return options_.name; }
   std::string_view transport() const override { return "stdio"; }
-  bool needs_initialize_replay() const override { return true; }
+  const UpstreamTraits& traits() const override {
+    static constexpr UpstreamTraits stdio{.replies_at_once = true,
+                                          .cancels_dropped_calls = true,
+                                          .shared_session_stream = false,
+                                          .process_per_session = true,
+                                          .needs_initialize_replay = true,
+                                          .may_be_stateless = false};
+    return stdio;
+  }
 
   awaitable<UpstreamReply> send(const mcp::Message& message, std::string raw,
                                 const mcp::SessionClaims* session,

@@ -95,15 +95,37 @@ struct UpstreamReply {
   }
 };
 
+// What the gateway's flows may rely on for one kind of upstream. The gateway branches on these,
+// never on the transport's name.
+struct UpstreamTraits {
+  // send() returns once the message is written and the answer comes on the returned stream
+  // (stdio); otherwise send() waits for the server's reply, and a caller that must notice the
+  // client leaving meanwhile races the two.
+  bool replies_at_once = false;
+  // Dropping a call's reply stream unanswered already tells the server (stdio sends
+  // notifications/cancelled to its child); otherwise the gateway tells it.
+  bool cancels_dropped_calls = false;
+  // A session's server-initiated messages come on one standalone stream the gateway opens per
+  // session (Streamable HTTP GET), which that session's calls and listens share.
+  bool shared_session_stream = false;
+  // Each session is a server process of its own, alive as long as the session is (stdio): an
+  // idle session holds it.
+  bool process_per_session = false;
+  // The server keeps per-session state only in this gateway process (stdio), so the sealed
+  // session must carry the client's initialize params to rebuild it elsewhere.
+  bool needs_initialize_replay = false;
+  // May speak the 2026-07-28 stateless revision (found out by discovery unless declared); a
+  // stdio child is always spoken to with sessions.
+  bool may_be_stateless = false;
+};
+
 class Upstream {
  public:
   virtual ~Upstream() = default;
   virtual const std::string& name() const = 0;
-  // "http" or "stdio", for logs.
+  // "http" or "stdio", for logs only: flows read traits().
   virtual std::string_view transport() const = 0;
-  // True when the upstream keeps per-session state only in this process (stdio), so the sealed
-  // session must carry the client's initialize params to rebuild it elsewhere.
-  virtual bool needs_initialize_replay() const = 0;
+  virtual const UpstreamTraits& traits() const = 0;
   // The MCP revision the operator declared for this server: "" = find out (server/discover),
   // else a revision such as "2026-07-28" or "2025-11-25".
   virtual std::string_view declared_protocol() const { return {}; }
