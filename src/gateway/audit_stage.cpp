@@ -48,7 +48,7 @@ std::string AuditStage::on_answer(Exchange& exchange) {
   static const audit::Json withheld = {{"answer_withheld", true}};
   if (log_->append(record_of(exchange), refuse ? withheld : audit::Json())) return {};
   if (!refuse) return {};
-  exchange.outcome = "answer_withheld";
+  exchange.outcome = Outcome::answer_withheld;
   return "the audit trail is unavailable (" + log_->problem() +
          "): the upstream's answer is withheld because its audit record could not be written "
          "(audit.on_error: refuse)";
@@ -102,7 +102,7 @@ audit::Json AuditStage::record_of(const Exchange& exchange) const {
   if (const std::string notes = policy.notes(); !notes.empty()) record["policy_note"] = notes;
   if (policy.hidden_tools) record["hidden_tools"] = policy.hidden_tools;
   record["status"] = exchange.http_status;
-  record["outcome"] = exchange.outcome;
+  record["outcome"] = to_string(exchange.outcome);
   record["latency_us"] =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.started)
           .count();

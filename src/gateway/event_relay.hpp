@@ -76,7 +76,7 @@ std::string answer_or_withheld(Exchange& exchange, const ExchangePipeline& pipel
 
 inline void mark_abandoned_by_client(Exchange& exchange) {
   exchange.client_gone = true;
-  exchange.outcome = "client_gone";
+  exchange.outcome = Outcome::client_gone;
 }
 
 // A call its client may cancel while it waits for the upstream (a session client's

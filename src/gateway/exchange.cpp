@@ -6,6 +6,57 @@
 
 namespace membrane::gateway {
 
+std::string_view to_string(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::ok:
+      return "ok";
+    case Outcome::error_response:
+      return "error_response";
+    case Outcome::answered_by_gateway:
+      return "answered_by_gateway";
+    case Outcome::cached:
+      return "cached";
+    case Outcome::input_required:
+      return "input_required";
+    case Outcome::left_to_resumption:
+      return "left_to_resumption";
+    case Outcome::cancelled:
+      return "cancelled";
+    case Outcome::client_gone:
+      return "client_gone";
+    case Outcome::answer_withheld:
+      return "answer_withheld";
+    case Outcome::overloaded:
+      return "overloaded";
+    case Outcome::rejected:
+      return "rejected";
+    case Outcome::session_not_found:
+      return "session_not_found";
+    case Outcome::upstream_unavailable:
+      return "upstream_unavailable";
+    case Outcome::upstream_stream_broken:
+      return "upstream_stream_broken";
+  }
+  return "unknown";
+}
+
+bool is_failure(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::ok:
+    case Outcome::answered_by_gateway:
+    case Outcome::cached:
+    case Outcome::input_required:
+      return false;
+    default:
+      return true;
+  }
+}
+
+bool is_upstream_failure(Outcome outcome) {
+  return outcome == Outcome::upstream_unavailable || outcome == Outcome::upstream_stream_broken ||
+         outcome == Outcome::rejected || outcome == Outcome::session_not_found;
+}
+
 void ExchangePipeline::add(std::unique_ptr<ExchangeStage> stage) {
   wants_messages_ = wants_messages_ || stage->wants_messages();
   stages_.push_back(std::move(stage));
@@ -120,7 +171,7 @@ void AccessLogStage::on_complete(const Exchange& exchange) {
             " client=", exchange.client_address, " method=", method,
             target.empty() ? "" : " target=", target,
             message && message->is_request() ? " id=" + message->id().dump() : std::string(),
-            " status=", exchange.http_status, " outcome=", exchange.outcome,
+            " status=", exchange.http_status, " outcome=", to_string(exchange.outcome),
             " messages=", exchange.upstream_messages, " duration_us=", micros,
             policy.empty() ? "" : " policy=", policy,
             exchange.client_gone ? " client_gone=true" : "");

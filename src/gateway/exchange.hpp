@@ -1,6 +1,6 @@
 // The exchange is the unit that flows through the gateway: one downstream JSON-RPC message (a
 // request with its response stream, or a notification/response) on its way to one upstream.
-// Stages (access log today; policy, transaction tokens, telemetry later) observe or act on it
+// Stages (trace, transaction token, policy, metrics, audit, access log) observe or act on it
 // without the transports knowing what they do — Envoy's filter chain, over MCP messages.
 #pragma once
 
@@ -19,6 +19,30 @@ namespace membrane::gateway {
 using Clock = std::chrono::steady_clock;
 
 enum class DownstreamTransport { streamable_http, legacy_sse };
+// How an exchange ended: the one classification that the access log, the metrics, the spans and
+// the audit record read (by to_string's name).
+enum class Outcome {
+  ok,                      // the upstream's answer reached the client
+  error_response,          // the upstream answered with a JSON-RPC error
+  answered_by_gateway,     // the gateway answered itself: a refusal, a bridged or local answer
+  cached,                  // answered from what the gateway keeps (a discovery, a listing)
+  input_required,          // a stateless call paused until the client answers the server's question
+  left_to_resumption,      // the client's stream ended first; the answer waits for it to resume
+  cancelled,               // the client cancelled the call
+  client_gone,             // the client left before the answer
+  answer_withheld,         // the audit record could not be written, so the answer was not sent
+  overloaded,              // refused by an overload limit
+  rejected,                // the upstream refused the request
+  session_not_found,       // the upstream no longer knows the session
+  upstream_unavailable,    // the upstream could not be reached
+  upstream_stream_broken,  // the upstream's reply stream broke off
+};
+std::string_view to_string(Outcome outcome);
+// Neither an answer nor a planned pause: spans mark the exchange as an error.
+bool is_failure(Outcome outcome);
+// The upstream failed it (unreachable, refused, broke off, forgot the session): counted per
+// upstream.
+bool is_upstream_failure(Outcome outcome);
 
 struct Exchange {
   std::string upstream;
@@ -63,7 +87,7 @@ struct Exchange {
 
   // Filled in as the exchange completes.
   unsigned http_status = 0;
-  std::string outcome = "ok";  // ok | error_response | upstream_unavailable | rejected | ...
+  Outcome outcome = Outcome::ok;
   std::size_t upstream_messages = 0;
   // What the policy did, when it took part (empty otherwise).
   struct PolicyRecord {

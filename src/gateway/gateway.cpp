@@ -704,7 +704,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     }
   }
   if (decision.answered()) {
-    exchange.outcome = "answered_by_gateway";
+    exchange.outcome = Outcome::answered_by_gateway;
     if (streaming) {
       if (co_await write_answer_event(out, exchange, pipeline_, std::move(decision.body)))
         co_await out.end_stream();
@@ -767,13 +767,13 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   if (reply.kind != upstream::UpstreamReply::Kind::stream) {
     if (reply.kind == upstream::UpstreamReply::Kind::unavailable) {
       log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
-      exchange.outcome = "upstream_unavailable";
+      exchange.outcome = Outcome::upstream_unavailable;
     } else if (reply.kind == upstream::UpstreamReply::Kind::message) {
       pipeline_.on_upstream_message(exchange, reply.body);
     } else if (reply.kind == upstream::UpstreamReply::Kind::overloaded) {
-      exchange.outcome = "overloaded";
+      exchange.outcome = Outcome::overloaded;
     } else if (reply.kind != upstream::UpstreamReply::Kind::accepted) {
-      exchange.outcome = "rejected";
+      exchange.outcome = Outcome::rejected;
     }
     if (streaming) {
       if (co_await write_answer_event(out, exchange, pipeline_,
@@ -811,7 +811,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   const bool resumable_early_close = !outcome.upstream_failed && outcome.resumable;
   if (request_id && !outcome.response_seen && !outcome.client_gone && resumable_early_close &&
       outcome.cancelled) {
-    exchange.outcome = "left_to_resumption";
+    exchange.outcome = Outcome::left_to_resumption;
     log::info("exchange ", message.method(), " id=", request_id->dump(), " on '", upstream.name(),
               "' outlived the drain: its stream ends without an error, and the client can resume "
               "it through another replica (Last-Event-ID)");
@@ -823,7 +823,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
         : outcome.upstream_failed
             ? outcome.failure
             : "upstream '" + upstream.name() + "' closed the stream without responding";
-    exchange.outcome = "upstream_stream_broken";
+    exchange.outcome = Outcome::upstream_stream_broken;
     co_await write_answer_event(
         out, exchange, pipeline_,
         mcp::make_error_response(*request_id, mcp::error_code::upstream_unavailable, reason));

@@ -203,7 +203,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
     decision = co_await gateway.judge_answer(exchange, confirmation);
   }
   if (decision.answered()) {
-    exchange.outcome = "answered_by_gateway";
+    exchange.outcome = Outcome::answered_by_gateway;
     co_await session->push(answer_or_withheld(exchange, pipeline, std::move(decision.body)));
     pipeline.on_complete(exchange);
     co_return;
@@ -213,7 +213,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
     co_return;
   }
   if (!message.is_initialize() && !claims) {
-    exchange.outcome = "rejected";
+    exchange.outcome = Outcome::rejected;
     co_await session->push(
         answer_or_withheld(exchange, pipeline,
                            mcp::make_error_response(message.id(), mcp::error_code::invalid_request,
@@ -286,7 +286,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
         const std::string reason = failure.empty() ? "upstream '" + upstream.name() +
                                                          "' closed the stream without responding"
                                                    : failure;
-        exchange.outcome = "upstream_stream_broken";
+        exchange.outcome = Outcome::upstream_stream_broken;
         log::warn("exchange ", message.method(), " id=", id.dump(), " on '", upstream.name(),
                   "': ", reason);
         co_await session->push(answer_or_withheld(
@@ -298,7 +298,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
     case Kind::accepted:
       break;
     case Kind::overloaded: {
-      exchange.outcome = "overloaded";
+      exchange.outcome = Outcome::overloaded;
       // Named, not a temporary inside the co_await: GCC 12 destroys such aggregates twice.
       const Refusal refusal{reply.overload_limit, reply.retry_after, std::move(reply.body)};
       std::string error = overload_error(refusal, id);
@@ -306,14 +306,14 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
       break;
     }
     case Kind::unavailable:
-      exchange.outcome = "upstream_unavailable";
+      exchange.outcome = Outcome::upstream_unavailable;
       log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
       co_await session->push(answer_or_withheld(
           exchange, pipeline,
           mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reply.body)));
       break;
     case Kind::session_not_found:
-      exchange.outcome = "session_not_found";
+      exchange.outcome = Outcome::session_not_found;
       co_await session->push(answer_or_withheld(
           exchange, pipeline,
           mcp::make_error_response(id, mcp::error_code::session_not_found,
@@ -322,7 +322,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
       break;
     case Kind::rejected:
     case Kind::not_supported:
-      exchange.outcome = "rejected";
+      exchange.outcome = Outcome::rejected;
       co_await session->push(answer_or_withheld(
           exchange, pipeline,
           mcp::make_error_response(id, mcp::error_code::internal_error,
@@ -605,7 +605,7 @@ awaitable<void> LegacySseTransport::post_message(
   exchange.protocol_version = session->protocol_version();
   if (auto decision = co_await gateway_.judge(exchange); decision.answered()) {
     exchange.http_status = decision.http_status;
-    exchange.outcome = "answered_by_gateway";
+    exchange.outcome = Outcome::answered_by_gateway;
     co_await out.send(json_response(decision.http_status, std::move(decision.body)));
     gateway_.pipeline().on_complete(exchange);
     co_return;
@@ -624,24 +624,24 @@ awaitable<void> LegacySseTransport::post_message(
                      asio::detached);
     }
   } else if (reply.kind == Kind::unavailable) {
-    exchange.outcome = "upstream_unavailable";
+    exchange.outcome = Outcome::upstream_unavailable;
     exchange.http_status = 502;
     co_await out.send(
         jsonrpc_error(502, nullptr, mcp::error_code::upstream_unavailable, reply.body));
   } else if (reply.kind == Kind::overloaded) {
-    exchange.outcome = "overloaded";
+    exchange.outcome = Outcome::overloaded;
     exchange.http_status = reply.http_status;
     const Refusal refusal{reply.overload_limit, reply.retry_after, std::move(reply.body)};
     auto response = overload_response(refusal, nullptr);
     co_await out.send(std::move(response));
   } else if (reply.kind == Kind::session_not_found) {
-    exchange.outcome = "session_not_found";
+    exchange.outcome = Outcome::session_not_found;
     exchange.http_status = 404;
     co_await out.send(
         jsonrpc_error(404, nullptr, mcp::error_code::session_not_found,
                       "Session not found: upstream '" + upstream.name() + "' no longer knows it"));
   } else {
-    exchange.outcome = "rejected";
+    exchange.outcome = Outcome::rejected;
     exchange.http_status = reply.http_status ? reply.http_status : 502;
     http::Response response{static_cast<bhttp::status>(exchange.http_status), 11};
     if (!reply.content_type.empty()) response.set(bhttp::field::content_type, reply.content_type);

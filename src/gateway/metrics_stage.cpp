@@ -44,7 +44,7 @@ void MetricsStage::on_complete(const Exchange& exchange) {
   metrics_->add("membrane_requests_total", {{"method", method},
                                             {"upstream", exchange.upstream},
                                             {"status", status},
-                                            {"outcome", exchange.outcome}});
+                                            {"outcome", std::string(to_string(exchange.outcome))}});
   metrics_->observe("membrane_request_duration_seconds",
                     {{"method", method}, {"upstream", exchange.upstream}},
                     seconds(Clock::now() - exchange.started));
@@ -58,10 +58,10 @@ void MetricsStage::on_complete(const Exchange& exchange) {
     metrics_->add("membrane_policy_decisions_total",
                   {{"verdict", exchange.policy.verdict}, {"rule", exchange.policy.rule}});
   }
-  if (exchange.outcome == "upstream_unavailable" || exchange.outcome == "upstream_stream_broken" ||
-      exchange.outcome == "rejected" || exchange.outcome == "session_not_found") {
-    metrics_->add("membrane_upstream_errors_total",
-                  {{"upstream", exchange.upstream}, {"outcome", exchange.outcome}});
+  if (is_upstream_failure(exchange.outcome)) {
+    metrics_->add(
+        "membrane_upstream_errors_total",
+        {{"upstream", exchange.upstream}, {"outcome", std::string(to_string(exchange.outcome))}});
   }
 }
 

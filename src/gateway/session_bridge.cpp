@@ -95,7 +95,7 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
   exchange.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
   auto decision = co_await judge(exchange);
   if (decision.answered() || decision.kind == StageDecision::Kind::confirm) {
-    exchange.outcome = "answered_by_gateway";
+    exchange.outcome = Outcome::answered_by_gateway;
     co_await send_answer(out, exchange, pipeline_,
                          json_response(decision.http_status, std::move(decision.body)));
     pipeline_.on_complete(exchange);
@@ -107,7 +107,7 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
   const auto discover = co_await discover_upstream(upstream, envelope);
   exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
   if (!discover) {
-    exchange.outcome = "upstream_unavailable";
+    exchange.outcome = Outcome::upstream_unavailable;
     const std::string why = "upstream '" + upstream.name() + "' did not answer server/discover";
     auto failure = jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, why);
     co_await send_answer(out, exchange, pipeline_, std::move(failure));
@@ -128,7 +128,7 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
   auto response = json_response(200, dump(answer));
   response.set(mcp::header::session_id,
                options_.sealer->seal(claims, mcp::SessionTransport::streamable_http));
-  exchange.outcome = "answered_by_gateway";
+  exchange.outcome = Outcome::answered_by_gateway;
   co_await send_answer(out, exchange, pipeline_, std::move(response));
   pipeline_.on_complete(exchange);
   co_return true;
@@ -174,7 +174,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
   const std::string subject = claims.subject;
   const std::string cache_key = ResultCache::request_key(upstream.name(), message);
   if (auto cached = result_cache_.find(cache_key, subject)) {
-    exchange.outcome = "cached";
+    exchange.outcome = Outcome::cached;
     const mcp::Json answer = {{"jsonrpc", "2.0"}, {"id", id}, {"result", std::move(*cached)}};
     co_await finish(dump(answer));
     co_return;
@@ -198,7 +198,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
       in_flight_calls_.track(InFlightCalls::key(exchange.session_id, id), executor, cancellation);
   const auto end_cancelled = [&]() -> awaitable<void> {
     // The client has stopped waiting; the answer only ends the HTTP exchange.
-    exchange.outcome = "cancelled";
+    exchange.outcome = Outcome::cancelled;
     std::string answer = mcp::make_error_response(id, mcp::error_code::request_cancelled,
                                                   "the client cancelled the request");
     co_await finish(std::move(answer));
@@ -242,7 +242,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
         co_return;
       }
       if (!outcome.response_seen) {
-        exchange.outcome = "upstream_stream_broken";
+        exchange.outcome = Outcome::upstream_stream_broken;
         const std::string why =
             outcome.upstream_failed
                 ? outcome.failure
@@ -258,7 +258,8 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
       // so the answer goes on as a JSON-RPC response like any other.
       text = std::move(*answer);
     } else {
-      exchange.outcome = reply.kind == Kind::unavailable ? "upstream_unavailable" : "rejected";
+      exchange.outcome =
+          reply.kind == Kind::unavailable ? Outcome::upstream_unavailable : Outcome::rejected;
       if (streaming) {
         std::string failure = mcp::make_error_response(id, mcp::error_code::upstream_unavailable,
                                                        reply.body.substr(0, 500));
@@ -280,7 +281,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
       co_return;
     }
     if (round >= max_input_rounds) {
-      exchange.outcome = "error_response";
+      exchange.outcome = Outcome::error_response;
       const std::string why = "upstream '" + upstream.name() + "' kept asking for input after " +
                               std::to_string(max_input_rounds) + " rounds";
       std::string failure = mcp::make_error_response(id, mcp::error_code::internal_error, why);
@@ -303,7 +304,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
         }
         const auto answered = answer.response.find("result");
         if (answer.kind != ClientAnswer::Kind::answered || answered == answer.response.end()) {
-          exchange.outcome = "error_response";
+          exchange.outcome = Outcome::error_response;
           std::string why = answer.kind == ClientAnswer::Kind::timed_out
                                 ? "the client did not answer " + method + " in time"
                                 : "the client could not answer " + method;

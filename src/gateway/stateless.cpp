@@ -302,7 +302,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
       mcp::Json result = {{"resultType", "input_required"},
                           {"inputRequests", std::move(input_requests)},
                           {"requestState", seal_request_state(call, mcp::Json(), true)}};
-      exchange.outcome = "input_required";
+      exchange.outcome = Outcome::input_required;
       co_await send_answer(out, exchange, pipeline_,
                            json_response(200, result_message(id, std::move(result))));
       pipeline_.on_complete(exchange);
@@ -311,7 +311,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
   }
   call.limits_charged = exchange.limits_charged;
   if (decision.answered()) {
-    exchange.outcome = "answered_by_gateway";
+    exchange.outcome = Outcome::answered_by_gateway;
     // The gateway's own results (a refusal) are complete results of this revision too.
     if (auto answer = parse_response(decision.body)) {
       mcp::mark_complete_result(*answer, message.method());
@@ -406,7 +406,7 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
   const std::string cache_key = ResultCache::request_key(upstream.name(), message);
   if (auto cached = result_cache_.find(cache_key, call.client->subject)) {
     std::string body = result_message(id, std::move(*cached));
-    exchange.outcome = "cached";
+    exchange.outcome = Outcome::cached;
     pipeline_.on_upstream_message(exchange, body);
     co_await send_answer(out, exchange, pipeline_, json_response(200, std::move(body)));
     co_return;
@@ -439,7 +439,7 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
       result_cache_.store(cache_key, call.client->subject, *result);
     finish_stateless_result(*response, call);
     if (mcp::is_input_required(response->value("result", mcp::Json()))) {
-      exchange.outcome = "input_required";
+      exchange.outcome = Outcome::input_required;
     }
     text = dump(*response);
   };
@@ -452,9 +452,9 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
   if (reply.kind != Kind::stream) {
     if (reply.kind == Kind::unavailable) {
       log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
-      exchange.outcome = "upstream_unavailable";
+      exchange.outcome = Outcome::upstream_unavailable;
     } else {
-      exchange.outcome = "rejected";
+      exchange.outcome = Outcome::rejected;
     }
     co_await send_answer(out, exchange, pipeline_, reply_to_response(reply, id, upstream.name()));
     co_return;
@@ -494,7 +494,7 @@ awaitable<void> Gateway::stateless_to_stateless(http::Responder& out, Exchange& 
         outcome.upstream_failed
             ? outcome.failure
             : "upstream '" + upstream.name() + "' closed the stream without responding");
-    exchange.outcome = "upstream_stream_broken";
+    exchange.outcome = Outcome::upstream_stream_broken;
   }
   if (!event.data.empty() &&
       !co_await write_answer_event(out, exchange, pipeline_, std::move(event.data)))
@@ -526,7 +526,7 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
         parked_id->is_string() ? parked_calls_.take(parked_id->get<std::string>()) : nullptr;
     if (!parked || parked->subject != call.client->subject ||
         parked->request_digest != call.digest) {
-      exchange.outcome = "rejected";
+      exchange.outcome = Outcome::rejected;
       co_await send_answer(
           out, exchange, pipeline_,
           jsonrpc_error(
@@ -564,21 +564,21 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
     auto session = co_await pooled_session(upstream, key, *call.client, call.client_info,
                                            call.caller, error, &overload);
     if (!session && overload.kind == upstream::UpstreamReply::Kind::overloaded) {
-      exchange.outcome = "overloaded";
+      exchange.outcome = Outcome::overloaded;
       co_await send_answer(out, exchange, pipeline_,
                            reply_to_response(overload, id, upstream.name()));
       co_return;
     }
     if (!session) {
       log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", error);
-      exchange.outcome = "upstream_unavailable";
+      exchange.outcome = Outcome::upstream_unavailable;
       co_await send_answer(out, exchange, pipeline_,
                            jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, error));
       co_return;
     }
     exchange.upstream_protocol_version = session->claims.protocol_version;
     if (message.method() == "server/discover") {
-      exchange.outcome = "answered_by_gateway";
+      exchange.outcome = Outcome::answered_by_gateway;
       std::string body =
           result_message(id, mcp::discover_from_initialize(session->initialize_result));
       co_await send_answer(out, exchange, pipeline_, json_response(200, std::move(body)));
@@ -638,7 +638,8 @@ awaitable<void> Gateway::stateless_to_session(http::Responder& out, Exchange& ex
       co_return;
     }
     if (reply.kind != Kind::stream) {
-      exchange.outcome = reply.kind == Kind::unavailable ? "upstream_unavailable" : "rejected";
+      exchange.outcome =
+          reply.kind == Kind::unavailable ? Outcome::upstream_unavailable : Outcome::rejected;
       co_await send_answer(out, exchange, pipeline_, reply_to_response(reply, id, upstream.name()));
       co_return;
     }
@@ -705,7 +706,7 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
       pump->stop();
       if (next.kind == EventPump::Kind::cancelled)
         co_await asio::this_coro::reset_cancellation_state();
-      exchange.outcome = "upstream_stream_broken";
+      exchange.outcome = Outcome::upstream_stream_broken;
       const std::string reason =
           next.kind == EventPump::Kind::failed
               ? next.read.error
@@ -757,7 +758,7 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
             {"resultType", "input_required"},
             {"inputRequests", {{key, {{"method", method}, {"params", std::move(request_params)}}}}},
             {"requestState", seal_request_state(call, mcp::Json())}};
-        exchange.outcome = "input_required";
+        exchange.outcome = Outcome::input_required;
         exchange.client_gone = !co_await send_text(result_message(id, std::move(result)));
         co_return;
       }

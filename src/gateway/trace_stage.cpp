@@ -131,13 +131,12 @@ void TraceStage::on_complete(const Exchange& exchange) {
         txn != exchange.txn_claims.end() && txn->is_string())
       attributes.emplace_back("membrane.txn.id", txn->get<std::string>());
   }
-  const bool failed = exchange.outcome != "ok" && exchange.outcome != "answered_by_gateway" &&
-                      exchange.outcome != "cached" && exchange.outcome != "input_required";
+  const bool failed = is_failure(exchange.outcome);
   if (failed || exchange.http_status >= 400) {
     server.error = true;
-    server.status_message = exchange.outcome;
-    attributes.emplace_back("error.type",
-                            failed ? exchange.outcome : std::to_string(exchange.http_status));
+    server.status_message = to_string(exchange.outcome);
+    attributes.emplace_back("error.type", failed ? std::string(to_string(exchange.outcome))
+                                                 : std::to_string(exchange.http_status));
   }
   // Redacted now: the policy stage, which runs after this one, has pinned its snapshot.
   if (const auto* params = message->params(); capture_.arguments && params) {
@@ -169,7 +168,7 @@ void TraceStage::on_complete(const Exchange& exchange) {
     }
     if (server.error) {
       client.error = true;
-      client.status_message = exchange.outcome;
+      client.status_message = to_string(exchange.outcome);
     }
     exporter_->enqueue(std::move(client));
   }
