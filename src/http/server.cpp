@@ -4,6 +4,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
@@ -221,6 +222,55 @@ class ConnectionResponder final : public Responder {
   bool failed_ = false;
 };
 
+// A deadline for reading one part of a request. Beast's stream timeout closes the socket when it
+// expires, which leaves no way to tell the client why; this one only cancels the read, so the 408
+// can still be written (under the write timeout) before the connection closes.
+class ReadDeadline {
+ public:
+  ReadDeadline(asio::ip::tcp::socket& socket, std::chrono::milliseconds after)
+      : timer_(socket.get_executor()), state_(std::make_shared<State>(State{&socket})) {
+    timer_.expires_after(after);
+    timer_.async_wait([state = state_](const error_code& ec) {
+      // The timer and the connection share one thread: a deadline that is gone has cleared the
+      // socket before this could run.
+      if (ec || !state->socket) return;
+      state->expired = true;
+      error_code ignored;
+      state->socket->cancel(ignored);
+    });
+  }
+  ~ReadDeadline() {
+    state_->socket = nullptr;
+    timer_.cancel();
+  }
+  ReadDeadline(const ReadDeadline&) = delete;
+  ReadDeadline& operator=(const ReadDeadline&) = delete;
+
+  bool expired() const { return state_->expired; }
+
+ private:
+  struct State {
+    asio::ip::tcp::socket* socket;
+    bool expired = false;
+  };
+  asio::steady_timer timer_;
+  std::shared_ptr<State> state_;
+};
+
+// Reads with `read` under a ReadDeadline of `limit`; a read the deadline cut reports
+// beast::error::timeout.
+template <class Stream, class Read>
+awaitable<std::tuple<error_code, std::size_t>> read_within(Stream& stream,
+                                                           std::chrono::milliseconds limit,
+                                                           Read read) {
+  tcp_layer(stream).expires_never();
+  const ReadDeadline deadline(tcp_layer(stream).socket(), limit);
+  auto [ec, bytes] = co_await read();
+  if (ec && deadline.expired()) ec = beast::error::timeout;
+  std::tuple<error_code, std::size_t> result{ec, bytes};
+  co_return result;
+}
+
 template <class Stream>
 awaitable<bool> send_error(Stream& stream, const ServerOptions& options, bhttp::status status,
                            std::string_view message) {
@@ -262,9 +312,9 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
 
     RequestParser parser;
     apply_request_limits(parser, options);
-    tcp_layer(stream).expires_after(options.header_read);
-    auto [header_ec, header_bytes] =
-        co_await bhttp::async_read_header(stream, buffer, parser, use_nothrow);
+    auto [header_ec, header_bytes] = co_await read_within(stream, options.header_read, [&] {
+      return bhttp::async_read_header(stream, buffer, parser, use_nothrow);
+    });
     if (header_ec) {
       if (auto refusal = read_refusal(header_ec, ReadPhase::header, parser, options)) {
         co_await send_error(stream, options, refusal->status, refusal->message);
@@ -285,8 +335,9 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
       if (ec) co_return false;
     }
     if (!parser.is_done()) {
-      tcp_layer(stream).expires_after(options.body_read);
-      auto [body_ec, body_bytes] = co_await bhttp::async_read(stream, buffer, parser, use_nothrow);
+      auto [body_ec, body_bytes] = co_await read_within(stream, options.body_read, [&] {
+        return bhttp::async_read(stream, buffer, parser, use_nothrow);
+      });
       if (body_ec) {
         if (auto refusal = read_refusal(body_ec, ReadPhase::body, parser, options)) {
           co_await send_error(stream, options, refusal->status, refusal->message);

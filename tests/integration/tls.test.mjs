@@ -2,6 +2,7 @@
 // "listening on https://…" line); MCP clients that trust the certificate work exactly as over
 // plain http, including streamed progress; plain http and untrusting clients are refused.
 import assert from 'node:assert/strict';
+import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 
 import {
@@ -13,10 +14,12 @@ import {
 let upstream;
 let gateway;
 let tlsFetch;
+let certificate;
 
 before(async () => {
   upstream = await startEverythingHttp();
   const cert = makeSelfSignedCert(tmpDir());
+  certificate = cert.pem;
   tlsFetch = httpsFetchWithCa(cert.pem);
   gateway = await startGateway([
     '--tls-cert', cert.cert, '--tls-key', cert.key,
@@ -68,6 +71,23 @@ describe('https listener', () => {
 
   test('a client that does not trust the certificate fails the handshake', async () => {
     await assert.rejects(fetch(`${gateway.base}/healthz`, { signal: AbortSignal.timeout(10_000) }));
+  });
+
+  test('a client that stops halfway through its headers gets a 408 over TLS, then the close', { timeout: 40_000 }, async () => {
+    // The default request_header_read (10 s) runs out; the read is cancelled, not the socket
+    // closed, so the answer can still go out through the TLS session.
+    const reply = await new Promise((resolve, reject) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: gateway.port, ca: certificate, servername: 'localhost' });
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('secureConnect', () => socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: '));
+      socket.on('data', (chunk) => { text += chunk; });
+      socket.on('error', () => {});
+      socket.on('close', () => resolve(text));
+      setTimeout(() => { socket.destroy(); reject(new Error(`no cut after 30 s; got ${JSON.stringify(text)}`)); }, 30_000).unref();
+    });
+    assert.match(reply, /^HTTP\/1\.1 408 /, JSON.stringify(reply.slice(0, 80)));
+    assert.match(reply, /request headers not received in time/);
   });
 
   test('the gateway is still serving', async () => {
