@@ -2,6 +2,9 @@
 
 #include <boost/beast/core/string.hpp>
 
+#include <algorithm>
+#include <iterator>
+
 #include "gateway/responses.hpp"
 #include "gateway/revision.hpp"
 #include "membrane/mcp/protocol.hpp"
@@ -125,11 +128,49 @@ void add_stateless_headers(upstream::ForwardContext& context, const mcp::Message
 }
 
 std::unique_ptr<SessionStream::Attachment> SessionStream::attach(Role role,
-                                                                 std::weak_ptr<EventPump> pump) {
+                                                                 std::weak_ptr<EventPump> pump,
+                                                                 bool takes_questions,
+                                                                 std::vector<HeldQuestion>* held) {
   std::lock_guard lock(mutex_);
   const auto serial = ++next_serial_;
-  attached_.push_back(Attached{serial, role, std::move(pump)});
+  attached_.push_back(Attached{serial, role, std::move(pump), takes_questions});
+  // Under the same lock as the attachment: a question is either held before it (and handed over
+  // here) or routed to it after.
+  if (role == Role::call && takes_questions && held) {
+    std::move(held_.begin(), held_.end(), std::back_inserter(*held));
+    held_.clear();
+  }
   return std::make_unique<Attachment>(*this, serial);
+}
+
+std::shared_ptr<EventPump> SessionStream::route_question(HeldQuestion question,
+                                                         std::optional<HeldQuestion>& evicted) {
+  std::lock_guard lock(mutex_);
+  for (auto it = attached_.rbegin(); it != attached_.rend(); ++it) {
+    if (it->role != Role::call || !it->takes_questions) continue;
+    if (auto pump = it->pump.lock()) return pump;
+  }
+  if (held_.size() >= max_held_questions) {
+    evicted = std::move(held_.front());
+    held_.erase(held_.begin());
+  }
+  held_.push_back(std::move(question));
+  return nullptr;
+}
+
+std::vector<SessionStream::HeldQuestion> SessionStream::take_expired(
+    std::chrono::steady_clock::time_point now, bool all) {
+  std::vector<HeldQuestion> expired;
+  std::lock_guard lock(mutex_);
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (all || it->expires <= now) {
+      expired.push_back(std::move(*it));
+      it = held_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return expired;
 }
 
 void SessionStream::detach(std::uint64_t serial) {
@@ -153,15 +194,6 @@ void SessionStream::reader_ended(bool not_offered) {
 bool SessionStream::idle() const {
   std::lock_guard lock(mutex_);
   return attached_.empty();
-}
-
-std::shared_ptr<EventPump> SessionStream::latest_call() const {
-  std::lock_guard lock(mutex_);
-  for (auto it = attached_.rbegin(); it != attached_.rend(); ++it) {
-    if (it->role != Role::call) continue;
-    if (auto pump = it->pump.lock()) return pump;
-  }
-  return nullptr;
 }
 
 std::vector<std::shared_ptr<EventPump>> SessionStream::listeners() const {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "gateway/event_relay.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
@@ -36,14 +37,24 @@ class UpstreamRevision {
 };
 
 // The standalone (GET) stream of a pooled upstream session over HTTP, read once and shared: a
-// request the server sends on it (roots/list outside the call's own stream, …) goes to the latest
-// call in flight on the session, its notifications to every subscriptions/listen it feeds. A
+// question the server sends on it (roots/list outside the call's own stream, …) goes to the latest
+// call in flight on the session that may carry it to the client, or waits for the next one (see
+// HeldQuestion); its notifications go to every subscriptions/listen it feeds. A
 // server allows one such stream per session, so nobody else opens it. It stays open while the
 // session is in use, and is closed at the first keep-alive tick that finds nobody attached: busy
 // sessions do not open a stream per call.
 class SessionStream {
  public:
   enum class Role { call, listen };
+  // A question (roots/list, sampling, elicitation) the server asked on the standalone stream while
+  // no call that can carry it to the client was attached: it often comes a moment before the call
+  // it belongs to attaches. Kept, a few at most and until `expires`, for the next call that can.
+  struct HeldQuestion {
+    upstream::StreamRead read;
+    mcp::Json request;
+    std::chrono::steady_clock::time_point expires;
+  };
+  static constexpr std::size_t max_held_questions = 8;
   class Attachment {
    public:
     Attachment(SessionStream& stream, std::uint64_t serial) : stream_(&stream), serial_(serial) {}
@@ -55,13 +66,23 @@ class SessionStream {
     std::uint64_t serial_;
   };
 
-  [[nodiscard]] std::unique_ptr<Attachment> attach(Role role, std::weak_ptr<EventPump> pump);
+  // A call that `takes_questions` (it may require input) also receives, in `held`, the questions
+  // held for the next such call.
+  [[nodiscard]] std::unique_ptr<Attachment> attach(Role role, std::weak_ptr<EventPump> pump,
+                                                   bool takes_questions = false,
+                                                   std::vector<HeldQuestion>* held = nullptr);
+  // The latest attached call that takes questions; without one, `question` is held and, when
+  // that pushed out the oldest held question, the one pushed out is returned in `evicted`.
+  std::shared_ptr<EventPump> route_question(HeldQuestion question,
+                                            std::optional<HeldQuestion>& evicted);
+  // Held questions whose time is up (or all of them), to be refused.
+  std::vector<HeldQuestion> take_expired(std::chrono::steady_clock::time_point now,
+                                         bool all = false);
   // True for the one caller that is to start the reader (none is running, and the server has not
   // said it offers no such stream).
   bool claim_reader();
   void reader_ended(bool not_offered = false);
   bool idle() const;
-  std::shared_ptr<EventPump> latest_call() const;
   std::vector<std::shared_ptr<EventPump>> listeners() const;
 
  private:
@@ -70,9 +91,11 @@ class SessionStream {
     std::uint64_t serial;
     Role role;
     std::weak_ptr<EventPump> pump;
+    bool takes_questions;
   };
   mutable std::mutex mutex_;
   std::vector<Attached> attached_;
+  std::vector<HeldQuestion> held_;
   std::uint64_t next_serial_ = 0;
   bool reader_running_ = false;
   bool not_offered_ = false;  // the server answered the GET with 405: asked once per session

@@ -677,7 +677,13 @@ awaitable<void> Gateway::relay_bridged(http::Responder& out, Exchange& exchange,
   // stream's requests come to this pump while the call runs.
   std::unique_ptr<SessionStream::Attachment> attached;
   if (upstream.traits().shared_session_stream) {
-    attached = session->stream->attach(SessionStream::Role::call, pump);
+    std::vector<SessionStream::HeldQuestion> held;
+    attached = session->stream->attach(SessionStream::Role::call, pump,
+                                       mcp::may_require_input(call.message->method()), &held);
+    for (auto& question : held) {
+      if (!pump->inject(std::move(question.read)))
+        co_await answer_server_request(upstream, session, std::move(question.request));
+    }
     co_await follow_session_stream(upstream, session);
   }
 
@@ -934,9 +940,15 @@ awaitable<void> Gateway::read_session_stream(upstream::Upstream& upstream,
     co_return;
   }
   auto pump = co_await EventPump::start(std::move(reply.stream));
+  // Questions held for a call that did not come in time are refused, so the server does not wait.
+  const auto refuse_held = [&](bool all) -> awaitable<void> {
+    for (auto& question : shared.take_expired(Clock::now(), all))
+      co_await answer_server_request(upstream, session, std::move(question.request));
+  };
   while (!draining_) {
     auto next = co_await pump->next(options_.sse_keep_alive);
     if (next.kind == EventPump::Kind::tick) {
+      co_await refuse_held(false);
       if (shared.idle()) break;
       continue;
     }
@@ -947,15 +959,25 @@ awaitable<void> Gateway::read_session_stream(upstream::Upstream& upstream,
     auto parsed = mcp::parse_message(data);
     if (!parsed.message) continue;
     if (parsed.message->is_request()) {
-      const auto call = shared.latest_call();
-      if (call && call->inject(next.read)) continue;
-      co_await answer_server_request(upstream, session, std::move(parsed.message->body()));
+      if (!mcp::is_input_request_method(parsed.message->method())) {
+        co_await answer_server_request(upstream, session, std::move(parsed.message->body()));
+        continue;
+      }
+      std::optional<SessionStream::HeldQuestion> evicted;
+      SessionStream::HeldQuestion question{next.read, parsed.message->body(),
+                                           Clock::now() + options_.approval_timeout};
+      if (const auto call = shared.route_question(std::move(question), evicted);
+          call && !call->inject(next.read)) {
+        co_await answer_server_request(upstream, session, std::move(parsed.message->body()));
+      }
+      if (evicted) co_await answer_server_request(upstream, session, std::move(evicted->request));
     } else if (parsed.message->is_notification()) {
       for (const auto& listener : shared.listeners())
         listener->inject(next.read);
     }
   }
   pump->stop();
+  co_await refuse_held(true);
   shared.reader_ended();
 }
 
