@@ -44,26 +44,35 @@ bool references_request_headers(const Node& node) {
 }
 
 namespace {
+// The string values `root` is tested against in `field == "x"` (either way round) or
+// `field in [...]`, or nullopt when `node` is not such a test of that field.
+std::optional<std::vector<std::string>> compared_values(const Node& node, FieldRoot root) {
+  const auto is_field = [root](const NodePtr& side) {
+    return side && side->op == Op::field && side->root == root && side->path.empty();
+  };
+  if (node.op == Op::equal) {
+    for (const auto& [field, other] :
+         {std::pair{node.left, node.right}, std::pair{node.right, node.left}}) {
+      if (is_field(field) && other->op == Op::literal) {
+        if (const auto* name = std::get_if<std::string>(&other->constant))
+          return std::vector<std::string>{*name};
+      }
+    }
+    return std::nullopt;
+  }
+  if (node.op == Op::in && is_field(node.left) && node.right->op == Op::list)
+    return node.right->items;
+  return std::nullopt;
+}
+
 // The string values `root` must have for the condition to hold, read from `field == "x"` and
 // `field in [...]` in its conjunctions (and every branch of a disjunction); nullopt when any
 // value may do.
 std::optional<std::vector<std::string>> required_values(const Node& node, FieldRoot root) {
-  const auto is_field = [root](const NodePtr& side) {
-    return side && side->op == Op::field && side->root == root && side->path.empty();
-  };
   switch (node.op) {
     case Op::equal:
-      for (const auto& [field, other] :
-           {std::pair{node.left, node.right}, std::pair{node.right, node.left}}) {
-        if (is_field(field) && other->op == Op::literal) {
-          if (const auto* name = std::get_if<std::string>(&other->constant))
-            return std::vector<std::string>{*name};
-        }
-      }
-      return std::nullopt;
     case Op::in:
-      if (is_field(node.left) && node.right->op == Op::list) return node.right->items;
-      return std::nullopt;
+      return compared_values(node, root);
     case Op::macro:
       return required_values(*node.left, root);
     case Op::and_: {
@@ -162,21 +171,8 @@ int cost(const Node& node) {
 // The tool names a test is exactly (tool.name == "x", tool.name in [...], or a disjunction of
 // those), or nullopt when it is anything else.
 std::optional<std::vector<std::string>> pure_tool_selector(const Node& node) {
-  const auto is_tool_field = [](const NodePtr& side) {
-    return side && side->op == Op::field && side->root == FieldRoot::tool_name;
-  };
-  if (node.op == Op::equal) {
-    for (const auto& [field, other] :
-         {std::pair{node.left, node.right}, std::pair{node.right, node.left}}) {
-      if (is_tool_field(field) && other->op == Op::literal) {
-        if (const auto* name = std::get_if<std::string>(&other->constant))
-          return std::vector<std::string>{*name};
-      }
-    }
-    return std::nullopt;
-  }
-  if (node.op == Op::in && is_tool_field(node.left) && node.right->op == Op::list)
-    return node.right->items;
+  // tool.name is a fixed field: it never has a path below it.
+  if (node.op == Op::equal || node.op == Op::in) return compared_values(node, FieldRoot::tool_name);
   if (node.op == Op::any_of) {
     std::vector<std::string> names;
     for (const auto& child : node.children) {
