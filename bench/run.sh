@@ -14,6 +14,9 @@
 #             to (never exhausted), token buckets in the gateway process -> membrane_bench_echo
 #   limit_redis the same, buckets in a redis-server this script starts (--redis): one EVALSHA
 #             round trip over loopback per call (opt-in: --targets membrane,limit_local,limit_redis)
+#   baseline, baseline_limit: membrane and limit_local run by another Membrane binary
+#             (--baseline-bin, e.g. the previous commit's build), to compare two builds in one run
+#             (opt-in: --targets direct,membrane,baseline,limit_local,baseline_limit --baseline-bin B)
 # For each target: a LATENCY run (1 wrk thread, 1 connection: p50/p99 of one request at a
 # time) and a THROUGHPUT run (several connections: requests/s), each after a warm-up.
 # Prints a Markdown table; writes to bench/RESULTS.md only with --write-results.
@@ -34,6 +37,7 @@ WRK_THREADS=2
 CONNECTIONS=32
 MESSAGE="hello from wrk"
 TARGETS="direct,membrane,nginx"
+BASELINE_BIN=""
 WRITE_RESULTS=0
 RESULTS_FILE="$BENCH/RESULTS.md"
 KEEP_RUNDIR=0
@@ -55,8 +59,9 @@ usage: bench/run.sh [options]
   --connections N          connections in the throughput run (default: $CONNECTIONS)
   --message TEXT           text the echo tool returns (default: "$MESSAGE")
   --targets LIST           comma-separated subset of direct,membrane,nginx,otlp_live,otlp_dead,
-                           stateless,limit_local,limit_redis
+                           stateless,limit_local,limit_redis,baseline,baseline_limit
                            (default: direct,membrane,nginx)
+  --baseline-bin PATH      the Membrane binary of the baseline targets (another build)
   --rounds N               measure every target N times, interleaved; report medians (default: 1)
   --server-cpus LIST       CPUs (taskset list) for echo, Membrane, nginx and redis-server
                            (default: all but the last)
@@ -102,6 +107,7 @@ while [ $# -gt 0 ]; do
     --connections) need_value "$@"; need_int "$1" "$2"; CONNECTIONS=$2; shift 2 ;;
     --message) need_value "$@"; MESSAGE=$2; shift 2 ;;
     --targets) need_value "$@"; TARGETS=$2; shift 2 ;;
+    --baseline-bin) need_value "$@"; BASELINE_BIN=$2; shift 2 ;;
     --rounds) need_value "$@"; need_int "$1" "$2"; ROUNDS=$2; shift 2 ;;
     --server-cpus) need_value "$@"; SERVER_CPUS=$2; shift 2 ;;
     --client-cpus) need_value "$@"; CLIENT_CPUS=$2; shift 2 ;;
@@ -119,12 +125,12 @@ declare -A WANT=()
 IFS=',' read -r -a target_list <<<"$TARGETS"
 for t in "${target_list[@]}"; do
   case "$t" in
-    direct|membrane|nginx|otlp_live|otlp_dead|stateless|limit_local|limit_redis) WANT[$t]=1 ;;
-    *) die "unknown target '$t' (direct, membrane, nginx, otlp_live, otlp_dead, stateless, limit_local, limit_redis)" ;;
+    direct|membrane|nginx|otlp_live|otlp_dead|stateless|limit_local|limit_redis|baseline|baseline_limit) WANT[$t]=1 ;;
+    *) die "unknown target '$t' (direct, membrane, nginx, otlp_live, otlp_dead, stateless, limit_local, limit_redis, baseline, baseline_limit)" ;;
   esac
 done
 ORDER=()
-for t in direct membrane stateless limit_local limit_redis otlp_live otlp_dead nginx; do
+for t in direct membrane baseline stateless limit_local baseline_limit limit_redis otlp_live otlp_dead nginx; do
   [ -n "${WANT[$t]:-}" ] && ORDER+=("$t")
 done
 # Targets that run build/membrane.
@@ -142,6 +148,10 @@ missing=0
 if [ ! -x "$ECHO_BIN" ]; then echo "missing $ECHO_BIN" >&2; missing=1; fi
 if [ -n "$WANT_MEMBRANE" ] && [ ! -x "$MEMBRANE_BIN" ]; then
   echo "missing $MEMBRANE_BIN" >&2; missing=1
+fi
+if [ -n "${WANT[baseline]:-}${WANT[baseline_limit]:-}" ]; then
+  [ -n "$BASELINE_BIN" ] || die "the baseline targets need --baseline-bin PATH"
+  [ -x "$BASELINE_BIN" ] || die "--baseline-bin $BASELINE_BIN is not an executable"
 fi
 if [ $missing -ne 0 ]; then
   cat >&2 <<EOF
@@ -330,6 +340,22 @@ launch_limited() {  # TARGET POLICY [EXTRA SERVE FLAGS...]
   URL[$target]="http://127.0.0.1:$LAUNCHED_PORT/mcp/echo"
   log "membrane ($target: policy $policy${*:+ $*}) on 127.0.0.1:$LAUNCHED_PORT"
 }
+if [ -n "${WANT[baseline]:-}" ]; then
+  launch_on_free_port baseline "$RUNDIR/membrane-baseline.log" \
+    "$BASELINE_BIN" serve --listen "127.0.0.1:@PORT@" --upstream "echo=${URL[direct]}" \
+    --workers "$WORKERS" --log-level warn
+  URL[baseline]="http://127.0.0.1:$LAUNCHED_PORT/mcp/echo"
+  log "baseline membrane ($BASELINE_BIN) on 127.0.0.1:$LAUNCHED_PORT"
+fi
+if [ -n "${WANT[baseline_limit]:-}" ]; then
+  BASELINE_POLICY="$RUNDIR/limit-baseline.yaml"
+  write_limit_policy "$BASELINE_POLICY" "$BENCH_RATE"
+  launch_on_free_port baseline_limit "$RUNDIR/membrane-baseline_limit.log" \
+    "$BASELINE_BIN" serve --listen "127.0.0.1:@PORT@" --upstream "echo=${URL[direct]}" \
+    --workers "$WORKERS" --log-level warn --policy "$BASELINE_POLICY"
+  URL[baseline_limit]="http://127.0.0.1:$LAUNCHED_PORT/mcp/echo"
+  log "baseline membrane ($BASELINE_BIN, policy $BASELINE_POLICY) on 127.0.0.1:$LAUNCHED_PORT"
+fi
 if [ -n "${WANT[limit_local]:-}" ]; then
   # Starts at 1/hour so that the check after its preflight can see the limit refuse a call;
   # that check then writes BENCH_RATE (see verify_limit).
@@ -448,6 +474,8 @@ fmt_int() { awk -v v="$1" 'BEGIN { printf "%d", v + 0.5 }'; }
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 membrane_version="n/a"
 [ -n "$WANT_MEMBRANE" ] && membrane_version=$("$MEMBRANE_BIN" --version 2>&1 | head -1 | sed 's/^membrane //' || true)
+baseline_version=""
+[ -n "$BASELINE_BIN" ] && baseline_version="$BASELINE_BIN: $("$BASELINE_BIN" --version 2>&1 | head -1 || true)"
 nginx_version="n/a"
 [ -n "${WANT[nginx]:-}" ] && nginx_version=$(nginx -v 2>&1 | sed 's#^nginx version: nginx/##' || true)
 wrk_version=$(wrk -v 2>&1 | head -1 | awk '{ print $2 }' || true)  # wrk -v exits 1
@@ -556,6 +584,13 @@ report() {
   if [ -n "${WANT[otlp_live]:-}" ] && [ -n "${WANT[membrane]:-}" ]; then
     echo "- Throughput with span export / without (the cost of tracing itself): $(awk -v l="${M[otlp_live,thr.rps]}" -v m="${M[membrane,thr.rps]}" 'BEGIN { printf "%.3f", (m > 0 ? l / m : 0) }')×"
   fi
+  local base new what
+  for pair in membrane:baseline limit_local:baseline_limit; do
+    new=${pair%%:*} base=${pair#*:}
+    [ -n "${WANT[$new]:-}" ] && [ -n "${WANT[$base]:-}" ] || continue
+    [ "$new" = membrane ] && what="no policy" || what="one rate limit"
+    echo "- this build / baseline ($baseline_version), $what: throughput $(awk -v n="${M[$new,thr.rps]}" -v b="${M[$base,thr.rps]}" 'BEGIN { printf "%.3f", (b > 0 ? n / b : 0) }')×, p50 $(num "${M[$new,lat.p50_us]}") vs $(num "${M[$base,lat.p50_us]}") µs, p99 $(num "${M[$new,lat.p99_us]}") vs $(num "${M[$base,lat.p99_us]}") µs"
+  done
   if [ -n "${WANT[stateless]:-}" ] && [ -n "${WANT[membrane]:-}" ]; then
     echo "- MCP 2026-07-28 client (stateless, bridged) / 2025-11-25 client (session), same gateway and upstream: throughput $(awk -v s="${M[stateless,thr.rps]}" -v m="${M[membrane,thr.rps]}" 'BEGIN { printf "%.3f", (m > 0 ? s / m : 0) }')×, p50 $(num "${M[stateless,lat.p50_us]}") vs $(num "${M[membrane,lat.p50_us]}") µs, p99 $(num "${M[stateless,lat.p99_us]}") vs $(num "${M[membrane,lat.p99_us]}") µs"
   fi

@@ -31,11 +31,12 @@ std::string fingerprint(const std::vector<std::string>& paths) {
   return out;
 }
 
-void reload(const PolicySource& source, gateway::PolicyStage& stage, std::string_view why) {
+void reload(const PolicySource& source, gateway::PolicyFilterFactory& policy_filter,
+            std::string_view why) {
   try {
     auto next = load_policy(source);
     const auto rules = next->rule_count();
-    stage.replace(std::move(next));
+    policy_filter.replace(std::move(next));
     log::info("policy reloaded (", why, "): ", rules, " rules");
   } catch (const std::exception& error) {
     log::error("policy reload (", why,
@@ -62,17 +63,18 @@ std::shared_ptr<const policy::Policy> load_policy(const PolicySource& source) {
 }
 
 awaitable<void> reload_policy_on_signal(asio::any_io_executor executor, PolicySource source,
-                                        gateway::PolicyStage& stage,
+                                        gateway::PolicyFilterFactory& policy_filter,
                                         std::shared_ptr<bool> stopped) {
   asio::signal_set hangup(executor, SIGHUP);
   while (!*stopped) {
     auto [ec, signal_number] = co_await hangup.async_wait(use_nothrow);
     if (ec || *stopped) co_return;
-    reload(source, stage, "SIGHUP");
+    reload(source, policy_filter, "SIGHUP");
   }
 }
 
-awaitable<void> reload_policy_on_change(PolicySource source, gateway::PolicyStage& stage,
+awaitable<void> reload_policy_on_change(PolicySource source,
+                                        gateway::PolicyFilterFactory& policy_filter,
                                         std::shared_ptr<bool> stopped) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   std::string last = fingerprint(source.paths);
@@ -83,7 +85,7 @@ awaitable<void> reload_policy_on_change(PolicySource source, gateway::PolicyStag
     std::string now = fingerprint(source.paths);
     if (now == last) continue;
     last = std::move(now);
-    reload(source, stage, "files changed");
+    reload(source, policy_filter, "files changed");
   }
 }
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/policy_stage.hpp"
+#include "gateway/filters/policy/policy_filter.hpp"
 #include "http/asio.hpp"
 
 namespace membrane::app {
@@ -22,10 +22,12 @@ struct PolicySource {
 // (a mount gone wrong, files deleted) fails closed, at start-up and on reload alike.
 std::shared_ptr<const policy::Policy> load_policy(const PolicySource& source);
 
-// Runs until the signal set / timer are cancelled (shutdown). `stage` outlives it.
+// Runs until the signal set / timer are cancelled (shutdown). `policy_filter` outlives it.
 awaitable<void> reload_policy_on_signal(asio::any_io_executor executor, PolicySource source,
-                                        gateway::PolicyStage& stage, std::shared_ptr<bool> stopped);
-awaitable<void> reload_policy_on_change(PolicySource source, gateway::PolicyStage& stage,
+                                        gateway::PolicyFilterFactory& policy_filter,
+                                        std::shared_ptr<bool> stopped);
+awaitable<void> reload_policy_on_change(PolicySource source,
+                                        gateway::PolicyFilterFactory& policy_filter,
                                         std::shared_ptr<bool> stopped);
 
 }  // namespace membrane::app

@@ -13,12 +13,14 @@
 #include "cluster/redis_client.hpp"
 #include "gateway/admission.hpp"
 #include "gateway/approval_relay.hpp"
-#include "gateway/audit_stage.hpp"
+#include "gateway/filters/access_log/access_log_filter.hpp"
+#include "gateway/filters/audit/audit_filter.hpp"
+#include "gateway/filters/metrics/metrics_filter.hpp"
+#include "gateway/filters/policy/policy_filter.hpp"
+#include "gateway/filters/rate_limit/rate_limit_filter.hpp"
+#include "gateway/filters/trace/trace_filter.hpp"
+#include "gateway/filters/transaction/transaction_filter.hpp"
 #include "gateway/gateway.hpp"
-#include "gateway/metrics_stage.hpp"
-#include "gateway/policy_stage.hpp"
-#include "gateway/trace_stage.hpp"
-#include "gateway/transaction_stage.hpp"
 #include "http/tls.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
@@ -377,7 +379,7 @@ int serve(const Config& config) {
     }
   }
   auto ended_sessions = options.ended_sessions;
-  gateway::ExchangePipeline pipeline;
+  gateway::FilterChain filters;
   std::shared_ptr<otel::OtlpExporter> exporter;
   if (!config.otel.endpoint.empty()) {
     otel::OtlpOptions otlp;
@@ -388,7 +390,7 @@ int serve(const Config& config) {
     otlp.queue_capacity = config.otel.queue;
     exporter = std::make_shared<otel::OtlpExporter>(std::move(otlp), worker_count);
     log::info("otel: spans to ", exporter->url());
-    pipeline.add(std::make_unique<gateway::TraceStage>(
+    filters.add(std::make_unique<gateway::TraceFilterFactory>(
         exporter,
         gateway::TraceCapture{config.otel.capture_arguments, config.otel.capture_results}));
   }
@@ -400,13 +402,13 @@ int serve(const Config& config) {
       log::info("txn: token exchange at POST /txn/token for the workloads in ",
                 config.txn.exchange_clients);
     }
-    gateway::TransactionStageOptions txn_options;
+    gateway::TransactionFilterOptions txn_options;
     txn_options.service = std::move(service);
     txn_options.per_session = config.txn.per_session;
     txn_options.context_arguments = config.txn.context;
-    pipeline.add(std::make_unique<gateway::TransactionStage>(std::move(txn_options)));
+    filters.add(std::make_unique<gateway::TransactionFilterFactory>(std::move(txn_options)));
   }
-  gateway::PolicyStage* policy_stage = nullptr;  // owned by the pipeline
+  gateway::PolicyFilterFactory* policy_filter = nullptr;  // owned by the filter chain
   const PolicySource policy_source{
       config.policy.paths,
       config.policy.default_verdict == "deny" ? policy::Verdict::deny : policy::Verdict::allow,
@@ -421,16 +423,21 @@ int serve(const Config& config) {
       log::info("policy: ", loaded->limit_rules().size(), " rate limit(s), buckets kept ",
                 redis ? "in Redis, shared by every replica" : "in this process");
     }
-    auto stage = std::make_unique<gateway::PolicyStage>(
-        std::move(loaded), config.policy.shadow,
-        config.cluster.deny_when_redis_down ? gateway::PolicyStage::LimitStoreDown::deny
-                                            : gateway::PolicyStage::LimitStoreDown::allow);
-    policy_stage = stage.get();
-    pipeline.add(std::move(stage));
+    auto policy =
+        std::make_unique<gateway::PolicyFilterFactory>(std::move(loaded), config.policy.shadow);
+    policy_filter = policy.get();
+    filters.add(std::move(policy));
+    // Rate limits come after the policy's own verdict (and an approval): only calls that would be
+    // forwarded spend tokens.
+    if (!options.rate_limiter) options.rate_limiter = cluster::make_local_rate_limiter();
+    filters.add(std::make_unique<gateway::RateLimitFilterFactory>(
+        options.rate_limiter, config.policy.shadow,
+        config.cluster.deny_when_redis_down ? gateway::RateLimitFilterFactory::StoreDown::deny
+                                            : gateway::RateLimitFilterFactory::StoreDown::allow));
   }
-  pipeline.add(std::make_unique<gateway::AccessLogStage>());
+  filters.add(std::make_unique<gateway::AccessLogFilterFactory>());
   auto metrics = std::make_shared<telemetry::Metrics>();
-  if (config.admin) pipeline.add(std::make_unique<gateway::MetricsStage>(metrics));
+  if (config.admin) filters.add(std::make_unique<gateway::MetricsFilterFactory>(metrics));
   std::shared_ptr<audit::AuditLog> audit_log;
   if (!config.audit.file.empty()) {
     audit::AuditOptions audit_options;
@@ -449,7 +456,7 @@ int serve(const Config& config) {
               config.audit.fsync_every_record ? " (fsync every record)" : "",
               config.audit.refuse_on_error ? "; calls are refused while it cannot be written"
                                            : "; calls go on while it cannot be written");
-    pipeline.add(std::make_unique<gateway::AuditStage>(
+    filters.add(std::make_unique<gateway::AuditFilterFactory>(
         audit_log,
         config.audit.refuse_on_error ? gateway::AuditOnError::refuse : gateway::AuditOnError::log));
     // A replica that refuses every call should get none: /readyz says so, and each probe tries
@@ -462,7 +469,7 @@ int serve(const Config& config) {
     }
   }
   gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count, overload_stats),
-                           std::move(pipeline));
+                           std::move(filters));
 
   // Before shutdown_workers: coroutines it spawned on the workers end while it exists.
   std::unique_ptr<gateway::ApprovalRelay> approval_relay;
@@ -593,14 +600,14 @@ int serve(const Config& config) {
   // Shared with the reload coroutines, which end at the next wake-up after shutdown sets it.
   auto reload_stopped = std::make_shared<bool>(false);
   // SIGHUP reloads the policy; with no policy there is nothing to reload, and it must not kill us.
-  if (!policy_stage) ::signal(SIGHUP, SIG_IGN);
-  if (policy_stage) {
+  if (!policy_filter) ::signal(SIGHUP, SIG_IGN);
+  if (policy_filter) {
     asio::co_spawn(main_context,
                    reload_policy_on_signal(main_context.get_executor(), policy_source,
-                                           *policy_stage, reload_stopped),
+                                           *policy_filter, reload_stopped),
                    asio::detached);
     asio::co_spawn(main_context,
-                   reload_policy_on_change(policy_source, *policy_stage, reload_stopped),
+                   reload_policy_on_change(policy_source, *policy_filter, reload_stopped),
                    asio::detached);
   }
   asio::signal_set signals(main_context, SIGTERM, SIGINT);

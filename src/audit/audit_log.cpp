@@ -103,6 +103,19 @@ std::string make_line(const Json& record, const std::string& prev, std::uint64_t
   return line;
 }
 
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Errors that say nothing about the descriptor: the file is fine, the space is not.
+bool is_space_error(int error) {
+  return error == ENOSPC || error == EDQUOT || error == EFBIG;
+}
+
+}  // namespace
+
 std::string utc_now() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
@@ -116,19 +129,6 @@ std::string utc_now() {
                 static_cast<int>(millis));
   return text;
 }
-
-std::int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-// Errors that say nothing about the descriptor: the file is fine, the space is not.
-bool is_space_error(int error) {
-  return error == ENOSPC || error == EDQUOT || error == EFBIG;
-}
-
-}  // namespace
 
 std::string chain_line(Json record, const std::string& prev, std::uint64_t seq) {
   return make_line(record, prev, seq);

@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "gateway/event_relay.hpp"
+#include "gateway/transports/event_relay.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
 #include "membrane/mcp/sealed_session.hpp"
 #include "upstream/upstream.hpp"

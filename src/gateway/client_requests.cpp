@@ -135,6 +135,11 @@ Confirmation confirmation_from(const ClientAnswer& answer) {
       confirmation.outcome = Confirmation::Outcome::failed;
       confirmation.detail = "the gateway is shutting down";
       return confirmation;
+    case ClientAnswer::Kind::deferred:
+    case ClientAnswer::Kind::unavailable:
+      confirmation.outcome = Confirmation::Outcome::failed;
+      confirmation.detail = "the client cannot be asked here";
+      return confirmation;
     case ClientAnswer::Kind::answered:
       break;
   }

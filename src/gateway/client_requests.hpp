@@ -12,7 +12,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "gateway/exchange.hpp"
+#include "gateway/exchange/filter.hpp"
 #include "http/asio.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
 #include "membrane/mcp/sealed_session.hpp"
@@ -21,10 +21,18 @@ namespace membrane::gateway {
 
 class ClientRequests;
 
-struct ClientAnswer {
-  enum class Kind { answered, timed_out, client_gone, cancelled };
-  Kind kind = Kind::cancelled;
-  mcp::Json response;  // answered: the client's JSON-RPC response
+// How the human answered a confirmation the gateway asked for (an elicitation).
+struct Confirmation {
+  enum class Outcome {
+    accepted,     // elicitation action "accept"
+    declined,     // action "decline"
+    cancelled,    // action "cancel" (dismissed)
+    timed_out,    // no answer in time
+    failed,       // the client answered with an error, or the gateway is shutting down
+    client_gone,  // the client disconnected while being asked
+  };
+  Outcome outcome = Outcome::failed;
+  std::string detail;  // failed: why
 };
 
 class PendingClientRequest {

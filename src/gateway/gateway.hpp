@@ -1,6 +1,7 @@
-// The gateway's HTTP handler: routes /mcp/<name> (Streamable HTTP), /sse/<name> (legacy
-// HTTP+SSE), /healthz and /readyz; validates Origin/Host first; turns each MCP message into an
-// exchange through the pipeline to its upstream.
+// The gateway's HTTP handler: routes /mcp/<name> (Streamable HTTP, sessions and 2026-07-28
+// stateless), /sse/<name> (legacy HTTP+SSE), /healthz and /readyz; validates Origin/Host first.
+// Every MCP message becomes an exchange that an ExchangeRunner carries through the filter chain
+// to its upstream; the transports (transports/) only speak their wire format.
 #pragma once
 
 #include <atomic>
@@ -17,7 +18,8 @@
 #include "gateway/bridging.hpp"
 #include "gateway/client_requests.hpp"
 #include "gateway/ended_sessions.hpp"
-#include "gateway/exchange.hpp"
+#include "gateway/exchange/filter_chain.hpp"
+#include "gateway/exchange/runner.hpp"
 #include "gateway/remote_jwks.hpp"
 #include "gateway/result_cache.hpp"
 #include "gateway/revision.hpp"
@@ -72,10 +74,8 @@ struct GatewayOptions {
 using Caller = std::shared_ptr<const identity::Identity>;
 
 class LegacySseTransport;
-
-// An upstream's reply as the downstream HTTP answer (errors as JSON-RPC errors with a status).
-http::Response reply_to_response(upstream::UpstreamReply& reply, const mcp::Json& id,
-                                 std::string_view upstream);
+class HttpPort;
+class SessionClientPort;
 
 // One request of a stateless (2026-07-28) client on its way through the gateway.
 struct StatelessCall {
@@ -94,10 +94,33 @@ struct StatelessCall {
   std::string caller;           // caller_key(): per-caller limits of stdio upstreams
 };
 
+// Counts an SSE response stream while it is open.
+class StreamCount {
+ public:
+  explicit StreamCount(std::atomic<int>& count) : count_(count) { ++count_; }
+  ~StreamCount() { --count_; }
+  StreamCount(const StreamCount&) = delete;
+  StreamCount& operator=(const StreamCount&) = delete;
+
+ private:
+  std::atomic<int>& count_;
+};
+
+// What the downstream transports share with the gateway that routes to them.
+struct TransportServices {
+  const GatewayOptions& options;
+  const FilterChain& filters;
+  ClientRequests& client_requests;
+  AdmissionControl& admission;
+  std::atomic<int>& streams;  // SSE response streams open now
+  // How long a session of `upstream` counts as live after its last use.
+  std::chrono::seconds session_idle_window(const upstream::Upstream& upstream) const;
+};
+
 class Gateway {
  public:
   Gateway(GatewayOptions options, std::vector<std::unique_ptr<upstream::Upstream>> upstreams,
-          ExchangePipeline pipeline);
+          FilterChain filters);
   ~Gateway();
 
   awaitable<void> handle(http::Request& request, const http::RequestOrigin& origin,
@@ -110,42 +133,19 @@ class Gateway {
   // SSE response streams open now (request streams, listen streams, legacy sessions).
   int active_streams() const { return active_streams_.load(std::memory_order_relaxed); }
   std::size_t legacy_sessions() const;
-
-  // Counts a stream while it is open.
-  class StreamCount {
-   public:
-    explicit StreamCount(std::atomic<int>& count) : count_(count) { ++count_; }
-    ~StreamCount() { --count_; }
-    StreamCount(const StreamCount&) = delete;
-    StreamCount& operator=(const StreamCount&) = delete;
-
-   private:
-    std::atomic<int>& count_;
-  };
-  std::atomic<int>& stream_counter() const { return active_streams_; }
   // Stops every upstream (children, pools). Run on worker 0 during shutdown.
   awaitable<void> stop_upstreams();
-  // The overload limits (admission.hpp), shared by both transports and read by /metrics.
+  // The overload limits (admission.hpp), read by /metrics.
   AdmissionControl& admission() const { return admission_; }
-  // How long a session of `upstream` counts as live after its last use.
-  std::chrono::seconds session_idle_window(const upstream::Upstream& upstream) const;
-
-  // Shared by both transports.
-  const GatewayOptions& options() const { return options_; }
-  const ExchangePipeline& pipeline() const { return pipeline_; }
-  upstream::Upstream* find_upstream(std::string_view name) const;
+  // The questions the gateway asks clients, whose answers may be relayed between replicas.
   ClientRequests& client_requests() const { return client_requests_; }
-  std::string upstream_names() const;
-
-  // The request stages' decision about an exchange, with the rate-limit tokens a stage asks for
-  // already spent (so never charge_limits): proceed, answer or confirm.
-  awaitable<StageDecision> judge(Exchange& exchange) const;
-  // The same after the human answered the confirmation a stage asked for.
-  awaitable<StageDecision> judge_answer(Exchange& exchange, const Confirmation& confirmation) const;
 
  private:
-  awaitable<StageDecision> spend_limit_tokens(Exchange& exchange, StageDecision decision) const;
-
+  upstream::Upstream* find_upstream(std::string_view name) const;
+  std::string upstream_names() const;
+  std::chrono::seconds session_idle_window(const upstream::Upstream& upstream) const {
+    return services_.session_idle_window(upstream);
+  }
   std::optional<http::Response> refuse_foreign_origin(const http::Request& request,
                                                       const http::RequestOrigin& origin) const;
   // The caller of an MCP endpoint, or the 401/403 answer when auth is on and they fail it.
@@ -182,8 +182,12 @@ class Gateway {
                                        const mcp::Message* message,
                                        const http::RequestOrigin& origin, const Caller& caller,
                                        const upstream::Upstream& upstream);
-  awaitable<Confirmation> ask_client(http::Responder& out, const Exchange& exchange,
-                                     const mcp::Json& elicitation_params);
+  // A session client's message on its way to a session-era upstream.
+  awaitable<void> forward_to_session_upstream(SessionClientPort& port, ExchangeRunner& runner,
+                                              upstream::Upstream& upstream, http::Request& request,
+                                              const Caller& caller);
+  SessionClientPort session_client_port(http::Responder& out,
+                                        const mcp::SessionClaims* session) const;
   awaitable<void> streamable_get(http::Request& request, const http::RequestOrigin& origin,
                                  http::Responder& out, upstream::Upstream& upstream,
                                  const Caller& caller, RequestAdmission& admitted);
@@ -207,17 +211,16 @@ class Gateway {
   awaitable<bool> first_use_of_request_state(const std::string& sealed_state) const;
   std::string seal_request_state(const StatelessCall& call, const mcp::Json& upstream_state,
                                  bool asking_approval = false) const;
-  mcp::Json upstream_body(const Exchange& exchange, const StatelessCall& call) const;
+  mcp::Json upstream_body(ExchangeRunner& runner, const StatelessCall& call) const;
   void finish_stateless_result(mcp::Json& response, const StatelessCall& call) const;
-  awaitable<void> stateless_to_stateless(http::Responder& out, Exchange& exchange,
+  awaitable<void> stateless_to_stateless(HttpPort& port, ExchangeRunner& runner,
                                          StatelessCall& call);
-  awaitable<void> stateless_to_session(http::Responder& out, Exchange& exchange,
-                                       StatelessCall& call);
-  awaitable<void> relay_bridged(http::Responder& out, Exchange& exchange, StatelessCall& call,
+  awaitable<void> stateless_to_session(HttpPort& port, ExchangeRunner& runner, StatelessCall& call);
+  awaitable<void> relay_bridged(HttpPort& port, ExchangeRunner& runner, StatelessCall& call,
                                 std::shared_ptr<EventPump> pump,
                                 std::shared_ptr<const PooledSession> session,
                                 mcp::Json upstream_request_id);
-  awaitable<void> listen_bridged(http::Responder& out, Exchange& exchange, StatelessCall& call,
+  awaitable<void> listen_bridged(HttpPort& port, ExchangeRunner& runner, StatelessCall& call,
                                  std::shared_ptr<const PooledSession> session);
   void invalidate_cached_lists(std::string_view upstream, std::string_view data);
   // A session client in front of a stateless upstream: what the gateway answers itself
@@ -237,19 +240,17 @@ class Gateway {
   awaitable<void> expire_parked_call(std::string parked_id, Clock::time_point expires);
   // A session client's standalone (GET) stream: relayed until either side ends it.
   awaitable<void> relay_standalone_stream(
-      http::Responder& out, Exchange& exchange, std::unique_ptr<upstream::ReplyStream> stream,
+      http::Responder& out, std::unique_ptr<upstream::ReplyStream> stream,
       const mcp::Json* request_id = nullptr, std::string* held_response = nullptr,
       const std::function<bool(std::string_view)>& on_event = {});
   awaitable<void> listen_for_session_client(http::Responder& out, upstream::Upstream& upstream,
-                                            const mcp::SessionClaims& claims, const Caller& caller);
-  awaitable<void> forward_to_stateless(http::Responder& out, Exchange& exchange,
-                                       upstream::Upstream& upstream, bool& streaming);
-  awaitable<ClientAnswer> ask_client_request(http::Responder& out, const Exchange& exchange,
-                                             std::string_view method, const mcp::Json& params);
+                                            const mcp::SessionClaims& claims);
+  awaitable<void> forward_to_stateless(SessionClientPort& port, ExchangeRunner& runner,
+                                       upstream::Upstream& upstream);
 
   GatewayOptions options_;
   std::map<std::string, std::unique_ptr<upstream::Upstream>, std::less<>> upstreams_;
-  ExchangePipeline pipeline_;
+  FilterChain filters_;
   std::unique_ptr<LegacySseTransport> legacy_;
   std::map<std::string, std::unique_ptr<UpstreamRevision>, std::less<>> revisions_;
   ResultCache result_cache_;
@@ -260,6 +261,7 @@ class Gateway {
   std::atomic<bool> draining_{false};
   mutable std::atomic<int> active_streams_{0};
   mutable AdmissionControl admission_;
+  TransportServices services_;
 };
 
 }  // namespace membrane::gateway

@@ -5,11 +5,12 @@
 
 namespace membrane::gateway {
 
-std::chrono::seconds Gateway::session_idle_window(const upstream::Upstream& upstream) const {
-  const auto idle = options_.admission.session_idle;
+std::chrono::seconds TransportServices::session_idle_window(
+    const upstream::Upstream& upstream) const {
+  const auto idle = options.admission.session_idle;
   if (!upstream.traits().process_per_session) return idle;
   // The session's child lives that long after its last use: it counts as long as it holds one.
-  const auto child = std::chrono::ceil<std::chrono::seconds>(options_.stdio_session_idle);
+  const auto child = std::chrono::ceil<std::chrono::seconds>(options.stdio_session_idle);
   return std::max(idle, child);
 }
 

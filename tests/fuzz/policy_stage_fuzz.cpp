@@ -2,15 +2,16 @@
 // (policies/default). The input's first line is a client's JSON-RPC request (tools/call,
 // resources/read, prompts/get, tools/list: its name, URI and arguments are what rules look at);
 // the rest is the upstream's answer to it (a result to mask, a tool list to filter). Both go
-// through gateway::PolicyStage as in the gateway: on_request, then on_upstream_message when the
-// call would be forwarded. A denial must be an answer, never a forwarded call.
+// through the policy filter (gateway::PolicyFilterFactory) as in the gateway: on_request, then
+// on_upstream_message when the call would be forwarded. A denial must be an answer, never a
+// forwarded call.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 
-#include "gateway/policy_stage.hpp"
+#include "gateway/filters/policy/policy_filter.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
 
@@ -31,8 +32,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static gateway::PolicyStage stage(shipped_policy(), false);
-  static gateway::PolicyStage shadow(shipped_policy(), true);
+  static gateway::PolicyFilterFactory enforcing(shipped_policy(), false);
+  static gateway::PolicyFilterFactory shadow(shipped_policy(), true);
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const auto newline = input.find('\n');
   auto parsed = mcp::parse_message(input.substr(0, newline));
@@ -41,20 +42,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       newline == std::string_view::npos ? std::string() : std::string(input.substr(newline + 1));
 
   static const mcp::Json headers = {{"user-agent", "fuzz"}, {"x-tenant", "a"}};
-  for (auto* policy_stage : {&stage, &shadow}) {
+  for (auto* factory : {&enforcing, &shadow}) {
     gateway::Exchange exchange;
     exchange.upstream = "fs";
     exchange.message = &*parsed.message;
     exchange.client_address = "127.0.0.1";
     exchange.protocol_version = "2025-11-25";
     exchange.request_headers = headers;
-    const auto decision = policy_stage->on_request(exchange);
-    if (decision.answered()) {
-      if (decision.body.empty()) __builtin_trap();
+    const auto filter = factory->make(exchange);
+    if (!filter) continue;  // a method the policy neither judges nor filters
+    const auto step = filter->on_request(exchange);
+    if (step.kind == gateway::FilterStep::Kind::answer) {
+      if (step.body.empty()) __builtin_trap();
       continue;
     }
+    // Without a session that can show an elicitation, `ask` refuses: it never pauses here.
+    if (step.kind != gateway::FilterStep::Kind::proceed) __builtin_trap();
     std::string message = reply;
-    policy_stage->on_upstream_message(exchange, message);
+    filter->on_upstream_message(exchange, message);
   }
   return 0;
 }

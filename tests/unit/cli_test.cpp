@@ -225,14 +225,15 @@ TEST_CASE("flag --listen, --workers and --log-level override the config file") {
   CHECK(command_line.config.log_level == "error");
 }
 
-TEST_CASE("-c combined with --upstream is a usage error that says why") {
+TEST_CASE("the -c flag combined with --upstream is a usage error that says why") {
   const TemporaryConfigFile file(kValidConfig);
   CHECK_THAT(usage_error_for({"serve", "-c", file.path(), "--upstream", "a=http://a/mcp"}),
              Contains("--upstream cannot be combined with -c/--config: upstreams come from the "
                       "config file"));
 }
 
-TEST_CASE("-c combined with --allow-origin is a usage error pointing at the file setting") {
+TEST_CASE(
+    "the -c flag combined with --allow-origin is a usage error pointing at the file setting") {
   const TemporaryConfigFile file(kValidConfig);
   CHECK_THAT(usage_error_for({"serve", "-c", file.path(), "--allow-origin", "https://a.example"}),
              Contains("security.allowed_origins"));

@@ -3,7 +3,7 @@
 #include <set>
 #include <string>
 
-#include "gateway/exchange.hpp"
+#include "gateway/exchange/exchange.hpp"
 
 using membrane::gateway::is_failure;
 using membrane::gateway::is_upstream_failure;

@@ -25,6 +25,9 @@ using Json = nlohmann::json;
 
 enum class FsyncPolicy { none, every_record };
 
+// The time records carry: ISO 8601 UTC with milliseconds ("2026-11-23T15:04:05.123Z").
+std::string utc_now();
+
 struct AuditOptions {
   std::string path;
   FsyncPolicy fsync = FsyncPolicy::none;

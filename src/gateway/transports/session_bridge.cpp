@@ -3,9 +3,12 @@
 // session and adds them to every request's `_meta`, answers ping itself, and turns the server's
 // `input_required` results into real requests on the client's stream, re-sending the call with
 // the answers.
-#include "gateway/event_relay.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/responses.hpp"
+#include "gateway/transports/bridge_messages.hpp"
+#include "gateway/transports/event_relay.hpp"
+#include "gateway/transports/http_port.hpp"
+#include "gateway/transports/upstream_replies.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/http/sse.hpp"
@@ -14,15 +17,12 @@
 
 namespace membrane::gateway {
 namespace bhttp = http::bhttp;
+using bridge::dump;
 
 namespace {
 
 // Rounds of input_required the gateway answers for a session client before giving up.
 constexpr int max_input_rounds = 8;
-
-std::string dump(const mcp::Json& json) {
-  return json.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
-}
 
 // The upstream's JSON-RPC answer to request `id` in a reply refused with an HTTP error status.
 std::optional<std::string> json_rpc_answer(const upstream::UpstreamReply& reply,
@@ -86,32 +86,26 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
       message.params() && message.params()->is_object() ? *message.params() : mcp::Json::object();
   const mcp::Json capabilities = params.value("capabilities", mcp::Json::object());
   const mcp::Json client_info = params.value("clientInfo", mcp::Json());
-  Exchange exchange;
-  exchange.upstream = upstream.name();
-  exchange.message = &message;
-  exchange.identity = caller;
-  exchange.client_address = client_address(origin);
-  exchange.protocol_version = params.value("protocolVersion", std::string());
-  exchange.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
-  auto decision = co_await judge(exchange);
-  if (decision.answered() || decision.kind == StageDecision::Kind::confirm) {
-    exchange.outcome = Outcome::answered_by_gateway;
-    co_await send_answer(out, exchange, pipeline_,
-                         json_response(decision.http_status, std::move(decision.body)));
-    pipeline_.on_complete(exchange);
-    co_return true;
-  }
-  exchange.forwarded_at = Clock::now();
+  HttpPort port(out);
+  ExchangeRequest described;
+  described.upstream = upstream.name();
+  described.message = &message;
+  described.identity = caller;
+  described.protocol_version = params.value("protocolVersion", std::string());
+  described.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
+  described.origin = &origin;
+  ExchangeRunner runner(filters_, port, std::move(described));
+  Exchange& exchange = runner.exchange();
+  if (co_await runner.run_request_filters() != ExchangeRunner::Verdict::forward) co_return true;
+  runner.forwarding();
   const auto envelope =
       mcp::stateless_envelope(mcp::stateless_protocol_version, capabilities, client_info);
   const auto discover = co_await discover_upstream(upstream, envelope);
-  exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
+  runner.upstream_answered();
   if (!discover) {
     exchange.outcome = Outcome::upstream_unavailable;
     const std::string why = "upstream '" + upstream.name() + "' did not answer server/discover";
-    auto failure = jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, why);
-    co_await send_answer(out, exchange, pipeline_, std::move(failure));
-    pipeline_.on_complete(exchange);
+    co_await runner.answer(jsonrpc_error(502, id, mcp::error_code::upstream_unavailable, why));
     co_return true;
   }
   const auto result =
@@ -129,13 +123,14 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
   response.set(mcp::header::session_id,
                options_.sealer->seal(claims, mcp::SessionTransport::streamable_http));
   exchange.outcome = Outcome::answered_by_gateway;
-  co_await send_answer(out, exchange, pipeline_, std::move(response));
-  pipeline_.on_complete(exchange);
+  co_await runner.answer(std::move(response));
   co_return true;
 }
 
-awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& exchange,
-                                              upstream::Upstream& upstream, bool& streaming) {
+awaitable<void> Gateway::forward_to_stateless(SessionClientPort& port, ExchangeRunner& runner,
+                                              upstream::Upstream& upstream) {
+  Exchange& exchange = runner.exchange();
+  http::Responder& out = port.responder();
   const mcp::Message& message = *exchange.message;
   const mcp::Json& id = message.id();
   const mcp::SessionClaims& claims = *exchange.session;
@@ -143,7 +138,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
 
   mcp::Json body = exchange.rewritten_body.empty()
                        ? message.body()
-                       : json::parse_or_discarded(exchange.rewritten_body);
+                       : json::parse_or_discarded(runner.forwarded_body({}));
   if (body.is_discarded()) body = message.body();
   mcp::add_envelope(
       body, mcp::stateless_envelope(mcp::stateless_protocol_version, claims.client_capabilities,
@@ -151,23 +146,17 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
 
   // Writes the final message: as the JSON response, or as the last event of the stream.
   const auto finish = [&](std::string text, bool relayed = false) -> awaitable<void> {
-    // A response held back from a relayed stream went through the stages already.
-    if (!relayed) pipeline_.on_upstream_message(exchange, text);
-    if (!streaming) {
-      co_await send_answer(out, exchange, pipeline_, json_response(200, std::move(text)));
-      co_return;
-    }
-    if (co_await write_answer_event(out, exchange, pipeline_, std::move(text)))
-      co_await out.end_stream();
+    // A response held back from a relayed stream went through the filters already.
+    if (!relayed) runner.on_upstream_message(text);
+    co_await runner.answer_json(200, std::move(text));
   };
   const auto begin_streaming = [&]() -> awaitable<bool> {
-    if (streaming) co_return true;
+    if (port.streaming()) co_return true;
     exchange.http_status = 200;
-    if (!co_await out.begin_stream(event_stream_header())) {
+    if (!co_await port.begin_stream()) {
       exchange.client_gone = true;
       co_return false;
     }
-    streaming = true;
     co_return true;
   };
 
@@ -180,12 +169,9 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
     co_return;
   }
 
-  upstream::ForwardContext context;
+  auto context = runner.forward_context(upstream);
   add_stateless_headers(context, message, nullptr);
   context.idempotent = !cache_key.empty();
-  context.txn_token = exchange.txn_token;
-  context.traceparent = exchange.trace.upstream_traceparent;
-  context.tracestate = exchange.trace.trace_state;
   const std::function<bool(std::string_view)> invalidate = [&](std::string_view data) {
     invalidate_cached_lists(upstream.name(), data);
     return true;
@@ -205,19 +191,19 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
   };
 
   for (int round = 0;; ++round) {
-    if (round == 0) exchange.forwarded_at = Clock::now();
+    if (round == 0) runner.forwarding();
     auto answered = co_await unless_client_leaves(
         out, upstream.send(message, dump(body), nullptr, context), cancellation.get());
     if (!answered) {
       if (cancellation->cancelled()) {
         co_await end_cancelled();
       } else {
-        mark_abandoned_by_client(exchange);
+        runner.abandoned_by_client();
       }
       co_return;
     }
     auto& reply = *answered;
-    if (round == 0) exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
+    if (round == 0) runner.upstream_answered();
 
     using Kind = upstream::UpstreamReply::Kind;
     std::string text;
@@ -228,13 +214,13 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
       const StreamCount counted(active_streams_);
       auto pump = co_await EventPump::start(std::move(reply.stream));
       cancellation->on_cancel([&pump] { pump->stop(); });
-      auto outcome = co_await relay_events(out, *pump, exchange, pipeline_, &id,
-                                           options_.sse_keep_alive, &text, invalidate);
+      auto outcome = co_await relay_events(out, *pump, &runner, &id, options_.sse_keep_alive, &text,
+                                           invalidate);
       cancellation->on_cancel(nullptr);
       pump->stop();
       if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
       if (outcome.client_gone) {
-        mark_abandoned_by_client(exchange);
+        runner.abandoned_by_client();
         co_return;
       }
       if (cancellation->cancelled() && !outcome.response_seen) {
@@ -258,15 +244,14 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
       // so the answer goes on as a JSON-RPC response like any other.
       text = std::move(*answer);
     } else {
-      exchange.outcome =
-          reply.kind == Kind::unavailable ? Outcome::upstream_unavailable : Outcome::rejected;
-      if (streaming) {
+      exchange.outcome = outcome_of(reply);
+      if (port.streaming()) {
         std::string failure = mcp::make_error_response(id, mcp::error_code::upstream_unavailable,
                                                        reply.body.substr(0, 500));
         co_await finish(std::move(failure));
         co_return;
       }
-      co_await send_answer(out, exchange, pipeline_, reply_to_response(reply, id, upstream.name()));
+      co_await runner.answer(reply_to_response(reply, id, upstream.name()));
       co_return;
     }
 
@@ -297,7 +282,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
       for (const auto& [key, input] : requests->items()) {
         const std::string method = input.value("method", std::string());
         const mcp::Json params = input.value("params", mcp::Json::object());
-        auto answer = co_await ask_client_request(out, exchange, method, params);
+        auto answer = co_await port.ask_client(method, params);
         if (answer.kind == ClientAnswer::Kind::client_gone) {
           exchange.client_gone = true;
           co_return;
@@ -333,8 +318,7 @@ awaitable<void> Gateway::forward_to_stateless(http::Responder& out, Exchange& ex
 // The acknowledgement is 2026-07-28 only and stays here.
 awaitable<void> Gateway::listen_for_session_client(http::Responder& out,
                                                    upstream::Upstream& upstream,
-                                                   const mcp::SessionClaims& claims,
-                                                   const Caller& caller) {
+                                                   const mcp::SessionClaims& claims) {
   const mcp::Json listen_id = "membrane-listen-" + mcp::base64url_encode(mcp::random_bytes(9));
   const mcp::Json filter = {
       {"toolsListChanged", true}, {"promptsListChanged", true}, {"resourcesListChanged", true}};
@@ -353,19 +337,13 @@ awaitable<void> Gateway::listen_for_session_client(http::Responder& out,
     co_await out.send(no_standalone_stream(upstream.name(), "speaks MCP 2026-07-28 and offers"));
     co_return;
   }
-  Exchange exchange;
-  exchange.upstream = upstream.name();
-  exchange.session = &claims;
-  exchange.identity = caller;
-  exchange.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
   const std::function<bool(std::string_view)> relay_changes = [&](std::string_view data) {
     invalidate_cached_lists(upstream.name(), data);
     return data.find("notifications/subscriptions/acknowledged") == std::string_view::npos;
   };
   // The listen's own response (the server ending it) is held back: the client never asked.
   std::string ended;
-  co_await relay_standalone_stream(out, exchange, std::move(reply.stream), &listen_id, &ended,
-                                   relay_changes);
+  co_await relay_standalone_stream(out, std::move(reply.stream), &listen_id, &ended, relay_changes);
 }
 
 }  // namespace membrane::gateway

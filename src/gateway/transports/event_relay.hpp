@@ -7,7 +7,7 @@
 #include <memory>
 #include <optional>
 
-#include "gateway/exchange.hpp"
+#include "gateway/exchange/runner.hpp"
 #include "http/server.hpp"
 #include "upstream/upstream.hpp"
 
@@ -51,33 +51,17 @@ struct RelayOutcome {
   std::string failure;
 };
 
-// Writes every upstream event as an SSE event until the stream ends. `request_id` (null for a
+// Writes every upstream event as an SSE event until the stream ends, each through the exchange's
+// filters (`runner`; null for a listen stream, which no filter looks at). `request_id` (null for a
 // listen stream) is used to notice the response. With `held_response`, the response is not
 // written but handed back there (the caller decides what the client gets); `on_event` sees each
 // message first (cache invalidation by list_changed notifications) and returns false to keep it
 // from the client.
-awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exchange& exchange,
-                                     const ExchangePipeline& pipeline, const mcp::Json* request_id,
+awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, ExchangeRunner* runner,
+                                     const mcp::Json* request_id,
                                      std::chrono::milliseconds keep_alive,
                                      std::string* held_response = nullptr,
                                      const std::function<bool(std::string_view)>& on_event = {});
-
-// The final answer to a request, sent as the HTTP response. The stages that must act before the
-// client can (the audit record) run first; when one withholds the answer, the client gets a 503
-// with a JSON-RPC error saying why instead. Sets http_status, and client_gone when the write fails.
-awaitable<bool> send_answer(http::Responder& out, Exchange& exchange,
-                            const ExchangePipeline& pipeline, http::Response response);
-// The same for an answer written as an event of an SSE stream that has begun.
-awaitable<bool> write_answer_event(http::Responder& out, Exchange& exchange,
-                                   const ExchangePipeline& pipeline, std::string message);
-// The message to deliver as the final answer: `message`, or the error that replaces it.
-std::string answer_or_withheld(Exchange& exchange, const ExchangePipeline& pipeline,
-                               std::string message);
-
-inline void mark_abandoned_by_client(Exchange& exchange) {
-  exchange.client_gone = true;
-  exchange.outcome = Outcome::client_gone;
-}
 
 // A call its client may cancel while it waits for the upstream (a session client's
 // notifications/cancelled to a stateless server, where closing the request is the cancellation).

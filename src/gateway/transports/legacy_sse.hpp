@@ -15,12 +15,12 @@
 
 namespace membrane::gateway {
 
-class Gateway;
+struct TransportServices;
 class LegacySession;
 
 class LegacySseTransport {
  public:
-  explicit LegacySseTransport(Gateway& gateway) : gateway_(gateway) {}
+  explicit LegacySseTransport(const TransportServices& services) : services_(services) {}
   ~LegacySseTransport();
   std::size_t session_count() const;
 
@@ -39,7 +39,7 @@ class LegacySseTransport {
                                const std::shared_ptr<const identity::Identity>& caller);
   std::shared_ptr<LegacySession> find(const std::string& id);
 
-  Gateway& gateway_;
+  const TransportServices& services_;
   mutable std::mutex mutex_;
   // Legacy sessions live as long as their GET stream, on the replica that holds it.
   std::unordered_map<std::string, std::shared_ptr<LegacySession>> sessions_;

@@ -1,15 +1,13 @@
-#include "gateway/policy_stage.hpp"
-#include "membrane/core/json.hpp"
+#include "gateway/filters/policy/policy_filter.hpp"
 
 #include "gateway/client_requests.hpp"
+#include "gateway/filters/refusal.hpp"
 #include "gateway/responses.hpp"
+#include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 
 namespace membrane::gateway {
 namespace {
-
-// Policy errors for methods without a tool result shape (resources/read, prompts/get).
-constexpr int denied_by_policy = -32003;
 
 // Who is calling, from where, on which session: the same for calls and listings.
 void describe_caller(const Exchange& exchange, policy::CallContext& call) {
@@ -21,7 +19,7 @@ void describe_caller(const Exchange& exchange, policy::CallContext& call) {
     call.identity_subject = exchange.identity->subject;
     call.identity_claims = &exchange.identity->claims;
   }
-  if (exchange.txn_claims.is_object()) call.txn = &exchange.txn_claims;
+  if (exchange.txn.claims.is_object()) call.txn = &exchange.txn.claims;
 }
 
 policy::CallContext call_context(const Exchange& exchange) {
@@ -59,21 +57,6 @@ std::string decided_by(const policy::RuleInfo* rule) {
 
 std::string dump(const mcp::Json& json) {
   return json.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
-}
-
-// A call the gateway answers itself: a tool result with isError for tools/call (the model reads
-// it and can adapt), a JSON-RPC error for resources/read and prompts/get.
-StageDecision refuse(const Exchange& exchange, const std::string& text, mcp::Json policy_meta) {
-  mcp::Json response = {{"jsonrpc", "2.0"}, {"id", exchange.message->id()}};
-  if (exchange.message->method() == "tools/call") {
-    response["result"] = {{"content", {{{"type", "text"}, {"text", text}}}},
-                          {"isError", true},
-                          {"_meta", {{"io.membrane/policy", std::move(policy_meta)}}}};
-  } else {
-    response["error"] = {
-        {"code", denied_by_policy}, {"message", text}, {"data", std::move(policy_meta)}};
-  }
-  return StageDecision::answer(200, dump(response));
 }
 
 // The elicitation the human sees: what would run, where, and which rule asks.
@@ -118,45 +101,76 @@ void withhold_uninspectable(Exchange& exchange, std::string& message, const std:
                                          "); it was withheld");
 }
 
-}  // namespace
+// One exchange under one policy snapshot: a reload never changes an exchange midway.
+class PolicyFilter final : public Filter, public Redactor {
+ public:
+  PolicyFilter(std::shared_ptr<const policy::Policy> policy, bool shadow)
+      : policy_(std::move(policy)), shadow_(shadow) {}
 
-void redact_for_telemetry(const Exchange& exchange, mcp::Json& value) {
-  if (!exchange.policy_snapshot || !exchange.message || !exchange.policy_snapshot->has_redactions())
-    return;
-  exchange.policy_snapshot->redact(call_context(exchange), value);
+  FilterStep on_request(Exchange& exchange) override;
+  awaitable<FilterStep> resume(Exchange& exchange, ClientAsker& client) override;
+  void on_upstream_message(Exchange& exchange, std::string& message) override;
+  void redact(mcp::Json& value) const override {
+    if (exchange_ && exchange_->message && policy_->has_redactions())
+      policy_->redact(call_context(*exchange_), value);
+  }
+
+ private:
+  // The call goes on; the tokens of the rate limits that apply to it are named for the
+  // rate-limit filter.
+  FilterStep proceed_with_limits(Exchange& exchange) const;
+  // The human's answer to an `ask` verdict: forward on accept, refuse otherwise.
+  FilterStep answered(Exchange& exchange, const Confirmation& confirmation) const;
+  void filter_tool_list(Exchange& exchange, std::string& message) const;
+
+  std::shared_ptr<const policy::Policy> policy_;
+  bool shadow_;
+  const Exchange* exchange_ = nullptr;
+  const policy::RuleInfo* rule_ = nullptr;  // the rule whose `ask` is being carried out
+  mcp::Json approval_;                      // the elicitation that asks the human
+};
+
+bool judged_method(std::string_view method) {
+  return method == "tools/call" || method == "resources/read" || method == "prompts/get";
 }
 
-StageDecision PolicyStage::on_request(Exchange& exchange) {
-  if (!exchange.message || !exchange.message->is_request()) return StageDecision::proceed();
+}  // namespace
+
+std::unique_ptr<Filter> PolicyFilterFactory::make(const Exchange& exchange) const {
+  if (!exchange.message || !exchange.message->is_request()) return nullptr;
   const std::string_view method = exchange.message->method();
-  const bool judged =
-      method == "tools/call" || method == "resources/read" || method == "prompts/get";
-  // Only the exchanges this stage judges or filters pin a snapshot (tools/list for its reply).
-  if (!judged && method != "tools/list") return StageDecision::proceed();
-  exchange.policy_snapshot = policy_.load();
-  if (!judged) return StageDecision::proceed();
-  const policy::Policy& policy = *exchange.policy_snapshot;
-  const auto decision = policy.decide(call_context(exchange));
-  exchange.policy_rule = decision.rule;
+  // Only the exchanges it judges or filters pin a snapshot (tools/list for its reply).
+  if (!judged_method(method) && method != "tools/list") return nullptr;
+  return std::make_unique<PolicyFilter>(policy_.load(), shadow_);
+}
+
+FilterStep PolicyFilter::on_request(Exchange& exchange) {
+  exchange_ = &exchange;
+  exchange.policy.redactor = this;
+  const std::string_view method = exchange.message->method();
+  if (!judged_method(method)) return FilterStep::proceed();
+  exchange.policy.judged = true;
+  const auto decision = policy_->decide(call_context(exchange));
+  rule_ = decision.rule;
   if (decision.rule || decision.verdict != policy::Verdict::allow) {
     exchange.policy.verdict = to_string(decision.verdict);
     exchange.policy.rule = rule_name(decision.rule);
   }
-  if (decision.verdict != policy::Verdict::deny && decision.verdict != policy::Verdict::ask) {
-    return charge_limits_or_proceed(exchange);
-  }
+  if (decision.verdict != policy::Verdict::deny && decision.verdict != policy::Verdict::ask)
+    return proceed_with_limits(exchange);
   const std::string rule_id = rule_name(decision.rule);
   if (shadow_) {
     log::info("policy (shadow): would ", to_string(decision.verdict), " ", method, " ",
               exchange.message->target_name(), " on '", exchange.upstream, "' by rule '", rule_id,
               "'");
     exchange.policy.note = "shadow";
-    return charge_limits_or_proceed(exchange);
+    return proceed_with_limits(exchange);
   }
   if (decision.verdict == policy::Verdict::ask && client_can_be_asked(exchange)) {
     log::info("policy: asking the user to approve ", method, " ", exchange.message->target_name(),
               " on '", exchange.upstream, "' (rule '", rule_id, "')");
-    return StageDecision::confirm(approval_request(exchange, decision.rule));
+    approval_ = approval_request(exchange, decision.rule);
+    return FilterStep::pause();
   }
   log::info("policy: ", to_string(decision.verdict), " ", method, " ",
             exchange.message->target_name(), " on '", exchange.upstream, "' by rule '", rule_id,
@@ -164,18 +178,25 @@ StageDecision PolicyStage::on_request(Exchange& exchange) {
   mcp::Json policy_meta = {{"rule", rule_id}, {"verdict", to_string(decision.verdict)}};
   if (decision.verdict == policy::Verdict::ask) {
     policy_meta["approval"] = "unavailable";
-    return refuse(exchange,
-                  "Human approval is required by " + decided_by(decision.rule) +
-                      ". This client cannot show approval requests (it did not declare the "
-                      "elicitation capability), so the call was not forwarded.",
-                  std::move(policy_meta));
+    return refuse_call(exchange,
+                       "Human approval is required by " + decided_by(decision.rule) +
+                           ". This client cannot show approval requests (it did not declare the "
+                           "elicitation capability), so the call was not forwarded.",
+                       std::move(policy_meta));
   }
-  return refuse(exchange, "Denied by " + decided_by(decision.rule), std::move(policy_meta));
+  return refuse_call(exchange, "Denied by " + decided_by(decision.rule), std::move(policy_meta));
 }
 
-StageDecision PolicyStage::on_confirmation(Exchange& exchange, const Confirmation& confirmation) {
+awaitable<FilterStep> PolicyFilter::resume(Exchange& exchange, ClientAsker& client) {
+  const auto answer = co_await client.ask_client("elicitation/create", approval_);
+  // A 2026-07-28 client is asked with the answer to this request and re-sends it.
+  if (answer.kind == ClientAnswer::Kind::deferred) co_return FilterStep::deferred();
+  co_return answered(exchange, confirmation_from(answer));
+}
+
+FilterStep PolicyFilter::answered(Exchange& exchange, const Confirmation& confirmation) const {
   using Outcome = Confirmation::Outcome;
-  const std::string rule_id = rule_name(exchange.policy_rule);
+  const std::string rule_id = rule_name(rule_);
   const std::string_view outcome = confirmation.outcome == Outcome::accepted      ? "approved"
                                    : confirmation.outcome == Outcome::declined    ? "declined"
                                    : confirmation.outcome == Outcome::cancelled   ? "cancelled"
@@ -186,7 +207,7 @@ StageDecision PolicyStage::on_confirmation(Exchange& exchange, const Confirmatio
   log::info("policy: the user's answer to ", exchange.message->method(), " ",
             exchange.message->target_name(), " on '", exchange.upstream, "' (rule '", rule_id,
             "'): ", outcome, confirmation.detail.empty() ? "" : " — ", confirmation.detail);
-  if (confirmation.outcome == Outcome::accepted) return charge_limits_or_proceed(exchange);
+  if (confirmation.outcome == Outcome::accepted) return proceed_with_limits(exchange);
   std::string text;
   switch (confirmation.outcome) {
     case Outcome::declined:
@@ -202,19 +223,18 @@ StageDecision PolicyStage::on_confirmation(Exchange& exchange, const Confirmatio
       text = "The approval request failed (" + confirmation.detail + ")";
       break;
   }
-  text +=
-      "; it was not forwarded. Approval is required by " + decided_by(exchange.policy_rule) + ".";
-  return refuse(exchange, text,
-                {{"rule", rule_id}, {"verdict", "ask"}, {"approval", std::string(outcome)}});
+  text += "; it was not forwarded. Approval is required by " + decided_by(rule_) + ".";
+  return refuse_call(exchange, text,
+                     {{"rule", rule_id}, {"verdict", "ask"}, {"approval", std::string(outcome)}});
 }
 
-StageDecision PolicyStage::charge_limits_or_proceed(Exchange& exchange) const {
-  if (exchange.limits_charged) return StageDecision::proceed();
-  const auto charges = exchange.policy_snapshot->limits(call_context(exchange));
-  if (charges.empty()) return StageDecision::proceed();
-  std::vector<RateLimitCharge> tokens;
-  tokens.reserve(charges.size());
+FilterStep PolicyFilter::proceed_with_limits(Exchange& exchange) const {
+  if (exchange.limits.charged) return FilterStep::proceed();
+  const auto charges = policy_->limits(call_context(exchange));
+  exchange.limits.charges.clear();
+  exchange.limits.charges.reserve(charges.size());
   for (const auto& charge : charges) {
+    const policy::LimitInfo& limit = *charge.limit;
     RateLimitCharge token;
     // A bucket is named by the values it counts, and a caller picks those (args.*): past a
     // modest length the name is the limit's id and a digest, so no caller can make the store
@@ -222,88 +242,26 @@ StageDecision PolicyStage::charge_limits_or_proceed(Exchange& exchange) const {
     constexpr std::size_t longest_bucket_name = 128;
     token.bucket = charge.bucket.size() <= longest_bucket_name
                        ? charge.bucket
-                       : charge.limit->id + "\x1f#" + hex_digest(charge.bucket, 16);
-    token.refill_per_second = charge.limit->refill_per_second();
-    token.capacity = charge.limit->burst;
-    tokens.push_back(std::move(token));
+                       : limit.id + "\x1f#" + hex_digest(charge.bucket, 16);
+    token.refill_per_second = limit.refill_per_second();
+    token.capacity = limit.burst;
+    token.limit_id = limit.id;
+    token.rate = limit.rate_text;
+    if (!limit.by.empty()) {
+      token.rate += " for each";
+      for (std::size_t i = 0; i < limit.by.size(); ++i)
+        token.rate += (i == 0 ? " " : ", ") + limit.by[i];
+    }
+    token.reason = limit.message.empty() ? limit.description : limit.message;
+    exchange.limits.charges.push_back(std::move(token));
   }
-  return StageDecision::charge_limits(std::move(tokens));
+  return FilterStep::proceed();
 }
 
-StageDecision PolicyStage::on_limits(Exchange& exchange, const LimitOutcome& outcome) {
-  using Kind = LimitOutcome::Kind;
+void PolicyFilter::on_upstream_message(Exchange& exchange, std::string& message) {
   const std::string_view method = exchange.message->method();
-  if (outcome.kind == Kind::allowed) {
-    exchange.limits_charged = true;
-    return StageDecision::proceed();
-  }
-  if (outcome.kind == Kind::unavailable) {
-    const bool refuse_call = when_store_down_ == LimitStoreDown::deny && !shadow_;
-    // During an outage every limited call lands here: one line per interval says it, with the
-    // count since the last one, instead of one line per call.
-    ++store_down_calls_;
-    if (store_down_log_.ready(Clock::now())) {
-      log::warn("policy: the rate-limit store did not answer (", outcome.error, "); ", method, " ",
-                exchange.message->target_name(), " on '", exchange.upstream, "' is ",
-                refuse_call ? "refused" : "forwarded unlimited", " (",
-                store_down_calls_.exchange(0), " such call(s) since the last report)");
-    }
-    exchange.policy.note = shadow_ ? "shadow:limits_unavailable" : "limits_unavailable";
-    if (!refuse_call) return StageDecision::proceed();
-    exchange.policy.verdict = "deny";
-    exchange.policy.rule = "(rate limits)";
-    return refuse(exchange,
-                  "Rate limits apply to this call, and the gateway could not check them (its "
-                  "rate-limit store is unavailable), so the call was not forwarded. Try again "
-                  "shortly.",
-                  {{"verdict", "deny"}, {"limit", "unavailable"}});
-  }
-  const auto charges = exchange.policy_snapshot->limits(call_context(exchange));
-  const policy::LimitInfo* limit =
-      outcome.exhausted < charges.size() ? charges[outcome.exhausted].limit : nullptr;
-  const std::string limit_id = limit ? limit->id : std::string("(unknown)");
-  const auto retry_seconds = (outcome.retry_after.count() + 999) / 1000;
-  if (shadow_) {
-    log::info("policy (shadow): rate limit '", limit_id, "' would refuse ", method, " ",
-              exchange.message->target_name(), " on '", exchange.upstream, "'");
-    exchange.policy.note = "shadow:rate_limited";
-    if (exchange.policy.rule.empty()) exchange.policy.rule = limit_id;
-    return StageDecision::proceed();
-  }
-  log::info("policy: rate limit '", limit_id, "' refuses ", method, " ",
-            exchange.message->target_name(), " on '", exchange.upstream, "' (retry in ",
-            retry_seconds, " s)");
-  exchange.policy.verdict = "deny";
-  exchange.policy.rule = limit_id;
-  exchange.policy.note = "rate_limited";
-  std::string text = "Rate limit '" + limit_id + "'";
-  if (limit) {
-    text += " (" + limit->rate_text;
-    if (!limit->by.empty()) {
-      text += " for each";
-      for (std::size_t i = 0; i < limit->by.size(); ++i)
-        text += (i == 0 ? " " : ", ") + limit->by[i];
-    }
-    text += ")";
-  }
-  text += " reached";
-  const std::string reason =
-      limit ? (limit->message.empty() ? limit->description : limit->message) : std::string();
-  if (!reason.empty()) text += ": " + reason;
-  text += ". The call was not forwarded; try again in " + std::to_string(retry_seconds) +
-          (retry_seconds == 1 ? " second." : " seconds.");
-  return refuse(exchange, text,
-                {{"rule", limit_id},
-                 {"verdict", "deny"},
-                 {"limit", limit_id},
-                 {"retryAfterMs", outcome.retry_after.count()}});
-}
-
-void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) {
-  if (!exchange.message || !exchange.policy_snapshot) return;
-  const std::string_view method = exchange.message->method();
-  if (method == "tools/call" || method == "resources/read" || method == "prompts/get") {
-    if (shadow_ || !exchange.policy_snapshot->has_redactions()) return;
+  if (judged_method(method)) {
+    if (shadow_ || !policy_->has_redactions()) return;
     auto parsed = json::parse(message);
     if (!parsed.ok()) {
       withhold_uninspectable(exchange, message, parsed.reason());
@@ -313,7 +271,7 @@ void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) 
     if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;
     const auto result = body.find("result");
     if (result == body.end()) return;
-    if (exchange.policy_snapshot->redact(call_context(exchange), *result)) {
+    if (policy_->redact(call_context(exchange), *result)) {
       message = dump(body);
       exchange.policy.redacted = true;
     }
@@ -324,7 +282,7 @@ void PolicyStage::on_upstream_message(Exchange& exchange, std::string& message) 
 
 // Hides the tools the caller may never call (a deny rule that does not depend on arguments) and
 // the tools a `tools/list` rule denies: poisoned descriptions must not reach the model at all.
-void PolicyStage::filter_tool_list(Exchange& exchange, std::string& message) const {
+void PolicyFilter::filter_tool_list(Exchange& exchange, std::string& message) const {
   if (message.find("\"tools\"") == std::string::npos) return;
   auto parsed = json::parse(message);
   if (!parsed.ok()) {
@@ -337,7 +295,7 @@ void PolicyStage::filter_tool_list(Exchange& exchange, std::string& message) con
   if (result == body.end() || !result->is_object()) return;
   const auto tools = result->find("tools");
   if (tools == result->end() || !tools->is_array()) return;
-  const policy::Policy& policy = *exchange.policy_snapshot;
+  const policy::Policy& policy = *policy_;
   policy::CallContext call;
   call.server = exchange.upstream;
   describe_caller(exchange, call);

@@ -1,4 +1,4 @@
-#include "gateway/event_relay.hpp"
+#include "gateway/transports/event_relay.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/channel_error.hpp>
@@ -156,8 +156,8 @@ bool is_response_to(const std::string& data, const mcp::Json& request_id) {
 }
 }  // namespace
 
-awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exchange& exchange,
-                                     const ExchangePipeline& pipeline, const mcp::Json* request_id,
+awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, ExchangeRunner* runner,
+                                     const mcp::Json* request_id,
                                      std::chrono::milliseconds keep_alive,
                                      std::string* held_response,
                                      const std::function<bool(std::string_view)>& on_event) {
@@ -200,7 +200,7 @@ awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exch
     auto& event = next.read.event;
     if (!event.data.empty()) {
       if (on_event && !on_event(event.data)) continue;
-      pipeline.on_upstream_message(exchange, event.data);
+      if (runner) runner->on_upstream_message(event.data);
       if (request_id && !outcome.response_seen && is_response_to(event.data, *request_id)) {
         outcome.response_seen = true;
         if (held_response) {
@@ -208,7 +208,7 @@ awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exch
           outcome.resumable = pump.resumable();
           co_return outcome;
         }
-        event.data = answer_or_withheld(exchange, pipeline, std::move(event.data));
+        if (runner) event.data = runner->answer_or_withheld(std::move(event.data));
       }
     }
     // Our own keep-alives replace the upstream's; its event type "message" is the default.
@@ -220,43 +220,6 @@ awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exch
       co_return outcome;
     }
   }
-}
-
-namespace {
-const mcp::Json& request_id_of(const Exchange& exchange) {
-  static const mcp::Json none;
-  return exchange.message && exchange.message->is_request() ? exchange.message->id() : none;
-}
-}  // namespace
-
-std::string answer_or_withheld(Exchange& exchange, const ExchangePipeline& pipeline,
-                               std::string message) {
-  std::string withheld = pipeline.on_answer(exchange);
-  if (withheld.empty()) return message;
-  return mcp::make_error_response(request_id_of(exchange), mcp::error_code::internal_error,
-                                  withheld);
-}
-
-awaitable<bool> send_answer(http::Responder& out, Exchange& exchange,
-                            const ExchangePipeline& pipeline, http::Response response) {
-  exchange.http_status = response.result_int();
-  if (std::string withheld = pipeline.on_answer(exchange); !withheld.empty()) {
-    response =
-        jsonrpc_error(503, request_id_of(exchange), mcp::error_code::internal_error, withheld);
-    exchange.http_status = 503;
-  }
-  const bool sent = co_await out.send(std::move(response));
-  if (!sent) exchange.client_gone = true;
-  co_return sent;
-}
-
-awaitable<bool> write_answer_event(http::Responder& out, Exchange& exchange,
-                                   const ExchangePipeline& pipeline, std::string message) {
-  http::SseEvent event;
-  event.data = answer_or_withheld(exchange, pipeline, std::move(message));
-  const bool written = co_await out.write_chunk(http::format_sse_event(event));
-  if (!written) exchange.client_gone = true;
-  co_return written;
 }
 
 }  // namespace membrane::gateway

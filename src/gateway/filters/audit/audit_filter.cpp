@@ -1,4 +1,4 @@
-#include "gateway/audit_stage.hpp"
+#include "gateway/filters/audit/audit_filter.hpp"
 
 #include "gateway/responses.hpp"
 
@@ -8,66 +8,71 @@
 namespace membrane::gateway {
 namespace {
 
-std::string utc_now() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[64];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(millis));
-  return text;
-}
+audit::Json record_of(const Exchange& exchange);
+
+class AuditFilter final : public Filter {
+ public:
+  AuditFilter(audit::AuditLog& log, AuditOnError on_error) : log_(log), on_error_(on_error) {}
+  FilterStep on_request(Exchange& exchange) override;
+  std::string on_answer(Exchange& exchange) override;
+  void on_complete(const Exchange& exchange) override;
+
+ private:
+  audit::AuditLog& log_;
+  AuditOnError on_error_;
+  // The record is written (or deliberately not): on_complete leaves it.
+  bool recorded_ = false;
+};
 
 }  // namespace
 
-StageDecision AuditStage::on_request(Exchange& exchange) {
+std::unique_ptr<Filter> AuditFilterFactory::make(const Exchange& exchange) const {
+  if (!exchange.message || !exchange.message->is_request()) return nullptr;
+  return std::make_unique<AuditFilter>(*log_, on_error_);
+}
+
+FilterStep AuditFilter::on_request(Exchange& exchange) {
   const mcp::Message* message = exchange.message;
-  if (on_error_ != AuditOnError::refuse || !message || !message->is_request())
-    return StageDecision::proceed();
-  if (log_->writable() || log_->retry()) return StageDecision::proceed();
+  if (on_error_ != AuditOnError::refuse) return FilterStep::proceed();
+  if (log_.writable() || log_.retry()) return FilterStep::proceed();
   // Nothing happened that needs a record: the call is counted in the outage's gap record.
-  exchange.audit_recorded = true;
-  log_->count_refused();
-  return StageDecision::answer(
+  recorded_ = true;
+  log_.count_refused();
+  return FilterStep::answer(
       503, mcp::make_error_response(
                message->id(), mcp::error_code::internal_error,
-               "the audit trail is unavailable (" + log_->problem() +
+               "the audit trail is unavailable (" + log_.problem() +
                    "): calls are refused until it can be written again (audit.on_error: refuse)"));
 }
 
-std::string AuditStage::on_answer(Exchange& exchange) {
-  const mcp::Message* message = exchange.message;
-  if (!message || !message->is_request() || exchange.audit_recorded) return {};
-  exchange.audit_recorded = true;
+std::string AuditFilter::on_answer(Exchange& exchange) {
+  if (recorded_) return {};
+  recorded_ = true;
   const bool refuse = on_error_ == AuditOnError::refuse;
   // Held back for later, the record says that the client never got the answer.
   static const audit::Json withheld = {{"answer_withheld", true}};
-  if (log_->append(record_of(exchange), refuse ? withheld : audit::Json())) return {};
+  if (log_.append(record_of(exchange), refuse ? withheld : audit::Json())) return {};
   if (!refuse) return {};
   exchange.outcome = Outcome::answer_withheld;
-  return "the audit trail is unavailable (" + log_->problem() +
+  return "the audit trail is unavailable (" + log_.problem() +
          "): the upstream's answer is withheld because its audit record could not be written "
          "(audit.on_error: refuse)";
 }
 
-void AuditStage::on_complete(const Exchange& exchange) {
-  const mcp::Message* message = exchange.message;
-  if (!message || !message->is_request() || exchange.audit_recorded) return;
-  log_->append(record_of(exchange));
+void AuditFilter::on_complete(const Exchange& exchange) {
+  if (recorded_) return;
+  log_.append(record_of(exchange));
 }
 
-audit::Json AuditStage::record_of(const Exchange& exchange) const {
+namespace {
+
+audit::Json record_of(const Exchange& exchange) {
   const mcp::Message* message = exchange.message;
-  audit::Json record = {{"time", utc_now()}};
+  audit::Json record = {{"time", audit::utc_now()}};
   record["identity"] = exchange.identity ? audit::Json(exchange.identity->subject) : audit::Json();
-  const auto txn =
-      exchange.txn_claims.is_object() ? exchange.txn_claims.find("txn") : exchange.txn_claims.end();
-  record["txn"] =
-      exchange.txn_claims.is_object() && txn != exchange.txn_claims.end() ? *txn : audit::Json();
+  const auto& claims = exchange.txn.claims;
+  const auto txn = claims.is_object() ? claims.find("txn") : claims.end();
+  record["txn"] = claims.is_object() && txn != claims.end() ? *txn : audit::Json();
   // The session, not its id: the sealed id is a credential-like capability.
   record["session"] =
       exchange.session_id.empty() ? audit::Json() : audit::Json(hex_digest(exchange.session_id, 8));
@@ -93,11 +98,8 @@ audit::Json AuditStage::record_of(const Exchange& exchange) const {
     record["verdict"] = policy.verdict;
     record["rules"] = {policy.rule};
   } else {
-    // Judged and nothing objected, or not a judged method at all.
-    const std::string_view method = message->method();
-    const bool judged =
-        method == "tools/call" || method == "resources/read" || method == "prompts/get";
-    record["verdict"] = exchange.policy_snapshot && judged ? audit::Json("allow") : audit::Json();
+    // Judged and nothing objected, or not judged at all.
+    record["verdict"] = policy.judged ? audit::Json("allow") : audit::Json();
   }
   if (const std::string notes = policy.notes(); !notes.empty()) record["policy_note"] = notes;
   if (policy.hidden_tools) record["hidden_tools"] = policy.hidden_tools;
@@ -108,5 +110,7 @@ audit::Json AuditStage::record_of(const Exchange& exchange) const {
           .count();
   return record;
 }
+
+}  // namespace
 
 }  // namespace membrane::gateway

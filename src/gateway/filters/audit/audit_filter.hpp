@@ -1,4 +1,4 @@
-// The audit stage: one line in the tamper-evident audit log per request: who (identity, client),
+// The audit filter: one line in the tamper-evident audit log per request: who (identity, client),
 // under which transaction, what (method, server, tool, a digest of the arguments, never the
 // arguments), what was decided (verdict, rule) and how it ended.
 //
@@ -9,7 +9,7 @@
 
 #include <memory>
 
-#include "gateway/exchange.hpp"
+#include "gateway/exchange/filter.hpp"
 #include "membrane/audit/audit_log.hpp"
 
 namespace membrane::gateway {
@@ -20,18 +20,14 @@ enum class AuditOnError {
   log,     // go on; the failure is logged (rate-limited), counted and records are held back
 };
 
-class AuditStage final : public ExchangeStage {
+class AuditFilterFactory final : public FilterFactory {
  public:
-  AuditStage(std::shared_ptr<audit::AuditLog> log, AuditOnError on_error)
+  AuditFilterFactory(std::shared_ptr<audit::AuditLog> log, AuditOnError on_error)
       : log_(std::move(log)), on_error_(on_error) {}
   std::string_view name() const override { return "audit"; }
-  StageDecision on_request(Exchange& exchange) override;
-  std::string on_answer(Exchange& exchange) override;
-  void on_complete(const Exchange& exchange) override;
+  std::unique_ptr<Filter> make(const Exchange& exchange) const override;
 
  private:
-  audit::Json record_of(const Exchange& exchange) const;
-
   std::shared_ptr<audit::AuditLog> log_;
   AuditOnError on_error_;
 };

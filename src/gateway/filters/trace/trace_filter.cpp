@@ -1,8 +1,7 @@
-#include "gateway/trace_stage.hpp"
-#include "membrane/core/json.hpp"
+#include "gateway/filters/trace/trace_filter.hpp"
 
-#include "gateway/policy_stage.hpp"
 #include "gateway/responses.hpp"
+#include "membrane/core/json.hpp"
 
 namespace membrane::gateway {
 namespace {
@@ -15,7 +14,7 @@ std::uint64_t unix_nanos(Clock::time_point when) {
 }
 
 // One span of this exchange's trace.
-telemetry::Span make_span(const Exchange::Trace& trace, std::string span_id, std::string parent,
+telemetry::Span make_span(const TraceFact& trace, std::string span_id, std::string parent,
                           std::string name, telemetry::SpanKind kind, Clock::time_point start,
                           Clock::time_point end) {
   telemetry::Span span;
@@ -35,11 +34,30 @@ std::string span_name(const mcp::Message& message) {
   return std::string(message.method()) + (target.empty() ? "" : " " + std::string(target));
 }
 
+class TraceFilter final : public Filter {
+ public:
+  TraceFilter(otel::OtlpExporter& exporter, TraceCapture capture)
+      : exporter_(exporter), capture_(capture) {}
+  FilterStep on_request(Exchange& exchange) override;
+  // Sees replies last (first filter), so a captured result is already redacted.
+  void on_upstream_message(Exchange& exchange, std::string& message) override;
+  void on_complete(const Exchange& exchange) override;
+
+ private:
+  otel::OtlpExporter& exporter_;
+  TraceCapture capture_;
+  std::string captured_result_;
+};
+
 }  // namespace
 
-StageDecision TraceStage::on_request(Exchange& exchange) {
+std::unique_ptr<Filter> TraceFilterFactory::make(const Exchange& exchange) const {
+  if (!exchange.message || !exchange.message->is_request()) return nullptr;
+  return std::make_unique<TraceFilter>(*exporter_, capture_);
+}
+
+FilterStep TraceFilter::on_request(Exchange& exchange) {
   const mcp::Message* message = exchange.message;
-  if (!message || !message->is_request()) return StageDecision::proceed();
   auto& trace = exchange.trace;
   std::optional<telemetry::TraceParent> parent;
   std::string state(exchange.incoming_tracestate);
@@ -73,23 +91,22 @@ StageDecision TraceStage::on_request(Exchange& exchange) {
   meta["traceparent"] = trace.upstream_traceparent;
   if (!trace.trace_state.empty()) meta["tracestate"] = trace.trace_state;
   exchange.rewritten_body = body.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
-  return StageDecision::proceed();
+  return FilterStep::proceed();
 }
 
-void TraceStage::on_upstream_message(Exchange& exchange, std::string& message) {
-  if (!exchange.message || !exchange.message->is_request() || exchange.trace.trace_id.empty())
-    return;
+void TraceFilter::on_upstream_message(Exchange& exchange, std::string& message) {
+  if (!capture_.results || exchange.trace.trace_id.empty()) return;
   if (message.find("\"result\"") == std::string::npos) return;
   const auto body = json::parse_or_discarded(message);
   if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;
   if (const auto result = body.find("result"); result != body.end())
-    exchange.captured_result = result->dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+    captured_result_ = result->dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
 }
 
-void TraceStage::on_complete(const Exchange& exchange) {
+void TraceFilter::on_complete(const Exchange& exchange) {
   const mcp::Message* message = exchange.message;
   const auto& trace = exchange.trace;
-  if (!message || !message->is_request() || trace.trace_id.empty() || !trace.sampled) return;
+  if (trace.trace_id.empty() || !trace.sampled) return;
   const auto now = Clock::now();
   const std::string name = span_name(*message);
   const std::string method(message->method());
@@ -126,9 +143,9 @@ void TraceStage::on_complete(const Exchange& exchange) {
     attributes.emplace_back("membrane.policy.rule_ids",
                             std::vector<std::string>{exchange.policy.rule});
   }
-  if (exchange.txn_claims.is_object()) {
-    if (const auto txn = exchange.txn_claims.find("txn");
-        txn != exchange.txn_claims.end() && txn->is_string())
+  if (exchange.txn.claims.is_object()) {
+    if (const auto txn = exchange.txn.claims.find("txn");
+        txn != exchange.txn.claims.end() && txn->is_string())
       attributes.emplace_back("membrane.txn.id", txn->get<std::string>());
   }
   const bool failed = is_failure(exchange.outcome);
@@ -138,17 +155,17 @@ void TraceStage::on_complete(const Exchange& exchange) {
     attributes.emplace_back("error.type", failed ? std::string(to_string(exchange.outcome))
                                                  : std::to_string(exchange.http_status));
   }
-  // Redacted now: the policy stage, which runs after this one, has pinned its snapshot.
+  // Redacted now, by the redactor the policy (later in the chain) has put in place.
   if (const auto* params = message->params(); capture_.arguments && params) {
     if (const auto arguments = params->find("arguments"); arguments != params->end()) {
       mcp::Json copy = *arguments;
-      redact_for_telemetry(exchange, copy);
+      if (exchange.policy.redactor) exchange.policy.redactor->redact(copy);
       attributes.emplace_back("gen_ai.tool.call.arguments",
                               copy.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
     }
   }
-  if (!exchange.captured_result.empty())
-    attributes.emplace_back("gen_ai.tool.call.result", exchange.captured_result);
+  if (!captured_result_.empty())
+    attributes.emplace_back("gen_ai.tool.call.result", captured_result_);
   if (exchange.http_status)
     attributes.emplace_back("http.response.status_code",
                             static_cast<std::int64_t>(exchange.http_status));
@@ -170,9 +187,9 @@ void TraceStage::on_complete(const Exchange& exchange) {
       client.error = true;
       client.status_message = to_string(exchange.outcome);
     }
-    exporter_->enqueue(std::move(client));
+    exporter_.enqueue(std::move(client));
   }
-  exporter_->enqueue(std::move(server));
+  exporter_.enqueue(std::move(server));
 }
 
 }  // namespace membrane::gateway

@@ -1,4 +1,4 @@
-#include "gateway/transaction_stage.hpp"
+#include "gateway/filters/transaction/transaction_filter.hpp"
 
 #include <openssl/sha.h>
 
@@ -31,9 +31,27 @@ std::string host_of(std::string_view address) {
   return std::string(address.substr(0, address.rfind(':')));
 }
 
+class TransactionFilter final : public Filter {
+ public:
+  explicit TransactionFilter(const TransactionFilterOptions& options) : options_(options) {}
+  FilterStep on_request(Exchange& exchange) override;
+
+ private:
+  identity::TransactionRequest describe(const Exchange& exchange) const;
+  const TransactionFilterOptions& options_;
+};
+
 }  // namespace
 
-identity::TransactionRequest TransactionStage::describe(const Exchange& exchange) const {
+std::unique_ptr<Filter> TransactionFilterFactory::make(const Exchange& exchange) const {
+  if (!exchange.message || !exchange.message->is_request()) return nullptr;
+  const bool wanted = !exchange.incoming_txn_token.empty() ||
+                      (options_.per_session && !exchange.session_id.empty()) ||
+                      is_call(exchange.message->method());
+  return wanted ? std::make_unique<TransactionFilter>(options_) : nullptr;
+}
+
+identity::TransactionRequest TransactionFilter::describe(const Exchange& exchange) const {
   identity::TransactionRequest request;
   const mcp::Message& message = *exchange.message;
   request.subject = exchange.identity ? exchange.identity->subject : "anonymous";
@@ -67,8 +85,7 @@ identity::TransactionRequest TransactionStage::describe(const Exchange& exchange
   return request;
 }
 
-StageDecision TransactionStage::on_request(Exchange& exchange) {
-  if (!exchange.message || !exchange.message->is_request()) return StageDecision::proceed();
+FilterStep TransactionFilter::on_request(Exchange& exchange) {
   const auto now = unix_now();
   if (!exchange.incoming_txn_token.empty()) {
     auto check = options_.service->verify(exchange.incoming_txn_token, now);
@@ -76,21 +93,21 @@ StageDecision TransactionStage::on_request(Exchange& exchange) {
       log::info("refused an incoming Txn-Token (",
                 identity::token_fingerprint(exchange.incoming_txn_token), ") from ",
                 exchange.client_address, ": ", check.error);
-      return StageDecision::answer(
+      return FilterStep::answer(
           401, mcp::make_error_response(exchange.message->id(), mcp::error_code::invalid_request,
                                         "Unauthorized: invalid Txn-Token: " + check.error));
     }
-    exchange.txn_token = std::string(exchange.incoming_txn_token);
-    exchange.txn_claims = std::move(check.token->claims);
-    return StageDecision::proceed();
+    exchange.txn.token = std::string(exchange.incoming_txn_token);
+    exchange.txn.claims = std::move(check.token->claims);
+    return FilterStep::proceed();
   }
   const bool per_session = options_.per_session && !exchange.session_id.empty();
-  if (!per_session && !is_call(exchange.message->method())) return StageDecision::proceed();
+  if (!per_session && !is_call(exchange.message->method())) return FilterStep::proceed();
 
   if (per_session) {
     // A session's token is reused on this thread until a fifth of its lifetime is left.
     struct Cached {
-      const TransactionStage* owner;
+      const TransactionFilterOptions* owner;
       std::string token;
       mcp::Json claims;
       std::int64_t refresh_at;
@@ -98,23 +115,23 @@ StageDecision TransactionStage::on_request(Exchange& exchange) {
     thread_local std::unordered_map<std::string, Cached> by_session;
     const std::string key(exchange.session_id);
     if (const auto it = by_session.find(key);
-        it != by_session.end() && it->second.owner == this && now < it->second.refresh_at) {
-      exchange.txn_token = it->second.token;
-      exchange.txn_claims = it->second.claims;
-      return StageDecision::proceed();
+        it != by_session.end() && it->second.owner == &options_ && now < it->second.refresh_at) {
+      exchange.txn.token = it->second.token;
+      exchange.txn.claims = it->second.claims;
+      return FilterStep::proceed();
     }
     auto issued = options_.service->issue(describe(exchange), now);
     if (by_session.size() >= 4096) by_session.clear();
     const auto lifetime = options_.service->options().lifetime.count();
-    by_session[key] = Cached{this, issued.token, issued.claims, now + lifetime * 4 / 5};
-    exchange.txn_token = std::move(issued.token);
-    exchange.txn_claims = std::move(issued.claims);
-    return StageDecision::proceed();
+    by_session[key] = Cached{&options_, issued.token, issued.claims, now + lifetime * 4 / 5};
+    exchange.txn.token = std::move(issued.token);
+    exchange.txn.claims = std::move(issued.claims);
+    return FilterStep::proceed();
   }
   auto issued = options_.service->issue(describe(exchange), now);
-  exchange.txn_token = std::move(issued.token);
-  exchange.txn_claims = std::move(issued.claims);
-  return StageDecision::proceed();
+  exchange.txn.token = std::move(issued.token);
+  exchange.txn.claims = std::move(issued.claims);
+  return FilterStep::proceed();
 }
 
 }  // namespace membrane::gateway

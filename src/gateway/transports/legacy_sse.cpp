@@ -1,4 +1,4 @@
-#include "gateway/legacy_sse.hpp"
+#include "gateway/transports/legacy_sse.hpp"
 #include "membrane/core/json.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -9,9 +9,11 @@
 #include <atomic>
 #include <ctime>
 
-#include "gateway/event_relay.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/responses.hpp"
+#include "gateway/transports/event_relay.hpp"
+#include "gateway/transports/http_port.hpp"
+#include "gateway/transports/upstream_replies.hpp"
 #include "http/stream_buffer.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/http/sse.hpp"
@@ -118,170 +120,120 @@ std::string negotiated_version(const std::string& response_text) {
                                                           : std::string();
 }
 
-// Asks the client a question (an approval) on the session's stream and waits for the answer it
-// POSTs back.
-awaitable<Confirmation> ask_client(LegacySession& session, const Gateway& gateway,
-                                   const mcp::Json& elicitation_params) {
-  const auto claims = session.claims();
-  auto pending = gateway.client_requests().open(ClientRequests::session_key(*claims),
+// The legacy session's stream is where every answer goes, and where the gateway asks the client
+// (an approval), whose answer comes back POSTed like any other message.
+class LegacyPort final : public DownstreamPort {
+ public:
+  LegacyPort(LegacySession& session, const TransportServices& services)
+      : session_(session), services_(services) {}
+  bool streaming() const override { return true; }
+  awaitable<bool> respond(http::Response response) override {
+    co_return co_await session_.push(std::move(response.body()));
+  }
+  awaitable<bool> deliver(std::string message, bool) override {
+    co_return co_await session_.push(std::move(message));
+  }
+  awaitable<ClientAnswer> ask_client(std::string_view method, const mcp::Json& params) override;
+
+ private:
+  LegacySession& session_;
+  const TransportServices& services_;
+};
+
+awaitable<ClientAnswer> LegacyPort::ask_client(std::string_view method, const mcp::Json& params) {
+  ClientAnswer gone{ClientAnswer::Kind::client_gone, {}};
+  const auto claims = session_.claims();
+  if (!claims) co_return ClientAnswer{ClientAnswer::Kind::unavailable, {}};
+  auto pending = services_.client_requests.open(ClientRequests::session_key(*claims),
                                                 co_await asio::this_coro::executor);
-  Confirmation confirmation;
-  confirmation.outcome = Confirmation::Outcome::client_gone;
-  if (!co_await session.push(pending->request_message("elicitation/create", elicitation_params)))
-    co_return confirmation;
+  if (!co_await session_.push(pending->request_message(method, params))) co_return gone;
   // The session's GET stream sends its own keep-alives; here only notice that it closed.
-  PendingClientRequest::StillThere open = [&session]() -> awaitable<bool> {
-    co_return !session.closed;
+  PendingClientRequest::StillThere open = [this]() -> awaitable<bool> {
+    co_return !session_.closed;
   };
-  auto answer = co_await pending->wait(Clock::now() + gateway.options().approval_timeout,
+  auto answer = co_await pending->wait(Clock::now() + services_.options.approval_timeout,
                                        std::chrono::milliseconds(500), std::move(open));
   if (answer.kind == ClientAnswer::Kind::cancelled)
     co_await asio::this_coro::reset_cancellation_state();
-  co_return confirmation_from(answer);
-}
-
-// What the POST that carried a message said about its sender, kept for the exchange.
-struct PostFacts {
-  std::shared_ptr<const identity::Identity> caller;
-  std::string client_address;
-  std::string caller_key;  // per-caller limits
-  std::string incoming_txn_token;
-  std::string traceparent;
-  std::string tracestate;
-  std::string session_id;  // the sealed sessionId of the message URL
-  mcp::Json headers;       // only when a stage wants them
-};
-
-PostFacts post_facts(const http::Request& request, const http::RequestOrigin& origin,
-                     std::string sealed_id, const ExchangePipeline& pipeline,
-                     std::shared_ptr<const identity::Identity> caller) {
-  PostFacts facts;
-  facts.caller = std::move(caller);
-  facts.client_address = client_address(origin);
-  facts.caller_key = gateway::caller_key(facts.caller.get(), origin);
-  facts.incoming_txn_token = std::string(request["Txn-Token"]);
-  facts.traceparent = std::string(request["traceparent"]);
-  facts.tracestate = std::string(request["tracestate"]);
-  facts.session_id = std::move(sealed_id);
-  if (pipeline.wants_request_headers()) facts.headers = request_headers_json(request);
-  return facts;
-}
-
-void describe_sender(Exchange& exchange, PostFacts& facts) {
-  exchange.identity = facts.caller;
-  exchange.incoming_txn_token = facts.incoming_txn_token;
-  exchange.incoming_traceparent = facts.traceparent;
-  exchange.incoming_tracestate = facts.tracestate;
-  exchange.client_address = std::move(facts.client_address);
-  exchange.session_id = facts.session_id;
-  exchange.request_headers = std::move(facts.headers);
+  co_return answer;
 }
 
 // `slot` (limits.max_streams) is held until the request has been answered.
-awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Gateway& gateway,
-                                mcp::Message message, std::string raw, PostFacts facts,
+awaitable<void> forward_request(std::shared_ptr<LegacySession> session,
+                                const TransportServices& services, mcp::Message message,
+                                std::string raw,
+                                std::shared_ptr<const ExchangeRequest::Sender> sender,
+                                std::shared_ptr<const identity::Identity> caller,
                                 [[maybe_unused]] StreamSlots::Slot slot) {
   InFlight in_flight(*session);
   auto& upstream = session->upstream;
-  const auto& pipeline = gateway.pipeline();
   const auto claims = session->claims();
 
-  Exchange exchange;
-  exchange.upstream = upstream.name();
-  exchange.transport = DownstreamTransport::legacy_sse;
-  exchange.message = &message;
-  exchange.session = claims ? &*claims : nullptr;
-  describe_sender(exchange, facts);
-  exchange.protocol_version = session->protocol_version();
-  exchange.upstream_protocol_version = exchange.protocol_version;
-  exchange.http_status = 202;
-
-  auto decision = co_await gateway.judge(exchange);
-  if (decision.kind == StageDecision::Kind::confirm) {
-    const auto confirmation = co_await ask_client(*session, gateway, decision.confirm_params);
-    exchange.client_gone = confirmation.outcome == Confirmation::Outcome::client_gone;
-    decision = co_await gateway.judge_answer(exchange, confirmation);
-  }
-  if (decision.answered()) {
-    exchange.outcome = Outcome::answered_by_gateway;
-    co_await session->push(answer_or_withheld(exchange, pipeline, std::move(decision.body)));
-    pipeline.on_complete(exchange);
-    co_return;
-  }
-  if (exchange.client_gone) {
-    pipeline.on_complete(exchange);
-    co_return;
-  }
+  LegacyPort port(*session, services);
+  ExchangeRequest described;
+  described.upstream = upstream.name();
+  described.transport = DownstreamTransport::legacy_sse;
+  described.message = &message;
+  described.session = claims ? &*claims : nullptr;
+  described.identity = caller;
+  described.protocol_version = session->protocol_version();
+  described.sender = std::move(sender);
+  ExchangeRunner runner(services.filters, port, std::move(described));
+  Exchange& exchange = runner.exchange();
+  exchange.http_status = 202;  // the POST's answer; the message's comes on the stream
+  if (co_await runner.run_request_filters() != ExchangeRunner::Verdict::forward) co_return;
   if (!message.is_initialize() && !claims) {
     exchange.outcome = Outcome::rejected;
-    co_await session->push(
-        answer_or_withheld(exchange, pipeline,
-                           mcp::make_error_response(message.id(), mcp::error_code::invalid_request,
-                                                    "Bad Request: send initialize first")));
-    pipeline.on_complete(exchange);
+    co_await runner.answer_message(mcp::make_error_response(
+        message.id(), mcp::error_code::invalid_request, "Bad Request: send initialize first"));
     co_return;
   }
 
-  upstream::ForwardContext context;
-  context.protocol_version = exchange.protocol_version;
-  context.txn_token = exchange.txn_token;
-  if (upstream.traits().needs_initialize_replay) context.caller = facts.caller_key;
-  context.traceparent = exchange.trace.upstream_traceparent;
-  context.tracestate = exchange.trace.trace_state;
-  std::string body =
-      exchange.rewritten_body.empty() ? std::move(raw) : std::move(exchange.rewritten_body);
-  exchange.forwarded_at = Clock::now();
+  auto context = runner.forward_context(upstream);
+  std::string body = runner.forwarded_body(std::move(raw));
+  runner.forwarding();
   auto reply = co_await upstream.send(message, std::move(body), exchange.session, context);
-  exchange.upstream_wait = Clock::now() - exchange.forwarded_at;
+  runner.upstream_answered();
   using Kind = upstream::UpstreamReply::Kind;
-  if (message.is_initialize() && (reply.kind == Kind::message || reply.kind == Kind::stream)) {
-    mcp::SessionClaims fresh;
-    fresh.upstream = upstream.name();
-    fresh.upstream_session = reply.upstream_session;
-    fresh.created_at = unix_now();
-    if (facts.caller) fresh.subject = facts.caller->subject;
-    if (const auto* params = message.params()) {
-      fresh.client_name = mcp::client_name_of(*params);
-      if (upstream.traits().needs_initialize_replay) fresh.initialize_params = *params;
-      if (const auto capabilities = params->find("capabilities"); capabilities != params->end())
-        fresh.client_capabilities = *capabilities;
-    }
-    session->set_claims(std::move(fresh));
-  }
+  if (message.is_initialize() && (reply.kind == Kind::message || reply.kind == Kind::stream))
+    session->set_claims(claims_after_initialize(upstream, message, reply, caller));
 
   const mcp::Json& id = message.id();
+  exchange.outcome = outcome_of(reply);
   switch (reply.kind) {
     case Kind::message:
       if (message.is_initialize()) session->set_protocol_version(negotiated_version(reply.body));
-      pipeline.on_upstream_message(exchange, reply.body);
-      if (!co_await session->push(answer_or_withheld(exchange, pipeline, std::move(reply.body))))
-        exchange.client_gone = true;
+      runner.on_upstream_message(reply.body);
+      co_await runner.answer_message(std::move(reply.body));
       break;
     case Kind::stream: {
       bool response_seen = false;
       std::string failure;
+      auto pump = co_await EventPump::start(std::move(reply.stream));
       for (;;) {
-        auto read = co_await reply.stream->next();
-        if (read.status == upstream::ReadStatus::failed) {
-          failure = std::move(read.error);
-          break;
-        }
-        if (read.status == upstream::ReadStatus::end) break;
-        auto& data = read.event.data;
+        // The legacy stream has its own keep-alives: here only messages matter.
+        auto next = co_await pump->next(std::chrono::hours(1));
+        if (next.kind == EventPump::Kind::tick) continue;
+        if (next.kind == EventPump::Kind::failed) failure = std::move(next.read.error);
+        if (next.kind != EventPump::Kind::message) break;
+        auto& data = next.read.event.data;
         if (data.empty()) continue;  // priming event: the legacy transport has no resumption
-        pipeline.on_upstream_message(exchange, data);
+        runner.on_upstream_message(data);
         auto parsed = mcp::parse_message(data);
+        bool delivered = false;
         if (parsed.message && parsed.message->is_response() && parsed.message->id() == id) {
           response_seen = true;
           if (message.is_initialize()) session->set_protocol_version(negotiated_version(data));
-          data = answer_or_withheld(exchange, pipeline, std::move(data));
+          delivered = co_await runner.answer_message(std::move(data));
+        } else {
+          delivered = co_await session->push(std::move(data));
         }
-        if (!co_await session->push(std::move(data))) {
+        if (!delivered) {
           exchange.client_gone = true;
-          reply.stream->abort();
           break;
         }
       }
+      pump->stop();
       if (!response_seen && !exchange.client_gone) {
         const std::string reason = failure.empty() ? "upstream '" + upstream.name() +
                                                          "' closed the stream without responding"
@@ -289,55 +241,25 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session, const Ga
         exchange.outcome = Outcome::upstream_stream_broken;
         log::warn("exchange ", message.method(), " id=", id.dump(), " on '", upstream.name(),
                   "': ", reason);
-        co_await session->push(answer_or_withheld(
-            exchange, pipeline,
-            mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reason)));
+        co_await runner.answer_message(
+            mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reason));
       }
       break;
     }
     case Kind::accepted:
       break;
-    case Kind::overloaded: {
-      exchange.outcome = Outcome::overloaded;
-      // Named, not a temporary inside the co_await: GCC 12 destroys such aggregates twice.
-      const Refusal refusal{reply.overload_limit, reply.retry_after, std::move(reply.body)};
-      std::string error = overload_error(refusal, id);
-      co_await session->push(answer_or_withheld(exchange, pipeline, std::move(error)));
-      break;
-    }
     case Kind::unavailable:
-      exchange.outcome = Outcome::upstream_unavailable;
       log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
-      co_await session->push(answer_or_withheld(
-          exchange, pipeline,
-          mcp::make_error_response(id, mcp::error_code::upstream_unavailable, reply.body)));
-      break;
-    case Kind::session_not_found:
-      exchange.outcome = Outcome::session_not_found;
-      co_await session->push(answer_or_withheld(
-          exchange, pipeline,
-          mcp::make_error_response(id, mcp::error_code::session_not_found,
-                                   "Session not found: upstream '" + upstream.name() +
-                                       "' no longer knows this session; reconnect")));
-      break;
-    case Kind::rejected:
-    case Kind::not_supported:
-      exchange.outcome = Outcome::rejected;
-      co_await session->push(answer_or_withheld(
-          exchange, pipeline,
-          mcp::make_error_response(id, mcp::error_code::internal_error,
-                                   "upstream '" + upstream.name() + "' answered HTTP " +
-                                       std::to_string(reply.http_status) + ": " +
-                                       reply.body.substr(0, 500))));
+      [[fallthrough]];
+    default:
+      co_await runner.answer_message(reply_as_message(reply, id, upstream.name(), "reconnect"));
       break;
   }
-  pipeline.on_complete(exchange);
 }
 
 // Server-initiated messages (the upstream's listen stream) onto the one legacy stream, resuming
 // with Last-Event-ID when the upstream stream breaks.
-awaitable<void> pump_server_messages(std::shared_ptr<LegacySession> session,
-                                     const Gateway& gateway) {
+awaitable<void> pump_server_messages(std::shared_ptr<LegacySession> session) {
   auto& upstream = session->upstream;
   const auto executor = co_await asio::this_coro::executor;
   std::string last_event_id;
@@ -356,17 +278,12 @@ awaitable<void> pump_server_messages(std::shared_ptr<LegacySession> session,
       std::shared_ptr<upstream::ReplyStream> stream = std::move(reply.stream);
       session->set_listen_stream(stream, executor);
       if (session->closed) stream->abort();
-      Exchange exchange;
-      exchange.upstream = upstream.name();
-      exchange.transport = DownstreamTransport::legacy_sse;
-      exchange.session = &*claims;
       for (;;) {
         auto read = co_await stream->next();
         if (read.status != upstream::ReadStatus::message || session->closed) break;
         backoff = std::chrono::milliseconds(500);
         if (read.event.has_id) last_event_id = read.event.id;
         if (read.event.data.empty()) continue;
-        gateway.pipeline().on_upstream_message(exchange, read.event.data);
         if (!co_await session->push(std::move(read.event.data))) break;
       }
       session->set_listen_stream(nullptr, executor);
@@ -423,14 +340,14 @@ awaitable<void> LegacySseTransport::open_stream(
                                     "Not Acceptable: Accept must list text/event-stream"));
     co_return;
   }
-  const auto& options = gateway_.options();
+  const auto& options = services_.options;
   // The stream is a session and a stream at once: it counts toward both limits while open.
-  auto& admission = gateway_.admission();
+  auto& admission = services_.admission;
   RequestAdmission admitted;
   auto refusal = admission.admit_stream(admitted.stream);
   if (!refusal) {
     refusal = admission.open_session(caller_key(caller.get(), origin),
-                                     gateway_.session_idle_window(upstream), admitted.session);
+                                     services_.session_idle_window(upstream), admitted.session);
   }
   if (refusal) {
     co_await out.send(overload_response(*refusal, nullptr));
@@ -452,7 +369,7 @@ awaitable<void> LegacySseTransport::open_stream(
   }
   log::info("legacy SSE session opened on '", upstream.name(), "' by ", client_address(origin));
 
-  const Gateway::StreamCount counted(gateway_.stream_counter());
+  const StreamCount counted(services_.streams);
   bool client_gone = !co_await out.begin_stream(event_stream_header());
   if (!client_gone) {
     http::SseEvent endpoint;
@@ -538,7 +455,7 @@ awaitable<void> LegacySseTransport::open_stream(
 awaitable<void> LegacySseTransport::post_message(
     http::Request& request, const http::RequestOrigin& origin, http::Responder& out,
     upstream::Upstream& upstream, const std::shared_ptr<const identity::Identity>& caller) {
-  const auto& options = gateway_.options();
+  const auto& options = services_.options;
   const std::string sealed = query_parameter(request.target(), "sessionId");
   if (sealed.empty()) {
     co_await out.send(jsonrpc_error(400, nullptr, mcp::error_code::invalid_request,
@@ -567,16 +484,17 @@ awaitable<void> LegacySseTransport::post_message(
     // Each request runs on after the POST is answered: it holds a slot of limits.max_streams
     // until it has been, so a client cannot pile up work by posting faster than it is done.
     StreamSlots::Slot slot;
-    if (auto refusal = gateway_.admission().admit_stream(slot)) {
+    if (auto refusal = services_.admission.admit_stream(slot)) {
       co_await out.send(overload_response(*refusal, message.id()));
       co_return;
     }
     // Answered on the stream; the POST only acknowledges (2024-11-05 transports).
-    asio::co_spawn(co_await asio::this_coro::executor,
-                   forward_request(session, gateway_, std::move(message), std::move(request.body()),
-                                   post_facts(request, origin, sealed, gateway_.pipeline(), caller),
-                                   std::move(slot)),
-                   asio::detached);
+    asio::co_spawn(
+        co_await asio::this_coro::executor,
+        forward_request(session, services_, std::move(message), std::move(request.body()),
+                        copy_sender(request, origin, services_.filters, caller, sealed), caller,
+                        std::move(slot)),
+        asio::detached);
     co_await out.send(json_response(202, "Accepted"));
     co_return;
   }
@@ -591,64 +509,55 @@ awaitable<void> LegacySseTransport::post_message(
   }
   // The client's answer to a question the gateway itself asked (an approval) ends here.
   if (message.is_response() &&
-      gateway_.client_requests().consume(ClientRequests::session_key(*upstream_claims), message)) {
+      services_.client_requests.consume(ClientRequests::session_key(*upstream_claims), message)) {
     co_await out.send(json_response(202, "Accepted"));
     co_return;
   }
-  Exchange exchange;
-  exchange.upstream = upstream.name();
-  exchange.transport = DownstreamTransport::legacy_sse;
-  exchange.message = &message;
-  exchange.session = &*upstream_claims;
-  auto facts = post_facts(request, origin, sealed, gateway_.pipeline(), caller);
-  describe_sender(exchange, facts);
-  exchange.protocol_version = session->protocol_version();
-  if (auto decision = co_await gateway_.judge(exchange); decision.answered()) {
-    exchange.http_status = decision.http_status;
-    exchange.outcome = Outcome::answered_by_gateway;
-    co_await out.send(json_response(decision.http_status, std::move(decision.body)));
-    gateway_.pipeline().on_complete(exchange);
-    co_return;
-  }
-  upstream::ForwardContext context;
-  context.protocol_version = exchange.protocol_version;
-  if (upstream.traits().needs_initialize_replay) context.caller = caller_key(caller.get(), origin);
-  auto reply =
-      co_await upstream.send(message, std::move(request.body()), exchange.session, context);
+  HttpPort port(out);
+  ExchangeRequest described;
+  described.upstream = upstream.name();
+  described.transport = DownstreamTransport::legacy_sse;
+  described.message = &message;
+  described.session = &*upstream_claims;
+  described.identity = caller;
+  described.protocol_version = session->protocol_version();
+  described.sender = copy_sender(request, origin, services_.filters, caller, sealed);
+  ExchangeRunner runner(services_.filters, port, std::move(described));
+  if (co_await runner.run_request_filters() != ExchangeRunner::Verdict::forward) co_return;
+  auto context = runner.forward_context(upstream);
+  runner.forwarding();
+  auto reply = co_await upstream.send(message, runner.forwarded_body(std::move(request.body())),
+                                      &*upstream_claims, context);
+  runner.upstream_answered();
+  runner.exchange().outcome = outcome_of(reply);
   using Kind = upstream::UpstreamReply::Kind;
-  if (reply.kind == Kind::accepted || reply.kind == Kind::message) {
-    exchange.http_status = 202;
-    co_await out.send(json_response(202, "Accepted"));
-    if (message.method() == "notifications/initialized" && session->start_listening_once()) {
-      asio::co_spawn(co_await asio::this_coro::executor, pump_server_messages(session, gateway_),
-                     asio::detached);
+  switch (reply.kind) {
+    case Kind::accepted:
+    case Kind::message:
+      co_await runner.answer(json_response(202, "Accepted"));
+      if (message.method() == "notifications/initialized" && session->start_listening_once()) {
+        asio::co_spawn(co_await asio::this_coro::executor, pump_server_messages(session),
+                       asio::detached);
+      }
+      break;
+    case Kind::session_not_found:
+      co_await runner.answer(jsonrpc_error(
+          404, nullptr, mcp::error_code::session_not_found,
+          "Session not found: upstream '" + upstream.name() + "' no longer knows it"));
+      break;
+    case Kind::rejected:
+    case Kind::not_supported: {
+      http::Response response{
+          static_cast<bhttp::status>(reply.http_status ? reply.http_status : 502), 11};
+      if (!reply.content_type.empty()) response.set(bhttp::field::content_type, reply.content_type);
+      response.body() = std::move(reply.body);
+      co_await runner.answer(std::move(response));
+      break;
     }
-  } else if (reply.kind == Kind::unavailable) {
-    exchange.outcome = Outcome::upstream_unavailable;
-    exchange.http_status = 502;
-    co_await out.send(
-        jsonrpc_error(502, nullptr, mcp::error_code::upstream_unavailable, reply.body));
-  } else if (reply.kind == Kind::overloaded) {
-    exchange.outcome = Outcome::overloaded;
-    exchange.http_status = reply.http_status;
-    const Refusal refusal{reply.overload_limit, reply.retry_after, std::move(reply.body)};
-    auto response = overload_response(refusal, nullptr);
-    co_await out.send(std::move(response));
-  } else if (reply.kind == Kind::session_not_found) {
-    exchange.outcome = Outcome::session_not_found;
-    exchange.http_status = 404;
-    co_await out.send(
-        jsonrpc_error(404, nullptr, mcp::error_code::session_not_found,
-                      "Session not found: upstream '" + upstream.name() + "' no longer knows it"));
-  } else {
-    exchange.outcome = Outcome::rejected;
-    exchange.http_status = reply.http_status ? reply.http_status : 502;
-    http::Response response{static_cast<bhttp::status>(exchange.http_status), 11};
-    if (!reply.content_type.empty()) response.set(bhttp::field::content_type, reply.content_type);
-    response.body() = std::move(reply.body);
-    co_await out.send(std::move(response));
+    default:
+      co_await runner.answer(reply_to_response(reply, nullptr, upstream.name()));
+      break;
   }
-  gateway_.pipeline().on_complete(exchange);
 }
 
 }  // namespace membrane::gateway

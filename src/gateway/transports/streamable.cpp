@@ -1,0 +1,446 @@
+// The Streamable HTTP downstream transport (MCP 2025-11-25 §transports, and the 2025-06-18 /
+// 2025-03-26 clients that negotiate down to it): POST, GET and DELETE on /mcp/<name>, sessions
+// sealed in Mcp-Session-Id. A 2026-07-28 request on the same URL goes to stateless.cpp.
+#include "gateway/gateway.hpp"
+
+#include <unordered_map>
+
+#include "gateway/responses.hpp"
+#include "gateway/transports/event_relay.hpp"
+#include "gateway/transports/http_port.hpp"
+#include "gateway/transports/upstream_replies.hpp"
+#include "membrane/core/log.hpp"
+#include "membrane/mcp/protocol.hpp"
+#include "membrane/mcp/revisions.hpp"
+
+namespace membrane::gateway {
+namespace bhttp = http::bhttp;
+
+awaitable<void> Gateway::handle_streamable(http::Request& request,
+                                           const http::RequestOrigin& origin,
+                                           http::Responder& client, upstream::Upstream& upstream,
+                                           const Caller& caller) {
+  // What the request holds against the overload limits is released once it has been answered.
+  RequestAdmission admitted;
+  AdmittingResponder out(client, admission_.sessions(), admitted);
+  switch (request.method()) {
+    case bhttp::verb::post:
+      co_await streamable_post(request, origin, out, upstream, caller, admitted);
+      co_return;
+    case bhttp::verb::get:
+      co_await streamable_get(request, origin, out, upstream, caller, admitted);
+      co_return;
+    case bhttp::verb::delete_:
+      co_await streamable_delete(request, out, upstream, caller);
+      co_return;
+    default: {
+      auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
+                                    "Method Not Allowed: use POST, GET or DELETE");
+      response.set(bhttp::field::allow, "GET, POST, DELETE");
+      co_await out.send(std::move(response));
+    }
+  }
+}
+
+namespace {
+
+// Opening a sealed id costs an AES-GCM decryption and a JSON parse; a client sends the same id
+// on every request, so each worker keeps the ids it opened recently. Only successfully opened
+// ids are cached, keyed by the exact text and route, so the cache cannot change any answer.
+struct UnsealedEntry {
+  mcp::SessionClaims claims;
+  mcp::SessionTransport transport;
+};
+thread_local std::unordered_map<std::string, UnsealedEntry> recently_unsealed;
+
+std::string unsealed_key(std::string_view sealed, std::string_view upstream) {
+  std::string key;
+  key.reserve(sealed.size() + upstream.size() + 1);
+  key.append(upstream).push_back('\n');
+  key.append(sealed);
+  return key;
+}
+
+std::optional<mcp::SessionClaims> unseal_cached(const mcp::SessionSealer& sealer,
+                                                std::string_view sealed, std::string_view upstream,
+                                                mcp::SessionTransport transport) {
+  constexpr std::size_t capacity = 4096;
+  auto key = unsealed_key(sealed, upstream);
+  if (const auto it = recently_unsealed.find(key);
+      it != recently_unsealed.end() && it->second.transport == transport) {
+    return it->second.claims;
+  }
+  auto claims = sealer.unseal(sealed, upstream, transport);
+  if (claims) {
+    if (recently_unsealed.size() >= capacity) recently_unsealed.clear();
+    recently_unsealed.emplace(std::move(key), UnsealedEntry{*claims, transport});
+  }
+  return claims;
+}
+
+// A deleted session leaves the cache of the worker that deleted it at once (the others drop it
+// when theirs is full): the cache holds the sessions in use rather than every one ever opened,
+// which the soak benchmark showed as memory growing with each session.
+void forget_unsealed(std::string_view sealed, std::string_view upstream) {
+  recently_unsealed.erase(unsealed_key(sealed, upstream));
+}
+
+// The sealed session a request names, or the HTTP answer explaining why there is none.
+struct SessionLookup {
+  std::optional<mcp::SessionClaims> claims;
+  std::optional<http::Response> rejection;
+};
+
+SessionLookup open_session(const http::Request& request, const GatewayOptions& options,
+                           std::string_view upstream, mcp::SessionTransport transport,
+                           const mcp::Json& id, const Caller& caller) {
+  SessionLookup lookup;
+  const std::string_view sealed = request[mcp::header::session_id];
+  if (sealed.empty()) {
+    lookup.rejection =
+        jsonrpc_error(400, id, mcp::error_code::invalid_request,
+                      "Bad Request: Mcp-Session-Id header is required (send initialize first)");
+    return lookup;
+  }
+  if (options.ended_sessions->contains(sealed)) {
+    lookup.rejection =
+        jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session terminated");
+    return lookup;
+  }
+  auto claims = unseal_cached(*options.sealer, sealed, upstream, transport);
+  if (!claims) {
+    // MCP transports §session management: an unknown session is 404; the client re-initializes.
+    lookup.rejection =
+        jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session not found");
+    return lookup;
+  }
+  // A session serves only the caller who opened it; to anyone else it does not exist.
+  if (claims->subject != (caller ? caller->subject : std::string())) {
+    lookup.rejection =
+        jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session not found");
+    return lookup;
+  }
+  if (unix_now() - claims->created_at > options.session_max_age.count()) {
+    lookup.rejection =
+        jsonrpc_error(404, id, mcp::error_code::session_not_found, "Session expired");
+    return lookup;
+  }
+  lookup.claims = std::move(claims);
+  return lookup;
+}
+
+std::optional<http::Response> check_protocol_version(const http::Request& request,
+                                                     const mcp::Json& id) {
+  const std::string_view version = request[mcp::header::protocol_version];
+  if (version.empty() || mcp::is_supported_protocol_version(version)) return std::nullopt;
+  return unsupported_version_response(id, version);
+}
+
+// MCP 2026-07-28: a stateless client has no session to listen on or end.
+http::Response stateless_method_not_allowed(std::string_view method) {
+  auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
+                                "Method Not Allowed: " + std::string(method) +
+                                    " has no meaning in MCP 2026-07-28 (stateless); POST requests, "
+                                    "and subscriptions/listen for notifications");
+  response.set(bhttp::field::allow, "POST");
+  return response;
+}
+
+// The SSE response header, naming the new session when the request was initialize.
+http::ResponseHeader stream_header(const std::string& sealed_session) {
+  auto header = event_stream_header();
+  if (!sealed_session.empty()) header.set(mcp::header::session_id, sealed_session);
+  return header;
+}
+
+}  // namespace
+
+SessionClientPort Gateway::session_client_port(http::Responder& out,
+                                               const mcp::SessionClaims* session) const {
+  return SessionClientPort(out, session,
+                           SessionClientPort::Asking{&client_requests_, options_.sse_keep_alive,
+                                                     options_.approval_timeout});
+}
+
+awaitable<void> Gateway::streamable_post(http::Request& request, const http::RequestOrigin& origin,
+                                         http::Responder& out, upstream::Upstream& upstream,
+                                         const Caller& caller, RequestAdmission& admitted) {
+  const std::string_view accept = request[bhttp::field::accept];
+  if (!accepts(accept, "application/json") || !accepts(accept, "text/event-stream")) {
+    co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
+                                    "Not Acceptable: Accept must list both application/json and "
+                                    "text/event-stream"));
+    co_return;
+  }
+  auto posted = read_posted_message(request);
+  if (posted.rejection) {
+    co_await out.send(std::move(*posted.rejection));
+    co_return;
+  }
+  const mcp::Message& message = *posted.message;
+  const mcp::Json& id = message.id();
+  if (auto refusal = admit_message(admitted, request, message, origin, caller, upstream)) {
+    co_await out.send(overload_response(*refusal, id));
+    co_return;
+  }
+  // MCP 2026-07-28: the revision is per request, and such a request has no session.
+  if (is_stateless_request(request, message)) {
+    auto checked = check_stateless_request(request, message);
+    if (checked.rejection) {
+      co_await out.send(std::move(*checked.rejection));
+      co_return;
+    }
+    co_await stateless_post(request, origin, out, upstream, caller, message, std::move(checked));
+    co_return;
+  }
+  if (auto rejection = check_protocol_version(request, id)) {
+    co_await out.send(std::move(*rejection));
+    co_return;
+  }
+
+  SessionLookup session;
+  if (!message.is_initialize()) {
+    session = open_session(request, options_, upstream.name(),
+                           mcp::SessionTransport::streamable_http, id, caller);
+    if (session.rejection) {
+      co_await out.send(std::move(*session.rejection));
+      co_return;
+    }
+    if (auto refusal = admit_session(admitted, request, &message, origin, caller, upstream)) {
+      co_await out.send(overload_response(*refusal, id));
+      co_return;
+    }
+  }
+
+  // The client's answer to a question the gateway itself asked (an approval) ends here.
+  if (message.is_response() && session.claims &&
+      client_requests_.consume(ClientRequests::session_key(*session.claims), message)) {
+    co_await out.send(http::Response{bhttp::status::accepted, 11});
+    co_return;
+  }
+  // A stateless server behind a session client: the gateway plays the session's part.
+  const auto* revision = revisions_.at(upstream.name()).get();
+  bool stateless_upstream = revision->era() == UpstreamRevision::Era::stateless;
+  if (revision->era() == UpstreamRevision::Era::unknown)
+    stateless_upstream = co_await upstream_era(upstream) == UpstreamRevision::Era::stateless;
+  if (stateless_upstream &&
+      co_await answer_for_stateless_upstream(out, upstream, caller, origin, message,
+                                             request[mcp::header::session_id]))
+    co_return;
+
+  const mcp::SessionClaims* claims = session.claims ? &*session.claims : nullptr;
+  auto port = session_client_port(out, claims);
+  ExchangeRequest described;
+  described.upstream = upstream.name();
+  described.message = &message;
+  described.session = claims;
+  described.identity = caller;
+  described.protocol_version = std::string(request[mcp::header::protocol_version]);
+  if (described.protocol_version.empty() && claims)
+    described.protocol_version = claims->protocol_version;
+  if (described.protocol_version.empty() && message.is_initialize() && message.params())
+    described.protocol_version = message.params()->value("protocolVersion", std::string());
+  described.http = &request;
+  described.origin = &origin;
+  ExchangeRunner runner(filters_, port, std::move(described));
+  if (co_await runner.run_request_filters() != ExchangeRunner::Verdict::forward) co_return;
+  if (stateless_upstream) {
+    co_await forward_to_stateless(port, runner, upstream);
+    co_return;
+  }
+  co_await forward_to_session_upstream(port, runner, upstream, request, caller);
+}
+
+awaitable<void> Gateway::forward_to_session_upstream(SessionClientPort& port,
+                                                     ExchangeRunner& runner,
+                                                     upstream::Upstream& upstream,
+                                                     http::Request& request, const Caller& caller) {
+  Exchange& exchange = runner.exchange();
+  const mcp::Message& message = *exchange.message;
+  const mcp::Json& id = message.id();
+  http::Responder& out = port.responder();
+  auto context = runner.forward_context(upstream);
+  std::string body = runner.forwarded_body(std::move(request.body()));
+  runner.forwarding();
+  upstream::UpstreamReply reply;
+  if (message.is_request() && mcp::may_require_input(message.method()) &&
+      !upstream.traits().replies_at_once) {
+    auto answered = co_await unless_client_leaves(
+        out, upstream.send(message, std::move(body), exchange.session, context));
+    if (!answered) {
+      runner.abandoned_by_client();
+      co_return;
+    }
+    reply = std::move(*answered);
+  } else {
+    reply = co_await upstream.send(message, std::move(body), exchange.session, context);
+  }
+  runner.upstream_answered();
+
+  std::string sealed_session;
+  if (message.is_initialize() && (reply.kind == upstream::UpstreamReply::Kind::message ||
+                                  reply.kind == upstream::UpstreamReply::Kind::stream)) {
+    sealed_session =
+        options_.sealer->seal(claims_after_initialize(upstream, message, reply, caller),
+                              mcp::SessionTransport::streamable_http);
+  }
+
+  if (reply.kind != upstream::UpstreamReply::Kind::stream) {
+    exchange.outcome = outcome_of(reply);
+    if (reply.kind == upstream::UpstreamReply::Kind::unavailable)
+      log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
+    if (reply.kind == upstream::UpstreamReply::Kind::message)
+      runner.on_upstream_message(reply.body);
+    if (port.streaming()) {
+      co_await runner.answer_message(reply_as_message(reply, id, upstream.name()));
+      co_return;
+    }
+    auto response = reply_to_response(reply, id, upstream.name());
+    if (!sealed_session.empty()) response.set(mcp::header::session_id, sealed_session);
+    co_await runner.answer(std::move(response));
+    co_return;
+  }
+
+  exchange.http_status = 200;
+  const StreamCount counted(active_streams_);
+  auto pump = co_await EventPump::start(std::move(reply.stream));
+  if (!co_await port.begin_stream(stream_header(sealed_session))) {
+    exchange.client_gone = true;
+    pump->stop();
+    co_return;
+  }
+  const mcp::Json* request_id = message.is_request() ? &id : nullptr;
+  auto outcome = co_await relay_events(out, *pump, &runner, request_id, options_.sse_keep_alive);
+  pump->stop();
+  if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
+
+  // The stream ended without the response: tell the client its request failed instead of leaving
+  // it waiting — unless the upstream made the stream resumable. Then the upstream closed it early,
+  // or this replica's drain deadline cut it while the call goes on at the server: the client
+  // resumes it with Last-Event-ID, through any replica.
+  const bool resumable_early_close = !outcome.upstream_failed && outcome.resumable;
+  if (request_id && !outcome.response_seen && !outcome.client_gone && resumable_early_close &&
+      outcome.cancelled) {
+    exchange.outcome = Outcome::left_to_resumption;
+    log::info("exchange ", message.method(), " id=", request_id->dump(), " on '", upstream.name(),
+              "' outlived the drain: its stream ends without an error, and the client can resume "
+              "it through another replica (Last-Event-ID)");
+  }
+  if (request_id && !outcome.response_seen && !outcome.client_gone && !resumable_early_close) {
+    const std::string reason =
+        outcome.cancelled ? "the gateway is shutting down; the request to upstream '" +
+                                upstream.name() + "' was abandoned"
+        : outcome.upstream_failed
+            ? outcome.failure
+            : "upstream '" + upstream.name() + "' closed the stream without responding";
+    exchange.outcome = Outcome::upstream_stream_broken;
+    co_await runner.answer_message(
+        mcp::make_error_response(*request_id, mcp::error_code::upstream_unavailable, reason),
+        false);
+    log::warn("exchange ", message.method(), " id=", request_id->dump(), " on '", upstream.name(),
+              "': ", reason);
+  }
+  // A client that left before its answer: the record says so (it said "ok" so far).
+  if (outcome.client_gone && request_id && !outcome.response_seen) runner.abandoned_by_client();
+  exchange.client_gone = exchange.client_gone || outcome.client_gone;
+  if (!exchange.client_gone) co_await out.end_stream();
+}
+
+awaitable<void> Gateway::streamable_get(http::Request& request, const http::RequestOrigin& origin,
+                                        http::Responder& out, upstream::Upstream& upstream,
+                                        const Caller& caller, RequestAdmission& admitted) {
+  if (!accepts(request[bhttp::field::accept], "text/event-stream")) {
+    co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
+                                    "Not Acceptable: Accept must list text/event-stream"));
+    co_return;
+  }
+  if (auto rejection = check_protocol_version(request, nullptr)) {
+    co_await out.send(std::move(*rejection));
+    co_return;
+  }
+  if (mcp::is_stateless_protocol_version(request[mcp::header::protocol_version])) {
+    co_await out.send(stateless_method_not_allowed("GET"));
+    co_return;
+  }
+  auto session = open_session(request, options_, upstream.name(),
+                              mcp::SessionTransport::streamable_http, nullptr, caller);
+  if (session.rejection) {
+    co_await out.send(std::move(*session.rejection));
+    co_return;
+  }
+  auto refusal = admit_session(admitted, request, nullptr, origin, caller, upstream);
+  if (!refusal) refusal = admission_.admit_stream(admitted.stream);
+  if (refusal) {
+    co_await out.send(overload_response(*refusal, nullptr));
+    co_return;
+  }
+  if (revisions_.at(upstream.name())->era() == UpstreamRevision::Era::stateless) {
+    co_await listen_for_session_client(out, upstream, *session.claims);
+    co_return;
+  }
+  upstream::ForwardContext context;
+  context.protocol_version = std::string(request[mcp::header::protocol_version]);
+  context.last_event_id = std::string(request[mcp::header::last_event_id]);
+  auto reply = co_await upstream.listen(*session.claims, context);
+  if (reply.kind != upstream::UpstreamReply::Kind::stream) {
+    if (reply.kind == upstream::UpstreamReply::Kind::not_supported) {
+      co_await out.send(no_standalone_stream(upstream.name(), "offers"));
+      co_return;
+    }
+    co_await out.send(reply_to_response(reply, nullptr, upstream.name()));
+    co_return;
+  }
+  co_await relay_standalone_stream(out, std::move(reply.stream));
+}
+
+// A listen stream: no filter looks at it (it answers no request of the client's).
+awaitable<void> Gateway::relay_standalone_stream(
+    http::Responder& out, std::unique_ptr<upstream::ReplyStream> stream,
+    const mcp::Json* request_id, std::string* held_response,
+    const std::function<bool(std::string_view)>& on_event) {
+  const StreamCount counted(active_streams_);
+  auto pump = co_await EventPump::start(std::move(stream));
+  if (!co_await out.begin_stream(event_stream_header())) {
+    pump->stop();
+    co_return;
+  }
+  // A listen stream never ends by itself: shutdown closes it at once (the client reconnects).
+  out.set_interruptible(true);
+  auto outcome = co_await relay_events(out, *pump, nullptr, request_id, options_.sse_keep_alive,
+                                       held_response, on_event);
+  pump->stop();
+  if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
+  out.set_interruptible(false);
+  if (!outcome.client_gone) co_await out.end_stream();
+}
+
+awaitable<void> Gateway::streamable_delete(http::Request& request, http::Responder& out,
+                                           upstream::Upstream& upstream, const Caller& caller) {
+  if (mcp::is_stateless_protocol_version(request[mcp::header::protocol_version])) {
+    co_await out.send(stateless_method_not_allowed("DELETE"));
+    co_return;
+  }
+  auto session = open_session(request, options_, upstream.name(),
+                              mcp::SessionTransport::streamable_http, nullptr, caller);
+  if (session.rejection) {
+    co_await out.send(std::move(*session.rejection));
+    co_return;
+  }
+  upstream::ForwardContext context;
+  context.protocol_version = std::string(request[mcp::header::protocol_version]);
+  auto reply = co_await upstream.end_session(*session.claims, context);
+  if (reply.kind == upstream::UpstreamReply::Kind::accepted ||
+      reply.kind == upstream::UpstreamReply::Kind::session_not_found) {
+    options_.ended_sessions->add(request[mcp::header::session_id],
+                                 session.claims->created_at + options_.session_max_age.count());
+    forget_unsealed(request[mcp::header::session_id], upstream.name());
+    admission_.sessions().end(request[mcp::header::session_id]);
+  }
+  if (reply.kind == upstream::UpstreamReply::Kind::accepted) {
+    co_await out.send(http::Response{bhttp::status::ok, 11});
+    co_return;
+  }
+  co_await out.send(reply_to_response(reply, nullptr, upstream.name()));
+}
+
+}  // namespace membrane::gateway
