@@ -449,7 +449,14 @@ if [ -n "${WANT[membrane]:-}" ]; then MEMBRANE_URL=${URL[membrane]}; MEMBRANE_SI
 declare -A LAT=() THR=()  # [target,round] -> RESULT line
 for ((round = 1; round <= ROUNDS; round++)); do
   [ "$ROUNDS" -gt 1 ] && log "round $round of $ROUNDS"
-  for t in "${ORDER[@]}"; do
+  # Every other round runs the targets in reverse order: on this kind of machine the target
+  # measured first in a round comes out several per cent slower, whatever it is.
+  round_order=("${ORDER[@]}")
+  if ((round % 2 == 0)); then
+    round_order=()
+    for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do round_order+=("${ORDER[$i]}"); done
+  fi
+  for t in "${round_order[@]}"; do
     if [ "$WARMUP_SECONDS" -gt 0 ]; then
       log "$t: warm-up ${WARMUP_SECONDS}s, 1 connection"
       run_wrk "$t" "${URL[$t]}" "${SID[$t]}" 1 1 "$WARMUP_SECONDS" "warmup-latency.$round"
@@ -528,7 +535,7 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; printf (d == int(d) ? "%+d
 
 if [ "$PIN" = 1 ]; then placement="servers on CPU $SERVER_CPUS, wrk on CPU $CLIENT_CPUS (taskset)";
 else placement="not pinned"; fi
-[ "$ROUNDS" -gt 1 ] && rounds_note="; median of $ROUNDS interleaved rounds" || rounds_note=""
+[ "$ROUNDS" -gt 1 ] && rounds_note="; median of $ROUNDS interleaved rounds, every other one in reverse order" || rounds_note=""
 
 report() {
   echo "### tools/call echo, $(date -u '+%Y-%m-%d %H:%M UTC')"

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -90,13 +91,16 @@ struct PolicyFact {
 };
 
 // One token to take from a rate-limit bucket before the call goes on, as the policy names it.
+// The views point into the policy snapshot, which the policy filter holds until the exchange
+// completes: a call that passes its limits costs no text.
 struct RateLimitCharge {
   std::string bucket;
   double refill_per_second = 0;
   double capacity = 0;
-  std::string limit_id;  // the limit rule
-  std::string rate;      // "10/min for each identity.sub", for the refusal
-  std::string reason;    // the rule's message or description
+  std::string_view limit_id;        // the limit rule
+  std::string_view rate;            // as written, "30/minute"
+  std::span<const std::string> by;  // the fields it counts by, "identity.sub"
+  std::string_view reason;          // the rule's message or description
 };
 
 // The rate-limit tokens a call must spend (the policy filter names them, the rate-limit filter

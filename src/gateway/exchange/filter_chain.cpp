@@ -7,9 +7,8 @@ void FilterChain::add(std::unique_ptr<FilterFactory> factory) {
   factories_.push_back(std::move(factory));
 }
 
-std::vector<std::unique_ptr<Filter>> FilterChain::make(const Exchange& exchange) const {
-  std::vector<std::unique_ptr<Filter>> filters;
-  filters.reserve(factories_.size());
+ExchangeFilters FilterChain::make(const Exchange& exchange) const {
+  ExchangeFilters filters;
   for (const auto& factory : factories_) {
     if (auto filter = factory->make(exchange)) filters.push_back(std::move(filter));
   }

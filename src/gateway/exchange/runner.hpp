@@ -112,7 +112,7 @@ class ExchangeRunner {
   std::shared_ptr<const ExchangeRequest::Sender> sender_;
   const http::RequestOrigin* origin_ = nullptr;
   Exchange exchange_;
-  std::vector<std::unique_ptr<Filter>> filters_;
+  ExchangeFilters filters_;
   bool completed_ = false;
 };
 

@@ -247,11 +247,7 @@ FilterStep PolicyFilter::proceed_with_limits(Exchange& exchange) const {
     token.capacity = limit.burst;
     token.limit_id = limit.id;
     token.rate = limit.rate_text;
-    if (!limit.by.empty()) {
-      token.rate += " for each";
-      for (std::size_t i = 0; i < limit.by.size(); ++i)
-        token.rate += (i == 0 ? " " : ", ") + limit.by[i];
-    }
+    token.by = limit.by;
     token.reason = limit.message.empty() ? limit.description : limit.message;
     exchange.limits.charges.push_back(std::move(token));
   }

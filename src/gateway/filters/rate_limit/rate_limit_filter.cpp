@@ -36,9 +36,10 @@ class RateLimitFilter final : public Filter {
   awaitable<FilterStep> resume(Exchange& exchange, ClientAsker&) override {
     std::vector<cluster::BucketRequest> buckets;
     buckets.reserve(exchange.limits.charges.size());
-    for (const auto& charge : exchange.limits.charges) {
+    for (auto& charge : exchange.limits.charges) {
       cluster::BucketRequest bucket;
-      bucket.key = charge.bucket;
+      // The bucket's name is not needed after this: a refusal names the limit.
+      bucket.key = std::move(charge.bucket);
       bucket.refill_per_second = charge.refill_per_second;
       bucket.capacity = charge.capacity;
       buckets.push_back(std::move(bucket));
@@ -87,7 +88,7 @@ FilterStep RateLimitFilter::decide(Exchange& exchange, const cluster::RateDecisi
   const auto& charges = exchange.limits.charges;
   const RateLimitCharge* limit =
       taken.exhausted < charges.size() ? &charges[taken.exhausted] : nullptr;
-  const std::string limit_id = limit ? limit->limit_id : std::string("(unknown)");
+  const std::string limit_id = limit ? std::string(limit->limit_id) : std::string("(unknown)");
   const auto retry_seconds = (taken.retry_after.count() + 999) / 1000;
   if (shadow_) {
     log::info("policy (shadow): rate limit '", limit_id, "' would refuse ", method, " ",
@@ -103,9 +104,17 @@ FilterStep RateLimitFilter::decide(Exchange& exchange, const cluster::RateDecisi
   exchange.policy.rule = limit_id;
   exchange.policy.note = "rate_limited";
   std::string text = "Rate limit '" + limit_id + "'";
-  if (limit) text += " (" + limit->rate + ")";
+  if (limit) {
+    text += " (" + std::string(limit->rate);
+    if (!limit->by.empty()) {
+      text += " for each";
+      for (std::size_t i = 0; i < limit->by.size(); ++i)
+        text += (i == 0 ? " " : ", ") + limit->by[i];
+    }
+    text += ")";
+  }
   text += " reached";
-  if (limit && !limit->reason.empty()) text += ": " + limit->reason;
+  if (limit && !limit->reason.empty()) text += ": " + std::string(limit->reason);
   text += ". The call was not forwarded; try again in " + std::to_string(retry_seconds) +
           (retry_seconds == 1 ? " second." : " seconds.");
   return refuse_call(exchange, text,
