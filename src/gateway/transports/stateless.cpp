@@ -109,7 +109,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
     co_return;
   }
 
-  // The client as the session stages know it, for this one request.
+  // The client as the filters know a session client, for this one request.
   mcp::SessionClaims client;
   client.upstream = upstream.name();
   client.subject = caller ? caller->subject : std::string();
@@ -229,7 +229,7 @@ std::string Gateway::seal_request_state(const StatelessCall& call, const mcp::Js
   return options_.sealer->seal_state(state, request_state_purpose);
 }
 
-// The body to send upstream: the stages' rewrite (trace context) or the client's, without what
+// The body to send upstream: the filters' rewrite (trace context) or the client's, without what
 // only the gateway reads (its approval answer, its sealed state).
 mcp::Json Gateway::upstream_body(ExchangeRunner& runner, const StatelessCall& call) const {
   mcp::Json body = runner.exchange().rewritten_body.empty()
@@ -293,7 +293,7 @@ awaitable<void> Gateway::stateless_to_stateless(HttpPort& port, ExchangeRunner& 
 
   using Kind = upstream::UpstreamReply::Kind;
   // `cacheable`: the text is what the upstream said (a response held back from a relayed stream
-  // has been through the stages already, and the cache keeps only unfiltered results).
+  // has been through the filters already, and the cache keeps only unfiltered results).
   const auto finish = [&](std::string& text, bool cacheable) {
     auto response = parse_response(text);
     if (!response) return;
