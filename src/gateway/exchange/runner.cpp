@@ -144,12 +144,17 @@ void ExchangeRunner::on_upstream_message(std::string& message) {
     (*filter)->on_upstream_message(exchange_, message);
 }
 
-std::string ExchangeRunner::answer_or_withheld(std::string message) {
+std::string ExchangeRunner::withheld_reason() {
   std::string withheld;
   for (auto& filter : filters_) {
     std::string reason = filter->on_answer(exchange_);
     if (withheld.empty()) withheld = std::move(reason);
   }
+  return withheld;
+}
+
+std::string ExchangeRunner::answer_or_withheld(std::string message) {
+  const std::string withheld = withheld_reason();
   if (withheld.empty()) return message;
   return mcp::make_error_response(request_id_of(exchange_), mcp::error_code::internal_error,
                                   withheld);
@@ -157,12 +162,7 @@ std::string ExchangeRunner::answer_or_withheld(std::string message) {
 
 awaitable<bool> ExchangeRunner::answer(http::Response response) {
   exchange_.http_status = response.result_int();
-  std::string withheld;
-  for (auto& filter : filters_) {
-    std::string reason = filter->on_answer(exchange_);
-    if (withheld.empty()) withheld = std::move(reason);
-  }
-  if (!withheld.empty()) {
+  if (const std::string withheld = withheld_reason(); !withheld.empty()) {
     response =
         jsonrpc_error(503, request_id_of(exchange_), mcp::error_code::internal_error, withheld);
     exchange_.http_status = 503;

@@ -94,6 +94,8 @@ class ExchangeRunner {
   void complete();
 
  private:
+  // Runs every filter's on_answer (all of them, once): the first reason to withhold, or "".
+  std::string withheld_reason();
   // Awaits a paused filter until it decides.
   awaitable<FilterStep> resume_paused(Filter& filter);
 

@@ -110,6 +110,18 @@ bool EventPump::resumable() const {
   return state_->stream->resumable();
 }
 
+namespace {
+// What one read off the upstream stream means to the writer.
+EventPump::Read received(upstream::StreamRead read) {
+  EventPump::Read out;
+  out.kind = read.status == upstream::ReadStatus::message ? EventPump::Kind::message
+             : read.status == upstream::ReadStatus::end   ? EventPump::Kind::end
+                                                          : EventPump::Kind::failed;
+  out.read = std::move(read);
+  return out;
+}
+}  // namespace
+
 awaitable<EventPump::Read> EventPump::next(std::chrono::milliseconds keep_alive) {
   Read out;
   if (state_->stopped) co_return out;
@@ -118,11 +130,7 @@ awaitable<EventPump::Read> EventPump::next(std::chrono::milliseconds keep_alive)
     auto [ec, read] = co_await state_->channel.async_receive(use_nothrow);
     if (!ec) {
       state_->buffer.release(cost(read));
-      out.kind = read.status == upstream::ReadStatus::message ? Kind::message
-                 : read.status == upstream::ReadStatus::end   ? Kind::end
-                                                              : Kind::failed;
-      out.read = std::move(read);
-      co_return out;
+      co_return received(std::move(read));
     }
   }
   asio::steady_timer timer(co_await asio::this_coro::executor, keep_alive);
@@ -135,11 +143,7 @@ awaitable<EventPump::Read> EventPump::next(std::chrono::milliseconds keep_alive)
       co_return out;
     }
     state_->buffer.release(cost(read));
-    out.kind = read.status == upstream::ReadStatus::message ? Kind::message
-               : read.status == upstream::ReadStatus::end   ? Kind::end
-                                                            : Kind::failed;
-    out.read = std::move(read);
-    co_return out;
+    co_return received(std::move(read));
   }
   const auto [timer_ec] = std::get<1>(result);
   out.kind = timer_ec ? Kind::cancelled : Kind::tick;

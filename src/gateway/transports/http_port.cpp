@@ -26,9 +26,7 @@ awaitable<bool> HttpPort::begin_stream(http::ResponseHeader header) {
 }
 
 awaitable<bool> HttpPort::begin_stream() {
-  http::ResponseHeader header = event_stream_header();
-  if (!streaming_) streaming_ = co_await out_.begin_stream(std::move(header));
-  co_return streaming_;
+  return begin_stream(event_stream_header());
 }
 
 awaitable<ClientAnswer> SessionClientPort::ask_client(std::string_view method,

@@ -1,5 +1,7 @@
 #include "gateway/filters/policy/policy_filter.hpp"
 
+#include <optional>
+
 #include "gateway/client_requests.hpp"
 #include "gateway/filters/refusal.hpp"
 #include "gateway/responses.hpp"
@@ -99,6 +101,19 @@ void withhold_uninspectable(Exchange& exchange, std::string& message, const std:
                                      "upstream '" + exchange.upstream +
                                          "' sent a reply the gateway cannot inspect (" + reason +
                                          "); it was withheld");
+}
+
+// The upstream's answer to the exchange's own request, parsed; nothing for any other message. A
+// reply the policy cannot read is withheld instead (see withhold_uninspectable).
+std::optional<mcp::Json> answer_to_request(Exchange& exchange, std::string& message) {
+  auto parsed = json::parse(message);
+  if (!parsed.ok()) {
+    withhold_uninspectable(exchange, message, parsed.reason());
+    return std::nullopt;
+  }
+  if (!parsed.value.is_object() || parsed.value.value("id", mcp::Json()) != exchange.message->id())
+    return std::nullopt;
+  return std::move(parsed.value);
 }
 
 // One exchange under one policy snapshot: a reload never changes an exchange midway.
@@ -258,17 +273,12 @@ void PolicyFilter::on_upstream_message(Exchange& exchange, std::string& message)
   const std::string_view method = exchange.message->method();
   if (judged_method(method)) {
     if (shadow_ || !policy_->has_redactions()) return;
-    auto parsed = json::parse(message);
-    if (!parsed.ok()) {
-      withhold_uninspectable(exchange, message, parsed.reason());
-      return;
-    }
-    auto& body = parsed.value;
-    if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;
-    const auto result = body.find("result");
-    if (result == body.end()) return;
+    auto body = answer_to_request(exchange, message);
+    if (!body) return;
+    const auto result = body->find("result");
+    if (result == body->end()) return;
     if (policy_->redact(call_context(exchange), *result)) {
-      message = dump(body);
+      message = dump(*body);
       exchange.policy.redacted = true;
     }
     return;
@@ -280,15 +290,10 @@ void PolicyFilter::on_upstream_message(Exchange& exchange, std::string& message)
 // the tools a `tools/list` rule denies: poisoned descriptions must not reach the model at all.
 void PolicyFilter::filter_tool_list(Exchange& exchange, std::string& message) const {
   if (message.find("\"tools\"") == std::string::npos) return;
-  auto parsed = json::parse(message);
-  if (!parsed.ok()) {
-    withhold_uninspectable(exchange, message, parsed.reason());
-    return;
-  }
-  auto& body = parsed.value;
-  if (!body.is_object() || body.value("id", mcp::Json()) != exchange.message->id()) return;
-  const auto result = body.find("result");
-  if (result == body.end() || !result->is_object()) return;
+  auto body = answer_to_request(exchange, message);
+  if (!body) return;
+  const auto result = body->find("result");
+  if (result == body->end() || !result->is_object()) return;
   const auto tools = result->find("tools");
   if (tools == result->end() || !tools->is_array()) return;
   const policy::Policy& policy = *policy_;
@@ -339,7 +344,7 @@ void PolicyFilter::filter_tool_list(Exchange& exchange, std::string& message) co
   if (hidden == 0) return;
   exchange.policy.hidden_tools = hidden;
   *tools = std::move(kept);
-  message = dump(body);
+  message = dump(*body);
 }
 
 }  // namespace membrane::gateway
