@@ -24,6 +24,7 @@ constexpr std::array kServeFlags{
     FlagSpec{"--config", "-c", false, "membrane.yaml"},
     FlagSpec{"--listen", "", false, "127.0.0.1:8080"},
     FlagSpec{"--upstream", "", true, "NAME=URL"},
+    FlagSpec{"--default-upstream", "", false, "NAME"},
     FlagSpec{"--tls-cert", "", false, "cert.pem"},
     FlagSpec{"--tls-key", "", false, "key.pem"},
     FlagSpec{"--session-key-file", "", false, "session.key"},
@@ -58,7 +59,8 @@ constexpr std::array kInjectFlags{
 };
 
 // Flags that only make sense without a config file: the file has its own place for each.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 18> kFlagsExcludedByConfig{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 19> kFlagsExcludedByConfig{{
+    {"--default-upstream", "set default_upstream in the config file instead"},
     {"--redis", "set cluster.redis.url in the config file instead"},
     {"--shutdown-delay", "set timeouts.shutdown_delay in the config file instead"},
     {"--otlp-endpoint", "set otel.endpoint in the config file instead"},
@@ -184,6 +186,8 @@ Config config_from_flags(const FlagValues& values) {
   }
   for (const auto& upstream : upstreams)
     config.upstreams.push_back(parse_upstream_flag(upstream));
+  if (const auto fallback = single_value(values, "--default-upstream"))
+    config.default_upstream = *fallback;
 
   const auto certificate = single_value(values, "--tls-cert");
   const auto private_key = single_value(values, "--tls-key");
@@ -539,6 +543,8 @@ Options for serve (every flag also accepts --flag=value):
   --allow-host HOST         Allowed Host header, repeatable, e.g. mcp.example.com or
                             mcp.example.com:8443. Default: loopback names when
                             listening on loopback, any host otherwise.
+  --default-upstream NAME   Also serve upstream NAME at /mcp and /sse, for clients that
+                            cannot use a path of their own.
   --workers N               Worker threads; 0 (default) = one per CPU core.
   --log-level LEVEL         error, warn, info (default) or debug.
   --policy PATH             Policy file or directory (every *.yaml in it), repeatable;

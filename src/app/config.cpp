@@ -115,6 +115,18 @@ void Validator::check_upstreams() const {
          "at least one upstream is required (--upstream NAME=URL, or an 'upstreams' map in the "
          "config file)");
   }
+  if (!config_.default_upstream.empty()) {
+    std::string names;
+    bool known = false;
+    for (const auto& upstream : config_.upstreams) {
+      known = known || upstream.name == config_.default_upstream;
+      names += (names.empty() ? "" : ", ") + upstream.name;
+    }
+    if (!known) {
+      fail("default_upstream", "--default-upstream", config_.default_upstream,
+           "names no configured upstream (configured: " + names + ")");
+    }
+  }
   std::map<std::string, const UpstreamConfig*> seen;
   for (const auto& upstream : config_.upstreams) {
     if (!is_valid_upstream_name(upstream.name)) {

@@ -48,6 +48,7 @@ class ConfigReader {
   ListenerConfig read_admin(Field& field);
   unsigned read_workers(Field& field);
   std::string read_log_level(Field& field);
+  std::string read_upstream_name(Field& field);
   void read_limits(Field& field, LimitsConfig& limits);
   void read_timeouts(Field& field, TimeoutsConfig& timeouts);
   void read_security(Field& field, SecurityConfig& security);

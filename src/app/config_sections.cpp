@@ -26,6 +26,10 @@ std::string ConfigReader::read_log_level(Field& field) {
   });
 }
 
+std::string ConfigReader::read_upstream_name(Field& field) {
+  return parse_scalar(field, "an upstream name", [](const std::string& text) { return text; });
+}
+
 ListenerConfig ConfigReader::read_admin(Field& field) {
   ListenerConfig admin = read_listen(field);
   if (admin.tls) fail(field, "the admin listener serves plain HTTP: no tls");

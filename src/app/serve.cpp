@@ -340,6 +340,7 @@ int serve(const Config& config) {
     options.remote_jwks = std::make_shared<gateway::RemoteJwks>(std::move(jwks), worker_count);
   }
   options.public_url = config.auth.public_url;
+  options.default_upstream = config.default_upstream;
   std::shared_ptr<cluster::RedisClient> redis;
   cluster::RedisOptions redis_options;
   if (config.cluster.enabled()) {

@@ -15,8 +15,21 @@ void UpstreamRevision::learn(Era era, mcp::Json discover) {
   {
     std::lock_guard lock(mutex_);
     discover_ = std::move(discover);
+    learnt_at_ = std::chrono::steady_clock::now();
   }
   era_.store(era, std::memory_order_release);
+}
+
+bool UpstreamRevision::claim_refresh(std::chrono::steady_clock::time_point now) {
+  {
+    std::lock_guard lock(mutex_);
+    if (now - learnt_at_ < refresh_after) return false;
+  }
+  return !refreshing_.exchange(true, std::memory_order_acq_rel);
+}
+
+void UpstreamRevision::refresh_done() {
+  refreshing_.store(false, std::memory_order_release);
 }
 
 mcp::Json UpstreamRevision::discover() const {

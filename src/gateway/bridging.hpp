@@ -20,21 +20,44 @@
 
 namespace membrane::gateway {
 
-// What one upstream speaks: declared by the operator, or learnt from its answer to
-// server/discover on first use (and remembered for the life of the process).
+// What one upstream speaks: declared by the operator, or learnt from the upstream itself and
+// learnt again once `refresh_after` has passed (a server redeployed with another revision is
+// seen without restarting the gateway).
+//   era       whether it speaks 2026-07-28 (server/discover lists it) or only sessions
+//   sessions  for a 2026-07-28 server: whether it also takes `initialize` (a dual-revision
+//             server), learnt by the first session client that needs to know
 class UpstreamRevision {
  public:
   enum class Era { unknown, session, stateless };
+  enum class Sessions { unknown, accepted, refused };
+  static constexpr std::chrono::minutes refresh_after{5};
+
   Era era() const { return era_.load(std::memory_order_acquire); }
+  Sessions sessions() const { return sessions_.load(std::memory_order_acquire); }
   void learn(Era era, mcp::Json discover = {});
+  void learn_sessions(Sessions sessions) { sessions_.store(sessions, std::memory_order_release); }
   // The server/discover result the revision was learnt from (null for session-era servers).
   mcp::Json discover() const;
+  // True for the one caller that is to learn the revision again: what was learnt is older than
+  // `refresh_after` and nobody else is at it. The others go on with what is known.
+  bool claim_refresh(std::chrono::steady_clock::time_point now);
+  void refresh_done();
 
  private:
   std::atomic<Era> era_{Era::unknown};
+  std::atomic<Sessions> sessions_{Sessions::unknown};
+  std::atomic<bool> refreshing_{false};
   mutable std::mutex mutex_;
   mcp::Json discover_;
+  std::chrono::steady_clock::time_point learnt_at_;
 };
+
+// A session-era client's session with a 2026-07-28-only server, which the gateway bridges: it
+// answered initialize itself, so the negotiated revision is sealed in the session (a session of
+// the upstream's own leaves that to the upstream).
+inline bool is_bridged_session(const mcp::SessionClaims& claims) {
+  return !claims.protocol_version.empty();
+}
 
 // The standalone (GET) stream of a pooled upstream session over HTTP, read once and shared: a
 // question the server sends on it (roots/list outside the call's own stream, …) goes to the latest

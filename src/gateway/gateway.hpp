@@ -33,6 +33,8 @@
 namespace membrane::gateway {
 
 struct GatewayOptions {
+  // Also served at /mcp and /sse (default_upstream); empty = none.
+  std::string default_upstream;
   http::OriginPolicy origin_policy{{}, {}, true};
   std::shared_ptr<const mcp::SessionSealer> sealer;
   std::chrono::seconds session_max_age{24 * 3600};
@@ -196,6 +198,13 @@ class Gateway {
 
   // MCP 2026-07-28 (stateless.cpp, session_bridge.cpp).
   awaitable<UpstreamRevision::Era> upstream_era(upstream::Upstream& upstream);
+  // Whether a session-era client's initialize is answered by the bridge (the upstream speaks only
+  // 2026-07-28) instead of opening a session of its own upstream.
+  awaitable<bool> bridges_session_clients(upstream::Upstream& upstream);
+  awaitable<UpstreamRevision::Sessions> probe_sessions(upstream::Upstream& upstream);
+  // What /mcp/<name> can serve: without 2024-11-05 once the upstream is known to speak only
+  // 2026-07-28 (the legacy revision is not bridged).
+  ServedRevisions served_revisions(const upstream::Upstream& upstream) const;
   // The upstream's server/discover result; *reached says whether it answered at all.
   awaitable<std::optional<mcp::Json>> discover_upstream(upstream::Upstream& upstream,
                                                         const mcp::Json& envelope,
@@ -222,6 +231,8 @@ class Gateway {
                                 mcp::Json upstream_request_id);
   awaitable<void> listen_bridged(HttpPort& port, ExchangeRunner& runner, StatelessCall& call,
                                  std::shared_ptr<const PooledSession> session);
+  awaitable<bool> subscribe_in_session(upstream::Upstream& upstream, const PooledSession& session,
+                                       const std::string& uri);
   void invalidate_cached_lists(std::string_view upstream, std::string_view data);
   // A session client in front of a stateless upstream: what the gateway answers itself
   // (initialize, ping, notifications); false when the message is to be forwarded.
@@ -239,10 +250,11 @@ class Gateway {
                                         mcp::Json request);
   awaitable<void> expire_parked_call(std::string parked_id, Clock::time_point expires);
   // A session client's standalone (GET) stream: relayed until either side ends it.
-  awaitable<void> relay_standalone_stream(
-      http::Responder& out, std::unique_ptr<upstream::ReplyStream> stream,
-      const mcp::Json* request_id = nullptr, std::string* held_response = nullptr,
-      const std::function<bool(std::string_view)>& on_event = {});
+  awaitable<void> relay_standalone_stream(http::Responder& out,
+                                          std::unique_ptr<upstream::ReplyStream> stream,
+                                          const mcp::Json* request_id = nullptr,
+                                          std::string* held_response = nullptr,
+                                          const EventCheck& on_event = {});
   awaitable<void> listen_for_session_client(http::Responder& out, upstream::Upstream& upstream,
                                             const mcp::SessionClaims& claims);
   awaitable<void> forward_to_stateless(SessionClientPort& port, ExchangeRunner& runner,

@@ -44,37 +44,38 @@ std::optional<std::string> expected_name_header(const mcp::Message& message) {
   return std::string(message.target_name());
 }
 
-http::Response unsupported_version_response(const mcp::Json& id, std::string_view requested) {
+http::Response unsupported_version_response(const mcp::Json& id, std::string_view requested,
+                                            ServedRevisions served) {
   mcp::Json supported = mcp::Json::array();
-  for (const auto known : mcp::supported_protocol_versions)
-    supported.push_back(known);
+  std::string listed;
+  for (const auto version : served) {
+    supported.push_back(version);
+    if (!listed.empty()) listed += ", ";
+    listed += version;
+  }
   const mcp::Json body = {
       {"jsonrpc", "2.0"},
       {"id", id},
       {"error",
        {{"code", mcp::error_code::unsupported_protocol_version},
         {"message", "Bad Request: unsupported MCP protocol version '" + std::string(requested) +
-                        "' (supported: " + std::string(mcp::supported_protocol_versions_text()) +
-                        ")"},
+                        "' (supported here: " + listed + ")"},
         {"data", {{"supported", supported}, {"requested", std::string(requested)}}}}}};
   return json_response(400, body.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
 }
 
-StatelessRequest check_stateless_request(const http::Request& request,
-                                         const mcp::Message& message) {
+StatelessRequest check_stateless_request(const http::Request& request, const mcp::Message& message,
+                                         ServedRevisions served) {
   StatelessRequest checked;
   const mcp::Json& id = message.id();
   const std::string_view header_version = request[mcp::header::protocol_version];
   const std::string body_version = meta_version(message);
+  const auto is_served = [served](std::string_view version) {
+    for (const auto known : served)
+      if (known == version) return true;
+    return false;
+  };
 
-  if (!header_version.empty() && !mcp::is_supported_protocol_version(header_version)) {
-    checked.rejection = unsupported_version_response(id, header_version);
-    return checked;
-  }
-  if (!body_version.empty() && !mcp::is_supported_protocol_version(body_version)) {
-    checked.rejection = unsupported_version_response(id, body_version);
-    return checked;
-  }
   if (message.is_response()) {
     checked.rejection = jsonrpc_error(
         400, id, mcp::error_code::invalid_request,
@@ -82,9 +83,20 @@ StatelessRequest check_stateless_request(const http::Request& request,
         "inputResponses, never with a JSON-RPC response");
     return checked;
   }
+  // The header must say what the body says before either is believed (SEP-2243).
   if (header_version.empty()) {
     checked.rejection = mismatch(
         id, "MCP-Protocol-Version header is required (the body names " + body_version + ")");
+    return checked;
+  }
+  if (!body_version.empty() && body_version != header_version) {
+    checked.rejection =
+        mismatch(id, "MCP-Protocol-Version header '" + std::string(header_version) +
+                         "' differs from params._meta protocolVersion '" + body_version + "'");
+    return checked;
+  }
+  if (!is_served(header_version)) {
+    checked.rejection = unsupported_version_response(id, header_version, served);
     return checked;
   }
   if (message.is_request() && body_version.empty()) {
@@ -92,12 +104,6 @@ StatelessRequest check_stateless_request(const http::Request& request,
         jsonrpc_error(400, id, mcp::error_code::invalid_params,
                       "Invalid params: params._meta[\"" + std::string(mcp::meta::protocol_version) +
                           "\"] is required by protocol version " + std::string(header_version));
-    return checked;
-  }
-  if (!body_version.empty() && body_version != header_version) {
-    checked.rejection =
-        mismatch(id, "MCP-Protocol-Version header '" + std::string(header_version) +
-                         "' differs from params._meta protocolVersion '" + body_version + "'");
     return checked;
   }
   checked.protocol_version = std::string(header_version);

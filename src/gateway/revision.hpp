@@ -5,10 +5,13 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "http/server.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
+#include "membrane/mcp/protocol.hpp"
 
 namespace membrane::gateway {
 
@@ -24,16 +27,23 @@ struct StatelessRequest {
   std::optional<http::Response> rejection;
 };
 
-// Checks a stateless request (2026-07-28 §transports, SEP-2243, SEP-2575):
-//   unsupported revision                      -> 400, -32022 {supported, requested}
-//   header missing or different from the body -> 400, -32020 (header mismatch)
-//   _meta revision or capabilities missing    -> 400, -32602
-//   a JSON-RPC response from a stateless client (it never receives requests) -> 400, -32600
-StatelessRequest check_stateless_request(const http::Request& request, const mcp::Message& message);
+// The revisions one route serves: every revision the gateway knows, unless what stands behind the
+// route narrows them (a server that speaks only 2026-07-28 has nothing for a 2024-11-05 client).
+using ServedRevisions = std::span<const std::string_view>;
+inline constexpr ServedRevisions every_revision = mcp::supported_protocol_versions;
 
-// 400 with -32022 and data {supported, requested}: the answer to a revision the gateway does not
-// speak, in the shape 2026-07-28 defines (earlier clients read it as any 400).
-http::Response unsupported_version_response(const mcp::Json& id, std::string_view requested);
+// Checks a stateless request (2026-07-28 §transports, SEP-2243, SEP-2575), in this order:
+//   a JSON-RPC response from a stateless client (it never receives requests) -> 400, -32600
+//   header missing, or different from the body -> 400, -32020 (header mismatch)
+//   a revision the route does not serve        -> 400, -32022 {supported, requested}
+//   _meta revision or capabilities missing     -> 400, -32602
+StatelessRequest check_stateless_request(const http::Request& request, const mcp::Message& message,
+                                         ServedRevisions served = every_revision);
+
+// 400 with -32022 and data {supported, requested}: the answer to a revision the route does not
+// serve, in the shape 2026-07-28 defines (earlier clients read it as any 400).
+http::Response unsupported_version_response(const mcp::Json& id, std::string_view requested,
+                                            ServedRevisions served = every_revision);
 
 // The Mcp-Name a request must carry: params.name (tools/call, prompts/get) or params.uri
 // (resources/read); nullopt for methods that carry none.

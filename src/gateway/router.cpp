@@ -4,6 +4,7 @@
 #include "gateway/gateway.hpp"
 
 #include <ctime>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "gateway/responses.hpp"
@@ -47,6 +48,9 @@ Gateway::Gateway(GatewayOptions options, std::vector<std::unique_ptr<upstream::U
     upstreams_.emplace(std::move(name), std::move(upstream));
   }
   legacy_ = std::make_unique<LegacySseTransport>(services_);
+  if (!options_.default_upstream.empty() && !find_upstream(options_.default_upstream))
+    throw std::invalid_argument("default_upstream '" + options_.default_upstream +
+                                "' names no configured upstream");
 }
 
 Gateway::~Gateway() = default;
@@ -142,6 +146,24 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
   }
 
   std::string_view rest;
+  // The default route: /mcp and /sse are the default upstream's, for clients that rewrite any
+  // path to one of them. Its legacy message endpoint is /sse/<name>/message, as for any other.
+  if (!options_.default_upstream.empty() && (path == "/mcp" || path == "/sse")) {
+    auto* upstream = find_upstream(options_.default_upstream);
+    Authentication authentication;
+    if (options_.authenticator)
+      authentication = co_await authenticate(request, origin, upstream->name(), path);
+    if (authentication.refusal) {
+      co_await out.send(std::move(*authentication.refusal));
+      co_return;
+    }
+    if (path == "/mcp") {
+      co_await handle_streamable(request, origin, out, *upstream, authentication.caller);
+    } else {
+      co_await legacy_->handle(request, origin, out, *upstream, false, authentication.caller);
+    }
+    co_return;
+  }
   if (const auto name = path_segment(path, "/mcp/", rest); !name.empty() && rest.empty()) {
     if (auto* upstream = find_upstream(name)) {
       // No coroutine round trip on the hot path when authorization is off.
@@ -185,7 +207,8 @@ awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigi
       jsonrpc_error(404, nullptr, mcp::error_code::invalid_request,
                     "Not found: '" + std::string(path) +
                         "'. MCP servers are served at /mcp/<name> (Streamable HTTP) and "
-                        "/sse/<name> (HTTP+SSE); configured: " +
+                        "/sse/<name> (HTTP+SSE), and at /mcp and /sse when default_upstream "
+                        "names one; configured: " +
                         upstream_names()));
 }
 
@@ -300,7 +323,9 @@ http::Response Gateway::protected_resource_metadata(const http::Request& request
   }
   std::string_view rest;
   const auto mcp_name = path_segment(resource_path, "/mcp/", rest);
-  const auto sse_name = mcp_name.empty() ? path_segment(resource_path, "/sse/", rest) : mcp_name;
+  auto sse_name = mcp_name.empty() ? path_segment(resource_path, "/sse/", rest) : mcp_name;
+  if (!options_.default_upstream.empty() && (resource_path == "/mcp" || resource_path == "/sse"))
+    sse_name = options_.default_upstream;
   if (!resource_path.empty() && (sse_name.empty() || !rest.empty() || !find_upstream(sse_name))) {
     return jsonrpc_error(
         404, nullptr, mcp::error_code::invalid_request,

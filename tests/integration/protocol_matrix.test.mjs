@@ -378,7 +378,8 @@ function v1Cells(block, rev, row) {
   const { up } = block;
   const legacy = rev === '2024-11-05';
   const everything = up.server === 'everything';
-  const bridged = up.server === 'fixture' && !legacy;     // 2025 client -> gateway's session bridge
+  // 2025 client -> gateway's session bridge: only a server without sessions of its own needs it.
+  const bridged = up.speaks === 'stateless' && !legacy;
   const refused = legacy && up.speaks === 'stateless';
 
   return {
@@ -809,18 +810,23 @@ function v2Cells(block, row) {
         return works('GET: 405 (no sessions in 2026-07-28); subscriptions/listen relayed');
       }
       // A session server: the listen is fed from the pooled session's standalone stream (HTTP) or
-      // the child's own messages (stdio); simulated log lines are sent there.
-      const listen = await openListen(block.mcp, { toolsListChanged: true });
+      // the child's own messages (stdio). The acknowledgement says what the server can honour and
+      // names the listen. Log lines the server sends outside any call follow, untagged (as a
+      // 2026-07-28 server passes them on over stdio): they belong to no subscription.
+      const listen = await openListen(block.mcp, { toolsListChanged: true, promptsListChanged: false }, { id: 'matrix-listen-tools' });
       try {
         const refused = stdio ? await listenRefusal(listen) : undefined;
         if (refused) return clearError(`GET: 405; ${refused}`);
         assert.equal(listen.stream.status, 200, 'subscriptions/listen is answered with a stream');
         const first = await listen.message(() => true);
         assert.equal(first.method, 'notifications/subscriptions/acknowledged', JSON.stringify(first));
+        assert.deepEqual(first.params.notifications, { toolsListChanged: true }, JSON.stringify(first));
+        assert.equal(first.params._meta?.['io.modelcontextprotocol/subscriptionId'], 'matrix-listen-tools', JSON.stringify(first));
         await setToggle((name) => tool(name), 'toggle-simulated-logging', true);
         try {
           const logged = await listen.message((m) => m.method === 'notifications/message', REPEAT_WAIT_MS);
           assert.match(String(logged.params.data), /-level message|level-message/);
+          assert.equal(logged.params._meta?.['io.modelcontextprotocol/subscriptionId'], undefined, JSON.stringify(logged));
         } finally {
           await setToggle((name) => tool(name), 'toggle-simulated-logging', false);
         }
@@ -860,6 +866,7 @@ function v2Cells(block, row) {
         try {
           const updated = await listen.message((m) => m.method === 'notifications/resources/updated', REPEAT_WAIT_MS);
           assert.equal(updated.params.uri, EV_DOC);
+          assert.equal(updated.params._meta?.['io.modelcontextprotocol/subscriptionId'], 'matrix-listen', JSON.stringify(updated));
         } finally {
           await setToggle((name) => tool(name), 'toggle-subscriber-updates', false);
         }

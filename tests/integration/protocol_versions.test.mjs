@@ -502,12 +502,12 @@ describe('bad 2026-07-28 requests', () => {
     assert.deepEqual(msg?.result?.content, [{ type: 'text', text: 'Echo: hi' }], r.text);
   });
 
-  test('unsupported MCP-Protocol-Version header -> 400 / -32022 with supported and requested', { timeout: T }, async () => {
+  test('unsupported revision (header and _meta agree) -> 400 / -32022 with the route\'s revisions', { timeout: T }, async () => {
     const r = await rawFetch(url(), {
       headers: statelessHeaders({ version: '2099-01-01', method: 'tools/list' }),
-      body: statelessBody({ method: 'tools/list' }),
+      body: statelessBody({ method: 'tools/list', metaVersion: '2099-01-01' }),
     });
-    assertRejected(r, { status: 400, code: -32022, what: 'header 2099-01-01' });
+    assertRejected(r, { status: 400, code: -32022, what: 'header and _meta 2099-01-01' });
     assert.equal(r.json.error.data.requested, '2099-01-01');
     assert.ok(Array.isArray(r.json.error.data.supported), JSON.stringify(r.json.error.data));
     assert.ok(r.json.error.data.supported.includes(STATELESS), JSON.stringify(r.json.error.data));
@@ -515,14 +515,32 @@ describe('bad 2026-07-28 requests', () => {
     assert.ok(!r.json.error.data.supported.includes('2099-01-01'));
   });
 
-  test('unsupported _meta protocolVersion -> 400 / -32022', { timeout: T }, async () => {
+  test('-32022 lists only what this route serves: no 2024-11-05 in front of a 2026-07-28-only server', { timeout: T }, async () => {
+    // A session client's initialize makes the gateway learn that the server takes no sessions.
+    const init = await rawFetch(url(), {
+      headers: { 'content-type': 'application/json', accept: MCP_ACCEPT },
+      body: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'probe', version: '1' } } },
+    });
+    assert.equal(init.status, 200, init.text);
     const r = await rawFetch(url(), {
+      headers: statelessHeaders({ version: '2099-01-01', method: 'tools/list' }),
+      body: statelessBody({ method: 'tools/list', metaVersion: '2099-01-01' }),
+    });
+    assertRejected(r, { status: 400, code: -32022, what: 'header and _meta 2099-01-01' });
+    assert.deepEqual(r.json.error.data.supported, [STATELESS, '2025-11-25', '2025-06-18', '2025-03-26'], JSON.stringify(r.json.error.data));
+  });
+
+  test('a header revision the body does not repeat is a header mismatch (-32020), supported or not', { timeout: T }, async () => {
+    const header = await rawFetch(url(), {
+      headers: statelessHeaders({ version: '2099-01-01', method: 'tools/list' }),
+      body: statelessBody({ method: 'tools/list' }),
+    });
+    assertRejected(header, { status: 400, code: -32020, what: 'header 2099-01-01, _meta 2026-07-28' });
+    const meta = await rawFetch(url(), {
       headers: statelessHeaders({ method: 'tools/list' }),
       body: statelessBody({ id: 7, method: 'tools/list', metaVersion: '2099-01-01' }),
     });
-    assertRejected(r, { status: 400, code: -32022, id: 7, what: '_meta 2099-01-01' });
-    assert.equal(r.json.error.data.requested, '2099-01-01');
-    assert.ok(r.json.error.data.supported.includes(STATELESS));
+    assertRejected(meta, { status: 400, code: -32020, id: 7, what: 'header 2026-07-28, _meta 2099-01-01' });
   });
 
   test('_meta says 2026-07-28 but the MCP-Protocol-Version header is missing -> 400 / -32020', { timeout: T }, async () => {

@@ -187,6 +187,28 @@ describe('approvals cannot be forged', () => {
   });
 });
 
+describe('a policy ask for a 2026-07-28 client that cannot be asked', () => {
+  test('is refused with -32021 naming the capability to declare (HTTP 400)', async () => {
+    const body = {
+      jsonrpc: '2.0', id: 'no-elicitation', method: 'tools/call',
+      params: {
+        name: 'echo', arguments: { message: 'ASK without elicitation' },
+        _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} },
+      },
+    };
+    const headers = statelessHeaders({ method: 'tools/call', name: 'echo' });
+    for (const upstream of ['modern', 'evs']) {
+      const refused = await rawFetch(gateway.mcp(upstream), { headers, body });
+      assert.equal(refused.status, 400, refused.text);
+      assert.equal(refused.json.id, 'no-elicitation');
+      assert.equal(refused.json.error.code, -32021, refused.text);
+      assert.match(refused.json.error.message, /confirm-echo/);
+      assert.deepEqual(refused.json.error.data.requiredCapabilities, { elicitation: { form: {} } });
+      assert.equal(refused.json.error.data['io.membrane/policy'].verdict, 'ask');
+    }
+  });
+});
+
 describe('audit records name both revisions', () => {
   test('2026 client -> session server, 2026 client -> 2026 server', async () => {
     const lines = () => fs.readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));

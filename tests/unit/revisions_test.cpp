@@ -148,7 +148,25 @@ TEST_CASE("stateless requests: headers must repeat the body") {
   expect(http_request("2026-07-28", "tools/list", "echo"), 400, -32020);
   expect(http_request("2026-07-28", "tools/call", ""), 400, -32020);
   expect(http_request("2026-07-28", "tools/call", "other"), 400, -32020);
-  expect(http_request("2099-01-01", "tools/call", "echo"), 400, -32022);
+  expect(http_request("2099-01-01", "tools/call", "echo"), 400, -32020);
+
+  // A header that repeats the body but names a revision the route does not serve: -32022, with
+  // the revisions this route serves.
+  auto future = call_body();
+  future["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = "2099-01-01";
+  const auto unsupported = gw::check_stateless_request(
+      http_request("2099-01-01", "tools/call", "echo"), request(future));
+  REQUIRE(unsupported.rejection);
+  CHECK(unsupported.rejection->result_int() == 400);
+  CHECK(error_code_of(*unsupported.rejection) == -32022);
+  constexpr std::array<std::string_view, 2> served = {"2026-07-28", "2025-11-25"};
+  const auto narrowed = gw::unsupported_version_response(7, "2024-11-05", served);
+  const auto body = Json::parse(narrowed.body());
+  CHECK(body["error"]["data"]["supported"] == Json{"2026-07-28", "2025-11-25"});
+  CHECK(body["error"]["data"]["requested"] == "2024-11-05");
+  CHECK(body["error"]["message"].get<std::string>().find("2024-11-05' (supported here: "
+                                                         "2026-07-28, 2025-11-25)") !=
+        std::string::npos);
 
   auto unicode = call_body("outil-été");
   const auto unicode_message = request(unicode);

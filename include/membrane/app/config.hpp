@@ -256,6 +256,9 @@ struct Config {
   // The admin listener (/metrics, /healthz, /readyz); none when unset.
   std::optional<ListenerConfig> admin;
   std::vector<UpstreamConfig> upstreams;
+  // The upstream also served at /mcp and /sse, for clients that cannot use a path of their own;
+  // empty = none.
+  std::string default_upstream;
   unsigned worker_threads = 0;     // 0 = one per hardware thread
   std::string log_level = "info";  // error | warn | info | debug
   std::string source;              // file the config came from, or "<flags>"

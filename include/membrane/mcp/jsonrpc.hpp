@@ -25,6 +25,9 @@ inline constexpr int session_not_found = -32001;
 inline constexpr int upstream_unavailable = -32002;
 // MCP 2026-07-28: the requested protocol revision is not supported (data: supported, requested).
 inline constexpr int unsupported_protocol_version = -32022;
+// MCP 2026-07-28: the request needs a client capability the client did not declare
+// (data: {requiredCapabilities: {<capability>: {…}}}); answered with HTTP 400.
+inline constexpr int missing_client_capability = -32021;
 // The gateway is at one of its overload limits (limits.*); `data` names it and says when to retry.
 inline constexpr int overloaded = -32004;
 // The client cancelled the request (the code LSP uses); the answer only ends the HTTP exchange,

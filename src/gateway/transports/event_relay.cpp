@@ -163,8 +163,7 @@ bool is_response_to(const std::string& data, const mcp::Json& request_id) {
 awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, ExchangeRunner* runner,
                                      const mcp::Json* request_id,
                                      std::chrono::milliseconds keep_alive,
-                                     std::string* held_response,
-                                     const std::function<bool(std::string_view)>& on_event) {
+                                     std::string* held_response, const EventCheck& on_event) {
   RelayOutcome outcome;
   std::string wire;
   // A client that hangs up while the upstream is quiet would otherwise be noticed only at the

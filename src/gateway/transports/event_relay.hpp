@@ -54,14 +54,15 @@ struct RelayOutcome {
 // Writes every upstream event as an SSE event until the stream ends, each through the exchange's
 // filters (`runner`; null for a listen stream, which no filter looks at). `request_id` (null for a
 // listen stream) is used to notice the response. With `held_response`, the response is not
-// written but handed back there (the caller decides what the client gets); `on_event` sees each
-// message first (cache invalidation by list_changed notifications) and returns false to keep it
-// from the client.
+// written but handed back there (the caller decides what the client gets).
+// An EventCheck sees each message's data first (cache invalidation by list_changed
+// notifications, a listen's subscription tag) and may rewrite it; false keeps it from the client.
+using EventCheck = std::function<bool(std::string& data)>;
 awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, ExchangeRunner* runner,
                                      const mcp::Json* request_id,
                                      std::chrono::milliseconds keep_alive,
                                      std::string* held_response = nullptr,
-                                     const std::function<bool(std::string_view)>& on_event = {});
+                                     const EventCheck& on_event = {});
 
 // A call its client may cancel while it waits for the upstream (a session client's
 // notifications/cancelled to a stateless server, where closing the request is the cancellation).

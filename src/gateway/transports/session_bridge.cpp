@@ -172,7 +172,7 @@ awaitable<void> Gateway::forward_to_stateless(SessionClientPort& port, ExchangeR
   auto context = runner.forward_context(upstream);
   add_stateless_headers(context, message, nullptr);
   context.idempotent = !cache_key.empty();
-  const std::function<bool(std::string_view)> invalidate = [&](std::string_view data) {
+  const EventCheck invalidate = [&](std::string& data) {
     invalidate_cached_lists(upstream.name(), data);
     return true;
   };
@@ -337,7 +337,7 @@ awaitable<void> Gateway::listen_for_session_client(http::Responder& out,
     co_await out.send(no_standalone_stream(upstream.name(), "speaks MCP 2026-07-28 and offers"));
     co_return;
   }
-  const std::function<bool(std::string_view)> relay_changes = [&](std::string_view data) {
+  const EventCheck relay_changes = [&](std::string& data) {
     invalidate_cached_lists(upstream.name(), data);
     return data.find("notifications/subscriptions/acknowledged") == std::string_view::npos;
   };

@@ -329,7 +329,7 @@ awaitable<void> Gateway::stateless_to_stateless(HttpPort& port, ExchangeRunner& 
   }
   if (message.method() == "subscriptions/listen") out.set_interruptible(true);
   std::string held;
-  const std::function<bool(std::string_view)> invalidate = [&](std::string_view data) {
+  const EventCheck invalidate = [&](std::string& data) {
     invalidate_cached_lists(upstream.name(), data);
     return true;
   };

@@ -12,14 +12,17 @@
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/http/sse.hpp"
+#include "membrane/mcp/listen.hpp"
 #include "membrane/mcp/protocol.hpp"
 #include "membrane/mcp/revisions.hpp"
 
 namespace membrane::gateway {
 using bridge::dump;
 using bridge::parse_response;
+using bridge::read_response;
 using bridge::result_message;
 using bridge::tell_session_cancelled;
+using bridge::upstream_failure;
 
 awaitable<void> Gateway::stateless_to_session(HttpPort& port, ExchangeRunner& runner,
                                               StatelessCall& call) {
@@ -304,19 +307,35 @@ awaitable<void> Gateway::relay_bridged(HttpPort& port, ExchangeRunner& runner, S
 }
 
 // subscriptions/listen for a session server: its standalone stream, as the 2026-07-28 listen
-// stream (acknowledged first, then the change notifications).
+// stream. The acknowledgement comes first, with the part of the client's filter the server can
+// honour; then the change notifications that filter asks for, each tagged with the subscription
+// id (the listen request's id), as a 2026-07-28 server sends them.
 awaitable<void> Gateway::listen_bridged(HttpPort& port, ExchangeRunner& runner, StatelessCall& call,
                                         std::shared_ptr<const PooledSession> session) {
   Exchange& exchange = runner.exchange();
   http::Responder& out = port.responder();
+  const mcp::Message& message = *exchange.message;
+  const mcp::Json& listen_id = message.id();
   auto& upstream = *call.upstream;
+  std::string filter_error;
+  const auto requested = mcp::ListenFilter::from_params(message.params(), filter_error);
+  if (!requested) {
+    exchange.outcome = Outcome::answered_by_gateway;
+    co_await runner.answer(jsonrpc_error(400, listen_id, mcp::error_code::invalid_params,
+                                         "Invalid params: " + filter_error));
+    co_return;
+  }
+  auto honoured =
+      requested->honoured_by(session->initialize_result.value("capabilities", mcp::Json()));
   // Over HTTP the session's one standalone stream is shared (calls hear its requests), so the
   // listen is fed from it rather than opening another.
   const bool shared_stream = upstream.traits().shared_session_stream;
   upstream::UpstreamReply reply;
   std::shared_ptr<EventPump> fed;
   std::unique_ptr<SessionStream::Attachment> attached;
-  if (shared_stream) {
+  if (honoured.empty()) {
+    // Nothing the server could ever send belongs to this listen: no stream to follow.
+  } else if (shared_stream) {
     fed = co_await EventPump::start_fed();
     attached = session->stream->attach(SessionStream::Role::listen, fed);
     co_await follow_session_stream(upstream, session);
@@ -325,18 +344,31 @@ awaitable<void> Gateway::listen_bridged(HttpPort& port, ExchangeRunner& runner, 
     context.protocol_version = session->claims.protocol_version;
     reply = co_await upstream.listen(session->claims, context);
   }
+  // Resource updates need a subscription in the session; a URI the server refuses is left out of
+  // the acknowledged filter. Subscriptions stay with the pooled session (another listen of the
+  // same caller may share them); the filter below keeps each listen to its own URIs.
+  std::vector<std::string> subscribed;
+  for (const auto& uri : honoured.resource_uris) {
+    if (co_await subscribe_in_session(upstream, *session, uri)) subscribed.push_back(uri);
+  }
+  honoured.resource_uris = std::move(subscribed);
+
   const StreamCount counted(active_streams_);
   exchange.http_status = 200;
   if (!co_await out.begin_stream(event_stream_header())) {
     exchange.client_gone = true;
     co_return;
   }
-  http::SseEvent acknowledged;
-  acknowledged.data = dump(mcp::Json{{"jsonrpc", "2.0"},
-                                     {"method", "notifications/subscriptions/acknowledged"},
-                                     {"params", mcp::Json::object()}});
-  if (!co_await out.write_chunk(http::format_sse_event(acknowledged))) {
+  http::SseEvent frame;
+  frame.data = dump(mcp::listen_acknowledgement(listen_id, honoured));
+  if (!co_await out.write_chunk(http::format_sse_event(frame))) {
     exchange.client_gone = true;
+    co_return;
+  }
+  if (honoured.empty()) {
+    // As a 2026-07-28 server does: acknowledged, then closed at once (gracefully).
+    co_await runner.answer_message(dump(mcp::listen_closed_response(
+        listen_id, session->initialize_result.value("serverInfo", mcp::Json()))));
     co_return;
   }
   out.set_interruptible(true);
@@ -357,18 +389,30 @@ awaitable<void> Gateway::listen_bridged(HttpPort& port, ExchangeRunner& runner, 
   if (!shared_stream) pump = co_await EventPump::start(std::move(reply.stream));
   const auto executor = co_await asio::this_coro::executor;
   // Servers never send requests to a 2026-07-28 client: one on the session's stream (a ping, a
-  // question outside any call) is answered here and not relayed.
-  const std::function<bool(std::string_view)> relay_changes = [&](std::string_view data) {
+  // question outside any call) is answered here and not relayed. Of the change notifications,
+  // only those the filter asks for belong to the listen, tagged with its id. Log lines sent
+  // outside any call have no other way to the client: they follow untagged, as a 2026-07-28
+  // server passes them on over stdio. Anything else concerns no request of this client.
+  const EventCheck relay_changes = [&](std::string& data) {
     invalidate_cached_lists(upstream.name(), data);
-    if (data.find("\"method\"") == std::string_view::npos ||
-        data.find("\"id\"") == std::string_view::npos)
-      return true;
     auto parsed = mcp::parse_message(data);
-    if (!parsed.message || !parsed.message->is_request()) return true;
-    asio::co_spawn(executor,
-                   answer_server_request(upstream, session, std::move(parsed.message->body())),
-                   asio::detached);
-    return false;
+    if (!parsed.message) return false;
+    if (parsed.message->is_request()) {
+      asio::co_spawn(executor,
+                     answer_server_request(upstream, session, std::move(parsed.message->body())),
+                     asio::detached);
+      return false;
+    }
+    if (!parsed.message->is_notification()) return false;
+    if (parsed.message->method() == "notifications/message") return true;
+    auto& notification = parsed.message->body();
+    const auto* params = parsed.message->params();
+    const std::string uri =
+        params && params->is_object() ? params->value("uri", std::string()) : std::string();
+    if (!honoured.accepts(parsed.message->method(), uri)) return false;
+    mcp::tag_with_subscription(notification, listen_id);
+    data = dump(notification);
+    return true;
   };
   auto outcome = co_await relay_events(out, *pump, &runner, nullptr, options_.sse_keep_alive,
                                        nullptr, relay_changes);
@@ -377,6 +421,26 @@ awaitable<void> Gateway::listen_bridged(HttpPort& port, ExchangeRunner& runner, 
   out.set_interruptible(false);
   exchange.client_gone = outcome.client_gone;
   if (!outcome.client_gone) co_await out.end_stream();
+}
+
+// resources/subscribe in a pooled session, for a listen's resourceSubscriptions.
+awaitable<bool> Gateway::subscribe_in_session(upstream::Upstream& upstream,
+                                              const PooledSession& session,
+                                              const std::string& uri) {
+  const mcp::Json id = "membrane-subscribe";
+  const mcp::Json body = {{"jsonrpc", "2.0"},
+                          {"id", id},
+                          {"method", "resources/subscribe"},
+                          {"params", {{"uri", uri}}}};
+  upstream::ForwardContext context;
+  context.protocol_version = session.claims.protocol_version;
+  auto reply = co_await upstream.send(mcp::Message(mcp::MessageKind::request, body), dump(body),
+                                      &session.claims, context);
+  const auto response = co_await read_response(reply, id);
+  if (response && response->contains("result")) co_return true;
+  log::info("upstream '", upstream.name(), "' refused resources/subscribe for a listen: ",
+            response ? dump(*response).substr(0, 200) : upstream_failure(reply, upstream.name()));
+  co_return false;
 }
 
 // A parked call whose client did not come back in time: the upstream's stream closes and the

@@ -130,10 +130,12 @@ SessionLookup open_session(const http::Request& request, const GatewayOptions& o
 }
 
 std::optional<http::Response> check_protocol_version(const http::Request& request,
-                                                     const mcp::Json& id) {
+                                                     const mcp::Json& id, ServedRevisions served) {
   const std::string_view version = request[mcp::header::protocol_version];
-  if (version.empty() || mcp::is_supported_protocol_version(version)) return std::nullopt;
-  return unsupported_version_response(id, version);
+  if (version.empty()) return std::nullopt;
+  for (const auto known : served)
+    if (known == version) return std::nullopt;
+  return unsupported_version_response(id, version, served);
 }
 
 // MCP 2026-07-28: a stateless client has no session to listen on or end.
@@ -185,7 +187,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   }
   // MCP 2026-07-28: the revision is per request, and such a request has no session.
   if (is_stateless_request(request, message)) {
-    auto checked = check_stateless_request(request, message);
+    auto checked = check_stateless_request(request, message, served_revisions(upstream));
     if (checked.rejection) {
       co_await out.send(std::move(*checked.rejection));
       co_return;
@@ -193,7 +195,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     co_await stateless_post(request, origin, out, upstream, caller, message, std::move(checked));
     co_return;
   }
-  if (auto rejection = check_protocol_version(request, id)) {
+  if (auto rejection = check_protocol_version(request, id, served_revisions(upstream))) {
     co_await out.send(std::move(*rejection));
     co_return;
   }
@@ -218,11 +220,14 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     co_await out.send(http::Response{bhttp::status::accepted, 11});
     co_return;
   }
-  // A stateless server behind a session client: the gateway plays the session's part.
-  const auto* revision = revisions_.at(upstream.name()).get();
-  bool stateless_upstream = revision->era() == UpstreamRevision::Era::stateless;
-  if (revision->era() == UpstreamRevision::Era::unknown)
-    stateless_upstream = co_await upstream_era(upstream) == UpstreamRevision::Era::stateless;
+  // A server that speaks only 2026-07-28 behind a session client: the gateway plays the
+  // session's part. A server that also takes sessions gives the client one of its own.
+  bool stateless_upstream = false;
+  if (message.is_initialize()) {
+    stateless_upstream = co_await bridges_session_clients(upstream);
+  } else if (session.claims) {
+    stateless_upstream = is_bridged_session(*session.claims);
+  }
   if (stateless_upstream &&
       co_await answer_for_stateless_upstream(out, upstream, caller, origin, message,
                                              request[mcp::header::session_id]))
@@ -354,7 +359,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, const http::Requ
                                     "Not Acceptable: Accept must list text/event-stream"));
     co_return;
   }
-  if (auto rejection = check_protocol_version(request, nullptr)) {
+  if (auto rejection = check_protocol_version(request, nullptr, served_revisions(upstream))) {
     co_await out.send(std::move(*rejection));
     co_return;
   }
@@ -374,7 +379,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, const http::Requ
     co_await out.send(overload_response(*refusal, nullptr));
     co_return;
   }
-  if (revisions_.at(upstream.name())->era() == UpstreamRevision::Era::stateless) {
+  if (is_bridged_session(*session.claims)) {
     co_await listen_for_session_client(out, upstream, *session.claims);
     co_return;
   }
@@ -394,10 +399,11 @@ awaitable<void> Gateway::streamable_get(http::Request& request, const http::Requ
 }
 
 // A listen stream: no filter looks at it (it answers no request of the client's).
-awaitable<void> Gateway::relay_standalone_stream(
-    http::Responder& out, std::unique_ptr<upstream::ReplyStream> stream,
-    const mcp::Json* request_id, std::string* held_response,
-    const std::function<bool(std::string_view)>& on_event) {
+awaitable<void> Gateway::relay_standalone_stream(http::Responder& out,
+                                                 std::unique_ptr<upstream::ReplyStream> stream,
+                                                 const mcp::Json* request_id,
+                                                 std::string* held_response,
+                                                 const EventCheck& on_event) {
   const StreamCount counted(active_streams_);
   auto pump = co_await EventPump::start(std::move(stream));
   if (!co_await out.begin_stream(event_stream_header())) {

@@ -35,14 +35,24 @@ awaitable<std::optional<mcp::Json>> Gateway::discover_upstream(upstream::Upstrea
 }
 
 awaitable<UpstreamRevision::Era> Gateway::upstream_era(upstream::Upstream& upstream) {
+  using Era = UpstreamRevision::Era;
   auto& revision = *revisions_.at(upstream.name());
-  if (const auto era = revision.era(); era != UpstreamRevision::Era::unknown) co_return era;
   const std::string_view declared = upstream.declared_protocol();
   if (!upstream.traits().may_be_stateless ||
       (!declared.empty() && !mcp::is_stateless_protocol_version(declared))) {
-    revision.learn(UpstreamRevision::Era::session);
-    co_return UpstreamRevision::Era::session;
+    if (revision.era() != Era::session) revision.learn(Era::session);
+    co_return Era::session;
   }
+  const Era known = revision.era();
+  if (known != Era::unknown && !revision.claim_refresh(Clock::now())) co_return known;
+  // The one refresh in flight ends with this probe, however it ends.
+  struct RefreshInFlight {
+    UpstreamRevision* revision;
+    ~RefreshInFlight() {
+      if (revision) revision->refresh_done();
+    }
+  } refreshing{known != Era::unknown ? &revision : nullptr};
+
   const auto envelope =
       mcp::stateless_envelope(mcp::stateless_protocol_version, mcp::Json::object(),
                               mcp::Json{{"name", "membrane"}, {"version", "1"}});
@@ -57,19 +67,92 @@ awaitable<UpstreamRevision::Era> Gateway::upstream_era(upstream::Upstream& upstr
                                   mcp::is_stateless_protocol_version(version.get<std::string>()));
     }
   }
+  if (!reached && known != Era::unknown) {
+    // Down for the moment: what was known stands, and is asked again after another interval.
+    revision.learn(known, revision.discover());
+    co_return known;
+  }
+  // Whether it also takes sessions is learnt again too, by the next session client.
+  revision.learn_sessions(UpstreamRevision::Sessions::unknown);
   if (stateless || (!declared.empty() && mcp::is_stateless_protocol_version(declared))) {
-    revision.learn(UpstreamRevision::Era::stateless, discover ? *discover : mcp::Json());
-    log::info("upstream '", upstream.name(), "' speaks MCP ", mcp::stateless_protocol_version,
-              " (stateless)");
-    co_return UpstreamRevision::Era::stateless;
+    revision.learn(Era::stateless, discover ? *discover : mcp::Json());
+    if (known != Era::stateless)
+      log::info("upstream '", upstream.name(), "' speaks MCP ", mcp::stateless_protocol_version,
+                " (stateless)");
+    co_return Era::stateless;
   }
   if (reached) {
     // An answer that is not a discover result (method not found, a session error) is a
     // session-era server; no answer at all says nothing yet.
-    revision.learn(UpstreamRevision::Era::session);
-    log::info("upstream '", upstream.name(), "' speaks MCP with sessions (no server/discover)");
+    revision.learn(Era::session);
+    if (known != Era::session)
+      log::info("upstream '", upstream.name(), "' speaks MCP with sessions (no server/discover)");
   }
-  co_return UpstreamRevision::Era::session;
+  co_return Era::session;
+}
+
+awaitable<bool> Gateway::bridges_session_clients(upstream::Upstream& upstream) {
+  using Sessions = UpstreamRevision::Sessions;
+  if (co_await upstream_era(upstream) != UpstreamRevision::Era::stateless) co_return false;
+  // `protocol: 2026-07-28` is the operator's word: every client is spoken for in that revision.
+  if (!upstream.declared_protocol().empty()) co_return true;
+  auto& revision = *revisions_.at(upstream.name());
+  auto sessions = revision.sessions();
+  if (sessions == Sessions::unknown) {
+    sessions = co_await probe_sessions(upstream);
+    if (sessions != Sessions::unknown) revision.learn_sessions(sessions);
+  }
+  // Unknown (the server did not answer at all): the client's own initialize goes upstream and
+  // meets the same failure, and nothing is sealed into its session meanwhile.
+  co_return sessions == Sessions::refused;
+}
+
+ServedRevisions Gateway::served_revisions(const upstream::Upstream& upstream) const {
+  static constexpr std::array<std::string_view, 4> without_legacy = {"2026-07-28", "2025-11-25",
+                                                                     "2025-06-18", "2025-03-26"};
+  static_assert(mcp::supported_protocol_versions.size() == without_legacy.size() + 1);
+  const auto& revision = *revisions_.at(upstream.name());
+  const bool only_stateless = revision.era() == UpstreamRevision::Era::stateless &&
+                              (!upstream.declared_protocol().empty() ||
+                               revision.sessions() == UpstreamRevision::Sessions::refused);
+  if (only_stateless) return without_legacy;
+  return every_revision;
+}
+
+// Whether a 2026-07-28 server also takes initialize: the gateway opens a session of its own and
+// ends it at once.
+awaitable<UpstreamRevision::Sessions> Gateway::probe_sessions(upstream::Upstream& upstream) {
+  using Sessions = UpstreamRevision::Sessions;
+  const mcp::Json id = "membrane-probe";
+  const mcp::Json body = {
+      {"jsonrpc", "2.0"},
+      {"id", id},
+      {"method", "initialize"},
+      {"params", mcp::initialize_params_for(mcp::Json::object(),
+                                            mcp::Json{{"name", "membrane"}, {"version", "1"}})}};
+  upstream::ForwardContext context;
+  auto reply = co_await upstream.send(mcp::Message(mcp::MessageKind::request, body), dump(body),
+                                      nullptr, context);
+  const bool reached = reply.kind != upstream::UpstreamReply::Kind::unavailable &&
+                       reply.kind != upstream::UpstreamReply::Kind::overloaded;
+  const std::string upstream_session = reply.upstream_session;
+  const auto response = co_await read_response(reply, id);
+  const mcp::Json* result = response ? &(*response)["result"] : nullptr;
+  if (result && result->is_object() && result->contains("protocolVersion")) {
+    mcp::SessionClaims probe;
+    probe.upstream = upstream.name();
+    probe.upstream_session = upstream_session;
+    upstream::ForwardContext ending;
+    ending.protocol_version = result->value("protocolVersion", std::string());
+    if (!upstream_session.empty()) co_await upstream.end_session(probe, ending);
+    log::info("upstream '", upstream.name(), "' also speaks MCP ", ending.protocol_version,
+              " with sessions: session clients get sessions of their own there");
+    co_return Sessions::accepted;
+  }
+  if (!reached) co_return Sessions::unknown;
+  log::info("upstream '", upstream.name(), "' takes no initialize: session clients are bridged to ",
+            mcp::stateless_protocol_version);
+  co_return Sessions::refused;
 }
 
 // Sessions the gateway holds for stateless clients of session servers.

@@ -7,6 +7,7 @@
 #include "gateway/responses.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
+#include "membrane/mcp/protocol.hpp"
 
 namespace membrane::gateway {
 namespace {
@@ -191,6 +192,23 @@ FilterStep PolicyFilter::on_request(Exchange& exchange) {
             exchange.message->target_name(), " on '", exchange.upstream, "' by rule '", rule_id,
             "'");
   mcp::Json policy_meta = {{"rule", rule_id}, {"verdict", to_string(decision.verdict)}};
+  if (decision.verdict == policy::Verdict::ask &&
+      mcp::is_stateless_protocol_version(exchange.protocol_version)) {
+    // 2026-07-28 has an error for exactly this: the client learns which capability to declare.
+    exchange.policy.note = "approval_unavailable";
+    const mcp::Json error = {
+        {"jsonrpc", "2.0"},
+        {"id", exchange.message->id()},
+        {"error",
+         {{"code", mcp::error_code::missing_client_capability},
+          {"message", "Human approval is required by " + decided_by(decision.rule) +
+                          ": declare the elicitation capability (form mode) in "
+                          "_meta[\"io.modelcontextprotocol/clientCapabilities\"] to be asked"},
+          {"data",
+           {{"requiredCapabilities", {{"elicitation", {{"form", mcp::Json::object()}}}}},
+            {"io.membrane/policy", policy_meta}}}}}};
+    return FilterStep::answer(400, error.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
+  }
   if (decision.verdict == policy::Verdict::ask) {
     policy_meta["approval"] = "unavailable";
     return refuse_call(exchange,
