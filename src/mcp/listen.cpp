@@ -122,6 +122,17 @@ void tag_with_subscription(Json& notification, const Json& listen_id) {
   meta[std::string(meta::subscription_id)] = listen_id;
 }
 
+bool untag_subscription(Json& notification) {
+  const auto params = notification.find("params");
+  if (params == notification.end() || !params->is_object()) return false;
+  const auto meta = params->find("_meta");
+  if (meta == params->end() || !meta->is_object() ||
+      !meta->erase(std::string(meta::subscription_id)))
+    return false;
+  if (meta->empty()) params->erase(meta);
+  return true;
+}
+
 Json listen_closed_response(const Json& listen_id, const Json& server_info) {
   Json meta = {{std::string(meta::subscription_id), listen_id}};
   if (server_info.is_object()) meta[std::string(meta::server_info)] = server_info;

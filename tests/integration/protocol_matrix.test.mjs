@@ -498,6 +498,9 @@ function v1Cells(block, rev, row) {
         { timeoutMs: WAIT_MS, what: 'tools/list_changed on the GET stream' });
       assert.equal(notificationsIn(c.traffic.received, 'notifications/subscriptions/acknowledged').length, 0,
         'the 2026-only acknowledgement is not relayed');
+      const changed = notificationsIn(since(c.traffic.received, mark), 'notifications/tools/list_changed')[0];
+      assert.equal(changed.params?._meta?.['io.modelcontextprotocol/subscriptionId'], undefined,
+        `a session has no subscriptions: the stamp is removed (${JSON.stringify(changed)})`);
       return works(bridged ? 'the GET stream is the server\'s subscriptions/listen' : '');
     },
 

@@ -110,6 +110,12 @@ TEST_CASE("listen frames: acknowledgement, tags and the graceful close carry the
   CHECK(with_meta["params"]["_meta"]["trace"] == "x");
   CHECK(with_meta["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == "listen:1");
 
+  CHECK(mcp::untag_subscription(bare));
+  CHECK_FALSE(bare["params"].contains("_meta"));
+  CHECK_FALSE(mcp::untag_subscription(bare));
+  CHECK(mcp::untag_subscription(with_meta));
+  CHECK(with_meta["params"]["_meta"] == Json{{"trace", "x"}});
+
   const auto closed = mcp::listen_closed_response(listen_id, {{"name", "srv"}});
   CHECK(closed["id"] == "listen:1");
   CHECK(closed["result"]["resultType"] == "complete");

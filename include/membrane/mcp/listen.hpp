@@ -49,6 +49,10 @@ Json listen_acknowledgement(const Json& listen_id, const ListenFilter& honoured)
 // Stamps `_meta[subscriptionId]` onto a notification's params (creating them when absent).
 void tag_with_subscription(Json& notification, const Json& listen_id);
 
+// Removes that stamp (and `_meta` when nothing else is left): a session client's standalone
+// stream has no subscriptions. False when there was none.
+bool untag_subscription(Json& notification);
+
 // The listen's own response: the graceful close of the subscription (the server ends it).
 Json listen_closed_response(const Json& listen_id, const Json& server_info);
 

@@ -12,6 +12,7 @@
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/http/sse.hpp"
+#include "membrane/mcp/listen.hpp"
 #include "membrane/mcp/protocol.hpp"
 #include "membrane/mcp/revisions.hpp"
 
@@ -339,7 +340,15 @@ awaitable<void> Gateway::listen_for_session_client(http::Responder& out,
   }
   const EventCheck relay_changes = [&](std::string& data) {
     invalidate_cached_lists(upstream.name(), data);
-    return data.find("notifications/subscriptions/acknowledged") == std::string_view::npos;
+    if (data.find("notifications/subscriptions/acknowledged") != std::string_view::npos)
+      return false;
+    // The subscription's stamp means nothing on a session's standalone stream.
+    if (data.find(mcp::meta::subscription_id) != std::string_view::npos) {
+      auto notification = json::parse_or_discarded(data);
+      if (notification.is_object() && mcp::untag_subscription(notification))
+        data = dump(notification);
+    }
+    return true;
   };
   // The listen's own response (the server ending it) is held back: the client never asked.
   std::string ended;
