@@ -18,6 +18,7 @@
 #include "gateway/filters/metrics/metrics_filter.hpp"
 #include "gateway/filters/policy/policy_filter.hpp"
 #include "gateway/filters/rate_limit/rate_limit_filter.hpp"
+#include "gateway/filters/task/task_filter.hpp"
 #include "gateway/filters/trace/trace_filter.hpp"
 #include "gateway/filters/transaction/transaction_filter.hpp"
 #include "gateway/gateway.hpp"
@@ -381,6 +382,9 @@ int serve(const Config& config) {
   }
   auto ended_sessions = options.ended_sessions;
   gateway::FilterChain filters;
+  // Spans and audit records name the task an exchange concerns; nothing else reads it.
+  if (!config.otel.endpoint.empty() || !config.audit.file.empty())
+    filters.add(std::make_unique<gateway::TaskFilterFactory>());
   std::shared_ptr<otel::OtlpExporter> exporter;
   if (!config.otel.endpoint.empty()) {
     otel::OtlpOptions otlp;

@@ -37,6 +37,88 @@ mcp::Json UpstreamRevision::discover() const {
   return discover_;
 }
 
+void BridgedSessions::ListenFeed::feeding(std::shared_ptr<EventPump> pump) {
+  pump_ = std::move(pump);
+}
+
+void BridgedSessions::ListenFeed::listen_again() {
+  again_.store(true, std::memory_order_release);
+  // The pump belongs to the stream's executor; whatever it is by then gets stopped there.
+  asio::post(executor_, [self = shared_from_this()] {
+    if (const auto pump = self->pump_.lock()) pump->stop();
+  });
+}
+
+bool BridgedSessions::ListenFeed::take_listen_again() {
+  return again_.exchange(false, std::memory_order_acq_rel);
+}
+
+BridgedSessions::Entry& BridgedSessions::entry_locked(const std::string& session) {
+  if (const auto found = entries_.find(session); found != entries_.end()) return found->second;
+  if (entries_.size() >= max_sessions) {
+    // The oldest session's settings go: a bounded table against clients that never end theirs.
+    auto oldest = entries_.begin();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it)
+      if (it->second.serial < oldest->second.serial) oldest = it;
+    entries_.erase(oldest);
+  }
+  auto& entry = entries_[session];
+  entry.serial = next_serial_++;
+  return entry;
+}
+
+void BridgedSessions::changed_locked(const Entry& entry) {
+  if (const auto feed = entry.feed.lock()) feed->listen_again();
+}
+
+void BridgedSessions::set_log_level(const std::string& session, std::string level) {
+  std::lock_guard lock(mutex_);
+  entry_locked(session).log_level = std::move(level);
+}
+
+std::string BridgedSessions::log_level(const std::string& session) const {
+  std::lock_guard lock(mutex_);
+  const auto found = entries_.find(session);
+  return found == entries_.end() ? std::string() : found->second.log_level;
+}
+
+bool BridgedSessions::subscribe(const std::string& session, const std::string& uri) {
+  std::lock_guard lock(mutex_);
+  auto& entry = entry_locked(session);
+  if (std::find(entry.uris.begin(), entry.uris.end(), uri) != entry.uris.end()) return true;
+  if (entry.uris.size() >= max_subscriptions) return false;
+  entry.uris.push_back(uri);
+  changed_locked(entry);
+  return true;
+}
+
+void BridgedSessions::unsubscribe(const std::string& session, const std::string& uri) {
+  std::lock_guard lock(mutex_);
+  const auto found = entries_.find(session);
+  if (found == entries_.end()) return;
+  auto& uris = found->second.uris;
+  const auto it = std::find(uris.begin(), uris.end(), uri);
+  if (it == uris.end()) return;
+  uris.erase(it);
+  changed_locked(found->second);
+}
+
+std::vector<std::string> BridgedSessions::subscriptions(const std::string& session) const {
+  std::lock_guard lock(mutex_);
+  const auto found = entries_.find(session);
+  return found == entries_.end() ? std::vector<std::string>() : found->second.uris;
+}
+
+void BridgedSessions::attach(const std::string& session, const std::shared_ptr<ListenFeed>& feed) {
+  std::lock_guard lock(mutex_);
+  entry_locked(session).feed = feed;
+}
+
+void BridgedSessions::forget(const std::string& session) {
+  std::lock_guard lock(mutex_);
+  entries_.erase(session);
+}
+
 std::string UpstreamSessionPool::key(std::string_view upstream, std::string_view subject,
                                      const mcp::Json& capabilities, const mcp::Json& client_info) {
   std::string key(upstream);

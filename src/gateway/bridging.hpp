@@ -15,6 +15,7 @@
 
 #include "gateway/transports/event_relay.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
+#include "membrane/mcp/listen.hpp"
 #include "membrane/mcp/sealed_session.hpp"
 #include "upstream/upstream.hpp"
 
@@ -215,6 +216,57 @@ class InFlightCalls {
   std::mutex mutex_;
   std::uint64_t next_serial_ = 0;
   std::unordered_map<std::string, Entry> calls_;
+};
+
+// What a bridged session client (2025) asked of a 2026-07-28-only server that 2026-07-28 keeps
+// per request, not per session: its log level (sent as `_meta` logLevel on each request) and
+// its resource subscriptions (the `resourceSubscriptions` of the listen behind its GET stream).
+// Kept on this replica, by session id: a sealed session cannot take them in after initialize.
+class BridgedSessions {
+ public:
+  static constexpr std::size_t max_sessions = 10'000;
+  static constexpr std::size_t max_subscriptions = mcp::ListenFilter::max_resource_uris;
+
+  // The GET stream a session has open here: told when its subscriptions change, so it listens
+  // again with the new set.
+  class ListenFeed : public std::enable_shared_from_this<ListenFeed> {
+   public:
+    explicit ListenFeed(asio::any_io_executor executor) : executor_(std::move(executor)) {}
+    // The upstream listen now feeding the stream (null between listens). Its executor only.
+    void feeding(std::shared_ptr<EventPump> pump);
+    // Any thread: the current upstream listen is stopped; the stream listens again.
+    void listen_again();
+    // Whether the listen that just ended was stopped by listen_again().
+    bool take_listen_again();
+    bool listen_again_pending() const { return again_.load(std::memory_order_acquire); }
+
+   private:
+    asio::any_io_executor executor_;
+    std::weak_ptr<EventPump> pump_;  // touched on executor_ only
+    std::atomic<bool> again_{false};
+  };
+
+  void set_log_level(const std::string& session, std::string level);
+  std::string log_level(const std::string& session) const;
+  // False when the session has max_subscriptions already.
+  bool subscribe(const std::string& session, const std::string& uri);
+  void unsubscribe(const std::string& session, const std::string& uri);
+  std::vector<std::string> subscriptions(const std::string& session) const;
+  void attach(const std::string& session, const std::shared_ptr<ListenFeed>& feed);
+  void forget(const std::string& session);
+
+ private:
+  struct Entry {
+    std::string log_level;
+    std::vector<std::string> uris;
+    std::weak_ptr<ListenFeed> feed;
+    std::uint64_t serial = 0;  // insertion order, for eviction
+  };
+  Entry& entry_locked(const std::string& session);
+  void changed_locked(const Entry& entry);
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, Entry> entries_;
+  std::uint64_t next_serial_ = 0;
 };
 
 // The 2026-07-28 headers of a request the gateway sends a stateless upstream: the revision,

@@ -235,12 +235,18 @@ class Gateway {
                                        const std::string& uri);
   void invalidate_cached_lists(std::string_view upstream, std::string_view data);
   // A session client in front of a stateless upstream: what the gateway answers itself
-  // (initialize, ping, notifications); false when the message is to be forwarded.
+  // (initialize, ping, logging/setLevel, subscriptions, notifications); false when the message is
+  // to be forwarded.
   awaitable<bool> answer_for_stateless_upstream(http::Responder& out, upstream::Upstream& upstream,
                                                 const Caller& caller,
                                                 const http::RequestOrigin& origin,
                                                 const mcp::Message& message,
-                                                std::string_view session_id);
+                                                std::string_view session_id,
+                                                const mcp::SessionClaims* claims);
+  awaitable<void> answer_subscription(http::Responder& out, upstream::Upstream& upstream,
+                                      const Caller& caller, const http::RequestOrigin& origin,
+                                      const mcp::Message& message, std::string_view session_id,
+                                      const mcp::SessionClaims* claims);
   awaitable<void> follow_session_stream(upstream::Upstream& upstream,
                                         std::shared_ptr<const PooledSession> session);
   awaitable<void> read_session_stream(upstream::Upstream& upstream,
@@ -256,7 +262,8 @@ class Gateway {
                                           std::string* held_response = nullptr,
                                           const EventCheck& on_event = {});
   awaitable<void> listen_for_session_client(http::Responder& out, upstream::Upstream& upstream,
-                                            const mcp::SessionClaims& claims);
+                                            const mcp::SessionClaims& claims,
+                                            std::string session_id);
   awaitable<void> forward_to_stateless(SessionClientPort& port, ExchangeRunner& runner,
                                        upstream::Upstream& upstream);
 
@@ -269,6 +276,7 @@ class Gateway {
   UpstreamSessionPool session_pool_;
   ParkedCalls parked_calls_;
   InFlightCalls in_flight_calls_;
+  BridgedSessions bridged_sessions_;
   mutable ClientRequests client_requests_;
   std::atomic<bool> draining_{false};
   mutable std::atomic<int> active_streams_{0};

@@ -164,7 +164,9 @@ PostedMessage read_posted_message(const http::Request& request) {
   }
   auto parsed = mcp::parse_message(request.body());
   if (!parsed.message) {
-    posted.rejection = jsonrpc_error(400, nullptr, parsed.error.code, parsed.error.message);
+    posted.rejection = jsonrpc_error(400, parsed.id, parsed.error.code, parsed.error.message);
+    posted.id = std::move(parsed.id);
+    posted.method = std::move(parsed.method);
     return posted;
   }
   posted.message = std::move(parsed.message);

@@ -43,6 +43,8 @@ std::int64_t unix_now();
 struct PostedMessage {
   std::optional<mcp::Message> message;
   std::optional<http::Response> rejection;
+  mcp::Json id;        // of a refused request, when it had a valid one
+  std::string method;  // of a refused request, when it named one
 };
 PostedMessage read_posted_message(const http::Request& request);
 

@@ -39,6 +39,14 @@ bool is_stateless_request(const http::Request& request, const mcp::Message& mess
 
 std::optional<std::string> expected_name_header(const mcp::Message& message) {
   const auto method = message.method();
+  // The tasks extension (SEP-2663) names the task.
+  if (method == "tasks/get" || method == "tasks/update" || method == "tasks/cancel") {
+    if (const auto* params = message.params(); params && params->is_object()) {
+      if (const auto task = params->find("taskId"); task != params->end() && task->is_string())
+        return task->get<std::string>();
+    }
+    return std::string();
+  }
   if (method != "tools/call" && method != "prompts/get" && method != "resources/read")
     return std::nullopt;
   return std::string(message.target_name());
@@ -119,7 +127,7 @@ StatelessRequest check_stateless_request(const http::Request& request, const mcp
                                          std::string(message.method()) + "'");
     return checked;
   }
-  if (const auto expected = expected_name_header(message)) {
+  if (const auto expected = expected_name_header(message); expected && !expected->empty()) {
     const auto found = request.find(mcp::header::name);
     if (found == request.end()) {
       checked.rejection =

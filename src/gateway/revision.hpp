@@ -31,6 +31,10 @@ struct StatelessRequest {
 // route narrows them (a server that speaks only 2026-07-28 has nothing for a 2024-11-05 client).
 using ServedRevisions = std::span<const std::string_view>;
 inline constexpr ServedRevisions every_revision = mcp::supported_protocol_versions;
+// What a 2026-07-28 request may name: server/discover on every route lists these, whether the
+// gateway passes it on or answers it, and an unsupported-version error must not list more.
+inline constexpr std::array<std::string_view, 1> stateless_revisions = {
+    mcp::stateless_protocol_version};
 
 // Checks a stateless request (2026-07-28 §transports, SEP-2243, SEP-2575), in this order:
 //   a JSON-RPC response from a stateless client (it never receives requests) -> 400, -32600
@@ -45,8 +49,9 @@ StatelessRequest check_stateless_request(const http::Request& request, const mcp
 http::Response unsupported_version_response(const mcp::Json& id, std::string_view requested,
                                             ServedRevisions served = every_revision);
 
-// The Mcp-Name a request must carry: params.name (tools/call, prompts/get) or params.uri
-// (resources/read); nullopt for methods that carry none.
+// The Mcp-Name a request must carry: params.name (tools/call, prompts/get), params.uri
+// (resources/read) or params.taskId (tasks/get, tasks/update, tasks/cancel of the tasks
+// extension); nullopt for methods that carry none.
 std::optional<std::string> expected_name_header(const mcp::Message& message);
 
 }  // namespace membrane::gateway

@@ -93,6 +93,8 @@ ParsedMessage classify_message(Json body) {
       return out;
     }
     const auto& name = method->get_ref<const std::string&>();
+    out.method = name;
+    if (has_id) out.id = *id;
     // A notification named like a request would reach the server as that request with no id
     // to answer, and without the judgement and audit every request gets.
     if (!has_id && !name.starts_with("notifications/")) {

@@ -87,4 +87,11 @@ std::optional<std::string> decode_header_value(std::string_view value) {
   return out;
 }
 
+int log_severity(std::string_view level) {
+  static constexpr std::array<std::string_view, 8> levels = {
+      "debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"};
+  const auto found = std::find(levels.begin(), levels.end(), level);
+  return found == levels.end() ? -1 : static_cast<int>(found - levels.begin());
+}
+
 }  // namespace membrane::mcp

@@ -49,8 +49,11 @@ Json discover_from_initialize(const Json& initialize_result) {
   if (const auto capabilities = initialize_result.find("capabilities");
       capabilities != initialize_result.end() && capabilities->is_object()) {
     discover["capabilities"] = *capabilities;
-    // Logging is a session feature; a stateless client has no logging/setLevel.
+    // Logging is a session feature; a stateless client has no logging/setLevel. Tasks as a
+    // capability are 2025-11-25's; 2026-07-28 has them as an extension, which the bridge does
+    // not translate.
     discover["capabilities"].erase("logging");
+    discover["capabilities"].erase("tasks");
   }
   if (const auto instructions = initialize_result.find("instructions");
       instructions != initialize_result.end() && instructions->is_string())
@@ -75,12 +78,9 @@ Json initialize_from_discover(const Json& discover_result, std::string_view requ
   if (!discover_result.is_object()) return result;
   if (const auto capabilities = discover_result.find("capabilities");
       capabilities != discover_result.end() && capabilities->is_object()) {
+    // `resources.subscribe` stays: the gateway turns resources/subscribe into the
+    // resourceSubscriptions of the listen behind the session's GET stream.
     result["capabilities"] = *capabilities;
-    // In 2026-07-28 `subscribe` means resourceSubscriptions in subscriptions/listen; a session
-    // client would send resources/subscribe, which such a server does not have.
-    if (auto resources = result["capabilities"].find("resources");
-        resources != result["capabilities"].end() && resources->is_object())
-      resources->erase("subscribe");
   }
   if (const auto instructions = discover_result.find("instructions");
       instructions != discover_result.end() && instructions->is_string())
@@ -140,6 +140,11 @@ std::vector<std::string_view> methods_invalidated_by(std::string_view notificati
 bool is_input_request_method(std::string_view method) {
   return method == "elicitation/create" || method == "sampling/createMessage" ||
          method == "roots/list";
+}
+
+bool is_removed_in_stateless(std::string_view method) {
+  return method == "initialize" || method == "ping" || method == "logging/setLevel" ||
+         method == "resources/subscribe" || method == "resources/unsubscribe";
 }
 
 }  // namespace membrane::mcp

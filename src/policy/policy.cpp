@@ -281,6 +281,15 @@ bool Policy::redact(const CallContext& call, Json& result) const {
   return !maskings.empty() && mask_strings(result, maskings);
 }
 
+bool Policy::redact_all(Json& result) const {
+  std::vector<Masking> maskings;
+  for (const auto& rule : compiled_->ordered) {
+    if (rule.info.verdict == Verdict::redact)
+      maskings.push_back({&rule.redactions, "[REDACTED:" + rule.info.id + "]"});
+  }
+  return !maskings.empty() && mask_strings(result, maskings);
+}
+
 bool Policy::has_redactions() const {
   return compiled_->any_redactions;
 }

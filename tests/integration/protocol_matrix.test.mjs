@@ -405,8 +405,8 @@ function v1Cells(block, rev, row) {
         }
       }
       if (bridged) {
-        assert.equal(c.client.getServerCapabilities().resources?.subscribe, undefined,
-          'resources.subscribe is not offered: a 2026-07-28 server subscribes in subscriptions/listen');
+        assert.equal(c.client.getServerCapabilities().resources?.subscribe, true,
+          'resources.subscribe is offered: the gateway turns it into the listen\'s resourceSubscriptions');
       }
       return works(bridged ? 'initialize answered by the gateway from server/discover' : '');
     },
@@ -509,15 +509,20 @@ function v1Cells(block, rev, row) {
       const c = await row.connect();
       const mark = c.traffic.received.length;
       if (bridged) {
-        // Forwarded as it is; the 2026-07-28 server has no such method (it subscribes in
-        // subscriptions/listen), and the gateway's listen for the session carries no resources.
-        const r = await rawRpc(block.mcp, { sessionId: c.transport.sessionId, protocolVersion: rev,
-          method: 'resources/subscribe', params: { uri: 'test://static' }, timeoutMs: WAIT_MS });
-        assert.equal(r.status, 200, `a JSON-RPC error, not an HTTP one (404 would end the session): ${r.response.text.slice(0, 300)}`);
-        assertRpcError(r.message, { code: -32601, says: [/resources\/subscribe/], what: 'resources/subscribe bridged to a 2026-07-28 server' });
+        // 2026-07-28 has no resources/subscribe: the gateway keeps the URI and listens again for
+        // the session's GET stream with it in resourceSubscriptions. Announcing until the update
+        // arrives covers the moment the new listen takes to open.
+        const uri = 'test://static';
+        assert.deepEqual(await c.client.subscribeResource({ uri }, CALL), {});
+        await waitFor(async () => {
+          if (notificationsIn(since(c.traffic.received, mark), 'notifications/resources/updated').some((n) => n.params.uri === uri)) return true;
+          await row.tool('announce_change', { kind: 'resource', uri });
+          return false;
+        }, { timeoutMs: WAIT_MS, intervalMs: 300, what: `resources/updated for ${uri} on the GET stream` });
+        assert.deepEqual(await c.client.unsubscribeResource({ uri }, CALL), {});
         const still = await c.client.ping();
         assert.deepEqual(still, {}, 'the session goes on');
-        return clearError('resources/subscribe does not exist in 2026-07-28 and is not bridged (-32601 naming it)');
+        return works('resources/subscribe becomes resourceSubscriptions of the gateway\'s listen behind the GET stream (kept on this replica)');
       }
       const uri = everything ? EV_DOC : 'test://static';
       assert.deepEqual(await c.client.subscribeResource({ uri }, CALL), {});
@@ -673,8 +678,8 @@ function v1Cells(block, rev, row) {
       const logged = notificationsIn(since(traffic.received, mark), 'notifications/message');
       if (bridged) {
         assert.equal((await block.stats()).methods['logging/setLevel'] ?? 0, before, 'setLevel is answered by the gateway');
-        assert.deepEqual(logged, [], 'the 2026-07-28 server sends log lines only for a logLevel in _meta, which the bridge does not set');
-        return limit('logging/setLevel is answered by the gateway and not translated to _meta logLevel, so a 2026-07-28 server sends the client no log lines');
+        assert.ok(logged.some((n) => n.params.data === 'matrix log line' && n.params.level === 'info'), JSON.stringify(logged));
+        return works('logging/setLevel is kept by the gateway (on this replica) and sent as _meta logLevel with each request');
       }
       assert.ok(logged.some((n) => n.params.data === 'matrix log line' && n.params.level === 'info'), JSON.stringify(logged));
       return works();
@@ -856,9 +861,10 @@ function v2Cells(block, row) {
         }
         return works('resources/subscribe itself is the server\'s -32601 (not a 2026-07-28 method); subscriptions/listen with resourceSubscriptions delivers resources/updated');
       }
+      // 2026-07-28 has no resources/subscribe: the listen's resourceSubscriptions subscribe in the
+      // pooled session.
       const subscribe = await raw({ method: 'resources/subscribe', params: { uri: EV_DOC }, id: 'sub' });
-      assert.equal(subscribe.status, 200, subscribe.text);
-      assert.equal(subscribe.message?.result?.resultType, 'complete', subscribe.text);
+      assertRefused(subscribe, { status: 404, code: -32601, says: [/resources\/subscribe/, /resourceSubscriptions/], what: 'resources/subscribe, removed in 2026-07-28' });
       const listen = await openListen(block.mcp, { resourceSubscriptions: [EV_DOC] });
       try {
         const refused = stdio ? await listenRefusal(listen) : undefined;
@@ -876,9 +882,7 @@ function v2Cells(block, row) {
       } finally {
         listen.close();
       }
-      const unsubscribe = await raw({ method: 'resources/unsubscribe', params: { uri: EV_DOC }, id: 'unsub' });
-      assert.equal(unsubscribe.message?.result?.resultType, 'complete', unsubscribe.text);
-      return works('resources/subscribe goes to the pooled session; its updates arrive on subscriptions/listen');
+      return works('resources/subscribe: 404 / -32601 (removed in 2026-07-28); a listen\'s resourceSubscriptions subscribe in the pooled session and its updates arrive on the listen');
     },
 
     async notifications() {
@@ -952,13 +956,10 @@ function v2Cells(block, row) {
 
     async ping() {
       const ping = await raw({ method: 'ping', id: 'ping' });
-      if (everything) {
-        assert.equal(ping.status, 200, ping.text);
-        assert.equal(ping.message?.result?.resultType, 'complete', ping.text);
-        return works('not a 2026-07-28 method; the gateway forwards it in the pooled session, which answers');
-      }
-      assertRefused(ping, { status: 404, code: -32601, says: [/Method not found/], what: 'ping at a 2026-07-28 server, passed on' });
-      return clearError('ping is not a 2026-07-28 method: the server\'s own 404 / -32601, passed on');
+      assertRefused(ping, { status: 404, code: -32601, says: [/Method not found/], what: 'ping, removed in 2026-07-28' });
+      return clearError(everything
+        ? 'ping is not a 2026-07-28 method: 404 / -32601 from the gateway, as a 2026-07-28 server answers it'
+        : 'ping is not a 2026-07-28 method: 404 / -32601');
     },
 
     async logging() {
@@ -973,19 +974,20 @@ function v2Cells(block, row) {
         return works('_meta logLevel: the log line arrives on the call\'s stream');
       }
       const setLevel = await raw({ method: 'logging/setLevel', params: { level: 'debug' }, id: 'level' });
-      assert.equal(setLevel.status, 200, setLevel.text);
-      assert.equal(setLevel.message?.result?.resultType, 'complete', setLevel.text);
+      assertRefused(setLevel, { status: 404, code: -32601, says: [/logging\/setLevel/, /logLevel/], what: 'logging/setLevel, removed in 2026-07-28' });
       if (stdio) {
-        // Over stdio the first simulated line goes to the only request in flight: the toggle.
-        const on = await statelessTool(block.mcp, 'toggle-simulated-logging', {}, { id: 'log-on' });
+        // Over stdio the first simulated line goes to the only request in flight: the toggle. It
+        // reaches the client because the request names a level.
+        const on = await statelessRpc(block.mcp, { method: 'tools/call', params: { name: 'toggle-simulated-logging', arguments: {} },
+          capabilities: LISTEN_CAPABILITIES, id: 'log-on', meta: { 'io.modelcontextprotocol/logLevel': 'debug' }, timeoutMs: WAIT_MS });
         try {
-          assert.match(on.text, /^Started/);
-          const logged = on.response.messages.filter((m) => m.method === 'notifications/message');
-          assert.ok(logged.some((n) => /-level message|level-message/.test(String(n.params.data))), on.response.text);
+          assert.match(textOf(on.message?.result), /^Started/, on.text);
+          const logged = on.messages.filter((m) => m.method === 'notifications/message');
+          assert.ok(logged.some((n) => /-level message|level-message/.test(String(n.params.data))), on.text);
         } finally {
           await setToggle((name) => tool(name), 'toggle-simulated-logging', false);
         }
-        return works('logging/setLevel forwarded to the pooled session; log lines relayed on the call');
+        return works('logging/setLevel: 404 / -32601 (removed in 2026-07-28); with _meta logLevel, log lines relayed on the call');
       }
       const listen = await openListen(block.mcp, { toolsListChanged: true });
       try {
@@ -999,7 +1001,7 @@ function v2Cells(block, row) {
       } finally {
         listen.close();
       }
-      return works('logging/setLevel forwarded to the pooled session; log lines outside calls arrive on subscriptions/listen');
+      return works('logging/setLevel: 404 / -32601 (removed in 2026-07-28); log lines outside calls arrive on subscriptions/listen');
     },
   };
 }

@@ -389,11 +389,13 @@ describe('SDK v1 client -> 2026-07-28 server', () => {
       assert.match(err.message, /Method not found/);
       return true;
     });
-    assert.deepEqual(v1.client.getServerCapabilities().resources?.subscribe, undefined,
-      'resources.subscribe is not offered: 2026-07-28 subscribes in subscriptions/listen');
-    await assert.rejects(v1.client.subscribeResource({ uri: 'test://static' }, CALL), (err) => {
-      assert.equal(err.code, -32601, err.message);
-      assert.match(err.message, /resources\/subscribe is not available: upstream 'mod' speaks MCP 2026-07-28/);
+    // resources/subscribe is bridged (the listen behind the GET stream); a bad one is refused by
+    // the gateway with the reason, and the session goes on.
+    assert.equal(v1.client.getServerCapabilities().resources?.subscribe, true);
+    assert.deepEqual(await v1.client.subscribeResource({ uri: 'test://static' }, CALL), {});
+    await assert.rejects(v1.client.request({ method: 'resources/subscribe', params: { uri: '' } }, z.object({}).passthrough(), CALL), (err) => {
+      assert.equal(err.code, -32602, err.message);
+      assert.match(err.message, /uri must be a non-empty string/);
       return true;
     });
     const echo = await v1.client.callTool({ name: 'echo', arguments: { message: 'still here' } }, undefined, CALL);
@@ -502,7 +504,7 @@ describe('bad 2026-07-28 requests', () => {
     assert.deepEqual(msg?.result?.content, [{ type: 'text', text: 'Echo: hi' }], r.text);
   });
 
-  test('unsupported revision (header and _meta agree) -> 400 / -32022 with the route\'s revisions', { timeout: T }, async () => {
+  test('unsupported revision (header and _meta agree) -> 400 / -32022 listing what server/discover lists', { timeout: T }, async () => {
     const r = await rawFetch(url(), {
       headers: statelessHeaders({ version: '2099-01-01', method: 'tools/list' }),
       body: statelessBody({ method: 'tools/list', metaVersion: '2099-01-01' }),
@@ -510,12 +512,16 @@ describe('bad 2026-07-28 requests', () => {
     assertRejected(r, { status: 400, code: -32022, what: 'header and _meta 2099-01-01' });
     assert.equal(r.json.error.data.requested, '2099-01-01');
     assert.ok(Array.isArray(r.json.error.data.supported), JSON.stringify(r.json.error.data));
-    assert.ok(r.json.error.data.supported.includes(STATELESS), JSON.stringify(r.json.error.data));
-    assert.ok(r.json.error.data.supported.includes('2025-11-25'), JSON.stringify(r.json.error.data));
-    assert.ok(!r.json.error.data.supported.includes('2099-01-01'));
+    const discover = await rawFetch(url(), {
+      headers: statelessHeaders({ method: 'server/discover' }), body: statelessBody({ method: 'server/discover' }),
+    });
+    assert.deepEqual(r.json.error.data.supported, [STATELESS], JSON.stringify(r.json.error.data));
+    for (const version of r.json.error.data.supported) {
+      assert.ok(discover.json.result.supportedVersions.includes(version), `${version} is in server/discover: ${discover.text}`);
+    }
   });
 
-  test('-32022 lists only what this route serves: no 2024-11-05 in front of a 2026-07-28-only server', { timeout: T }, async () => {
+  test('a session request naming a revision this route does not serve: -32022 without 2024-11-05 in front of a 2026-07-28-only server', { timeout: T }, async () => {
     // A session client's initialize makes the gateway learn that the server takes no sessions.
     const init = await rawFetch(url(), {
       headers: { 'content-type': 'application/json', accept: MCP_ACCEPT },
@@ -523,10 +529,10 @@ describe('bad 2026-07-28 requests', () => {
     });
     assert.equal(init.status, 200, init.text);
     const r = await rawFetch(url(), {
-      headers: statelessHeaders({ version: '2099-01-01', method: 'tools/list' }),
-      body: statelessBody({ method: 'tools/list', metaVersion: '2099-01-01' }),
+      headers: { 'content-type': 'application/json', accept: MCP_ACCEPT, 'mcp-session-id': init.headers.get('mcp-session-id'), 'mcp-protocol-version': '2024-11-05' },
+      body: { jsonrpc: '2.0', id: 2, method: 'tools/list' },
     });
-    assertRejected(r, { status: 400, code: -32022, what: 'header and _meta 2099-01-01' });
+    assertRejected(r, { status: 400, code: -32022, id: 2, what: 'MCP-Protocol-Version 2024-11-05 on a bridged session' });
     assert.deepEqual(r.json.error.data.supported, [STATELESS, '2025-11-25', '2025-06-18', '2025-03-26'], JSON.stringify(r.json.error.data));
   });
 

@@ -91,13 +91,15 @@ TEST_CASE("bridging: discover from initialize and initialize from discover") {
   CHECK(back["instructions"] == "be nice");
 }
 
-TEST_CASE("bridging: a 2026-07-28 server's resources.subscribe is not offered to session clients") {
+TEST_CASE("bridging: a 2026-07-28 server's capabilities reach session clients as they are") {
   const Json discover = {
       {"supportedVersions", Json::array({"2026-07-28"})},
       {"capabilities",
        {{"resources", {{"subscribe", true}, {"listChanged", true}}}, {"tools", Json::object()}}}};
   const auto initialize = mcp::initialize_from_discover(discover, "2025-11-25");
-  CHECK(initialize["capabilities"]["resources"] == Json{{"listChanged", true}});
+  // resources/subscribe is bridged to the listen's resourceSubscriptions.
+  CHECK(initialize["capabilities"]["resources"] ==
+        Json{{"subscribe", true}, {"listChanged", true}});
   CHECK(initialize["capabilities"]["tools"] == Json::object());
 }
 

@@ -77,6 +77,9 @@ struct MessageError {
 struct ParsedMessage {
   std::optional<Message> message;
   MessageError error;
+  // What a refused message said before it was refused, for the error's id and for routing.
+  Json id;
+  std::string method;
   bool is_batch = false;  // a JSON array: JSON-RPC batch (removed from MCP in 2025-06-18)
 };
 

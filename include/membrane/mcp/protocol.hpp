@@ -50,6 +50,13 @@ inline constexpr std::string_view server_info = "io.modelcontextprotocol/serverI
 inline constexpr std::string_view prefix = "io.modelcontextprotocol/";
 }  // namespace meta
 
+// The RFC 5424 severities MCP logging uses (logging/setLevel, `_meta` logLevel), from debug (0)
+// to emergency (7); -1 for anything else.
+int log_severity(std::string_view level);
+inline bool is_log_level(std::string_view level) {
+  return log_severity(level) >= 0;
+}
+
 // A header value as 2026-07-28 carries it: plain when it is printable ASCII without leading or
 // trailing space, else `=?base64?<base64 of the UTF-8 bytes>?=`.
 std::string encode_header_value(std::string_view value);

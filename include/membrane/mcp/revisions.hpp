@@ -56,6 +56,10 @@ bool is_cacheable_method(std::string_view method);
 // for other notifications.
 std::vector<std::string_view> methods_invalidated_by(std::string_view notification_method);
 
+// Requests of the session revisions that 2026-07-28 removed (initialize, ping, logging/setLevel,
+// resources/subscribe, resources/unsubscribe): a 2026-07-28 server answers them 404 / -32601.
+bool is_removed_in_stateless(std::string_view method);
+
 // Server-to-client request methods a stateless client answers through `inputResponses`.
 bool is_input_request_method(std::string_view method);
 

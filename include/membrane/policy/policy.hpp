@@ -137,6 +137,9 @@ class Policy {
   // Masks, in every string of `result`, the matches of the `redact` rules that hold for `call`
   // (replaced by "[REDACTED:<rule id>]"). Returns true when something was masked.
   bool redact(const CallContext& call, Json& result) const;
+  // Masks the matches of every redact rule, whatever its condition: for a result whose call is
+  // not known (a task created through another replica), masking too much is the safe side.
+  bool redact_all(Json& result) const;
   bool has_redactions() const;
   // True when some rule looks at request.headers.*: callers collect headers only then.
   bool uses_request_headers() const;

@@ -112,6 +112,13 @@ struct LimitsFact {
   bool charged = false;
 };
 
+// The MCP task an exchange concerns (the task filter): the one a tasks/* request names, or the
+// one a task-augmented call created; and the status its answer reported.
+struct TaskFact {
+  std::string id;
+  std::string status;
+};
+
 struct Exchange {
   std::string upstream;
   DownstreamTransport transport = DownstreamTransport::streamable_http;
@@ -148,6 +155,7 @@ struct Exchange {
   TransactionFact txn;
   PolicyFact policy;
   LimitsFact limits;
+  TaskFact task;
 };
 
 }  // namespace membrane::gateway

@@ -49,7 +49,8 @@ mcp::Json client_info_of(const mcp::SessionClaims& claims) {
 
 awaitable<bool> Gateway::answer_for_stateless_upstream(
     http::Responder& out, upstream::Upstream& upstream, const Caller& caller,
-    const http::RequestOrigin& origin, const mcp::Message& message, std::string_view session_id) {
+    const http::RequestOrigin& origin, const mcp::Message& message, std::string_view session_id,
+    const mcp::SessionClaims* claims) {
   const mcp::Json& id = message.id();
   if (message.is_notification() || message.is_response()) {
     // A stateless server learns of a cancellation by its request closing; initialized and roots
@@ -63,22 +64,37 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
     co_return true;
   }
   const auto method = message.method();
-  if (method == "ping" || method == "logging/setLevel") {
-    const mcp::Json empty = {{"jsonrpc", "2.0"}, {"id", id}, {"result", mcp::Json::object()}};
-    auto response = json_response(200, dump(empty));
-    co_await out.send(std::move(response));
+  const auto answer_now = [&](std::string text) -> awaitable<bool> {
+    co_await out.send(json_response(200, std::move(text)));
     co_return true;
+  };
+  if (method == "ping")
+    co_return co_await answer_now(bridge::result_message(id, mcp::Json::object()));
+  if (method == "logging/setLevel") {
+    // 2026-07-28 has no session to keep a level: it goes with each of the session's requests.
+    const auto* params = message.params();
+    const std::string level =
+        params && params->is_object() ? params->value("level", std::string()) : std::string();
+    if (!mcp::is_log_level(level)) {
+      co_return co_await answer_now(mcp::make_error_response(
+          id, mcp::error_code::invalid_params,
+          "Invalid params: level must be one of debug, info, notice, warning, error, critical, "
+          "alert, emergency"));
+    }
+    bridged_sessions_.set_log_level(std::string(session_id), level);
+    co_return co_await answer_now(bridge::result_message(id, mcp::Json::object()));
+  }
+  if (method.starts_with("tasks/")) {
+    // 2026-07-28 has tasks as an extension of its own shape (no tasks/result, no tasks/list);
+    // initialize offered this client no tasks capability.
+    co_return co_await answer_now(mcp::make_error_response(
+        id, mcp::error_code::method_not_found,
+        std::string(method) + " is not available: upstream '" + upstream.name() +
+            "' speaks MCP 2026-07-28, whose tasks extension the gateway does not bridge to " +
+            "session clients (initialize offered no tasks capability)"));
   }
   if (method == "resources/subscribe" || method == "resources/unsubscribe") {
-    // 2026-07-28 subscribes in subscriptions/listen, and the GET stream the gateway opens for
-    // this client cannot take subscriptions made later: there is nothing to forward this to.
-    co_await out.send(json_response(
-        200, mcp::make_error_response(
-                 id, mcp::error_code::method_not_found,
-                 std::string(method) + " is not available: upstream '" + upstream.name() +
-                     "' speaks MCP 2026-07-28, which has no " + std::string(method) +
-                     " (resource subscriptions are part of subscriptions/listen there), and the "
-                     "gateway does not bridge resource subscriptions for session clients")));
+    co_await answer_subscription(out, upstream, caller, origin, message, session_id, claims);
     co_return true;
   }
   if (!message.is_initialize()) co_return false;
@@ -111,21 +127,81 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
   }
   const auto result =
       mcp::initialize_from_discover(*discover, params.value("protocolVersion", std::string()));
-  mcp::SessionClaims claims;
-  claims.upstream = upstream.name();
-  claims.created_at = unix_now();
-  if (caller) claims.subject = caller->subject;
-  claims.initialize_params = params;
-  claims.client_capabilities = capabilities;
-  claims.client_name = mcp::client_name_of(params);
-  claims.protocol_version = result.value("protocolVersion", std::string());
+  mcp::SessionClaims opened;
+  opened.upstream = upstream.name();
+  opened.created_at = unix_now();
+  if (caller) opened.subject = caller->subject;
+  opened.initialize_params = params;
+  opened.client_capabilities = capabilities;
+  opened.client_name = mcp::client_name_of(params);
+  opened.protocol_version = result.value("protocolVersion", std::string());
   const mcp::Json answer = {{"jsonrpc", "2.0"}, {"id", id}, {"result", result}};
   auto response = json_response(200, dump(answer));
   response.set(mcp::header::session_id,
-               options_.sealer->seal(claims, mcp::SessionTransport::streamable_http));
+               options_.sealer->seal(opened, mcp::SessionTransport::streamable_http));
   exchange.outcome = Outcome::answered_by_gateway;
   co_await runner.answer(std::move(response));
   co_return true;
+}
+
+// resources/subscribe and resources/unsubscribe of a bridged session: 2026-07-28 subscribes in
+// subscriptions/listen, so the gateway keeps the session's URIs (on this replica) and the listen
+// behind the session's GET stream asks for them. Judged and recorded like any request.
+awaitable<void> Gateway::answer_subscription(http::Responder& out, upstream::Upstream& upstream,
+                                             const Caller& caller,
+                                             const http::RequestOrigin& origin,
+                                             const mcp::Message& message,
+                                             std::string_view session_id,
+                                             const mcp::SessionClaims* claims) {
+  const mcp::Json& id = message.id();
+  HttpPort port(out);
+  ExchangeRequest described;
+  described.upstream = upstream.name();
+  described.message = &message;
+  described.session = claims;
+  described.identity = caller;
+  described.protocol_version = claims ? claims->protocol_version : std::string();
+  described.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
+  described.origin = &origin;
+  ExchangeRunner runner(filters_, port, std::move(described));
+  Exchange& exchange = runner.exchange();
+  if (co_await runner.run_request_filters() != ExchangeRunner::Verdict::forward) co_return;
+  exchange.outcome = Outcome::answered_by_gateway;
+  const auto* params = message.params();
+  const std::string uri =
+      params && params->is_object() ? params->value("uri", std::string()) : std::string();
+  const auto refuse = [&](int code, std::string why) -> awaitable<void> {
+    co_await runner.answer(json_response(200, mcp::make_error_response(id, code, std::move(why))));
+  };
+  if (uri.empty() || uri.size() > mcp::ListenFilter::max_uri_size) {
+    co_await refuse(mcp::error_code::invalid_params,
+                    "Invalid params: uri must be a non-empty string of at most " +
+                        std::to_string(mcp::ListenFilter::max_uri_size) + " bytes");
+    co_return;
+  }
+  const auto discover = revisions_.at(upstream.name())->discover();
+  const auto capabilities =
+      discover.is_object() ? discover.value("capabilities", mcp::Json()) : mcp::Json();
+  const auto resources =
+      capabilities.is_object() ? capabilities.find("resources") : capabilities.end();
+  const bool offered = resources != capabilities.end() && resources->is_object() &&
+                       resources->value("subscribe", false) == true;
+  if (!offered) {
+    co_await refuse(mcp::error_code::method_not_found,
+                    std::string(message.method()) + " is not available: upstream '" +
+                        upstream.name() + "' does not offer resource subscriptions");
+    co_return;
+  }
+  const std::string session(session_id);
+  if (message.method() == "resources/unsubscribe") {
+    bridged_sessions_.unsubscribe(session, uri);
+  } else if (!bridged_sessions_.subscribe(session, uri)) {
+    co_await refuse(mcp::error_code::invalid_params,
+                    "a session may subscribe to at most " +
+                        std::to_string(BridgedSessions::max_subscriptions) + " resources");
+    co_return;
+  }
+  co_await runner.answer(json_response(200, bridge::result_message(id, mcp::Json::object())));
 }
 
 awaitable<void> Gateway::forward_to_stateless(SessionClientPort& port, ExchangeRunner& runner,
@@ -141,9 +217,11 @@ awaitable<void> Gateway::forward_to_stateless(SessionClientPort& port, ExchangeR
                        ? message.body()
                        : json::parse_or_discarded(runner.forwarded_body({}));
   if (body.is_discarded()) body = message.body();
-  mcp::add_envelope(
-      body, mcp::stateless_envelope(mcp::stateless_protocol_version, claims.client_capabilities,
-                                    client_info_of(claims)));
+  auto envelope = mcp::stateless_envelope(mcp::stateless_protocol_version,
+                                          claims.client_capabilities, client_info_of(claims));
+  if (auto level = bridged_sessions_.log_level(std::string(exchange.session_id)); !level.empty())
+    envelope[std::string(mcp::meta::log_level)] = std::move(level);
+  mcp::add_envelope(body, envelope);
 
   // Writes the final message: as the JSON response, or as the last event of the stream.
   const auto finish = [&](std::string text, bool relayed = false) -> awaitable<void> {
@@ -315,29 +393,17 @@ awaitable<void> Gateway::forward_to_stateless(SessionClientPort& port, ExchangeR
 }
 
 // A session client's standalone stream (GET) in front of a stateless server: the server's
-// `subscriptions/listen` stream, for every change notification a 2025 client can receive.
+// `subscriptions/listen` stream, for every change notification a 2025 client can receive, and
+// the updates of the resources the session subscribed to. When the session subscribes or
+// unsubscribes, the gateway listens again with the new set; the client's stream stays open.
 // The acknowledgement is 2026-07-28 only and stays here.
 awaitable<void> Gateway::listen_for_session_client(http::Responder& out,
                                                    upstream::Upstream& upstream,
-                                                   const mcp::SessionClaims& claims) {
-  const mcp::Json listen_id = "membrane-listen-" + mcp::base64url_encode(mcp::random_bytes(9));
-  const mcp::Json filter = {
-      {"toolsListChanged", true}, {"promptsListChanged", true}, {"resourcesListChanged", true}};
-  mcp::Json body = {{"jsonrpc", "2.0"},
-                    {"id", listen_id},
-                    {"method", "subscriptions/listen"},
-                    {"params", {{"notifications", filter}}}};
-  mcp::add_envelope(
-      body, mcp::stateless_envelope(mcp::stateless_protocol_version, claims.client_capabilities,
-                                    client_info_of(claims)));
-  const mcp::Message message(mcp::MessageKind::request, body);
-  upstream::ForwardContext context;
-  add_stateless_headers(context, message, nullptr);
-  auto reply = co_await upstream.send(message, dump(body), nullptr, context);
-  if (reply.kind != upstream::UpstreamReply::Kind::stream) {
-    co_await out.send(no_standalone_stream(upstream.name(), "speaks MCP 2026-07-28 and offers"));
-    co_return;
-  }
+                                                   const mcp::SessionClaims& claims,
+                                                   std::string session_id) {
+  const auto feed =
+      std::make_shared<BridgedSessions::ListenFeed>(co_await asio::this_coro::executor);
+  bridged_sessions_.attach(session_id, feed);
   const EventCheck relay_changes = [&](std::string& data) {
     invalidate_cached_lists(upstream.name(), data);
     if (data.find("notifications/subscriptions/acknowledged") != std::string_view::npos)
@@ -350,9 +416,61 @@ awaitable<void> Gateway::listen_for_session_client(http::Responder& out,
     }
     return true;
   };
-  // The listen's own response (the server ending it) is held back: the client never asked.
-  std::string ended;
-  co_await relay_standalone_stream(out, std::move(reply.stream), &listen_id, &ended, relay_changes);
+  const StreamCount counted(active_streams_);
+  bool streaming = false;
+  for (;;) {
+    const mcp::Json listen_id = "membrane-listen-" + mcp::base64url_encode(mcp::random_bytes(9));
+    mcp::Json filter = {
+        {"toolsListChanged", true}, {"promptsListChanged", true}, {"resourcesListChanged", true}};
+    if (auto uris = bridged_sessions_.subscriptions(session_id); !uris.empty())
+      filter["resourceSubscriptions"] = std::move(uris);
+    mcp::Json body = {{"jsonrpc", "2.0"},
+                      {"id", listen_id},
+                      {"method", "subscriptions/listen"},
+                      {"params", {{"notifications", std::move(filter)}}}};
+    mcp::add_envelope(
+        body, mcp::stateless_envelope(mcp::stateless_protocol_version, claims.client_capabilities,
+                                      client_info_of(claims)));
+    const mcp::Message message(mcp::MessageKind::request, body);
+    upstream::ForwardContext context;
+    add_stateless_headers(context, message, nullptr);
+    auto reply = co_await upstream.send(message, dump(body), nullptr, context);
+    if (reply.kind != upstream::UpstreamReply::Kind::stream) {
+      if (!streaming)
+        co_await out.send(
+            no_standalone_stream(upstream.name(), "speaks MCP 2026-07-28 and offers"));
+      break;
+    }
+    auto pump = co_await EventPump::start(std::move(reply.stream));
+    if (!streaming) {
+      if (!co_await out.begin_stream(event_stream_header())) {
+        pump->stop();
+        co_return;
+      }
+      // A listen stream never ends by itself: shutdown closes it at once (the client reconnects).
+      out.set_interruptible(true);
+      streaming = true;
+    }
+    feed->feeding(pump);
+    // Subscribed while this listen was being opened: it may lack the new URI.
+    if (feed->listen_again_pending()) pump->stop();
+    // The listen's own response (the server ending it) is held back: the client never asked.
+    std::string ended;
+    auto outcome = co_await relay_events(out, *pump, nullptr, &listen_id, options_.sse_keep_alive,
+                                         &ended, relay_changes);
+    pump->stop();
+    feed->feeding(nullptr);
+    if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
+    if (outcome.client_gone || outcome.cancelled) {
+      out.set_interruptible(false);
+      co_return;
+    }
+    if (!feed->take_listen_again()) break;  // the server ended the listen itself
+  }
+  if (streaming) {
+    out.set_interruptible(false);
+    co_await out.end_stream();
+  }
 }
 
 }  // namespace membrane::gateway

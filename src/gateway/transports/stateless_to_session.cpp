@@ -17,6 +17,29 @@
 #include "membrane/mcp/revisions.hpp"
 
 namespace membrane::gateway {
+namespace {
+
+// How long a server's first question waits for the others it asks with it.
+constexpr std::chrono::milliseconds question_gathering_window{10};
+constexpr std::size_t max_gathered_questions = 16;
+
+// 2026-07-28 answers an unknown method with 404, whatever the session server's transport did.
+unsigned http_status_for_stateless_client(const mcp::Json& response) {
+  const auto error = response.find("error");
+  const bool not_found = error != response.end() && error->is_object() &&
+                         error->value("code", 0) == mcp::error_code::method_not_found;
+  return not_found ? 404 : 200;
+}
+
+// The client capability a server's question needs.
+std::string_view capability_for(std::string_view question) {
+  if (question == "sampling/createMessage") return "sampling";
+  if (question == "elicitation/create") return "elicitation";
+  return "roots";
+}
+
+}  // namespace
+
 using bridge::dump;
 using bridge::parse_response;
 using bridge::read_response;
@@ -97,16 +120,11 @@ awaitable<void> Gateway::stateless_to_session(HttpPort& port, ExchangeRunner& ru
       co_return;
     }
 
-    // Nothing of the gateway's to take out: the client's bytes go as they are (a session server
-    // ignores the envelope's _meta keys).
-    std::string raw;
-    if (call.state.empty() && call.input_responses.empty() && exchange.rewritten_body.empty()) {
-      raw = call.request->body();
-    } else {
-      mcp::Json body = upstream_body(runner, call);
-      mcp::strip_reserved_meta(body);
-      raw = dump(body);
-    }
+    // The envelope's reserved _meta keys go: a server that speaks both revisions reads a body
+    // naming 2026-07-28 under a session header as a header mismatch.
+    mcp::Json body = upstream_body(runner, call);
+    mcp::strip_reserved_meta(body);
+    std::string raw = dump(body);
     auto context = runner.forward_context(upstream);
     context.idempotent = mcp::is_cacheable_method(message.method());
     runner.forwarding();
@@ -133,12 +151,14 @@ awaitable<void> Gateway::stateless_to_session(HttpPort& port, ExchangeRunner& ru
       continue;
     }
     if (reply.kind == Kind::message) {
+      unsigned status = 200;
       if (auto response = parse_response(reply.body)) {
         mcp::mark_complete_result(*response, message.method());
         reply.body = dump(*response);
+        status = http_status_for_stateless_client(*response);
       }
       runner.on_upstream_message(reply.body);
-      co_await runner.answer(json_response(200, std::move(reply.body)));
+      co_await runner.answer(json_response(status, std::move(reply.body)));
       co_return;
     }
     if (reply.kind != Kind::stream) {
@@ -188,6 +208,13 @@ awaitable<void> Gateway::relay_bridged(HttpPort& port, ExchangeRunner& runner, S
     co_await follow_session_stream(upstream, session);
   }
 
+  // The level the request asked for in `_meta` (-1: none, so no log lines).
+  int log_threshold = -1;
+  if (const auto* params = call.message->params(); params && params->is_object()) {
+    if (const auto meta = params->find("_meta"); meta != params->end() && meta->is_object())
+      log_threshold =
+          mcp::log_severity(meta->value(std::string(mcp::meta::log_level), std::string()));
+  }
   bool client_left = false;
   const auto watch = out.watch_client([&client_left, &pump] {
     client_left = true;
@@ -236,17 +263,68 @@ awaitable<void> Gateway::relay_bridged(HttpPort& port, ExchangeRunner& runner, S
       mcp::mark_complete_result(upstream_message.body(), call.message->method());
       std::string text = dump(upstream_message.body());
       runner.on_upstream_message(text);
-      exchange.client_gone = !co_await send_text(std::move(text));
+      exchange.client_gone = !co_await runner.answer_json(
+          http_status_for_stateless_client(upstream_message.body()), std::move(text));
       co_return;
     }
 
     if (upstream_message.is_request()) {
       const std::string method(upstream_message.method());
+      const std::string_view capability = capability_for(method);
+      const auto& declared = call.client->client_capabilities;
+      if (mcp::is_input_request_method(method) &&
+          (!declared.is_object() || !declared.contains(capability))) {
+        // The client cannot answer it: 2026-07-28 has an error that says which capability the
+        // request needed, and the call goes no further at the server.
+        co_await answer_server_request(upstream, session, std::move(upstream_message.body()));
+        pump->stop();
+        co_await cancel_upstream();
+        exchange.outcome = Outcome::answered_by_gateway;
+        const mcp::Json error = {
+            {"jsonrpc", "2.0"},
+            {"id", id},
+            {"error",
+             {{"code", mcp::error_code::missing_client_capability},
+              {"message", "upstream '" + upstream.name() + "' asked the client for " + method +
+                              ", and the client did not declare the " + std::string(capability) +
+                              " capability"},
+              {"data", {{"requiredCapabilities", {{capability, mcp::Json::object()}}}}}}}};
+        if (port.streaming()) {
+          exchange.client_gone = !co_await send_text(dump(error));
+        } else {
+          co_await runner.answer(json_response(400, dump(error)));
+        }
+        co_return;
+      }
       if (mcp::is_input_request_method(method) && mcp::may_require_input(call.message->method())) {
         // The server's question goes to the client as an input request; the call waits here.
-        const std::string key = method + ":" + mcp::id_key(upstream_message.id());
-        mcp::Json request_params =
-            upstream_message.params() ? *upstream_message.params() : mcp::Json::object();
+        // Questions a server asks together (one per input it needs) arrive together: those
+        // already on their way are gathered into the same round.
+        mcp::Json input_requests = mcp::Json::object();
+        std::map<std::string, mcp::Json> asked;
+        const auto take_question = [&](mcp::Message& question) {
+          const std::string key = std::string(question.method()) + ":" + mcp::id_key(question.id());
+          input_requests[key] = {
+              {"method", question.method()},
+              {"params", question.params() ? *question.params() : mcp::Json::object()}};
+          asked.emplace(key, question.id());
+        };
+        take_question(upstream_message);
+        while (asked.size() < max_gathered_questions) {
+          auto more = co_await pump->next(question_gathering_window);
+          if (more.kind != EventPump::Kind::message) break;
+          auto next_parsed = mcp::parse_message(more.read.event.data);
+          if (!next_parsed.message || !next_parsed.message->is_request()) continue;
+          auto& next_question = *next_parsed.message;
+          const std::string next_method(next_question.method());
+          const std::string_view needs = capability_for(next_method);
+          if (mcp::is_input_request_method(next_method) && declared.is_object() &&
+              declared.contains(needs)) {
+            take_question(next_question);
+          } else {
+            co_await answer_server_request(upstream, session, std::move(next_question.body()));
+          }
+        }
         auto parked = std::make_shared<ParkedCall>();
         parked->pump = pump;
         parked->session = session;
@@ -255,16 +333,15 @@ awaitable<void> Gateway::relay_bridged(HttpPort& port, ExchangeRunner& runner, S
         if (call.digest.empty()) call.digest = request_digest(*call.message);
         parked->request_digest = call.digest;
         parked->upstream_request_id = upstream_request_id;
-        parked->asked.emplace(key, upstream_message.id());
+        parked->asked = std::move(asked);
         parked->expires = Clock::now() + options_.approval_timeout;
         const auto expires = parked->expires;
         call.parked_id = parked_calls_.park(std::move(parked));
         asio::co_spawn(co_await asio::this_coro::executor,
                        expire_parked_call(call.parked_id, expires), asio::detached);
-        mcp::Json result = {
-            {"resultType", "input_required"},
-            {"inputRequests", {{key, {{"method", method}, {"params", std::move(request_params)}}}}},
-            {"requestState", seal_request_state(call, mcp::Json())}};
+        mcp::Json result = {{"resultType", "input_required"},
+                            {"inputRequests", std::move(input_requests)},
+                            {"requestState", seal_request_state(call, mcp::Json())}};
         exchange.outcome = Outcome::input_required;
         exchange.client_gone = !co_await send_text(result_message(id, std::move(result)));
         co_return;
@@ -278,6 +355,13 @@ awaitable<void> Gateway::relay_bridged(HttpPort& port, ExchangeRunner& runner, S
     invalidate_cached_lists(upstream.name(), data);
     const auto method = upstream_message.method();
     if (method != "notifications/progress" && method != "notifications/message") continue;
+    // A 2026-07-28 client gets log lines only at or above the level its request names.
+    if (method == "notifications/message") {
+      const auto* params = upstream_message.params();
+      const int severity = mcp::log_severity(
+          params && params->is_object() ? params->value("level", std::string()) : std::string());
+      if (log_threshold < 0 || severity < log_threshold) continue;
+    }
     if (!co_await port.begin_stream()) {
       runner.abandoned_by_client();
       pump->stop();

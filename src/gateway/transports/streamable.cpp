@@ -138,6 +138,21 @@ std::optional<http::Response> check_protocol_version(const http::Request& reques
   return unsupported_version_response(id, version, served);
 }
 
+// MCP 2026-07-28 removed these requests: answered as a 2026-07-28 server answers them, whatever
+// the upstream behind the route speaks.
+http::Response removed_in_stateless(const mcp::Json& id, std::string_view method) {
+  const std::string_view instead =
+      method == "initialize" ? "there is no handshake: server/discover describes the server"
+      : method == "ping"     ? "there is no ping"
+      : method == "logging/setLevel"
+          ? "set _meta[\"io.modelcontextprotocol/logLevel\"] on each request"
+          : "subscribe with resourceSubscriptions in subscriptions/listen";
+  return jsonrpc_error(404, id, mcp::error_code::method_not_found,
+                       "Method not found: " + std::string(method) + " is not part of MCP " +
+                           std::string(mcp::stateless_protocol_version) + " (" +
+                           std::string(instead) + ")");
+}
+
 // MCP 2026-07-28: a stateless client has no session to listen on or end.
 http::Response stateless_method_not_allowed(std::string_view method) {
   auto response = jsonrpc_error(405, nullptr, mcp::error_code::invalid_request,
@@ -176,6 +191,12 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   }
   auto posted = read_posted_message(request);
   if (posted.rejection) {
+    // A removed method is not there to have its params checked.
+    if (mcp::is_stateless_protocol_version(request[mcp::header::protocol_version]) &&
+        mcp::is_removed_in_stateless(posted.method)) {
+      co_await out.send(removed_in_stateless(posted.id, posted.method));
+      co_return;
+    }
     co_await out.send(std::move(*posted.rejection));
     co_return;
   }
@@ -187,15 +208,23 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   }
   // MCP 2026-07-28: the revision is per request, and such a request has no session.
   if (is_stateless_request(request, message)) {
-    auto checked = check_stateless_request(request, message, served_revisions(upstream));
+    auto checked = check_stateless_request(request, message, stateless_revisions);
     if (checked.rejection) {
       co_await out.send(std::move(*checked.rejection));
+      co_return;
+    }
+    if (message.is_request() && mcp::is_removed_in_stateless(message.method())) {
+      co_await out.send(removed_in_stateless(id, message.method()));
       co_return;
     }
     co_await stateless_post(request, origin, out, upstream, caller, message, std::move(checked));
     co_return;
   }
-  if (auto rejection = check_protocol_version(request, id, served_revisions(upstream))) {
+  // A request with neither a session nor initialize can only be of a sessionless revision: what
+  // the route serves of those is what server/discover says.
+  const bool sessionless = request[mcp::header::session_id].empty() && !message.is_initialize();
+  if (auto rejection = check_protocol_version(
+          request, id, sessionless ? stateless_revisions : served_revisions(upstream))) {
     co_await out.send(std::move(*rejection));
     co_return;
   }
@@ -230,7 +259,8 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   }
   if (stateless_upstream &&
       co_await answer_for_stateless_upstream(out, upstream, caller, origin, message,
-                                             request[mcp::header::session_id]))
+                                             request[mcp::header::session_id],
+                                             session.claims ? &*session.claims : nullptr))
     co_return;
 
   const mcp::SessionClaims* claims = session.claims ? &*session.claims : nullptr;
@@ -380,7 +410,8 @@ awaitable<void> Gateway::streamable_get(http::Request& request, const http::Requ
     co_return;
   }
   if (is_bridged_session(*session.claims)) {
-    co_await listen_for_session_client(out, upstream, *session.claims);
+    co_await listen_for_session_client(out, upstream, *session.claims,
+                                       std::string(request[mcp::header::session_id]));
     co_return;
   }
   upstream::ForwardContext context;
@@ -440,6 +471,7 @@ awaitable<void> Gateway::streamable_delete(http::Request& request, http::Respond
     options_.ended_sessions->add(request[mcp::header::session_id],
                                  session.claims->created_at + options_.session_max_age.count());
     forget_unsealed(request[mcp::header::session_id], upstream.name());
+    bridged_sessions_.forget(std::string(request[mcp::header::session_id]));
     admission_.sessions().end(request[mcp::header::session_id]);
   }
   if (reply.kind == upstream::UpstreamReply::Kind::accepted) {

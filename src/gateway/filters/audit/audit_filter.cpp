@@ -87,6 +87,8 @@ audit::Json record_of(const Exchange& exchange) {
                                     : audit::Json(exchange.upstream_protocol_version);
   if (const auto target = message->target_name(); !target.empty()) record["tool"] = target;
   record["request_id"] = message->id();
+  if (!exchange.task.id.empty()) record["task"] = exchange.task.id;
+  if (!exchange.task.status.empty()) record["task_status"] = exchange.task.status;
   if (const auto* params = message->params()) {
     if (const auto arguments = params->find("arguments"); arguments != params->end()) {
       record["args_sha256"] =

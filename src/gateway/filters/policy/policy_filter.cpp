@@ -25,8 +25,7 @@ void describe_caller(const Exchange& exchange, policy::CallContext& call) {
   if (exchange.txn.claims.is_object()) call.txn = &exchange.txn.claims;
 }
 
-policy::CallContext call_context(const Exchange& exchange) {
-  const mcp::Message& message = *exchange.message;
+policy::CallContext call_context(const Exchange& exchange, const mcp::Message& message) {
   policy::CallContext call;
   call.method = message.method();
   call.server = exchange.upstream;
@@ -41,6 +40,15 @@ policy::CallContext call_context(const Exchange& exchange) {
   describe_caller(exchange, call);
   return call;
 }
+
+policy::CallContext call_context(const Exchange& exchange) {
+  return call_context(exchange, *exchange.message);
+}
+
+// A call kept for its task's result is at most this large: arguments are the client's, and the
+// table holds thousands. A larger one is not kept; its task's result is then masked by every
+// redact rule.
+constexpr std::size_t max_kept_call = 64 * 1024;
 
 std::string why(const policy::RuleInfo* rule) {
   if (!rule) return {};
@@ -120,8 +128,9 @@ std::optional<mcp::Json> answer_to_request(Exchange& exchange, std::string& mess
 // One exchange under one policy snapshot: a reload never changes an exchange midway.
 class PolicyFilter final : public Filter, public Redactor {
  public:
-  PolicyFilter(std::shared_ptr<const policy::Policy> policy, bool shadow)
-      : policy_(std::move(policy)), shadow_(shadow) {}
+  PolicyFilter(std::shared_ptr<const policy::Policy> policy, bool shadow,
+               std::shared_ptr<TaskCalls> task_calls)
+      : policy_(std::move(policy)), shadow_(shadow), task_calls_(std::move(task_calls)) {}
 
   FilterStep on_request(Exchange& exchange) override;
   awaitable<FilterStep> resume(Exchange& exchange, ClientAsker& client) override;
@@ -138,9 +147,14 @@ class PolicyFilter final : public Filter, public Redactor {
   // The human's answer to an `ask` verdict: forward on accept, refuse otherwise.
   FilterStep answered(Exchange& exchange, const Confirmation& confirmation) const;
   void filter_tool_list(Exchange& exchange, std::string& message) const;
+  // A call whose answer is a task: kept, so that the task's result is judged as its result.
+  void remember_task(const Exchange& exchange, const mcp::Json& result) const;
+  // tasks/result, and tasks/get of the 2026-07-28 extension (it carries the result inline).
+  void mask_task_result(Exchange& exchange, std::string& message) const;
 
   std::shared_ptr<const policy::Policy> policy_;
   bool shadow_;
+  std::shared_ptr<TaskCalls> task_calls_;
   const Exchange* exchange_ = nullptr;
   const policy::RuleInfo* rule_ = nullptr;  // the rule whose `ask` is being carried out
   mcp::Json approval_;                      // the elicitation that asks the human
@@ -150,14 +164,61 @@ bool judged_method(std::string_view method) {
   return method == "tools/call" || method == "resources/read" || method == "prompts/get";
 }
 
+bool carries_task_result(std::string_view method) {
+  return method == "tasks/result" || method == "tasks/get";
+}
+
+// The id of the task a result is or wraps (2025-11-25 `task`, 2026-07-28 resultType "task").
+std::string task_id_of(const mcp::Json& result) {
+  if (!result.is_object()) return {};
+  const auto wrapped = result.find("task");
+  const mcp::Json& task = wrapped != result.end() && wrapped->is_object() ? *wrapped : result;
+  const auto id = task.find("taskId");
+  return id != task.end() && id->is_string() ? id->get<std::string>() : std::string();
+}
+
 }  // namespace
+
+std::string TaskCalls::key(const Exchange& exchange, std::string_view task_id) {
+  std::string key = exchange.upstream;
+  key.push_back('\0');
+  // Sessionless (2026-07-28) callers are told apart by who they are.
+  if (!exchange.session_id.empty()) {
+    key.append(exchange.session_id);
+  } else if (exchange.identity) {
+    key.append(exchange.identity->subject);
+  }
+  key.push_back('\0');
+  key.append(task_id);
+  return key;
+}
+
+void TaskCalls::remember(std::string key, mcp::Json call) {
+  std::lock_guard lock(mutex_);
+  if (calls_.insert_or_assign(key, std::move(call)).second) order_.push_back(std::move(key));
+  while (order_.size() > capacity) {
+    calls_.erase(order_.front());
+    order_.pop_front();
+  }
+}
+
+std::optional<mcp::Json> TaskCalls::find(const std::string& key) const {
+  std::lock_guard lock(mutex_);
+  const auto found = calls_.find(key);
+  if (found == calls_.end()) return std::nullopt;
+  return found->second;
+}
 
 std::unique_ptr<Filter> PolicyFilterFactory::make(const Exchange& exchange) const {
   if (!exchange.message || !exchange.message->is_request()) return nullptr;
   const std::string_view method = exchange.message->method();
-  // Only the exchanges it judges or filters pin a snapshot (tools/list for its reply).
-  if (!judged_method(method) && method != "tools/list") return nullptr;
-  return std::make_unique<PolicyFilter>(policy_.load(), shadow_);
+  // Only the exchanges it judges or filters pin a snapshot (tools/list for its reply, a task's
+  // result when there is something to mask).
+  auto policy = policy_.load();
+  if (!judged_method(method) && method != "tools/list" &&
+      !(carries_task_result(method) && policy->has_redactions()))
+    return nullptr;
+  return std::make_unique<PolicyFilter>(std::move(policy), shadow_, task_calls_);
 }
 
 FilterStep PolicyFilter::on_request(Exchange& exchange) {
@@ -295,13 +356,52 @@ void PolicyFilter::on_upstream_message(Exchange& exchange, std::string& message)
     if (!body) return;
     const auto result = body->find("result");
     if (result == body->end()) return;
+    if (method == "tools/call") remember_task(exchange, *result);
     if (policy_->redact(call_context(exchange), *result)) {
       message = dump(*body);
       exchange.policy.redacted = true;
     }
     return;
   }
+  if (carries_task_result(method)) {
+    if (!shadow_) mask_task_result(exchange, message);
+    return;
+  }
   if (method == "tools/list") filter_tool_list(exchange, message);
+}
+
+void PolicyFilter::remember_task(const Exchange& exchange, const mcp::Json& result) const {
+  const std::string task = task_id_of(result);
+  if (task.empty()) return;
+  const mcp::Json& call = exchange.message->body();
+  if (call.dump(-1, ' ', false, mcp::Json::error_handler_t::replace).size() > max_kept_call) return;
+  task_calls_->remember(TaskCalls::key(exchange, task), call);
+}
+
+void PolicyFilter::mask_task_result(Exchange& exchange, std::string& message) const {
+  if (!policy_->has_redactions()) return;
+  auto body = answer_to_request(exchange, message);
+  if (!body) return;
+  const auto result = body->find("result");
+  if (result == body->end()) return;
+  const auto* params = exchange.message->params();
+  const auto task =
+      params && params->is_object() ? params->value("taskId", mcp::Json()) : mcp::Json();
+  std::optional<mcp::Json> call;
+  if (task.is_string()) call = task_calls_->find(TaskCalls::key(exchange, task.get<std::string>()));
+  bool masked = false;
+  if (call) {
+    const mcp::Message original(mcp::MessageKind::request, std::move(*call));
+    masked = policy_->redact(call_context(exchange, original), *result);
+  } else {
+    // The call is not known here (another replica created the task, or it was pushed out):
+    // every redact rule masks it, rather than none.
+    masked = policy_->redact_all(*result);
+  }
+  if (masked) {
+    message = dump(*body);
+    exchange.policy.redacted = true;
+  }
 }
 
 // Hides the tools the caller may never call (a deny rule that does not depend on arguments) and

@@ -7,12 +7,33 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
 
 #include "gateway/exchange/filter.hpp"
 #include "membrane/policy/policy.hpp"
 
 namespace membrane::gateway {
+
+// The calls that became tasks, by caller and task: a task's result (tasks/result, or tasks/get
+// in the 2026-07-28 extension) is that call's result, masked by the rules that judged the call.
+// Bounded: the oldest entries go first.
+class TaskCalls {
+ public:
+  static constexpr std::size_t capacity = 10'000;
+  static std::string key(const Exchange& exchange, std::string_view task_id);
+  void remember(std::string key, mcp::Json call);
+  std::optional<mcp::Json> find(const std::string& key) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, mcp::Json> calls_;
+  std::deque<std::string> order_;
+};
 
 class PolicyFilterFactory final : public FilterFactory {
  public:
@@ -30,6 +51,7 @@ class PolicyFilterFactory final : public FilterFactory {
  private:
   std::atomic<std::shared_ptr<const policy::Policy>> policy_;
   bool shadow_;
+  std::shared_ptr<TaskCalls> task_calls_ = std::make_shared<TaskCalls>();
 };
 
 }  // namespace membrane::gateway

@@ -130,6 +130,9 @@ void TraceFilter::on_complete(const Exchange& exchange) {
     attributes.emplace_back("client.address",
                             exchange.client_address.substr(0, exchange.client_address.rfind(':')));
   attributes.emplace_back("membrane.upstream", exchange.upstream);
+  if (!exchange.task.id.empty()) attributes.emplace_back("mcp.task.id", exchange.task.id);
+  if (!exchange.task.status.empty())
+    attributes.emplace_back("mcp.task.status", exchange.task.status);
   if (method == "tools/call") {
     attributes.emplace_back("gen_ai.operation.name", std::string("execute_tool"));
     attributes.emplace_back("gen_ai.tool.name", std::string(message->target_name()));
