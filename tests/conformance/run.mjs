@@ -147,7 +147,7 @@ const UPSTREAMS = [
 
 const FOOTNOTES = [
   '¹ over stdio (the gateway starts one process per session); the direct column is the same server over HTTP.',
-  '² `protocol: auto`: server/discover finds 2026-07-28, so 2025-11-25 clients are bridged to a stateless server.',
+  '² `protocol: auto`: the gateway finds that the fixture speaks both revisions, so every client speaks its own revision to it (2025-11-25 clients get sessions of their own, 2026-07-28 clients pass through).',
   '³ `protocol: 2025-11-25`: 2025-11-25 clients pass through to the fixture\'s sessions; 2026-07-28 clients are bridged onto pooled sessions.',
 ];
 

@@ -314,7 +314,12 @@ awaitable<void> Gateway::relay_bridged(HttpPort& port, ExchangeRunner& runner, S
           auto more = co_await pump->next(question_gathering_window);
           if (more.kind != EventPump::Kind::message) break;
           auto next_parsed = mcp::parse_message(more.read.event.data);
-          if (!next_parsed.message || !next_parsed.message->is_request()) continue;
+          if (!next_parsed.message || !next_parsed.message->is_request()) {
+            // Not a question (the call's own answer may follow a question the session's stream
+            // handed it): it stays on the stream for the continuation to relay.
+            pump->inject(std::move(more.read));
+            break;
+          }
           auto& next_question = *next_parsed.message;
           const std::string next_method(next_question.method());
           const std::string_view needs = capability_for(next_method);
