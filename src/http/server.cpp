@@ -99,6 +99,15 @@ void watch_for_close(asio::ip::tcp::socket& socket, std::shared_ptr<ClientWatch:
           }));
 }
 
+// Whether the peer has closed its side already (an orderly close or a reset), without waiting.
+bool peer_closed(asio::ip::tcp::socket& socket) {
+  if (!socket.is_open()) return true;
+  char probe = 0;
+  const auto n = ::recv(socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+  return n == 0;
+}
+
 using TlsStream = asio::ssl::stream<beast::tcp_stream>;
 
 template <class Stream>
@@ -356,6 +365,12 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
     // writes on this connection must not fail because of it.
     co_await asio::this_coro::reset_cancellation_state();
     if (!responder.started()) {
+      // A handler leaves a client that went away without an answer: nobody is there to get one.
+      if (peer_closed(tcp_layer(stream).socket())) {
+        log::debug("no response for ", request.method_string(), " ", request.target(),
+                   ": the client closed the connection first");
+        co_return false;
+      }
       log::error("handler produced no response for ", request.method_string(), " ",
                  request.target());
       co_await send_error(stream, options, bhttp::status::internal_server_error,

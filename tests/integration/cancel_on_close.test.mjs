@@ -158,3 +158,11 @@ describe('a 2025-11-25 client (SDK v1) sends notifications/cancelled', () => {
     assert.equal(echo.content[0].text, 'Echo: fine');
   });
 });
+
+describe('a client that leaves before any answer', () => {
+  test('leaves no error in the gateway\'s log: nobody was there to answer', { timeout: T }, async () => {
+    // Every request above left before its answer, some before the gateway had started one.
+    const unanswered = gateway.lines.filter((line) => /handler produced no response/.test(line));
+    assert.deepEqual(unanswered, []);
+  });
+});
