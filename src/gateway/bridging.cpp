@@ -60,11 +60,17 @@ BridgedSessions::Entry& BridgedSessions::entry_locked(const std::string& session
     auto oldest = entries_.begin();
     for (auto it = entries_.begin(); it != entries_.end(); ++it)
       if (it->second.serial < oldest->second.serial) oldest = it;
-    entries_.erase(oldest);
+    erase_locked(oldest);
   }
   auto& entry = entries_[session];
   entry.serial = next_serial_++;
   return entry;
+}
+
+void BridgedSessions::erase_locked(std::unordered_map<std::string, Entry>::iterator entry) {
+  for (const auto& uri : entry->second.uris)
+    uri_bytes_ -= uri.size();
+  entries_.erase(entry);
 }
 
 void BridgedSessions::changed_locked(const Entry& entry) {
@@ -86,8 +92,10 @@ bool BridgedSessions::subscribe(const std::string& session, const std::string& u
   std::lock_guard lock(mutex_);
   auto& entry = entry_locked(session);
   if (std::find(entry.uris.begin(), entry.uris.end(), uri) != entry.uris.end()) return true;
-  if (entry.uris.size() >= max_subscriptions) return false;
+  if (entry.uris.size() >= max_subscriptions || uri_bytes_ + uri.size() > max_uri_bytes)
+    return false;
   entry.uris.push_back(uri);
+  uri_bytes_ += uri.size();
   changed_locked(entry);
   return true;
 }
@@ -99,6 +107,7 @@ void BridgedSessions::unsubscribe(const std::string& session, const std::string&
   auto& uris = found->second.uris;
   const auto it = std::find(uris.begin(), uris.end(), uri);
   if (it == uris.end()) return;
+  uri_bytes_ -= it->size();
   uris.erase(it);
   changed_locked(found->second);
 }
@@ -116,7 +125,7 @@ void BridgedSessions::attach(const std::string& session, const std::shared_ptr<L
 
 void BridgedSessions::forget(const std::string& session) {
   std::lock_guard lock(mutex_);
-  entries_.erase(session);
+  if (const auto found = entries_.find(session); found != entries_.end()) erase_locked(found);
 }
 
 std::string UpstreamSessionPool::key(std::string_view upstream, std::string_view subject,

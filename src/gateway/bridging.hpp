@@ -226,6 +226,8 @@ class BridgedSessions {
  public:
   static constexpr std::size_t max_sessions = 10'000;
   static constexpr std::size_t max_subscriptions = mcp::ListenFilter::max_resource_uris;
+  // Every session's subscribed URIs together, at most: the table is the clients' to fill.
+  static constexpr std::size_t max_uri_bytes = 32 * 1024 * 1024;
 
   // The GET stream a session has open here: told when its subscriptions change, so it listens
   // again with the new set.
@@ -248,7 +250,7 @@ class BridgedSessions {
 
   void set_log_level(const std::string& session, std::string level);
   std::string log_level(const std::string& session) const;
-  // False when the session has max_subscriptions already.
+  // False when the session has max_subscriptions already, or the table max_uri_bytes.
   bool subscribe(const std::string& session, const std::string& uri);
   void unsubscribe(const std::string& session, const std::string& uri);
   std::vector<std::string> subscriptions(const std::string& session) const;
@@ -263,10 +265,12 @@ class BridgedSessions {
     std::uint64_t serial = 0;  // insertion order, for eviction
   };
   Entry& entry_locked(const std::string& session);
+  void erase_locked(std::unordered_map<std::string, Entry>::iterator entry);
   void changed_locked(const Entry& entry);
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Entry> entries_;
   std::uint64_t next_serial_ = 0;
+  std::size_t uri_bytes_ = 0;
 };
 
 // The 2026-07-28 headers of a request the gateway sends a stateless upstream: the revision,

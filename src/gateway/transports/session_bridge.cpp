@@ -197,8 +197,10 @@ awaitable<void> Gateway::answer_subscription(http::Responder& out, upstream::Ups
     bridged_sessions_.unsubscribe(session, uri);
   } else if (!bridged_sessions_.subscribe(session, uri)) {
     co_await refuse(mcp::error_code::invalid_params,
-                    "a session may subscribe to at most " +
-                        std::to_string(BridgedSessions::max_subscriptions) + " resources");
+                    "no more subscriptions: a session may hold at most " +
+                        std::to_string(BridgedSessions::max_subscriptions) +
+                        ", and this gateway's subscriptions for bridged sessions are at their "
+                        "limit when that is not it");
     co_return;
   }
   co_await runner.answer(json_response(200, bridge::result_message(id, mcp::Json::object())));

@@ -193,11 +193,21 @@ std::string TaskCalls::key(const Exchange& exchange, std::string_view task_id) {
   return key;
 }
 
-void TaskCalls::remember(std::string key, mcp::Json call) {
+void TaskCalls::remember(std::string key, mcp::Json call, std::size_t size) {
   std::lock_guard lock(mutex_);
-  if (calls_.insert_or_assign(key, std::move(call)).second) order_.push_back(std::move(key));
-  while (order_.size() > capacity) {
-    calls_.erase(order_.front());
+  if (const auto found = calls_.find(key); found != calls_.end()) {
+    bytes_ -= found->second.size;
+    found->second = Kept{std::move(call), size};
+  } else {
+    calls_.emplace(key, Kept{std::move(call), size});
+    order_.push_back(std::move(key));
+  }
+  bytes_ += size;
+  while (!order_.empty() && (order_.size() > capacity || bytes_ > max_bytes)) {
+    if (const auto oldest = calls_.find(order_.front()); oldest != calls_.end()) {
+      bytes_ -= oldest->second.size;
+      calls_.erase(oldest);
+    }
     order_.pop_front();
   }
 }
@@ -206,7 +216,7 @@ std::optional<mcp::Json> TaskCalls::find(const std::string& key) const {
   std::lock_guard lock(mutex_);
   const auto found = calls_.find(key);
   if (found == calls_.end()) return std::nullopt;
-  return found->second;
+  return found->second.call;
 }
 
 std::unique_ptr<Filter> PolicyFilterFactory::make(const Exchange& exchange) const {
@@ -374,8 +384,9 @@ void PolicyFilter::remember_task(const Exchange& exchange, const mcp::Json& resu
   const std::string task = task_id_of(result);
   if (task.empty()) return;
   const mcp::Json& call = exchange.message->body();
-  if (call.dump(-1, ' ', false, mcp::Json::error_handler_t::replace).size() > max_kept_call) return;
-  task_calls_->remember(TaskCalls::key(exchange, task), call);
+  const std::size_t size = call.dump(-1, ' ', false, mcp::Json::error_handler_t::replace).size();
+  if (size > max_kept_call) return;
+  task_calls_->remember(TaskCalls::key(exchange, task), call, size);
 }
 
 void PolicyFilter::mask_task_result(Exchange& exchange, std::string& message) const {

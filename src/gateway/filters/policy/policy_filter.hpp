@@ -25,14 +25,21 @@ namespace membrane::gateway {
 class TaskCalls {
  public:
   static constexpr std::size_t capacity = 10'000;
+  static constexpr std::size_t max_bytes = 32 * 1024 * 1024;  // the kept calls' text together
   static std::string key(const Exchange& exchange, std::string_view task_id);
-  void remember(std::string key, mcp::Json call);
+  // `size` is the call's text size (what it costs to keep).
+  void remember(std::string key, mcp::Json call, std::size_t size);
   std::optional<mcp::Json> find(const std::string& key) const;
 
  private:
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, mcp::Json> calls_;
+  struct Kept {
+    mcp::Json call;
+    std::size_t size = 0;
+  };
+  std::unordered_map<std::string, Kept> calls_;
   std::deque<std::string> order_;
+  std::size_t bytes_ = 0;
 };
 
 class PolicyFilterFactory final : public FilterFactory {
