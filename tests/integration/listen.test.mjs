@@ -6,7 +6,10 @@
 //     its filter asked for (and only those), and a list_changed seen on it drops the gateway's
 //     cached list;
 //   - a 2025-11-25 client (SDK v1) gets the same changes on its standalone GET stream: the gateway
-//     opens subscriptions/listen for it and keeps the 2026-only acknowledgement to itself.
+//     opens subscriptions/listen for it and keeps the 2026-only acknowledgement to itself;
+//   - the SDK v2 client's own listen() (it waits for an acknowledgement naming its subscription)
+//     opens at once, whether the gateway relays the server's listen or serves one of its own for a
+//     session server (server-everything over HTTP and over stdio).
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,8 +17,9 @@ import { after, before, describe, test } from 'node:test';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import {
-  NODE, SOURCE_DIR, cleanup, connectClient, parseSse, spawnManaged, startGateway, statelessBody,
-  statelessHeaders, waitFor, withTimeout,
+  NODE, SOURCE_DIR, cleanup, connectClient, connectV2, everythingStdioCommand, parseSse, spawnManaged,
+  startEverythingHttp, startGateway, statelessBody, statelessHeaders, stdioUpstreamFlag, waitFor,
+  withTimeout,
 } from './harness.mjs';
 
 const MODERN_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'modern-server.mjs');
@@ -28,7 +32,12 @@ before(async () => {
   const proc = spawnManaged('modern (listen)', NODE, [MODERN_JS, '0', '60000']);
   const m = await proc.waitForLine(/listening on (http:\/\/\S+)/, 20_000);
   modern = { url: m[1], proc };
-  gateway = await startGateway(['--upstream', `mod=${modern.url}`], { name: 'membrane (listen)' });
+  const everything = await startEverythingHttp({ name: 'everything (listen)' });
+  gateway = await startGateway([
+    '--upstream', `mod=${modern.url}`,
+    '--upstream', `ev=${everything.url}`,
+    '--upstream', stdioUpstreamFlag('evs', everythingStdioCommand()),
+  ], { name: 'membrane (listen)' });
 });
 after(cleanup);
 
@@ -143,5 +152,31 @@ describe('2025-11-25 client (SDK v1): the standalone GET stream', () => {
     await withTimeout(waitFor(() => seen.length > 0, { what: 'tools/list_changed at the v1 client' }), 15_000);
     assert.deepEqual(seen, ['notifications/tools/list_changed']);
     await client.close();
+  });
+});
+
+describe('SDK v2 client: listen() through the gateway', () => {
+  // Far below the SDK's 60 s wait for an acknowledgement it can match.
+  const OPENS_WITHIN_MS = 10_000;
+  for (const [upstream, what] of [['mod', 'a 2026-07-28 server (relayed)'], ['ev', 'a session server over HTTP'], ['evs', 'a session server over stdio']]) {
+    test(`opens at once on ${what}, with the filter the server honours`, { timeout: T }, async () => {
+      const { client } = await connectV2(gateway.mcp(upstream));
+      const started = Date.now();
+      const subscription = await withTimeout(client.listen({ toolsListChanged: true, promptsListChanged: true }),
+        OPENS_WITHIN_MS, `listen() on ${upstream}`);
+      try {
+        assert.ok(Date.now() - started < OPENS_WITHIN_MS);
+        assert.deepEqual(subscription.honoredFilter, { toolsListChanged: true, promptsListChanged: true });
+      } finally {
+        await subscription.close();
+      }
+    });
+  }
+
+  test('a filter the server cannot honour is acknowledged empty and closed', { timeout: T }, async () => {
+    const { client } = await connectV2(gateway.mcp('evs'));
+    const subscription = await withTimeout(client.listen({ resourceSubscriptions: [] }), OPENS_WITHIN_MS, 'listen() with an empty filter');
+    assert.deepEqual(subscription.honoredFilter, {});
+    assert.equal(await withTimeout(subscription.closed, OPENS_WITHIN_MS, 'the graceful close'), 'graceful');
   });
 });
