@@ -220,9 +220,11 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
     co_await stateless_post(request, origin, out, upstream, caller, message, std::move(checked));
     co_return;
   }
-  // A request with neither a session nor initialize can only be of a sessionless revision: what
-  // the route serves of those is what server/discover says.
-  const bool sessionless = request[mcp::header::session_id].empty() && !message.is_initialize();
+  // An unknown revision on a request with neither a session nor initialize can only mean a
+  // sessionless one: what the route serves of those is what server/discover says.
+  const bool sessionless =
+      request[mcp::header::session_id].empty() && !message.is_initialize() &&
+      !mcp::is_supported_protocol_version(request[mcp::header::protocol_version]);
   if (auto rejection = check_protocol_version(
           request, id, sessionless ? stateless_revisions : served_revisions(upstream))) {
     co_await out.send(std::move(*rejection));
