@@ -130,6 +130,10 @@ struct PooledSession {
   mcp::SessionClaims claims;    // what upstream.send needs (the upstream's session id, …)
   mcp::Json initialize_result;  // for server/discover
   std::shared_ptr<SessionStream> stream = std::make_shared<SessionStream>();
+  // The most verbose log level a request on the session asked for (`_meta` logLevel, an RFC 5424
+  // severity; 8 = none yet): the session's logging/setLevel. Each request still gets only the
+  // lines at or above its own level.
+  std::shared_ptr<std::atomic<int>> log_level = std::make_shared<std::atomic<int>>(8);
 };
 
 // One session per (upstream, caller, client capabilities, client info): a server may answer

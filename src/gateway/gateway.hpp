@@ -233,6 +233,9 @@ class Gateway {
                                  std::shared_ptr<const PooledSession> session);
   awaitable<bool> subscribe_in_session(upstream::Upstream& upstream, const PooledSession& session,
                                        const std::string& uri);
+  awaitable<void> lower_session_log_level(upstream::Upstream& upstream,
+                                          const PooledSession& session,
+                                          const mcp::Message& message);
   void invalidate_cached_lists(std::string_view upstream, std::string_view data);
   // A session client in front of a stateless upstream: what the gateway answers itself
   // (initialize, ping, logging/setLevel, subscriptions, notifications); false when the message is

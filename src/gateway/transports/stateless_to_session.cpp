@@ -119,6 +119,7 @@ awaitable<void> Gateway::stateless_to_session(HttpPort& port, ExchangeRunner& ru
       co_await listen_bridged(port, runner, call, session);
       co_return;
     }
+    co_await lower_session_log_level(upstream, *session, message);
 
     // The envelope's reserved _meta keys go: a server that speaks both revisions reads a body
     // naming 2026-07-28 under a session header as a header mismatch.
@@ -510,6 +511,36 @@ awaitable<void> Gateway::listen_bridged(HttpPort& port, ExchangeRunner& runner, 
   out.set_interruptible(false);
   exchange.client_gone = outcome.client_gone;
   if (!outcome.client_gone) co_await out.end_stream();
+}
+
+// A request's `_meta` logLevel below what the pooled session logs at: the session is told with
+// logging/setLevel (session servers keep the level per session), once per lower level.
+awaitable<void> Gateway::lower_session_log_level(upstream::Upstream& upstream,
+                                                 const PooledSession& session,
+                                                 const mcp::Message& message) {
+  const auto* params = message.params();
+  if (!params || !params->is_object()) co_return;
+  const auto meta = params->find("_meta");
+  if (meta == params->end() || !meta->is_object()) co_return;
+  const std::string level = meta->value(std::string(mcp::meta::log_level), std::string());
+  const int severity = mcp::log_severity(level);
+  if (severity < 0) co_return;
+  const auto capabilities = session.initialize_result.value("capabilities", mcp::Json());
+  if (!capabilities.is_object() || !capabilities.contains("logging")) co_return;
+  int current = session.log_level->load();
+  do {
+    if (severity >= current) co_return;
+  } while (!session.log_level->compare_exchange_weak(current, severity));
+  const mcp::Json id = "membrane-log-level";
+  const mcp::Json body = {{"jsonrpc", "2.0"},
+                          {"id", id},
+                          {"method", "logging/setLevel"},
+                          {"params", {{"level", level}}}};
+  upstream::ForwardContext context;
+  context.protocol_version = session.claims.protocol_version;
+  auto reply = co_await upstream.send(mcp::Message(mcp::MessageKind::request, body), dump(body),
+                                      &session.claims, context);
+  co_await read_response(reply, id);
 }
 
 // resources/subscribe in a pooled session, for a listen's resourceSubscriptions.
