@@ -52,6 +52,21 @@ awaitable<std::optional<mcp::Json>> read_response(upstream::UpstreamReply& reply
   co_return std::nullopt;
 }
 
+awaitable<std::optional<mcp::Json>> request_in_session(upstream::Upstream& upstream,
+                                                       const mcp::SessionClaims& session,
+                                                       const mcp::Json& id, std::string_view method,
+                                                       mcp::Json params, std::string* failure) {
+  const mcp::Json body = {
+      {"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", std::move(params)}};
+  upstream::ForwardContext context;
+  context.protocol_version = session.protocol_version;
+  auto reply = co_await upstream.send(mcp::Message(mcp::MessageKind::request, body), dump(body),
+                                      &session, context);
+  auto response = co_await read_response(reply, id);
+  if (!response && failure) *failure = upstream_failure(reply, upstream.name());
+  co_return response;
+}
+
 std::string upstream_failure(const upstream::UpstreamReply& reply, std::string_view upstream) {
   using Kind = upstream::UpstreamReply::Kind;
   if (reply.kind == Kind::unavailable) return reply.body;

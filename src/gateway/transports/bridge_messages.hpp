@@ -21,6 +21,12 @@ std::optional<mcp::Json> parse_response(std::string_view text);
 // of a stream), for the gateway's own requests (discover, initialize).
 awaitable<std::optional<mcp::Json>> read_response(upstream::UpstreamReply& reply,
                                                   const mcp::Json& id);
+// A request of the gateway's own in an upstream session (`id` names it), read to its response;
+// nullopt, with why in `failure`, when none came.
+awaitable<std::optional<mcp::Json>> request_in_session(upstream::Upstream& upstream,
+                                                       const mcp::SessionClaims& session,
+                                                       const mcp::Json& id, std::string_view method,
+                                                       mcp::Json params, std::string* failure);
 // Why the upstream did not answer a request of the gateway's own.
 std::string upstream_failure(const upstream::UpstreamReply& reply, std::string_view upstream);
 // A session server does not take a closed connection as a cancellation (a 2026-07-28 server

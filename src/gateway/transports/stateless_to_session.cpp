@@ -42,10 +42,9 @@ std::string_view capability_for(std::string_view question) {
 
 using bridge::dump;
 using bridge::parse_response;
-using bridge::read_response;
+using bridge::request_in_session;
 using bridge::result_message;
 using bridge::tell_session_cancelled;
-using bridge::upstream_failure;
 
 awaitable<void> Gateway::stateless_to_session(HttpPort& port, ExchangeRunner& runner,
                                               StatelessCall& call) {
@@ -531,35 +530,26 @@ awaitable<void> Gateway::lower_session_log_level(upstream::Upstream& upstream,
   do {
     if (severity >= current) co_return;
   } while (!session.log_level->compare_exchange_weak(current, severity));
+  // Named, not written in the call: GCC 12 rejected a literal and a braced argument to this
+  // co_await ("array used as initializer").
   const mcp::Json id = "membrane-log-level";
-  const mcp::Json body = {{"jsonrpc", "2.0"},
-                          {"id", id},
-                          {"method", "logging/setLevel"},
-                          {"params", {{"level", level}}}};
-  upstream::ForwardContext context;
-  context.protocol_version = session.claims.protocol_version;
-  auto reply = co_await upstream.send(mcp::Message(mcp::MessageKind::request, body), dump(body),
-                                      &session.claims, context);
-  co_await read_response(reply, id);
+  mcp::Json set_level = {{"level", level}};
+  co_await request_in_session(upstream, session.claims, id, "logging/setLevel",
+                              std::move(set_level), nullptr);
 }
 
 // resources/subscribe in a pooled session, for a listen's resourceSubscriptions.
 awaitable<bool> Gateway::subscribe_in_session(upstream::Upstream& upstream,
                                               const PooledSession& session,
                                               const std::string& uri) {
+  std::string failure;
   const mcp::Json id = "membrane-subscribe";
-  const mcp::Json body = {{"jsonrpc", "2.0"},
-                          {"id", id},
-                          {"method", "resources/subscribe"},
-                          {"params", {{"uri", uri}}}};
-  upstream::ForwardContext context;
-  context.protocol_version = session.claims.protocol_version;
-  auto reply = co_await upstream.send(mcp::Message(mcp::MessageKind::request, body), dump(body),
-                                      &session.claims, context);
-  const auto response = co_await read_response(reply, id);
+  mcp::Json params = {{"uri", uri}};
+  const auto response = co_await request_in_session(
+      upstream, session.claims, id, "resources/subscribe", std::move(params), &failure);
   if (response && response->contains("result")) co_return true;
   log::info("upstream '", upstream.name(), "' refused resources/subscribe for a listen: ",
-            response ? dump(*response).substr(0, 200) : upstream_failure(reply, upstream.name()));
+            response ? dump(*response).substr(0, 200) : failure);
   co_return false;
 }
 
