@@ -260,10 +260,7 @@ class Gateway {
   awaitable<void> expire_parked_call(std::string parked_id, Clock::time_point expires);
   // A session client's standalone (GET) stream: relayed until either side ends it.
   awaitable<void> relay_standalone_stream(http::Responder& out,
-                                          std::unique_ptr<upstream::ReplyStream> stream,
-                                          const mcp::Json* request_id = nullptr,
-                                          std::string* held_response = nullptr,
-                                          const EventCheck& on_event = {});
+                                          std::unique_ptr<upstream::ReplyStream> stream);
   awaitable<void> listen_for_session_client(http::Responder& out, upstream::Upstream& upstream,
                                             const mcp::SessionClaims& claims,
                                             std::string session_id);

@@ -433,10 +433,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, const http::Requ
 
 // A listen stream: no filter looks at it (it answers no request of the client's).
 awaitable<void> Gateway::relay_standalone_stream(http::Responder& out,
-                                                 std::unique_ptr<upstream::ReplyStream> stream,
-                                                 const mcp::Json* request_id,
-                                                 std::string* held_response,
-                                                 const EventCheck& on_event) {
+                                                 std::unique_ptr<upstream::ReplyStream> stream) {
   const StreamCount counted(active_streams_);
   auto pump = co_await EventPump::start(std::move(stream));
   if (!co_await out.begin_stream(event_stream_header())) {
@@ -445,8 +442,7 @@ awaitable<void> Gateway::relay_standalone_stream(http::Responder& out,
   }
   // A listen stream never ends by itself: shutdown closes it at once (the client reconnects).
   out.set_interruptible(true);
-  auto outcome = co_await relay_events(out, *pump, nullptr, request_id, options_.sse_keep_alive,
-                                       held_response, on_event);
+  auto outcome = co_await relay_events(out, *pump, nullptr, nullptr, options_.sse_keep_alive);
   pump->stop();
   if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
   out.set_interruptible(false);
