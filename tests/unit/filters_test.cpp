@@ -110,6 +110,25 @@ const char* const rules = R"(
   rate: 1/hour
 )";
 
+// A delete_file call from a client that can be asked, paused by the confirm-deletes rule. The
+// exchange points at the message and session beside it: made in place, never copied.
+struct PausedOnAsk {
+  explicit PausedOnAsk(Json arguments = Json::object())
+      : message(tool_call("delete_file", std::move(arguments))),
+        exchange(exchange_for(message, &session)),
+        filter(factory.make(exchange)) {
+    REQUIRE(filter->on_request(exchange).kind == Kind::pause);
+  }
+  PausedOnAsk(const PausedOnAsk&) = delete;
+  PausedOnAsk& operator=(const PausedOnAsk&) = delete;
+
+  gw::PolicyFilterFactory factory{policy_of(rules), false};
+  const membrane::mcp::SessionClaims session = elicitation_capable();
+  const Message message;
+  gw::Exchange exchange;
+  std::unique_ptr<gw::Filter> filter;
+};
+
 }  // namespace
 
 TEST_CASE("the policy filter refuses a denied call with a tool result naming the rule") {
@@ -141,12 +160,9 @@ TEST_CASE("in shadow mode the policy filter only records what it would have refu
 }
 
 TEST_CASE("an ask verdict pauses the call while the human is asked, and an accept lets it go") {
-  gw::PolicyFilterFactory factory(policy_of(rules), false);
-  const auto message = tool_call("delete_file", {{"path", "/tmp/x"}});
-  const auto session = elicitation_capable();
-  auto exchange = exchange_for(message, &session);
-  auto filter = factory.make(exchange);
-  REQUIRE(filter->on_request(exchange).kind == Kind::pause);
+  PausedOnAsk call(Json{{"path", "/tmp/x"}});
+  auto& exchange = call.exchange;
+  auto& filter = call.filter;
   ScriptedClient client({gw::ClientAnswer::Kind::answered, {{"result", {{"action", "accept"}}}}});
   const auto step = await(filter->resume(exchange, client));
   CHECK(step.kind == Kind::proceed);
@@ -156,12 +172,9 @@ TEST_CASE("an ask verdict pauses the call while the human is asked, and an accep
 }
 
 TEST_CASE("a declined approval refuses the call, and says so") {
-  gw::PolicyFilterFactory factory(policy_of(rules), false);
-  const auto message = tool_call("delete_file");
-  const auto session = elicitation_capable();
-  auto exchange = exchange_for(message, &session);
-  auto filter = factory.make(exchange);
-  REQUIRE(filter->on_request(exchange).kind == Kind::pause);
+  PausedOnAsk call;
+  auto& exchange = call.exchange;
+  auto& filter = call.filter;
   ScriptedClient client({gw::ClientAnswer::Kind::answered, {{"result", {{"action", "decline"}}}}});
   const auto step = await(filter->resume(exchange, client));
   REQUIRE(step.kind == Kind::answer);
@@ -170,12 +183,9 @@ TEST_CASE("a declined approval refuses the call, and says so") {
 }
 
 TEST_CASE("a question the client answers with its next request defers the call") {
-  gw::PolicyFilterFactory factory(policy_of(rules), false);
-  const auto message = tool_call("delete_file");
-  const auto session = elicitation_capable();
-  auto exchange = exchange_for(message, &session);
-  auto filter = factory.make(exchange);
-  REQUIRE(filter->on_request(exchange).kind == Kind::pause);
+  PausedOnAsk call;
+  auto& exchange = call.exchange;
+  auto& filter = call.filter;
   ScriptedClient client({gw::ClientAnswer::Kind::deferred, {}});
   CHECK(await(filter->resume(exchange, client)).kind == Kind::deferred);
 }
