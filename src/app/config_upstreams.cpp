@@ -93,11 +93,11 @@ UpstreamConfig ConfigReader::read_upstream(const std::string& name, Field& defin
   }
   expect_map(definition, "a map with 'url' (HTTP upstream) or 'command' (stdio upstream)");
 
-  static const std::vector<std::string> kHttpKeys{"url",     "ca_file",     "verify_tls",
-                                                  "headers", "credentials", "protocol"};
+  static const std::vector<std::string> kHttpKeys{"url", "ca_file", "verify_tls", "headers",
+                                                  "credentials"};
   static const std::vector<std::string> kStdioKeys{
       "command", "args", "env", "working_directory", "max_processes", "max_processes_per_caller"};
-  static const std::vector<std::string> kCommonKeys{"scopes"};
+  static const std::vector<std::string> kCommonKeys{"scopes", "protocol"};
   std::vector<std::string> allowed = kHttpKeys;
   allowed.insert(allowed.end(), kStdioKeys.begin(), kStdioKeys.end());
   allowed.insert(allowed.end(), kCommonKeys.begin(), kCommonKeys.end());
@@ -124,6 +124,18 @@ UpstreamConfig ConfigReader::read_upstream(const std::string& name, Field& defin
       upstream.scopes = read_string_list(value, "scopes");
       continue;
     }
+    if (key == "protocol") {
+      upstream.protocol =
+          parse_scalar(value, "auto, 2026-07-28 or 2025-11-25", [](const std::string& text) {
+            if (text == "auto") return std::string();
+            if (text == "2026-07-28" || text == "2025-11-25") return text;
+            throw InvalidValue(
+                "'" + text +
+                "' is not a revision the gateway speaks to an upstream (auto, 2026-07-28 "
+                "or 2025-11-25)");
+          });
+      continue;
+    }
     if (std::find(own_keys.begin(), own_keys.end(), key) == own_keys.end()) {
       fail(value,
            is_http ? single_quoted(key) + " only applies to stdio upstreams (those with 'command')"
@@ -141,16 +153,6 @@ UpstreamConfig ConfigReader::read_upstream(const std::string& name, Field& defin
       http.headers = read_string_map(value, "header name", check_header_name, check_header_value);
     } else if (key == "credentials") {
       http.credentials = read_credentials(value);
-    } else if (key == "protocol") {
-      http.protocol =
-          parse_scalar(value, "auto, 2026-07-28 or 2025-11-25", [](const std::string& text) {
-            if (text == "auto") return std::string();
-            if (text == "2026-07-28" || text == "2025-11-25") return text;
-            throw InvalidValue(
-                "'" + text +
-                "' is not a revision the gateway speaks to an upstream (auto, 2026-07-28 "
-                "or 2025-11-25)");
-          });
     } else if (key == "command") {
       stdio.command = read_nonempty_string(value);
     } else if (key == "args") {

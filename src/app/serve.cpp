@@ -154,7 +154,7 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(
       options.ca_file = http_config->ca_file;
       options.verify_tls = http_config->verify_tls;
       options.headers = http_config->headers;
-      options.protocol = http_config->protocol;
+      options.protocol = definition.protocol;
       if (http_config->credentials)
         add_credentials(definition.name, *http_config->credentials, options, workers);
       options.connect_timeout = timeouts.upstream_connect;
@@ -178,13 +178,14 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(
       options.response_timeout = timeouts.upstream_response;
       options.max_processes = stdio_config.max_processes;
       options.max_processes_per_caller = stdio_config.max_processes_per_caller;
+      options.protocol = definition.protocol;
       options.overload_stats = overload_stats;
       upstreams.push_back(upstream::make_stdio_upstream(std::move(options)));
       std::string command = stdio_config.command;
       for (const auto& arg : stdio_config.args)
         command += " " + arg;
       log::info("upstream '", definition.name, "': stdio `", command,
-                "` (one process per session)");
+                "` (one process per session; 2026-07-28 requests share one)");
     }
   }
   return upstreams;

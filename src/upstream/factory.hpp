@@ -52,6 +52,9 @@ struct StdioUpstreamOptions {
   std::size_t max_processes_per_caller = 8;
   // Where those refusals are counted (membrane_overload_rejections_total); null: not counted.
   std::shared_ptr<http::OverloadStats> overload_stats;
+  // "" = find out with server/discover (a child of its own, stopped after); else the revision
+  // the server speaks. 2026-07-28 requests all go to one shared child, without initialize.
+  std::string protocol;
 };
 
 std::unique_ptr<Upstream> make_http_upstream(HttpUpstreamOptions options, std::size_t workers);

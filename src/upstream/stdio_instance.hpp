@@ -1,7 +1,7 @@
-// One child process of a stdio upstream (StdioInstance: spawned for a session, its stdin writer
-// and stdout/stderr readers, the requests in flight and where their messages go) and the bounded
-// delivery of those messages to their readers (Delivery, DeliveryStream). Only
-// stdio_upstream.cpp, which owns the instances, includes this.
+// One child process of a stdio upstream (StdioInstance: spawned for a session, or shared by the
+// stateless requests of many clients; its stdin writer and stdout/stderr readers, the requests in
+// flight and where their messages go) and the bounded delivery of those messages to their readers
+// (Delivery, DeliveryStream). Only stdio_upstream.cpp, which owns the instances, includes this.
 #pragma once
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -18,6 +18,8 @@
 
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
+#include "membrane/mcp/listen.hpp"
+#include "membrane/mcp/protocol.hpp"
 #include "upstream/factory.hpp"
 
 namespace membrane::upstream::stdio {
@@ -151,15 +153,29 @@ class DeliveryStream final : public ReplyStream {
   bool ended_ = false;
 };
 
+// How a child is spoken to. A session child serves one client, in that client's id space. A
+// shared child serves the stateless (2026-07-28) requests of every client: no session ties them
+// together, so each request goes out under an id of the gateway's (two clients may both send id
+// 1), and what comes back about it returns under the client's own id.
+enum class ChildRole { session, shared };
+
+// A request written to a shared child: where its messages go, and the line to write.
+struct SharedRequest {
+  std::shared_ptr<Delivery> channel;
+  mcp::Json wire_id;
+  std::string line;
+};
+
 class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
  public:
   enum class State { starting, ready, failed, dead };
 
   StdioInstance(const StdioUpstreamOptions& options, std::string id, std::string caller,
-                asio::any_io_executor executor)
+                asio::any_io_executor executor, ChildRole role = ChildRole::session)
       : options_(options),
         id_(std::move(id)),
         caller_(std::move(caller)),
+        role_(role),
         executor_(std::move(executor)),
         outgoing_(executor_, 256),
         ready_signal_(executor_, 0),
@@ -168,6 +184,7 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
 
   const std::string& id() const { return id_; }
   const std::string& caller() const { return caller_; }
+  ChildRole role() const { return role_; }
   const asio::any_io_executor& executor() const { return executor_; }
 
   // Serving a request or a listen stream: not to be stopped to make room.
@@ -197,7 +214,8 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
     pid_ = child_->pid();
     started_at_ = Clock::now();
     log::info("upstream '", options_.name, "': started ", options_.command.program, " (pid ",
-              child_->pid(), ") for session ", short_id());
+              child_->pid(), ") for ",
+              role_ == ChildRole::shared ? "2026-07-28 requests" : "session " + short_id());
     auto self = shared_from_this();
     asio::co_spawn(
         executor_, [self]() { return self->read_stdout(); }, asio::detached);
@@ -241,7 +259,8 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
     std::lock_guard lock(mutex_);
     if (state_ == State::dead || state_ == State::failed) return nullptr;
     const std::string key = mcp::id_key(request.id());
-    Pending pending{channel, {}};
+    Pending pending;
+    pending.channel = channel;
     if (const auto* token = request.progress_token()) {
       pending.progress_key = mcp::id_key(*token);
       progress_routes_[pending.progress_key] = key;
@@ -249,6 +268,51 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
     pending_[key] = std::move(pending);
     request_order_.push_back(key);
     return channel;
+  }
+
+  // A shared child's request: it goes out under a fresh id of the gateway's, and so does its
+  // progress token (two clients' tokens may be equal too). `body` is what the client sent (after
+  // the filters). Returns a null channel when the child is already gone.
+  SharedRequest register_shared_request(mcp::Json body, std::string caller,
+                                        const asio::any_io_executor& consumer) {
+    SharedRequest request;
+    auto channel = std::make_shared<Delivery>(consumer, options_.max_buffered_messages,
+                                              options_.max_buffered_bytes);
+    Pending pending;
+    pending.channel = channel;
+    pending.client_id = body["id"];
+    pending.caller = std::move(caller);
+    pending.listen = body.value("method", std::string()) == "subscriptions/listen";
+    request.wire_id = "membrane-" + std::to_string(next_wire_id_.fetch_add(1));
+    pending.wire_id = request.wire_id;
+    body["id"] = request.wire_id;
+    const std::string key = mcp::id_key(request.wire_id);
+    if (auto params = body.find("params"); params != body.end() && params->is_object()) {
+      if (auto meta = params->find("_meta"); meta != params->end() && meta->is_object()) {
+        if (auto token = meta->find("progressToken"); token != meta->end()) {
+          pending.client_progress_token = std::exchange(*token, request.wire_id);
+          pending.progress_key = key;
+        }
+      }
+    }
+    request.line = dump(body);
+    std::lock_guard lock(mutex_);
+    if (state_ == State::dead || state_ == State::failed) return request;
+    if (!pending.progress_key.empty()) progress_routes_[pending.progress_key] = key;
+    pending_[key] = std::move(pending);
+    request_order_.push_back(key);
+    request.channel = std::move(channel);
+    return request;
+  }
+
+  // The wire id of `caller`'s request in flight that the client knows as `client_id`: a client's
+  // notifications/cancelled names its own id. Null when there is none.
+  mcp::Json wire_id_of(const std::string& caller, const mcp::Json& client_id) const {
+    std::lock_guard lock(mutex_);
+    for (const auto& [key, pending] : pending_) {
+      if (pending.caller == caller && pending.client_id == client_id) return pending.wire_id;
+    }
+    return nullptr;
   }
 
   void forget_request(const std::string& key) {
@@ -335,6 +399,13 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
   struct Pending {
     std::shared_ptr<Delivery> channel;
     std::string progress_key;
+    // Shared child only: what the client called the request and its progress token (the wire
+    // carries the gateway's), who sent it, and whether it is a subscriptions/listen.
+    mcp::Json client_id;
+    mcp::Json wire_id;
+    mcp::Json client_progress_token;
+    std::string caller;
+    bool listen = false;
   };
 
   std::string short_id() const { return id_.substr(0, 8); }
@@ -514,7 +585,29 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
         if (const auto it = pending_.find(key); it != pending_.end()) {
           target = it->second.channel;
           is_final = true;
+          if (!it->second.client_id.is_null()) {
+            mcp::Json body = message.body();
+            body["id"] = it->second.client_id;
+            line = dump(body);
+          }
           drop_pending_locked(key);
+        }
+      } else if (role_ == ChildRole::shared) {
+        target = shared_route_locked(message, line);
+        if (!target) {
+          if (message.is_request()) {
+            // A 2026-07-28 server never asks mid-request (it returns input_required); nobody
+            // could answer this one, and the child must not wait for an answer forever.
+            outgoing_.try_send(
+                error_code(),
+                mcp::make_error_response(
+                    message.id(), mcp::error_code::method_not_found,
+                    "Method not found: a stateless (2026-07-28) child is not sent requests' "
+                    "answers; ask with input_required"));
+          }
+          log::debug("upstream '", options_.name, "' [pid ", pid(), "]: ", message.method(),
+                     " belongs to no request in flight; dropped");
+          co_return std::string();
         }
       } else {
         if (message.method() == "notifications/progress") {
@@ -555,6 +648,51 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
     co_return std::string();
   }
 
+  // Where a shared child's notification goes, rewritten to the client's ids: progress to the
+  // request that issued its token, one tagged with a subscription id to that listen, anything
+  // else (a log line) to the one call in flight when there is exactly one. With several clients'
+  // calls in flight an untagged line could belong to any of them, and one client must never see
+  // another's: it is dropped. Called with mutex_ held.
+  std::shared_ptr<Delivery> shared_route_locked(const mcp::Message& message, std::string& line) {
+    const mcp::Json* params = message.params();
+    if (message.method() == "notifications/progress") {
+      const auto token = params ? params->find("progressToken") : mcp::Json::const_iterator();
+      if (!params || token == params->end()) return nullptr;
+      const auto route = progress_routes_.find(mcp::id_key(*token));
+      if (route == progress_routes_.end()) return nullptr;
+      const Pending& pending = pending_.at(route->second);
+      mcp::Json body = message.body();
+      body["params"]["progressToken"] = pending.client_progress_token;
+      line = dump(body);
+      return pending.channel;
+    }
+    if (params) {
+      if (const auto meta = params->find("_meta"); meta != params->end() && meta->is_object()) {
+        if (const auto tag = meta->find(mcp::meta::subscription_id); tag != meta->end()) {
+          const auto listen = pending_.find(mcp::id_key(*tag));
+          if (listen == pending_.end()) return nullptr;
+          mcp::Json body = message.body();
+          body["params"]["_meta"][std::string(mcp::meta::subscription_id)] =
+              listen->second.client_id;
+          line = dump(body);
+          return listen->second.channel;
+        }
+      }
+    }
+    if (message.is_request()) return nullptr;
+    const Pending* only_call = nullptr;
+    for (const auto& [key, pending] : pending_) {
+      if (pending.listen) continue;
+      if (only_call) return nullptr;
+      only_call = &pending;
+    }
+    return only_call ? only_call->channel : nullptr;
+  }
+
+  static std::string dump(const mcp::Json& body) {
+    return body.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+  }
+
   // Keeps a server message nobody listens for until a listen stream opens, dropping the oldest
   // beyond limits.max_buffered_messages or limits.max_stream_buffer. Called with mutex_ held.
   // A chatty child costs two log lines, not one per message: one when dropping starts, and the
@@ -576,6 +714,7 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
   const StdioUpstreamOptions& options_;
   const std::string id_;
   const std::string caller_;
+  const ChildRole role_;
   const asio::any_io_executor executor_;
   std::unique_ptr<ChildProcess> child_;
   std::atomic<pid_t> pid_{0};
@@ -591,6 +730,7 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
   std::string failure_;
   std::unordered_map<std::string, Pending> pending_;
   std::unordered_map<std::string, std::string> progress_routes_;
+  std::atomic<std::uint64_t> next_wire_id_{1};
   std::vector<std::string> request_order_;
   std::shared_ptr<Delivery> listener_;
   std::deque<std::string> backlog_;  // for the next listener; within both buffer limits

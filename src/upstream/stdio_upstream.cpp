@@ -3,6 +3,8 @@
 // to the log. The child is an implementation detail of the session: when it is gone (crash,
 // idle stop, another replica, a restart) the next request spawns a new one and replays the
 // client's initialize from the sealed session id.
+// A server that speaks 2026-07-28 keeps no session: its stateless requests, from every client,
+// share one child that never sees initialize, each under an id of the gateway's.
 
 #include <atomic>
 #include <deque>
@@ -19,6 +21,7 @@ namespace membrane::upstream {
 namespace {
 
 using namespace asio::experimental::awaitable_operators;
+using stdio::ChildRole;
 using stdio::Clock;
 using stdio::Delivery;
 using stdio::DeliveryStream;
@@ -36,13 +39,16 @@ class StdioUpstream final : public Upstream {
                                           .shared_session_stream = false,
                                           .process_per_session = true,
                                           .needs_initialize_replay = true,
-                                          .may_be_stateless = false};
+                                          .may_be_stateless = true};
     return stdio;
   }
+  std::string_view declared_protocol() const override { return options_.protocol; }
 
   awaitable<UpstreamReply> send(const mcp::Message& message, std::string raw,
                                 const mcp::SessionClaims* session,
                                 const ForwardContext& context) override {
+    if (!session && !message.is_initialize())
+      co_return co_await send_stateless(message, std::move(raw), context);
     std::shared_ptr<StdioInstance> instance;
     if (message.is_initialize()) {
       auto [created, refusal] = co_await create_instance(
@@ -93,6 +99,83 @@ class StdioUpstream final : public Upstream {
     reply.kind = UpstreamReply::Kind::stream;
     reply.http_status = 200;
     reply.upstream_session = instance->id();
+    co_return reply;
+  }
+
+  // A 2026-07-28 message: it belongs to no session, so it goes to the shared child. The gateway's
+  // probe gets a child of its own, stopped once it has answered.
+  awaitable<UpstreamReply> send_stateless(const mcp::Message& message, std::string raw,
+                                          const ForwardContext& context) {
+    mcp::Json body = json::parse_or_discarded(raw);
+    if (!body.is_object()) body = message.body();
+    std::pair<std::shared_ptr<StdioInstance>, UpstreamReply> found;
+    if (context.probe) {
+      found = co_await create_instance("probe-" + mcp::base64url_encode(mcp::random_bytes(9)),
+                                       nullptr, std::string(), ChildRole::shared);
+    } else {
+      found = co_await shared_instance();
+    }
+    auto& [instance, refusal] = found;
+    if (!instance) co_return std::move(refusal);
+
+    UpstreamReply reply;
+    if (!message.is_request()) {
+      if (message.method() == "notifications/cancelled") {
+        // It names the client's id; the child knows that request by the gateway's.
+        const auto* params = message.params();
+        const mcp::Json wire = params && params->contains("requestId")
+                                   ? instance->wire_id_of(context.caller, (*params)["requestId"])
+                                   : mcp::Json();
+        if (wire.is_null()) {
+          reply.kind = UpstreamReply::Kind::accepted;
+          reply.http_status = 202;
+          co_return reply;
+        }
+        body["params"]["requestId"] = wire;
+      }
+      if (!co_await instance->write_line(
+              body.dump(-1, ' ', false, mcp::Json::error_handler_t::replace))) {
+        co_return UpstreamReply::failure(unavailable(*instance));
+      }
+      reply.kind = UpstreamReply::Kind::accepted;
+      reply.http_status = 202;
+      co_return reply;
+    }
+
+    auto request = instance->register_shared_request(std::move(body), context.caller,
+                                                     co_await asio::this_coro::executor);
+    if (!request.channel) co_return UpstreamReply::failure(unavailable(*instance));
+    const std::string key = mcp::id_key(request.wire_id);
+    std::weak_ptr<StdioInstance> weak = instance;
+    const bool probe = context.probe;
+    // A listen lasts as long as the client wants it; everything else must hear back in time.
+    std::chrono::milliseconds quiet_limit = options_.response_timeout;
+    if (message.method() == "subscriptions/listen") quiet_limit = std::chrono::milliseconds(0);
+    if (probe) quiet_limit = std::min(quiet_limit, probe_timeout);
+    auto give_up = [weak, key, id = request.wire_id, limit = quiet_limit, name = options_.name] {
+      std::string reason = "upstream '" + name + "' sent nothing for this request in " +
+                           std::to_string(limit.count()) + " ms; it was cancelled";
+      if (auto alive = weak.lock()) alive->cancel_request(key, id, reason);
+      return reason;
+    };
+    reply.stream = std::make_unique<DeliveryStream>(
+        request.channel,
+        [weak, key, id = request.wire_id, probe] {
+          auto alive = weak.lock();
+          if (!alive) return;
+          alive->abandon_request(key, id, true);
+          if (probe) {
+            asio::co_spawn(
+                alive->executor(), [alive] { return alive->stop("the probe was answered"); },
+                asio::detached);
+          }
+        },
+        quiet_limit, std::move(give_up));
+    if (!co_await instance->write_line(std::move(request.line))) {
+      co_return UpstreamReply::failure(unavailable(*instance));
+    }
+    reply.kind = UpstreamReply::Kind::stream;
+    reply.http_status = 200;
     co_return reply;
   }
 
@@ -192,6 +275,8 @@ class StdioUpstream final : public Upstream {
       return count >= (per_caller ? options_.max_processes_per_caller : options_.max_processes);
     };
     for (const bool per_caller : {true, false}) {
+      // The gateway's own children (shared, probes) belong to no caller.
+      if (per_caller && caller.empty()) continue;
       while (over(per_caller)) {
         std::shared_ptr<StdioInstance> idlest;
         for (const auto& [id, instance] : instances_) {
@@ -226,18 +311,30 @@ class StdioUpstream final : public Upstream {
   // Creates, registers and starts a child for session `id`. With `initialize_params`, replays
   // the client's initialize handshake to it first.
   awaitable<std::pair<std::shared_ptr<StdioInstance>, UpstreamReply>> create_instance(
-      std::string id, const nlohmann::json* initialize_params, const std::string& caller) {
+      std::string id, const nlohmann::json* initialize_params, const std::string& caller,
+      ChildRole role = ChildRole::session) {
     const auto executor = co_await asio::this_coro::executor;
-    auto instance = std::make_shared<StdioInstance>(options_, id, caller, executor);
+    auto instance = std::make_shared<StdioInstance>(options_, id, caller, executor, role);
     std::vector<std::shared_ptr<StdioInstance>> evicted;
+    std::shared_ptr<StdioInstance> started_meanwhile;
     {
       std::lock_guard lock(mutex_);
       if (stopped_)
         co_return std::pair{nullptr, UpstreamReply::failure("the gateway is shutting down")};
-      if (auto refusal = make_room_locked(caller, evicted)) {
-        co_return std::pair{nullptr, std::move(*refusal)};
+      if (const auto it = instances_.find(id); it != instances_.end()) {
+        // Another request started the shared child first: one is enough.
+        started_meanwhile = it->second;
+      } else {
+        if (auto refusal = make_room_locked(caller, evicted)) {
+          co_return std::pair{nullptr, std::move(*refusal)};
+        }
+        instances_[id] = instance;
       }
-      instances_[id] = instance;
+    }
+    if (started_meanwhile) {
+      if (co_await started_meanwhile->wait_ready() == StdioInstance::State::ready)
+        co_return std::pair{started_meanwhile, UpstreamReply{}};
+      co_return std::pair{nullptr, UpstreamReply::failure(unavailable(*started_meanwhile))};
     }
     for (auto& victim : evicted) {
       log::info("upstream '", options_.name, "': stopping the least recently used idle process (",
@@ -322,6 +419,32 @@ class StdioUpstream final : public Upstream {
     co_return std::string();
   }
 
+  // The child every 2026-07-28 request shares, starting it when there is none.
+  awaitable<std::pair<std::shared_ptr<StdioInstance>, UpstreamReply>> shared_instance() {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      std::shared_ptr<StdioInstance> instance;
+      {
+        std::lock_guard lock(mutex_);
+        if (const auto it = instances_.find(shared_child_id); it != instances_.end())
+          instance = it->second;
+      }
+      if (!instance)
+        co_return co_await create_instance(shared_child_id, nullptr, std::string(),
+                                           ChildRole::shared);
+      const auto state = co_await instance->wait_ready();
+      if (state == StdioInstance::State::ready) co_return std::pair{instance, UpstreamReply{}};
+      if (state == StdioInstance::State::failed)
+        co_return std::pair{nullptr, UpstreamReply::failure(instance->failure())};
+      std::lock_guard lock(mutex_);
+      if (const auto it = instances_.find(shared_child_id);
+          it != instances_.end() && it->second == instance) {
+        instances_.erase(it);
+      }
+    }
+    co_return std::pair{nullptr, UpstreamReply::failure("upstream '" + options_.name +
+                                                        "' keeps exiting before it is ready")};
+  }
+
   // The running child of a session, starting one (and replaying initialize) when there is none.
   awaitable<std::pair<std::shared_ptr<StdioInstance>, UpstreamReply>> instance_for(
       const mcp::SessionClaims& session, const std::string& caller) {
@@ -359,6 +482,11 @@ class StdioUpstream final : public Upstream {
     reply.kind = UpstreamReply::Kind::session_not_found;
     co_return std::pair{nullptr, std::move(reply)};
   }
+
+  // Session ids are 22 base64url characters (16 random bytes), so this never names a session.
+  inline static const std::string shared_child_id = "stateless";
+  // A server that does not answer server/discover this soon is taken for a session server.
+  static constexpr std::chrono::milliseconds probe_timeout{10'000};
 
   StdioUpstreamOptions options_;
   std::mutex mutex_;

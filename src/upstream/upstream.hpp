@@ -32,6 +32,10 @@ struct ForwardContext {
   // Who asks: "sub:<subject>" when authenticated, else "addr:<client address>". stdio upstreams
   // cap the processes one caller may hold with it.
   std::string caller;
+  // The gateway asks for itself, to learn what the server speaks (server/discover): the answer
+  // must come soon, and a stdio upstream spends a short-lived process on it, so that a server
+  // that speaks only sessions is not left with a stateless child it will never use.
+  bool probe = false;
 };
 
 enum class ReadStatus { message, end, failed };
@@ -114,8 +118,7 @@ struct UpstreamTraits {
   // The server keeps per-session state only in this gateway process (stdio), so the sealed
   // session must carry the client's initialize params to rebuild it elsewhere.
   bool needs_initialize_replay = false;
-  // May speak the 2026-07-28 stateless revision (found out by discovery unless declared); a
-  // stdio child is always spoken to with sessions.
+  // May speak the 2026-07-28 stateless revision (found out by discovery unless declared).
   bool may_be_stateless = false;
 };
 
@@ -130,7 +133,8 @@ class Upstream {
   // else a revision such as "2026-07-28" or "2025-11-25".
   virtual std::string_view declared_protocol() const { return {}; }
 
-  // Forwards one message. `session` is null only for initialize.
+  // Forwards one message. `session` is null for initialize and for stateless (2026-07-28)
+  // messages.
   virtual awaitable<UpstreamReply> send(const mcp::Message& message, std::string raw,
                                         const mcp::SessionClaims* session,
                                         const ForwardContext& context) = 0;

@@ -70,9 +70,6 @@ struct HttpUpstreamConfig {
   bool verify_tls = true;  // certificate + host name verification for https
   std::map<std::string, std::string> headers;  // static headers added to every upstream request
   std::optional<UpstreamCredentialsConfig> credentials;
-  // The MCP revision the server speaks: "" (auto: asked with server/discover on first use),
-  // "2026-07-28" (stateless) or "2025-11-25" (sessions).
-  std::string protocol;
 };
 
 struct StdioUpstreamConfig {
@@ -90,6 +87,9 @@ struct UpstreamConfig {
   std::string name;  // path segment: /mcp/<name>, /sse/<name>; [A-Za-z0-9._-]+
   std::variant<HttpUpstreamConfig, StdioUpstreamConfig> transport;
   std::vector<std::string> scopes;  // token scopes a caller needs for this upstream (auth on)
+  // The MCP revision the server speaks: "" (auto: asked with server/discover on first use),
+  // "2026-07-28" (stateless) or "2025-11-25" (sessions).
+  std::string protocol;
   SourceLocation where;
 };
 

@@ -27,6 +27,8 @@ awaitable<std::optional<mcp::Json>> Gateway::discover_upstream(upstream::Upstrea
   upstream::ForwardContext context;
   add_stateless_headers(context, message, nullptr);
   context.idempotent = true;
+  // Learning an undeclared revision (reached is asked for) is the gateway's own probe.
+  context.probe = reached != nullptr && upstream.declared_protocol().empty();
   auto reply = co_await upstream.send(message, dump(body), nullptr, context);
   if (reached) *reached = reply.kind != upstream::UpstreamReply::Kind::unavailable;
   auto response = co_await read_response(reply, id);
@@ -105,18 +107,6 @@ awaitable<bool> Gateway::bridges_session_clients(upstream::Upstream& upstream) {
   // Unknown (the server did not answer at all): the client's own initialize goes upstream and
   // meets the same failure, and nothing is sealed into its session meanwhile.
   co_return sessions == Sessions::refused;
-}
-
-ServedRevisions Gateway::served_revisions(const upstream::Upstream& upstream) const {
-  static constexpr std::array<std::string_view, 4> without_legacy = {"2026-07-28", "2025-11-25",
-                                                                     "2025-06-18", "2025-03-26"};
-  static_assert(mcp::supported_protocol_versions.size() == without_legacy.size() + 1);
-  const auto& revision = *revisions_.at(upstream.name());
-  const bool only_stateless = revision.era() == UpstreamRevision::Era::stateless &&
-                              (!upstream.declared_protocol().empty() ||
-                               revision.sessions() == UpstreamRevision::Sessions::refused);
-  if (only_stateless) return without_legacy;
-  return every_revision;
 }
 
 // Whether a 2026-07-28 server also takes initialize: the gateway opens a session of its own and
