@@ -108,6 +108,45 @@ class StreamCount {
   std::atomic<int>& count_;
 };
 
+// One message of a session client whose server speaks only 2026-07-28, as the bridge needs it,
+// whichever transport (Streamable HTTP, legacy HTTP+SSE) it came by.
+struct BridgedMessage {
+  upstream::Upstream* upstream = nullptr;
+  const mcp::Message* message = nullptr;
+  Caller caller;
+  DownstreamTransport transport = DownstreamTransport::streamable_http;
+  // Where the request came from: the HTTP request itself (Streamable HTTP), or what the legacy
+  // transport copied of it before answering the POST.
+  const http::Request* http = nullptr;
+  const http::RequestOrigin* origin = nullptr;
+  std::shared_ptr<const ExchangeRequest::Sender> sender;
+  std::string protocol_version;
+  // What keys the session's state on this replica (its log level, its subscriptions, its calls
+  // in flight): the session id the client sends.
+  std::string_view session_id;
+  const mcp::SessionClaims* claims = nullptr;  // null for initialize
+  // initialize: told of the session the bridge opened, before the client gets the answer (unset:
+  // the session is only sealed into the answer's Mcp-Session-Id).
+  std::function<void(const mcp::SessionClaims&)> on_opened;
+};
+
+// The session bridge (session_bridge.cpp) as the legacy transport reaches it.
+class SessionClientBridge {
+ public:
+  virtual ~SessionClientBridge() = default;
+  // Whether a session client of `upstream` is bridged (it speaks only 2026-07-28).
+  virtual awaitable<bool> bridges_session_clients(upstream::Upstream& upstream) = 0;
+  // Answers one message, or judges it and sends it on; what the client gets goes to `out`.
+  virtual awaitable<void> serve_bridged(http::Responder& out, const BridgedMessage& bridged) = 0;
+  // The session's server-initiated messages (its standalone stream), until either side ends.
+  virtual awaitable<void> listen_for_session_client(http::Responder& out,
+                                                    upstream::Upstream& upstream,
+                                                    const mcp::SessionClaims& claims,
+                                                    std::string session_id) = 0;
+  // The session ended: what the bridge kept for it goes.
+  virtual void end_bridged_session(std::string_view session_id) = 0;
+};
+
 // What the downstream transports share with the gateway that routes to them.
 struct TransportServices {
   const GatewayOptions& options;
@@ -115,11 +154,12 @@ struct TransportServices {
   ClientRequests& client_requests;
   AdmissionControl& admission;
   std::atomic<int>& streams;  // SSE response streams open now
+  SessionClientBridge& bridge;
   // How long a session of `upstream` counts as live after its last use.
   std::chrono::seconds session_idle_window(const upstream::Upstream& upstream) const;
 };
 
-class Gateway {
+class Gateway final : private SessionClientBridge {
  public:
   Gateway(GatewayOptions options, std::vector<std::unique_ptr<upstream::Upstream>> upstreams,
           FilterChain filters);
@@ -200,11 +240,11 @@ class Gateway {
   awaitable<UpstreamRevision::Era> upstream_era(upstream::Upstream& upstream);
   // Whether a session-era client's initialize is answered by the bridge (the upstream speaks only
   // 2026-07-28) instead of opening a session of its own upstream.
-  awaitable<bool> bridges_session_clients(upstream::Upstream& upstream);
+  awaitable<bool> bridges_session_clients(upstream::Upstream& upstream) override;
+  awaitable<void> serve_bridged(http::Responder& out, const BridgedMessage& bridged) override;
+  void end_bridged_session(std::string_view session_id) override;
+  ExchangeRequest bridged_exchange(const BridgedMessage& bridged) const;
   awaitable<UpstreamRevision::Sessions> probe_sessions(upstream::Upstream& upstream);
-  // What /mcp/<name> can serve: without 2024-11-05 once the upstream is known to speak only
-  // 2026-07-28 (the legacy revision is not bridged).
-  ServedRevisions served_revisions(const upstream::Upstream& upstream) const;
   // The upstream's server/discover result; *reached says whether it answered at all.
   awaitable<std::optional<mcp::Json>> discover_upstream(upstream::Upstream& upstream,
                                                         const mcp::Json& envelope,
@@ -240,16 +280,9 @@ class Gateway {
   // A session client in front of a stateless upstream: what the gateway answers itself
   // (initialize, ping, logging/setLevel, subscriptions, notifications); false when the message is
   // to be forwarded.
-  awaitable<bool> answer_for_stateless_upstream(http::Responder& out, upstream::Upstream& upstream,
-                                                const Caller& caller,
-                                                const http::RequestOrigin& origin,
-                                                const mcp::Message& message,
-                                                std::string_view session_id,
-                                                const mcp::SessionClaims* claims);
-  awaitable<void> answer_subscription(http::Responder& out, upstream::Upstream& upstream,
-                                      const Caller& caller, const http::RequestOrigin& origin,
-                                      const mcp::Message& message, std::string_view session_id,
-                                      const mcp::SessionClaims* claims);
+  awaitable<bool> answer_for_stateless_upstream(http::Responder& out,
+                                                const BridgedMessage& bridged);
+  awaitable<void> answer_subscription(http::Responder& out, const BridgedMessage& bridged);
   awaitable<void> follow_session_stream(upstream::Upstream& upstream,
                                         std::shared_ptr<const PooledSession> session);
   awaitable<void> read_session_stream(upstream::Upstream& upstream,
@@ -263,7 +296,7 @@ class Gateway {
                                           std::unique_ptr<upstream::ReplyStream> stream);
   awaitable<void> listen_for_session_client(http::Responder& out, upstream::Upstream& upstream,
                                             const mcp::SessionClaims& claims,
-                                            std::string session_id);
+                                            std::string session_id) override;
   awaitable<void> forward_to_stateless(SessionClientPort& port, ExchangeRunner& runner,
                                        upstream::Upstream& upstream);
 

@@ -27,8 +27,8 @@ struct StatelessRequest {
   std::optional<http::Response> rejection;
 };
 
-// The revisions one route serves: every revision the gateway knows, unless what stands behind the
-// route narrows them (a server that speaks only 2026-07-28 has nothing for a 2024-11-05 client).
+// The revisions a request may name: every revision the gateway knows (it bridges what the
+// upstream does not speak), or only the stateless one for a request without a session.
 using ServedRevisions = std::span<const std::string_view>;
 inline constexpr ServedRevisions every_revision = mcp::supported_protocol_versions;
 // What a 2026-07-28 request may name: server/discover on every route lists these, whether the

@@ -39,7 +39,7 @@ Gateway::Gateway(GatewayOptions options, std::vector<std::unique_ptr<upstream::U
     : options_(std::move(options)),
       filters_(std::move(filters)),
       admission_(options_.admission, options_.overload_stats),
-      services_{options_, filters_, client_requests_, admission_, active_streams_} {
+      services_{options_, filters_, client_requests_, admission_, active_streams_, *this} {
   if (!options_.rate_limiter) options_.rate_limiter = cluster::make_local_rate_limiter();
   if (!options_.ended_sessions) options_.ended_sessions = std::make_shared<EndedSessions>();
   for (auto& upstream : upstreams) {

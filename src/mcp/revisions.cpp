@@ -66,7 +66,7 @@ Json discover_from_initialize(const Json& initialize_result) {
 
 std::string negotiate_session_version(std::string_view requested_version) {
   if (is_supported_protocol_version(requested_version) &&
-      !is_stateless_protocol_version(requested_version) && requested_version != "2024-11-05")
+      !is_stateless_protocol_version(requested_version))
     return std::string(requested_version);
   return std::string(latest_session_protocol_version);
 }

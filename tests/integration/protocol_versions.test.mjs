@@ -521,7 +521,7 @@ describe('bad 2026-07-28 requests', () => {
     }
   });
 
-  test('a session request naming a revision this route does not serve: -32022 without 2024-11-05 in front of a 2026-07-28-only server', { timeout: T }, async () => {
+  test('a session request naming a revision the gateway does not know: -32022 with every revision, 2024-11-05 too (bridged)', { timeout: T }, async () => {
     // A session client's initialize makes the gateway learn that the server takes no sessions.
     const init = await rawFetch(url(), {
       headers: { 'content-type': 'application/json', accept: MCP_ACCEPT },
@@ -529,11 +529,11 @@ describe('bad 2026-07-28 requests', () => {
     });
     assert.equal(init.status, 200, init.text);
     const r = await rawFetch(url(), {
-      headers: { 'content-type': 'application/json', accept: MCP_ACCEPT, 'mcp-session-id': init.headers.get('mcp-session-id'), 'mcp-protocol-version': '2024-11-05' },
+      headers: { 'content-type': 'application/json', accept: MCP_ACCEPT, 'mcp-session-id': init.headers.get('mcp-session-id'), 'mcp-protocol-version': '2024-12-31' },
       body: { jsonrpc: '2.0', id: 2, method: 'tools/list' },
     });
-    assertRejected(r, { status: 400, code: -32022, id: 2, what: 'MCP-Protocol-Version 2024-11-05 on a bridged session' });
-    assert.deepEqual(r.json.error.data.supported, [STATELESS, '2025-11-25', '2025-06-18', '2025-03-26'], JSON.stringify(r.json.error.data));
+    assertRejected(r, { status: 400, code: -32022, id: 2, what: 'MCP-Protocol-Version 2024-12-31 on a bridged session' });
+    assert.deepEqual(r.json.error.data.supported, [STATELESS, '2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'], JSON.stringify(r.json.error.data));
   });
 
   test('a header revision the body does not repeat is a header mismatch (-32020), supported or not', { timeout: T }, async () => {

@@ -68,6 +68,8 @@ TEST_CASE("revisions: which are stateless") {
   CHECK_FALSE(mcp::is_stateless_protocol_version("garbage"));
   CHECK(mcp::is_supported_protocol_version("2026-07-28"));
   CHECK(mcp::negotiate_session_version("2025-06-18") == "2025-06-18");
+  // A 2024-11-05 client (legacy HTTP+SSE) is bridged in its own revision too.
+  CHECK(mcp::negotiate_session_version("2024-11-05") == "2024-11-05");
   CHECK(mcp::negotiate_session_version("2026-07-28") == "2025-11-25");
   CHECK(mcp::negotiate_session_version("1999-01-01") == "2025-11-25");
 }

@@ -31,6 +31,11 @@ class LegacySession : public std::enable_shared_from_this<LegacySession> {
 
   const std::string id;
   upstream::Upstream& upstream;
+  // The session id the client posts with (sealed), which also keys what the session bridge keeps
+  // for a bridged session.
+  std::string sealed;
+  // The server speaks only 2026-07-28: the gateway's session bridge serves this session.
+  std::atomic<bool> bridged{false};
   // Every message for the client, in order: the GET stream writes them as `message` events.
   asio::experimental::concurrent_channel<void(error_code, std::string)> outbound;
   // Bounds the bytes waiting in `outbound` (limits.max_stream_buffer, max_buffered_bytes): a
@@ -158,6 +163,87 @@ awaitable<ClientAnswer> LegacyPort::ask_client(std::string_view method, const mc
   co_return answer;
 }
 
+// What the session bridge writes for a bridged session, as messages on the session's one stream.
+// The bridge answers as it answers a Streamable HTTP client (a JSON body, or an SSE response of
+// messages); here each message becomes one `message` event of the legacy stream, and HTTP
+// statuses, headers and keep-alives have no place (the legacy stream keeps itself alive).
+class LegacyStreamResponder final : public http::Responder {
+ public:
+  explicit LegacyStreamResponder(LegacySession& session) : session_(session) {}
+
+  awaitable<bool> send(http::Response response) override {
+    co_return co_await push(std::move(response.body()));
+  }
+  awaitable<bool> begin_stream(http::ResponseHeader) override { co_return !session_.closed; }
+  awaitable<bool> write_chunk(std::string_view data) override {
+    events_.clear();
+    if (!decoder_.feed(data, events_)) co_return false;
+    for (auto& event : events_) {
+      if (!co_await push(std::move(event.data))) co_return false;
+    }
+    co_return !session_.closed;
+  }
+  awaitable<bool> end_stream() override { co_return !session_.closed; }
+  // The legacy stream itself follows the drain and the client.
+  void set_interruptible(bool) override {}
+  bool draining() const override { return false; }
+  http::ClientWatch watch_client(std::function<void()>) override { return {}; }
+  void interrupt() override {}
+
+ private:
+  // Messages only: a body such as "Accepted" or a priming event is nothing for the client.
+  awaitable<bool> push(std::string message) {
+    if (message.empty() || message.front() != '{') co_return !session_.closed;
+    co_return co_await session_.push(std::move(message));
+  }
+
+  // The gateway wrote these events itself, each no larger than an upstream message.
+  static constexpr std::size_t max_event_bytes = 64 * 1024 * 1024;
+  LegacySession& session_;
+  http::SseDecoder decoder_{max_event_bytes};
+  std::vector<http::SseEvent> events_;
+};
+
+BridgedMessage bridged_message(LegacySession& session, const mcp::Message& message,
+                               const std::shared_ptr<const identity::Identity>& caller,
+                               std::shared_ptr<const ExchangeRequest::Sender> sender,
+                               const std::optional<mcp::SessionClaims>& claims) {
+  BridgedMessage bridged;
+  bridged.upstream = &session.upstream;
+  bridged.message = &message;
+  bridged.caller = caller;
+  bridged.transport = DownstreamTransport::legacy_sse;
+  bridged.sender = std::move(sender);
+  bridged.protocol_version = session.protocol_version();
+  bridged.session_id = session.sealed;
+  bridged.claims = claims ? &*claims : nullptr;
+  return bridged;
+}
+
+// A request of a bridged session: the session bridge answers it, or judges it and sends it to the
+// server, and asks the client on this session's stream when the server needs input.
+awaitable<void> forward_bridged(std::shared_ptr<LegacySession> session,
+                                const TransportServices& services, const mcp::Message& message,
+                                std::shared_ptr<const ExchangeRequest::Sender> sender,
+                                const std::shared_ptr<const identity::Identity>& caller) {
+  const auto claims = session->claims();
+  if (!message.is_initialize() && !claims) {
+    co_await session->push(mcp::make_error_response(message.id(), mcp::error_code::invalid_request,
+                                                    "Bad Request: send initialize first"));
+    co_return;
+  }
+  LegacyStreamResponder out(*session);
+  auto bridged = bridged_message(*session, message, caller, std::move(sender), claims);
+  if (message.is_initialize()) {
+    // Known before the answer reaches the client, whose next message needs the session.
+    bridged.on_opened = [&session = *session](const mcp::SessionClaims& opened) {
+      session.set_protocol_version(opened.protocol_version);
+      session.set_claims(opened);
+    };
+  }
+  co_await services.bridge.serve_bridged(out, bridged);
+}
+
 // `slot` (limits.max_streams) is held until the request has been answered.
 awaitable<void> forward_request(std::shared_ptr<LegacySession> session,
                                 const TransportServices& services, mcp::Message message,
@@ -168,6 +254,13 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session,
   InFlight in_flight(*session);
   auto& upstream = session->upstream;
   const auto claims = session->claims();
+  if (message.is_initialize() && !claims &&
+      co_await services.bridge.bridges_session_clients(upstream))
+    session->bridged = true;
+  if (session->bridged) {
+    co_await forward_bridged(session, services, message, std::move(sender), caller);
+    co_return;
+  }
 
   LegacyPort port(*session, services);
   ExchangeRequest described;
@@ -298,6 +391,17 @@ awaitable<void> pump_server_messages(std::shared_ptr<LegacySession> session) {
   }
 }
 
+// A bridged session's server-initiated messages: the session bridge's listen for it, whose
+// messages go onto the session's stream.
+awaitable<void> pump_bridged_messages(std::shared_ptr<LegacySession> session,
+                                      const TransportServices& services) {
+  const auto claims = session->claims();
+  if (!claims) co_return;
+  LegacyStreamResponder out(*session);
+  co_await services.bridge.listen_for_session_client(out, session->upstream, *claims,
+                                                     session->sealed);
+}
+
 }  // namespace
 
 LegacySseTransport::~LegacySseTransport() = default;
@@ -363,6 +467,7 @@ awaitable<void> LegacySseTransport::open_stream(
   claims.created_at = unix_now();
   if (caller) claims.subject = caller->subject;
   const std::string sealed = options.sealer->seal(claims, mcp::SessionTransport::legacy_sse);
+  session->sealed = sealed;
   {
     std::lock_guard lock(mutex_);
     sessions_[session->id] = session;
@@ -439,7 +544,10 @@ awaitable<void> LegacySseTransport::open_stream(
   log::info("legacy SSE session on '", upstream.name(), "' closed",
             client_gone ? " by the client" : "");
   // The upstream session belongs to this stream: end it too (DELETE upstream, or stop the child).
-  if (const auto upstream_claims = session->claims()) {
+  // A bridged session has none; what the bridge kept for it goes.
+  if (session->bridged) {
+    services_.bridge.end_bridged_session(session->sealed);
+  } else if (const auto upstream_claims = session->claims()) {
     asio::co_spawn(
         executor,
         [&upstream, claims = *upstream_claims,
@@ -511,6 +619,21 @@ awaitable<void> LegacySseTransport::post_message(
   if (message.is_response() &&
       services_.client_requests.consume(ClientRequests::session_key(*upstream_claims), message)) {
     co_await out.send(json_response(202, "Accepted"));
+    co_return;
+  }
+  if (session->bridged) {
+    // Its notifications and answers are the bridge's to take; the POST only acknowledges.
+    LegacyStreamResponder bridged_out(*session);
+    auto bridged = bridged_message(*session, message, caller,
+                                   copy_sender(request, origin, services_.filters, caller, sealed),
+                                   upstream_claims);
+    bridged.origin = &origin;
+    co_await services_.bridge.serve_bridged(bridged_out, bridged);
+    co_await out.send(json_response(202, "Accepted"));
+    if (message.method() == "notifications/initialized" && session->start_listening_once()) {
+      asio::co_spawn(co_await asio::this_coro::executor, pump_bridged_messages(session, services_),
+                     asio::detached);
+    }
     co_return;
   }
   HttpPort port(out);

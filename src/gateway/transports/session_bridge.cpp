@@ -47,10 +47,38 @@ mcp::Json client_info_of(const mcp::SessionClaims& claims) {
 
 }  // namespace
 
-awaitable<bool> Gateway::answer_for_stateless_upstream(
-    http::Responder& out, upstream::Upstream& upstream, const Caller& caller,
-    const http::RequestOrigin& origin, const mcp::Message& message, std::string_view session_id,
-    const mcp::SessionClaims* claims) {
+ExchangeRequest Gateway::bridged_exchange(const BridgedMessage& bridged) const {
+  ExchangeRequest described;
+  described.upstream = bridged.upstream->name();
+  described.transport = bridged.transport;
+  described.message = bridged.message;
+  described.session = bridged.claims;
+  described.identity = bridged.caller;
+  described.protocol_version = bridged.protocol_version;
+  described.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
+  described.http = bridged.http;
+  described.origin = bridged.origin;
+  described.sender = bridged.sender;
+  return described;
+}
+
+awaitable<void> Gateway::serve_bridged(http::Responder& out, const BridgedMessage& bridged) {
+  if (co_await answer_for_stateless_upstream(out, bridged)) co_return;
+  auto port = session_client_port(out, bridged.claims);
+  ExchangeRunner runner(filters_, port, bridged_exchange(bridged));
+  if (co_await runner.run_request_filters() != ExchangeRunner::Verdict::forward) co_return;
+  co_await forward_to_stateless(port, runner, *bridged.upstream);
+}
+
+void Gateway::end_bridged_session(std::string_view session_id) {
+  bridged_sessions_.forget(std::string(session_id));
+}
+
+awaitable<bool> Gateway::answer_for_stateless_upstream(http::Responder& out,
+                                                       const BridgedMessage& bridged) {
+  const mcp::Message& message = *bridged.message;
+  upstream::Upstream& upstream = *bridged.upstream;
+  const std::string_view session_id = bridged.session_id;
   const mcp::Json& id = message.id();
   if (message.is_notification() || message.is_response()) {
     // A stateless server learns of a cancellation by its request closing; initialized and roots
@@ -94,7 +122,7 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
             "session clients (initialize offered no tasks capability)"));
   }
   if (method == "resources/subscribe" || method == "resources/unsubscribe") {
-    co_await answer_subscription(out, upstream, caller, origin, message, session_id, claims);
+    co_await answer_subscription(out, bridged);
     co_return true;
   }
   if (!message.is_initialize()) co_return false;
@@ -104,13 +132,8 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
   const mcp::Json capabilities = params.value("capabilities", mcp::Json::object());
   const mcp::Json client_info = params.value("clientInfo", mcp::Json());
   HttpPort port(out);
-  ExchangeRequest described;
-  described.upstream = upstream.name();
-  described.message = &message;
-  described.identity = caller;
+  ExchangeRequest described = bridged_exchange(bridged);
   described.protocol_version = params.value("protocolVersion", std::string());
-  described.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
-  described.origin = &origin;
   ExchangeRunner runner(filters_, port, std::move(described));
   Exchange& exchange = runner.exchange();
   if (co_await runner.run_request_filters() != ExchangeRunner::Verdict::forward) co_return true;
@@ -130,7 +153,7 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
   mcp::SessionClaims opened;
   opened.upstream = upstream.name();
   opened.created_at = unix_now();
-  if (caller) opened.subject = caller->subject;
+  if (bridged.caller) opened.subject = bridged.caller->subject;
   opened.initialize_params = params;
   opened.client_capabilities = capabilities;
   opened.client_name = mcp::client_name_of(params);
@@ -140,6 +163,7 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
   response.set(mcp::header::session_id,
                options_.sealer->seal(opened, mcp::SessionTransport::streamable_http));
   exchange.outcome = Outcome::answered_by_gateway;
+  if (bridged.on_opened) bridged.on_opened(opened);
   co_await runner.answer(std::move(response));
   co_return true;
 }
@@ -147,23 +171,12 @@ awaitable<bool> Gateway::answer_for_stateless_upstream(
 // resources/subscribe and resources/unsubscribe of a bridged session: 2026-07-28 subscribes in
 // subscriptions/listen, so the gateway keeps the session's URIs (on this replica) and the listen
 // behind the session's GET stream asks for them. Judged and recorded like any request.
-awaitable<void> Gateway::answer_subscription(http::Responder& out, upstream::Upstream& upstream,
-                                             const Caller& caller,
-                                             const http::RequestOrigin& origin,
-                                             const mcp::Message& message,
-                                             std::string_view session_id,
-                                             const mcp::SessionClaims* claims) {
+awaitable<void> Gateway::answer_subscription(http::Responder& out, const BridgedMessage& bridged) {
+  const mcp::Message& message = *bridged.message;
+  upstream::Upstream& upstream = *bridged.upstream;
   const mcp::Json& id = message.id();
   HttpPort port(out);
-  ExchangeRequest described;
-  described.upstream = upstream.name();
-  described.message = &message;
-  described.session = claims;
-  described.identity = caller;
-  described.protocol_version = claims ? claims->protocol_version : std::string();
-  described.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
-  described.origin = &origin;
-  ExchangeRunner runner(filters_, port, std::move(described));
+  ExchangeRunner runner(filters_, port, bridged_exchange(bridged));
   Exchange& exchange = runner.exchange();
   if (co_await runner.run_request_filters() != ExchangeRunner::Verdict::forward) co_return;
   exchange.outcome = Outcome::answered_by_gateway;
@@ -192,7 +205,7 @@ awaitable<void> Gateway::answer_subscription(http::Responder& out, upstream::Ups
                         upstream.name() + "' does not offer resource subscriptions");
     co_return;
   }
-  const std::string session(session_id);
+  const std::string session(bridged.session_id);
   if (message.method() == "resources/unsubscribe") {
     bridged_sessions_.unsubscribe(session, uri);
   } else if (!bridged_sessions_.subscribe(session, uri)) {

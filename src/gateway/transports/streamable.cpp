@@ -225,8 +225,8 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   const bool sessionless =
       request[mcp::header::session_id].empty() && !message.is_initialize() &&
       !mcp::is_supported_protocol_version(request[mcp::header::protocol_version]);
-  if (auto rejection = check_protocol_version(
-          request, id, sessionless ? stateless_revisions : served_revisions(upstream))) {
+  if (auto rejection =
+          check_protocol_version(request, id, sessionless ? stateless_revisions : every_revision)) {
     co_await out.send(std::move(*rejection));
     co_return;
   }
@@ -259,32 +259,36 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   } else if (session.claims) {
     stateless_upstream = is_bridged_session(*session.claims);
   }
-  if (stateless_upstream &&
-      co_await answer_for_stateless_upstream(out, upstream, caller, origin, message,
-                                             request[mcp::header::session_id],
-                                             session.claims ? &*session.claims : nullptr))
-    co_return;
-
   const mcp::SessionClaims* claims = session.claims ? &*session.claims : nullptr;
+  std::string protocol_version(request[mcp::header::protocol_version]);
+  if (protocol_version.empty() && claims) protocol_version = claims->protocol_version;
+  if (protocol_version.empty() && message.is_initialize() && message.params())
+    protocol_version = message.params()->value("protocolVersion", std::string());
+  if (stateless_upstream) {
+    BridgedMessage bridged;
+    bridged.upstream = &upstream;
+    bridged.message = &message;
+    bridged.caller = caller;
+    bridged.http = &request;
+    bridged.origin = &origin;
+    bridged.protocol_version = std::move(protocol_version);
+    bridged.session_id = request[mcp::header::session_id];
+    bridged.claims = claims;
+    co_await serve_bridged(out, bridged);
+    co_return;
+  }
+
   auto port = session_client_port(out, claims);
   ExchangeRequest described;
   described.upstream = upstream.name();
   described.message = &message;
   described.session = claims;
   described.identity = caller;
-  described.protocol_version = std::string(request[mcp::header::protocol_version]);
-  if (described.protocol_version.empty() && claims)
-    described.protocol_version = claims->protocol_version;
-  if (described.protocol_version.empty() && message.is_initialize() && message.params())
-    described.protocol_version = message.params()->value("protocolVersion", std::string());
+  described.protocol_version = std::move(protocol_version);
   described.http = &request;
   described.origin = &origin;
   ExchangeRunner runner(filters_, port, std::move(described));
   if (co_await runner.run_request_filters() != ExchangeRunner::Verdict::forward) co_return;
-  if (stateless_upstream) {
-    co_await forward_to_stateless(port, runner, upstream);
-    co_return;
-  }
   co_await forward_to_session_upstream(port, runner, upstream, request, caller);
 }
 
@@ -391,7 +395,7 @@ awaitable<void> Gateway::streamable_get(http::Request& request, const http::Requ
                                     "Not Acceptable: Accept must list text/event-stream"));
     co_return;
   }
-  if (auto rejection = check_protocol_version(request, nullptr, served_revisions(upstream))) {
+  if (auto rejection = check_protocol_version(request, nullptr, every_revision)) {
     co_await out.send(std::move(*rejection));
     co_return;
   }
