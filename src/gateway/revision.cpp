@@ -6,11 +6,6 @@
 namespace membrane::gateway {
 namespace {
 
-namespace error_code {
-// MCP 2026-07-28: a standard header is missing, malformed or differs from the body.
-constexpr int header_mismatch = -32020;
-}  // namespace error_code
-
 const mcp::Json* request_meta(const mcp::Message& message) {
   const auto* params = message.params();
   if (!params || !params->is_object()) return nullptr;
@@ -27,7 +22,7 @@ std::string meta_version(const mcp::Message& message) {
 }
 
 http::Response mismatch(const mcp::Json& id, std::string message) {
-  return jsonrpc_error(400, id, error_code::header_mismatch, "Bad Request: " + message);
+  return jsonrpc_error(400, id, mcp::error_code::header_mismatch, "Bad Request: " + message);
 }
 
 }  // namespace

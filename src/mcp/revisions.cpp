@@ -147,4 +147,23 @@ bool is_removed_in_stateless(std::string_view method) {
          method == "resources/subscribe" || method == "resources/unsubscribe";
 }
 
+unsigned stateless_http_status(const Json& response) {
+  const auto error = response.find("error");
+  if (error == response.end() || !error->is_object()) return 200;
+  const auto code = error->find("code");
+  if (code == error->end() || !code->is_number_integer()) return 200;
+  switch (code->get<int>()) {
+    case error_code::method_not_found:
+      return 404;
+    case error_code::parse_error:
+    case error_code::invalid_request:
+    case error_code::header_mismatch:
+    case error_code::missing_client_capability:
+    case error_code::unsupported_protocol_version:
+      return 400;
+    default:
+      return 200;
+  }
+}
+
 }  // namespace membrane::mcp

@@ -118,7 +118,19 @@ class DeliveryStream final : public ReplyStream {
     if (on_close_) on_close_();
   }
 
+  // Returns a message already read to the front of the stream: next() gives it again.
+  void put_back(StreamRead read) {
+    ended_ = false;
+    put_back_ = std::move(read);
+  }
+
   awaitable<StreamRead> next() override {
+    if (put_back_) {
+      StreamRead read = std::move(*put_back_);
+      put_back_.reset();
+      ended_ = read.status != ReadStatus::message;
+      co_return read;
+    }
     if (ended_) co_return end_read();
     error_code ec;
     StreamRead read;
@@ -151,6 +163,7 @@ class DeliveryStream final : public ReplyStream {
   std::chrono::milliseconds quiet_limit_;
   std::function<std::string()> on_quiet_;
   bool ended_ = false;
+  std::optional<StreamRead> put_back_;
 };
 
 // How a child is spoken to. A session child serves one client, in that client's id space. A

@@ -14,6 +14,7 @@
 
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
+#include "membrane/mcp/revisions.hpp"
 #include "upstream/factory.hpp"
 #include "upstream/stdio_instance.hpp"
 
@@ -158,7 +159,7 @@ class StdioUpstream final : public Upstream {
       if (auto alive = weak.lock()) alive->cancel_request(key, id, reason);
       return reason;
     };
-    reply.stream = std::make_unique<DeliveryStream>(
+    auto stream = std::make_unique<DeliveryStream>(
         request.channel,
         [weak, key, id = request.wire_id, probe] {
           auto alive = weak.lock();
@@ -174,6 +175,26 @@ class StdioUpstream final : public Upstream {
     if (!co_await instance->write_line(std::move(request.line))) {
       co_return UpstreamReply::failure(unavailable(*instance));
     }
+    // Over HTTP a 2026-07-28 server answers with one JSON response, whose status its revision
+    // sets for an error, or with a stream. Over stdio the first line about the request decides
+    // which of the two the gateway has.
+    auto first = co_await stream->next();
+    if (first.status != ReadStatus::message) {
+      co_return UpstreamReply::failure(first.error.empty() ? unavailable(*instance)
+                                                           : std::move(first.error));
+    }
+    auto answer = json::parse_or_discarded(first.event.data);
+    if (answer.is_object() && answer.contains("id") &&
+        (answer.contains("result") || answer.contains("error"))) {
+      const unsigned status = mcp::stateless_http_status(answer);
+      reply.kind = status == 200 ? UpstreamReply::Kind::message : UpstreamReply::Kind::rejected;
+      reply.http_status = status;
+      reply.content_type = "application/json";
+      reply.body = std::move(first.event.data);
+      co_return reply;
+    }
+    stream->put_back(std::move(first));
+    reply.stream = std::move(stream);
     reply.kind = UpstreamReply::Kind::stream;
     reply.http_status = 200;
     co_return reply;

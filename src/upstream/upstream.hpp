@@ -102,9 +102,10 @@ struct UpstreamReply {
 // What the gateway's flows may rely on for one kind of upstream. The gateway branches on these,
 // never on the transport's name.
 struct UpstreamTraits {
-  // send() returns once the message is written and the answer comes on the returned stream
-  // (stdio); otherwise send() waits for the server's reply, and a caller that must notice the
-  // client leaving meanwhile races the two.
+  // send() returns once a session's message is written and the answer comes on the returned
+  // stream (stdio); otherwise send() waits for the server's reply, and a caller that must notice
+  // the client leaving meanwhile races the two. A stateless (2026-07-28) message always waits
+  // for the first of the reply.
   bool replies_at_once = false;
   // Dropping a call's reply stream unanswered already tells the server (stdio sends
   // notifications/cancelled to its child); otherwise the gateway tells it.

@@ -18,15 +18,16 @@
 // (recordingFetch); 2026-07-28 = SDK v2 client pinned to the revision, plus raw requests built with
 // statelessRpc where the SDK cannot say it (logLevel, notifications, listen, DELETE, ping).
 // Upstreams, one gateway each: server-everything over Streamable HTTP (sessions),
-// modern-server.mjs (2026-07-28 only), modern-server.mjs --sessions (both revisions), and
-// server-everything over stdio.
+// modern-server.mjs (2026-07-28 only), modern-server.mjs --sessions (both revisions),
+// server-everything over stdio, and modern-server.mjs --stdio (2026-07-28 only, over stdio: every
+// request shares one process, 2025 clients through the session bridge).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  ELICITATION_ANSWER, EVERYTHING_JS, FULL_CAPABILITIES, MCP_ACCEPT, NODE, STATELESS, TEST_ROOTS,
+  ELICITATION_ANSWER, EVERYTHING_JS, FULL_CAPABILITIES, MCP_ACCEPT, MODERN_JS, NODE, STATELESS, TEST_ROOTS,
   TIME_SCALE, callWithProgress, cleanup, connectClient, connectV2, freePort, mcpHeaders,
   openEventStream, openLegacySession, rawFetch, rawRpc, samplingAnswer, setWatchdog, sleep,
   startEverythingHttp, startGateway, startModernServer, statelessBody, statelessHeaders,
@@ -61,6 +62,8 @@ const UPSTREAMS = [
     title: 'HTTP server speaking both (modern-server.mjs --sessions)' },
   { key: 'stdio', name: 'evs', server: 'everything', transport: 'stdio',
     title: 'stdio session server (server-everything)' },
+  { key: 'stateless-stdio', name: 'mods', server: 'fixture', transport: 'stdio', speaks: 'stateless',
+    title: 'stdio 2026-07-28 server (modern-server.mjs --stdio)' },
 ];
 
 const EV_DOC = 'demo://resource/static/document/architecture.md';
@@ -124,9 +127,10 @@ class Block {
     const dir = tmpDir(`membrane-matrix-${up.key}-`);
     if (up.server === 'everything' && up.transport === 'http') {
       this.upstream = await startEverythingHttp({ name: 'everything-http (matrix)' });
-    } else if (up.server === 'fixture') {
+    } else if (up.server === 'fixture' && up.transport === 'http') {
       this.upstream = await startModernServer({ name: `${up.name} (matrix)`, sessions: up.speaks === 'both' });
     }
+    const stdioArgs = up.server === 'everything' ? [EVERYTHING_JS, 'stdio'] : [MODERN_JS, '--stdio'];
     this.port = await freePort();
     this.config = path.join(dir, 'membrane.yaml');
     fs.writeFileSync(this.config, [
@@ -139,7 +143,7 @@ class Block {
       'upstreams:',
       `  ${up.name}:`,
       ...(up.transport === 'stdio'
-        ? [`    command: ${JSON.stringify(NODE)}`, `    args: [${JSON.stringify(EVERYTHING_JS)}, stdio]`]
+        ? [`    command: ${JSON.stringify(NODE)}`, `    args: ${JSON.stringify(stdioArgs)}`]
         : [`    url: ${JSON.stringify(this.upstream.url)}`]),
       '',
     ].join('\n'));
@@ -175,10 +179,15 @@ class Block {
 
   get sse() { return this.gw.sse(this.up.name); }
 
-  /** The fixture's own counters, asked directly (not through the gateway). */
+  /**
+   * The fixture's own counters, asked directly (not through the gateway). A stdio fixture has no
+   * address of its own: it is asked through the gateway, which sends every 2026-07-28 request,
+   * and every request of the session bridge, to the one shared process that counted the others.
+   */
   async stats() {
-    const r = await statelessRpc(this.upstream.url, { method: 'tools/call', params: { name: 'stats', arguments: {} } });
-    assert.ok(r.message?.result, `stats from ${this.upstream.url}: ${r.text.slice(0, 300)}`);
+    const url = this.up.transport === 'stdio' ? this.mcp : this.upstream.url;
+    const r = await statelessRpc(url, { method: 'tools/call', params: { name: 'stats', arguments: {} } });
+    assert.ok(r.message?.result, `stats from ${url}: ${r.text.slice(0, 300)}`);
     return JSON.parse(r.message.result.content[0].text);
   }
 
@@ -351,40 +360,16 @@ function initializeResult(c) {
   return { asked: posted?.params?.protocolVersion, result: response.result };
 }
 
-// Cells where the client is 2024-11-05 and the upstream speaks only 2026-07-28: the legacy
-// transport forwards initialize as it is and the server refuses it; nothing else can follow.
-async function legacyRefusedCell(block, rev, method, params) {
-  const session = await openLegacySession(block.sse, { waitMs: WAIT_MS });
-  try {
-    const init = await session.post({ jsonrpc: '2.0', id: 'init', method: 'initialize',
-      params: { protocolVersion: rev, capabilities: FULL_CAPABILITIES, clientInfo: { name: 'matrix', version: '1' } } });
-    assert.equal(init.status, 202, init.text);
-    const refused = await session.response('init', WAIT_MS);
-    assertRpcError(refused, { code: -32603, says: [/upstream 'mod'/, /HTTP 400/, /[Uu]nsupported protocol version/, /2024-11-05/],
-      what: 'initialize of a 2024-11-05 client at a 2026-07-28-only server' });
-    if (method) {
-      const post = await session.post({ jsonrpc: '2.0', id: 'next', method, params });
-      assert.equal(post.status, 202, post.text);
-      assertRpcError(await session.response('next', WAIT_MS), { code: -32600, says: [/initialize first/],
-        what: `${method} after the refused initialize` });
-    }
-  } finally {
-    session.close();
-  }
-  return clearError('2024-11-05 HTTP+SSE cannot reach a 2026-07-28-only server: its initialize is refused (-32603 naming the unsupported revision), every later request gets -32600 "send initialize first"');
-}
-
 function v1Cells(block, rev, row) {
   const { up } = block;
   const legacy = rev === '2024-11-05';
   const everything = up.server === 'everything';
-  // 2025 client -> gateway's session bridge: only a server without sessions of its own needs it.
-  const bridged = up.speaks === 'stateless' && !legacy;
-  const refused = legacy && up.speaks === 'stateless';
+  // 2024-11-05 / 2025 client -> gateway's session bridge: only a server without sessions of its
+  // own needs it.
+  const bridged = up.speaks === 'stateless';
 
   return {
     async 'initialize/discover'() {
-      if (refused) return legacyRefusedCell(block, rev);
       const c = await row.connect();
       const { asked, result } = initializeResult(c);
       assert.equal(asked, rev, 'the client asked for its revision');
@@ -412,7 +397,6 @@ function v1Cells(block, rev, row) {
     },
 
     async lists() {
-      if (refused) return legacyRefusedCell(block, rev, 'tools/list', {});
       const { client } = await row.connect();
       const tools = (await client.listTools(undefined, CALL)).tools.map((t) => t.name);
       const resources = (await client.listResources(undefined, CALL)).resources.map((r) => r.uri);
@@ -433,7 +417,6 @@ function v1Cells(block, rev, row) {
     },
 
     async 'calls with progress'() {
-      if (refused) return legacyRefusedCell(block, rev, 'tools/call', { name: 'long_task', arguments: { steps: 4 } });
       const { client } = await row.connect();
       const [tool, args, text] = everything
         ? ['trigger-long-running-operation', { duration: 1, steps: 4 }, /^Long running operation completed\. Duration: 1 seconds, Steps: 4\.$/]
@@ -446,7 +429,6 @@ function v1Cells(block, rev, row) {
     },
 
     async 'sampling/elicitation/roots'() {
-      if (refused) return legacyRefusedCell(block, rev, 'tools/call', { name: 'confirm', arguments: { action: 'x' } });
       const c = await row.connect();
       const { client, seen } = c;
       const before = { sampling: seen.sampling.length, elicitation: seen.elicitation.length, roots: seen.roots.length };
@@ -478,7 +460,6 @@ function v1Cells(block, rev, row) {
     },
 
     async 'listen and GET streams'() {
-      if (refused) return legacyRefusedCell(block, rev, 'tools/call', { name: 'announce_change', arguments: { kind: 'tools' } });
       const c = await row.connect();
       const getStreams = c.wire.filter((w) => w.method === 'GET');
       assert.ok(getStreams.some((w) => w.status === 200 && w.contentType === 'text/event-stream'),
@@ -505,7 +486,6 @@ function v1Cells(block, rev, row) {
     },
 
     async 'resources/subscribe'() {
-      if (refused) return legacyRefusedCell(block, rev, 'resources/subscribe', { uri: 'test://static' });
       const c = await row.connect();
       const mark = c.traffic.received.length;
       if (bridged) {
@@ -544,7 +524,6 @@ function v1Cells(block, rev, row) {
     },
 
     async notifications() {
-      if (refused) return legacyRefusedCell(block, rev, 'ping', {});
       const c = await row.connect();
       const { client, seen, traffic } = c;
       // A request method without an id is refused before it could reach the upstream unjudged.
@@ -583,7 +562,6 @@ function v1Cells(block, rev, row) {
     },
 
     async cancellation() {
-      if (refused) return legacyRefusedCell(block, rev, 'tools/call', { name: 'wait_for_cancel', arguments: {} });
       const c = await row.connect();
       const { client, traffic } = c;
       const controller = new AbortController();
@@ -623,7 +601,6 @@ function v1Cells(block, rev, row) {
         const del = await rawFetch(block.sse, { method: 'DELETE', headers: { accept: 'text/event-stream' } });
         assertRefused(del, { status: 405, code: -32600, says: [/GET opens the event stream/], what: 'DELETE /sse' });
         assert.equal(del.headers.get('allow'), 'GET');
-        if (refused) return clearError('DELETE is not part of 2024-11-05 (405, Allow: GET)');
         const c = await row.connect();
         const endpoint = c.transport._endpoint.href;
         await row.close();
@@ -645,7 +622,6 @@ function v1Cells(block, rev, row) {
     },
 
     async ping() {
-      if (refused) return legacyRefusedCell(block, rev, 'ping', {});
       const { client } = await row.connect();
       const before = bridged ? (await block.stats()).methods.ping ?? 0 : 0;
       assert.deepEqual(await client.ping(CALL), {});
@@ -657,7 +633,6 @@ function v1Cells(block, rev, row) {
     },
 
     async logging() {
-      if (refused) return legacyRefusedCell(block, rev, 'logging/setLevel', { level: 'debug' });
       const c = await row.connect();
       const { client, traffic } = c;
       const before = bridged ? (await block.stats()).methods['logging/setLevel'] ?? 0 : 0;
@@ -853,9 +828,12 @@ function v2Cells(block, row) {
         try {
           const first = await listen.message(() => true);
           assert.equal(first.method, 'notifications/subscriptions/acknowledged', JSON.stringify(first));
+          // The listen's own id, also over stdio, where the process knows it by the gateway's.
+          assert.equal(first.params._meta?.['io.modelcontextprotocol/subscriptionId'], 'matrix-listen', JSON.stringify(first));
           assert.equal(await tool('announce_change', { kind: 'resource', uri: 'test://static' }), 'announced resource');
           const updated = await listen.message((m) => m.method === 'notifications/resources/updated');
           assert.equal(updated.params.uri, 'test://static');
+          assert.equal(updated.params._meta?.['io.modelcontextprotocol/subscriptionId'], 'matrix-listen', JSON.stringify(updated));
         } finally {
           listen.close();
         }

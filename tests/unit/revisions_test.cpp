@@ -74,6 +74,21 @@ TEST_CASE("revisions: which are stateless") {
   CHECK(mcp::negotiate_session_version("1999-01-01") == "2025-11-25");
 }
 
+TEST_CASE("revisions: the HTTP status 2026-07-28 gives an answer of a server without HTTP") {
+  const auto error = [](int code) {
+    return mcp::Json{{"jsonrpc", "2.0"}, {"id", 1}, {"error", {{"code", code}, {"message", "m"}}}};
+  };
+  CHECK(mcp::stateless_http_status(error(-32601)) == 404);
+  for (const int code : {-32700, -32600, -32020, -32021, -32022})
+    CHECK(mcp::stateless_http_status(error(code)) == 400);
+  // A handler's own errors, invalid params included, stay in the body of a 200.
+  for (const int code : {-32602, -32603, -32000, 42})
+    CHECK(mcp::stateless_http_status(error(code)) == 200);
+  CHECK(mcp::stateless_http_status({{"jsonrpc", "2.0"}, {"id", 1}, {"result", {}}}) == 200);
+  CHECK(mcp::stateless_http_status({{"error", "not an object"}}) == 200);
+  CHECK(mcp::stateless_http_status({{"error", {{"code", "-32601"}}}}) == 200);
+}
+
 TEST_CASE("bridging: discover from initialize and initialize from discover") {
   const Json initialize = {
       {"protocolVersion", "2025-11-25"},

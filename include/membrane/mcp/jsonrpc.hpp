@@ -23,6 +23,8 @@ inline constexpr int internal_error = -32603;
 inline constexpr int session_not_found = -32001;
 // The gateway could not reach, or lost, the upstream MCP server.
 inline constexpr int upstream_unavailable = -32002;
+// MCP 2026-07-28: a standard header is missing, malformed or differs from the body.
+inline constexpr int header_mismatch = -32020;
 // MCP 2026-07-28: the requested protocol revision is not supported (data: supported, requested).
 inline constexpr int unsupported_protocol_version = -32022;
 // MCP 2026-07-28: the request needs a client capability the client did not declare

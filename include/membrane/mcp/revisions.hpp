@@ -63,4 +63,9 @@ bool is_removed_in_stateless(std::string_view method);
 // Server-to-client request methods a stateless client answers through `inputResponses`.
 bool is_input_request_method(std::string_view method);
 
+// The HTTP status 2026-07-28 gives a server's answer: 404 for -32601, 400 for the errors the
+// revision answers with 400 (-32700, -32600, -32020, -32021, -32022), 200 for everything else
+// (a handler's own errors stay in the body). For servers without HTTP of their own (stdio).
+unsigned stateless_http_status(const Json& response);
+
 }  // namespace membrane::mcp

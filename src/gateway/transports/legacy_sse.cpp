@@ -1,6 +1,7 @@
 #include "gateway/transports/legacy_sse.hpp"
 #include "membrane/core/json.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/channel_error.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
@@ -169,7 +170,10 @@ awaitable<ClientAnswer> LegacyPort::ask_client(std::string_view method, const mc
 // statuses, headers and keep-alives have no place (the legacy stream keeps itself alive).
 class LegacyStreamResponder final : public http::Responder {
  public:
-  explicit LegacyStreamResponder(LegacySession& session) : session_(session) {}
+  // `interrupt`: what cancels the coroutine that writes here (unset: it is not interrupted).
+  explicit LegacyStreamResponder(LegacySession& session,
+                                 std::shared_ptr<asio::cancellation_signal> interrupt = nullptr)
+      : session_(session), interrupt_(std::move(interrupt)) {}
 
   awaitable<bool> send(http::Response response) override {
     co_return co_await push(std::move(response.body()));
@@ -188,7 +192,10 @@ class LegacyStreamResponder final : public http::Responder {
   void set_interruptible(bool) override {}
   bool draining() const override { return false; }
   http::ClientWatch watch_client(std::function<void()>) override { return {}; }
-  void interrupt() override {}
+  // A call the client cancelled (notifications/cancelled) stops waiting for its upstream.
+  void interrupt() override {
+    if (interrupt_) interrupt_->emit(asio::cancellation_type::terminal);
+  }
 
  private:
   // Messages only: a body such as "Accepted" or a priming event is nothing for the client.
@@ -200,6 +207,7 @@ class LegacyStreamResponder final : public http::Responder {
   // The gateway wrote these events itself, each no larger than an upstream message.
   static constexpr std::size_t max_event_bytes = 64 * 1024 * 1024;
   LegacySession& session_;
+  std::shared_ptr<asio::cancellation_signal> interrupt_;
   http::SseDecoder decoder_{max_event_bytes};
   std::vector<http::SseEvent> events_;
 };
@@ -225,14 +233,15 @@ BridgedMessage bridged_message(LegacySession& session, const mcp::Message& messa
 awaitable<void> forward_bridged(std::shared_ptr<LegacySession> session,
                                 const TransportServices& services, const mcp::Message& message,
                                 std::shared_ptr<const ExchangeRequest::Sender> sender,
-                                const std::shared_ptr<const identity::Identity>& caller) {
+                                const std::shared_ptr<const identity::Identity>& caller,
+                                std::shared_ptr<asio::cancellation_signal> interrupt) {
   const auto claims = session->claims();
   if (!message.is_initialize() && !claims) {
     co_await session->push(mcp::make_error_response(message.id(), mcp::error_code::invalid_request,
                                                     "Bad Request: send initialize first"));
     co_return;
   }
-  LegacyStreamResponder out(*session);
+  LegacyStreamResponder out(*session, std::move(interrupt));
   auto bridged = bridged_message(*session, message, caller, std::move(sender), claims);
   if (message.is_initialize()) {
     // Known before the answer reaches the client, whose next message needs the session.
@@ -250,6 +259,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session,
                                 std::string raw,
                                 std::shared_ptr<const ExchangeRequest::Sender> sender,
                                 std::shared_ptr<const identity::Identity> caller,
+                                std::shared_ptr<asio::cancellation_signal> interrupt,
                                 [[maybe_unused]] StreamSlots::Slot slot) {
   InFlight in_flight(*session);
   auto& upstream = session->upstream;
@@ -258,7 +268,8 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session,
       co_await services.bridge.bridges_session_clients(upstream))
     session->bridged = true;
   if (session->bridged) {
-    co_await forward_bridged(session, services, message, std::move(sender), caller);
+    co_await forward_bridged(session, services, message, std::move(sender), caller,
+                             std::move(interrupt));
     co_return;
   }
 
@@ -597,12 +608,13 @@ awaitable<void> LegacySseTransport::post_message(
       co_return;
     }
     // Answered on the stream; the POST only acknowledges (2024-11-05 transports).
+    auto interrupt = std::make_shared<asio::cancellation_signal>();
     asio::co_spawn(
         co_await asio::this_coro::executor,
         forward_request(session, services_, std::move(message), std::move(request.body()),
                         copy_sender(request, origin, services_.filters, caller, sealed), caller,
-                        std::move(slot)),
-        asio::detached);
+                        interrupt, std::move(slot)),
+        asio::bind_cancellation_slot(interrupt->slot(), asio::detached));
     co_await out.send(json_response(202, "Accepted"));
     co_return;
   }
