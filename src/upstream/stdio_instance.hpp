@@ -118,6 +118,9 @@ class DeliveryStream final : public ReplyStream {
     if (on_close_) on_close_();
   }
 
+  // From now on the stream may stay quiet this long (0: for ever).
+  void set_quiet_limit(std::chrono::milliseconds limit) { quiet_limit_ = limit; }
+
   // Returns a message already read to the front of the stream: next() gives it again.
   void put_back(StreamRead read) {
     ended_ = false;

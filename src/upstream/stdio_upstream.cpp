@@ -149,9 +149,10 @@ class StdioUpstream final : public Upstream {
     const std::string key = mcp::id_key(request.wire_id);
     std::weak_ptr<StdioInstance> weak = instance;
     const bool probe = context.probe;
-    // A listen lasts as long as the client wants it; everything else must hear back in time.
+    // Every request must hear back in time; once acknowledged, a listen lasts as long as the
+    // client wants it.
+    const bool listen = message.method() == "subscriptions/listen";
     std::chrono::milliseconds quiet_limit = options_.response_timeout;
-    if (message.method() == "subscriptions/listen") quiet_limit = std::chrono::milliseconds(0);
     if (probe) quiet_limit = std::min(quiet_limit, probe_timeout);
     auto give_up = [weak, key, id = request.wire_id, limit = quiet_limit, name = options_.name] {
       std::string reason = "upstream '" + name + "' sent nothing for this request in " +
@@ -194,6 +195,7 @@ class StdioUpstream final : public Upstream {
       co_return reply;
     }
     stream->put_back(std::move(first));
+    if (listen) stream->set_quiet_limit(std::chrono::milliseconds(0));
     reply.stream = std::move(stream);
     reply.kind = UpstreamReply::Kind::stream;
     reply.http_status = 200;

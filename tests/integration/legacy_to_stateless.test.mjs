@@ -164,11 +164,10 @@ describe('2024-11-05 client → 2026-07-28-only server over stdio', () => {
     await client.close();
   });
 
-  test('a client that leaves ends its listen at the server', { timeout: T }, async () => {
+  test('a client that leaves, and the next one, each have a session of their own', { timeout: T }, async () => {
     const { client } = await connectLegacy('mods');
     await client.listTools();
     await client.close();
-    // The bridge's listen for the session ends with the stream: nothing of it stays open.
     await waitFor(() => gateway.lines.filter((l) => l.includes("legacy SSE session on 'mods' closed")).length >= 2,
       { what: 'the session closed' });
     const { client: next } = await withTimeout(connectLegacy('mods'), 20_000, 'a new session');

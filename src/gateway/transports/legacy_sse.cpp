@@ -92,10 +92,21 @@ class LegacySession : public std::enable_shared_from_this<LegacySession> {
     listen_stream_ = std::move(stream);
     listen_executor_ = std::move(executor);
   }
+  // A bridged session's listen is the session bridge's coroutine: it is cancelled instead.
+  void set_bridged_listen(std::shared_ptr<asio::cancellation_signal> signal,
+                          asio::any_io_executor executor) {
+    std::lock_guard lock(mutex_);
+    bridged_listen_ = std::move(signal);
+    listen_executor_ = std::move(executor);
+  }
   void abort_listen_stream() {
     std::lock_guard lock(mutex_);
-    if (!listen_stream_) return;
-    asio::post(listen_executor_, [stream = listen_stream_] { stream->abort(); });
+    if (listen_stream_)
+      asio::post(listen_executor_, [stream = listen_stream_] { stream->abort(); });
+    if (bridged_listen_) {
+      asio::post(listen_executor_,
+                 [signal = bridged_listen_] { signal->emit(asio::cancellation_type::terminal); });
+    }
   }
 
  private:
@@ -104,6 +115,7 @@ class LegacySession : public std::enable_shared_from_this<LegacySession> {
   std::string protocol_version_;
   bool listening_ = false;
   std::shared_ptr<upstream::ReplyStream> listen_stream_;
+  std::shared_ptr<asio::cancellation_signal> bridged_listen_;
   asio::any_io_executor listen_executor_;
 };
 
@@ -643,8 +655,13 @@ awaitable<void> LegacySseTransport::post_message(
     co_await services_.bridge.serve_bridged(bridged_out, bridged);
     co_await out.send(json_response(202, "Accepted"));
     if (message.method() == "notifications/initialized" && session->start_listening_once()) {
-      asio::co_spawn(co_await asio::this_coro::executor, pump_bridged_messages(session, services_),
-                     asio::detached);
+      // The listen ends when the session's stream closes (abort_listen_stream).
+      const auto executor = co_await asio::this_coro::executor;
+      auto stop = std::make_shared<asio::cancellation_signal>();
+      session->set_bridged_listen(stop, executor);
+      if (session->closed) co_return;
+      asio::co_spawn(executor, pump_bridged_messages(session, services_),
+                     asio::bind_cancellation_slot(stop->slot(), asio::detached));
     }
     co_return;
   }
