@@ -444,8 +444,10 @@ class StdioInstance : public std::enable_shared_from_this<StdioInstance> {
       auto [write_ec, n] =
           co_await asio::async_write(child_->input(), asio::buffer(line), use_nothrow);
       if (write_ec) {
-        log::warn("upstream '", options_.name, "': cannot write to pid ", child_->pid(), ": ",
-                  write_ec.message());
+        // Stopping closes the pipe under a write in flight: nothing to report then.
+        if (!stopping_)
+          log::warn("upstream '", options_.name, "': cannot write to pid ", child_->pid(), ": ",
+                    write_ec.message());
         break;
       }
     }

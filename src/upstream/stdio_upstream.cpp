@@ -154,7 +154,10 @@ class StdioUpstream final : public Upstream {
     const bool listen = message.method() == "subscriptions/listen";
     std::chrono::milliseconds quiet_limit = options_.response_timeout;
     if (probe) quiet_limit = std::min(quiet_limit, probe_timeout);
-    auto give_up = [weak, key, id = request.wire_id, limit = quiet_limit, name = options_.name] {
+    const auto timed_out = std::make_shared<bool>(false);
+    auto give_up = [weak, key, id = request.wire_id, limit = quiet_limit, name = options_.name,
+                    timed_out] {
+      *timed_out = true;
       std::string reason = "upstream '" + name + "' sent nothing for this request in " +
                            std::to_string(limit.count()) + " ms; it was cancelled";
       if (auto alive = weak.lock()) alive->cancel_request(key, id, reason);
@@ -180,6 +183,16 @@ class StdioUpstream final : public Upstream {
     // sets for an error, or with a stream. Over stdio the first line about the request decides
     // which of the two the gateway has.
     auto first = co_await stream->next();
+    if (first.status != ReadStatus::message && *timed_out) {
+      // The process is there and said nothing: its answer is that error, as a call's stream ends
+      // with it when the process falls silent later.
+      reply.kind = UpstreamReply::Kind::message;
+      reply.http_status = 200;
+      reply.content_type = "application/json";
+      reply.body = mcp::make_error_response(message.id(), mcp::error_code::upstream_unavailable,
+                                            first.error);
+      co_return reply;
+    }
     if (first.status != ReadStatus::message) {
       co_return UpstreamReply::failure(first.error.empty() ? unavailable(*instance)
                                                            : std::move(first.error));

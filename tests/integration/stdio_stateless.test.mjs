@@ -10,6 +10,7 @@
 //   - `protocol: auto` learns the revision in a short-lived process of its own; a 2026-only server
 //     serves session clients through the bridge, a server speaking both gives them sessions of
 //     their own, a session-only server (server-everything) gets its 2026 clients bridged;
+//   - a server that ignores requests before initialize costs its first client the probe's bound;
 //   - `protocol: 2026-07-28` needs no probe, `protocol: 2025-11-25` bridges 2026 clients.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -22,6 +23,7 @@ import {
 } from './harness.mjs';
 
 const FIXTURE_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'conformance-server.mjs');
+const HOSTILE_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'hostile-stdio-server.mjs');
 const T = 60_000;
 
 let gateway;
@@ -46,6 +48,9 @@ before(async () => {
     ...stdio('declared', [FIXTURE_JS, '--stdio', '--modern-only'], '2026-07-28'),
     ...stdio('pinned', [FIXTURE_JS, '--stdio'], '2025-11-25'),
     ...stdio('evs', [EVERYTHING_JS, 'stdio']),
+    ...stdio('silent', [HOSTILE_JS]),
+    '    env:',
+    '      HOSTILE_SILENT_BEFORE_INITIALIZE: "1"',
     '',
   ].join('\n'));
   gateway = await startGateway(['-c', config], { name: 'membrane (stdio stateless)' });
@@ -213,6 +218,19 @@ describe('what the gateway learns about a stdio server', () => {
     assert.equal(answerTo(answer.messages, 8).result.content[0].text, 'Echo: hi');
     assert.ok(logLines("upstream 'evs' speaks MCP with sessions").length > 0);
     await waitFor(() => logLines("upstream 'evs'").some((line) => line.includes('(the probe was answered)')),
+      { what: 'the probe process stopped' });
+  });
+
+  test('a server that ignores requests before initialize: the probe gives up in time, sessions work', { timeout: T }, async () => {
+    const started = Date.now();
+    const { client } = await connectClient(gateway.mcp('silent'));
+    const result = await client.callTool({ name: 'echo', arguments: { message: 'still served' } });
+    assert.equal(result.content[0].text, 'Echo: still served');
+    await client.close();
+    // The probe's bound (10 s) is all the first client waits for.
+    assert.ok(Date.now() - started < 25_000, `connected after ${Date.now() - started} ms`);
+    assert.ok(logLines("upstream 'silent' speaks MCP with sessions").length > 0);
+    await waitFor(() => logLines("upstream 'silent'").some((line) => line.includes('(the probe was answered)')),
       { what: 'the probe process stopped' });
   });
 
