@@ -170,6 +170,30 @@ TEST_CASE("An upstream with a command becomes a stdio upstream") {
   CHECK(stdio.env.at("DEBUG") == "1");
 }
 
+TEST_CASE("protocol names the revision of an HTTP or a stdio upstream; auto is the default") {
+  const Config config = load(
+      "upstreams:\n"
+      "  remote: {url: 'https://mcp.example.com/mcp', protocol: '2026-07-28'}\n"
+      "  local: {command: node, protocol: '2025-11-25'}\n"
+      "  found: {command: node, protocol: auto}\n"
+      "  unsaid: {command: node}\n");
+  REQUIRE(config.upstreams.size() == 4);
+  CHECK(config.upstreams[0].protocol == "2026-07-28");
+  CHECK(config.upstreams[1].protocol == "2025-11-25");
+  CHECK(config.upstreams[2].protocol.empty());
+  CHECK(config.upstreams[3].protocol.empty());
+}
+
+TEST_CASE("An unknown protocol is refused at its line") {
+  const std::string error = error_loading(
+      "upstreams:\n"
+      "  local:\n"
+      "    command: node\n"
+      "    protocol: '2024-11-05'\n");
+  CHECK_THAT(error, Contains(":4:"));
+  CHECK_THAT(error, Contains("'2024-11-05' is not a revision the gateway speaks to an upstream"));
+}
+
 TEST_CASE("Upstreams keep the order of the file") {
   const Config config = load(
       "upstreams:\n"
