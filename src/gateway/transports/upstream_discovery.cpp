@@ -127,7 +127,9 @@ awaitable<UpstreamRevision::Sessions> Gateway::probe_sessions(upstream::Upstream
                        reply.kind != upstream::UpstreamReply::Kind::overloaded;
   const std::string upstream_session = reply.upstream_session;
   const auto response = co_await read_response(reply, id);
-  const mcp::Json* result = response ? &(*response)["result"] : nullptr;
+  // An error answer (a server that refuses initialize) has no result to look at.
+  const auto found = response ? response->find("result") : mcp::Json::const_iterator();
+  const mcp::Json* result = response && found != response->end() ? &*found : nullptr;
   if (result && result->is_object() && result->contains("protocolVersion")) {
     mcp::SessionClaims probe;
     probe.upstream = upstream.name();
