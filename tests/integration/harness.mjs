@@ -764,6 +764,37 @@ export async function statelessRpc(url, {
 }
 
 /** Parses a complete text/event-stream body into [{event, data, id}]. */
+/**
+ * Opens a 2026-07-28 subscriptions/listen stream (request id `id`) and collects its messages as
+ * they arrive. Resolves once the response began: {status, contentType, messages, close}.
+ */
+export async function openListen(url, notifications, { id = 'listen-1' } = {}) {
+  const controller = new AbortController();
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: statelessHeaders({ method: 'subscriptions/listen' }),
+    body: JSON.stringify(statelessBody({ id, method: 'subscriptions/listen', params: { notifications } })),
+    signal: controller.signal,
+  });
+  const messages = [];
+  (async () => {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of response.body) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end + 2);
+          buffer = buffer.slice(end + 2);
+          for (const event of parseSse(block)) if (event.data) messages.push(JSON.parse(event.data));
+        }
+      }
+    } catch { /* closed by the test */ }
+  })();
+  return { status: response.status, contentType: response.headers.get('content-type'), messages, close: () => controller.abort() };
+}
+
 export function parseSse(text) {
   const events = [];
   let cur = { event: undefined, data: [], id: undefined };

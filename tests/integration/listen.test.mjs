@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import {
-  NODE, SOURCE_DIR, cleanup, connectClient, connectV2, everythingStdioCommand, parseSse, spawnManaged,
+  NODE, SOURCE_DIR, cleanup, connectClient, connectV2, everythingStdioCommand, openListen, parseSse, spawnManaged,
   startEverythingHttp, startGateway, statelessBody, statelessHeaders, stdioUpstreamFlag, waitFor,
   withTimeout,
 } from './harness.mjs';
@@ -64,30 +64,10 @@ async function stats() {
 
 /** Opens a 2026-07-28 subscriptions/listen stream and collects its messages as they arrive. */
 async function listen(url, notifications) {
-  const controller = new AbortController();
-  const response = await fetch(url, {
-    method: 'POST', headers: headers('subscriptions/listen'),
-    body: body('listen-1', 'subscriptions/listen', { notifications }), signal: controller.signal,
-  });
-  assert.equal(response.status, 200);
-  assert.match(response.headers.get('content-type'), /text\/event-stream/);
-  const messages = [];
-  (async () => {
-    const decoder = new TextDecoder();
-    let buffer = '';
-    try {
-      for await (const chunk of response.body) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end + 2);
-          buffer = buffer.slice(end + 2);
-          for (const event of parseSse(block)) if (event.data) messages.push(JSON.parse(event.data));
-        }
-      }
-    } catch { /* closed by the test */ }
-  })();
-  return { messages, close: () => controller.abort() };
+  const stream = await openListen(url, notifications);
+  assert.equal(stream.status, 200);
+  assert.match(stream.contentType, /text\/event-stream/);
+  return stream;
 }
 
 const methods = (messages) => messages.map((m) => m.method);

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  EVERYTHING_JS, NODE, SOURCE_DIR, cleanup, connectClient, connectV2, freePort, parseSse, startGateway,
+  EVERYTHING_JS, NODE, SOURCE_DIR, cleanup, connectClient, connectV2, freePort, openListen, parseSse, startGateway,
   statelessBody, statelessHeaders, tmpDir, waitFor, withTimeout, writeSessionKeyFile,
 } from './harness.mjs';
 
@@ -73,34 +73,12 @@ async function post(upstream, { id, method, params = {}, meta = {}, signal }) {
 
 const answerTo = (messages, id) => messages.find((m) => m.id === id && !m.method);
 
-/** Opens a listen and collects its messages as they arrive. */
+/** Opens a listen with the request id `id` and collects its messages as they arrive. */
 async function listen(upstream, id, notifications) {
-  const controller = new AbortController();
-  const response = await fetch(gateway.mcp(upstream), {
-    method: 'POST',
-    headers: statelessHeaders({ method: 'subscriptions/listen' }),
-    body: JSON.stringify(statelessBody({ id, method: 'subscriptions/listen', params: { notifications } })),
-    signal: controller.signal,
-  });
-  assert.equal(response.status, 200);
-  assert.match(response.headers.get('content-type'), /text\/event-stream/);
-  const messages = [];
-  (async () => {
-    const decoder = new TextDecoder();
-    let buffer = '';
-    try {
-      for await (const chunk of response.body) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end + 2);
-          buffer = buffer.slice(end + 2);
-          for (const event of parseSse(block)) if (event.data) messages.push(JSON.parse(event.data));
-        }
-      }
-    } catch { /* closed by the test */ }
-  })();
-  return { messages, close: () => controller.abort() };
+  const stream = await openListen(gateway.mcp(upstream), notifications, { id });
+  assert.equal(stream.status, 200);
+  assert.match(stream.contentType, /text\/event-stream/);
+  return stream;
 }
 
 const SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
