@@ -23,6 +23,7 @@
 #include "gateway/remote_jwks.hpp"
 #include "gateway/result_cache.hpp"
 #include "gateway/revision.hpp"
+#include "gateway/tool_param_headers.hpp"
 #include "http/server.hpp"
 #include "membrane/http/origin_policy.hpp"
 #include "membrane/identity/authenticator.hpp"
@@ -277,6 +278,17 @@ class Gateway final : private SessionClientBridge {
                                           const PooledSession& session,
                                           const mcp::Message& message);
   void invalidate_cached_lists(std::string_view upstream, std::string_view data);
+  // SEP-2243 for servers that never see a 2026-07-28 client's headers (stdio, or a session
+  // server behind the bridge): what a tools/call's Mcp-Param-* headers say differently from its
+  // arguments, as declared by the tool in the last tools/list relayed for `upstream` (nothing
+  // when it was not listed); the 400 / -32020 answer to it; learning from a relayed list.
+  std::optional<mcp::Json> param_header_mismatch(const upstream::Upstream& upstream,
+                                                 const mcp::Message& message,
+                                                 const http::Request& request) const;
+  awaitable<bool> refused_param_headers(ExchangeRunner& runner, const upstream::Upstream& upstream,
+                                        const mcp::Message& message, const http::Request& request);
+  void learn_param_headers(const upstream::Upstream& upstream, std::string_view method,
+                           const mcp::Json& response);
   // A session client in front of a stateless upstream: what the gateway answers itself
   // (initialize, ping, logging/setLevel, subscriptions, notifications); false when the message is
   // to be forwarded.
@@ -310,6 +322,7 @@ class Gateway final : private SessionClientBridge {
   ParkedCalls parked_calls_;
   InFlightCalls in_flight_calls_;
   BridgedSessions bridged_sessions_;
+  ToolParamHeaders tool_param_headers_;
   mutable ClientRequests client_requests_;
   std::atomic<bool> draining_{false};
   mutable std::atomic<int> active_streams_{0};

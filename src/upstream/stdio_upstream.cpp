@@ -40,7 +40,8 @@ class StdioUpstream final : public Upstream {
                                           .shared_session_stream = false,
                                           .process_per_session = true,
                                           .needs_initialize_replay = true,
-                                          .may_be_stateless = true};
+                                          .may_be_stateless = true,
+                                          .sees_request_headers = false};
     return stdio;
   }
   std::string_view declared_protocol() const override { return options_.protocol; }

@@ -121,6 +121,9 @@ struct UpstreamTraits {
   bool needs_initialize_replay = false;
   // May speak the 2026-07-28 stateless revision (found out by discovery unless declared).
   bool may_be_stateless = false;
+  // The server sees the client's HTTP headers (Mcp-Param-*), and checks them itself; over stdio
+  // the gateway does it.
+  bool sees_request_headers = true;
 };
 
 class Upstream {

@@ -43,15 +43,14 @@ const FIXTURE_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'conformance-serve
 
 const REVISIONS = ['2025-11-25', '2026-07-28'];
 
-// Checks that fail through Membrane for a reason docs/protocol-versions.md names as a limit
-// (Known limits, The conformance job): of bridging a 2026-07-28 client onto a session server (the
-// fixture pinned to sessions), or of a stdio upstream, which sees no HTTP headers. A scenario
-// counts as expected only when every check it failed is listed here for its column: any other
-// failure in it, or in any other column, still fails the run. The stdio fixture columns are not
-// bridged for 2026-07-28 clients (they pass through to the shared process), and their 2025-11-25
-// runs (sessions of their own, or the session bridge of the 2026-only column) need no entry.
+// Checks that fail through Membrane for a reason docs/protocol-versions.md names as a limit of
+// bridging a 2026-07-28 client onto a session server (the fixture pinned to sessions): what only
+// the server could say. A scenario counts as expected only when every check it failed is listed
+// here for its column: any other failure in it, or in any other column, still fails the run. The
+// stdio fixture columns need no entry: 2026-07-28 clients pass through to the shared process (the
+// gateway checks the Mcp-Param-* headers a stdio server cannot see), and their 2025-11-25 runs
+// get sessions of their own or the session bridge.
 const BRIDGED = ['fixture-sessions'];
-const STDIO_FIXTURES = ['fixture-stdio', 'fixture-stdio-modern'];
 const KNOWN_BRIDGE_LIMITS = [
   {
     revision: '2026-07-28', scenario: 'server-stateless', upstreams: BRIDGED,
@@ -67,16 +66,6 @@ const KNOWN_BRIDGE_LIMITS = [
     revision: '2026-07-28', scenario: 'input-required-result-capability-check', upstreams: BRIDGED,
     checks: ['sep-2322-respect-client-capabilities'],
     why: 'a session server drops the inputs the session cannot answer itself and completes the call',
-  },
-  {
-    revision: '2026-07-28', scenario: 'http-custom-header-server-validation', upstreams: BRIDGED,
-    checks: ['sep-2243-server-reject-invalid-param-chars', 'sep-2243-server-reject-param-mismatch', 'sep-2243-server-validate-param-match'],
-    why: 'Mcp-Param-* headers are checked by the server that declares x-mcp-header parameters; a session server never sees them',
-  },
-  {
-    revision: '2026-07-28', scenario: 'http-custom-header-server-validation', upstreams: STDIO_FIXTURES,
-    checks: ['sep-2243-server-reject-invalid-param-chars', 'sep-2243-server-reject-param-mismatch', 'sep-2243-server-validate-param-match'],
-    why: 'Mcp-Param-* headers are checked by the server that declares x-mcp-header parameters; stdio carries no headers, so a stdio server never sees them, and the gateway checks none itself',
   },
 ];
 

@@ -7,6 +7,7 @@
 //   - subscriptions/listen is relayed: the acknowledgement names the client's own listen id, the
 //     changes come tagged with it, and closing one listen leaves another client's listen open;
 //   - a log line reaches the call it belongs to when that call is the only one in flight;
+//   - the gateway checks the Mcp-Param-* headers a stdio (or bridged session) server cannot see;
 //   - `protocol: auto` learns the revision in a short-lived process of its own; a 2026-only server
 //     serves session clients through the bridge, a server speaking both gives them sessions of
 //     their own, a session-only server (server-everything) gets its 2026 clients bridged;
@@ -58,11 +59,11 @@ before(async () => {
 after(cleanup);
 
 /** A 2026-07-28 request; resolves every message of its answer (JSON or SSE). */
-async function post(upstream, { id, method, params = {}, meta = {}, signal }) {
+async function post(upstream, { id, method, params = {}, meta = {}, signal, headers = {} }) {
   const name = params.name ?? params.uri;
   const response = await fetch(gateway.mcp(upstream), {
     method: 'POST',
-    headers: statelessHeaders({ method, name }),
+    headers: statelessHeaders({ method, name, extra: headers }),
     body: JSON.stringify(statelessBody({ id, method, params, meta })),
     signal,
   });
@@ -154,6 +155,34 @@ describe('one shared child, many clients', () => {
     } finally {
       first.close();
       second.close();
+    }
+  });
+
+  test('Mcp-Param-* headers are checked by the gateway for the stdio server, once it was listed', { timeout: T }, async () => {
+    const call = (upstream, id, region, headers) => post(upstream, {
+      id, method: 'tools/call', params: { name: 'test_x_mcp_header', arguments: { region } }, headers,
+    });
+    for (const upstream of ['modern', 'pinned']) {
+      // What the tool declares is learnt from a tools/list the gateway relays.
+      const listed = await post(upstream, { id: 20, method: 'tools/list' });
+      assert.equal(listed.status, 200);
+      const agreed = await call(upstream, 21, 'eu', { 'Mcp-Param-Region': 'eu' });
+      assert.equal(agreed.status, 200, `${upstream}: ${JSON.stringify(agreed.messages)}`);
+      assert.equal(answerTo(agreed.messages, 21).result.content[0].text, 'region=eu');
+      const encoded = await call(upstream, 22, 'Zoë', { 'Mcp-Param-Region': '=?base64?Wm/Dqw==?=' });
+      assert.equal(encoded.status, 200, `${upstream}: ${JSON.stringify(encoded.messages)}`);
+      for (const [id, headers, says] of [
+        [23, { 'Mcp-Param-Region': 'us' }, /says "us" but the body carries region="eu"/],
+        [24, {}, /Mcp-Param-Region header is absent/],
+        [25, { 'Mcp-Param-Region': '=?base64?ZXU?=' }, /invalid Base64/],
+      ]) {
+        const refused = await call(upstream, id, 'eu', headers);
+        assert.equal(refused.status, 400, `${upstream} ${id}: ${JSON.stringify(refused.messages)}`);
+        const error = answerTo(refused.messages, id).error;
+        assert.equal(error.code, -32020);
+        assert.match(error.message, says);
+        assert.equal(error.data.mismatch.header, 'Mcp-Param-Region');
+      }
     }
   });
 

@@ -13,6 +13,7 @@
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/http/sse.hpp"
+#include "membrane/mcp/param_headers.hpp"
 #include "membrane/mcp/protocol.hpp"
 #include "membrane/mcp/revisions.hpp"
 
@@ -268,6 +269,11 @@ awaitable<void> Gateway::stateless_to_stateless(HttpPort& port, ExchangeRunner& 
   const mcp::Json& id = message.id();
   auto& upstream = *call.upstream;
 
+  // SEP-2243: a server over stdio cannot check the Mcp-Param-* headers its tools declare.
+  if (!upstream.traits().sees_request_headers &&
+      co_await refused_param_headers(runner, upstream, message, *call.request))
+    co_return;
+
   const std::string cache_key = ResultCache::request_key(upstream.name(), message);
   if (auto cached = result_cache_.find(cache_key, call.client->subject)) {
     std::string body = result_message(id, std::move(*cached));
@@ -299,6 +305,7 @@ awaitable<void> Gateway::stateless_to_stateless(HttpPort& port, ExchangeRunner& 
     if (!response) return;
     if (const auto result = response->find("result"); cacheable && result != response->end())
       result_cache_.store(cache_key, call.client->subject, *result);
+    learn_param_headers(upstream, message.method(), *response);
     finish_stateless_result(*response, call);
     if (mcp::is_input_required(response->value("result", mcp::Json()))) {
       exchange.outcome = Outcome::input_required;
@@ -360,6 +367,49 @@ awaitable<void> Gateway::stateless_to_stateless(HttpPort& port, ExchangeRunner& 
     co_return;
   }
   co_await runner.answer_message(std::move(event.data));
+}
+
+void Gateway::learn_param_headers(const upstream::Upstream& upstream, std::string_view method,
+                                  const mcp::Json& response) {
+  if (method != "tools/list") return;
+  const auto result = response.find("result");
+  if (result != response.end() && result->is_object())
+    tool_param_headers_.learn(upstream.name(), *result);
+}
+
+awaitable<bool> Gateway::refused_param_headers(ExchangeRunner& runner,
+                                               const upstream::Upstream& upstream,
+                                               const mcp::Message& message,
+                                               const http::Request& request) {
+  if (message.method() != "tools/call") co_return false;
+  auto mismatch = param_header_mismatch(upstream, message, request);
+  if (!mismatch) co_return false;
+  runner.exchange().outcome = Outcome::answered_by_gateway;
+  mcp::Json error = {{"code", mcp::error_code::header_mismatch},
+                     {"message", "Bad Request: the request headers and body disagree: " +
+                                     mismatch->value("body", std::string())},
+                     {"data", {{"mismatch", std::move(*mismatch)}}}};
+  const mcp::Json answer = {{"jsonrpc", "2.0"}, {"id", message.id()}, {"error", std::move(error)}};
+  co_await runner.answer(json_response(400, dump(answer)));
+  co_return true;
+}
+
+std::optional<mcp::Json> Gateway::param_header_mismatch(const upstream::Upstream& upstream,
+                                                        const mcp::Message& message,
+                                                        const http::Request& request) const {
+  const auto* params = message.params();
+  if (!params || !params->contains("name") || !(*params)["name"].is_string()) return std::nullopt;
+  const auto declared =
+      tool_param_headers_.find(upstream.name(), (*params)["name"].get<std::string>());
+  if (declared.empty()) return std::nullopt;
+  const auto arguments = params->find("arguments");
+  if (arguments == params->end() || !arguments->is_object()) return std::nullopt;
+  return mcp::param_header_mismatch(
+      declared, *arguments, [&request](std::string_view name) -> std::optional<std::string_view> {
+        const auto found = request.find(name);
+        if (found == request.end()) return std::nullopt;
+        return found->value();
+      });
 }
 
 void Gateway::invalidate_cached_lists(std::string_view upstream, std::string_view data) {

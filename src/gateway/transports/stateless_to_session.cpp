@@ -53,6 +53,8 @@ awaitable<void> Gateway::stateless_to_session(HttpPort& port, ExchangeRunner& ru
   const mcp::Message& message = *call.message;
   const mcp::Json& id = message.id();
   auto& upstream = *call.upstream;
+  // A session server never sees the client's Mcp-Param-* headers.
+  if (co_await refused_param_headers(runner, upstream, message, *call.request)) co_return;
 
   // The answer to an upstream's question, for a call parked on this replica.
   if (const auto parked_id = call.state.find("c"); parked_id != call.state.end()) {
@@ -154,6 +156,7 @@ awaitable<void> Gateway::stateless_to_session(HttpPort& port, ExchangeRunner& ru
       unsigned status = 200;
       if (auto response = parse_response(reply.body)) {
         mcp::mark_complete_result(*response, message.method());
+        learn_param_headers(upstream, message.method(), *response);
         reply.body = dump(*response);
         status = http_status_for_stateless_client(*response);
       }
@@ -261,6 +264,7 @@ awaitable<void> Gateway::relay_bridged(HttpPort& port, ExchangeRunner& runner, S
       // The client knows the call by its own id.
       upstream_message.body()["id"] = id;
       mcp::mark_complete_result(upstream_message.body(), call.message->method());
+      learn_param_headers(*call.upstream, call.message->method(), upstream_message.body());
       std::string text = dump(upstream_message.body());
       runner.on_upstream_message(text);
       exchange.client_gone = !co_await runner.answer_json(
