@@ -1,9 +1,10 @@
 #include "membrane/mcp/param_headers.hpp"
 
+#include "membrane/mcp/protocol.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <limits>
 
 namespace membrane::mcp {
 namespace {
@@ -12,8 +13,6 @@ constexpr std::string_view declaration_key = "x-mcp-header";
 constexpr std::string_view header_prefix = "Mcp-Param-";
 constexpr std::string_view sentinel_prefix = "=?base64?";
 constexpr std::string_view sentinel_suffix = "?=";
-constexpr std::string_view base64_alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 bool is_token(std::string_view text) {
   static constexpr std::string_view specials = "!#$%&'*+-.^_`|~";
@@ -98,34 +97,6 @@ bool valid_utf8(std::string_view text) {
   return true;
 }
 
-// `=?base64?…?=` with canonical Base64 (groups of four, padding only at the end) of UTF-8.
-std::optional<std::string> decode_sentinel(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  unsigned accumulator = 0;
-  int bits = 0;
-  std::size_t padding = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '=') {
-      if (i + 2 < text.size()) return std::nullopt;
-      ++padding;
-      continue;
-    }
-    if (padding > 0) return std::nullopt;
-    const auto position = base64_alphabet.find(c);
-    if (position == std::string_view::npos) return std::nullopt;
-    accumulator = (accumulator << 6) | static_cast<unsigned>(position);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((accumulator >> bits) & 0xff));
-    }
-  }
-  if (!valid_utf8(out)) return std::nullopt;
-  return out;
-}
-
 bool canonical_decimal(std::string_view text) {
   std::size_t i = text.starts_with('-') ? 1 : 0;
   const std::size_t digits_start = i;
@@ -188,11 +159,13 @@ std::optional<Json> param_header_mismatch(const std::vector<ParamHeader>& declar
                       " but the " + name + " header is absent");
     const std::string_view text = trimmed(*sent);
     std::optional<std::string> decoded = std::string(text);
+    // Only a value with both ends of the form is decoded (Mcp-Name decodes one with the prefix
+    // alone), and what it carries must be UTF-8 text.
     if (text.size() >= sentinel_prefix.size() + sentinel_suffix.size() &&
         text.starts_with(sentinel_prefix) && text.ends_with(sentinel_suffix)) {
-      decoded = decode_sentinel(text.substr(
-          sentinel_prefix.size(), text.size() - sentinel_prefix.size() - sentinel_suffix.size()));
-      if (!decoded) return mismatch("the " + name + " header carries an invalid Base64 value");
+      decoded = decode_header_value(text);
+      if (!decoded || !valid_utf8(*decoded))
+        return mismatch("the " + name + " header carries an invalid Base64 value");
     }
     const bool equal = parameter.numeric && value->is_number() && canonical_decimal(*decoded)
                            ? std::strtod(decoded->c_str(), nullptr) == value->get<double>()

@@ -305,7 +305,9 @@ awaitable<void> Gateway::stateless_to_stateless(HttpPort& port, ExchangeRunner& 
     if (!response) return;
     if (const auto result = response->find("result"); cacheable && result != response->end())
       result_cache_.store(cache_key, call.client->subject, *result);
-    learn_param_headers(upstream, message.method(), *response);
+    // Only a server that cannot check its Mcp-Param-* headers needs the gateway to know them.
+    if (!upstream.traits().sees_request_headers)
+      learn_param_headers(upstream, message.method(), *response);
     finish_stateless_result(*response, call);
     if (mcp::is_input_required(response->value("result", mcp::Json()))) {
       exchange.outcome = Outcome::input_required;
