@@ -369,15 +369,36 @@ CommandLine parse_token_command(const std::vector<std::string>& args) {
 
 CommandLine parse_policy_command(const std::vector<std::string>& args) {
   constexpr std::string_view subcommands =
-      "membrane policy check FILE|DIR..., membrane policy test PATH, "
+      "membrane policy check FILE|DIR..., membrane policy test [-p RULES] PATH, "
       "membrane policy explain -p FILE --call JSON [--format json]";
   if (args.size() < 2)
     throw UsageError("'membrane policy' needs a subcommand: " + std::string(subcommands));
   if (is_help_flag(args[1])) return CommandLine{Verb::help, {}, {}};
   CommandLine command_line{Verb::help, {}, {}};
   const std::string& subcommand = args[1];
-  if (subcommand == "check" || subcommand == "test") {
-    command_line.verb = subcommand == "check" ? Verb::policy_check : Verb::policy_test;
+  if (subcommand == "test") {
+    command_line.verb = Verb::policy_test;
+    std::vector<std::string> rules;
+    std::vector<std::string> cases;
+    for (std::size_t i = 2; i < args.size(); ++i) {
+      if (args[i] == "-p" || args[i] == "--policy") {
+        if (i + 1 >= args.size()) throw UsageError(args[i] + " needs a FILE or DIR of rules");
+        rules.push_back(args[++i]);
+      } else {
+        cases.push_back(args[i]);
+      }
+    }
+    if (cases.empty()) throw UsageError("membrane policy test needs at least one FILE or DIR");
+    if (rules.empty()) {
+      command_line.policy_paths = std::move(cases);
+    } else {
+      command_line.policy_paths = std::move(rules);
+      command_line.case_paths = std::move(cases);
+    }
+    return command_line;
+  }
+  if (subcommand == "check") {
+    command_line.verb = Verb::policy_check;
     command_line.policy_paths.assign(args.begin() + 2, args.end());
     if (command_line.policy_paths.empty()) {
       throw UsageError("membrane policy " + subcommand + " needs at least one FILE or DIR");
@@ -486,6 +507,10 @@ Usage:
   membrane config check -c FILE
   membrane policy check FILE|DIR...   type-check policy files; exit 1 with file:line:col
   membrane policy test PATH...        run the *.test.yaml cases under PATH against its policy
+  membrane policy test -p RULES PATH...
+                                      run the cases under PATH against the rules in RULES;
+                                      labelled cases are reported per area (recall, false
+                                      positives)
   membrane policy explain -p FILE --call JSON [--format json]
                                       the verdict for one call and every rule that held
   membrane token mint --key FILE [--sub S] [--iss I] [--aud A]... [--typ T]

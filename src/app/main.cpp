@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     case Verb::policy_check:
       return policy_check(command.policy_paths);
     case Verb::policy_test:
-      return policy_test(command.policy_paths);
+      return policy_test(command.policy_paths, command.case_paths);
     case Verb::policy_explain:
       return policy_explain(command.policy_paths, command.policy_call, command.json_output);
     case Verb::token_mint:

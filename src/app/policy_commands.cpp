@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 
 #include "membrane/core/yaml_nesting.hpp"
 #include "membrane/policy/policy.hpp"
@@ -85,10 +87,239 @@ int policy_check(const std::vector<std::string>& paths) {
   }
 }
 
-int policy_test(const std::vector<std::string>& paths) {
+namespace {
+
+// What a labelled case (`label:` and `area:`) adds up to, per area.
+struct AreaTally {
+  int attacks = 0;          // labelled deny or ask
+  int caught = 0;           // of those, judged deny or ask
+  int ordinary = 0;         // labelled allow
+  int false_positives = 0;  // of those, judged deny or ask
+};
+
+struct TestRun {
   int passed = 0;
   int failed = 0;
-  for (const auto& root : paths) {
+  std::map<std::string, AreaTally> areas;
+};
+
+// A tools/list recording is read whole; this bounds it.
+constexpr std::size_t max_fixture_bytes = 8 * 1024 * 1024;
+
+// `- tools: FILE`: a recorded tools/list ({"server": NAME, "tools": [...]}). Cases calling that
+// server get the listed tool's definition as the gateway would have learnt it.
+std::string load_tool_fixture(const std::filesystem::path& file,
+                              std::map<std::string, std::map<std::string, Json>>& fixtures) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (ec) return "cannot read " + file.string() + ": " + ec.message();
+  if (size > max_fixture_bytes) return file.string() + " is larger than 8 MiB";
+  const auto parsed = json::parse(read_text_file(file));
+  if (!parsed.ok()) return file.string() + ": " + parsed.reason();
+  const Json& recording = parsed.value;
+  const auto server = recording.is_object() ? recording.find("server") : recording.end();
+  const auto tools = recording.is_object() ? recording.find("tools") : recording.end();
+  if (!recording.is_object() || server == recording.end() || !server->is_string() ||
+      tools == recording.end() || !tools->is_array())
+    return file.string() + ": expected {\"server\": NAME, \"tools\": [...]}";
+  auto& by_name = fixtures[server->get<std::string>()];
+  for (const auto& tool : *tools) {
+    if (tool.is_object() && tool.contains("name") && tool["name"].is_string())
+      by_name[tool["name"].get<std::string>()] = tool;
+  }
+  return {};
+}
+
+void run_test_file(const policy::Policy& loaded, const std::filesystem::path& test_file,
+                   TestRun& run) {
+  YAML::Node cases;
+  try {
+    const std::string text = read_text_file(test_file);
+    if (const auto crossing = yaml_nesting::first_crossing(text)) {
+      std::cerr << test_file.string() << ":" << crossing->line
+                << ":1: " << yaml_nesting::describe(*crossing) << "\n";
+      ++run.failed;
+      return;
+    }
+    cases = YAML::Load(text);
+  } catch (const YAML::Exception& error) {
+    std::cerr << test_file.string() << ":" << error.mark.line + 1 << ":" << error.mark.column + 1
+              << ": " << error.msg << "\n";
+    ++run.failed;
+    return;
+  }
+  if (!cases.IsSequence()) {
+    std::cerr << test_file.string()
+              << ":1:1: a test file is a list of cases (name, call, expect)\n";
+    ++run.failed;
+    return;
+  }
+  std::map<std::string, std::map<std::string, Json>> fixtures;
+  for (const auto& test_case : cases) {
+    const std::string where = test_file.string() + ":" + std::to_string(test_case.Mark().line + 1);
+    if (test_case.IsMap() && test_case["tools"]) {
+      const std::filesystem::path fixture = test_file.parent_path() / test_case["tools"].Scalar();
+      if (const auto problem = load_tool_fixture(fixture, fixtures); !problem.empty()) {
+        std::cerr << where << ": " << problem << "\n";
+        ++run.failed;
+      }
+      continue;
+    }
+    const std::string name = test_case["name"] ? test_case["name"].Scalar() : "(unnamed)";
+    const bool labelled = static_cast<bool>(test_case["label"]);
+    bool ok = false;
+    const auto expected =
+        verdict_named(labelled ? test_case["label"].Scalar()
+                               : (test_case["expect"] ? test_case["expect"].Scalar() : ""),
+                      ok);
+    if (!ok || !test_case["call"] || (labelled && expected == policy::Verdict::redact)) {
+      std::cerr << where << ": case '" << name
+                << "' needs 'call' and 'expect: allow|deny|ask|redact' (or 'label: "
+                   "allow|deny|ask' with 'area')\n";
+      ++run.failed;
+      continue;
+    }
+    Json call;
+    try {
+      std::size_t budget = max_call_nodes;
+      call = to_json(test_case["call"], budget);
+    } catch (const std::runtime_error& error) {
+      std::cerr << where << ": case '" << name << "': " << error.what() << "\n";
+      ++run.failed;
+      continue;
+    }
+    std::string problem;
+    // A case for a recorded server calls one of its recorded tools, with its definition.
+    const std::string server = call.is_object() ? call.value("server", std::string()) : "";
+    if (const auto recorded = fixtures.find(server);
+        recorded != fixtures.end() && !call.contains("tool")) {
+      const Json* params =
+          call.contains("params") && call["params"].is_object() ? &call["params"] : nullptr;
+      const std::string tool = params && params->contains("name") && (*params)["name"].is_string()
+                                   ? (*params)["name"].get<std::string>()
+                                   : std::string();
+      if (const auto definition = recorded->second.find(tool);
+          definition != recorded->second.end()) {
+        call["tool"] = definition->second;
+      } else if (call.value("method", std::string("tools/call")) == "tools/call") {
+        problem = "tool '" + tool + "' is not in the recording of server '" + server + "'";
+      }
+    }
+    std::string tool_text;
+    const auto decision = loaded.decide(policy::call_from_json(call, tool_text), true);
+    const bool blocked =
+        decision.verdict == policy::Verdict::deny || decision.verdict == policy::Verdict::ask;
+    if (labelled) {
+      auto& area = run.areas[test_case["area"] ? test_case["area"].Scalar() : "(no area)"];
+      if (expected == policy::Verdict::allow) {
+        ++area.ordinary;
+        if (blocked) ++area.false_positives;
+      } else {
+        ++area.attacks;
+        if (blocked) ++area.caught;
+      }
+    }
+    // `label: allow` is ordinary work: it must be forwarded (allow, or redact: forwarded with
+    // its result masked).
+    const bool verdict_fits =
+        labelled && expected == policy::Verdict::allow ? !blocked : decision.verdict == expected;
+    if (!problem.empty()) {
+    } else if (!verdict_fits) {
+      problem = "expected " + std::string(to_string(expected)) + ", got " +
+                std::string(to_string(decision.verdict)) +
+                (decision.rule ? " (rule '" + decision.rule->id + "')" : " (default verdict)");
+    } else if (const YAML::Node rule = test_case["rule"];
+               rule && (!decision.rule || decision.rule->id != rule.Scalar())) {
+      problem =
+          "expected rule '" + rule.Scalar() + "' to decide, got " +
+          (decision.rule ? "'" + decision.rule->id + "'" : std::string("the default verdict"));
+    }
+    if (const YAML::Node limits = test_case["limits"]; problem.empty() && limits) {
+      // The ids of the limits that charge this call, in file order.
+      std::vector<std::string> expected_limits;
+      if (limits.IsSequence()) {
+        for (const auto& id : limits)
+          expected_limits.push_back(id.Scalar());
+      } else {
+        expected_limits.push_back(limits.Scalar());
+      }
+      std::vector<std::string> charged;
+      for (const auto& charge : loaded.limits(policy::call_from_json(call, tool_text)))
+        charged.push_back(charge.limit->id);
+      if (charged != expected_limits) {
+        const auto listed = [](const std::vector<std::string>& ids) {
+          std::string text = "[";
+          for (const auto& id : ids)
+            text += (text.size() > 1 ? ", " : "") + id;
+          return text + "]";
+        };
+        problem = "expected limits " + listed(expected_limits) + ", got " + listed(charged);
+      }
+    }
+    if (problem.empty()) {
+      ++run.passed;
+    } else {
+      ++run.failed;
+      std::cout << "FAIL " << where << ": " << name << ": " << problem << "\n";
+    }
+  }
+}
+
+std::vector<std::filesystem::path> test_files_under(const std::filesystem::path& base) {
+  std::vector<std::filesystem::path> files;
+  if (std::filesystem::is_directory(base)) {
+    // A recorder's node_modules, or a dot directory, holds no cases of ours.
+    for (auto it = std::filesystem::recursive_directory_iterator(base);
+         it != std::filesystem::recursive_directory_iterator(); ++it) {
+      const std::string name = it->path().filename().string();
+      if (it->is_directory() && (name == "node_modules" || name.starts_with("."))) {
+        it.disable_recursion_pending();
+        continue;
+      }
+      if (it->is_regular_file() && is_test_file(it->path())) files.push_back(it->path());
+    }
+  } else {
+    files.push_back(base);
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+void print_areas(const TestRun& run) {
+  if (run.areas.empty()) return;
+  std::cout << "area                 attacks caught  recall  ordinary false-positives\n";
+  for (const auto& [name, tally] : run.areas) {
+    char line[160];
+    const double recall = tally.attacks == 0 ? 100.0 : 100.0 * tally.caught / tally.attacks;
+    std::snprintf(line, sizeof line, "%-20s %7d %6d %6.1f%% %9d %15d\n", name.c_str(),
+                  tally.attacks, tally.caught, recall, tally.ordinary, tally.false_positives);
+    std::cout << line;
+  }
+}
+
+}  // namespace
+
+int policy_test(const std::vector<std::string>& paths, const std::vector<std::string>& case_paths) {
+  TestRun run;
+  if (!case_paths.empty()) {
+    // Rules from -p, cases from the paths given.
+    std::optional<policy::Policy> loaded;
+    try {
+      loaded = policy::Policy::load(paths);
+    } catch (const policy::PolicyError& error) {
+      std::cerr << error.what() << "\n";
+      return 1;
+    }
+    for (const auto& root : case_paths) {
+      if (!std::filesystem::exists(root)) {
+        std::cerr << root << ": no such file or directory\n";
+        return 1;
+      }
+      for (const auto& file : test_files_under(root))
+        run_test_file(*loaded, file, run);
+    }
+  }
+  for (const auto& root : case_paths.empty() ? paths : std::vector<std::string>{}) {
     std::vector<std::filesystem::path> policy_files;
     std::vector<std::filesystem::path> test_files;
     const std::filesystem::path base(root);
@@ -124,94 +355,12 @@ int policy_test(const std::vector<std::string>& paths) {
       std::cerr << error.what() << "\n";
       return 1;
     }
-    for (const auto& test_file : test_files) {
-      YAML::Node cases;
-      try {
-        const std::string text = read_text_file(test_file);
-        if (const auto crossing = yaml_nesting::first_crossing(text)) {
-          std::cerr << test_file.string() << ":" << crossing->line
-                    << ":1: " << yaml_nesting::describe(*crossing) << "\n";
-          return 1;
-        }
-        cases = YAML::Load(text);
-      } catch (const YAML::Exception& error) {
-        std::cerr << test_file.string() << ":" << error.mark.line + 1 << ":"
-                  << error.mark.column + 1 << ": " << error.msg << "\n";
-        return 1;
-      }
-      if (!cases.IsSequence()) {
-        std::cerr << test_file.string()
-                  << ":1:1: a test file is a list of cases (name, call, expect)\n";
-        return 1;
-      }
-      for (const auto& test_case : cases) {
-        const std::string where =
-            test_file.string() + ":" + std::to_string(test_case.Mark().line + 1);
-        const std::string name = test_case["name"] ? test_case["name"].Scalar() : "(unnamed)";
-        bool ok = false;
-        const auto expected =
-            verdict_named(test_case["expect"] ? test_case["expect"].Scalar() : "", ok);
-        if (!ok || !test_case["call"]) {
-          std::cerr << where << ": case '" << name
-                    << "' needs 'call' and 'expect: allow|deny|ask|redact'\n";
-          ++failed;
-          continue;
-        }
-        Json call;
-        try {
-          std::size_t budget = max_call_nodes;
-          call = to_json(test_case["call"], budget);
-        } catch (const std::runtime_error& error) {
-          std::cerr << where << ": case '" << name << "': " << error.what() << "\n";
-          ++failed;
-          continue;
-        }
-        std::string tool_text;
-        const auto decision = loaded->decide(policy::call_from_json(call, tool_text), true);
-        std::string problem;
-        if (decision.verdict != expected) {
-          problem = "expected " + std::string(to_string(expected)) + ", got " +
-                    std::string(to_string(decision.verdict)) +
-                    (decision.rule ? " (rule '" + decision.rule->id + "')" : " (default verdict)");
-        } else if (const YAML::Node rule = test_case["rule"];
-                   rule && (!decision.rule || decision.rule->id != rule.Scalar())) {
-          problem =
-              "expected rule '" + rule.Scalar() + "' to decide, got " +
-              (decision.rule ? "'" + decision.rule->id + "'" : std::string("the default verdict"));
-        }
-        if (const YAML::Node limits = test_case["limits"]; problem.empty() && limits) {
-          // The ids of the limits that charge this call, in file order.
-          std::vector<std::string> expected_limits;
-          if (limits.IsSequence()) {
-            for (const auto& id : limits)
-              expected_limits.push_back(id.Scalar());
-          } else {
-            expected_limits.push_back(limits.Scalar());
-          }
-          std::vector<std::string> charged;
-          for (const auto& charge : loaded->limits(policy::call_from_json(call, tool_text)))
-            charged.push_back(charge.limit->id);
-          if (charged != expected_limits) {
-            const auto listed = [](const std::vector<std::string>& ids) {
-              std::string text = "[";
-              for (const auto& id : ids)
-                text += (text.size() > 1 ? ", " : "") + id;
-              return text + "]";
-            };
-            problem = "expected limits " + listed(expected_limits) + ", got " + listed(charged);
-          }
-        }
-        if (problem.empty()) {
-          ++passed;
-        } else {
-          ++failed;
-          std::cout << "FAIL " << where << ": " << name << ": " << problem << "\n";
-        }
-      }
-    }
+    for (const auto& test_file : test_files)
+      run_test_file(*loaded, test_file, run);
   }
-  std::cout << passed << " passed, " << failed << " failed\n";
-  return failed == 0 ? 0 : 1;
+  print_areas(run);
+  std::cout << run.passed << " passed, " << run.failed << " failed\n";
+  return run.failed == 0 ? 0 : 1;
 }
 
 int policy_explain(const std::vector<std::string>& paths, const std::string& call_json,
@@ -258,6 +407,7 @@ int policy_explain(const std::vector<std::string>& paths, const std::string& cal
                                 {"message", rule->message},
                                 {"source", rule->file + ":" + std::to_string(rule->line)}});
     }
+    out["views"] = policy::describe_views(context);
     out["limits"] = Json::array();
     for (const auto& charge : charges) {
       Json bucket = Json::object();
@@ -284,6 +434,11 @@ int policy_explain(const std::vector<std::string>& paths, const std::string& cal
               << rule->priority << ", " << rule->file << ":" << rule->line;
     if (!rule->description.empty()) std::cout << " — " << rule->description;
     std::cout << "\n";
+  }
+  const Json views = policy::describe_views(context);
+  for (const auto& [view, values] : views.items()) {
+    std::cout << "  " << view << ": " << values.dump(-1, ' ', false, Json::error_handler_t::replace)
+              << "\n";
   }
   for (const auto& charge : charges) {
     std::cout << "  limit " << charge.limit->id << ": " << charge.limit->rate_text << ", burst "

@@ -29,7 +29,8 @@ struct TransparentStringHash {
   }
 };
 
-enum class Type { boolean, number, string, list, dynamic };
+// strings: a view, several strings that a test holds for when it holds for one of them.
+enum class Type { boolean, number, string, list, dynamic, strings };
 std::string_view to_string(Type type);
 
 struct Node;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <optional>
 
+#include "policy/call_views.hpp"
 #include "policy/expression_tree.hpp"
 
 namespace membrane::policy {
@@ -60,6 +61,10 @@ struct DecisionState {
   std::vector<std::uint32_t> field_decision;
   std::vector<bool> memo_values;
   std::vector<std::uint32_t> memo_decision;
+  // The views of the call being decided, computed when a rule first asks.
+  CallViews views;
+  std::uint32_t views_decision = 0;
+  const CallContext* views_call = nullptr;
 };
 thread_local DecisionState* active_state = nullptr;
 
@@ -109,7 +114,46 @@ const Json* walk(const Json* json, const std::vector<PathStep>& path) {
   return json;
 }
 
+View view_of(FieldRoot root) {
+  return static_cast<View>(static_cast<std::size_t>(root) -
+                           static_cast<std::size_t>(FieldRoot::call_paths));
+}
+
+// This decision's views of `call`: reused by every rule that asks. Outside a decision (a lone
+// evaluation), computed afresh.
+CallViews& views_of(const CallContext& call) {
+  DecisionState* state = active_state;
+  if (state && state->index) {
+    if (state->views_decision != state->number || state->views_call != &call) {
+      state->views.clear();
+      state->views_decision = state->number;
+      state->views_call = &call;
+    }
+    return state->views;
+  }
+  thread_local CallViews scratch;
+  scratch.clear();
+  return scratch;
+}
+
+Value view_value(View view, const CallContext& call) {
+  CallViews& views = views_of(call);
+  compute_view(view, call, views);
+  Value value;
+  value.kind = Value::Kind::strings;
+  value.strings = &views[view];
+  return value;
+}
+
+Value from_bool(bool flag) {
+  Value value;
+  value.kind = Value::Kind::boolean;
+  value.boolean = flag;
+  return value;
+}
+
 Value field_value(const Node& node, const CallContext& call) {
+  if (is_view(node.root)) return view_value(view_of(node.root), call);
   switch (node.root) {
     case FieldRoot::mcp_method:
       return from_string(call.method);
@@ -139,6 +183,23 @@ Value field_value(const Node& node, const CallContext& call) {
       return from_string(call.session_id, !call.session_id.empty());
     case FieldRoot::session_protocol_version:
       return from_string(call.protocol_version, !call.protocol_version.empty());
+    case FieldRoot::tool_changed:
+      return from_bool(call.tool_changed);
+    case FieldRoot::tool_changes:
+      return from_string(call.tool_changes, !call.tool_changes.empty());
+    case FieldRoot::tool_digest:
+      return from_string(call.tool_digest, !call.tool_digest.empty());
+    case FieldRoot::tool_pinned_digest:
+      return from_string(call.tool_pinned_digest, !call.tool_pinned_digest.empty());
+    case FieldRoot::call_incomplete: {
+      // Incomplete once a view that was computed hit a bound; asking computes them all.
+      CallViews& views = views_of(call);
+      compute_view(View::paths, call, views);
+      compute_view(View::strings, call, views);
+      return from_bool(views.incomplete);
+    }
+    default:
+      break;
   }
   return {};
 }
@@ -251,6 +312,8 @@ Value value_of(const Node& node, const CallContext& call) {
         out.number = static_cast<double>(inner.json->size());
       else if (inner.kind == Value::Kind::list)
         out.number = static_cast<double>(inner.list->size());
+      else if (inner.kind == Value::Kind::strings)
+        out.number = static_cast<double>(inner.strings->size());
       else
         out.kind = Value::Kind::missing;
       return out;
@@ -276,9 +339,28 @@ const Value& cached_field(const Node& field, DecisionState& state, const CallCon
   return state.field_values[slot];
 }
 
+// Runs `test` on each of a view's values until one holds; on any other value, once.
+template <class Test>
+bool any_value(const Value& value, Test&& test) {
+  if (value.kind != Value::Kind::strings) return test(value);
+  for (const auto text : *value.strings) {
+    if (test(from_string(text))) return true;
+  }
+  return false;
+}
+
+bool compare_scalar_with_constant(const Node& node, const Value& a);
+
 // `field OP constant` (Node::compares_constant): the most common test in a ruleset, evaluated
 // straight from the field cache without the generic dispatch.
 bool compare_with_constant(const Node& node, const Value& a) {
+  if (a.kind == Value::Kind::strings)
+    return any_value(
+        a, [&node](const Value& value) { return compare_scalar_with_constant(node, value); });
+  return compare_scalar_with_constant(node, a);
+}
+
+bool compare_scalar_with_constant(const Node& node, const Value& a) {
   const Value& b = node.right_value;
   switch (node.op) {
     case Op::equal:
@@ -359,8 +441,11 @@ bool evaluate_node(const Node& node, const CallContext& call) {
         if (evaluate(*child, call)) return true;
       }
       return false;
-    case Op::equal:
-      return equal_values(value_of(*node.left, call), right_of(node, call));
+    case Op::equal: {
+      const Value b = right_of(node, call);
+      return any_value(value_of(*node.left, call),
+                       [&b](const Value& a) { return equal_values(a, b); });
+    }
     case Op::not_equal: {
       const Value a = value_of(*node.left, call);
       const Value b = right_of(node, call);
@@ -381,21 +466,27 @@ bool evaluate_node(const Node& node, const CallContext& call) {
       return *a >= *b;
     }
     case Op::in:
-      return in_list(value_of(*node.left, call), *node.right);
-    case Op::contains:
-      return contains_value(value_of(*node.left, call), right_of(node, call));
+      return any_value(value_of(*node.left, call),
+                       [&node](const Value& a) { return in_list(a, *node.right); });
+    case Op::contains: {
+      const Value b = right_of(node, call);
+      return any_value(value_of(*node.left, call),
+                       [&b](const Value& a) { return contains_value(a, b); });
+    }
     case Op::starts_with:
     case Op::ends_with: {
-      const Value a = value_of(*node.left, call);
       const Value b = right_of(node, call);
-      if (a.kind != Value::Kind::string || b.kind != Value::Kind::string) return false;
-      return node.op == Op::starts_with ? a.string.starts_with(b.string)
-                                        : a.string.ends_with(b.string);
+      if (b.kind != Value::Kind::string) return false;
+      return any_value(value_of(*node.left, call), [&](const Value& a) {
+        if (a.kind != Value::Kind::string) return false;
+        return node.op == Op::starts_with ? a.string.starts_with(b.string)
+                                          : a.string.ends_with(b.string);
+      });
     }
-    case Op::glob: {
-      const Value a = value_of(*node.left, call);
-      return a.kind == Value::Kind::string && glob_match(node.pattern, a.string);
-    }
+    case Op::glob:
+      return any_value(value_of(*node.left, call), [&node](const Value& a) {
+        return a.kind == Value::Kind::string && glob_match(node.pattern, a.string);
+      });
     case Op::matches: {
       DecisionState* state = active_state;
       if (node.regex_owner && state && node.regex_owner == state->index) {
@@ -405,15 +496,25 @@ bool evaluate_node(const Node& node, const CallContext& call) {
         if (regex_group_state[group] < 0) {
           const Value a = value_of(*node.left, call);
           hits.clear();
-          if (a.kind == Value::Kind::string) {
-            // Most values match no pattern. Asking "any match?" first costs no allocation;
-            // only a hit pays for RE2 collecting which patterns matched.
-            const auto& set = *node.regex_owner->groups[group].set;
-            const re2::StringPiece text(a.string.data(), a.string.size());
-            if (set.Match(text, nullptr)) {
-              set.Match(text, &hits);
-              std::sort(hits.begin(), hits.end());
+          const auto& set = *node.regex_owner->groups[group].set;
+          // Most values match no pattern. Asking "any match?" first costs no allocation;
+          // only a hit pays for RE2 collecting which patterns matched.
+          const auto collect = [&set, &hits](std::string_view value) {
+            const re2::StringPiece text(value.data(), value.size());
+            if (!set.Match(text, nullptr)) return;
+            std::vector<int> found;
+            set.Match(text, &found);
+            hits.insert(hits.end(), found.begin(), found.end());
+          };
+          if (a.kind == Value::Kind::string || a.kind == Value::Kind::strings) {
+            if (a.kind == Value::Kind::string) {
+              collect(a.string);
+            } else {
+              for (const auto value : *a.strings)
+                collect(value);
             }
+            std::sort(hits.begin(), hits.end());
+            hits.erase(std::unique(hits.begin(), hits.end()), hits.end());
             regex_group_state[group] = 1;
           } else {
             regex_group_state[group] = 0;
@@ -422,20 +523,31 @@ bool evaluate_node(const Node& node, const CallContext& call) {
         return regex_group_state[group] == 1 &&
                std::binary_search(hits.begin(), hits.end(), node.regex_member);
       }
-      const Value a = value_of(*node.left, call);
-      return a.kind == Value::Kind::string &&
-             re2::RE2::PartialMatch(re2::StringPiece(a.string.data(), a.string.size()),
-                                    *node.regex);
+      return any_value(value_of(*node.left, call), [&node](const Value& a) {
+        return a.kind == Value::Kind::string &&
+               re2::RE2::PartialMatch(re2::StringPiece(a.string.data(), a.string.size()),
+                                      *node.regex);
+      });
     }
-    case Op::exists:
-      return value_of(*node.left, call).kind != Value::Kind::missing;
+    case Op::exists: {
+      const Value a = value_of(*node.left, call);
+      if (a.kind == Value::Kind::strings) return !a.strings->empty();
+      return a.kind != Value::Kind::missing;
+    }
     case Op::path_within: {
       const Value a = value_of(*node.left, call);
-      if (a.kind != Value::Kind::string) return false;
       static const std::string home = [] {
         const char* value = std::getenv("HOME");
         return std::string(value ? value : "/");
       }();
+      // A view is within the directory when every path in it is: a boundary rule reads
+      // `not path_within(call.paths, "/workspace")` as "some path leaves it".
+      if (a.kind == Value::Kind::strings) {
+        return std::all_of(a.strings->begin(), a.strings->end(), [&node](std::string_view path) {
+          return path_within(path, node.pattern, home);
+        });
+      }
+      if (a.kind != Value::Kind::string) return false;
       return path_within(a.string, node.pattern, home);
     }
     default:
@@ -463,6 +575,12 @@ void append_field_text(const Node& field, const CallContext& call, std::string& 
       break;
     case Value::Kind::json:
       out += value.json->dump(-1, ' ', false, Json::error_handler_t::replace);
+      break;
+    case Value::Kind::strings:
+      for (std::size_t i = 0; i < value.strings->size(); ++i) {
+        if (i > 0) out.push_back(',');
+        out += (*value.strings)[i];
+      }
       break;
     case Value::Kind::missing:
     case Value::Kind::list:

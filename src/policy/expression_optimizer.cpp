@@ -36,7 +36,13 @@ bool references(const Node& node, FieldRoot root) {
 }  // namespace
 
 bool references_arguments(const Node& node) {
-  return references(node, FieldRoot::args);
+  if (node.op == Op::field && (node.root == FieldRoot::args ||
+                               node.root == FieldRoot::call_incomplete || is_view(node.root)))
+    return true;
+  return (node.left && references_arguments(*node.left)) ||
+         (node.right && references_arguments(*node.right)) ||
+         std::any_of(node.children.begin(), node.children.end(),
+                     [](const NodePtr& child) { return references_arguments(*child); });
 }
 
 bool references_request_headers(const Node& node) {

@@ -240,8 +240,8 @@ class Parser {
       node.op = Op::size;
       node.type = Type::number;
     } else if (name == "path_within") {
-      if (!compatible(argument->type, Type::string))
-        fail(argument_offset, "path_within() takes a path string first");
+      if (!compatible(argument->type, Type::string) && argument->type != Type::strings)
+        fail(argument_offset, "path_within() takes a path string or a view of paths first");
       expect(Token::comma, "',' and the directory");
       if (current_.kind != Token::string)
         fail(current_.offset, "path_within() needs a literal directory, e.g. \"/workspace\"");
@@ -305,7 +305,12 @@ class Parser {
     // Single-name roots (args, txn) take any path below; two-name fields are looked up whole.
     const bool single = first == "args" || first == "txn";
     if (!single) read_steps(false);
-    const std::string path = single || names.size() < 2 ? first : first + "." + names[1];
+    if (first == "call" && current_.kind == Token::dot) read_steps(false);  // call.urls.host
+    std::string path = first;
+    if (!single) {
+      for (std::size_t i = 1; i < names.size(); ++i)
+        path += "." + names[i];
+    }
     const KnownField* field = find_known_field(path);
     if (!field) {
       fail(offset, "unknown field or name '" + path + "' (fields: " + known_field_list() +

@@ -32,7 +32,35 @@ enum class FieldRoot {
   request_headers,
   session_id,
   session_protocol_version,
+  tool_changed,
+  tool_changes,
+  tool_digest,
+  tool_pinned_digest,
+  call_incomplete,
+  // The views (call_views.hpp), in View's order: view_of() maps one to the other.
+  call_paths,
+  call_argument_paths,
+  call_written_paths,
+  call_escaping_paths,
+  call_commands,
+  call_programs,
+  call_pipelines,
+  call_code,
+  call_code_interpreters,
+  call_code_sources,
+  call_urls,
+  call_url_schemes,
+  call_url_hosts,
+  call_url_ports,
+  call_url_paths,
+  call_url_host_classes,
+  call_strings,
+  call_fields,
 };
+
+inline bool is_view(FieldRoot root) {
+  return root >= FieldRoot::call_paths;
+}
 
 struct PathStep {
   std::string key;  // object member, or empty for an index
@@ -68,12 +96,14 @@ enum class Op {
 
 // A value at evaluation time: a view, nothing is copied.
 struct Value {
-  enum class Kind { missing, boolean, number, string, json, list } kind = Kind::missing;
+  // strings: a view's values; a test holds when it holds for one of them.
+  enum class Kind { missing, boolean, number, string, json, list, strings } kind = Kind::missing;
   bool boolean = false;
   double number = 0;
   std::string_view string;
   const Json* json = nullptr;
   const std::vector<std::string>* list = nullptr;
+  const std::vector<std::string_view>* strings = nullptr;
 };
 
 struct Node {

@@ -17,6 +17,8 @@ std::string_view to_string(Type type) {
       return "list";
     case Type::dynamic:
       return "dynamic";
+    case Type::strings:
+      return "view";
   }
   return "?";
 }
@@ -39,6 +41,29 @@ constexpr KnownField known_fields[] = {
     {"request.headers", FieldRoot::request_headers, Type::dynamic},
     {"session.id", FieldRoot::session_id, Type::string},
     {"session.protocol_version", FieldRoot::session_protocol_version, Type::string},
+    {"tool.changed", FieldRoot::tool_changed, Type::boolean},
+    {"tool.changes", FieldRoot::tool_changes, Type::string},
+    {"tool.digest", FieldRoot::tool_digest, Type::string},
+    {"tool.pinned_digest", FieldRoot::tool_pinned_digest, Type::string},
+    {"call.incomplete", FieldRoot::call_incomplete, Type::boolean},
+    {"call.paths", FieldRoot::call_paths, Type::strings},
+    {"call.paths.arguments", FieldRoot::call_argument_paths, Type::strings},
+    {"call.paths.written", FieldRoot::call_written_paths, Type::strings},
+    {"call.paths.escaping", FieldRoot::call_escaping_paths, Type::strings},
+    {"call.commands", FieldRoot::call_commands, Type::strings},
+    {"call.commands.program", FieldRoot::call_programs, Type::strings},
+    {"call.commands.pipeline", FieldRoot::call_pipelines, Type::strings},
+    {"call.code", FieldRoot::call_code, Type::strings},
+    {"call.code.interpreter", FieldRoot::call_code_interpreters, Type::strings},
+    {"call.code.source", FieldRoot::call_code_sources, Type::strings},
+    {"call.urls", FieldRoot::call_urls, Type::strings},
+    {"call.urls.scheme", FieldRoot::call_url_schemes, Type::strings},
+    {"call.urls.host", FieldRoot::call_url_hosts, Type::strings},
+    {"call.urls.port", FieldRoot::call_url_ports, Type::strings},
+    {"call.urls.path", FieldRoot::call_url_paths, Type::strings},
+    {"call.urls.host_class", FieldRoot::call_url_host_classes, Type::strings},
+    {"call.strings", FieldRoot::call_strings, Type::strings},
+    {"call.fields", FieldRoot::call_fields, Type::strings},
 };
 
 }  // namespace
@@ -70,12 +95,27 @@ bool is_sizable(Type type) {
   return type != Type::boolean && type != Type::number;
 }
 
+namespace {
+// A view is tested value by value: each of its values takes the place of a string.
+Type element_type(Type type) {
+  return type == Type::strings ? Type::string : type;
+}
+}  // namespace
+
 std::string comparison_type_error(Op op, std::string_view spelling, Type left, Type right) {
   const auto mismatch = [&](std::string_view wanted_left, std::string_view wanted_right) {
     return "'" + std::string(spelling) + "' compares " + std::string(wanted_left) + " with " +
            std::string(wanted_right) + ", but here the left side is a " +
            std::string(to_string(left)) + " and the right side a " + std::string(to_string(right));
   };
+  if (right == Type::strings)
+    return "'" + std::string(spelling) + "': a view (call.*) goes on the left side of a test";
+  if (left == Type::strings && op == Op::not_equal)
+    return "'!=' on a view would hold whenever one value differs; write not (x == \"…\")";
+  if (left == Type::strings &&
+      (op == Op::less || op == Op::less_equal || op == Op::greater || op == Op::greater_equal))
+    return mismatch("a number", "a number");
+  left = element_type(left);
   switch (op) {
     case Op::equal:
     case Op::not_equal:

@@ -185,6 +185,7 @@ CallContext call_from_json(const Json& call, std::string& text_storage) {
     context.identity_claims = member(*identity, "claims");
   }
   if (const Json* tool = member(call, "tool"); tool && tool->is_object()) {
+    context.tool_definition = tool;
     if (context.tool.empty()) context.tool = text(*tool, "name");
     context.tool_description = text(*tool, "description");
     if (!context.tool_annotations) context.tool_annotations = member(*tool, "annotations");

@@ -34,7 +34,9 @@ struct CommandLine {
   Config config;                          // filled for serve and check_config
   std::vector<std::string> policy_paths;  // policy_check, policy_test, policy_explain; audit files
   std::string policy_call;                // policy_explain: the call as JSON
-  bool json_output = false;               // policy_explain --format json
+  // policy_test -p: the rules come from policy_paths, the cases from here.
+  std::vector<std::string> case_paths;
+  bool json_output = false;  // policy_explain --format json
 
   struct Token {
     std::string key_file;   // mint: private JWK or JWKS (first key signs)

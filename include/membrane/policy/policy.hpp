@@ -36,7 +36,20 @@ struct CallContext {
   const Json* request_headers = nullptr;  // request.headers.<lower-case name> (object of strings)
   std::string_view session_id;            // session.id
   std::string_view protocol_version;      // session.protocol_version
+  // The called tool as its server listed it (inputSchema, annotations), when the gateway has
+  // seen the listing: the views (call.*) learn each argument's role from its schema.
+  const Json* tool_definition = nullptr;
+  // Tool pinning: the listed definition's digest and the pinned one, when they differ.
+  bool tool_changed = false;            // tool.changed
+  std::string_view tool_changes;        // tool.changes: "description, inputSchema", …
+  std::string_view tool_digest;         // tool.digest
+  std::string_view tool_pinned_digest;  // tool.pinned_digest
 };
+
+// The normalized views of a call (call.paths, call.commands, call.code, call.urls, call.strings
+// and their parts), as `membrane policy explain` shows them: {"call.paths": [...], ...} for the
+// views that are not empty, and "call.incomplete": true when a bound stopped the reading.
+Json describe_views(const CallContext& call);
 
 // Everything a model reads about a tool in a tools/list result, one piece per line: its name,
 // title, description, annotation title, and every string in its input and output schemas
