@@ -370,7 +370,8 @@ CommandLine parse_token_command(const std::vector<std::string>& args) {
 CommandLine parse_policy_command(const std::vector<std::string>& args) {
   constexpr std::string_view subcommands =
       "membrane policy check FILE|DIR..., membrane policy test [-p RULES] PATH, "
-      "membrane policy explain -p FILE --call JSON [--format json]";
+      "membrane policy explain -p FILE --call JSON [--format json], "
+      "membrane policy pin --pins FILE [--server NAME] [--prune] RECORDING...";
   if (args.size() < 2)
     throw UsageError("'membrane policy' needs a subcommand: " + std::string(subcommands));
   if (is_help_flag(args[1])) return CommandLine{Verb::help, {}, {}};
@@ -403,6 +404,31 @@ CommandLine parse_policy_command(const std::vector<std::string>& args) {
     if (command_line.policy_paths.empty()) {
       throw UsageError("membrane policy " + subcommand + " needs at least one FILE or DIR");
     }
+    return command_line;
+  }
+  if (subcommand == "pin") {
+    command_line.verb = Verb::policy_pin;
+    for (std::size_t i = 2; i < args.size(); ++i) {
+      const std::string& flag = args[i];
+      const auto value = [&]() -> const std::string& {
+        if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
+        return args[++i];
+      };
+      if (flag == "--pins")
+        command_line.pin.pins_file = value();
+      else if (flag == "--server")
+        command_line.pin.server = value();
+      else if (flag == "--prune")
+        command_line.pin.prune = true;
+      else if (flag.starts_with("-") && flag != "-")
+        throw UsageError("unknown flag '" + flag + "' for membrane policy pin");
+      else
+        command_line.policy_paths.push_back(flag);
+    }
+    if (command_line.pin.pins_file.empty())
+      throw UsageError("membrane policy pin needs --pins FILE");
+    if (command_line.policy_paths.empty())
+      throw UsageError("membrane policy pin needs a tools/list recording (a file, or - for stdin)");
     return command_line;
   }
   if (subcommand != "explain") {
@@ -512,7 +538,11 @@ Usage:
                                       labelled cases are reported per area (recall, false
                                       positives)
   membrane policy explain -p FILE --call JSON [--format json]
-                                      the verdict for one call and every rule that held
+                                      the verdict for one call, every rule that held and
+                                      the call's views (call.paths, call.commands, …)
+  membrane policy pin --pins FILE [--server NAME] [--prune] RECORDING...
+                                      pin each tool of a tools/list recording (a file or -):
+                                      write its digest to FILE, report what changed
   membrane token mint --key FILE [--sub S] [--iss I] [--aud A]... [--typ T]
                       [--lifetime 5m] [--claims JSON]
                                       sign a JWT with a private JWK (tests and demos)

@@ -37,11 +37,14 @@ ListenerConfig ConfigReader::read_admin(Field& field) {
 }
 
 void ConfigReader::read_policy(Field& field, PolicyConfig& policy) {
-  expect_map(field, "a map with paths, mode, default_verdict, approval_timeout and allow_empty");
-  for (auto& [key, value] :
-       entries_of(field, {"paths", "mode", "default_verdict", "approval_timeout", "allow_empty"})) {
+  expect_map(field,
+             "a map with paths, mode, default_verdict, approval_timeout, allow_empty and pins");
+  for (auto& [key, value] : entries_of(field, {"paths", "mode", "default_verdict",
+                                               "approval_timeout", "allow_empty", "pins"})) {
     remember(value);
-    if (key == "allow_empty") {
+    if (key == "pins") {
+      policy.pins = read_nonempty_string(value);
+    } else if (key == "allow_empty") {
       policy.allow_empty = read_bool(value);
     } else if (key == "paths") {
       policy.paths = value.node.IsScalar() ? std::vector<std::string>{read_nonempty_string(value)}

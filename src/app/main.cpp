@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
       return policy_check(command.policy_paths);
     case Verb::policy_test:
       return policy_test(command.policy_paths, command.case_paths);
+    case Verb::policy_pin:
+      return policy_pin(command.policy_paths, command.pin.pins_file, command.pin.server,
+                        command.pin.prune);
     case Verb::policy_explain:
       return policy_explain(command.policy_paths, command.policy_call, command.json_output);
     case Verb::token_mint:

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "membrane/core/yaml_nesting.hpp"
+#include "membrane/mcp/tool_pins.hpp"
 #include "membrane/policy/policy.hpp"
 
 namespace membrane::app {
@@ -361,6 +362,93 @@ int policy_test(const std::vector<std::string>& paths, const std::vector<std::st
   print_areas(run);
   std::cout << run.passed << " passed, " << run.failed << " failed\n";
   return run.failed == 0 ? 0 : 1;
+}
+
+int policy_pin(const std::vector<std::string>& recordings, const std::string& pins_file,
+               const std::string& server, bool prune) {
+  mcp::ToolPins pins;
+  std::error_code ec;
+  try {
+    if (std::filesystem::exists(pins_file, ec)) pins = mcp::read_pins_file(pins_file);
+  } catch (const mcp::PinsFileError& error) {
+    std::cerr << error.what() << "\n";
+    return 1;
+  }
+  int changes = 0;
+  for (const auto& source : recordings) {
+    std::string text;
+    if (source == "-") {
+      text.assign(std::istreambuf_iterator<char>(std::cin), {});
+    } else {
+      const auto size = std::filesystem::file_size(source, ec);
+      if (ec || size > max_fixture_bytes) {
+        std::cerr << source << ": " << (ec ? ec.message() : "larger than 8 MiB") << "\n";
+        return 1;
+      }
+      text = read_text_file(source);
+    }
+    const auto parsed = json::parse(text);
+    if (!parsed.ok()) {
+      std::cerr << source << ": " << parsed.reason() << "\n";
+      return 1;
+    }
+    const Json* listing = &parsed.value;
+    if (listing->is_object() && listing->contains("result") && (*listing)["result"].is_object())
+      listing = &(*listing)["result"];
+    std::string name = server;
+    if (listing->is_object() && listing->contains("server") && (*listing)["server"].is_string())
+      name = (*listing)["server"].get<std::string>();
+    if (!listing->is_object() || !listing->contains("tools") || !(*listing)["tools"].is_array()) {
+      std::cerr << source << ": expected a tools/list result ({\"tools\": [...]})\n";
+      return 1;
+    }
+    if (name.empty()) {
+      std::cerr << source << ": the recording does not name its upstream; pass --server NAME\n";
+      return 1;
+    }
+    auto& pinned = pins[name];
+    std::map<std::string, mcp::ToolDigest> listed;
+    for (const auto& tool : (*listing)["tools"]) {
+      if (!tool.is_object() || !tool.contains("name") || !tool["name"].is_string()) continue;
+      listed[tool["name"].get<std::string>()] = mcp::digest_tool(tool);
+    }
+    for (auto& [tool, digest] : listed) {
+      const auto before = pinned.find(tool);
+      if (before == pinned.end()) {
+        std::cout << "added     " << name << "/" << tool << " " << digest.digest << "\n";
+        ++changes;
+      } else if (!(before->second == digest)) {
+        std::cout << "changed   " << name << "/" << tool << " ("
+                  << mcp::changed_parts(before->second, digest) << ") " << before->second.digest
+                  << " -> " << digest.digest << "\n";
+        ++changes;
+      }
+      pinned[tool] = std::move(digest);
+    }
+    if (prune) {
+      for (auto it = pinned.begin(); it != pinned.end();) {
+        if (listed.contains(it->first)) {
+          ++it;
+          continue;
+        }
+        std::cout << "removed   " << name << "/" << it->first << "\n";
+        ++changes;
+        it = pinned.erase(it);
+      }
+    }
+  }
+  try {
+    mcp::write_pins_file(pins_file, pins);
+  } catch (const mcp::PinsFileError& error) {
+    std::cerr << error.what() << "\n";
+    return 1;
+  }
+  std::size_t total = 0;
+  for (const auto& [upstream, tools] : pins)
+    total += tools.size();
+  std::cout << pins_file << ": " << total << " tool" << (total == 1 ? "" : "s") << " pinned, "
+            << changes << " change" << (changes == 1 ? "" : "s") << "\n";
+  return 0;
 }
 
 int policy_explain(const std::vector<std::string>& paths, const std::string& call_json,

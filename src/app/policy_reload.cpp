@@ -5,6 +5,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <filesystem>
+#include <optional>
 
 #include "membrane/core/log.hpp"
 
@@ -36,7 +37,11 @@ void reload(const PolicySource& source, gateway::PolicyFilterFactory& policy_fil
   try {
     auto next = load_policy(source);
     const auto rules = next->rule_count();
+    // Both or neither: a bad pins file keeps the previous rules and pins.
+    std::optional<mcp::ToolPins> pins;
+    if (!source.pins.empty()) pins = mcp::read_pins_file(source.pins);
     policy_filter.replace(std::move(next));
+    if (pins) policy_filter.catalog().replace_file_pins(std::move(*pins));
     log::info("policy reloaded (", why, "): ", rules, " rules");
   } catch (const std::exception& error) {
     log::error("policy reload (", why,
@@ -77,12 +82,14 @@ awaitable<void> reload_policy_on_change(PolicySource source,
                                         gateway::PolicyFilterFactory& policy_filter,
                                         std::shared_ptr<bool> stopped) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
-  std::string last = fingerprint(source.paths);
+  auto watched = source.paths;
+  if (!source.pins.empty()) watched.push_back(source.pins);
+  std::string last = fingerprint(watched);
   while (!*stopped) {
     timer.expires_after(std::chrono::seconds(1));
     co_await timer.async_wait(use_nothrow);
     if (*stopped) co_return;
-    std::string now = fingerprint(source.paths);
+    std::string now = fingerprint(watched);
     if (now == last) continue;
     last = std::move(now);
     reload(source, policy_filter, "files changed");

@@ -15,6 +15,7 @@ struct PolicySource {
   std::vector<std::string> paths;
   policy::Verdict default_verdict = policy::Verdict::allow;
   bool allow_empty = false;  // policy.allow_empty
+  std::string pins;          // policy.pins: reloaded with the rules
 };
 
 // Loads and compiles the policy, refusing (PolicyError) a set with no rules and no limits that

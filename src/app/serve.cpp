@@ -415,10 +415,11 @@ int serve(const Config& config) {
     filters.add(std::make_unique<gateway::TransactionFilterFactory>(std::move(txn_options)));
   }
   gateway::PolicyFilterFactory* policy_filter = nullptr;  // owned by the filter chain
+  std::shared_ptr<gateway::ToolCatalog> tool_catalog;
   const PolicySource policy_source{
       config.policy.paths,
       config.policy.default_verdict == "deny" ? policy::Verdict::deny : policy::Verdict::allow,
-      config.policy.allow_empty};
+      config.policy.allow_empty, config.policy.pins};
   if (!config.policy.paths.empty()) {
     // Start-up is the time for exceptions: a broken policy file stops the gateway here.
     auto loaded = load_policy(policy_source);
@@ -429,8 +430,14 @@ int serve(const Config& config) {
       log::info("policy: ", loaded->limit_rules().size(), " rate limit(s), buckets kept ",
                 redis ? "in Redis, shared by every replica" : "in this process");
     }
-    auto policy =
-        std::make_unique<gateway::PolicyFilterFactory>(std::move(loaded), config.policy.shadow);
+    tool_catalog = std::make_shared<gateway::ToolCatalog>(
+        config.policy.pins.empty() ? mcp::ToolPins() : mcp::read_pins_file(config.policy.pins));
+    log::info("policy: tools pinned ", !config.policy.pins.empty() ? "by " + config.policy.pins
+                                       : redis
+                                           ? std::string("when first listed by any replica (Redis)")
+                                           : std::string("when first listed"));
+    auto policy = std::make_unique<gateway::PolicyFilterFactory>(
+        std::move(loaded), config.policy.shadow, tool_catalog);
     policy_filter = policy.get();
     filters.add(std::move(policy));
     // Rate limits come after the policy's own verdict (and an approval): only calls that would be
@@ -600,6 +607,8 @@ int serve(const Config& config) {
   }
 
   auto& main_context = workers.context(0);
+  if (tool_catalog && redis)
+    tool_catalog->share_through(redis, config.cluster.key_prefix, main_context.get_executor());
   if (exporter) asio::co_spawn(main_context, exporter->run(), asio::detached);
   if (approval_relay) approval_relay->start(main_context.get_executor());
   ended_sessions->start(main_context.get_executor());

@@ -192,6 +192,9 @@ CallContext call_from_json(const Json& call, std::string& text_storage) {
     text_storage = listed_tool_text(*tool);
     context.tool_text = text_storage;
   }
+  // Tool pinning, as the gateway reports it: "tool_changes": "description, inputSchema".
+  context.tool_changes = text(call, "tool_changes");
+  context.tool_changed = !context.tool_changes.empty();
   context.txn = member(call, "txn");
   if (const Json* request = member(call, "request"); request && request->is_object()) {
     context.client_address = text(*request, "client_address");

@@ -16,6 +16,7 @@ enum class Verb {
   policy_check,    // membrane policy check FILE|DIR... : load + type-check policy files
   policy_test,     // membrane policy test PATH : run the *.test.yaml cases against the policy
   policy_explain,  // membrane policy explain -p FILE --call JSON [--format json]
+  policy_pin,      // membrane policy pin --pins FILE [--server NAME] [--prune] RECORDING...
   token_mint,      // membrane token mint --key FILE [claims flags]
   token_verify,    // membrane token verify TOKEN|- --jwks FILE [--issuer ISS] [--audience AUD]
   audit_verify,    // membrane audit verify FILE... (paths in policy_paths)
@@ -36,6 +37,11 @@ struct CommandLine {
   std::string policy_call;                // policy_explain: the call as JSON
   // policy_test -p: the rules come from policy_paths, the cases from here.
   std::vector<std::string> case_paths;
+  struct Pin {
+    std::string pins_file;   // written (and read first when it exists)
+    std::string server;      // names the upstream of recordings that do not say
+    bool prune = false;      // drop pinned tools a recording no longer lists
+  } pin;                     // policy_pin (recordings in policy_paths)
   bool json_output = false;  // policy_explain --format json
 
   struct Token {

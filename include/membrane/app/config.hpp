@@ -175,6 +175,9 @@ struct PolicyConfig {
   // start-up and on reload (a directory emptied by mistake must not open everything) unless this
   // says the empty set is meant.
   bool allow_empty = false;
+  // Tool pins the operator committed (membrane policy pin); empty: tools are pinned the first
+  // time they are listed (in this process, or in Redis with cluster.redis).
+  std::string pins;
 };
 
 // The gateway as an OAuth resource server. Off unless `issuer` is set.

@@ -15,6 +15,12 @@ int policy_check(const std::vector<std::string>& paths);
 int policy_test(const std::vector<std::string>& paths,
                 const std::vector<std::string>& case_paths = {});
 // The verdict for one call (JSON) and every rule that held; text or JSON output. Exit code.
+// Pins every tool of the tools/list recordings (a JSON file or "-": {"server": NAME, "tools":
+// [...]}, a tools/list result {"tools": [...]}, or a JSON-RPC response carrying one), merging into
+// `pins_file` (created if absent). `server` names recordings that do not. Prints each tool added,
+// changed (with what changed) or removed (`prune`: no longer listed). Exit code.
+int policy_pin(const std::vector<std::string>& recordings, const std::string& pins_file,
+               const std::string& server, bool prune);
 int policy_explain(const std::vector<std::string>& paths, const std::string& call_json,
                    bool json_output);
 

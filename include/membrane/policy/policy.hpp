@@ -59,8 +59,9 @@ std::string listed_tool_text(const Json& tool);
 // A call described as JSON, as `membrane policy explain --call` and policy test cases take it:
 // {"method": "tools/call", "server": NAME, "params": {"name": TOOL, "arguments": {…}},
 //  "identity": {"sub": …, "claims": {…}}, "txn": {…}, "request": {"client_address": …,
-//  "headers": {…}}, "annotations": {…}}; for tools/list, "tool": {a tool as listed}. The context
-// points into `call` and `text_storage` (tool.text), which must outlive it.
+//  "headers": {…}}, "annotations": {…}, "tool_changes": "description"}; "tool": {a tool as listed}
+// (for tools/list, the listed tool; for a call, the definition its views read roles from). The
+// context points into `call` and `text_storage` (tool.text), which must outlive it.
 CallContext call_from_json(const Json& call, std::string& text_storage);
 
 // Files named *.test.yaml / *.test.yml hold test cases (membrane policy test), not rules.

@@ -25,7 +25,26 @@ void describe_caller(const Exchange& exchange, policy::CallContext& call) {
   if (exchange.txn.claims.is_object()) call.txn = &exchange.txn.claims;
 }
 
-policy::CallContext call_context(const Exchange& exchange, const mcp::Message& message) {
+// What the policy knows of the listed tool: its definition (argument roles for the views) and
+// whether it still matches its pin.
+void describe_tool(const ToolCatalog::Entry* tool, policy::CallContext& call) {
+  if (!tool) return;
+  if (!tool->definition.is_null()) {
+    call.tool_definition = &tool->definition;
+    if (!call.tool_annotations) {
+      if (const auto annotations = tool->definition.find("annotations");
+          annotations != tool->definition.end())
+        call.tool_annotations = &*annotations;
+    }
+  }
+  call.tool_digest = tool->digest.digest;
+  call.tool_pinned_digest = tool->pinned.digest;
+  call.tool_changed = tool->changed();
+  call.tool_changes = tool->changes;
+}
+
+policy::CallContext call_context(const Exchange& exchange, const mcp::Message& message,
+                                 const ToolCatalog::Entry* tool = nullptr) {
   policy::CallContext call;
   call.method = message.method();
   call.server = exchange.upstream;
@@ -38,11 +57,8 @@ policy::CallContext call_context(const Exchange& exchange, const mcp::Message& m
     }
   }
   describe_caller(exchange, call);
+  describe_tool(tool, call);
   return call;
-}
-
-policy::CallContext call_context(const Exchange& exchange) {
-  return call_context(exchange, *exchange.message);
 }
 
 // A call kept for its task's result is at most this large: arguments are the client's, and the
@@ -129,8 +145,11 @@ std::optional<mcp::Json> answer_to_request(Exchange& exchange, std::string& mess
 class PolicyFilter final : public Filter, public Redactor {
  public:
   PolicyFilter(std::shared_ptr<const policy::Policy> policy, bool shadow,
-               std::shared_ptr<TaskCalls> task_calls)
-      : policy_(std::move(policy)), shadow_(shadow), task_calls_(std::move(task_calls)) {}
+               std::shared_ptr<TaskCalls> task_calls, std::shared_ptr<ToolCatalog> catalog)
+      : policy_(std::move(policy)),
+        shadow_(shadow),
+        task_calls_(std::move(task_calls)),
+        catalog_(std::move(catalog)) {}
 
   FilterStep on_request(Exchange& exchange) override;
   awaitable<FilterStep> resume(Exchange& exchange, ClientAsker& client) override;
@@ -138,6 +157,11 @@ class PolicyFilter final : public Filter, public Redactor {
   void redact(mcp::Json& value) const override {
     if (exchange_ && exchange_->message && policy_->has_redactions())
       policy_->redact(call_context(*exchange_), value);
+  }
+
+  // The exchange's own call, with what the catalog knows of its tool.
+  policy::CallContext call_context(const Exchange& exchange) const {
+    return gateway::call_context(exchange, *exchange.message, tool_.get());
   }
 
  private:
@@ -155,6 +179,8 @@ class PolicyFilter final : public Filter, public Redactor {
   std::shared_ptr<const policy::Policy> policy_;
   bool shadow_;
   std::shared_ptr<TaskCalls> task_calls_;
+  std::shared_ptr<ToolCatalog> catalog_;
+  std::shared_ptr<const ToolCatalog::Entry> tool_;  // the called tool as last listed, if known
   const Exchange* exchange_ = nullptr;
   const policy::RuleInfo* rule_ = nullptr;  // the rule whose `ask` is being carried out
   mcp::Json approval_;                      // the elicitation that asks the human
@@ -228,7 +254,7 @@ std::unique_ptr<Filter> PolicyFilterFactory::make(const Exchange& exchange) cons
   if (!judged_method(method) && method != "tools/list" &&
       !(carries_task_result(method) && policy->has_redactions()))
     return nullptr;
-  return std::make_unique<PolicyFilter>(std::move(policy), shadow_, task_calls_);
+  return std::make_unique<PolicyFilter>(std::move(policy), shadow_, task_calls_, catalog_);
 }
 
 FilterStep PolicyFilter::on_request(Exchange& exchange) {
@@ -237,6 +263,8 @@ FilterStep PolicyFilter::on_request(Exchange& exchange) {
   const std::string_view method = exchange.message->method();
   if (!judged_method(method)) return FilterStep::proceed();
   exchange.policy.judged = true;
+  if (method == "tools/call")
+    tool_ = catalog_->find(exchange.upstream, exchange.message->target_name());
   const auto decision = policy_->decide(call_context(exchange));
   rule_ = decision.rule;
   if (decision.rule || decision.verdict != policy::Verdict::allow) {
@@ -403,7 +431,7 @@ void PolicyFilter::mask_task_result(Exchange& exchange, std::string& message) co
   bool masked = false;
   if (call) {
     const mcp::Message original(mcp::MessageKind::request, std::move(*call));
-    masked = policy_->redact(call_context(exchange, original), *result);
+    masked = policy_->redact(gateway::call_context(exchange, original), *result);
   } else {
     // The call is not known here (another replica created the task, or it was pushed out):
     // every redact rule masks it, rather than none.
@@ -443,6 +471,16 @@ void PolicyFilter::filter_tool_list(Exchange& exchange, std::string& message) co
     call.method = "tools/call";
     call.tool_description = {};
     call.tool_text = {};
+    // Pinning: the definition as listed now against its pin. A change is an alert, once.
+    const auto learnt = catalog_->learn(exchange.upstream, tool);
+    describe_tool(learnt.entry.get(), call);
+    if (learnt.entry) call.tool_definition = &tool;
+    if (learnt.newly_changed) {
+      log::warn("policy: ALERT tool '", call.tool, "' of upstream '", exchange.upstream,
+                "' changed since it was pinned (", learnt.entry->changes, "): pinned ",
+                learnt.entry->pinned.digest, ", listed now ", learnt.entry->digest.digest);
+      exchange.policy.note = "tool_changed";
+    }
     const policy::RuleInfo* hiding_rule = policy.never_allowed(call);
     std::string text;
     if (hiding_rule) {

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "gateway/exchange/filter.hpp"
+#include "gateway/filters/policy/tool_catalog.hpp"
 #include "membrane/policy/policy.hpp"
 
 namespace membrane::gateway {
@@ -44,8 +45,12 @@ class TaskCalls {
 
 class PolicyFilterFactory final : public FilterFactory {
  public:
-  PolicyFilterFactory(std::shared_ptr<const policy::Policy> policy, bool shadow)
-      : policy_(std::move(policy)), shadow_(shadow) {}
+  // `catalog`: the tools learnt from listings and their pins (a fresh one when null).
+  PolicyFilterFactory(std::shared_ptr<const policy::Policy> policy, bool shadow,
+                      std::shared_ptr<ToolCatalog> catalog = nullptr)
+      : policy_(std::move(policy)),
+        shadow_(shadow),
+        catalog_(catalog ? std::move(catalog) : std::make_shared<ToolCatalog>()) {}
 
   std::string_view name() const override { return "policy"; }
   std::unique_ptr<Filter> make(const Exchange& exchange) const override;
@@ -54,11 +59,13 @@ class PolicyFilterFactory final : public FilterFactory {
   // Hot reload: later exchanges use `next`; those in flight keep the snapshot they started with.
   void replace(std::shared_ptr<const policy::Policy> next) { policy_.store(std::move(next)); }
   std::shared_ptr<const policy::Policy> current() const { return policy_.load(); }
+  ToolCatalog& catalog() const { return *catalog_; }
 
  private:
   std::atomic<std::shared_ptr<const policy::Policy>> policy_;
   bool shadow_;
   std::shared_ptr<TaskCalls> task_calls_ = std::make_shared<TaskCalls>();
+  std::shared_ptr<ToolCatalog> catalog_;
 };
 
 }  // namespace membrane::gateway
