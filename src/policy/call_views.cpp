@@ -658,10 +658,21 @@ std::string_view view_name(View view) {
   return "?";
 }
 
+std::string_view CallViews::keep(std::string text) {
+  if (stored_bytes + text.size() > max_stored_bytes) {
+    incomplete = true;
+    return {};
+  }
+  stored_bytes += text.size();
+  storage.push_back(std::move(text));
+  return storage.back();
+}
+
 void CallViews::clear() {
   for (auto& view : values)
     view.clear();
   storage.clear();
+  stored_bytes = 0;
   incomplete = false;
   structured = false;
   strings = false;
@@ -724,10 +735,7 @@ class ViewBuilder {
     }
     list.push_back(value);
   }
-  std::string_view keep(std::string text) {
-    views_.storage.push_back(std::move(text));
-    return views_.storage.back();
-  }
+  std::string_view keep(std::string text) { return views_.keep(std::move(text)); }
   // Values that are the same for every entry (classes, sources) need no storage.
   void push_unique(View view, std::string_view value) {
     auto& list = views_[view];
@@ -738,6 +746,7 @@ class ViewBuilder {
     if (raw.empty() || raw.size() > max_path_length) return;
     bool climbs = false;
     const std::string_view path = keep(normalize_view_path(raw, climbs));
+    if (path.empty()) return;  // over the storage bound
     push(View::paths, path);
     if (climbs) push(View::escaping_paths, path);
     if (from_argument) push(View::argument_paths, path);
@@ -750,6 +759,7 @@ class ViewBuilder {
       return;
     }
     const std::string_view url = keep(std::string(text));
+    if (url.empty()) return;
     push(View::urls, url);
     const auto scheme_end = url.find(':');
     const std::string_view scheme = keep(lower(url.substr(0, scheme_end)));
@@ -801,7 +811,9 @@ class ViewBuilder {
   void add_code(std::string_view interpreter, std::string_view body, std::string_view source,
                 int depth) {
     if (!spend(body.size())) return;
-    push(View::code, keep(std::string(body)));
+    const std::string_view kept = keep(std::string(body));
+    if (kept.empty()) return;
+    push(View::code, kept);
     push(View::code_interpreters, keep(std::string(interpreter)));
     push(View::code_sources, source);
     if (is_shell(interpreter)) {
@@ -1507,13 +1519,13 @@ void collect_strings(const Json& value, CallViews& views, std::string& path, int
     const auto& text = value.get_ref<const std::string&>();
     strings.push_back(text);
     if (text.size() <= 4096) {
-      views.storage.push_back(path + "=" + text);
-      fields.push_back(views.storage.back());
+      const auto kept = views.keep(path + "=" + text);
+      if (!kept.empty()) fields.push_back(kept);
     }
     return;
   }
-  views.storage.push_back(path + "=" + value.dump());
-  fields.push_back(views.storage.back());
+  const auto kept = views.keep(path + "=" + value.dump());
+  if (!kept.empty()) fields.push_back(kept);
 }
 
 }  // namespace

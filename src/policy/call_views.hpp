@@ -38,7 +38,11 @@ enum class View : std::size_t {
 
 struct CallViews {
   std::array<std::vector<std::string_view>, static_cast<std::size_t>(View::count)> values;
-  std::deque<std::string> storage;  // the texts views point into that the call does not hold
+  // The texts views point into that the call does not hold (normalized paths, commands, …),
+  // bounded: past max_stored_bytes nothing more is kept and the views are incomplete.
+  static constexpr std::size_t max_stored_bytes = 4 * 1024 * 1024;
+  std::deque<std::string> storage;
+  std::size_t stored_bytes = 0;
   bool incomplete = false;          // a bound was reached: some of the call was not read
   bool structured = false;          // every view but strings is computed
   bool strings = false;             // strings and fields are computed
@@ -49,6 +53,8 @@ struct CallViews {
   std::vector<std::string_view>& operator[](View view) {
     return values[static_cast<std::size_t>(view)];
   }
+  // Keeps `text` for the decision; empty (and incomplete) past the bound.
+  std::string_view keep(std::string text);
   void clear();
 };
 

@@ -38,7 +38,7 @@ test('a tool that changes after it was listed is hidden, refused and alerted', a
     '--policy', DEFAULT_POLICY,
   ], { name: 'membrane (pinning, first sight)' });
   const { client } = await connectClient(gateway.mcp('rug'));
-  assert.deepEqual(names(await client.listTools()), ['add', 'publish_update', 'weather']);
+  assert.deepEqual(names(await client.listTools()), ['add', 'open_document', 'publish_update', 'weather']);
   const before = await client.callTool({ name: 'weather', arguments: { city: 'Paris' } });
   assert.ok(!before.isError, JSON.stringify(before));
 
@@ -50,7 +50,7 @@ test('a tool that changes after it was listed is hidden, refused and alerted', a
   await withTimeout(listChanged, 10_000, 'notifications/tools/list_changed through the gateway');
 
   // The client re-lists, as it does on list_changed: the changed tool is gone, the others stay.
-  assert.deepEqual(names(await client.listTools()), ['add', 'publish_update']);
+  assert.deepEqual(names(await client.listTools()), ['add', 'open_document', 'publish_update']);
   await waitFor(() => gateway.lines.some((line) => /ALERT tool 'weather' of upstream 'rug' changed since it was pinned \(description, inputSchema\)/.test(line)),
     { what: 'the pinning alert in the gateway log' });
 
@@ -73,7 +73,7 @@ test('a committed pins file catches a server that changed before the gateway saw
   const pins = path.join(dir, 'pins.yaml');
   const output = pin(pins, recordTools());
   assert.match(output, /added {5}rug\/weather sha256:[0-9a-f]{64}/);
-  assert.match(output, /3 tools pinned, 3 changes/);
+  assert.match(output, /4 tools pinned, 4 changes/);
   const config = path.join(dir, 'membrane.yaml');
   fs.writeFileSync(config, [
     'listen: "127.0.0.1:0"',
@@ -88,7 +88,7 @@ test('a committed pins file catches a server that changed before the gateway saw
   ].join('\n'));
   const gateway = await startGateway(['-c', config], { name: 'membrane (pinning, pins file)' });
   const { client } = await connectClient(gateway.mcp('rug'));
-  assert.deepEqual(names(await client.listTools()), ['add', 'publish_update']);
+  assert.deepEqual(names(await client.listTools()), ['add', 'open_document', 'publish_update']);
   const refused = await client.callTool({ name: 'weather', arguments: { city: 'Oslo' } });
   assert.equal(refused.isError, true);
 
@@ -128,7 +128,7 @@ test('replicas sharing Redis share first-seen pins: the first replica to list a 
   };
   // Replica A sees the original definition first; replica B's server already changed it.
   const a = await replica('a', []);
-  assert.deepEqual(names(await a.listTools()), ['add', 'publish_update', 'weather']);
+  assert.deepEqual(names(await a.listTools()), ['add', 'open_document', 'publish_update', 'weather']);
   const key = 'membrane:pin:rug/weather';
   await waitFor(() => execFileSync('redis-cli', ['-p', String(port), 'EXISTS', key]).toString().trim() === '1',
     { what: 'replica A pinning weather in Redis' });
