@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <unordered_map>
 
 #include "policy/shell_parse.hpp"
 
@@ -135,13 +136,31 @@ constexpr std::array<std::string_view, 26> text_keys = {
 constexpr std::array<std::string_view, 5> language_keys = {"language", "lang", "interpreter",
                                                            "runtime", "kernel"};
 
-Role role_of_key(std::string_view key) {
-  const std::string squashed = squashed_key(key);
-  if (one_of(squashed, text_keys) || one_of(squashed, language_keys)) return Role::text;
-  if (one_of(squashed, command_keys)) return Role::command;
-  if (one_of(squashed, code_keys)) return Role::code;
-  if (one_of(squashed, url_keys)) return Role::url;
-  if (one_of(squashed, path_keys)) return Role::path;
+// Every key name above, by squashed name: one lookup per argument instead of a hundred compares.
+const std::unordered_map<std::string_view, Role>& roles_by_key() {
+  static const auto table = [] {
+    std::unordered_map<std::string_view, Role> roles;
+    // Later inserts do not overwrite: the first list a name appears in decides (text first).
+    for (const auto key : text_keys)
+      roles.emplace(key, Role::text);
+    for (const auto key : language_keys)
+      roles.emplace(key, Role::text);
+    for (const auto key : command_keys)
+      roles.emplace(key, Role::command);
+    for (const auto key : code_keys)
+      roles.emplace(key, Role::code);
+    for (const auto key : url_keys)
+      roles.emplace(key, Role::url);
+    for (const auto key : path_keys)
+      roles.emplace(key, Role::path);
+    return roles;
+  }();
+  return table;
+}
+
+Role role_of_key(std::string_view squashed) {
+  if (const auto known = roles_by_key().find(squashed); known != roles_by_key().end())
+    return known->second;
   if (squashed.ends_with("url") || squashed.ends_with("uri") || squashed.ends_with("urls"))
     return Role::url;
   if (squashed.ends_with("path") || squashed.ends_with("paths") || squashed.ends_with("file") ||
@@ -360,6 +379,41 @@ std::optional<std::string> decode_base64(std::string_view text) {
     if (u >= 0x20 || c == '\n' || c == '\t' || c == '\r') ++printable;
   }
   if (out.empty() || printable * 10 < out.size() * 9) return std::nullopt;
+  return out;
+}
+
+bool looks_hex(std::string_view text) {
+  std::size_t digits = 0;
+  for (const char c : text) {
+    if (std::isxdigit(static_cast<unsigned char>(c)))
+      ++digits;
+    else if (c != '\n' && c != ' ' && c != '\r')
+      return false;
+  }
+  return digits >= 4 && digits % 2 == 0;
+}
+
+// `xxd -r -p`: hex pairs back to bytes, kept only when they are text.
+std::optional<std::string> decode_hex(std::string_view text) {
+  std::string out;
+  int high = -1;
+  for (const char c : text) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) continue;
+    const int value = std::isdigit(static_cast<unsigned char>(c))
+                          ? c - '0'
+                          : std::tolower(static_cast<unsigned char>(c)) - 'a' + 10;
+    if (high < 0) {
+      high = value;
+    } else {
+      out.push_back(static_cast<char>(high * 16 + value));
+      high = -1;
+    }
+  }
+  for (const char c : out) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 && c != '\n' && c != '\t' && c != '\r') return std::nullopt;
+  }
+  if (out.empty()) return std::nullopt;
   return out;
 }
 
@@ -890,11 +944,12 @@ class ViewBuilder {
           (&member_value == program || &member_value == program_args))
         continue;
       const Json* child_schema = member_schema(schema, member);
-      Role child_role = role_of_key(member);
+      const std::string squashed = squashed_key(member);
+      Role child_role = role_of_key(squashed);
       if (child_role == Role::unknown) child_role = role_of_schema(child_schema);
       if (child_role == Role::unknown && role != Role::unknown && role != Role::text)
         child_role = role;
-      walk(member_value, child_schema, child_role, member, depth + 1);
+      walk(member_value, child_schema, child_role, squashed, depth + 1);
     }
     language_ = saved_language;
   }
@@ -904,10 +959,10 @@ class ViewBuilder {
                                            [](const Json& element) { return element.is_string(); });
   }
 
+  // `key`: the argument's squashed name ("filepath").
   void add_string(std::string_view text, Role role, std::string_view key, bool from_argument) {
     if (text.empty()) return;
-    const bool source_key =
-        squashed_key(key) == "source" || squashed_key(key) == "src" || squashed_key(key) == "from";
+    const bool source_key = key == "source" || key == "src" || key == "from";
     const bool written = write_tool_ && !source_key;
     if (role == Role::text) {
       // Free text is read as text: only a whole-value URL counts (a message is not a path).
@@ -933,6 +988,7 @@ class ViewBuilder {
       return;
     }
     if (role == Role::command) {
+      read_drive_paths(text);
       read_script(with_cli_program(text), 0);
       return;
     }
@@ -951,6 +1007,7 @@ class ViewBuilder {
     }
     // Unknown role: a shell tool's strings are commands; otherwise the shape decides.
     if (exec_tool_ && !path_shaped(text, false)) {
+      read_drive_paths(text);
       read_script(text, 0);
       return;
     }
@@ -969,6 +1026,23 @@ class ViewBuilder {
     for (const auto& pipeline : script.pipelines) {
       auto decoded = read_pipeline(pipeline, depth);
       if (output) *output = std::move(decoded);
+    }
+  }
+
+  // A POSIX shell reads `C:\Users\x` as `C:Usersx`; cmd.exe and PowerShell read it as a path.
+  // Both readings count: drive paths are taken from the command's raw text as well.
+  void read_drive_paths(std::string_view text) {
+    for (std::size_t at = 1; at + 1 < text.size(); ++at) {
+      if (text[at] != ':' || text[at + 1] != '\\' ||
+          !std::isalpha(static_cast<unsigned char>(text[at - 1])) ||
+          (at >= 2 && std::isalnum(static_cast<unsigned char>(text[at - 2]))))
+        continue;
+      std::size_t end = at + 1;
+      while (end < text.size() && text[end] != ' ' && text[end] != '"' && text[end] != '\'' &&
+             text[end] != '\n' && text[end] != ';' && text[end] != '|' && text[end] != '&')
+        ++end;
+      add_path(text.substr(at - 1, end - at + 1), false, false);
+      at = end;
     }
   }
 
@@ -1186,8 +1260,9 @@ class ViewBuilder {
       }
     }
     if (is_decoder(program, words, first)) {
-      if (data && looks_base64(*data, 4)) {
-        if (auto plain = decode_base64(*data)) {
+      const bool hex = program == "xxd";
+      if (data && (hex ? looks_hex(*data) : looks_base64(*data, 4))) {
+        if (auto plain = hex ? decode_hex(*data) : decode_base64(*data)) {
           data = std::move(*plain);
           decoded = true;
         } else {
@@ -1262,6 +1337,7 @@ class ViewBuilder {
     if (program == "base64" || program == "b64" || program == "base32")
       return has("-d") || has("--decode") || has("-D") || has("-di") || has("-id");
     if (program == "openssl") return (has("base64") || has("enc")) && has("-d");
+    if (program == "xxd") return has("-r") && (has("-p") || has("-ps") || has("-plain"));
     return false;
   }
 
@@ -1439,6 +1515,18 @@ class ViewBuilder {
         lowered.find("spawn") != std::string::npos ||
         lowered.find("invoke-expression") != std::string::npos ||
         lowered.find("iex") != std::string::npos || lowered.find("function(") != std::string::npos;
+    // A script that opens files for writing writes the paths it names (a heuristic: the
+    // literal is not traced to the call that uses it).
+    const bool writes =
+        lowered.find("'w") != std::string::npos || lowered.find("\"w") != std::string::npos ||
+        lowered.find("'a'") != std::string::npos || lowered.find("\"a\"") != std::string::npos ||
+        lowered.find("writefile") != std::string::npos ||
+        lowered.find("appendfile") != std::string::npos ||
+        lowered.find("write_text") != std::string::npos ||
+        lowered.find("file.write") != std::string::npos ||
+        lowered.find("out-file") != std::string::npos ||
+        lowered.find("set-content") != std::string::npos ||
+        lowered.find("add-content") != std::string::npos;
     std::size_t literals = 0;
     for (std::size_t i = 0; i < body.size(); ++i) {
       const char quote = body[i];
@@ -1460,7 +1548,7 @@ class ViewBuilder {
       } else if (runs && has_space(literal) && depth < max_script_depth) {
         read_script(literal, depth + 1);  // os.system("…"), execSync('…'): a command line
       } else if (path_shaped(literal, false)) {
-        add_path(literal, false, false);
+        add_path(literal, false, writes);
       } else if (decodes && runs && looks_base64(literal)) {
         decode_literal(interpreter, literal, depth);
       }
