@@ -897,7 +897,10 @@ class ViewBuilder {
       return;
     }
     if (value.is_array()) {
-      if (role == Role::command && all_strings(value)) {
+      // `commands: ["make", "make test"]` lists command lines; `argv: ["cat", "x"]` is one.
+      const bool list_of_lines =
+          key == "commands" || key == "cmds" || key == "scripts" || key == "steps" || key == "run";
+      if (role == Role::command && all_strings(value) && !list_of_lines) {
         std::vector<std::string> argv;
         for (const auto& word : value)
           argv.push_back(word.get<std::string>());
