@@ -298,19 +298,24 @@ void print_areas(const TestRun& run) {
   }
 }
 
+// The policy of `paths`, or nothing when it does not load (the error is printed).
+std::optional<policy::Policy> load_or_report(const std::vector<std::string>& paths) {
+  try {
+    return policy::Policy::load(paths);
+  } catch (const policy::PolicyError& error) {
+    std::cerr << error.what() << "\n";
+    return std::nullopt;
+  }
+}
+
 }  // namespace
 
 int policy_test(const std::vector<std::string>& paths, const std::vector<std::string>& case_paths) {
   TestRun run;
   if (!case_paths.empty()) {
     // Rules from -p, cases from the paths given.
-    std::optional<policy::Policy> loaded;
-    try {
-      loaded = policy::Policy::load(paths);
-    } catch (const policy::PolicyError& error) {
-      std::cerr << error.what() << "\n";
-      return 1;
-    }
+    const auto loaded = load_or_report(paths);
+    if (!loaded) return 1;
     for (const auto& root : case_paths) {
       if (!std::filesystem::exists(root)) {
         std::cerr << root << ": no such file or directory\n";
@@ -349,13 +354,8 @@ int policy_test(const std::vector<std::string>& paths, const std::vector<std::st
     std::vector<std::string> policy_paths;
     for (const auto& file : policy_files)
       policy_paths.push_back(file.string());
-    std::optional<policy::Policy> loaded;
-    try {
-      loaded = policy::Policy::load(policy_paths);
-    } catch (const policy::PolicyError& error) {
-      std::cerr << error.what() << "\n";
-      return 1;
-    }
+    const auto loaded = load_or_report(policy_paths);
+    if (!loaded) return 1;
     for (const auto& test_file : test_files)
       run_test_file(*loaded, test_file, run);
   }

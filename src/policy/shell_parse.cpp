@@ -80,14 +80,7 @@ class Reader {
     }
     if (c == '`') {
       in_word_ = true;
-      ++pos_;
-      std::string body;
-      while (pos_ < text_.size() && text_[pos_] != '`') {
-        if (text_[pos_] == '\\' && pos_ + 1 < text_.size()) ++pos_;
-        body.push_back(text_[pos_++]);
-      }
-      if (pos_ < text_.size()) ++pos_;
-      substitution(std::move(body));
+      read_backticks();
       return;
     }
     if (c == '$' && pos_ + 1 < text_.size() && text_[pos_ + 1] == '(') {
@@ -167,20 +160,25 @@ class Reader {
         continue;
       }
       if (c == '`') {
-        ++pos_;
-        std::string body;
-        while (pos_ < text_.size() && text_[pos_] != '`') {
-          if (text_[pos_] == '\\' && pos_ + 1 < text_.size()) ++pos_;
-          body.push_back(text_[pos_++]);
-        }
-        if (pos_ < text_.size()) ++pos_;
-        substitution(std::move(body));
+        read_backticks();
         continue;
       }
       word_.push_back(c);
       ++pos_;
     }
     if (pos_ < text_.size()) ++pos_;
+  }
+
+  // At '`': the old form of command substitution, up to the next unescaped '`'.
+  void read_backticks() {
+    ++pos_;
+    std::string body;
+    while (pos_ < text_.size() && text_[pos_] != '`') {
+      if (text_[pos_] == '\\' && pos_ + 1 < text_.size()) ++pos_;
+      body.push_back(text_[pos_++]);
+    }
+    if (pos_ < text_.size()) ++pos_;
+    substitution(std::move(body));
   }
 
   // At "$(": a command substitution, or "$((" arithmetic kept as text.

@@ -28,6 +28,24 @@ function recordTools(...flags) {
   return execFileSync(NODE, [RUG_PULL_JS, '--print-tools', ...flags], { cwd: path.join(SOURCE_DIR, 'tests') });
 }
 
+// A gateway config serving the fixture as upstream `rug` under the default ruleset.
+function writeConfig(dir, name, { flags = [], pins, redisPort } = {}) {
+  const config = path.join(dir, `${name}.yaml`);
+  fs.writeFileSync(config, [
+    'listen: "127.0.0.1:0"',
+    'upstreams:',
+    '  rug:',
+    `    command: ${JSON.stringify(NODE)}`,
+    `    args: [${[RUG_PULL_JS, ...flags].map((arg) => JSON.stringify(arg)).join(', ')}]`,
+    'policy:',
+    `  paths: [${JSON.stringify(DEFAULT_POLICY)}]`,
+    ...(pins ? [`  pins: ${JSON.stringify(pins)}`] : []),
+    ...(redisPort ? ['cluster:', '  redis:', `    url: "redis://127.0.0.1:${redisPort}/0"`] : []),
+    '',
+  ].join('\n'));
+  return config;
+}
+
 function pin(pinsFile, recording) {
   return execFileSync(MEMBRANE_BIN, ['policy', 'pin', '--pins', pinsFile, '-'], { input: recording }).toString();
 }
@@ -74,18 +92,7 @@ test('a committed pins file catches a server that changed before the gateway saw
   const output = pin(pins, recordTools());
   assert.match(output, /added {5}rug\/weather sha256:[0-9a-f]{64}/);
   assert.match(output, /4 tools pinned, 4 changes/);
-  const config = path.join(dir, 'membrane.yaml');
-  fs.writeFileSync(config, [
-    'listen: "127.0.0.1:0"',
-    'upstreams:',
-    '  rug:',
-    `    command: ${JSON.stringify(NODE)}`,
-    `    args: [${JSON.stringify(RUG_PULL_JS)}, "--changed"]`,
-    'policy:',
-    `  paths: [${JSON.stringify(DEFAULT_POLICY)}]`,
-    `  pins: ${JSON.stringify(pins)}`,
-    '',
-  ].join('\n'));
+  const config = writeConfig(dir, 'membrane', { flags: ['--changed'], pins });
   const gateway = await startGateway(['-c', config], { name: 'membrane (pinning, pins file)' });
   const { client } = await connectClient(gateway.mcp('rug'));
   assert.deepEqual(names(await client.listTools()), ['add', 'open_document', 'publish_update']);
@@ -109,20 +116,7 @@ test('replicas sharing Redis share first-seen pins: the first replica to list a 
   await redis.waitForLine(/Ready to accept connections/, 10_000);
   const dir = tmpDir('membrane-pins-redis-');
   const replica = async (name, flags) => {
-    const config = path.join(dir, `${name}.yaml`);
-    fs.writeFileSync(config, [
-      'listen: "127.0.0.1:0"',
-      'upstreams:',
-      '  rug:',
-      `    command: ${JSON.stringify(NODE)}`,
-      `    args: [${[RUG_PULL_JS, ...flags].map((arg) => JSON.stringify(arg)).join(', ')}]`,
-      'policy:',
-      `  paths: [${JSON.stringify(DEFAULT_POLICY)}]`,
-      'cluster:',
-      '  redis:',
-      `    url: "redis://127.0.0.1:${port}/0"`,
-      '',
-    ].join('\n'));
+    const config = writeConfig(dir, name, { flags, redisPort: port });
     const gateway = await startGateway(['-c', config], { name: `membrane (pinning, ${name})` });
     return (await connectClient(gateway.mcp('rug'))).client;
   };
@@ -152,18 +146,7 @@ test('a broken pins file is refused by the pin command and at start-up, with fil
   }
   assert.match(failure, /pins\.yaml:3:\d+: tool 'weather': a digest is 'sha256:' and 64 hex digits/);
 
-  const config = path.join(dir, 'membrane.yaml');
-  fs.writeFileSync(config, [
-    'listen: "127.0.0.1:0"',
-    'upstreams:',
-    '  rug:',
-    `    command: ${JSON.stringify(NODE)}`,
-    `    args: [${JSON.stringify(RUG_PULL_JS)}]`,
-    'policy:',
-    `  paths: [${JSON.stringify(DEFAULT_POLICY)}]`,
-    `  pins: ${JSON.stringify(pins)}`,
-    '',
-  ].join('\n'));
+  const config = writeConfig(dir, 'membrane', { pins });
   const started = spawnSync(MEMBRANE_BIN, ['serve', '-c', config], { timeout: 20_000 });
   assert.notEqual(started.status, 0, 'the gateway must not start with a broken pins file');
   assert.match(started.stderr.toString(), /pins\.yaml:3:\d+: tool 'weather'/);
