@@ -472,9 +472,12 @@ void PolicyFilter::filter_tool_list(Exchange& exchange, std::string& message) co
     call.tool_description = {};
     call.tool_text = {};
     // Pinning: the definition as listed now against its pin. A change is an alert, once.
+    call.tool_definition = &tool;
+    call.tool_changed = false;
+    call.tool_changes = call.tool_digest = call.tool_pinned_digest = {};
     const auto learnt = catalog_->learn(exchange.upstream, tool);
     describe_tool(learnt.entry.get(), call);
-    if (learnt.entry) call.tool_definition = &tool;
+    call.tool_definition = &tool;
     if (learnt.newly_changed) {
       log::warn("policy: ALERT tool '", call.tool, "' of upstream '", exchange.upstream,
                 "' changed since it was pinned (", learnt.entry->changes, "): pinned ",
