@@ -828,7 +828,8 @@ class ViewBuilder {
       return;
     }
     if (rest.starts_with("//")) rest.remove_prefix(2);
-    const auto authority_end = rest.find_first_of("/?#");
+    // The host ends where a URL's host cannot go on: "http://169.254.170.2$URI" is that host.
+    const auto authority_end = rest.find_first_of("/?#\\$`'\"{}|<>^ ;()");
     std::string_view authority = rest.substr(0, authority_end);
     const std::string_view path =
         authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
@@ -1002,9 +1003,12 @@ class ViewBuilder {
         add_code("sh", text, "argument", 0);
       } else if (lowered == "javascript" || lowered == "js" || lowered == "typescript") {
         add_code("node", text, "argument", 0);
+      } else if (interpreter.empty()) {
+        // A script in no named language is read both ways: its literals, and as a shell would.
+        add_code("unknown", text, "argument", 0);
+        read_script(text, 1);
       } else {
-        add_code(interpreter.empty() ? std::string_view("unknown") : interpreter, text, "argument",
-                 0);
+        add_code(interpreter, text, "argument", 0);
       }
       return;
     }
@@ -1092,6 +1096,7 @@ class ViewBuilder {
                            std::optional<std::string>& data, bool& decoded) {
     const auto& words = command.words;
     std::size_t first = 0;
+    std::string_view last_wrapper;
     // Assignments, reserved words and wrappers come before the program that runs.
     while (first < words.size()) {
       const std::string_view word = words[first];
@@ -1102,6 +1107,7 @@ class ViewBuilder {
       const std::string_view name = basename_of(word);
       if (!one_of(name, wrappers)) break;
       push_unique(View::programs, keep(std::string(name)));
+      last_wrapper = name;
       ++first;
       // The wrapper's own options, and `timeout`'s duration.
       while (first < words.size()) {
@@ -1140,6 +1146,9 @@ class ViewBuilder {
     }
     std::string program;
     if (first < words.size()) program = std::string(basename_of(words[first]));
+    // `env` or `time` alone runs nothing else: it is the program (env | nc prints the environment).
+    if (program.empty() && !last_wrapper.empty() && command.substitutions.empty())
+      program = std::string(last_wrapper);
     if (!program.empty()) push_unique(View::programs, keep(program));
 
     // The command's text: program and arguments, redirections after them.
