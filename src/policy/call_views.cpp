@@ -26,6 +26,7 @@ constexpr int max_json_depth = 32;
 constexpr int max_script_depth = 6;                      // sh -c "sh -c …", $(…), decoded
 constexpr std::size_t max_analyzed_bytes = 1024 * 1024;  // commands and code, per call
 constexpr std::size_t max_path_length = 4096;
+constexpr std::size_t max_downloads = 64;  // files a call's commands download to
 
 std::string lower(std::string_view text) {
   std::string out(text);
@@ -793,6 +794,11 @@ class ViewBuilder {
   // Values that are the same for every entry (classes, sources) need no storage.
   void push_unique(View view, std::string_view value) {
     auto& list = views_[view];
+    // Full: no search either, so that a flood of distinct names costs no quadratic time.
+    if (list.size() >= max_values_per_view) {
+      views_.incomplete = true;
+      return;
+    }
     if (std::find(list.begin(), list.end(), value) == list.end()) push(view, value);
   }
 
@@ -1309,12 +1315,20 @@ class ViewBuilder {
       const bool output =
           word == "--output" || word == "--output-document" ||
           (word.size() >= 2 && word[0] == '-' && word[1] != '-' && word.back() == output_flag);
-      if (output) downloaded_files_.push_back(normalize_view_path(words[i + 1]));
+      if (output) remember_downloaded(words[i + 1]);
     }
     for (const auto& redirect : redirects) {
-      if (redirect.op.find('>') != std::string::npos)
-        downloaded_files_.push_back(normalize_view_path(redirect.target));
+      if (redirect.op.find('>') != std::string::npos) remember_downloaded(redirect.target);
     }
+  }
+
+  void remember_downloaded(std::string_view path) {
+    // Bounded: every later command is compared with each of them.
+    if (downloaded_files_.size() >= max_downloads) {
+      views_.incomplete = true;
+      return;
+    }
+    downloaded_files_.push_back(normalize_view_path(path));
   }
 
   // `curl -o /tmp/a.sh URL && bash /tmp/a.sh`, `… && chmod +x a.sh && ./a.sh`: a download run.
