@@ -248,6 +248,14 @@ TEST_CASE("views are bounded: deep nesting and huge scripts mark the call incomp
   nested[View::paths];
   CHECK(nested.views.incomplete);
 
+  // A flood of distinct programs, each downloading somewhere: bounded, and incomplete.
+  std::string flood;
+  for (int i = 0; i < 20'000; ++i)
+    flood += "p" + std::to_string(i) + " -o f" + std::to_string(i) + ";";
+  Viewed flooded("run_command", {{"command", flood}});
+  CHECK(flooded[View::programs].size() <= 4096);
+  CHECK(flooded.views.incomplete);
+
   std::string huge(2 * 1024 * 1024, 'a');
   Viewed big("run_command", {{"command", huge}});
   big[View::commands];
