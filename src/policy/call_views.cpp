@@ -881,6 +881,7 @@ class ViewBuilder {
       read_script(body, depth + 1);
       return;
     }
+    if (is_powershell(interpreter)) read_windows_paths(body);
     read_code_literals(interpreter, body, depth);
   }
 
@@ -998,7 +999,7 @@ class ViewBuilder {
       return;
     }
     if (role == Role::command) {
-      read_drive_paths(text);
+      read_windows_paths(text);
       read_script(with_cli_program(text), 0);
       return;
     }
@@ -1020,7 +1021,7 @@ class ViewBuilder {
     }
     // Unknown role: a shell tool's strings are commands; otherwise the shape decides.
     if (exec_tool_ && !path_shaped(text, false)) {
-      read_drive_paths(text);
+      read_windows_paths(text);
       read_script(text, 0);
       return;
     }
@@ -1042,21 +1043,35 @@ class ViewBuilder {
     }
   }
 
-  // A POSIX shell reads `C:\Users\x` as `C:Usersx`; cmd.exe and PowerShell read it as a path.
-  // Both readings count: drive paths are taken from the command's raw text as well.
-  void read_drive_paths(std::string_view text) {
-    for (std::size_t at = 1; at + 1 < text.size(); ++at) {
-      if (text[at] != ':' || text[at + 1] != '\\' ||
-          !std::isalpha(static_cast<unsigned char>(text[at - 1])) ||
-          (at >= 2 && std::isalnum(static_cast<unsigned char>(text[at - 2]))))
-        continue;
-      std::size_t end = at + 1;
-      while (end < text.size() && text[end] != ' ' && text[end] != '"' && text[end] != '\'' &&
-             text[end] != '\n' && text[end] != ';' && text[end] != '|' && text[end] != '&')
+  // A POSIX shell reads `C:\\Users\\x\\.ssh` as `C:Usersx.ssh`; cmd.exe and PowerShell read it as
+  // a path, and so do `%USERPROFILE%\\.ssh\\id_rsa` and `$env:USERPROFILE\\.ssh\\id_rsa`. Both
+  // readings count: the command's raw words with a backslash between names are paths as well.
+  void read_windows_paths(std::string_view text) {
+    std::size_t at = 0;
+    while (at < text.size()) {
+      while (at < text.size() && is_word_break(text[at]))
+        ++at;
+      std::size_t end = at;
+      while (end < text.size() && !is_word_break(text[end]))
         ++end;
-      add_path(text.substr(at - 1, end - at + 1), false, false);
+      const std::string_view word = text.substr(at, end - at);
       at = end;
+      const auto backslash = word.find('\\');
+      if (backslash == std::string_view::npos || backslash + 1 >= word.size() ||
+          word.size() > max_path_length)
+        continue;
+      const char next = word[backslash + 1];
+      if (!(std::isalnum(static_cast<unsigned char>(next)) || next == '.' || next == '_')) continue;
+      std::string path(word);
+      std::replace(path.begin(), path.end(), '\\', '/');
+      if (path_shaped(path, false) || path.find("/.") != std::string::npos)
+        add_path(path, false, false);
     }
+  }
+
+  static bool is_word_break(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' || c == ';' ||
+           c == '|' || c == '&' || c == '(' || c == ')' || c == '`';
   }
 
   // "delete ns x" from kubectl_generic is "kubectl delete ns x".
@@ -1454,6 +1469,14 @@ class ViewBuilder {
       return;
     }
     if (word.starts_with("/dev/fd/")) return;  // a process substitution's stand-in
+    // An argv word keeps its backslashes: a Windows path (%USERPROFILE%\\.ssh\\id_rsa).
+    if (const auto backslash = word.find('\\');
+        backslash != std::string_view::npos && backslash + 1 < word.size() &&
+        (std::isalnum(static_cast<unsigned char>(word[backslash + 1])) ||
+         word[backslash + 1] == '.')) {
+      read_windows_paths(word);
+      return;
+    }
     // curl's operands are URLs, with or without a scheme: "x.io/i", "0xA9FEA9FE/latest".
     if (fetches && word.front() != '/' && word.front() != '.' && word.front() != '~' &&
         word.front() != '$' && !has_space(word) &&
