@@ -378,7 +378,15 @@ int policy_pin(const std::vector<std::string>& recordings, const std::string& pi
   for (const auto& source : recordings) {
     std::string text;
     if (source == "-") {
-      text.assign(std::istreambuf_iterator<char>(std::cin), {});
+      // Bounded like a file: a recording is read whole.
+      char buffer[64 * 1024];
+      while (std::cin.read(buffer, sizeof buffer) || std::cin.gcount() > 0) {
+        text.append(buffer, static_cast<std::size_t>(std::cin.gcount()));
+        if (text.size() > max_fixture_bytes) {
+          std::cerr << "-: the recording is larger than 8 MiB\n";
+          return 1;
+        }
+      }
     } else {
       const auto size = std::filesystem::file_size(source, ec);
       if (ec || size > max_fixture_bytes) {
