@@ -14,6 +14,12 @@
 #             to (never exhausted), token buckets in the gateway process -> membrane_bench_echo
 #   limit_redis the same, buckets in a redis-server this script starts (--redis): one EVALSHA
 #             round trip over loopback per call (opt-in: --targets membrane,limit_local,limit_redis)
+#   policy    wrk -> Membrane judging every call by the shipped ruleset (policies/default) -> echo
+#   audit     wrk -> Membrane writing the audit log (one hash-chained line per request) -> echo
+#   txn       wrk -> Membrane minting a transaction token for the upstream hop -> echo
+#   full      wrk -> Membrane with all of them and span export to the echo's OTLP sink -> echo
+#             (opt-in, with otlp_live for the attribution table:
+#              --targets direct,membrane,nginx,policy,audit,txn,otlp_live,full)
 #   baseline, baseline_limit: membrane and limit_local run by another Membrane binary
 #             (--baseline-bin, e.g. the previous commit's build), to compare two builds in one run
 #             (opt-in: --targets direct,membrane,baseline,limit_local,baseline_limit --baseline-bin B)
@@ -59,7 +65,8 @@ usage: bench/run.sh [options]
   --connections N          connections in the throughput run (default: $CONNECTIONS)
   --message TEXT           text the echo tool returns (default: "$MESSAGE")
   --targets LIST           comma-separated subset of direct,membrane,nginx,otlp_live,otlp_dead,
-                           stateless,limit_local,limit_redis,baseline,baseline_limit
+                           stateless,limit_local,limit_redis,policy,audit,txn,full,baseline,
+                           baseline_limit
                            (default: direct,membrane,nginx)
   --baseline-bin PATH      the Membrane binary of the baseline targets (another build)
   --rounds N               measure every target N times, interleaved; report medians (default: 1)
@@ -125,17 +132,17 @@ declare -A WANT=()
 IFS=',' read -r -a target_list <<<"$TARGETS"
 for t in "${target_list[@]}"; do
   case "$t" in
-    direct|membrane|nginx|otlp_live|otlp_dead|stateless|limit_local|limit_redis|baseline|baseline_limit) WANT[$t]=1 ;;
-    *) die "unknown target '$t' (direct, membrane, nginx, otlp_live, otlp_dead, stateless, limit_local, limit_redis, baseline, baseline_limit)" ;;
+    direct|membrane|nginx|otlp_live|otlp_dead|stateless|limit_local|limit_redis|policy|audit|txn|full|baseline|baseline_limit) WANT[$t]=1 ;;
+    *) die "unknown target '$t' (direct, membrane, nginx, otlp_live, otlp_dead, stateless, limit_local, limit_redis, policy, audit, txn, full, baseline, baseline_limit)" ;;
   esac
 done
 ORDER=()
-for t in direct membrane baseline stateless limit_local baseline_limit limit_redis otlp_live otlp_dead nginx; do
+for t in direct membrane baseline stateless limit_local baseline_limit limit_redis policy audit txn otlp_live otlp_dead full nginx; do
   [ -n "${WANT[$t]:-}" ] && ORDER+=("$t")
 done
 # Targets that run build/membrane.
 WANT_MEMBRANE=""
-for t in membrane stateless otlp_live otlp_dead limit_local limit_redis; do
+for t in membrane stateless otlp_live otlp_dead limit_local limit_redis policy audit txn full; do
   [ -n "${WANT[$t]:-}" ] && WANT_MEMBRANE=1
 done
 [ ${#ORDER[@]} -gt 0 ] || die "--targets is empty"
@@ -374,6 +381,34 @@ if [ -n "${WANT[limit_redis]:-}" ]; then
   launch_limited limit_redis "$REDIS_POLICY" --redis "redis://127.0.0.1:$REDIS_PORT"
 fi
 
+# Governance (what Membrane is deployed for), each feature alone and all of them together, from a
+# config file each: the shipped ruleset, the audit log, transaction tokens, span export.
+GOVERNED=""
+write_governed_config() {  # PORT (the target is $GOVERNED)
+  {
+    echo "# written by bench/run.sh"
+    echo "listen: \"127.0.0.1:$1\""
+    echo "workers: $WORKERS"
+    echo "log_level: warn"
+    echo "upstreams:"
+    echo "  echo:"
+    echo "    url: \"${URL[direct]}\""
+    case "$GOVERNED" in policy|full) printf 'policy:\n  paths: ["%s"]\n' "$ROOT/policies/default" ;; esac
+    case "$GOVERNED" in audit|full) printf 'audit:\n  file: "%s"\n' "$RUNDIR/audit-$GOVERNED.log" ;; esac
+    case "$GOVERNED" in
+      txn|full) printf 'txn:\n  key_file: "%s"\n  trust_domain: bench.example\n' "$RUNDIR/txn-key-$GOVERNED.json" ;;
+    esac
+    case "$GOVERNED" in full) printf 'otel:\n  endpoint: "http://127.0.0.1:%s"\n' "$ECHO_PORT" ;; esac
+  } >"$RUNDIR/membrane-$GOVERNED.yaml"
+}
+for GOVERNED in policy audit txn full; do
+  [ -n "${WANT[$GOVERNED]:-}" ] || continue
+  launch_on_free_port --before write_governed_config "$GOVERNED" "$RUNDIR/membrane-$GOVERNED.log" \
+    "$MEMBRANE_BIN" serve -c "$RUNDIR/membrane-$GOVERNED.yaml"
+  URL[$GOVERNED]="http://127.0.0.1:$LAUNCHED_PORT/mcp/echo"
+  log "membrane ($GOVERNED: $RUNDIR/membrane-$GOVERNED.yaml) on 127.0.0.1:$LAUNCHED_PORT"
+done
+
 if [ -n "${WANT[nginx]:-}" ]; then
   mkdir -p "$RUNDIR/nginx-tmp"
   user_directive=""
@@ -580,6 +615,20 @@ report() {
               'BEGIN { printf "%.2f", (n > 0 ? m / n : 0) }')
     awk -v r="$ratio" 'BEGIN { exit !(r >= 0.7) }' && verdict="met"
     echo "- Membrane throughput / nginx throughput: **${ratio}×** (target ≥ 0.70×: **$verdict**)"
+  fi
+  if [ -n "${WANT[membrane]:-}" ]; then
+    local feature shares=""
+    for feature in policy audit txn otlp_live full; do
+      [ -n "${WANT[$feature]:-}" ] || continue
+      shares+="${shares:+, }$feature $(awk -v f="${M[$feature,thr.rps]}" -v m="${M[membrane,thr.rps]}" 'BEGIN { printf "%.2f", (m > 0 ? f / m : 0) }')×"
+    done
+    [ -n "$shares" ] && echo "- Governance, throughput as a share of bare Membrane: $shares"
+  fi
+  if [ -n "${WANT[full]:-}" ] && [ -n "${WANT[nginx]:-}" ]; then
+    local full_ratio full_verdict="NOT met"
+    full_ratio=$(awk -v f="${M[full,thr.rps]}" -v n="${M[nginx,thr.rps]}" 'BEGIN { printf "%.2f", (n > 0 ? f / n : 0) }')
+    awk -v r="$full_ratio" 'BEGIN { exit !(r >= 0.7) }' && full_verdict="met"
+    echo "- full (policy + audit + transaction tokens + span export) / nginx throughput: **${full_ratio}×** (target ≥ 0.70×: **$full_verdict**)"
   fi
   if [ -n "${WANT[otlp_dead]:-}" ] && [ -n "${WANT[otlp_live]:-}" ]; then
     local dead_ratio dead_verdict="NOT met"
