@@ -48,6 +48,7 @@ WRITE_RESULTS=0
 RESULTS_FILE="$BENCH/RESULTS.md"
 KEEP_RUNDIR=0
 ROUNDS=1              # repeat all measurements, report per-metric medians
+SESSION_SECONDS=0     # --sessions S: latency of `initialize` (a new session) per target
 PIN=1                 # servers and wrk on separate CPUs (taskset)
 SERVER_CPUS=""        # default: all allowed CPUs but the last
 CLIENT_CPUS=""        # default: the last allowed CPU
@@ -70,6 +71,9 @@ usage: bench/run.sh [options]
                            (default: direct,membrane,nginx)
   --baseline-bin PATH      the Membrane binary of the baseline targets (another build)
   --rounds N               measure every target N times, interleaved; report medians (default: 1)
+  --sessions S             also time S seconds of `initialize` requests (each opens a new
+                           session), 1 connection, on direct and membrane: what a new session
+                           costs through the gateway against what a tools/call hop costs
   --server-cpus LIST       CPUs (taskset list) for echo, Membrane, nginx and redis-server
                            (default: all but the last)
   --client-cpus LIST       CPUs for wrk (default: the last allowed CPU)
@@ -116,6 +120,7 @@ while [ $# -gt 0 ]; do
     --targets) need_value "$@"; TARGETS=$2; shift 2 ;;
     --baseline-bin) need_value "$@"; BASELINE_BIN=$2; shift 2 ;;
     --rounds) need_value "$@"; need_int "$1" "$2"; ROUNDS=$2; shift 2 ;;
+    --sessions) need_value "$@"; need_int "$1" "$2"; SESSION_SECONDS=$2; shift 2 ;;
     --server-cpus) need_value "$@"; SERVER_CPUS=$2; shift 2 ;;
     --client-cpus) need_value "$@"; CLIENT_CPUS=$2; shift 2 ;;
     --no-pin) PIN=0; shift ;;
@@ -280,9 +285,10 @@ preflight() {
 # line in VAR.
 run_wrk() {
   local name=$1 url=$2 sid=$3 threads=$4 conns=$5 secs=$6 label=$7 var=${8:-}
-  local out="$RUNDIR/wrk.$name.$label.log" line protocol=2025-11-25
+  local out="$RUNDIR/wrk.$name.$label.log" line protocol=2025-11-25 initialize=0
   [ "$name" = stateless ] && protocol=2026-07-28
-  MCP_SESSION_ID="$sid" MCP_MESSAGE="$MESSAGE" MCP_PROTOCOL="$protocol" \
+  [[ $label == initialize* ]] && initialize=1
+  MCP_SESSION_ID="$sid" MCP_MESSAGE="$MESSAGE" MCP_PROTOCOL="$protocol" MCP_INITIALIZE="$initialize" \
     run_in_foreground timeout -k 5 $((secs + 30)) "${CLIENT_PIN[@]}" wrk -t"$threads" \
     -c"$conns" -d"${secs}s" --timeout 5s -s "$LUA" "$url" >"$out" 2>&1 || true
   line=$(grep '^RESULT ' "$out" | tail -1 || true)
@@ -426,6 +432,30 @@ if [ -n "${WANT[nginx]:-}" ]; then
   log "nginx on 127.0.0.1:$NGINX_PORT ($WORKERS worker process(es))"
 fi
 
+# --sessions: every initialize opens a session that stays until it idles out, so the gateway that
+# measures them holds far more than the default caps (256 per caller, 10 000 in all) allow; its
+# config raises them and is otherwise the membrane target's.
+write_sessions_config() {  # PORT
+  cat >"$RUNDIR/membrane-sessions.yaml" <<EOF
+# written by bench/run.sh
+listen: "127.0.0.1:$1"
+workers: $WORKERS
+log_level: warn
+limits:
+  max_sessions: 10000000
+  max_sessions_per_caller: 10000000
+upstreams:
+  echo:
+    url: "${URL[direct]}"
+EOF
+}
+if [ "$SESSION_SECONDS" -gt 0 ] && [ -n "${WANT[membrane]:-}" ]; then
+  launch_on_free_port --before write_sessions_config membrane-sessions \
+    "$RUNDIR/membrane-sessions.log" "$MEMBRANE_BIN" serve -c "$RUNDIR/membrane-sessions.yaml"
+  URL[membrane-sessions]="http://127.0.0.1:$LAUNCHED_PORT/mcp/echo"
+  log "membrane (sessions: caps raised) on 127.0.0.1:$LAUNCHED_PORT"
+fi
+
 # --- sessions and preflight ------------------------------------------------------------------
 # verify_limit NAME: right after NAME's preflight call, is its rate limit really charged?
 verify_limit() {
@@ -510,6 +540,20 @@ for ((round = 1; round <= ROUNDS; round++)); do
     log "$t:   ${THR[$t,$round]}"
   done
 done
+
+# New sessions: `initialize` after everything else (the sessions it opens stay until they idle out).
+declare -A INIT=()
+if [ "$SESSION_SECONDS" -gt 0 ]; then
+  for t in direct membrane; do
+    [ -n "${WANT[$t]:-}" ] || continue
+    url=${URL[$t]}
+    [ "$t" = membrane ] && url=${URL[membrane-sessions]}
+    log "$t: initialize run ${SESSION_SECONDS}s, 1 connection (a new session per request)"
+    run_wrk "$t" "$url" "" 1 1 "$WARMUP_SECONDS" "initialize-warmup"
+    run_wrk "$t" "$url" "" 1 1 "$SESSION_SECONDS" "initialize" "INIT[$t]"
+    log "$t:   ${INIT[$t]}"
+  done
+fi
 
 # --- report ----------------------------------------------------------------------------------
 fmt_int() { awk -v v="$1" 'BEGIN { printf "%d", v + 0.5 }'; }
@@ -668,6 +712,20 @@ report() {
   if [ "$redis_store_errors" -gt 0 ]; then
     echo "- **WARNING: Membrane logged $redis_store_errors call(s) for which Redis did not answer (forwarded unchecked); the limit_redis figures are not valid.**"
   fi
+  if [ -n "${INIT[membrane]:-}" ] && [ -n "${INIT[direct]:-}" ]; then
+    local init_m init_d init_added call_added extra init_verdict="NOT met" init_errors
+    init_m=$(field "${INIT[membrane]}" p50_us) init_d=$(field "${INIT[direct]}" p50_us)
+    init_added=$(awk -v m="$init_m" -v d="$init_d" 'BEGIN { print m - d }')
+    call_added=$(awk -v m="${M[membrane,lat.p50_us]}" -v d="${M[direct,lat.p50_us]}" 'BEGIN { print m - d }')
+    extra=$(awk -v i="$init_added" -v c="$call_added" 'BEGIN { print i - c }')
+    awk -v e="$extra" 'BEGIN { exit !(e <= 20) }' && init_verdict="met"
+    init_errors=$(( $(field "${INIT[membrane]}" errors) + $(field "${INIT[direct]}" errors) ))
+    echo "- New session (\`initialize\`, 1 connection): p50 $init_m µs through Membrane, $init_d µs direct" \
+         "(p99 $(field "${INIT[membrane]}" p99_us) / $(field "${INIT[direct]}" p99_us) µs): the gateway adds" \
+         "$(num "$init_added") µs to opening a session and $(num "$call_added") µs to a tools/call," \
+         "**$(minus "$extra" 0) µs more** (target ≤ 20 µs: **$init_verdict**)$([ "$init_errors" -gt 0 ] && echo "; $init_errors failed")"
+    errors_total=$((errors_total + init_errors))
+  fi
   if [ -n "${WANT[nginx]:-}" ] && [ -n "${WANT[direct]:-}" ]; then
     echo "- nginx added p50 latency over direct (reference): $(minus "${M[nginx,lat.p50_us]}" "${M[direct,lat.p50_us]}") µs"
   fi
@@ -684,6 +742,9 @@ report() {
       echo "round $round $t latency:    ${LAT[$t,$round]#RESULT }"
       echo "round $round $t throughput: ${THR[$t,$round]#RESULT }"
     done
+  done
+  for t in direct membrane; do
+    [ -n "${INIT[$t]:-}" ] && echo "$t initialize: ${INIT[$t]#RESULT }"
   done
   echo '```'
   echo

@@ -7,6 +7,8 @@
 --   MCP_MESSAGE       the echoed text (default "hello from wrk")
 --   MCP_PROTOCOL      2025-11-25 (default) or 2026-07-28: a stateless client, which sends
 --                     Mcp-Method / Mcp-Name and the _meta envelope instead of a session
+--   MCP_INITIALIZE    when "1", every request is an `initialize` without a session (each
+--                     opens a new session: the cost of starting one)
 --   MCP_STRICT_STATUS when "0", skip the per-response Lua callback and count only what wrk
 --                     itself counts as a status error (HTTP >= 400); default: count every
 --                     non-2xx response
@@ -22,6 +24,7 @@ local message = os.getenv("MCP_MESSAGE") or "hello from wrk"
 local strict = os.getenv("MCP_STRICT_STATUS") ~= "0"
 local protocol = os.getenv("MCP_PROTOCOL") or "2025-11-25"
 local stateless = protocol >= "2026-07-28"
+local initialize = os.getenv("MCP_INITIALIZE") == "1"
 
 -- JSON string literal for the message (escapes what JSON requires).
 local function json_string(s)
@@ -57,7 +60,7 @@ function init(args)
     table.insert(lines, "Mcp-Method: tools/call")
     table.insert(lines, "Mcp-Name: echo")
   end
-  if session ~= "" then
+  if session ~= "" and not initialize then
     table.insert(lines, "Mcp-Session-Id: " .. session)
   end
   table.insert(lines, "Content-Length: ")
@@ -70,6 +73,10 @@ function init(args)
   end
   body_suffix = ',"method":"tools/call","params":{"name":"echo","arguments":{"message":'
       .. json_string(message) .. '}' .. envelope .. '}}'
+  if initialize then
+    body_suffix = ',"method":"initialize","params":{"protocolVersion":"' .. protocol
+        .. '","capabilities":{},"clientInfo":{"name":"membrane-bench","version":"1.0.0"}}}'
+  end
   -- Ids: thread_index * 1e12 + n, exact in a double and unique across threads.
   counter = (thread_index or 0) * 1000000000000
   if not strict then
