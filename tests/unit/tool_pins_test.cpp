@@ -86,3 +86,22 @@ TEST_CASE("the catalog pins a tool at first sight, reports a change once, and ho
   CHECK(catalog.learn("rug", nameless).entry == nullptr);
   CHECK(catalog.learn("rug", {{"name", std::string(300, 'n')}}).entry == nullptr);
 }
+
+TEST_CASE("the catalog keeps at most its budget of definitions per upstream, and pins the rest") {
+  gateway::ToolCatalog catalog;
+  // 100 tools of about 200 KiB each: 20 MiB, over the 16 MiB an upstream may hold.
+  const std::string padding(200 * 1024, 'x');
+  std::size_t kept = 0;
+  for (int i = 0; i < 100; ++i) {
+    mcp::Json tool = {{"name", "t" + std::to_string(i)}, {"description", padding}};
+    const auto learnt = catalog.learn("big", tool);
+    REQUIRE(learnt.entry);
+    CHECK(learnt.entry->digest.digest.starts_with("sha256:"));
+    if (!learnt.entry->definition.is_null()) ++kept;
+  }
+  CHECK(kept > 0);
+  CHECK(kept * 200 * 1024 <= gateway::ToolCatalog::max_upstream_definition_bytes);
+  // A tool listed again in its place costs nothing more.
+  mcp::Json again = {{"name", "t0"}, {"description", padding}};
+  CHECK_FALSE(catalog.learn("big", again).entry->definition.is_null());
+}

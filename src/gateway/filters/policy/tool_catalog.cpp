@@ -57,13 +57,23 @@ ToolCatalog::Learnt ToolCatalog::learn(const std::string& upstream, const mcp::J
   if (tool_name.size() > max_name_bytes) return learnt;
   auto entry = std::make_shared<Entry>();
   entry->digest = mcp::digest_tool(tool);
-  // A definition too large to keep is still pinned; the views then read values by shape.
-  if (dump(tool).size() <= max_definition_bytes) entry->definition = tool;
+  const std::size_t size = dump(tool).size();
   bool share_first_sight = false;
   {
     std::lock_guard lock(mutex_);
     auto& known = upstreams_[upstream];
-    if (!known.entries.contains(tool_name) && known.entries.size() >= max_tools) return learnt;
+    const auto previous = known.entries.find(tool_name);
+    if (previous == known.entries.end() && known.entries.size() >= max_tools) return learnt;
+    // A definition too large to keep, or past the upstream's budget, is still pinned; the views
+    // then read its arguments by name and shape.
+    const std::size_t replaced =
+        previous == known.entries.end() ? 0 : previous->second->definition_bytes;
+    if (size <= max_definition_bytes &&
+        known.definition_bytes - replaced + size <= max_upstream_definition_bytes) {
+      entry->definition = tool;
+      entry->definition_bytes = size;
+    }
+    known.definition_bytes = known.definition_bytes - replaced + entry->definition_bytes;
     const mcp::ToolDigest* pinned = nullptr;
     if (const auto file = file_pins_.find(upstream); file != file_pins_.end()) {
       if (const auto pin = file->second.find(tool_name); pin != file->second.end())
@@ -124,7 +134,7 @@ void ToolCatalog::adopt(const std::string& upstream, const std::string& tool,
   known.first_seen[tool] = pinned;
   const auto current = known.entries.find(tool);
   if (current == known.entries.end()) return;
-  auto entry = std::make_shared<Entry>(*current->second);
+  auto entry = std::make_shared<Entry>(*current->second);  // same definition: same bytes
   entry->pinned = std::move(pinned);
   entry->changes = entry->pinned.digest == entry->digest.digest
                        ? std::string()

@@ -21,9 +21,11 @@ class ToolCatalog {
   static constexpr std::size_t max_tools = 4096;  // per upstream
   static constexpr std::size_t max_name_bytes = 256;
   static constexpr std::size_t max_definition_bytes = 256 * 1024;
+  static constexpr std::size_t max_upstream_definition_bytes = 16 * 1024 * 1024;
 
   struct Entry {
-    mcp::Json definition;  // as last listed
+    mcp::Json definition;  // as last listed (null when it was not kept: too large)
+    std::size_t definition_bytes = 0;
     mcp::ToolDigest digest;
     mcp::ToolDigest pinned;
     std::string changes;  // "description, inputSchema"; empty when the pin holds
@@ -51,6 +53,7 @@ class ToolCatalog {
   struct Upstream {
     std::map<std::string, std::shared_ptr<const Entry>, std::less<>> entries;
     std::map<std::string, mcp::ToolDigest, std::less<>> first_seen;
+    std::size_t definition_bytes = 0;  // the kept definitions together
   };
   // Pins a first-seen tool in Redis, or adopts the pin another replica set first.
   awaitable<void> share(std::string upstream, std::string tool, mcp::ToolDigest digest);
