@@ -13,6 +13,12 @@ namespace membrane::app {
 
 namespace {
 
+// The value after flag args[i]; `i` moves onto it. A flag at the end is a usage error.
+const std::string& flag_value(const std::vector<std::string>& args, std::size_t& i) {
+  if (i + 1 >= args.size()) throw UsageError(args[i] + " needs a value");
+  return args[++i];
+}
+
 struct FlagSpec {
   std::string_view name;   // long form, e.g. "--listen"
   std::string_view alias;  // short form ("-c"), or empty
@@ -324,26 +330,22 @@ CommandLine parse_token_command(const std::vector<std::string>& args) {
   auto& token = command_line.token;
   for (std::size_t i = 2; i < args.size(); ++i) {
     const std::string& flag = args[i];
-    const auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
-      return args[++i];
-    };
     if (flag == "--key" && subcommand == "mint") {
-      token.key_file = value();
+      token.key_file = flag_value(args, i);
     } else if (flag == "--jwks" && subcommand == "verify") {
-      token.jwks_file = value();
+      token.jwks_file = flag_value(args, i);
     } else if (flag == "--sub" && subcommand == "mint") {
-      token.subject = value();
+      token.subject = flag_value(args, i);
     } else if (flag == "--issuer" || flag == "--iss") {
-      token.issuer = value();
+      token.issuer = flag_value(args, i);
     } else if (flag == "--audience" || flag == "--aud") {
-      token.audiences.push_back(value());
+      token.audiences.push_back(flag_value(args, i));
     } else if (flag == "--typ") {
-      token.type = value();
+      token.type = flag_value(args, i);
     } else if (flag == "--claims" && subcommand == "mint") {
-      token.claims_json = value();
+      token.claims_json = flag_value(args, i);
     } else if (flag == "--lifetime" && subcommand == "mint") {
-      const std::string& text = value();
+      const std::string& text = flag_value(args, i);
       std::size_t digits = 0;
       while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])))
         ++digits;
@@ -410,14 +412,10 @@ CommandLine parse_policy_command(const std::vector<std::string>& args) {
     command_line.verb = Verb::policy_pin;
     for (std::size_t i = 2; i < args.size(); ++i) {
       const std::string& flag = args[i];
-      const auto value = [&]() -> const std::string& {
-        if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
-        return args[++i];
-      };
       if (flag == "--pins")
-        command_line.pin.pins_file = value();
+        command_line.pin.pins_file = flag_value(args, i);
       else if (flag == "--server")
-        command_line.pin.server = value();
+        command_line.pin.server = flag_value(args, i);
       else if (flag == "--prune")
         command_line.pin.prune = true;
       else if (flag.starts_with("-") && flag != "-")
@@ -438,16 +436,12 @@ CommandLine parse_policy_command(const std::vector<std::string>& args) {
   command_line.verb = Verb::policy_explain;
   for (std::size_t i = 2; i < args.size(); ++i) {
     const std::string& flag = args[i];
-    const auto value = [&]() -> const std::string& {
-      if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
-      return args[++i];
-    };
     if (flag == "-p" || flag == "--policy")
-      command_line.policy_paths.push_back(value());
+      command_line.policy_paths.push_back(flag_value(args, i));
     else if (flag == "--call")
-      command_line.policy_call = value();
+      command_line.policy_call = flag_value(args, i);
     else if (flag == "--format") {
-      const std::string& format = value();
+      const std::string& format = flag_value(args, i);
       if (format != "json" && format != "text")
         throw UsageError("--format must be json or text, got '" + format + "'");
       command_line.json_output = format == "json";
@@ -492,17 +486,13 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
         {"--verdict", &query.verdict}, {"--since", &query.since},       {"--until", &query.until}};
     for (std::size_t i = 2; i < args.size(); ++i) {
       const std::string& flag = args[i];
-      const auto value = [&]() -> const std::string& {
-        if (i + 1 >= args.size()) throw UsageError(flag + " needs a value");
-        return args[++i];
-      };
       if (flag == "--jwks" && subcommand == "verify") {
-        command_line.token.jwks_file = value();
+        command_line.token.jwks_file = flag_value(args, i);
       } else if (const auto it = query_flags.find(flag);
                  it != query_flags.end() && subcommand == "query") {
-        *it->second = value();
+        *it->second = flag_value(args, i);
       } else if (flag == "--format" && subcommand == "query") {
-        const std::string& format = value();
+        const std::string& format = flag_value(args, i);
         if (format != "json" && format != "table")
           throw UsageError("--format must be json or table, got '" + format + "'");
         command_line.json_output = format == "json";
