@@ -298,6 +298,13 @@ void print_areas(const TestRun& run) {
   }
 }
 
+// The labelled cases per area, then "N passed, M failed"; the exit code.
+int report(const TestRun& run) {
+  print_areas(run);
+  std::cout << run.passed << " passed, " << run.failed << " failed\n";
+  return run.failed == 0 ? 0 : 1;
+}
+
 // The policy of `paths`, or nothing when it does not load (the error is printed).
 std::optional<policy::Policy> load_or_report(const std::vector<std::string>& paths) {
   try {
@@ -324,8 +331,10 @@ int policy_test(const std::vector<std::string>& paths, const std::vector<std::st
       for (const auto& file : test_files_under(root))
         run_test_file(*loaded, file, run);
     }
+    return report(run);
   }
-  for (const auto& root : case_paths.empty() ? paths : std::vector<std::string>{}) {
+  // Each path's rules and the cases beside them.
+  for (const auto& root : paths) {
     std::vector<std::filesystem::path> policy_files;
     std::vector<std::filesystem::path> test_files;
     const std::filesystem::path base(root);
@@ -359,9 +368,7 @@ int policy_test(const std::vector<std::string>& paths, const std::vector<std::st
     for (const auto& test_file : test_files)
       run_test_file(*loaded, test_file, run);
   }
-  print_areas(run);
-  std::cout << run.passed << " passed, " << run.failed << " failed\n";
-  return run.failed == 0 ? 0 : 1;
+  return report(run);
 }
 
 int policy_pin(const std::vector<std::string>& recordings, const std::string& pins_file,
