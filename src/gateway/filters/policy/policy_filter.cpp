@@ -28,6 +28,8 @@ void describe_caller(const Exchange& exchange, policy::CallContext& call) {
 // What the policy knows of the listed tool: its definition (argument roles for the views) and
 // whether it still matches its pin.
 void describe_tool(const ToolCatalog::Entry* tool, policy::CallContext& call) {
+  call.tool_changed = false;
+  call.tool_changes = call.tool_digest = call.tool_pinned_digest = {};
   if (!tool) return;
   if (!tool->definition.is_null()) {
     call.tool_definition = &tool->definition;
@@ -472,12 +474,9 @@ void PolicyFilter::filter_tool_list(Exchange& exchange, std::string& message) co
     call.tool_description = {};
     call.tool_text = {};
     // Pinning: the definition as listed now against its pin. A change is an alert, once.
-    call.tool_definition = &tool;
-    call.tool_changed = false;
-    call.tool_changes = call.tool_digest = call.tool_pinned_digest = {};
     const auto learnt = catalog_->learn(exchange.upstream, tool);
     describe_tool(learnt.entry.get(), call);
-    call.tool_definition = &tool;
+    call.tool_definition = &tool;  // as listed now, whether or not the catalogue kept it
     if (learnt.newly_changed) {
       log::warn("policy: ALERT tool '", call.tool, "' of upstream '", exchange.upstream,
                 "' changed since it was pinned (", learnt.entry->changes, "): pinned ",
