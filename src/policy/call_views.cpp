@@ -1029,18 +1029,27 @@ class ViewBuilder {
   }
 
   // --- commands ---
-  void read_script(std::string_view text, int depth, std::optional<std::string>* output = nullptr) {
+  // What reading a script found that its caller builds on.
+  struct ScriptRead {
+    std::optional<std::string> output;   // the last pipeline's output, when a decoded payload
+    std::vector<std::string> pipelines;  // each pipeline's programs: "curl | tee"
+  };
+
+  ScriptRead read_script(std::string_view text, int depth) {
+    ScriptRead read;
     if (depth > max_script_depth) {
       views_.incomplete = true;
-      return;
+      return read;
     }
-    if (!spend(text.size())) return;
+    if (!spend(text.size())) return read;
     const shell::Script script = shell::parse(text);
     if (script.truncated) views_.incomplete = true;
     for (const auto& pipeline : script.pipelines) {
-      auto decoded = read_pipeline(pipeline, depth);
-      if (output) *output = std::move(decoded);
+      PipelineRead piped = read_pipeline(pipeline, depth);
+      read.output = std::move(piped.output);
+      if (!piped.programs.empty()) read.pipelines.push_back(std::move(piped.programs));
     }
+    return read;
   }
 
   // A POSIX shell reads `C:\\Users\\x\\.ssh` as `C:Usersx.ssh`; cmd.exe and PowerShell read it as
@@ -1093,8 +1102,14 @@ class ViewBuilder {
     read_pipeline(pipeline, depth);
   }
 
-  // Reads a pipeline; returns what it prints when that is a decoded payload (for `$(…)`).
-  std::optional<std::string> read_pipeline(const shell::Pipeline& pipeline, int depth) {
+  struct PipelineRead {
+    std::string programs;               // "curl | sh"
+    std::optional<std::string> output;  // what it prints, when that is a decoded payload
+  };
+
+  // Reads a pipeline: its programs (also pushed as a view value), and what it prints when that is
+  // a decoded payload (for `$(…)`).
+  PipelineRead read_pipeline(const shell::Pipeline& pipeline, int depth) {
     std::string programs_text;
     std::optional<std::string> data;
     bool decoded = false;
@@ -1106,9 +1121,10 @@ class ViewBuilder {
         programs_text += program;
       }
     }
-    if (!programs_text.empty()) push(View::pipelines, keep(std::move(programs_text)));
-    if (decoded && data) return data;
-    return std::nullopt;
+    if (!programs_text.empty()) push(View::pipelines, keep(programs_text));
+    PipelineRead read{std::move(programs_text), std::nullopt};
+    if (decoded && data) read.output = std::move(data);
+    return read;
   }
 
   // Reads one simple command: its effective program (returned), its text, its paths and URLs,
@@ -1249,30 +1265,15 @@ class ViewBuilder {
 
     // Substitutions run first; a decoded one run by a shell or eval is a payload.
     for (const auto& body : command.substitutions) {
-      std::optional<std::string> output;
-      read_script(body, depth + 1, &output);
-      if ((shell || interpreter) && output) {
-        add_code(shell ? std::string_view("sh") : std::string_view(program), *output, "decoded",
-                 depth + 1);
+      const ScriptRead inner = read_script(body, depth + 1);
+      if (!shell && !interpreter) continue;
+      if (inner.output) {
+        add_code(shell ? std::string_view("sh") : std::string_view(program), *inner.output,
+                 "decoded", depth + 1);
       }
-      if (shell || interpreter) {
-        // `bash <(curl …)`, `sh -c "$(curl …)"`: the substitution's programs feed this one.
-        const shell::Script inner = shell::parse(body, 256);
-        for (const auto& pipeline : inner.pipelines) {
-          std::string chain;
-          for (const auto& inner_command : pipeline.commands) {
-            std::size_t at = 0;
-            while (at < inner_command.words.size() &&
-                   (is_assignment(inner_command.words[at]) ||
-                    one_of(basename_of(inner_command.words[at]), wrappers)))
-              ++at;
-            if (at < inner_command.words.size())
-              chain +=
-                  (chain.empty() ? "" : " | ") + std::string(basename_of(inner_command.words[at]));
-          }
-          if (!chain.empty()) push(View::pipelines, keep(chain + " | " + program));
-        }
-      }
+      // `bash <(curl …)`, `sh -c "$(curl …)"`: the substitution's programs feed this one.
+      for (const auto& chain : inner.pipelines)
+        push(View::pipelines, keep(chain + " | " + program));
     }
 
     // Standard input: here-documents, here-strings, and what flows through the pipe.
