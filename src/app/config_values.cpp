@@ -14,6 +14,7 @@
 #include <set>
 #include <utility>
 
+#include "membrane/core/ascii.hpp"
 #include "membrane/core/duration.hpp"
 
 namespace membrane::app::config_values {
@@ -23,13 +24,6 @@ namespace {
 bool is_all_digits(std::string_view text) {
   return !text.empty() &&
          std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
-}
-
-std::string to_lower(std::string_view text) {
-  std::string lowered(text);
-  std::transform(lowered.begin(), lowered.end(), lowered.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return lowered;
 }
 
 // Edit distance, used only to suggest the intended key when one is misspelt.
@@ -89,7 +83,7 @@ std::optional<std::string> closest_match(std::string_view word,
   std::optional<std::string> best;
   std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
   for (const auto& candidate : candidates) {
-    const std::size_t distance = edit_distance(to_lower(word), candidate);
+    const std::size_t distance = edit_distance(ascii::lower(word), candidate);
     if (distance < best_distance) {
       best_distance = distance;
       best = candidate;
@@ -250,7 +244,7 @@ std::string normalized_http_url(std::string_view url, std::string_view scheme_hi
   if (scheme_end == std::string_view::npos) {
     throw InvalidValue("expected an http:// or https:// URL, got " + single_quoted(url));
   }
-  const std::string scheme = to_lower(url.substr(0, scheme_end));
+  const std::string scheme = ascii::lower(url.substr(0, scheme_end));
   if (scheme != "http" && scheme != "https") {
     throw InvalidValue("unsupported URL scheme " + single_quoted(scheme) + " (use " +
                        std::string(scheme_hint) + ")");
@@ -408,7 +402,7 @@ void check_header_name(std::string_view name) {
   static const std::set<std::string> kManagedHeaders{
       "host",    "content-length", "transfer-encoding", "connection",
       "upgrade", "mcp-session-id", "content-type",      "accept"};
-  if (kManagedHeaders.contains(to_lower(name))) {
+  if (kManagedHeaders.contains(ascii::lower(name))) {
     throw InvalidValue("header " + single_quoted(name) +
                        " is set by the gateway and cannot be configured");
   }

@@ -3,15 +3,10 @@
 #include <algorithm>
 #include <cctype>
 
+#include "membrane/core/ascii.hpp"
+
 namespace membrane::http {
 namespace {
-
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 // Splits "host:port" / "[v6]:port" / "host" into host and port ("" when absent).
 void split_host_port(std::string_view authority, std::string_view& host, std::string_view& port) {
@@ -61,7 +56,7 @@ OriginPolicy::OriginPolicy(std::vector<std::string> allowed_origins,
   }
   for (const auto& origin : allowed_origins) {
     if (origin == "*") any_origin_ = true;
-    origins_.push_back(lowercase(origin));
+    origins_.push_back(ascii::lower(origin));
   }
   if (allowed_hosts.empty()) {
     if (listening_on_loopback)
@@ -71,13 +66,13 @@ OriginPolicy::OriginPolicy(std::vector<std::string> allowed_origins,
   }
   for (const auto& host : allowed_hosts) {
     if (host == "*") any_host_ = true;
-    hosts_.push_back(lowercase(host));
+    hosts_.push_back(ascii::lower(host));
   }
 }
 
 bool OriginPolicy::origin_allowed(std::string_view origin) const {
   if (origin.empty() || any_origin_) return true;
-  const std::string value = lowercase(origin);
+  const std::string value = ascii::lower(origin);
   const auto scheme_end = value.find("://");
   if (scheme_end == std::string::npos) return false;  // "null" and other opaque origins
   const std::string_view scheme = std::string_view(value).substr(0, scheme_end);
@@ -97,7 +92,7 @@ bool OriginPolicy::origin_allowed(std::string_view origin) const {
 bool OriginPolicy::host_allowed(std::string_view host) const {
   if (any_host_) return true;
   if (host.empty()) return false;  // HTTP/1.1 requires Host (RFC 9112 §3.2)
-  const std::string value = lowercase(host);
+  const std::string value = ascii::lower(host);
   return std::any_of(hosts_.begin(), hosts_.end(),
                      [&](const std::string& pattern) { return authority_matches(pattern, value); });
 }

@@ -1,5 +1,6 @@
 #include "membrane/mcp/param_headers.hpp"
 
+#include "membrane/core/ascii.hpp"
 #include "membrane/mcp/protocol.hpp"
 
 #include <algorithm>
@@ -19,13 +20,6 @@ bool is_token(std::string_view text) {
   return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || specials.find(c) != specials.npos;
   });
-}
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 void collect(const Json& schema, std::vector<std::string>& path, std::vector<ParamHeader>& out) {
@@ -135,9 +129,9 @@ std::vector<ParamHeader> param_headers_of(const Json& input_schema) {
   // A name declared twice (without regard to case) names no one argument: neither is checked.
   std::vector<std::string> names;
   for (const auto& declared : out)
-    names.push_back(lower(declared.name));
+    names.push_back(ascii::lower(declared.name));
   std::erase_if(out, [&names](const ParamHeader& declared) {
-    return std::count(names.begin(), names.end(), lower(declared.name)) > 1;
+    return std::count(names.begin(), names.end(), ascii::lower(declared.name)) > 1;
   });
   return out;
 }

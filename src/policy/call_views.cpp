@@ -15,6 +15,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "membrane/core/ascii.hpp"
 #include "policy/shell_parse.hpp"
 
 namespace membrane::policy {
@@ -27,13 +28,6 @@ constexpr int max_script_depth = 6;                      // sh -c "sh -c …", $
 constexpr std::size_t max_analyzed_bytes = 1024 * 1024;  // commands and code, per call
 constexpr std::size_t max_path_length = 4096;
 constexpr std::size_t max_downloads = 64;  // files a call's commands download to
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (auto& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // "file_path", "filePath", "FILE-PATH" -> "filepath"
 std::string squashed_key(std::string_view key) {
@@ -182,7 +176,7 @@ Role role_of_schema(const Json* schema) {
   }
   const auto description = schema->find("description");
   if (description == schema->end() || !description->is_string()) return Role::unknown;
-  const std::string text = lower(description->get_ref<const std::string&>().substr(0, 512));
+  const std::string text = ascii::lower(description->get_ref<const std::string&>().substr(0, 512));
   if (contains_word(text, "shell command") || contains_word(text, "command to run") ||
       contains_word(text, "command to execute") || contains_word(text, "command line") ||
       contains_word(text, "bash command"))
@@ -222,7 +216,7 @@ std::string_view basename_of(std::string_view program) {
   const auto backslash = program.rfind('\\');
   if (backslash != std::string_view::npos) program.remove_prefix(backslash + 1);
   if (program.size() > 4) {
-    const std::string tail = lower(program.substr(program.size() - 4));
+    const std::string tail = ascii::lower(program.substr(program.size() - 4));
     if (tail == ".exe") program.remove_suffix(4);
   }
   return program;
@@ -257,7 +251,7 @@ constexpr std::array<Interpreter, 14> interpreters = {{
 }};
 
 const Interpreter* interpreter_of(std::string_view program) {
-  const std::string name = lower(program);
+  const std::string name = ascii::lower(program);
   for (const auto& interpreter : interpreters) {
     if (!name.starts_with(interpreter.prefix)) continue;
     const std::string_view rest = std::string_view(name).substr(interpreter.prefix.size());
@@ -269,7 +263,7 @@ const Interpreter* interpreter_of(std::string_view program) {
 }
 
 bool is_powershell(std::string_view program) {
-  const std::string name = lower(program);
+  const std::string name = ascii::lower(program);
   return name == "pwsh" || name == "powershell";
 }
 
@@ -447,7 +441,7 @@ bool has_url_scheme(std::string_view text) {
 }
 
 bool is_file_url(std::string_view text) {
-  return text.size() > 5 && lower(text.substr(0, 5)) == "file:";
+  return text.size() > 5 && ascii::lower(text.substr(0, 5)) == "file:";
 }
 
 bool has_space(std::string_view text) {
@@ -554,7 +548,7 @@ std::string_view classify_ipv4(std::uint32_t a) {
 }  // namespace
 
 std::string_view classify_host(std::string_view host_text) {
-  std::string host = lower(host_text);
+  std::string host = ascii::lower(host_text);
   if (!host.empty() && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
   while (!host.empty() && host.back() == '.')
@@ -822,7 +816,7 @@ class ViewBuilder {
     if (url.empty()) return;
     push(View::urls, url);
     const auto scheme_end = url.find(':');
-    const std::string_view scheme = keep(lower(url.substr(0, scheme_end)));
+    const std::string_view scheme = keep(ascii::lower(url.substr(0, scheme_end)));
     push(View::url_schemes, scheme);
     std::string_view rest = url.substr(scheme_end + 1);
     if (scheme == "file") {
@@ -853,7 +847,7 @@ class ViewBuilder {
       host = authority.substr(0, colon);
       port = authority.substr(colon + 1);
     }
-    const std::string decoded_host = lower(percent_decode(host));
+    const std::string decoded_host = ascii::lower(percent_decode(host));
     push(View::url_hosts, keep(decoded_host));
     if (port.empty()) {
       if (scheme == "http" || scheme == "ws")
@@ -1005,7 +999,7 @@ class ViewBuilder {
     }
     if (role == Role::code) {
       std::string_view interpreter = language_.empty() ? tool_language_ : language_;
-      const std::string lowered = lower(interpreter);
+      const std::string lowered = ascii::lower(interpreter);
       if (lowered == "bash" || lowered == "shell" || lowered == "sh" || lowered == "zsh") {
         add_code("sh", text, "argument", 0);
       } else if (lowered == "javascript" || lowered == "js" || lowered == "typescript") {
@@ -1413,7 +1407,7 @@ class ViewBuilder {
                                    int depth) {
     const bool powershell = is_powershell(program);
     for (std::size_t i = first + 1; i < words.size(); ++i) {
-      const std::string word = powershell ? lower(words[i]) : words[i];
+      const std::string word = powershell ? ascii::lower(words[i]) : words[i];
       if (powershell &&
           (word == "-e" || word == "-enc" || word == "-ec" || word == "-encodedcommand") &&
           i + 1 < words.size()) {
@@ -1550,7 +1544,7 @@ class ViewBuilder {
   // --- code ---
   // Paths and URLs in a script's string literals, and base64 literals it decodes and runs.
   void read_code_literals(std::string_view interpreter, std::string_view body, int depth) {
-    const std::string lowered = lower(body.substr(0, 64 * 1024));
+    const std::string lowered = ascii::lower(body.substr(0, 64 * 1024));
     const bool decodes = lowered.find("b64decode") != std::string::npos ||
                          lowered.find("base64") != std::string::npos ||
                          lowered.find("atob(") != std::string::npos ||
