@@ -431,9 +431,10 @@ void ConfigReader::read_txn(Field& field, TxnConfig& txn) {
       if (txn.lifetime < Milliseconds(10'000)) fail(value, "use at least 10s");
     } else if (key == "per") {
       const std::string per = read_nonempty_string(value);
-      if (per != "call" && per != "session")
-        fail(value, "expected call or session, got " + single_quoted(per));
-      txn.per_session = per == "session";
+      // "session" is the name this mode had before a client could declare its transactions.
+      if (per != "call" && per != "transaction" && per != "session")
+        fail(value, "expected transaction or call, got " + single_quoted(per));
+      txn.per_call = per == "call";
     } else if (key == "context") {
       txn.context = read_string_list(value, "argument names");
     } else if (key == "trusted_jwks") {

@@ -221,7 +221,7 @@ std::shared_ptr<const identity::TransactionTokenService> make_transaction_servic
   if (!txn.trusted_jwks.empty()) options.trusted = identity::KeySet::read_file(txn.trusted_jwks);
   log::info("txn: transaction tokens for trust domain '", txn.trust_domain, "', key '",
             options.signing_keys.front().kid(), "' from ", txn.key_file, ", one per ",
-            txn.per_session ? "session" : "call");
+            txn.per_call ? "call" : "transaction");
   return std::make_shared<const identity::TransactionTokenService>(std::move(options));
 }
 
@@ -410,7 +410,7 @@ int serve(const Config& config) {
     }
     gateway::TransactionFilterOptions txn_options;
     txn_options.service = std::move(service);
-    txn_options.per_session = config.txn.per_session;
+    txn_options.per_call = config.txn.per_call;
     txn_options.context_arguments = config.txn.context;
     filters.add(std::make_unique<gateway::TransactionFilterFactory>(std::move(txn_options)));
   }

@@ -35,8 +35,8 @@ test('through the gateway, the example verifies the transaction token and sees t
   const result = await client.callTool({ name: 'whoami', arguments: {} });
   const seen = JSON.parse(result.content[0].text);
   assert.equal(seen.sub, 'anonymous');
-  assert.match(seen.txn, /^[A-Za-z0-9_-]{16,}$/);
-  assert.deepEqual(seen.tctx, { method: 'tools/call', server: 'crm', tool: 'whoami' });
+  assert.match(seen.txn, /^s-[A-Za-z0-9_-]{16,}$/, 'the session\'s transaction');
+  assert.deepEqual(seen.tctx, { server: 'crm' });
   assert.equal(seen.rctx.client_ip, '127.0.0.1');
 });
 

@@ -1,6 +1,7 @@
 // Transaction tokens end to end: the upstream (a real SDK server that reports what it received)
 // gets a Txn-Token that verifies with `jose` against the gateway's /.well-known/jwks.json, has
-// `typ: txntoken+jwt` and the draft's claims, and differs per call; an incoming token from a
+// `typ: txntoken+jwt` and the draft's claims; one token serves a whole transaction (the session's,
+// or one the client declares), with `per: call` as the explicit other mode; an incoming token from a
 // trusted service is kept (its transaction continues) and a policy on txn.tctx holds the call to
 // it; untrusted tokens are refused; the signing key is created once and persisted.
 import assert from 'node:assert/strict';
@@ -105,7 +106,14 @@ before(async () => {
 });
 after(cleanup);
 
-describe('minted tokens', () => {
+async function callWithHeaders(client, { args = {}, meta } = {}) {
+  const params = { name: 'request_headers', arguments: args };
+  if (meta) params._meta = meta;
+  const result = await client.callTool(params);
+  return jose.decodeJwt(JSON.parse(result.content[0].text)['txn-token']);
+}
+
+describe('minted tokens (one per transaction, the default)', () => {
   test('the upstream gets a Txn-Token that verifies against the published JWKS with the draft\'s claims', async () => {
     const { client } = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
     const seen = await headersSeenUpstream(client);
@@ -119,24 +127,57 @@ describe('minted tokens', () => {
     assert.equal(payload.sub, 'alice');
     assert.equal(payload.req_wl, 'membrane-test');
     assert.equal(payload.scope, 'mcp');
-    assert.match(payload.txn, /^[A-Za-z0-9_-]{16,}$/);
+    assert.match(payload.txn, /^s-[A-Za-z0-9_-]{16,}$/);
     assert.ok(payload.exp - payload.iat <= 300 && payload.exp > payload.iat);
-    assert.deepEqual(payload.tctx, { method: 'tools/call', server: 'rec', tool: 'request_headers' });
+    // The transaction's context, not one call's: the call is in the message the token goes with.
+    assert.deepEqual(payload.tctx, { server: 'rec' });
     assert.equal(payload.rctx.client_ip, '127.0.0.1');
     assert.equal(payload.rctx.authn, 'bearer-jwt');
     assert.equal(payload.rctx.agent, 'membrane-it', 'the client\'s declared name');
     assert.equal(seen.authorization, undefined, 'the agent\'s bearer token never reaches the upstream');
   });
 
-  test('every call is its own transaction', async () => {
+  test('a session is one transaction: its calls carry the same token, another session another', async () => {
     const { client } = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
-    const first = jose.decodeJwt((await headersSeenUpstream(client))['txn-token']);
-    const second = jose.decodeJwt((await headersSeenUpstream(client))['txn-token']);
-    assert.notEqual(first.txn, second.txn);
+    const first = (await headersSeenUpstream(client))['txn-token'];
+    const second = (await headersSeenUpstream(client))['txn-token'];
+    assert.equal(first, second, 'minted once, reused for the session');
+    const other = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    assert.notEqual(jose.decodeJwt((await headersSeenUpstream(other.client))['txn-token']).txn, jose.decodeJwt(first).txn);
   });
 
-  test('argument values named in txn.context are recorded in tctx', async () => {
+  test('a declared transaction spans the caller\'s sessions and is the caller\'s own', async () => {
+    const meta = { 'io.membrane/transaction': 'refund-4711' };
+    const one = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    const two = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    const declaredOne = await callWithHeaders(one.client, { meta });
+    const declaredTwo = await callWithHeaders(two.client, { meta });
+    assert.match(declaredOne.txn, /^c-/);
+    assert.equal(declaredOne.txn, declaredTwo.txn, 'the same transaction from two sessions');
+    assert.notEqual((await callWithHeaders(one.client)).txn, declaredOne.txn, 'the session\'s own transaction is another');
+    const other = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken('bob')}` } });
+    const bobs = await callWithHeaders(other.client, { meta });
+    assert.equal(bobs.sub, 'bob');
+    assert.notEqual(bobs.txn, declaredOne.txn, 'another caller naming the same transaction gets its own');
+  });
+
+  test('a malformed declared transaction is refused with a clear error', async () => {
     const { client } = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    for (const bad of ['', 'x'.repeat(129), 'has space', 42, { id: 1 }]) {
+      await assert.rejects(
+        client.callTool({ name: 'echo', arguments: { message: 'x' }, _meta: { 'io.membrane/transaction': bad } }),
+        /io\.membrane\/transaction.*1 to 128 visible ASCII/,
+      );
+    }
+  });
+
+  test('argument values named in txn.context are added to the transaction\'s token (a replacement)', async () => {
+    const { client } = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    const plain = await callWithHeaders(client);
+    const withCustomer = await callWithHeaders(client, { args: { customer_id: 'c-7' } });
+    assert.equal(withCustomer.txn, plain.txn, 'still the session\'s transaction');
+    assert.deepEqual(withCustomer.tctx, { server: 'rec', customer_id: 'c-7' });
+    assert.deepEqual((await callWithHeaders(client, { args: { customer_id: 'c-8' } })).tctx.customer_id, 'c-8');
     const result = await client.callTool({ name: 'lookup_customer', arguments: { customer_id: 'c-7' } });
     assert.equal(result.content[0].text, 'customer c-7');
   });
@@ -145,6 +186,29 @@ describe('minted tokens', () => {
     const { client } = await connectClient(gateway.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
     const token = (await headersSeenUpstream(client))['txn-token'];
     assert.ok(!gateway.lines.some((line) => line.includes(token.split('.')[2])));
+  });
+});
+
+describe('per: call', () => {
+  let perCall;
+  before(async () => {
+    perCall = await startGateway(['-c', writeConfig('per-call.yaml', ['  per: call'])], { name: 'membrane (txn per call)' });
+  });
+
+  test('every call is its own transaction, and its context names the call', async () => {
+    const { client } = await connectClient(perCall.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    const first = await callWithHeaders(client);
+    const second = await callWithHeaders(client, { meta: { 'io.membrane/transaction': 'ignored-per-call' } });
+    assert.notEqual(first.txn, second.txn);
+    assert.match(first.txn, /^[A-Za-z0-9_-]{16,}$/);
+    assert.deepEqual(first.tctx, { method: 'tools/call', server: 'rec', tool: 'request_headers' });
+    const withCustomer = await callWithHeaders(client, { args: { customer_id: 'c-9' } });
+    assert.equal(withCustomer.tctx.customer_id, 'c-9');
+  });
+
+  test('a listing carries no token', async () => {
+    const { client } = await connectClient(perCall.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
+    assert.ok((await client.listTools()).tools.length > 0);
   });
 });
 
@@ -203,16 +267,6 @@ describe('keys', () => {
     assert.deepEqual(response.json.keys.map((key) => key.kid), [before]);
     assert.equal(response.json.keys[0].d, undefined, 'no private part is published');
   });
-
-  test('one transaction per session when configured', async () => {
-    const perSession = await startGateway(['-c', writeConfig('per-session.yaml', ['  per: session'])], { name: 'membrane (txn per session)' });
-    const { client } = await connectClient(perSession.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
-    const first = jose.decodeJwt((await headersSeenUpstream(client))['txn-token']);
-    const second = jose.decodeJwt((await headersSeenUpstream(client))['txn-token']);
-    assert.equal(first.txn, second.txn);
-    const other = await connectClient(perSession.mcp('rec'), { headers: { Authorization: `Bearer ${await accessToken()}` } });
-    assert.notEqual(jose.decodeJwt((await headersSeenUpstream(other.client))['txn-token']).txn, first.txn);
-  });
 });
 
 describe('token exchange (POST /txn/token)', () => {
@@ -261,7 +315,7 @@ describe('token exchange (POST /txn/token)', () => {
     assert.equal(payload.sub, original.sub);
     assert.equal(payload.aud, original.aud);
     assert.equal(payload.tctx.table, 'accounts');
-    assert.equal(payload.tctx.tool, original.tctx.tool);
+    assert.equal(payload.tctx.server, original.tctx.server);
     assert.equal(payload.rctx.replaced_by, 'db-service');
     assert.ok(payload.exp <= original.exp, 'a replacement never outlives the original');
   });
@@ -273,7 +327,7 @@ describe('token exchange (POST /txn/token)', () => {
   });
 
   test('changing the transaction context is refused', async () => {
-    const response = await exchange(await request({ request_details: JSON.stringify({ tool: 'something_else' }) }));
+    const response = await exchange(await request({ request_details: JSON.stringify({ server: 'something_else' }) }));
     assert.equal(response.status, 400);
     assert.match(response.json.error_description, /only add/);
   });

@@ -702,7 +702,7 @@ TEST_CASE("auth and txn sections, and upstream scopes") {
   CHECK(config.auth.audiences == std::vector<std::string>{"https://gw.example/mcp"});
   CHECK(config.auth.leeway == Milliseconds(30'000));
   CHECK(config.auth.public_url == "https://gw.example");
-  CHECK(config.txn.per_session);
+  CHECK_FALSE(config.txn.per_call);
   CHECK(config.txn.trust_domain == "bank.example");
   CHECK(config.txn.context == std::vector<std::string>{"customer_id"});
   CHECK(config.upstreams.front().scopes == std::vector<std::string>{"mcp:admin"});
@@ -713,7 +713,9 @@ TEST_CASE("auth and txn sections, and upstream scopes") {
       StartsWith("test.yaml:3:13: ") && Contains("minutes at most"));
   CHECK_THAT(
       error_loading(std::string("txn:\n  key_file: k\n  per: request\n") + kMinimalUpstreams),
-      Contains("expected call or session"));
+      Contains("expected transaction or call"));
+  CHECK(load(std::string("txn:\n  key_file: k\n  per: call\n") + kMinimalUpstreams).txn.per_call);
+  CHECK_FALSE(load(std::string("txn:\n  key_file: k\n") + kMinimalUpstreams).txn.per_call);
 }
 
 TEST_CASE("cluster.redis: defaults, every key, and its mistakes at file:line:col") {

@@ -348,23 +348,115 @@ std::shared_ptr<const membrane::identity::TransactionTokenService> token_service
 
 }  // namespace
 
-TEST_CASE("the transaction filter mints a token for a call and publishes its claims") {
+TEST_CASE("per call, the transaction filter mints a token off the loop and publishes its claims") {
+  gw::TransactionFilterOptions options;
+  options.service = token_service();
+  options.per_call = true;
+  options.context_arguments = {"customer"};
+  gw::TransactionFilterFactory factory(options);
+  const auto message = tool_call("lookup", {{"customer", "c-42"}});
+  ScriptedClient nobody({});
+  std::string first_txn;
+  for (int call = 0; call < 2; ++call) {
+    auto exchange = exchange_for(message, nullptr);
+    exchange.session_id = "session-1";
+    auto filter = factory.make(exchange);
+    REQUIRE(filter);
+    // The signature is made on the background thread the resume awaits.
+    REQUIRE(filter->on_request(exchange).kind == Kind::pause);
+    CHECK(await(filter->resume(exchange, nobody)).kind == Kind::proceed);
+    CHECK_FALSE(exchange.txn.token.empty());
+    REQUIRE(exchange.txn.claims);
+    const Json& claims = *exchange.txn.claims;
+    CHECK(claims["tctx"]["tool"] == "lookup");
+    CHECK(claims["tctx"]["method"] == "tools/call");
+    CHECK(claims["tctx"]["customer"] == "c-42");
+    CHECK(claims["sub"] == "anonymous");
+    CHECK(exchange.txn.id() != first_txn);  // every call its own transaction
+    first_txn = std::string(exchange.txn.id());
+  }
+  // A listing carries no transaction of its own.
+  const auto listing = request("tools/list", Json::object());
+  CHECK_FALSE(factory.make(exchange_for(listing, nullptr)));
+}
+
+TEST_CASE("per transaction, a session's requests share one token, minted once") {
   gw::TransactionFilterOptions options;
   options.service = token_service();
   options.context_arguments = {"customer"};
   gw::TransactionFilterFactory factory(options);
-  const auto message = tool_call("lookup", {{"customer", "c-42"}});
-  auto exchange = exchange_for(message, nullptr);
-  auto filter = factory.make(exchange);
-  REQUIRE(filter);
-  CHECK(filter->on_request(exchange).kind == Kind::proceed);
-  CHECK_FALSE(exchange.txn.token.empty());
-  CHECK(exchange.txn.claims["tctx"]["tool"] == "lookup");
-  CHECK(exchange.txn.claims["tctx"]["customer"] == "c-42");
-  CHECK(exchange.txn.claims["sub"] == "anonymous");
-  // A listing carries no transaction of its own.
+  const auto message = tool_call("lookup");
   const auto listing = request("tools/list", Json::object());
-  CHECK_FALSE(factory.make(exchange_for(listing, nullptr)));
+  ScriptedClient nobody({});
+
+  auto first = exchange_for(message, nullptr);
+  first.session_id = "session-1";
+  auto filter = factory.make(first);
+  REQUIRE(filter->on_request(first).kind == Kind::pause);
+  CHECK(await(filter->resume(first, nobody)).kind == Kind::proceed);
+  CHECK((*first.txn.claims)["tctx"] == Json{{"server", "fs"}});
+  CHECK(first.txn.id().starts_with("s-"));
+
+  // The session's next request, a listing too, reuses it without a signature.
+  for (const auto* next_message : {&message, &listing}) {
+    auto next = exchange_for(*next_message, nullptr);
+    next.session_id = "session-1";
+    auto next_filter = factory.make(next);
+    REQUIRE(next_filter);
+    CHECK(next_filter->on_request(next).kind == Kind::proceed);
+    CHECK(next.txn.token == first.txn.token);
+  }
+
+  // A context argument: a token of the same transaction that adds it.
+  const auto with_customer = tool_call("lookup", {{"customer", "c-7"}});
+  auto replaced = exchange_for(with_customer, nullptr);
+  replaced.session_id = "session-1";
+  auto replaced_filter = factory.make(replaced);
+  REQUIRE(replaced_filter->on_request(replaced).kind == Kind::pause);
+  CHECK(await(replaced_filter->resume(replaced, nobody)).kind == Kind::proceed);
+  CHECK(replaced.txn.id() == first.txn.id());
+  CHECK((*replaced.txn.claims)["tctx"]["customer"] == "c-7");
+
+  // Another session is another transaction.
+  auto other = exchange_for(message, nullptr);
+  other.session_id = "session-2";
+  auto other_filter = factory.make(other);
+  REQUIRE(other_filter->on_request(other).kind == Kind::pause);
+  CHECK(await(other_filter->resume(other, nobody)).kind == Kind::proceed);
+  CHECK(other.txn.id() != first.txn.id());
+}
+
+TEST_CASE("a declared transaction is checked and scoped to its caller") {
+  gw::TransactionFilterOptions options;
+  options.service = token_service();
+  gw::TransactionFilterFactory factory(options);
+  ScriptedClient nobody({});
+  const auto declared = [](Json name) {
+    return request("tools/call", {{"name", "lookup"},
+                                  {"arguments", Json::object()},
+                                  {"_meta", {{"io.membrane/transaction", std::move(name)}}}});
+  };
+  for (const Json& bad : {Json(""), Json(std::string(129, 'x')), Json("a b"), Json(7)}) {
+    const auto message = declared(bad);
+    auto exchange = exchange_for(message, nullptr);
+    const auto step = factory.make(exchange)->on_request(exchange);
+    REQUIRE(step.kind == Kind::answer);
+    CHECK(step.http_status == 400);
+    CHECK(step.body.find("1 to 128 visible ASCII") != std::string::npos);
+  }
+  const auto message = declared("order-7");
+  std::string txn;
+  for (const char* session : {"session-a", "session-b"}) {
+    auto exchange = exchange_for(message, nullptr);
+    exchange.session_id = session;
+    auto filter = factory.make(exchange);
+    auto step = filter->on_request(exchange);
+    if (step.kind == Kind::pause) step = await(filter->resume(exchange, nobody));
+    CHECK(step.kind == Kind::proceed);
+    CHECK(exchange.txn.id().starts_with("c-"));
+    if (txn.empty()) txn = std::string(exchange.txn.id());
+    CHECK(exchange.txn.id() == txn);  // the same transaction across sessions
+  }
 }
 
 TEST_CASE("the transaction filter refuses an incoming Txn-Token it cannot verify") {
@@ -372,9 +464,12 @@ TEST_CASE("the transaction filter refuses an incoming Txn-Token it cannot verify
   options.service = token_service();
   gw::TransactionFilterFactory factory(options);
   const auto message = tool_call("lookup");
+  ScriptedClient nobody({});
   auto exchange = exchange_for(message, nullptr);
   exchange.incoming_txn_token = "not.a.token";
-  const auto step = factory.make(exchange)->on_request(exchange);
+  auto filter = factory.make(exchange);
+  REQUIRE(filter->on_request(exchange).kind == Kind::pause);
+  const auto step = await(filter->resume(exchange, nobody));
   REQUIRE(step.kind == Kind::answer);
   CHECK(step.http_status == 401);
   CHECK(step.body.find("invalid Txn-Token") != std::string::npos);

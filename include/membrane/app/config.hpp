@@ -200,7 +200,9 @@ struct TxnConfig {
   std::string trust_domain = "membrane";  // `aud` of the tokens
   std::string workload = "membrane";      // `req_wl`
   Milliseconds lifetime{300'000};
-  bool per_session = false;          // per: session (default: per call)
+  // per: call mints a token (and a transaction) for every call; the default, per: transaction,
+  // mints one per transaction (a client-declared one, else the session) and reuses it.
+  bool per_call = false;
   std::vector<std::string> context;  // argument names recorded in tctx
   std::string trusted_jwks;          // JWKS file of other services whose tokens are kept
   // JWKS file of the workloads that may exchange tokens at POST /txn/token (off when empty).

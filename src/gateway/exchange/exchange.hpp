@@ -63,7 +63,16 @@ struct TraceFact {
 // filter).
 struct TransactionFact {
   std::string token;
-  mcp::Json claims;
+  // Shared with the transaction's other exchanges (a token is reused for a whole transaction).
+  std::shared_ptr<const mcp::Json> claims;
+  // The `txn` claim, or "" without a token.
+  std::string_view id() const {
+    if (!claims || !claims->is_object()) return {};
+    const auto txn = claims->find("txn");
+    return txn != claims->end() && txn->is_string()
+               ? std::string_view(txn->get_ref<const std::string&>())
+               : std::string_view();
+  }
 };
 
 // Masks what the policy masks in results, in a copy bound for telemetry.

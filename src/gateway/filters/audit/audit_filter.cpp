@@ -70,9 +70,8 @@ audit::Json record_of(const Exchange& exchange) {
   const mcp::Message* message = exchange.message;
   audit::Json record = {{"time", audit::utc_now()}};
   record["identity"] = exchange.identity ? audit::Json(exchange.identity->subject) : audit::Json();
-  const auto& claims = exchange.txn.claims;
-  const auto txn = claims.is_object() ? claims.find("txn") : claims.end();
-  record["txn"] = claims.is_object() && txn != claims.end() ? *txn : audit::Json();
+  const auto txn = exchange.txn.id();
+  record["txn"] = txn.empty() ? audit::Json() : audit::Json(txn);
   // The session, not its id: the sealed id is a credential-like capability.
   record["session"] =
       exchange.session_id.empty() ? audit::Json() : audit::Json(hex_digest(exchange.session_id, 8));

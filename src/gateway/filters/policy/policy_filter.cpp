@@ -22,7 +22,7 @@ void describe_caller(const Exchange& exchange, policy::CallContext& call) {
     call.identity_subject = exchange.identity->subject;
     call.identity_claims = &exchange.identity->claims;
   }
-  if (exchange.txn.claims.is_object()) call.txn = &exchange.txn.claims;
+  if (exchange.txn.claims && exchange.txn.claims->is_object()) call.txn = exchange.txn.claims.get();
 }
 
 // What the policy knows of the listed tool: its definition (argument roles for the views) and

@@ -146,11 +146,8 @@ void TraceFilter::on_complete(const Exchange& exchange) {
     attributes.emplace_back("membrane.policy.rule_ids",
                             std::vector<std::string>{exchange.policy.rule});
   }
-  if (exchange.txn.claims.is_object()) {
-    if (const auto txn = exchange.txn.claims.find("txn");
-        txn != exchange.txn.claims.end() && txn->is_string())
-      attributes.emplace_back("membrane.txn.id", txn->get<std::string>());
-  }
+  if (const auto txn = exchange.txn.id(); !txn.empty())
+    attributes.emplace_back("membrane.txn.id", std::string(txn));
   const bool failed = is_failure(exchange.outcome);
   if (failed || exchange.http_status >= 400) {
     server.error = true;

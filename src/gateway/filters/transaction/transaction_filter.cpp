@@ -2,23 +2,81 @@
 
 #include <openssl/sha.h>
 
+#include <mutex>
 #include <unordered_map>
 
 #include "gateway/responses.hpp"
+#include "http/background.hpp"
 #include "membrane/core/log.hpp"
 
 namespace membrane::gateway {
+
+// Tokens minted for transactions, and incoming tokens already verified, shared by every worker;
+// and the thread that signs and verifies, so the event loops never do.
+class TransactionTokenCache {
+ public:
+  struct Token {
+    std::string token;
+    std::shared_ptr<const mcp::Json> claims;
+    std::int64_t reuse_until = 0;  // unix seconds
+  };
+
+  std::optional<Token> minted(const std::string& key, std::int64_t now) const {
+    return find(minted_, key, now);
+  }
+  void keep_minted(std::string key, Token token, std::int64_t now) {
+    keep(minted_, std::move(key), std::move(token), now, max_minted);
+  }
+  std::optional<Token> verified(const std::string& token, std::int64_t now) const {
+    return find(verified_, token, now);
+  }
+  void keep_verified(Token token, std::int64_t now) {
+    // A long token is verified each time rather than kept: the cache stays small.
+    if (token.token.size() > max_kept_token_bytes) return;
+    std::string key = token.token;
+    keep(verified_, std::move(key), std::move(token), now, max_verified);
+  }
+
+  http::BackgroundThreads& signer() { return signer_; }
+
+ private:
+  using Map = std::unordered_map<std::string, Token>;
+  static constexpr std::size_t max_minted = 65536;
+  static constexpr std::size_t max_verified = 4096;
+  static constexpr std::size_t max_kept_token_bytes = 4096;
+
+  std::optional<Token> find(const Map& map, const std::string& key, std::int64_t now) const {
+    std::lock_guard lock(mutex_);
+    const auto it = map.find(key);
+    if (it == map.end() || now >= it->second.reuse_until) return std::nullopt;
+    return it->second;
+  }
+  void keep(Map& map, std::string key, Token token, std::int64_t now, std::size_t capacity) {
+    std::lock_guard lock(mutex_);
+    if (map.size() >= capacity) {
+      std::erase_if(map, [now](const auto& entry) { return now >= entry.second.reuse_until; });
+      // Still full of live entries: start over rather than grow (they are minted again).
+      if (map.size() >= capacity) map.clear();
+    }
+    map.insert_or_assign(std::move(key), std::move(token));
+  }
+
+  mutable std::mutex mutex_;
+  Map minted_;
+  Map verified_;
+  http::BackgroundThreads signer_{1};
+};
+
 namespace {
 
 bool is_call(std::string_view method) {
   return method == "tools/call" || method == "resources/read" || method == "prompts/get";
 }
 
-// The transaction id of a session: stable for the session, unrelated between sessions.
-std::string session_transaction_id(std::string_view session_id) {
+std::string short_digest(std::string_view text) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(session_id.data()), session_id.size(), digest);
-  return "s-" + mcp::base64url_encode(std::string_view(reinterpret_cast<const char*>(digest), 16));
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  return mcp::base64url_encode(std::string_view(reinterpret_cast<const char*>(digest), 16));
 }
 
 std::string host_of(std::string_view address) {
@@ -31,27 +89,87 @@ std::string host_of(std::string_view address) {
   return std::string(address.substr(0, address.rfind(':')));
 }
 
+// params._meta["io.membrane/transaction"], or null when the request declares none.
+const mcp::Json* declared_transaction(const mcp::Message& message) {
+  const auto* params = message.params();
+  if (!params || !params->is_object()) return nullptr;
+  const auto meta = params->find("_meta");
+  if (meta == params->end() || !meta->is_object()) return nullptr;
+  const auto declared = meta->find(declared_transaction_key);
+  return declared == meta->end() ? nullptr : &*declared;
+}
+
+bool valid_transaction_name(const mcp::Json& declared) {
+  if (!declared.is_string()) return false;
+  const auto& name = declared.get_ref<const std::string&>();
+  if (name.empty() || name.size() > 128) return false;
+  for (const unsigned char c : name)
+    if (c < 0x21 || c > 0x7e) return false;
+  return true;
+}
+
+// Bounds what a transaction's cache key may hold of a call's context arguments.
+constexpr std::size_t max_cached_context_bytes = 1024;
+
 class TransactionFilter final : public Filter {
  public:
-  explicit TransactionFilter(const TransactionFilterOptions& options) : options_(options) {}
+  TransactionFilter(const TransactionFilterOptions& options,
+                    std::shared_ptr<TransactionTokenCache> cache)
+      : options_(options), cache_(std::move(cache)) {}
   FilterStep on_request(Exchange& exchange) override;
+  awaitable<FilterStep> resume(Exchange& exchange, ClientAsker&) override;
 
  private:
-  identity::TransactionRequest describe(const Exchange& exchange) const;
+  // What the token says: the caller, the context and where the request came from.
+  identity::TransactionRequest describe(const Exchange& exchange, bool whole_transaction) const;
+  // The context arguments of this call ({} when it carries none).
+  mcp::Json context_arguments(const mcp::Message& message) const;
+  void use(Exchange& exchange, const TransactionTokenCache::Token& token) const {
+    exchange.txn.token = token.token;
+    exchange.txn.claims = token.claims;
+  }
+
   const TransactionFilterOptions& options_;
+  std::shared_ptr<TransactionTokenCache> cache_;
+  // What resume() does: verify the incoming token, or mint `request` (kept under `key`).
+  enum class Pending { nothing, verify, mint } pending_ = Pending::nothing;
+  identity::TransactionRequest request_;
+  std::string key_;
+  std::int64_t now_ = 0;
 };
 
 }  // namespace
 
+TransactionFilterFactory::TransactionFilterFactory(TransactionFilterOptions options)
+    : options_(std::move(options)), cache_(std::make_shared<TransactionTokenCache>()) {}
+
+TransactionFilterFactory::~TransactionFilterFactory() = default;
+
 std::unique_ptr<Filter> TransactionFilterFactory::make(const Exchange& exchange) const {
   if (!exchange.message || !exchange.message->is_request()) return nullptr;
-  const bool wanted = !exchange.incoming_txn_token.empty() ||
-                      (options_.per_session && !exchange.session_id.empty()) ||
+  const bool in_transaction =
+      !options_.per_call &&
+      (!exchange.session_id.empty() || declared_transaction(*exchange.message) != nullptr);
+  const bool wanted = !exchange.incoming_txn_token.empty() || in_transaction ||
                       is_call(exchange.message->method());
-  return wanted ? std::make_unique<TransactionFilter>(options_) : nullptr;
+  return wanted ? std::make_unique<TransactionFilter>(options_, cache_) : nullptr;
 }
 
-identity::TransactionRequest TransactionFilter::describe(const Exchange& exchange) const {
+mcp::Json TransactionFilter::context_arguments(const mcp::Message& message) const {
+  mcp::Json found = mcp::Json::object();
+  const auto* params = message.params();
+  if (!params || options_.context_arguments.empty()) return found;
+  const auto arguments = params->find("arguments");
+  if (arguments == params->end() || !arguments->is_object()) return found;
+  for (const auto& name : options_.context_arguments) {
+    if (const auto value = arguments->find(name); value != arguments->end())
+      found[name] = *value;
+  }
+  return found;
+}
+
+identity::TransactionRequest TransactionFilter::describe(const Exchange& exchange,
+                                                         bool whole_transaction) const {
   identity::TransactionRequest request;
   const mcp::Message& message = *exchange.message;
   request.subject = exchange.identity ? exchange.identity->subject : "anonymous";
@@ -61,18 +179,17 @@ identity::TransactionRequest TransactionFilter::describe(const Exchange& exchang
       scope += (scope.empty() ? "" : " ") + granted;
   }
   request.scope = scope.empty() ? "mcp" : scope;
-  request.context = {{"method", message.method()}, {"server", exchange.upstream}};
-  if (const auto target = message.target_name(); !target.empty())
-    request.context[message.method() == "resources/read" ? "uri" : "tool"] = target;
-  if (const auto* params = message.params(); params && !options_.context_arguments.empty()) {
-    const auto arguments = params->find("arguments");
-    if (arguments != params->end() && arguments->is_object()) {
-      for (const auto& name : options_.context_arguments) {
-        if (const auto value = arguments->find(name);
-            value != arguments->end() && !request.context.contains(name))
-          request.context[name] = *value;
-      }
-    }
+  // A transaction's token is about the transaction, not one of its calls: the call itself is
+  // in the message the token travels with.
+  request.context = {{"server", exchange.upstream}};
+  if (!whole_transaction) {
+    request.context["method"] = message.method();
+    if (const auto target = message.target_name(); !target.empty())
+      request.context[message.method() == "resources/read" ? "uri" : "tool"] = target;
+  }
+  mcp::Json arguments = context_arguments(message);
+  for (auto& [name, value] : arguments.items()) {
+    if (!request.context.contains(name)) request.context[name] = std::move(value);
   }
   request.requester = {{"client_ip", host_of(exchange.client_address)},
                        {"authn", exchange.identity ? exchange.identity->method : "none"}};
@@ -80,58 +197,108 @@ identity::TransactionRequest TransactionFilter::describe(const Exchange& exchang
     request.requester["client_id"] = exchange.identity->client_id;
   if (exchange.session && !exchange.session->client_name.empty())
     request.requester["agent"] = exchange.session->client_name;
-  if (options_.per_session && !exchange.session_id.empty())
-    request.txn = session_transaction_id(exchange.session_id);
   return request;
 }
 
 FilterStep TransactionFilter::on_request(Exchange& exchange) {
-  const auto now = unix_now();
+  now_ = unix_now();
+  const mcp::Message& message = *exchange.message;
   if (!exchange.incoming_txn_token.empty()) {
-    auto check = options_.service->verify(exchange.incoming_txn_token, now);
-    if (!check) {
-      log::info("refused an incoming Txn-Token (",
-                identity::token_fingerprint(exchange.incoming_txn_token), ") from ",
-                exchange.client_address, ": ", check.error);
-      return FilterStep::answer(
-          401, mcp::make_error_response(exchange.message->id(), mcp::error_code::invalid_request,
-                                        "Unauthorized: invalid Txn-Token: " + check.error));
-    }
-    exchange.txn.token = std::string(exchange.incoming_txn_token);
-    exchange.txn.claims = std::move(check.token->claims);
-    return FilterStep::proceed();
-  }
-  const bool per_session = options_.per_session && !exchange.session_id.empty();
-  if (!per_session && !is_call(exchange.message->method())) return FilterStep::proceed();
-
-  if (per_session) {
-    // A session's token is reused on this thread until a fifth of its lifetime is left.
-    struct Cached {
-      const TransactionFilterOptions* owner;
-      std::string token;
-      mcp::Json claims;
-      std::int64_t refresh_at;
-    };
-    thread_local std::unordered_map<std::string, Cached> by_session;
-    const std::string key(exchange.session_id);
-    if (const auto it = by_session.find(key);
-        it != by_session.end() && it->second.owner == &options_ && now < it->second.refresh_at) {
-      exchange.txn.token = it->second.token;
-      exchange.txn.claims = it->second.claims;
+    const std::string token(exchange.incoming_txn_token);
+    if (auto known = cache_->verified(token, now_)) {
+      use(exchange, *known);
       return FilterStep::proceed();
     }
-    auto issued = options_.service->issue(describe(exchange), now);
-    if (by_session.size() >= 4096) by_session.clear();
-    const auto lifetime = options_.service->options().lifetime.count();
-    by_session[key] = Cached{&options_, issued.token, issued.claims, now + lifetime * 4 / 5};
-    exchange.txn.token = std::move(issued.token);
-    exchange.txn.claims = std::move(issued.claims);
-    return FilterStep::proceed();
+    pending_ = Pending::verify;
+    return FilterStep::pause();
   }
-  auto issued = options_.service->issue(describe(exchange), now);
-  exchange.txn.token = std::move(issued.token);
-  exchange.txn.claims = std::move(issued.claims);
-  return FilterStep::proceed();
+
+  std::string txn;
+  if (!options_.per_call) {
+    if (const auto* declared = declared_transaction(message)) {
+      if (!valid_transaction_name(*declared)) {
+        return FilterStep::answer(
+            400, mcp::make_error_response(
+                     message.id(), mcp::error_code::invalid_params,
+                     "params._meta[\"" + std::string(declared_transaction_key) +
+                         "\"] names the request's transaction: a string of 1 to 128 visible "
+                         "ASCII characters"));
+      }
+      // Scoped to the caller: another caller declaring the same name is another transaction.
+      const std::string subject = exchange.identity ? exchange.identity->subject : "anonymous";
+      txn = "c-" + short_digest(subject + '\0' + declared->get<std::string>());
+    } else if (!exchange.session_id.empty()) {
+      txn = "s-" + short_digest(exchange.session_id);
+    }
+  }
+  if (txn.empty() && !is_call(message.method())) return FilterStep::proceed();
+
+  request_ = describe(exchange, !txn.empty());
+  request_.txn = txn;
+  if (!txn.empty()) {
+    // Everything the token says that may differ between two requests of the transaction.
+    std::string context = request_.context.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+    if (context.size() <= max_cached_context_bytes) {
+      key_ = txn;
+      for (const std::string* part : {&request_.subject, &request_.scope, &context}) {
+        key_ += '\n';
+        key_ += *part;
+      }
+      if (auto known = cache_->minted(key_, now_)) {
+        use(exchange, *known);
+        return FilterStep::proceed();
+      }
+    }
+  }
+  pending_ = Pending::mint;
+  return FilterStep::pause();
+}
+
+awaitable<FilterStep> TransactionFilter::resume(Exchange& exchange, ClientAsker&) {
+  const auto service = options_.service;
+  const auto now = now_;
+  if (pending_ == Pending::verify) {
+    std::string token(exchange.incoming_txn_token);
+    // A named lambda, not one built in the co_await's arguments (GCC 12 coroutines).
+    auto verify = [service, token, now] { return service->verify(token, now); };
+    auto check = co_await cache_->signer().run(std::move(verify));
+    if (!check || !*check) {
+      const std::string why = check ? check->error : "the token could not be checked";
+      log::info("refused an incoming Txn-Token (", identity::token_fingerprint(token), ") from ",
+                exchange.client_address, ": ", why);
+      co_return FilterStep::answer(
+          401, mcp::make_error_response(exchange.message->id(), mcp::error_code::invalid_request,
+                                        "Unauthorized: invalid Txn-Token: " + why));
+    }
+    TransactionTokenCache::Token verified;
+    verified.token = std::move(token);
+    verified.reuse_until = check->token->claims.value("exp", std::int64_t{0});
+    verified.claims = std::make_shared<const mcp::Json>(std::move(check->token->claims));
+    use(exchange, verified);
+    cache_->keep_verified(std::move(verified), now);
+    co_return FilterStep::proceed();
+  }
+
+  auto request = std::move(request_);
+  auto sign = [service, request = std::move(request), now] { return service->issue(request, now); };
+  auto issued = co_await cache_->signer().run(std::move(sign));
+  if (!issued) {
+    // Fail closed: a call that should carry a token does not go without one.
+    log::error("transaction token for '", exchange.upstream, "': signing failed");
+    co_return FilterStep::answer(
+        500, mcp::make_error_response(exchange.message->id(), mcp::error_code::internal_error,
+                                      "the gateway could not sign a transaction token"));
+  }
+  TransactionTokenCache::Token minted;
+  minted.token = std::move(issued->token);
+  minted.claims = std::make_shared<const mcp::Json>(std::move(issued->claims));
+  use(exchange, minted);
+  if (!key_.empty()) {
+    // Reused until a fifth of its lifetime is left: a call never carries an almost-expired token.
+    minted.reuse_until = now + options_.service->options().lifetime.count() * 4 / 5;
+    cache_->keep_minted(std::move(key_), std::move(minted), now);
+  }
+  co_return FilterStep::proceed();
 }
 
 }  // namespace membrane::gateway
