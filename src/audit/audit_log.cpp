@@ -116,8 +116,9 @@ bool is_space_error(int error) {
 
 }  // namespace
 
-std::string utc_now() {
-  const auto now = std::chrono::system_clock::now();
+std::string utc_now() { return utc_time(std::chrono::system_clock::now()); }
+
+std::string utc_time(std::chrono::system_clock::time_point now) {
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
   const auto millis =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
@@ -192,6 +193,14 @@ void AuditLog::rotate() {
 }
 
 AuditLog::~AuditLog() {
+  if (writer_.joinable()) {
+    {
+      std::lock_guard lock(queue_mutex_);
+      stopping_ = true;
+    }
+    queue_ready_.notify_one();
+    writer_.join();  // it writes what is queued before it ends
+  }
   {
     std::lock_guard lock(mutex_);
     // A last chance for what is held back; what still cannot be written is said out loud.
@@ -225,14 +234,87 @@ bool AuditLog::append(Json record, const Json& if_held_back) {
   if (!failing_ || recover_locked()) {
     if (append_locked(record)) return true;
   }
+  hold_back_locked(std::move(record), if_held_back);
+  return false;
+}
+
+void AuditLog::hold_back_locked(Json record, const Json& if_held_back) {
   if (held_back_.size() >= options_.max_held_back) {
     ++lost_this_outage_;
     records_lost_.fetch_add(1, std::memory_order_relaxed);
-    return false;
+    return;
   }
   if (if_held_back.is_object()) record.update(if_held_back);
   held_back_.push_back(std::move(record));
-  return false;
+}
+
+void AuditLog::submit(PendingRecord pending) {
+  std::call_once(writer_started_, [this] { writer_ = std::thread([this] { writer_loop(); }); });
+  {
+    std::lock_guard lock(queue_mutex_);
+    queue_.push_back(std::move(pending));
+  }
+  queue_ready_.notify_one();
+}
+
+void AuditLog::writer_loop() {
+  std::vector<PendingRecord> batch;
+  std::vector<bool> written;
+  for (;;) {
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and nothing left to write
+      batch.swap(queue_);
+    }
+    // What the callers left to do, done here and not on their threads.
+    for (auto& pending : batch) {
+      auto& record = pending.record;
+      if (!record.is_object()) record = Json::object();
+      if (!record.contains("time")) record["time"] = utc_time(pending.time);
+      if (!pending.arguments.is_null()) {
+        record["args_sha256"] = sha256_hex(
+            pending.arguments.dump(-1, ' ', false, Json::error_handler_t::replace));
+      }
+    }
+    written.assign(batch.size(), false);
+    {
+      std::lock_guard lock(mutex_);
+      write_batch_locked(batch, written);
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].done) batch[i].done(written[i]);
+    }
+    batch.clear();
+  }
+}
+
+void AuditLog::write_batch_locked(std::vector<PendingRecord>& batch, std::vector<bool>& written) {
+  if (!failing_ || recover_locked()) {
+    std::string lines;
+    std::string hash = last_hash_;
+    std::uint64_t seq = next_seq_;
+    for (const auto& pending : batch) {
+      std::string line = make_line(pending.record, hash, seq++);
+      hash = line.substr(line.size() - 66, 64);
+      lines += line;
+      lines.push_back('\n');
+    }
+    if (auto problem = write_bytes(lines); problem.empty()) {
+      last_hash_ = std::move(hash);
+      next_seq_ = seq;
+      written_ += batch.size();
+      written.assign(batch.size(), true);
+      since_checkpoint_ += batch.size();
+      if (options_.signing_key && since_checkpoint_ >= options_.checkpoint_every)
+        checkpoint(false);
+      return;
+    } else {
+      note_failure_locked(problem);
+    }
+  }
+  for (auto& pending : batch)
+    hold_back_locked(std::move(pending.record), pending.if_held_back);
 }
 
 bool AuditLog::append_locked(const Json& record) {
@@ -324,6 +406,16 @@ std::size_t AuditLog::records_held_back() const {
 }
 
 std::string AuditLog::write_line(const Json& record) {
+  std::string line = make_line(record, last_hash_, next_seq_);
+  std::string hash = line.substr(line.size() - 66, 64);
+  line.push_back('\n');
+  if (auto problem = write_bytes(line); !problem.empty()) return problem;
+  last_hash_ = std::move(hash);
+  ++next_seq_;
+  return {};
+}
+
+std::string AuditLog::write_bytes(const std::string& lines) {
   if (fd_ < 0) {
     try {
       open_file();
@@ -339,18 +431,16 @@ std::string AuditLog::write_line(const Json& record) {
     ++size_;
     torn_ = false;
   }
-  std::string line = make_line(record, last_hash_, next_seq_);
-  const std::string hash = line.substr(line.size() - 66, 64);
-  line.push_back('\n');
-  const char* data = line.data();
-  std::size_t left = line.size();
+  const char* data = lines.data();
+  std::size_t left = lines.size();
   while (left > 0) {
     const ssize_t written = ::write(fd_, data, left);
     if (written < 0 && errno == EINTR) continue;
     if (written <= 0) {
       const int error = written < 0 ? errno : EIO;
-      const std::size_t partial = line.size() - left;
-      // Part of the line reached the file: take it back, or at least end it before the next.
+      const std::size_t partial = lines.size() - left;
+      // Part of the lines reached the file: take them back, or at least end the last before the
+      // next write.
       if (partial > 0) {
         if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
           torn_ = true;
@@ -369,9 +459,7 @@ std::string AuditLog::write_line(const Json& record) {
     left -= static_cast<std::size_t>(written);
   }
   if (options_.fsync == FsyncPolicy::every_record) ::fdatasync(fd_);
-  size_ += line.size();
-  last_hash_ = hash;
-  ++next_seq_;
+  size_ += lines.size();
   return {};
 }
 

@@ -7,6 +7,8 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <exception>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -14,6 +16,29 @@
 #include "http/asio.hpp"
 
 namespace membrane::http {
+
+// Awaits something another thread reports once: `start` is given a callback (callable from any
+// thread, once) and the coroutine resumes, on its own executor, with the value reported.
+template <class T, class Start>
+awaitable<T> await_report(Start start) {
+  return asio::async_initiate<const asio::use_awaitable_t<>, void(T)>(
+      [](auto handler, Start start) {
+        auto home = asio::get_associated_executor(handler);
+        struct Waiting {
+          decltype(handler) resume;
+          decltype(asio::make_work_guard(home)) guard;
+        };
+        auto waiting = std::make_shared<Waiting>(
+            Waiting{std::move(handler), asio::make_work_guard(home)});
+        start(std::function<void(T)>([waiting](T value) {
+          auto executor = waiting->guard.get_executor();
+          asio::post(executor, [waiting, value = std::move(value)]() mutable {
+            std::move(waiting->resume)(std::move(value));
+          });
+        }));
+      },
+      asio::use_awaitable, std::move(start));
+}
 
 class BackgroundThreads {
  public:

@@ -3,7 +3,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
+#include <future>
+#include <thread>
 
 #include <filesystem>
 #include <fstream>
@@ -189,6 +192,84 @@ TEST_CASE("past max_held_back records are lost, and counted") {
   CHECK(records[1]["lost"] == 3);
   CHECK(records[2]["n"] == 1);
   CHECK(records[3]["n"] == 2);
+  CHECK(verify_files({path}).ok);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("submitted records are chained by the writer thread in order, and each is reported") {
+  const std::string path = temp_path("submit.log");
+  std::filesystem::remove(path);
+  constexpr int threads = 4;
+  constexpr int per_thread = 250;
+  std::atomic<int> reported_written{0};
+  {
+    AuditLog log(path, FsyncPolicy::none);
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < threads; ++t) {
+      submitters.emplace_back([&log, &reported_written, t] {
+        for (int n = 0; n < per_thread; ++n) {
+          PendingRecord pending;
+          pending.record = {{"thread", t}, {"n", n}};
+          pending.arguments = {{"path", "/x"}};
+          pending.done = [&reported_written](bool written) {
+            if (written) reported_written.fetch_add(1);
+          };
+          log.submit(std::move(pending));
+        }
+      });
+    }
+    for (auto& submitter : submitters)
+      submitter.join();
+    // The destructor writes what is still queued before it closes the file.
+  }
+  CHECK(reported_written.load() == threads * per_thread);
+  const auto result = verify_files({path});
+  CHECK(result.ok);
+  CHECK(result.records == threads * per_thread);
+  std::ifstream in(path);
+  std::vector<int> next(threads, 0);
+  for (std::string line; std::getline(in, line);) {
+    const auto record = Json::parse(line);
+    const int thread = record["thread"];
+    // Each submitter's records keep their order in the chain.
+    CHECK(record["n"] == next[thread]++);
+    // What the writer did for the caller: the time, and the digest of the arguments.
+    CHECK(record["time"].get<std::string>().size() == 24);
+    CHECK(record["args_sha256"] ==
+          "3dac3d9396c816b7e4926c7c4b8f17dd0e6c5a306b4362f05218096095062dd2");
+    CHECK_FALSE(record.contains("arguments"));
+  }
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("a submitted record that cannot be written is reported, held back and written late") {
+  const std::string path = temp_path("submit-full.log");
+  std::filesystem::remove(path);
+  {
+    AuditLog log(path, FsyncPolicy::none);
+    REQUIRE(log.append({{"n", 0}}));
+    std::promise<bool> reported;
+    {
+      FileSizeLimit limit(std::filesystem::file_size(path) + 10);
+      PendingRecord pending;
+      pending.record = {{"n", 1}};
+      pending.if_held_back = {{"answer_withheld", true}};
+      pending.done = [&reported](bool written) { reported.set_value(written); };
+      log.submit(std::move(pending));
+      CHECK_FALSE(reported.get_future().get());
+      CHECK(log.records_held_back() == 1);
+      CHECK_FALSE(log.writable());
+    }
+    CHECK(log.retry());
+  }
+  std::ifstream in(path);
+  std::vector<Json> records;
+  for (std::string line; std::getline(in, line);)
+    records.push_back(Json::parse(line));
+  REQUIRE(records.size() == 3);
+  CHECK(records[1]["type"] == "gap");
+  CHECK(records[2]["n"] == 1);
+  CHECK(records[2]["answer_withheld"] == true);
   CHECK(verify_files({path}).ok);
   std::filesystem::remove(path);
 }

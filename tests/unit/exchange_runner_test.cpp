@@ -91,9 +91,10 @@ class ScriptedFilter final : public gw::Filter {
     journal_.push_back(name_ + ".reply");
     if (script_.rewrite_replies) message += "+" + name_;
   }
-  std::string on_answer(gw::Exchange&) override {
+  bool gates_answer() const override { return true; }
+  awaitable<std::string> on_answer(gw::Exchange&) override {
     journal_.push_back(name_ + ".answer");
-    return script_.withhold;
+    co_return script_.withhold;
   }
   void on_complete(const gw::Exchange&) override { journal_.push_back(name_ + ".complete"); }
 

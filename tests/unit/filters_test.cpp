@@ -507,7 +507,11 @@ TEST_CASE("the audit filter writes one record before the answer, and none again 
     auto filter = factory.make(exchange);
     REQUIRE(filter);
     CHECK(filter->on_request(exchange).kind == Kind::proceed);
-    CHECK(filter->on_answer(exchange).empty());
+    REQUIRE(filter->gates_answer());
+    // The answer is released once the writer thread has written the line.
+    CHECK(await(filter->on_answer(exchange)).empty());
+    CHECK(records_in(path).size() == 1);
+    CHECK_FALSE(filter->gates_answer());
     filter->on_complete(exchange);
     // A notification is not a call: no filter, no record.
     const Message notification(MessageKind::notification,

@@ -10,11 +10,15 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "membrane/identity/jwt.hpp"
@@ -27,6 +31,22 @@ enum class FsyncPolicy { none, every_record };
 
 // The time records carry: ISO 8601 UTC with milliseconds ("2026-11-23T15:04:05.123Z").
 std::string utc_now();
+std::string utc_time(std::chrono::system_clock::time_point when);
+
+// A record handed to the writer thread, with what is left to do before its line is chained: the
+// caller only fills it in; the writer formats, hashes and writes.
+struct PendingRecord {
+  Json record;
+  // Written as "time" (utc_time) when the record has none.
+  std::chrono::system_clock::time_point time = std::chrono::system_clock::now();
+  // When not null: the SHA-256 of its compact JSON is written as "args_sha256" (the arguments
+  // themselves never are).
+  Json arguments;
+  Json if_held_back;  // as for append()
+  // Called on the writer thread once the batch holding the line was written (true), or the
+  // record could not be written now (false: held back or lost, as with append()).
+  std::function<void(bool written)> done;
+};
 
 struct AuditOptions {
   std::string path;
@@ -66,6 +86,12 @@ class AuditLog {
   // so the chain stays verifiable.
   bool append(Json record, const Json& if_held_back = nullptr);
 
+  // Hands a record to the writer thread (started on first use) and returns at once. The writer
+  // takes every record queued meanwhile as one batch (group commit): one write(2) for all their
+  // lines, one fdatasync with FsyncPolicy::every_record, then each record's `done`. Records are
+  // chained in the order they were submitted. The destructor writes what is queued first.
+  void submit(PendingRecord pending);
+
   // False from a failed write until a write succeeds again.
   bool writable() const { return !failing_.load(std::memory_order_acquire); }
   // While failing: writes the gap record and what is held back. True when the log is writable.
@@ -83,6 +109,13 @@ class AuditLog {
 
  private:
   std::string write_line(const Json& record);  // mutex_ held; returns why it failed, or ""
+  // mutex_ held: one write(2) of whole lines (or none of them: a partial write is taken back);
+  // returns why it failed, or "".
+  std::string write_bytes(const std::string& lines);
+  // mutex_ held: a batch from the writer thread; written[i] says whether record i was written.
+  void write_batch_locked(std::vector<PendingRecord>& batch, std::vector<bool>& written);
+  void hold_back_locked(Json record, const Json& if_held_back);  // or count it lost
+  void writer_loop();
   bool append_locked(const Json& record);      // write_line + counting and checkpoints
   bool recover_locked();
   void note_failure_locked(const std::string& why);
@@ -113,6 +146,13 @@ class AuditLog {
   std::uint64_t lost_this_outage_ = 0;
   std::uint64_t refused_this_outage_ = 0;
   std::int64_t last_report_ms_ = 0;
+  // The writer thread and its queue.
+  std::mutex queue_mutex_;
+  std::condition_variable queue_ready_;
+  std::vector<PendingRecord> queue_;
+  bool stopping_ = false;
+  std::once_flag writer_started_;
+  std::thread writer_;
 };
 
 // The line for `record` chained after `prev` (what AuditLog writes, without the newline).

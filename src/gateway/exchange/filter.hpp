@@ -69,10 +69,13 @@ class Filter {
   // Each message the upstream sends back for this exchange, before it reaches the client, in
   // reverse filter order. The filter may rewrite it.
   virtual void on_upstream_message(Exchange&, std::string&) {}
+  // True for a filter that must act before the client can act on the answer (the audit record):
+  // only those are awaited in on_answer, so an answer costs the others nothing.
+  virtual bool gates_answer() const { return false; }
   // Just before the final answer to a request goes to the client (http_status and outcome are
-  // set): what must be done before the client can act on it (the audit record). Returns why the
-  // answer must be withheld, or "" to let it go.
-  virtual std::string on_answer(Exchange&) { return {}; }
+  // set), for a filter that gates_answer(). Returns why the answer must be withheld, or "" to let
+  // it go. The answer waits meanwhile; the event loop does not.
+  virtual awaitable<std::string> on_answer(Exchange&) { co_return std::string(); }
   // Once, when the exchange is over (answered, forwarded, failed or abandoned).
   virtual void on_complete(const Exchange&) {}
 };

@@ -144,25 +144,35 @@ void ExchangeRunner::on_upstream_message(std::string& message) {
     (*filter)->on_upstream_message(exchange_, message);
 }
 
-std::string ExchangeRunner::withheld_reason() {
-  std::string withheld;
-  for (auto& filter : filters_) {
-    std::string reason = filter->on_answer(exchange_);
-    if (withheld.empty()) withheld = std::move(reason);
-  }
-  return withheld;
+bool ExchangeRunner::answer_gated() const {
+  for (const auto& filter : filters_)
+    if (filter->gates_answer()) return true;
+  return false;
 }
 
-std::string ExchangeRunner::answer_or_withheld(std::string message) {
-  const std::string withheld = withheld_reason();
-  if (withheld.empty()) return message;
-  return mcp::make_error_response(request_id_of(exchange_), mcp::error_code::internal_error,
-                                  withheld);
+awaitable<std::string> ExchangeRunner::withheld_reason() {
+  std::string withheld;
+  for (auto& filter : filters_) {
+    if (!filter->gates_answer()) continue;
+    std::string reason = co_await filter->on_answer(exchange_);
+    if (withheld.empty()) withheld = std::move(reason);
+  }
+  co_return withheld;
+}
+
+awaitable<std::string> ExchangeRunner::answer_or_withheld(std::string message) {
+  if (!answer_gated()) co_return message;
+  const std::string withheld = co_await withheld_reason();
+  if (withheld.empty()) co_return message;
+  co_return mcp::make_error_response(request_id_of(exchange_), mcp::error_code::internal_error,
+                                     withheld);
 }
 
 awaitable<bool> ExchangeRunner::answer(http::Response response) {
   exchange_.http_status = response.result_int();
-  if (const std::string withheld = withheld_reason(); !withheld.empty()) {
+  std::string withheld;
+  if (answer_gated()) withheld = co_await withheld_reason();
+  if (!withheld.empty()) {
     response =
         jsonrpc_error(503, request_id_of(exchange_), mcp::error_code::internal_error, withheld);
     exchange_.http_status = 503;
@@ -175,7 +185,8 @@ awaitable<bool> ExchangeRunner::answer(http::Response response) {
 awaitable<bool> ExchangeRunner::answer_message(std::string message, bool last) {
   // A message on a stream: the HTTP status was 200 when the stream began (202 for legacy posts).
   if (exchange_.http_status == 0) exchange_.http_status = 200;
-  const bool sent = co_await port_.deliver(answer_or_withheld(std::move(message)), last);
+  std::string answer = co_await answer_or_withheld(std::move(message));
+  const bool sent = co_await port_.deliver(std::move(answer), last);
   if (!sent) exchange_.client_gone = true;
   co_return sent;
 }

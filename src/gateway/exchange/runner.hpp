@@ -79,7 +79,7 @@ class ExchangeRunner {
   void on_upstream_message(std::string& message);
   // Runs the filters that act before the final answer goes out: `message`, or the error that
   // replaces it when one withholds it.
-  std::string answer_or_withheld(std::string message);
+  awaitable<std::string> answer_or_withheld(std::string message);
   // The final answer as the whole HTTP response (a 503 instead when it is withheld).
   awaitable<bool> answer(http::Response response);
   // The final answer as a message on the stream (`last` ends the stream after it).
@@ -94,8 +94,10 @@ class ExchangeRunner {
   void complete();
 
  private:
-  // Runs every filter's on_answer (all of them, once): the first reason to withhold, or "".
-  std::string withheld_reason();
+  // Runs the on_answer of every filter that gates answers (all of them, once): the first reason
+  // to withhold, or "".
+  awaitable<std::string> withheld_reason();
+  bool answer_gated() const;
   // Awaits a paused filter until it decides.
   awaitable<FilterStep> resume_paused(Filter& filter);
 

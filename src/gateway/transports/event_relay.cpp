@@ -211,7 +211,10 @@ awaitable<RelayOutcome> relay_events(http::Responder& out, EventPump& pump, Exch
           outcome.resumable = pump.resumable();
           co_return outcome;
         }
-        if (runner) event.data = runner->answer_or_withheld(std::move(event.data));
+        if (runner) {
+          std::string answer = co_await runner->answer_or_withheld(std::move(event.data));
+          event.data = std::move(answer);
+        }
       }
     }
     // Our own keep-alives replace the upstream's; its event type "message" is the default.

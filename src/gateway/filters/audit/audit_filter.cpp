@@ -1,6 +1,7 @@
 #include "gateway/filters/audit/audit_filter.hpp"
 
 #include "gateway/responses.hpp"
+#include "http/background.hpp"
 
 #include <chrono>
 #include <ctime>
@@ -8,13 +9,14 @@
 namespace membrane::gateway {
 namespace {
 
-audit::Json record_of(const Exchange& exchange);
+audit::PendingRecord record_of(const Exchange& exchange);
 
 class AuditFilter final : public Filter {
  public:
   AuditFilter(audit::AuditLog& log, AuditOnError on_error) : log_(log), on_error_(on_error) {}
   FilterStep on_request(Exchange& exchange) override;
-  std::string on_answer(Exchange& exchange) override;
+  bool gates_answer() const override { return !recorded_; }
+  awaitable<std::string> on_answer(Exchange& exchange) override;
   void on_complete(const Exchange& exchange) override;
 
  private:
@@ -45,30 +47,39 @@ FilterStep AuditFilter::on_request(Exchange& exchange) {
                    "): calls are refused until it can be written again (audit.on_error: refuse)"));
 }
 
-std::string AuditFilter::on_answer(Exchange& exchange) {
-  if (recorded_) return {};
+awaitable<std::string> AuditFilter::on_answer(Exchange& exchange) {
+  if (recorded_) co_return std::string();
   recorded_ = true;
   const bool refuse = on_error_ == AuditOnError::refuse;
   // Held back for later, the record says that the client never got the answer.
-  static const audit::Json withheld = {{"answer_withheld", true}};
-  if (log_.append(record_of(exchange), refuse ? withheld : audit::Json())) return {};
-  if (!refuse) return {};
+  auto pending = record_of(exchange);
+  if (refuse) pending.if_held_back = {{"answer_withheld", true}};
+  // The answer waits for the writer thread to have written the line (group commit).
+  auto hand_over = [this, &pending](std::function<void(bool)> done) {
+    pending.done = std::move(done);
+    log_.submit(std::move(pending));
+  };
+  const bool written = co_await http::await_report<bool>(std::move(hand_over));
+  if (written || !refuse) co_return std::string();
   exchange.outcome = Outcome::answer_withheld;
-  return "the audit trail is unavailable (" + log_.problem() +
-         "): the upstream's answer is withheld because its audit record could not be written "
-         "(audit.on_error: refuse)";
+  co_return "the audit trail is unavailable (" + log_.problem() +
+      "): the upstream's answer is withheld because its audit record could not be written "
+      "(audit.on_error: refuse)";
 }
 
 void AuditFilter::on_complete(const Exchange& exchange) {
   if (recorded_) return;
-  log_.append(record_of(exchange));
+  log_.submit(record_of(exchange));
 }
 
 namespace {
 
-audit::Json record_of(const Exchange& exchange) {
+// What the worker does for a record: copy out what the exchange says. Formatting the time,
+// hashing the arguments, chaining and writing are the writer thread's.
+audit::PendingRecord record_of(const Exchange& exchange) {
   const mcp::Message* message = exchange.message;
-  audit::Json record = {{"time", audit::utc_now()}};
+  audit::PendingRecord pending;
+  audit::Json& record = pending.record;
   record["identity"] = exchange.identity ? audit::Json(exchange.identity->subject) : audit::Json();
   const auto txn = exchange.txn.id();
   record["txn"] = txn.empty() ? audit::Json() : audit::Json(txn);
@@ -89,10 +100,8 @@ audit::Json record_of(const Exchange& exchange) {
   if (!exchange.task.id.empty()) record["task"] = exchange.task.id;
   if (!exchange.task.status.empty()) record["task_status"] = exchange.task.status;
   if (const auto* params = message->params()) {
-    if (const auto arguments = params->find("arguments"); arguments != params->end()) {
-      record["args_sha256"] =
-          hex_digest(arguments->dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
-    }
+    if (const auto arguments = params->find("arguments"); arguments != params->end())
+      pending.arguments = *arguments;
   }
   const auto& policy = exchange.policy;
   if (!policy.verdict.empty()) {
@@ -109,7 +118,7 @@ audit::Json record_of(const Exchange& exchange) {
   record["latency_us"] =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.started)
           .count();
-  return record;
+  return pending;
 }
 
 }  // namespace
