@@ -394,7 +394,7 @@ int serve(const Config& config) {
     otlp.service_name = config.otel.service_name;
     otlp.service_version = MEMBRANE_VERSION_TEXT;
     otlp.queue_capacity = config.otel.queue;
-    exporter = std::make_shared<otel::OtlpExporter>(std::move(otlp), worker_count);
+    exporter = std::make_shared<otel::OtlpExporter>(std::move(otlp));
     log::info("otel: spans to ", exporter->url());
     filters.add(std::make_unique<gateway::TraceFilterFactory>(
         exporter,
@@ -609,7 +609,7 @@ int serve(const Config& config) {
   auto& main_context = workers.context(0);
   if (tool_catalog && redis)
     tool_catalog->share_through(redis, config.cluster.key_prefix, main_context.get_executor());
-  if (exporter) asio::co_spawn(main_context, exporter->run(), asio::detached);
+  if (exporter) exporter->start();
   if (approval_relay) approval_relay->start(main_context.get_executor());
   ended_sessions->start(main_context.get_executor());
   // Shared with the reload coroutines, which end at the next wake-up after shutdown sets it.

@@ -116,7 +116,9 @@ bool is_space_error(int error) {
 
 }  // namespace
 
-std::string utc_now() { return utc_time(std::chrono::system_clock::now()); }
+std::string utc_now() {
+  return utc_time(std::chrono::system_clock::now());
+}
 
 std::string utc_time(std::chrono::system_clock::time_point now) {
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
@@ -273,8 +275,8 @@ void AuditLog::writer_loop() {
       if (!record.is_object()) record = Json::object();
       if (!record.contains("time")) record["time"] = utc_time(pending.time);
       if (!pending.arguments.is_null()) {
-        record["args_sha256"] = sha256_hex(
-            pending.arguments.dump(-1, ' ', false, Json::error_handler_t::replace));
+        record["args_sha256"] =
+            sha256_hex(pending.arguments.dump(-1, ' ', false, Json::error_handler_t::replace));
       }
     }
     written.assign(batch.size(), false);
@@ -306,8 +308,7 @@ void AuditLog::write_batch_locked(std::vector<PendingRecord>& batch, std::vector
       written_ += batch.size();
       written.assign(batch.size(), true);
       since_checkpoint_ += batch.size();
-      if (options_.signing_key && since_checkpoint_ >= options_.checkpoint_every)
-        checkpoint(false);
+      if (options_.signing_key && since_checkpoint_ >= options_.checkpoint_every) checkpoint(false);
       return;
     } else {
       note_failure_locked(problem);

@@ -28,8 +28,8 @@ awaitable<T> await_report(Start start) {
           decltype(handler) resume;
           decltype(asio::make_work_guard(home)) guard;
         };
-        auto waiting = std::make_shared<Waiting>(
-            Waiting{std::move(handler), asio::make_work_guard(home)});
+        auto waiting =
+            std::make_shared<Waiting>(Waiting{std::move(handler), asio::make_work_guard(home)});
         start(std::function<void(T)>([waiting](T value) {
           auto executor = waiting->guard.get_executor();
           asio::post(executor, [waiting, value = std::move(value)]() mutable {
@@ -65,9 +65,10 @@ class BackgroundThreads {
               result.reset();
             }
             auto executor = guard.get_executor();
-            asio::post(executor, [handler = std::move(handler), result = std::move(result)]() mutable {
-              std::move(handler)(std::move(result));
-            });
+            asio::post(executor,
+                       [handler = std::move(handler), result = std::move(result)]() mutable {
+                         std::move(handler)(std::move(result));
+                       });
           });
         },
         asio::use_awaitable, std::move(work));

@@ -1,5 +1,6 @@
 #include "otel/otlp_exporter.hpp"
 
+#include "http/background.hpp"
 #include "http/tls.hpp"
 #include "membrane/core/log.hpp"
 
@@ -13,7 +14,7 @@ std::string traces_url(const std::string& endpoint) {
   return endpoint.ends_with("/") ? endpoint + "v1/traces" : endpoint + "/v1/traces";
 }
 
-http::HttpClient make_client(const std::string& url_text, std::size_t workers) {
+http::HttpClient make_client(const std::string& url_text) {
   std::string error;
   auto url = http::UpstreamUrl::parse(url_text, error);
   if (!url) throw std::runtime_error("OTLP endpoint '" + url_text + "': " + error);
@@ -21,37 +22,70 @@ http::HttpClient make_client(const std::string& url_text, std::size_t workers) {
   options.connect_timeout = std::chrono::seconds(3);
   options.response_timeout = std::chrono::seconds(10);
   if (url->tls) options.tls = http::make_client_tls_context("", true);
-  return http::HttpClient(std::move(*url), std::move(options), workers);
+  // One pool: only the exporter's thread uses the client.
+  return http::HttpClient(std::move(*url), std::move(options), 1);
 }
 
 }  // namespace
 
-OtlpExporter::OtlpExporter(OtlpOptions options, std::size_t workers)
+OtlpExporter::OtlpExporter(OtlpOptions options)
     : options_(std::move(options)),
       url_text_(traces_url(options_.endpoint)),
-      client_(make_client(url_text_, workers)) {}
+      client_(make_client(url_text_)) {}
+
+OtlpExporter::~OtlpExporter() {
+  if (!thread_.joinable()) return;
+  context_.stop();
+  thread_.join();
+}
 
 void OtlpExporter::enqueue(telemetry::Span span) {
-  std::lock_guard lock(mutex_);
-  if (queue_.size() >= options_.queue_capacity) {
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
+  bool batch_full = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.size() >= options_.queue_capacity) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    queue_.push_back(std::move(span));
+    batch_full = queue_.size() >= options_.batch_size;
   }
-  queue_.push_back(std::move(span));
+  // A full batch goes now rather than at the end of the interval (once per batch, not per span).
+  if (batch_full && thread_.joinable() && !wake_posted_.exchange(true))
+    asio::post(context_, [this] { wake_.cancel(); });
+}
+
+void OtlpExporter::start() {
+  asio::co_spawn(context_, run(), asio::detached);
+  thread_ = std::thread([this] { context_.run(); });
 }
 
 awaitable<void> OtlpExporter::run() {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
   while (!stopping_) {
-    timer.expires_after(options_.interval);
-    co_await timer.async_wait(use_nothrow);
+    wake_.expires_after(options_.interval);
+    co_await wake_.async_wait(use_nothrow);
+    wake_posted_ = false;
     if (stopping_) co_return;
-    co_await export_batch();
+    // Every full batch now, then what is left of one.
+    bool sent = co_await export_batch();
+    while (sent && !stopping_ && queued() >= options_.batch_size)
+      sent = co_await export_batch();
   }
 }
 
 awaitable<void> OtlpExporter::flush_and_stop() {
+  if (!thread_.joinable()) co_return;
+  auto flush_there = [this](std::function<void(bool)> done) {
+    asio::co_spawn(context_, flush(), [done](std::exception_ptr) { done(true); });
+  };
+  co_await http::await_report<bool>(std::move(flush_there));
+  context_.stop();
+  thread_.join();
+}
+
+awaitable<void> OtlpExporter::flush() {
   stopping_ = true;
+  wake_.cancel();
   for (;;) {
     {
       std::lock_guard lock(mutex_);

@@ -1,7 +1,9 @@
 // The OTLP/HTTP trace exporter (JSON encoding, POST <endpoint>/v1/traces). Spans go into a
 // bounded queue that never blocks the proxy path: when it is full the span is dropped and
-// counted. A loop on one worker sends batches every interval, retries a failed batch with
-// backoff, and drops (and counts) it after the last attempt; shutdown flushes what is queued.
+// counted. A loop on a thread of its own (not a worker's: serializing a batch is work the
+// event loops should not do) sends a batch every interval, or as soon as a batch is full,
+// retries a failed batch with backoff, and drops (and counts) it after the last attempt;
+// shutdown flushes what is queued.
 #pragma once
 
 #include <atomic>
@@ -10,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "http/asio.hpp"
 #include "http/client.hpp"
@@ -31,15 +34,17 @@ struct OtlpOptions {
 class OtlpExporter {
  public:
   // Throws std::runtime_error for a malformed endpoint (start-up).
-  OtlpExporter(OtlpOptions options, std::size_t workers);
+  explicit OtlpExporter(OtlpOptions options);
+  ~OtlpExporter();
 
   // From any thread; never blocks.
   void enqueue(telemetry::Span span);
 
-  // The export loop: run on one worker until stop().
-  awaitable<void> run();
-  // Sends what is queued (shutdown), then ends the loop. A collector that fails a batch gets no
-  // more: the rest is dropped and counted, so a dead collector cannot hold the shutdown.
+  // Starts the export loop on the exporter's own thread.
+  void start();
+  // Sends what is queued (shutdown), then ends the loop and its thread; the caller's event loop
+  // goes on meanwhile. A collector that fails a batch gets no more: the rest is dropped and
+  // counted, so a dead collector cannot hold the shutdown.
   awaitable<void> flush_and_stop();
 
   std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
@@ -48,10 +53,16 @@ class OtlpExporter {
   const std::string& url() const { return url_text_; }
 
  private:
+  awaitable<void> run();           // the export loop, on the exporter's thread
+  awaitable<void> flush();         // what flush_and_stop does there
   awaitable<bool> export_batch();  // false when the batch was dropped
   awaitable<bool> post(const std::string& body);
 
   OtlpOptions options_;
+  asio::io_context context_;
+  asio::steady_timer wake_{context_};  // the interval, cut short when a batch is full
+  std::atomic<bool> wake_posted_{false};
+  std::thread thread_;
   std::string url_text_;
   http::HttpClient client_;
   mutable std::mutex mutex_;

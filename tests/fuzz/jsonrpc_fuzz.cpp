@@ -4,12 +4,14 @@
 // map key, the error answer naming the id, and the message written out again as it is forwarded.
 // parse_message must refuse with -32700, -32600 or -32602 and a message, or give a message of the
 // kind its fields say: never a request method without an id, never a judged method without the
-// target it is judged by.
+// target it is judged by. The trace context spliced into a request's text (mcp::splice_meta)
+// means what inserting it into the parsed message would.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 #include "membrane/mcp/jsonrpc.hpp"
+#include "membrane/mcp/meta_splice.hpp"
 
 namespace {
 
@@ -67,5 +69,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The same rules for JSON that was parsed elsewhere (an SSE event's data, a stdio line).
   const ParsedMessage again = classify_message(message.body());
   if (!again.message || again.message->kind() != message.kind()) __builtin_trap();
+  // The trace context spliced into the forwarded text means what inserting it into the tree
+  // would (or the splice declines, and the gateway rewrites the tree).
+  if (message.kind() == MessageKind::request) {
+    static const MetaMembers added = {{"traceparent", "00-a-b-01"}, {"tracestate", "k=\"v\""}};
+    std::string spliced(text);
+    if (splice_meta(spliced, added)) {
+      const Json result = Json::parse(spliced, nullptr, false);
+      Json expected = message.body();
+      for (const auto& [name, value] : added)
+        expected["params"]["_meta"][name] = value;
+      if (result.is_discarded() || result != expected) __builtin_trap();
+    } else if (spliced != text) {
+      __builtin_trap();
+    }
+  }
   return 0;
 }

@@ -410,16 +410,23 @@ TEST_CASE("an exchange cancelled while a filter is paused still completes once")
   CHECK(count(journal, "after.complete") == 1);
 }
 
-TEST_CASE("the forwarded body is a filter's rewrite, else the client's bytes") {
+TEST_CASE("the forwarded body is the client's bytes, with what filters add to params._meta") {
   Journal journal;
   gw::FilterChain chain;
   FakePort port(journal);
   run([&]() -> awaitable<void> {
-    gw::ExchangeRunner plain(chain, port, request_for(tool_call()));
+    const auto& call = tool_call();
+    gw::ExchangeRunner plain(chain, port, request_for(call));
     CHECK(plain.forwarded_body("client") == "client");
-    gw::ExchangeRunner rewritten(chain, port, request_for(tool_call()));
-    rewritten.exchange().rewritten_body = "rewritten";
-    CHECK(rewritten.forwarded_body("client") == "rewritten");
+    const std::string bytes = call.body().dump();
+    gw::ExchangeRunner added(chain, port, request_for(call));
+    added.exchange().forwarded_meta = {{"traceparent", "00-t"}};
+    const auto forwarded = Json::parse(added.forwarded_body(bytes));
+    CHECK(forwarded["params"]["_meta"]["traceparent"] == "00-t");
+    CHECK(forwarded["params"]["name"] == call.body()["params"]["name"]);
+    CHECK(added.forwarded_message() == forwarded);
+    // Bytes the splice cannot take (here: not JSON) are rewritten from the parsed message.
+    CHECK(Json::parse(added.forwarded_body("not json")) == forwarded);
     co_return;
   });
 }

@@ -116,7 +116,7 @@ class AuditLog {
   void write_batch_locked(std::vector<PendingRecord>& batch, std::vector<bool>& written);
   void hold_back_locked(Json record, const Json& if_held_back);  // or count it lost
   void writer_loop();
-  bool append_locked(const Json& record);      // write_line + counting and checkpoints
+  bool append_locked(const Json& record);  // write_line + counting and checkpoints
   bool recover_locked();
   void note_failure_locked(const std::string& why);
   void open_file();

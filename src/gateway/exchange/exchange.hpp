@@ -13,6 +13,7 @@
 
 #include "membrane/identity/authenticator.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
+#include "membrane/mcp/meta_splice.hpp"
 #include "membrane/mcp/sealed_session.hpp"
 
 namespace membrane::gateway {
@@ -146,8 +147,9 @@ struct Exchange {
   std::string_view incoming_txn_token;
   std::string_view incoming_traceparent;
   std::string_view incoming_tracestate;
-  // When set, forwarded instead of the client's bytes (a filter rewrote the message).
-  std::string rewritten_body;
+  // Members the filters add to params._meta of the forwarded message (the trace context): spliced
+  // into the client's bytes, which are otherwise forwarded as they came.
+  mcp::MetaMembers forwarded_meta;
   Clock::time_point started = Clock::now();
   // When the request was handed to the upstream (unset when it never was), and how long the
   // upstream took to start its reply.

@@ -134,8 +134,23 @@ upstream::ForwardContext ExchangeRunner::forward_context(const upstream::Upstrea
 }
 
 std::string ExchangeRunner::forwarded_body(std::string client_bytes) {
-  if (exchange_.rewritten_body.empty()) return client_bytes;
-  return std::move(exchange_.rewritten_body);
+  if (exchange_.forwarded_meta.empty() || mcp::splice_meta(client_bytes, exchange_.forwarded_meta))
+    return client_bytes;
+  // The text could not take the members without doubt (the client sent one of them itself, say):
+  // rewritten through a tree, where the gateway's value wins.
+  return forwarded_message().dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+}
+
+mcp::Json ExchangeRunner::forwarded_message() const {
+  mcp::Json body = exchange_.message->body();
+  if (exchange_.forwarded_meta.empty()) return body;
+  mcp::Json& params = body["params"];
+  if (!params.is_object()) params = mcp::Json::object();
+  mcp::Json& meta = params["_meta"];
+  if (!meta.is_object()) meta = mcp::Json::object();
+  for (const auto& [name, value] : exchange_.forwarded_meta)
+    meta[name] = value;
+  return body;
 }
 
 void ExchangeRunner::on_upstream_message(std::string& message) {

@@ -69,8 +69,10 @@ class ExchangeRunner {
   // The context of the upstream hop: the revision spoken there, the transaction token, the trace
   // context, and who asks (for upstreams that count processes per caller).
   upstream::ForwardContext forward_context(const upstream::Upstream& upstream) const;
-  // The bytes to forward: the filters' rewrite of the message, or the client's.
+  // The bytes to forward: the client's, with what the filters add to params._meta.
   std::string forwarded_body(std::string client_bytes);
+  // The same message as a tree, for transports that rewrite it further.
+  mcp::Json forwarded_message() const;
   // Timing of the upstream hop (spans and metrics).
   void forwarding() { exchange_.forwarded_at = Clock::now(); }
   void upstream_answered() { exchange_.upstream_wait = Clock::now() - exchange_.forwarded_at; }

@@ -228,10 +228,7 @@ awaitable<void> Gateway::forward_to_stateless(SessionClientPort& port, ExchangeR
   const mcp::SessionClaims& claims = *exchange.session;
   exchange.upstream_protocol_version = std::string(mcp::stateless_protocol_version);
 
-  mcp::Json body = exchange.rewritten_body.empty()
-                       ? message.body()
-                       : json::parse_or_discarded(runner.forwarded_body({}));
-  if (body.is_discarded()) body = message.body();
+  mcp::Json body = runner.forwarded_message();
   auto envelope = mcp::stateless_envelope(mcp::stateless_protocol_version,
                                           claims.client_capabilities, client_info_of(claims));
   if (auto level = bridged_sessions_.log_level(std::string(exchange.session_id)); !level.empty())

@@ -233,10 +233,7 @@ std::string Gateway::seal_request_state(const StatelessCall& call, const mcp::Js
 // The body to send upstream: the filters' rewrite (trace context) or the client's, without what
 // only the gateway reads (its approval answer, its sealed state).
 mcp::Json Gateway::upstream_body(ExchangeRunner& runner, const StatelessCall& call) const {
-  mcp::Json body = runner.exchange().rewritten_body.empty()
-                       ? call.message->body()
-                       : json::parse_or_discarded(runner.forwarded_body({}));
-  if (body.is_discarded()) body = call.message->body();
+  mcp::Json body = runner.forwarded_message();
   auto& params = body["params"];
   if (!params.is_object()) return body;
   if (const auto responses = params.find("inputResponses"); responses != params.end()) {

@@ -83,14 +83,9 @@ FilterStep TraceFilter::on_request(Exchange& exchange) {
       telemetry::format_traceparent({trace.trace_id, trace.client_span_id, trace.sampled});
 
   // The upstream sees the context in params._meta too (stdio servers have no headers).
-  mcp::Json body = message->body();
-  mcp::Json& forwarded_params = body["params"];
-  if (!forwarded_params.is_object()) forwarded_params = mcp::Json::object();
-  mcp::Json& meta = forwarded_params["_meta"];
-  if (!meta.is_object()) meta = mcp::Json::object();
-  meta["traceparent"] = trace.upstream_traceparent;
-  if (!trace.trace_state.empty()) meta["tracestate"] = trace.trace_state;
-  exchange.rewritten_body = body.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+  exchange.forwarded_meta.emplace_back("traceparent", trace.upstream_traceparent);
+  if (!trace.trace_state.empty())
+    exchange.forwarded_meta.emplace_back("tracestate", trace.trace_state);
   return FilterStep::proceed();
 }
 

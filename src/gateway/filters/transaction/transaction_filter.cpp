@@ -150,8 +150,8 @@ std::unique_ptr<Filter> TransactionFilterFactory::make(const Exchange& exchange)
   const bool in_transaction =
       !options_.per_call &&
       (!exchange.session_id.empty() || declared_transaction(*exchange.message) != nullptr);
-  const bool wanted = !exchange.incoming_txn_token.empty() || in_transaction ||
-                      is_call(exchange.message->method());
+  const bool wanted =
+      !exchange.incoming_txn_token.empty() || in_transaction || is_call(exchange.message->method());
   return wanted ? std::make_unique<TransactionFilter>(options_, cache_) : nullptr;
 }
 
@@ -162,8 +162,7 @@ mcp::Json TransactionFilter::context_arguments(const mcp::Message& message) cons
   const auto arguments = params->find("arguments");
   if (arguments == params->end() || !arguments->is_object()) return found;
   for (const auto& name : options_.context_arguments) {
-    if (const auto value = arguments->find(name); value != arguments->end())
-      found[name] = *value;
+    if (const auto value = arguments->find(name); value != arguments->end()) found[name] = *value;
   }
   return found;
 }
@@ -237,7 +236,8 @@ FilterStep TransactionFilter::on_request(Exchange& exchange) {
   request_.txn = txn;
   if (!txn.empty()) {
     // Everything the token says that may differ between two requests of the transaction.
-    std::string context = request_.context.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+    std::string context =
+        request_.context.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
     if (context.size() <= max_cached_context_bytes) {
       key_ = txn;
       for (const std::string* part : {&request_.subject, &request_.scope, &context}) {
