@@ -4,6 +4,7 @@
 #pragma once
 
 #include <re2/re2.h>
+#include <re2/set.h>
 
 #include <cstdint>
 #include <memory>
@@ -64,6 +65,9 @@ class CompiledPolicy {
   std::vector<std::uint32_t> any_tool;
   std::shared_ptr<const DecisionIndex> decision_index;
   bool any_redactions = false;
+  // Every redact pattern of every rule in one automaton: a result in which no string matches it
+  // needs no masking, whatever the rules' conditions (null: always look).
+  std::shared_ptr<const re2::RE2::Set> redaction_prefilter;
   bool any_request_headers = false;
   // Parallel: what each limit is, and how it is evaluated.
   std::vector<LimitInfo> limit_infos;

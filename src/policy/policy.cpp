@@ -3,6 +3,7 @@
 #include "membrane/policy/policy.hpp"
 
 #include <re2/re2.h>
+#include <re2/set.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -296,6 +297,125 @@ bool Policy::redact_all(Json& result) const {
 
 bool Policy::has_redactions() const {
   return compiled_->any_redactions;
+}
+
+namespace {
+
+void append_utf8(std::string& out, std::uint32_t code_point) {
+  if (code_point < 0x80) {
+    out.push_back(static_cast<char>(code_point));
+  } else if (code_point < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (code_point >> 6)));
+    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  } else if (code_point < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (code_point >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (code_point >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  }
+}
+
+// Four hex digits at `at`, or -1.
+int hex4(std::string_view text, std::size_t at) {
+  if (at + 4 > text.size()) return -1;
+  int value = 0;
+  for (std::size_t i = at; i < at + 4; ++i) {
+    const char c = text[i];
+    const int digit = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+    if (digit < 0) return -1;
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
+// Decodes the JSON string whose opening quote is at `at` into `out` (as the parser would give
+// it); returns the position past its closing quote, or npos when it is not a well-formed string.
+std::size_t decode_json_string(std::string_view text, std::size_t at, std::string& out) {
+  out.clear();
+  for (++at; at < text.size(); ++at) {
+    const char c = text[at];
+    if (c == '"') return at + 1;
+    if (c != '\\') {
+      out.push_back(c);
+      continue;
+    }
+    if (++at >= text.size()) return std::string_view::npos;
+    switch (text[at]) {
+      case '"':
+        out.push_back('"');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '/':
+        out.push_back('/');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'u': {
+        int unit = hex4(text, at + 1);
+        if (unit < 0) return std::string_view::npos;
+        at += 4;
+        std::uint32_t code_point = static_cast<std::uint32_t>(unit);
+        if (unit >= 0xD800 && unit <= 0xDBFF) {
+          // A surrogate pair, as the parser joins it.
+          const int low = at + 2 < text.size() && text[at + 1] == '\\' && text[at + 2] == 'u'
+                              ? hex4(text, at + 3)
+                              : -1;
+          if (low < 0xDC00 || low > 0xDFFF) return std::string_view::npos;
+          at += 6;
+          code_point =
+              0x10000 + ((code_point - 0xD800) << 10) + (static_cast<std::uint32_t>(low) - 0xDC00);
+        } else if (unit >= 0xDC00 && unit <= 0xDFFF) {
+          return std::string_view::npos;
+        }
+        append_utf8(out, code_point);
+        break;
+      }
+      default:
+        return std::string_view::npos;
+    }
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
+bool Policy::may_redact(std::string_view message) const {
+  if (!compiled_->any_redactions) return false;
+  const auto* prefilter = compiled_->redaction_prefilter.get();
+  if (!prefilter) return true;
+  // Each string on its own, as the masking sees it: anchors and word boundaries mean the same.
+  std::string decoded;
+  for (std::size_t at = message.find('"'); at != std::string_view::npos;
+       at = message.find('"', at)) {
+    at = decode_json_string(message, at, decoded);
+    if (at == std::string_view::npos) return true;
+    re2::RE2::Set::ErrorInfo error{};
+    if (prefilter->Match(decoded, nullptr, &error)) return true;
+    if (error.kind != re2::RE2::Set::kNoError) return true;
+  }
+  return false;
 }
 
 bool Policy::uses_request_headers() const {

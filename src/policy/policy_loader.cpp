@@ -388,6 +388,16 @@ std::shared_ptr<const CompiledPolicy> finish(LoadState state, Verdict default_ve
   compiled->any_redactions =
       std::any_of(compiled->ordered.begin(), compiled->ordered.end(),
                   [](const CompiledRule& rule) { return rule.info.verdict == Verdict::redact; });
+  if (compiled->any_redactions) {
+    auto prefilter = std::make_shared<re2::RE2::Set>(re2::RE2::Quiet, re2::RE2::UNANCHORED);
+    bool added = true;
+    for (const auto& rule : compiled->ordered) {
+      for (const auto& pattern : rule.redactions)
+        added = added && prefilter->Add(pattern->pattern(), nullptr) >= 0;
+    }
+    // A pattern the set cannot take leaves results to the full scan, never unmasked.
+    if (added && prefilter->Compile()) compiled->redaction_prefilter = std::move(prefilter);
+  }
   for (std::uint32_t position = 0; position < compiled->ordered.size(); ++position) {
     if (const auto names = required_tool_names(*compiled->ordered[position].condition)) {
       for (const auto& name : *names) {

@@ -4,7 +4,8 @@
 // the rest is the upstream's answer to it (a result to mask, a tool list to filter). Both go
 // through the policy filter (gateway::PolicyFilterFactory) as in the gateway: on_request, then
 // on_upstream_message when the call would be forwarded. A denial must be an answer, never a
-// forwarded call.
+// forwarded call. A reply the unparsed check (Policy::may_redact) lets pass holds nothing any
+// redact rule would mask.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <string_view>
 
 #include "gateway/filters/policy/policy_filter.hpp"
+#include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
 
@@ -34,6 +36,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static gateway::PolicyFilterFactory enforcing(shipped_policy(), false);
   static gateway::PolicyFilterFactory shadow(shipped_policy(), true);
+  static const auto policy = shipped_policy();
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const auto newline = input.find('\n');
   auto parsed = mcp::parse_message(input.substr(0, newline));
@@ -60,6 +63,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (step.kind != gateway::FilterStep::Kind::proceed) __builtin_trap();
     std::string message = reply;
     filter->on_upstream_message(exchange, message);
+  }
+  if (!policy->may_redact(reply)) {
+    auto body = json::parse_or_discarded(reply);
+    if (!body.is_discarded() && policy->redact_all(body)) __builtin_trap();
   }
   return 0;
 }

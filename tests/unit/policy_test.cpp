@@ -225,6 +225,44 @@ TEST_CASE("redact rules mask their patterns in every string of a result") {
   CHECK_FALSE(policy.redact(call.context("env"), clean));
 }
 
+TEST_CASE("a result no redact pattern can match is known without parsing it, escapes or not") {
+  const auto policy = Policy::parse(R"yaml(
+- rule: keys
+  condition: tool.name == "env"
+  verdict: redact
+  redact: ['AKIA[0-9A-Z]{16}', '^token=\w+$', '-----BEGIN [A-Z ]*PRIVATE KEY-----']
+)yaml",
+                                    "p.yaml");
+  const std::string key = "AKIAABCDEFGHIJKLMNOP";
+  const std::vector<std::pair<std::string, bool>> messages = {
+      {R"({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"nothing here\nat all"}]}})",
+       false},
+      {R"({"id":1,"result":{"content":[{"type":"text","text":"key )" + key + R"("}]}})", true},
+      // The same key written with escapes: the parser decodes them, and so does the check.
+      {R"({"id":1,"result":{"text":"AKIA\u0041BCDEFGHIJKLMNOP"}})", true},
+      {R"({"id":1,"result":{"text":"AK\u0049\u0041ABCDEFGHIJKLMNOP"}})", true},
+      {R"({"id":1,"result":{"text":"-----BEGIN RSA\u0020PRIVATE KEY-----"}})", true},
+      // Anchors mean what they mean in one string: the start of the string.
+      {R"({"id":1,"result":{"text":"token=abc"}})", true},
+      {R"({"id":1,"result":{"text":"line\ntoken=abc"}})", false},
+      {R"({"id":1,"result":{"a":"x","text":"the token=abc"}})", false},
+      // A key split across two strings is no match, and a broken string is looked at in full.
+      {R"({"id":1,"result":{"a":"AKIAABCDEFGH","b":"IJKLMNOP"}})", false},
+      {R"({"id":1,"result":{"text":"bad escape \q"}})", true},
+      {R"({"id":1,"result":{"text":"lone surrogate \udc00"}})", true},
+      {R"({"id":1,"result":{"text":"unterminated)", true},
+  };
+  for (const auto& [message, expected] : messages) {
+    INFO(message);
+    CHECK(policy.may_redact(message) == expected);
+    // Never a false "no": whatever every redact rule would mask, the check saw.
+    Json parsed = Json::parse(message, nullptr, false);
+    if (!parsed.is_discarded() && !expected) CHECK_FALSE(policy.redact_all(parsed));
+  }
+  const auto without = Policy::parse("- rule: r\n  condition: true\n  verdict: deny\n", "p.yaml");
+  CHECK_FALSE(without.may_redact(R"({"text":")" + key + R"("})"));
+}
+
 TEST_CASE("redact patterns are checked at load time") {
   CHECK(error_of("- rule: r\n  condition: true\n  verdict: redact\n")
             .find("needs 'redact: [patterns]'") != std::string::npos);

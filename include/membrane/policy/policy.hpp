@@ -155,6 +155,10 @@ class Policy {
   // not known (a task created through another replica), masking too much is the safe side.
   bool redact_all(Json& result) const;
   bool has_redactions() const;
+  // False when no string of the JSON text `message` (decoded: escapes like \u0041 or \n cannot
+  // hide a match) holds a match of any redact pattern, so no redact rule could mask anything in
+  // it; true when one may (or the text cannot be read that way). One pass, no parse.
+  bool may_redact(std::string_view message) const;
   // True when some rule looks at request.headers.*: callers collect headers only then.
   bool uses_request_headers() const;
 

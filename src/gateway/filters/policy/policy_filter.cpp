@@ -392,6 +392,11 @@ void PolicyFilter::on_upstream_message(Exchange& exchange, std::string& message)
   const std::string_view method = exchange.message->method();
   if (judged_method(method)) {
     if (shadow_ || !policy_->has_redactions()) return;
+    // Most results hold nothing any redact pattern finds: those are not parsed at all. A result
+    // that may start a task is, to remember its call (a task's result whose call is unknown gets
+    // every redact rule).
+    const bool may_start_task = method == "tools/call" && message.find("task") != std::string::npos;
+    if (!may_start_task && !policy_->may_redact(message)) return;
     auto body = answer_to_request(exchange, message);
     if (!body) return;
     const auto result = body->find("result");
