@@ -3,7 +3,8 @@
 //
 //   POST   /mcp  JSON-RPC request, notification, response or batch; answers with JSON
 //                (Content-Type: application/json, never SSE), 202 when nothing to answer
-//   GET    /mcp  405 (no server-initiated stream)
+//   GET    /mcp  405 (no server-initiated stream); with --listen-streams, 200 and an SSE stream
+//                that stays open and silent until the client leaves (for the memory benchmark)
 //   DELETE /mcp  200 (session "terminated"; there is no real session state)
 //
 // Methods: initialize (echoes the client's protocolVersion, sets Mcp-Session-Id:
@@ -11,7 +12,7 @@
 // argument as text content. Requests are accepted with or without a session id.
 // POST /v1/traces answers 200 {}: an OTLP trace sink for the tracing benchmark.
 //
-// Usage: membrane_bench_echo [--port N] [--threads N] [--host ADDR]
+// Usage: membrane_bench_echo [--port N] [--threads N] [--host ADDR] [--listen-streams]
 //   --port 0 (the default) picks a free port; the bound address is printed to stderr as
 //   `listening on 127.0.0.1:PORT`.
 //        membrane_bench_echo --stdio
@@ -159,6 +160,8 @@ void handle_post(const Request& req, Response& res) {
   set_json(res, http::status::ok, out->dump());
 }
 
+bool listen_streams = false;  // --listen-streams
+
 bool path_is_mcp(std::string_view target) {
   const auto q = target.find('?');
   if (q != std::string_view::npos) target = target.substr(0, q);
@@ -193,6 +196,19 @@ asio::awaitable<void> serve_connection(tcp::socket socket) {
     Request req;
     auto [read_ec, n_read] = co_await http::async_read(socket, buffer, req, token);
     if (read_ec) break;  // EOF, reset or malformed request: drop the connection
+    if (listen_streams && req.method() == http::verb::get && path_is_mcp(req.target())) {
+      // A listen stream: headers, then nothing until the client leaves.
+      static const std::string header =
+          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n";
+      auto [write_ec, n_written] = co_await asio::async_write(socket, asio::buffer(header), token);
+      char sink[256];
+      while (!write_ec) {
+        auto [ec_read, n] = co_await socket.async_read_some(asio::buffer(sink), token);
+        if (ec_read) break;
+      }
+      break;
+    }
     Response res;
     handle(req, res);
     const bool keep_alive = res.keep_alive();
@@ -238,12 +254,13 @@ int serve_stdio() {
 
 [[noreturn]] void usage(int status) {
   (status == 0 ? std::cout : std::cerr)
-      << "usage: membrane_bench_echo [--port N] [--threads N] [--host ADDR]\n"
+      << "usage: membrane_bench_echo [--port N] [--threads N] [--host ADDR] [--listen-streams]\n"
          "       membrane_bench_echo --stdio\n"
          "  --port N     TCP port on ADDR; 0 (default) picks a free one\n"
          "  --threads N  I/O threads (default 1)\n"
          "  --host ADDR  listen address (default 127.0.0.1)\n"
          "  --stdio      serve one client over stdin/stdout instead of HTTP\n"
+         "  --listen-streams  hold GET /mcp open as a silent SSE stream instead of 405\n"
          "Prints `listening on ADDR:PORT` to stderr once accepting.\n";
   std::exit(status);
 }
@@ -268,6 +285,10 @@ int main(int argc, char** argv) {
     const std::string_view arg = argv[i];
     if (arg == "-h" || arg == "--help") usage(0);
     if (arg == "--stdio") return serve_stdio();
+    if (arg == "--listen-streams") {
+      listen_streams = true;
+      continue;
+    }
     if (i + 1 >= argc) {
       std::cerr << "membrane_bench_echo: unknown flag or missing value: " << arg << "\n";
       usage(2);

@@ -16,8 +16,10 @@
 #             round trip over loopback per call (opt-in: --targets membrane,limit_local,limit_redis)
 #   policy    wrk -> Membrane judging every call by the shipped ruleset (policies/default) -> echo
 #   audit     wrk -> Membrane writing the audit log (one hash-chained line per request) -> echo
-#   txn       wrk -> Membrane minting a transaction token for the upstream hop -> echo
+#   txn       wrk -> Membrane with transaction tokens (txn.per: transaction, the default: one token
+#             per session, reused) on the upstream hop -> echo
 #   full      wrk -> Membrane with all of them and span export to the echo's OTLP sink -> echo
+#   txn_call, full_call: txn and full with txn.per: call (a signature per call)
 #             (opt-in, with otlp_live for the attribution table:
 #              --targets direct,membrane,nginx,policy,audit,txn,otlp_live,full)
 #   baseline, baseline_limit: membrane and limit_local run by another Membrane binary
@@ -66,7 +68,7 @@ usage: bench/run.sh [options]
   --connections N          connections in the throughput run (default: $CONNECTIONS)
   --message TEXT           text the echo tool returns (default: "$MESSAGE")
   --targets LIST           comma-separated subset of direct,membrane,nginx,otlp_live,otlp_dead,
-                           stateless,limit_local,limit_redis,policy,audit,txn,full,baseline,
+                           stateless,limit_local,limit_redis,policy,audit,txn,txn_call,full,full_call,baseline,
                            baseline_limit
                            (default: direct,membrane,nginx)
   --baseline-bin PATH      the Membrane binary of the baseline targets (another build)
@@ -137,17 +139,17 @@ declare -A WANT=()
 IFS=',' read -r -a target_list <<<"$TARGETS"
 for t in "${target_list[@]}"; do
   case "$t" in
-    direct|membrane|nginx|otlp_live|otlp_dead|stateless|limit_local|limit_redis|policy|audit|txn|full|baseline|baseline_limit) WANT[$t]=1 ;;
-    *) die "unknown target '$t' (direct, membrane, nginx, otlp_live, otlp_dead, stateless, limit_local, limit_redis, policy, audit, txn, full, baseline, baseline_limit)" ;;
+    direct|membrane|nginx|otlp_live|otlp_dead|stateless|limit_local|limit_redis|policy|audit|txn|txn_call|full|full_call|baseline|baseline_limit) WANT[$t]=1 ;;
+    *) die "unknown target '$t' (direct, membrane, nginx, otlp_live, otlp_dead, stateless, limit_local, limit_redis, policy, audit, txn, txn_call, full, full_call, baseline, baseline_limit)" ;;
   esac
 done
 ORDER=()
-for t in direct membrane baseline stateless limit_local baseline_limit limit_redis policy audit txn otlp_live otlp_dead full nginx; do
+for t in direct membrane baseline stateless limit_local baseline_limit limit_redis policy audit txn txn_call otlp_live otlp_dead full full_call nginx; do
   [ -n "${WANT[$t]:-}" ] && ORDER+=("$t")
 done
 # Targets that run build/membrane.
 WANT_MEMBRANE=""
-for t in membrane stateless otlp_live otlp_dead limit_local limit_redis policy audit txn full; do
+for t in membrane stateless otlp_live otlp_dead limit_local limit_redis policy audit txn txn_call full full_call; do
   [ -n "${WANT[$t]:-}" ] && WANT_MEMBRANE=1
 done
 [ ${#ORDER[@]} -gt 0 ] || die "--targets is empty"
@@ -399,15 +401,16 @@ write_governed_config() {  # PORT (the target is $GOVERNED)
     echo "upstreams:"
     echo "  echo:"
     echo "    url: \"${URL[direct]}\""
-    case "$GOVERNED" in policy|full) printf 'policy:\n  paths: ["%s"]\n' "$ROOT/policies/default" ;; esac
-    case "$GOVERNED" in audit|full) printf 'audit:\n  file: "%s"\n' "$RUNDIR/audit-$GOVERNED.log" ;; esac
+    case "$GOVERNED" in policy|full*) printf 'policy:\n  paths: ["%s"]\n' "$ROOT/policies/default" ;; esac
+    case "$GOVERNED" in audit|full*) printf 'audit:\n  file: "%s"\n' "$RUNDIR/audit-$GOVERNED.log" ;; esac
     case "$GOVERNED" in
-      txn|full) printf 'txn:\n  key_file: "%s"\n  trust_domain: bench.example\n' "$RUNDIR/txn-key-$GOVERNED.json" ;;
+      txn*|full*) printf 'txn:\n  key_file: "%s"\n  trust_domain: bench.example\n' "$RUNDIR/txn-key-$GOVERNED.json" ;;
     esac
-    case "$GOVERNED" in full) printf 'otel:\n  endpoint: "http://127.0.0.1:%s"\n' "$ECHO_PORT" ;; esac
+    case "$GOVERNED" in *_call) printf '  per: call\n' ;; esac
+    case "$GOVERNED" in full*) printf 'otel:\n  endpoint: "http://127.0.0.1:%s"\n' "$ECHO_PORT" ;; esac
   } >"$RUNDIR/membrane-$GOVERNED.yaml"
 }
-for GOVERNED in policy audit txn full; do
+for GOVERNED in policy audit txn txn_call full full_call; do
   [ -n "${WANT[$GOVERNED]:-}" ] || continue
   launch_on_free_port --before write_governed_config "$GOVERNED" "$RUNDIR/membrane-$GOVERNED.log" \
     "$MEMBRANE_BIN" serve -c "$RUNDIR/membrane-$GOVERNED.yaml"
@@ -662,7 +665,7 @@ report() {
   fi
   if [ -n "${WANT[membrane]:-}" ]; then
     local feature shares=""
-    for feature in policy audit txn otlp_live full; do
+    for feature in policy audit txn txn_call otlp_live full full_call; do
       [ -n "${WANT[$feature]:-}" ] || continue
       shares+="${shares:+, }$feature $(awk -v f="${M[$feature,thr.rps]}" -v m="${M[membrane,thr.rps]}" 'BEGIN { printf "%.2f", (m > 0 ? f / m : 0) }')×"
     done
@@ -673,6 +676,9 @@ report() {
     full_ratio=$(awk -v f="${M[full,thr.rps]}" -v n="${M[nginx,thr.rps]}" 'BEGIN { printf "%.2f", (n > 0 ? f / n : 0) }')
     awk -v r="$full_ratio" 'BEGIN { exit !(r >= 0.7) }' && full_verdict="met"
     echo "- full (policy + audit + transaction tokens + span export) / nginx throughput: **${full_ratio}×** (target ≥ 0.70×: **$full_verdict**)"
+  fi
+  if [ -n "${WANT[full]:-}" ] && [ -n "${WANT[full_call]:-}" ]; then
+    echo "- a token per call (full_call) / per transaction (full): throughput $(awk -v c="${M[full_call,thr.rps]}" -v f="${M[full,thr.rps]}" 'BEGIN { printf "%.2f", (f > 0 ? c / f : 0) }')×, p50 $(num "${M[full_call,lat.p50_us]}") vs $(num "${M[full,lat.p50_us]}") µs"
   fi
   if [ -n "${WANT[otlp_dead]:-}" ] && [ -n "${WANT[otlp_live]:-}" ]; then
     local dead_ratio dead_verdict="NOT met"

@@ -7,6 +7,7 @@
 #   nice -n 10 bench/soak.sh                       # 1 000 000 calls, prints a Markdown report
 #   nice -n 10 bench/soak.sh --write-results       # ... and appends it to bench/RESULTS.md
 #   bench/soak.sh --idle-connections 2000 --body-bytes 60000   # idle keep-alive memory instead
+#   bench/soak.sh --streams 10000 --stream-kind legacy       # memory per open SSE stream instead
 #
 # Builds nothing: needs build/membrane, build/bench/membrane_bench_echo and
 # build/bench/membrane_bench_soak. Everything listens on 127.0.0.1 on ports picked at run time;
@@ -33,6 +34,8 @@ WARMUP_PERCENT=10    # samples before this share of the calls are the warm-up
 IDLE_CONNECTIONS=0
 BODY_BYTES=60000
 HEADER_BYTES=0
+STREAMS=0
+STREAM_KIND=streamable
 WRITE_RESULTS=0
 RESULTS_FILE="$BENCH/RESULTS.md"
 KEEP_RUNDIR=0
@@ -52,6 +55,10 @@ usage: bench/soak.sh [options]
   --idle-connections N     measure N idle keep-alive connections instead of soaking
   --body-bytes B           ... each after one request with a body of about B bytes (default: $BODY_BYTES)
   --header-bytes H         ... and an extra header of H bytes (default: $HEADER_BYTES)
+  --streams N              measure N sessions and N open SSE streams instead of soaking:
+  --stream-kind K          streamable (N sessions, then a GET listen stream on each, relayed from
+                           an upstream that holds them) or legacy (N 2024-11-05 SSE sessions on an
+                           upstream without listen streams) (default: $STREAM_KIND)
   --write-results          append the report to bench/RESULTS.md (or --results-file FILE)
   --keep-rundir            keep the logs and the config in the temporary run directory
 EOF
@@ -75,6 +82,8 @@ while [ $# -gt 0 ]; do
     --idle-connections) IDLE_CONNECTIONS=$2; shift 2 ;;
     --body-bytes) BODY_BYTES=$2; shift 2 ;;
     --header-bytes) HEADER_BYTES=$2; shift 2 ;;
+    --streams) STREAMS=$2; shift 2 ;;
+    --stream-kind) STREAM_KIND=$2; shift 2 ;;
     --write-results) WRITE_RESULTS=1; shift ;;
     --results-file) RESULTS_FILE=$2; WRITE_RESULTS=1; shift 2 ;;
     --keep-rundir) KEEP_RUNDIR=1; shift ;;
@@ -96,7 +105,10 @@ SERVER_PIN=()
 bench_setup soak
 
 # --- the echo upstream (HTTP) -------------------------------------------------------------------
-"$ECHO_BIN" --port 0 >"$RUNDIR/echo.log" 2>&1 &
+ECHO_FLAGS=()
+# Streamable listen streams are relayed from the upstream: it must hold them.
+[ "$STREAMS" -gt 0 ] && [ "$STREAM_KIND" = streamable ] && ECHO_FLAGS=(--listen-streams)
+"$ECHO_BIN" --port 0 "${ECHO_FLAGS[@]}" >"$RUNDIR/echo.log" 2>&1 &
 PIDS+=($!)
 ECHO_PORT=$(wait_for_listen "$RUNDIR/echo.log" "${PIDS[-1]}" membrane_bench_echo)
 
@@ -108,6 +120,8 @@ workers: $WORKERS
 log_level: warn
 session:
   max_age: $SESSION_MAX_AGE
+$( [ "$STREAMS" -gt 0 ] && printf 'limits:\n  max_connections: %d\n  max_streams: %d\n  max_sessions: %d\n  max_sessions_per_caller: %d\n' \
+     $((STREAMS + 100)) $((STREAMS + 100)) $((STREAMS + 100)) $((STREAMS + 100)) )
 upstreams:
   echo:
     url: http://127.0.0.1:$ECHO_PORT/mcp
@@ -141,6 +155,28 @@ if [ "$IDLE_CONNECTIONS" -gt 0 ]; then
       printf "| all closed again | %d | %d |\n", rss["closed"], fds["closed"]
       printf "\nper idle connection: %.1f KiB\n", (rss["idle"] - rss["before"]) / n
     }' "$RUNDIR/idle.out"
+  exit 0
+fi
+
+# --- sessions and SSE streams --------------------------------------------------------------------
+if [ "$STREAMS" -gt 0 ]; then
+  run_in_foreground "$SOAK_BIN" --port "$MEMBRANE_PORT" --pid "$MEMBRANE_PID" \
+    --streams "$STREAMS" --stream-kind "$STREAM_KIND" >"$RUNDIR/streams.out" ||
+    die "the stream measurement failed (see $RUNDIR)"
+  awk -F'\t' -v n="$STREAMS" -v kind="$STREAM_KIND" '
+    $1 == "streams" && $2 == "open" { open = $3; next }
+    $1 == "streams" { rss[$2] = $3; fds[$2] = $4 }
+    END {
+      printf "| gateway (%s) | RSS (KiB) | open fds |\n|---|---:|---:|\n", kind
+      printf "| before | %d | %d |\n", rss["before"], fds["before"]
+      if ("sessions" in rss) printf "| %d idle sessions | %d | %d |\n", n, rss["sessions"], fds["sessions"]
+      printf "| %d open SSE streams | %d | %d |\n", open, rss["streams"], fds["streams"]
+      printf "| after they closed | %d | %d |\n", rss["closed"], fds["closed"]
+      base = ("sessions" in rss) ? rss["sessions"] : rss["before"]
+      if ("sessions" in rss) printf "\nper idle session: %.2f KiB\n", (rss["sessions"] - rss["before"]) / n
+      if (open > 0) printf "per open SSE stream: %.1f KiB (%d streams: %.1f MiB in all)\n", (rss["streams"] - base) / open, open, rss["streams"] / 1024
+      printf "after close: %.1f MiB above before\n", (rss["closed"] - rss["before"]) / 1024
+    }' "$RUNDIR/streams.out"
   exit 0
 fi
 

@@ -25,6 +25,13 @@
 //   one request with a body of B bytes and a header of H bytes (an echo call on a session of
 //   the HTTP upstream), then stay open and idle; the gateway's RSS is sampled before, while they
 //   idle, and after they closed.
+//        membrane_bench_soak --streams N --stream-kind streamable|legacy --port P --pid PID
+//   the third form measures sessions and SSE streams: `streamable` opens N sessions (initialize
+//   and notifications/initialized, one after another on one connection), then one listen stream
+//   (GET with the session id) per session, each on its own connection; `legacy` opens N
+//   2024-11-05 SSE sessions (GET /sse/<upstream>). The gateway's RSS is sampled before, with the
+//   sessions open, with the streams open, and after they closed; lines are
+//   `streams <phase> <rss_kib> <fds>`.
 //
 // Header-only Asio/Beast, one translation unit (like membrane_bench_echo).
 
@@ -72,6 +79,8 @@ struct Options {
   unsigned idle_connections = 0;
   std::size_t body_bytes = 0;
   std::size_t header_bytes = 0;
+  unsigned streams = 0;
+  std::string stream_kind = "streamable";
 };
 
 struct Totals {
@@ -356,6 +365,99 @@ asio::awaitable<void> idle_connections(const Options& options, Totals& totals,
   setup.close();
 }
 
+// An SSE stream held open: its response header read, its events left unread.
+asio::awaitable<bool> open_stream(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                  const tcp::endpoint& endpoint, Request& request) {
+  stream.expires_after(std::chrono::seconds(30));
+  auto [connect_ec] = co_await stream.async_connect(endpoint, token);
+  if (connect_ec) co_return false;
+  auto [write_ec, written] = co_await http::async_write(stream, request, token);
+  if (write_ec) co_return false;
+  http::response_parser<http::empty_body> parser;
+  auto [read_ec, read] = co_await http::async_read_header(stream, buffer, parser, token);
+  stream.expires_never();
+  if (read_ec) co_return false;
+  const auto& header = parser.get();
+  co_return header.result_int() == 200 &&
+      header[http::field::content_type].starts_with("text/event-stream");
+}
+
+// Sessions and SSE streams: what each costs the gateway while it is open, and what is left after.
+asio::awaitable<void> sessions_and_streams(const Options& options, Totals& totals,
+                                           tcp::endpoint endpoint) {
+  const auto executor = co_await asio::this_coro::executor;
+  const auto report = [&](std::string_view phase) {
+    const auto sample = sample_process(options.pid);
+    std::cout << "streams\t" << phase << "\t" << sample.rss_kib << "\t" << sample.fds << std::endl;
+  };
+  const bool legacy = options.stream_kind == "legacy";
+  co_await settle(executor);
+  report("before");
+  std::vector<std::string> sessions;
+  Connection setup(executor);
+  if (!legacy) {
+    if (!co_await setup.connect(endpoint)) throw std::runtime_error("cannot connect");
+    const std::string target = "/mcp/" + options.http_upstream;
+    for (unsigned i = 0; i < options.streams; ++i) {
+      auto initialize = mcp_request(
+          http::verb::post, target, "",
+          R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":")" +
+              std::string(kProtocol) +
+              R"(","capabilities":{},"clientInfo":{"name":"membrane-soak","version":"1"}}})");
+      auto initialized = co_await setup.exchange(initialize);
+      if (!initialized || initialized->result_int() != 200) {
+        report_error(totals, "initialize failed");
+        continue;
+      }
+      sessions.emplace_back((*initialized)["Mcp-Session-Id"]);
+      auto notified = mcp_request(http::verb::post, target, sessions.back(),
+                                  R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+      auto accepted = co_await setup.exchange(notified);
+      if (!accepted || accepted->result_int() != 202)
+        report_error(totals, "notifications/initialized failed");
+    }
+    co_await settle(executor);
+    report("sessions");
+  }
+  struct Open {
+    explicit Open(asio::any_io_executor executor) : stream(executor) {}
+    beast::tcp_stream stream;
+    beast::flat_buffer buffer;
+  };
+  std::vector<std::unique_ptr<Open>> open;
+  for (unsigned i = 0; i < options.streams; ++i) {
+    if (!legacy && i >= sessions.size()) break;
+    Request request{http::verb::get,
+                    legacy ? "/sse/" + options.http_upstream : "/mcp/" + options.http_upstream, 11};
+    request.set(http::field::host, "127.0.0.1");
+    request.set(http::field::accept, "text/event-stream");
+    if (!legacy) {
+      request.set("MCP-Protocol-Version", kProtocol);
+      request.set("Mcp-Session-Id", sessions[i]);
+    }
+    request.keep_alive(true);
+    request.prepare_payload();
+    auto held = std::make_unique<Open>(executor);
+    if (!co_await open_stream(held->stream, held->buffer, endpoint, request)) {
+      report_error(totals, "stream " + std::to_string(i) + " did not open");
+      continue;
+    }
+    open.push_back(std::move(held));
+  }
+  co_await settle(executor);
+  std::cout << "streams\topen\t" << open.size() << std::endl;
+  report("streams");
+  for (auto& held : open) {
+    beast::error_code ignored;
+    held->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    held->stream.close();
+  }
+  open.clear();
+  setup.close();
+  co_await settle(executor);
+  report("closed");
+}
+
 [[noreturn]] void usage(int status) {
   (status == 0 ? std::cout : std::cerr)
       << "usage: membrane_bench_soak --port P --pid PID [--host ADDR] [--calls N] [--clients N]\n"
@@ -363,6 +465,8 @@ asio::awaitable<void> idle_connections(const Options& options, Totals& totals,
          "         [--stdio-upstream NAME] [--stdio-every N] [--interval S]\n"
          "       membrane_bench_soak --idle-connections N --body-bytes B [--header-bytes H]\n"
          "         --port P --pid PID\n"
+         "       membrane_bench_soak --streams N [--stream-kind streamable|legacy] --port P\n"
+         "         --pid PID\n"
          "See bench/README.md (soak benchmark).\n";
   std::exit(status);
 }
@@ -414,11 +518,16 @@ int main(int argc, char** argv) {
       options.body_bytes = parse_number(arg, value);
     else if (arg == "--header-bytes")
       options.header_bytes = parse_number(arg, value);
+    else if (arg == "--streams")
+      options.streams = static_cast<unsigned>(parse_number(arg, value));
+    else if (arg == "--stream-kind")
+      options.stream_kind = value;
     else
       usage(2);
   }
   if (options.port == 0 || options.pid == 0 || options.clients == 0 || options.interval == 0 ||
-      options.min_calls == 0 || options.max_calls < options.min_calls)
+      options.min_calls == 0 || options.max_calls < options.min_calls ||
+      (options.stream_kind != "streamable" && options.stream_kind != "legacy"))
     usage(2);
 
   // --idle-connections holds thousands of sockets: allow as many descriptors as the hard limit.
@@ -430,7 +539,12 @@ int main(int argc, char** argv) {
     asio::io_context context(1);
     const tcp::endpoint endpoint(asio::ip::make_address(options.host), options.port);
     Totals totals;
-    if (options.idle_connections > 0) {
+    if (options.streams > 0) {
+      asio::co_spawn(context, sessions_and_streams(options, totals, endpoint),
+                     [](std::exception_ptr e) {
+                       if (e) std::rethrow_exception(e);
+                     });
+    } else if (options.idle_connections > 0) {
       asio::co_spawn(context, idle_connections(options, totals, endpoint),
                      [](std::exception_ptr e) {
                        if (e) std::rethrow_exception(e);

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "membrane/core/json.hpp"
+
 #include <random>
 
 namespace membrane::telemetry {
@@ -44,17 +46,38 @@ std::string random_hex(std::size_t bytes) {
   }
 }
 
-nlohmann::json attribute_value(const AttributeValue& value) {
-  if (const auto* text = std::get_if<std::string>(&value)) return {{"stringValue", *text}};
-  // OTLP JSON: 64-bit integers are strings.
-  if (const auto* number = std::get_if<std::int64_t>(&value))
-    return {{"intValue", std::to_string(*number)}};
-  if (const auto* real = std::get_if<double>(&value)) return {{"doubleValue", *real}};
-  if (const auto* flag = std::get_if<bool>(&value)) return {{"boolValue", *flag}};
-  nlohmann::json values = nlohmann::json::array();
-  for (const auto& item : std::get<std::vector<std::string>>(value))
-    values.push_back({{"stringValue", item}});
-  return {{"arrayValue", {{"values", values}}}};
+// The JSON text is written directly, not built as a tree and dumped: a batch holds hundreds of
+// spans, and the tree cost more than the rest of the export.
+void append_attribute_value(std::string& out, const AttributeValue& value) {
+  if (const auto* text = std::get_if<std::string>(&value)) {
+    out += "{\"stringValue\":";
+    json::append_string(out, *text);
+  } else if (const auto* number = std::get_if<std::int64_t>(&value)) {
+    // OTLP JSON: 64-bit integers are strings.
+    out += "{\"intValue\":\"" + std::to_string(*number) + "\"";
+  } else if (const auto* real = std::get_if<double>(&value)) {
+    out += "{\"doubleValue\":" + nlohmann::json(*real).dump();
+  } else if (const auto* flag = std::get_if<bool>(&value)) {
+    out += *flag ? "{\"boolValue\":true" : "{\"boolValue\":false";
+  } else {
+    out += "{\"arrayValue\":{\"values\":[";
+    bool first = true;
+    for (const auto& item : std::get<std::vector<std::string>>(value)) {
+      out += first ? "{\"stringValue\":" : ",{\"stringValue\":";
+      first = false;
+      json::append_string(out, item);
+      out.push_back('}');
+    }
+    out += "]}";
+  }
+  out.push_back('}');
+}
+
+void append_member(std::string& out, std::string_view key, std::string_view text) {
+  out.push_back(',');
+  json::append_string(out, key);
+  out.push_back(':');
+  json::append_string(out, text);
 }
 
 }  // namespace
@@ -89,33 +112,48 @@ std::string new_span_id() {
 
 std::string otlp_json(const std::vector<Span>& spans, std::string_view service_name,
                       std::string_view service_version) {
-  nlohmann::json encoded = nlohmann::json::array();
+  std::string out;
+  out.reserve(256 + spans.size() * 1024);
+  out +=
+      R"({"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":)";
+  json::append_string(out, service_name);
+  out += R"(}},{"key":"service.version","value":{"stringValue":)";
+  json::append_string(out, service_version);
+  out += R"(}}]},"scopeSpans":[{"scope":{"name":"membrane","version":)";
+  json::append_string(out, service_version);
+  out += R"(},"spans":[)";
+  bool first_span = true;
   for (const auto& span : spans) {
-    nlohmann::json attributes = nlohmann::json::array();
-    for (const auto& [key, value] : span.attributes)
-      attributes.push_back({{"key", key}, {"value", attribute_value(value)}});
-    nlohmann::json item = {{"traceId", span.trace_id},
-                           {"spanId", span.span_id},
-                           {"name", span.name},
-                           {"kind", static_cast<int>(span.kind)},
-                           {"startTimeUnixNano", std::to_string(span.start_unix_nano)},
-                           {"endTimeUnixNano", std::to_string(span.end_unix_nano)},
-                           {"attributes", std::move(attributes)}};
-    if (!span.parent_span_id.empty()) item["parentSpanId"] = span.parent_span_id;
-    if (!span.trace_state.empty()) item["traceState"] = span.trace_state;
-    if (span.error) item["status"] = {{"code", 2}, {"message", span.status_message}};
-    encoded.push_back(std::move(item));
+    out += first_span ? "{\"traceId\":" : ",{\"traceId\":";
+    first_span = false;
+    json::append_string(out, span.trace_id);
+    append_member(out, "spanId", span.span_id);
+    if (!span.parent_span_id.empty()) append_member(out, "parentSpanId", span.parent_span_id);
+    if (!span.trace_state.empty()) append_member(out, "traceState", span.trace_state);
+    append_member(out, "name", span.name);
+    out += ",\"kind\":" + std::to_string(static_cast<int>(span.kind));
+    append_member(out, "startTimeUnixNano", std::to_string(span.start_unix_nano));
+    append_member(out, "endTimeUnixNano", std::to_string(span.end_unix_nano));
+    out += ",\"attributes\":[";
+    bool first_attribute = true;
+    for (const auto& [key, value] : span.attributes) {
+      out += first_attribute ? "{\"key\":" : ",{\"key\":";
+      first_attribute = false;
+      json::append_string(out, key);
+      out += ",\"value\":";
+      append_attribute_value(out, value);
+      out.push_back('}');
+    }
+    out.push_back(']');
+    if (span.error) {
+      out += ",\"status\":{\"code\":2";
+      append_member(out, "message", span.status_message);
+      out.push_back('}');
+    }
+    out.push_back('}');
   }
-  const nlohmann::json request = {
-      {"resourceSpans",
-       {{{"resource",
-          {{"attributes",
-            {{{"key", "service.name"}, {"value", {{"stringValue", service_name}}}},
-             {{"key", "service.version"}, {"value", {{"stringValue", service_version}}}}}}}},
-         {"scopeSpans",
-          {{{"scope", {{"name", "membrane"}, {"version", service_version}}},
-            {"spans", std::move(encoded)}}}}}}}};
-  return request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out += "]}]}]}";
+  return out;
 }
 
 }  // namespace membrane::telemetry

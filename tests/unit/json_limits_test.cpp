@@ -72,3 +72,22 @@ upstreams:
   CHECK(block->line < 100);
   CHECK(yaml_nesting::describe(*flow).starts_with("nesting deeper than 64 levels"));
 }
+
+TEST_CASE("append_string writes what dump() writes, invalid UTF-8 included") {
+  const std::vector<std::string> texts = {
+      "",
+      "plain",
+      "quote \" backslash \\ slash /",
+      std::string("controls \b\f\n\r\t \x01 \x1f \x7f and a NUL: ") + '\0' + "!",
+      "UTF-8: \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+      "invalid: \xff \xc3 \xe0\x80\x80 \xed\xa0\x80 \xf4\x90\x80\x80 end",
+      "truncated at the end \xe2\x82",
+  };
+  for (const auto& text : texts) {
+    INFO(text);
+    std::string out = "x";
+    membrane::json::append_string(out, text);
+    CHECK(out == "x" + nlohmann::json(text).dump(-1, ' ', false,
+                                                 nlohmann::json::error_handler_t::replace));
+  }
+}

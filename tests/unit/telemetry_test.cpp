@@ -52,6 +52,35 @@ TEST_CASE("spans encode as OTLP JSON") {
   CHECK(document["resourceSpans"][0]["resource"]["attributes"][0]["key"] == "service.name");
 }
 
+TEST_CASE("span text that needs escaping survives the export encoding") {
+  Span span;
+  span.trace_id = new_trace_id();
+  span.span_id = new_span_id();
+  span.parent_span_id = new_span_id();
+  span.trace_state = "k=\"v\"";
+  span.name = "tools/call \xff\n\"quoted\"";
+  span.attributes = {{"gen_ai.tool.call.arguments", std::string("{\"a\":\"\\u0000\"}\x01")},
+                     {"ratio", 0.25},
+                     {"rules", std::vector<std::string>{"a\"b", "\xc3\xa9"}}};
+  span.error = true;
+  span.status_message = "line\nbreak";
+  const auto document = nlohmann::json::parse(otlp_json({span, span}, "mem\"brane", "1\n"));
+  const auto& spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"];
+  REQUIRE(spans.size() == 2);
+  const auto& encoded = spans[1];
+  // Invalid UTF-8 is replaced (U+FFFD), as the gateway's other JSON output does.
+  CHECK(encoded["name"] == "tools/call \xef\xbf\xbd\n\"quoted\"");
+  CHECK(encoded["parentSpanId"] == span.parent_span_id);
+  CHECK(encoded["traceState"] == span.trace_state);
+  CHECK(encoded["attributes"][0]["value"]["stringValue"] == "{\"a\":\"\\u0000\"}\x01");
+  CHECK(encoded["attributes"][1]["value"]["doubleValue"] == 0.25);
+  CHECK(encoded["attributes"][2]["value"]["arrayValue"]["values"][0]["stringValue"] == "a\"b");
+  CHECK(encoded["status"]["message"] == "line\nbreak");
+  CHECK(document["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"] ==
+        "mem\"brane");
+  CHECK(document["resourceSpans"][0]["scopeSpans"][0]["scope"]["version"] == "1\n");
+}
+
 TEST_CASE("metrics render in the Prometheus text format") {
   Metrics metrics;
   metrics.declare_counter("requests_total", "Requests.");

@@ -55,4 +55,9 @@ inline Json parse_or_discarded(std::string_view text) {
   return parse(text).value;
 }
 
+// Appends `text` as a JSON string literal, exactly as dump() with error_handler_t::replace
+// writes it (invalid UTF-8 becomes U+FFFD): for encoders that write JSON text without building a
+// tree first.
+void append_string(std::string& out, std::string_view text);
+
 }  // namespace membrane::json
