@@ -172,10 +172,11 @@ if [ "$STREAMS" -gt 0 ]; then
       if ("sessions" in rss) printf "| %d idle sessions | %d | %d |\n", n, rss["sessions"], fds["sessions"]
       printf "| %d open SSE streams | %d | %d |\n", open, rss["streams"], fds["streams"]
       printf "| after they closed | %d | %d |\n", rss["closed"], fds["closed"]
+      printf "| 12 s later (freed memory given back) | %d | %d |\n", rss["released"], fds["released"]
       base = ("sessions" in rss) ? rss["sessions"] : rss["before"]
       if ("sessions" in rss) printf "\nper idle session: %.2f KiB\n", (rss["sessions"] - rss["before"]) / n
       if (open > 0) printf "per open SSE stream: %.1f KiB (%d streams: %.1f MiB in all)\n", (rss["streams"] - base) / open, open, rss["streams"] / 1024
-      printf "after close: %.1f MiB above before\n", (rss["closed"] - rss["before"]) / 1024
+      printf "after close: %.1f MiB above before; 12 s later: %.1f MiB above before\n", (rss["closed"] - rss["before"]) / 1024, (rss["released"] - rss["before"]) / 1024
     }' "$RUNDIR/streams.out"
   exit 0
 fi

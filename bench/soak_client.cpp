@@ -30,7 +30,7 @@
 //   and notifications/initialized, one after another on one connection), then one listen stream
 //   (GET with the session id) per session, each on its own connection; `legacy` opens N
 //   2024-11-05 SSE sessions (GET /sse/<upstream>). The gateway's RSS is sampled before, with the
-//   sessions open, with the streams open, and after they closed; lines are
+//   sessions open, with the streams open, after they closed and 12 s later; lines are
 //   `streams <phase> <rss_kib> <fds>`.
 //
 // Header-only Asio/Beast, one translation unit (like membrane_bench_echo).
@@ -456,6 +456,11 @@ asio::awaitable<void> sessions_and_streams(const Options& options, Totals& total
   setup.close();
   co_await settle(executor);
   report("closed");
+  // The gateway gives freed memory back to the system within a second or two when connections fell
+  // (its MemoryTrimmer): what it still holds after that.
+  asio::steady_timer later(executor, std::chrono::seconds(12));
+  co_await later.async_wait(token);
+  report("released");
 }
 
 [[noreturn]] void usage(int status) {

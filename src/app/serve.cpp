@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "app/memory_trim.hpp"
 #include "app/policy_reload.hpp"
 #include "cluster/rate_limiter.hpp"
 #include "cluster/redis_client.hpp"
@@ -605,6 +606,10 @@ int serve(const Config& config) {
     }
     admin = make_admin_server(workers, *config.admin, metrics, gateway);
   }
+
+  // The memory of connections and streams that closed goes back to the system.
+  const MemoryTrimmer trimmer([&server] { return server.open_connections(); },
+                              std::chrono::seconds(1));
 
   auto& main_context = workers.context(0);
   if (tool_catalog && redis)
