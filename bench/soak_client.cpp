@@ -187,6 +187,14 @@ Request mcp_request(http::verb verb, const std::string& target, const std::strin
   return request;
 }
 
+Request initialize_request(const std::string& target) {
+  return mcp_request(
+      http::verb::post, target, "",
+      R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":")" +
+          std::string(kProtocol) +
+          R"(","capabilities":{},"clientInfo":{"name":"membrane-soak","version":"1"}}})");
+}
+
 asio::awaitable<void> run_client(const Options& options, Totals& totals, unsigned index,
                                  tcp::endpoint endpoint) {
   std::mt19937 random(index * 7919 + 17);
@@ -202,11 +210,7 @@ asio::awaitable<void> run_client(const Options& options, Totals& totals, unsigne
       report_error(totals, "cannot connect");
       continue;
     }
-    auto initialize = mcp_request(
-        http::verb::post, target, "",
-        R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":")" +
-            std::string(kProtocol) +
-            R"(","capabilities":{},"clientInfo":{"name":"membrane-soak","version":"1"}}})");
+    auto initialize = initialize_request(target);
     auto initialized = co_await connection.exchange(initialize);
     if (!initialized || initialized->result_int() != 200 ||
         (*initialized)["Mcp-Session-Id"].empty()) {
@@ -311,23 +315,23 @@ asio::awaitable<void> settle(asio::any_io_executor executor) {
   co_await timer.async_wait(token);
 }
 
+// One line of a memory measurement: `<measure> <phase> <rss_kib> <fds>`.
+void print_memory(const Options& options, std::string_view measure, std::string_view phase) {
+  const auto sample = sample_process(options.pid);
+  std::cout << measure << "\t" << phase << "\t" << sample.rss_kib << "\t" << sample.fds
+            << std::endl;
+}
+
 // The idle keep-alive measurement: what N connections cost the gateway once they are idle.
 asio::awaitable<void> idle_connections(const Options& options, Totals& totals,
                                        tcp::endpoint endpoint) {
   const auto executor = co_await asio::this_coro::executor;
-  const auto report = [&](std::string_view phase) {
-    const auto sample = sample_process(options.pid);
-    std::cout << "idle\t" << phase << "\t" << sample.rss_kib << "\t" << sample.fds << std::endl;
-  };
+  const auto report = [&](std::string_view phase) { print_memory(options, "idle", phase); };
   // One session for every call (stateless of the gateway: any connection may use it).
   Connection setup(executor);
   if (!co_await setup.connect(endpoint)) throw std::runtime_error("cannot connect");
   const std::string target = "/mcp/" + options.http_upstream;
-  auto initialize = mcp_request(
-      http::verb::post, target, "",
-      R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":")" +
-          std::string(kProtocol) +
-          R"(","capabilities":{},"clientInfo":{"name":"membrane-soak","version":"1"}}})");
+  auto initialize = initialize_request(target);
   auto initialized = co_await setup.exchange(initialize);
   if (!initialized || initialized->result_int() != 200)
     throw std::runtime_error("initialize failed");
@@ -386,10 +390,7 @@ asio::awaitable<bool> open_stream(beast::tcp_stream& stream, beast::flat_buffer&
 asio::awaitable<void> sessions_and_streams(const Options& options, Totals& totals,
                                            tcp::endpoint endpoint) {
   const auto executor = co_await asio::this_coro::executor;
-  const auto report = [&](std::string_view phase) {
-    const auto sample = sample_process(options.pid);
-    std::cout << "streams\t" << phase << "\t" << sample.rss_kib << "\t" << sample.fds << std::endl;
-  };
+  const auto report = [&](std::string_view phase) { print_memory(options, "streams", phase); };
   const bool legacy = options.stream_kind == "legacy";
   co_await settle(executor);
   report("before");
@@ -399,11 +400,7 @@ asio::awaitable<void> sessions_and_streams(const Options& options, Totals& total
     if (!co_await setup.connect(endpoint)) throw std::runtime_error("cannot connect");
     const std::string target = "/mcp/" + options.http_upstream;
     for (unsigned i = 0; i < options.streams; ++i) {
-      auto initialize = mcp_request(
-          http::verb::post, target, "",
-          R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":")" +
-              std::string(kProtocol) +
-              R"(","capabilities":{},"clientInfo":{"name":"membrane-soak","version":"1"}}})");
+      auto initialize = initialize_request(target);
       auto initialized = co_await setup.exchange(initialize);
       if (!initialized || initialized->result_int() != 200) {
         report_error(totals, "initialize failed");
