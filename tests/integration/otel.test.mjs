@@ -122,7 +122,47 @@ describe('spans', () => {
     assert.notEqual(traceId, TRACE_ID);
     await waitFor(() => spans().some((s) => s.traceId === traceId && s.kind === 2), { what: 'the new trace', timeoutMs: 15_000 });
   });
+
+  test('the trace context joins what the client put in _meta, and the gateway\'s own hop wins', async () => {
+    const { client } = await connectClient(gateway.mcp('rec'));
+    const theirs = `00-${TRACE_ID}-${PARENT_SPAN}-01`;
+    const seen = JSON.parse((await client.callTool({
+      name: 'request_meta', arguments: {}, _meta: { keep: 'yes', progressToken: 7, traceparent: theirs },
+    })).content[0].text);
+    assert.equal(seen.keep, 'yes');
+    assert.equal(seen.progressToken, 7);
+    const [, traceId, spanId] = seen.traceparent.split('-');
+    assert.equal(traceId, TRACE_ID, 'the caller\'s trace, read from _meta');
+    assert.notEqual(spanId, PARENT_SPAN, 'the span of the gateway\'s hop, not the caller\'s');
+  });
+
+  test('a message spelled with escapes or odd spacing reaches the upstream whole, with the context', async () => {
+    const { session, headers } = await openRawSession(gateway.mcp('rec'));
+    for (const body of [
+      '{"jsonrpc":"2.0","id":21,"method":"tools/call","params":{"name":"request_meta","arguments":{},"_meta":{"k\\u0065ep":"yes"}}}',
+      ' { "params" : { "arguments" : { } , "name" : "request_meta" } , "method" : "tools/call" , "id" : 22 , "jsonrpc" : "2.0" } ',
+    ]) {
+      const response = await rawFetch(gateway.mcp('rec'), { headers: { ...headers, 'mcp-session-id': session }, body });
+      assert.equal(response.status, 200, response.text);
+      const answer = response.json ?? response.messages.at(-1);
+      const seen = JSON.parse(answer.result.content[0].text);
+      assert.match(seen.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      if (body.includes('k\\u0065ep')) assert.equal(seen.keep, 'yes');
+    }
+  });
 });
+
+async function openRawSession(url) {
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+  const opened = await rawFetch(url, {
+    headers,
+    body: { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } },
+  });
+  assert.equal(opened.status, 200, opened.text);
+  const session = opened.headers.get('mcp-session-id');
+  await rawFetch(url, { headers: { ...headers, 'mcp-session-id': session }, body: { jsonrpc: '2.0', method: 'notifications/initialized' } });
+  return { session, headers };
+}
 
 test('a dead collector: calls work, spans are dropped and counted', { timeout: 60_000 }, async () => {
   const dead = await startGateway(['--upstream', `rec=${upstreamUrl}`, '--otlp-endpoint', `http://127.0.0.1:${await closedPort()}`,
