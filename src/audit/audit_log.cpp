@@ -302,7 +302,8 @@ void AuditLog::write_batch_locked(std::vector<PendingRecord>& batch, std::vector
       lines += line;
       lines.push_back('\n');
     }
-    if (auto problem = write_bytes(lines); problem.empty()) {
+    const std::string problem = write_bytes(lines);
+    if (problem.empty()) {
       last_hash_ = std::move(hash);
       next_seq_ = seq;
       written_ += batch.size();
@@ -310,9 +311,8 @@ void AuditLog::write_batch_locked(std::vector<PendingRecord>& batch, std::vector
       since_checkpoint_ += batch.size();
       if (options_.signing_key && since_checkpoint_ >= options_.checkpoint_every) checkpoint(false);
       return;
-    } else {
-      note_failure_locked(problem);
     }
+    note_failure_locked(problem);
   }
   for (auto& pending : batch)
     hold_back_locked(std::move(pending.record), pending.if_held_back);
