@@ -274,6 +274,8 @@ void AuditLog::writer_loop() {
       auto& record = pending.record;
       if (!record.is_object()) record = Json::object();
       if (!record.contains("time")) record["time"] = utc_time(pending.time);
+      if (!pending.session_id.empty())
+        record["session"] = sha256_hex(pending.session_id).substr(0, 16);
       if (!pending.arguments.is_null()) {
         record["args_sha256"] =
             sha256_hex(pending.arguments.dump(-1, ' ', false, Json::error_handler_t::replace));

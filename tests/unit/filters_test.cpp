@@ -20,6 +20,7 @@
 #include "gateway/filters/rate_limit/rate_limit_filter.hpp"
 #include "gateway/filters/trace/trace_filter.hpp"
 #include "gateway/filters/transaction/transaction_filter.hpp"
+#include "gateway/responses.hpp"
 #include "http/asio.hpp"
 #include "membrane/core/log.hpp"
 
@@ -504,6 +505,7 @@ TEST_CASE("the audit filter writes one record before the answer, and none again 
     auto exchange = exchange_for(message, nullptr);
     exchange.policy.judged = true;
     exchange.http_status = 200;
+    exchange.session_id = "session-1";
     auto filter = factory.make(exchange);
     REQUIRE(filter);
     CHECK(filter->on_request(exchange).kind == Kind::proceed);
@@ -525,6 +527,8 @@ TEST_CASE("the audit filter writes one record before the answer, and none again 
   CHECK(records[0]["verdict"] == "allow");
   CHECK(records[0]["status"] == 200);
   CHECK(records[0].contains("args_sha256"));
+  // The session's digest, never its id.
+  CHECK(records[0]["session"] == gw::hex_digest("session-1", 8));
   std::filesystem::remove(path);
 }
 

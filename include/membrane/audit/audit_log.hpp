@@ -42,6 +42,9 @@ struct PendingRecord {
   // When not null: the SHA-256 of its compact JSON is written as "args_sha256" (the arguments
   // themselves never are).
   Json arguments;
+  // When not empty: the session id, written as "session", a digest of it (16 hex digits; the id
+  // itself is a credential-like capability and is never written).
+  std::string session_id;
   Json if_held_back;  // as for append()
   // Called on the writer thread once the batch holding the line was written (true), or the
   // record could not be written now (false: held back or lost, as with append()).

@@ -83,9 +83,10 @@ audit::PendingRecord record_of(const Exchange& exchange) {
   record["identity"] = exchange.identity ? audit::Json(exchange.identity->subject) : audit::Json();
   const auto txn = exchange.txn.id();
   record["txn"] = txn.empty() ? audit::Json() : audit::Json(txn);
-  // The session, not its id: the sealed id is a credential-like capability.
-  record["session"] =
-      exchange.session_id.empty() ? audit::Json() : audit::Json(hex_digest(exchange.session_id, 8));
+  // The session, not its id (the sealed id is a credential-like capability): the writer writes a
+  // digest of it.
+  record["session"] = nullptr;
+  pending.session_id = std::string(exchange.session_id);
   record["client"] = exchange.client_address;
   record["method"] = message->method();
   record["server"] = exchange.upstream;
