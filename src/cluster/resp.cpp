@@ -2,6 +2,7 @@
 // command encoder) and Lua scripts named by their SHA-1. The connections, the client and the
 // subscriber that use them are in redis_client.cpp.
 #include "cluster/redis_client.hpp"
+#include "membrane/core/ascii.hpp"
 
 #include <openssl/evp.h>
 
@@ -18,13 +19,6 @@ bool parse_number(std::string_view text, Number& out) {
   return !text.empty() && ec == std::errc{} && end == text.data() + text.size();
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Credentials with ':', '@' or '/' in them must be percent-encoded to fit in a URL.
 std::optional<std::string> percent_decode(std::string_view text) {
   std::string out;
@@ -35,8 +29,8 @@ std::optional<std::string> percent_decode(std::string_view text) {
       continue;
     }
     if (i + 2 >= text.size()) return std::nullopt;
-    const int high = hex_digit(text[i + 1]);
-    const int low = hex_digit(text[i + 2]);
+    const int high = ascii::hex_value(text[i + 1]);
+    const int low = ascii::hex_value(text[i + 2]);
     if (high < 0 || low < 0) return std::nullopt;
     out.push_back(static_cast<char>(high * 16 + low));
     i += 2;

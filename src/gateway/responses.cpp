@@ -1,4 +1,5 @@
 #include "gateway/responses.hpp"
+#include "membrane/core/ascii.hpp"
 
 #include <openssl/sha.h>
 
@@ -102,14 +103,8 @@ std::string query_parameter(std::string_view target, std::string_view name) {
     std::string value;
     for (std::size_t i = 0; i < raw.size(); ++i) {
       if (raw[i] == '%' && i + 2 < raw.size()) {
-        const auto hex = [](char c) -> int {
-          if (c >= '0' && c <= '9') return c - '0';
-          if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-          if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-          return -1;
-        };
-        const int high = hex(raw[i + 1]);
-        const int low = hex(raw[i + 2]);
+        const int high = ascii::hex_value(raw[i + 1]);
+        const int low = ascii::hex_value(raw[i + 2]);
         if (high >= 0 && low >= 0) {
           value.push_back(static_cast<char>(high * 16 + low));
           i += 2;

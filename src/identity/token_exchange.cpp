@@ -1,4 +1,5 @@
 #include "membrane/identity/token_exchange.hpp"
+#include "membrane/core/ascii.hpp"
 #include "membrane/core/json.hpp"
 
 #include <algorithm>
@@ -19,14 +20,8 @@ std::optional<std::string> percent_decode(std::string_view text) {
       out.push_back(' ');
     } else if (c == '%') {
       if (i + 2 >= text.size()) return std::nullopt;
-      const auto hex = [](char h) -> int {
-        if (h >= '0' && h <= '9') return h - '0';
-        if (h >= 'a' && h <= 'f') return h - 'a' + 10;
-        if (h >= 'A' && h <= 'F') return h - 'A' + 10;
-        return -1;
-      };
-      const int high = hex(text[i + 1]);
-      const int low = hex(text[i + 2]);
+      const int high = ascii::hex_value(text[i + 1]);
+      const int low = ascii::hex_value(text[i + 2]);
       if (high < 0 || low < 0) return std::nullopt;
       out.push_back(static_cast<char>(high * 16 + low));
       i += 2;

@@ -394,9 +394,7 @@ std::optional<std::string> decode_hex(std::string_view text) {
   int high = -1;
   for (const char c : text) {
     if (!std::isxdigit(static_cast<unsigned char>(c))) continue;
-    const int value = std::isdigit(static_cast<unsigned char>(c))
-                          ? c - '0'
-                          : std::tolower(static_cast<unsigned char>(c)) - 'a' + 10;
+    const int value = ascii::hex_value(c);
     if (high < 0) {
       high = value;
     } else {
@@ -494,10 +492,7 @@ std::optional<std::uint32_t> parse_ipv4(std::string_view host) {
     std::uint64_t value = 0;
     for (const char c : part) {
       int digit = -1;
-      if (std::isdigit(static_cast<unsigned char>(c)))
-        digit = c - '0';
-      else if (base == 16 && std::isxdigit(static_cast<unsigned char>(c)))
-        digit = std::tolower(static_cast<unsigned char>(c)) - 'a' + 10;
+      if (std::isdigit(static_cast<unsigned char>(c)) || base == 16) digit = ascii::hex_value(c);
       if (digit < 0 || digit >= base) return std::nullopt;
       value = value * static_cast<std::uint64_t>(base) + static_cast<std::uint64_t>(digit);
       if (value > 0xFFFFFFFFull) return std::nullopt;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "membrane/core/ascii.hpp"
 #include "policy/compiled_policy.hpp"
 
 namespace membrane::policy {
@@ -324,11 +325,7 @@ int hex4(std::string_view text, std::size_t at) {
   if (at + 4 > text.size()) return -1;
   int value = 0;
   for (std::size_t i = at; i < at + 4; ++i) {
-    const char c = text[i];
-    const int digit = c >= '0' && c <= '9'   ? c - '0'
-                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                             : -1;
+    const int digit = ascii::hex_value(text[i]);
     if (digit < 0) return -1;
     value = value * 16 + digit;
   }

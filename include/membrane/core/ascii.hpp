@@ -15,4 +15,12 @@ inline std::string lower(std::string_view text) {
   return out;
 }
 
+// The value of a hexadecimal digit (either case), or -1 for any other character.
+inline int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 }  // namespace membrane::ascii
