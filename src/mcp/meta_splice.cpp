@@ -1,8 +1,8 @@
 #include "membrane/mcp/meta_splice.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+
+#include "membrane/core/json.hpp"
 
 namespace membrane::mcp {
 namespace {
@@ -106,9 +106,9 @@ std::string members_text(const MetaMembers& members) {
   std::string text;
   for (const auto& [name, value] : members) {
     if (!text.empty()) text.push_back(',');
-    text += nlohmann::json(name).dump();
+    json::append_string(text, name);
     text.push_back(':');
-    text += nlohmann::json(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    json::append_string(text, value);
   }
   return text;
 }
