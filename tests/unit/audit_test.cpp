@@ -21,6 +21,15 @@ std::string temp_path(const std::string& name) {
           ("membrane-audit-" + std::to_string(::getpid()) + "-" + name))
       .string();
 }
+
+// Every line of an audit file, parsed.
+std::vector<Json> records_in(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<Json> records;
+  for (std::string line; std::getline(in, line);)
+    records.push_back(Json::parse(line));
+  return records;
+}
 }  // namespace
 
 TEST_CASE("a line hashes its own text and names the previous line's hash") {
@@ -150,10 +159,7 @@ TEST_CASE(
   const auto result = verify_files({path});
   CHECK(result.ok);
   CHECK(result.records == 5);
-  std::ifstream in(path);
-  std::vector<Json> records;
-  for (std::string line; std::getline(in, line);)
-    records.push_back(Json::parse(line));
+  const auto records = records_in(path);
   REQUIRE(records.size() == 5);
   CHECK(records[1]["type"] == "gap");
   CHECK(records[1]["late"] == 2);
@@ -183,10 +189,7 @@ TEST_CASE("past max_held_back records are lost, and counted") {
     limit.lift();
     CHECK(log.retry());
   }
-  std::ifstream in(path);
-  std::vector<Json> records;
-  for (std::string line; std::getline(in, line);)
-    records.push_back(Json::parse(line));
+  const auto records = records_in(path);
   REQUIRE(records.size() == 4);
   CHECK(records[1]["type"] == "gap");
   CHECK(records[1]["lost"] == 3);
@@ -226,10 +229,8 @@ TEST_CASE("submitted records are chained by the writer thread in order, and each
   const auto result = verify_files({path});
   CHECK(result.ok);
   CHECK(result.records == threads * per_thread);
-  std::ifstream in(path);
   std::vector<int> next(threads, 0);
-  for (std::string line; std::getline(in, line);) {
-    const auto record = Json::parse(line);
+  for (const auto& record : records_in(path)) {
     const int thread = record["thread"];
     // Each submitter's records keep their order in the chain.
     CHECK(record["n"] == next[thread]++);
@@ -262,10 +263,7 @@ TEST_CASE("a submitted record that cannot be written is reported, held back and 
     }
     CHECK(log.retry());
   }
-  std::ifstream in(path);
-  std::vector<Json> records;
-  for (std::string line; std::getline(in, line);)
-    records.push_back(Json::parse(line));
+  const auto records = records_in(path);
   REQUIRE(records.size() == 3);
   CHECK(records[1]["type"] == "gap");
   CHECK(records[2]["n"] == 1);
