@@ -61,15 +61,18 @@ void OtlpExporter::start() {
 }
 
 awaitable<void> OtlpExporter::run() {
+  bool sent = true;
   while (!stopping_) {
-    wake_.expires_after(options_.interval);
-    co_await wake_.async_wait(use_nothrow);
+    // Re-armed before the queue is looked at: a wake-up posted while a batch was being sent
+    // cancelled no wait, and must not keep later ones from being posted.
     wake_posted_ = false;
+    // A full batch that is already waiting goes at once, unless the collector just failed one.
+    if (!sent || queued() < options_.batch_size) {
+      wake_.expires_after(options_.interval);
+      co_await wake_.async_wait(use_nothrow);
+    }
     if (stopping_) co_return;
-    // Every full batch now, then what is left of one.
-    bool sent = co_await export_batch();
-    while (sent && !stopping_ && queued() >= options_.batch_size)
-      sent = co_await export_batch();
+    sent = co_await export_batch();
   }
 }
 
