@@ -52,26 +52,19 @@ class BackgroundThreads {
   template <class Work>
   awaitable<std::optional<std::invoke_result_t<Work>>> run(Work work) {
     using Result = std::optional<std::invoke_result_t<Work>>;
-    return asio::async_initiate<const asio::use_awaitable_t<>, void(Result)>(
-        [this](auto handler, Work work) {
-          auto home = asio::get_associated_executor(handler);
-          auto guard = asio::make_work_guard(home);
-          asio::post(pool_, [handler = std::move(handler), guard = std::move(guard),
-                             work = std::move(work)]() mutable {
-            Result result;
-            try {
-              result.emplace(work());
-            } catch (const std::exception&) {
-              result.reset();
-            }
-            auto executor = guard.get_executor();
-            asio::post(executor,
-                       [handler = std::move(handler), result = std::move(result)]() mutable {
-                         std::move(handler)(std::move(result));
-                       });
-          });
-        },
-        asio::use_awaitable, std::move(work));
+    // Captured by value: the initiation runs when the result is awaited, after run() returned.
+    auto on_pool = [this, work = std::move(work)](std::function<void(Result)> done) mutable {
+      asio::post(pool_, [work = std::move(work), done = std::move(done)]() mutable {
+        Result result;
+        try {
+          result.emplace(work());
+        } catch (const std::exception&) {
+          result.reset();
+        }
+        done(std::move(result));
+      });
+    };
+    return await_report<Result>(std::move(on_pool));
   }
 
  private:
