@@ -50,6 +50,12 @@ inline constexpr std::string_view server_info = "io.modelcontextprotocol/serverI
 inline constexpr std::string_view prefix = "io.modelcontextprotocol/";
 }  // namespace meta
 
+// The requests by which a client has the server act on something it names: a tool, a resource,
+// a prompt. What the policy judges and a transaction token goes with.
+inline bool is_call_method(std::string_view method) {
+  return method == "tools/call" || method == "resources/read" || method == "prompts/get";
+}
+
 // The RFC 5424 severities MCP logging uses (logging/setLevel, `_meta` logLevel), from debug (0)
 // to emergency (7); -1 for anything else.
 int log_severity(std::string_view level);

@@ -188,10 +188,6 @@ class PolicyFilter final : public Filter, public Redactor {
   mcp::Json approval_;                      // the elicitation that asks the human
 };
 
-bool judged_method(std::string_view method) {
-  return method == "tools/call" || method == "resources/read" || method == "prompts/get";
-}
-
 bool carries_task_result(std::string_view method) {
   return method == "tasks/result" || method == "tasks/get";
 }
@@ -253,7 +249,7 @@ std::unique_ptr<Filter> PolicyFilterFactory::make(const Exchange& exchange) cons
   // Only the exchanges it judges or filters pin a snapshot (tools/list for its reply, a task's
   // result when there is something to mask).
   auto policy = policy_.load();
-  if (!judged_method(method) && method != "tools/list" &&
+  if (!mcp::is_call_method(method) && method != "tools/list" &&
       !(carries_task_result(method) && policy->has_redactions()))
     return nullptr;
   return std::make_unique<PolicyFilter>(std::move(policy), shadow_, task_calls_, catalog_);
@@ -263,7 +259,7 @@ FilterStep PolicyFilter::on_request(Exchange& exchange) {
   exchange_ = &exchange;
   exchange.policy.redactor = this;
   const std::string_view method = exchange.message->method();
-  if (!judged_method(method)) return FilterStep::proceed();
+  if (!mcp::is_call_method(method)) return FilterStep::proceed();
   exchange.policy.judged = true;
   if (method == "tools/call")
     tool_ = catalog_->find(exchange.upstream, exchange.message->target_name());
@@ -390,7 +386,7 @@ FilterStep PolicyFilter::proceed_with_limits(Exchange& exchange) const {
 
 void PolicyFilter::on_upstream_message(Exchange& exchange, std::string& message) {
   const std::string_view method = exchange.message->method();
-  if (judged_method(method)) {
+  if (mcp::is_call_method(method)) {
     if (shadow_ || !policy_->has_redactions()) return;
     // Most results hold nothing any redact pattern finds: those are not parsed at all. A result
     // that may start a task is, to remember its call (a task's result whose call is unknown gets

@@ -8,6 +8,7 @@
 #include "gateway/responses.hpp"
 #include "http/background.hpp"
 #include "membrane/core/log.hpp"
+#include "membrane/mcp/protocol.hpp"
 
 namespace membrane::gateway {
 
@@ -68,10 +69,6 @@ class TransactionTokenCache {
 };
 
 namespace {
-
-bool is_call(std::string_view method) {
-  return method == "tools/call" || method == "resources/read" || method == "prompts/get";
-}
 
 std::string short_digest(std::string_view text) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -150,8 +147,8 @@ std::unique_ptr<Filter> TransactionFilterFactory::make(const Exchange& exchange)
   const bool in_transaction =
       !options_.per_call &&
       (!exchange.session_id.empty() || declared_transaction(*exchange.message) != nullptr);
-  const bool wanted =
-      !exchange.incoming_txn_token.empty() || in_transaction || is_call(exchange.message->method());
+  const bool wanted = !exchange.incoming_txn_token.empty() || in_transaction ||
+                      mcp::is_call_method(exchange.message->method());
   return wanted ? std::make_unique<TransactionFilter>(options_, cache_) : nullptr;
 }
 
@@ -230,7 +227,7 @@ FilterStep TransactionFilter::on_request(Exchange& exchange) {
       txn = "s-" + short_digest(exchange.session_id);
     }
   }
-  if (txn.empty() && !is_call(message.method())) return FilterStep::proceed();
+  if (txn.empty() && !mcp::is_call_method(message.method())) return FilterStep::proceed();
 
   request_ = describe(exchange, !txn.empty());
   request_.txn = txn;
