@@ -161,15 +161,15 @@ std::optional<Refusal> CallerSessions::admit_locked(std::string_view caller_view
                                                     Clock::time_point now,
                                                     std::chrono::seconds retry_after) {
   const std::string caller(caller_view);
-  // Only a caller at its limit has its idle sessions looked at: a scan of every session of the
-  // caller on every initialize made opening sessions cost more the more a caller held.
   const auto at_limit = [&] {
     const auto list = by_caller_.find(caller);
-    return list != by_caller_.end() && list->second.size() >= max_per_caller_;
+    return list != by_caller_.end() && list->second.size() >= max_per_caller_ ? list
+                                                                              : by_caller_.end();
   };
-  if (at_limit()) prune_caller_locked(caller, now);
-  if (const auto list = by_caller_.find(caller);
-      list != by_caller_.end() && list->second.size() >= max_per_caller_) {
+  // Only a caller at its limit has its idle sessions looked at: a scan of every session of the
+  // caller on every initialize made opening sessions cost more the more a caller held.
+  if (at_limit() != by_caller_.end()) prune_caller_locked(caller, now);
+  if (const auto list = at_limit(); list != by_caller_.end()) {
     // The earliest moment one of this caller's idle sessions stops counting.
     std::optional<Clock::duration> soonest;
     for (const auto& entry : list->second) {
