@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 
 #include "membrane/core/log.hpp"
 
@@ -24,17 +26,22 @@ namespace {
 const std::string genesis(64, '0');
 constexpr std::string_view hash_marker = ",\"hash\":\"";
 
-std::string sha256_hex(std::string_view text) {
+// Into `hex`, whose buffer is reused: the writer hashes every line.
+void sha256_hex_to(std::string& hex, std::string_view text) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * SHA256_DIGEST_LENGTH);
-  for (const unsigned char byte : digest) {
-    out.push_back(hex[byte >> 4]);
-    out.push_back(hex[byte & 15]);
+  static constexpr char digits[] = "0123456789abcdef";
+  hex.resize(2 * SHA256_DIGEST_LENGTH);
+  for (std::size_t i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
+    hex[2 * i] = digits[digest[i] >> 4];
+    hex[2 * i + 1] = digits[digest[i] & 15];
   }
-  return out;
+}
+
+std::string sha256_hex(std::string_view text) {
+  std::string hex;
+  sha256_hex_to(hex, text);
+  return hex;
 }
 
 struct LineCheck {
@@ -85,21 +92,101 @@ std::string last_complete_line(const std::string& path) {
 
 namespace {
 
+void append_number(std::string& out, auto number) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, number).ptr;
+  out.append(digits, end);
+}
+
+bool is_chain_key(std::string_view key) {
+  return key == "seq" || key == "prev" || key == "hash";
+}
+
+void append_json(std::string& out, const Json& value) {
+  switch (value.type()) {
+    case Json::value_t::string:
+      json::append_string(out, value.get_ref<const std::string&>());
+      break;
+    case Json::value_t::number_integer:
+      append_number(out, value.get<std::int64_t>());
+      break;
+    case Json::value_t::number_unsigned:
+      append_number(out, value.get<std::uint64_t>());
+      break;
+    default:
+      out += value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  }
+}
+
+void append_member_key(std::string& out, std::string_view key) {
+  out.push_back(',');
+  json::append_string(out, key);
+  out.push_back(':');
+}
+
+// A record's members but the chain's own, each after a comma.
+void append_members(std::string& out, const Json& record) {
+  for (const auto& [key, value] : record.items()) {
+    if (is_chain_key(key)) continue;
+    append_member_key(out, key);
+    append_json(out, value);
+  }
+}
+
+void append_members(std::string& out, const std::vector<Field>& fields) {
+  for (const auto& field : fields) {
+    if (is_chain_key(field.key())) continue;
+    append_member_key(out, field.key());
+    std::visit(
+        [&out](const auto& value) {
+          using T = std::decay_t<decltype(value)>;
+          if constexpr (std::is_same_v<T, std::nullptr_t>) {
+            out += "null";
+          } else if constexpr (std::is_same_v<T, bool>) {
+            out += value ? "true" : "false";
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            json::append_string(out, value);
+          } else if constexpr (std::is_same_v<T, Json>) {
+            append_json(out, value);
+          } else {
+            append_number(out, value);
+          }
+        },
+        field.value());
+  }
+}
+
+Json to_json(const std::vector<Field>& fields) {
+  Json record = Json::object();
+  for (const auto& field : fields) {
+    std::visit([&](const auto& value) { record[std::string(field.key())] = value; }, field.value());
+  }
+  return record;
+}
+
+// Appends the line for a record's members chained after `prev` ("seq" and "prev" lead the line:
+// a reader sees the chain without parsing the record), and sets `hash` to the line's hash.
+template <class Members>
+void append_line(std::string& out, const Members& members, std::string_view prev, std::uint64_t seq,
+                 std::string& hash) {
+  const std::size_t start = out.size();
+  out += "{\"seq\":";
+  append_number(out, seq);
+  out += ",\"prev\":\"";
+  out += prev;
+  out.push_back('"');
+  append_members(out, members);
+  sha256_hex_to(hash, std::string_view(out).substr(start));
+  out += hash_marker;
+  out += hash;
+  out += "\"}";
+}
+
 // The line for `record` (its own "seq", "prev" and "hash" members ignored).
 std::string make_line(const Json& record, const std::string& prev, std::uint64_t seq) {
-  // "seq" and "prev" lead the line: a reader sees the chain without parsing the record.
-  std::string line = "{\"seq\":" + std::to_string(seq) + ",\"prev\":\"" + prev + "\"";
-  for (const auto& [key, value] : record.items()) {
-    if (key == "seq" || key == "prev" || key == "hash") continue;
-    line += ",";
-    line += Json(key).dump();
-    line += ":";
-    line += value.dump(-1, ' ', false, Json::error_handler_t::replace);
-  }
-  const std::string hash = sha256_hex(line);
-  line += hash_marker;
-  line += hash;
-  line += "\"}";
+  std::string line;
+  std::string hash;
+  append_line(line, record, prev, seq, hash);
   return line;
 }
 
@@ -271,15 +358,20 @@ void AuditLog::writer_loop() {
     }
     // What the callers left to do, done here and not on their threads.
     for (auto& pending : batch) {
-      auto& record = pending.record;
-      if (!record.is_object()) record = Json::object();
-      if (!record.contains("time")) record["time"] = utc_time(pending.time);
+      auto& fields = pending.fields;
+      const auto has = [&fields](std::string_view key) {
+        return std::any_of(fields.begin(), fields.end(),
+                           [key](const Field& field) { return field.key() == key; });
+      };
+      if (!has("time")) fields.emplace_back("time", utc_time(pending.time));
       if (!pending.session_id.empty())
-        record["session"] = sha256_hex(pending.session_id).substr(0, 16);
+        fields.emplace_back("session", sha256_hex(pending.session_id).substr(0, 16));
       if (!pending.arguments.is_null()) {
-        record["args_sha256"] =
-            sha256_hex(pending.arguments.dump(-1, ' ', false, Json::error_handler_t::replace));
+        fields.emplace_back("args_sha256", sha256_hex(pending.arguments.dump(
+                                               -1, ' ', false, Json::error_handler_t::replace)));
       }
+      std::sort(fields.begin(), fields.end(),
+                [](const Field& a, const Field& b) { return a.key() < b.key(); });
     }
     written.assign(batch.size(), false);
     {
@@ -295,16 +387,19 @@ void AuditLog::writer_loop() {
 
 void AuditLog::write_batch_locked(std::vector<PendingRecord>& batch, std::vector<bool>& written) {
   if (!failing_ || recover_locked()) {
-    std::string lines;
+    std::string& lines = batch_lines_;
+    lines.clear();
     std::string hash = last_hash_;
+    std::string next_hash;
     std::uint64_t seq = next_seq_;
     for (const auto& pending : batch) {
-      std::string line = make_line(pending.record, hash, seq++);
-      hash = line.substr(line.size() - 66, 64);
-      lines += line;
+      append_line(lines, pending.fields, hash, seq++, next_hash);
+      hash.swap(next_hash);
       lines.push_back('\n');
     }
     const std::string problem = write_bytes(lines);
+    // A burst's buffer is not kept for good.
+    if (lines.capacity() > 1024 * 1024) std::string().swap(lines);
     if (problem.empty()) {
       last_hash_ = std::move(hash);
       next_seq_ = seq;
@@ -317,7 +412,7 @@ void AuditLog::write_batch_locked(std::vector<PendingRecord>& batch, std::vector
     note_failure_locked(problem);
   }
   for (auto& pending : batch)
-    hold_back_locked(std::move(pending.record), pending.if_held_back);
+    hold_back_locked(to_json(pending.fields), pending.if_held_back);
 }
 
 bool AuditLog::append_locked(const Json& record) {

@@ -128,8 +128,17 @@ void append_string(std::string& out, std::string_view text) {
     return;
   }
   static constexpr char hex[] = "0123456789abcdef";
+  const auto needs_escape = [](char c) {
+    return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
+  };
   out.push_back('"');
-  for (const char c : text) {
+  std::size_t plain_from = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (!needs_escape(c)) continue;
+    // Plain characters go in one append: most strings have nothing to escape.
+    out.append(text.data() + plain_from, i - plain_from);
+    plain_from = i + 1;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -153,15 +162,12 @@ void append_string(std::string& out, std::string_view text) {
         out += "\\t";
         break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += "\\u00";
-          out.push_back(hex[static_cast<unsigned char>(c) >> 4]);
-          out.push_back(hex[static_cast<unsigned char>(c) & 15]);
-        } else {
-          out.push_back(c);
-        }
+        out += "\\u00";
+        out.push_back(hex[static_cast<unsigned char>(c) >> 4]);
+        out.push_back(hex[static_cast<unsigned char>(c) & 15]);
     }
   }
+  out.append(text.data() + plain_from, text.size() - plain_from);
   out.push_back('"');
 }
 

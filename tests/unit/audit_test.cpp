@@ -212,7 +212,7 @@ TEST_CASE("submitted records are chained by the writer thread in order, and each
       submitters.emplace_back([&log, &reported_written, t] {
         for (int n = 0; n < per_thread; ++n) {
           PendingRecord pending;
-          pending.record = {{"thread", t}, {"n", n}};
+          pending.fields = {{"thread", t}, {"n", n}};
           pending.arguments = {{"path", "/x"}};
           pending.done = [&reported_written](bool written) {
             if (written) reported_written.fetch_add(1);
@@ -253,7 +253,7 @@ TEST_CASE("a submitted record that cannot be written is reported, held back and 
     {
       FileSizeLimit limit(std::filesystem::file_size(path) + 10);
       PendingRecord pending;
-      pending.record = {{"n", 1}};
+      pending.fields = {{"n", 1}};
       pending.if_held_back = {{"answer_withheld", true}};
       pending.done = [&reported](bool written) { reported.set_value(written); };
       log.submit(std::move(pending));
@@ -268,6 +268,41 @@ TEST_CASE("a submitted record that cannot be written is reported, held back and 
   CHECK(records[1]["type"] == "gap");
   CHECK(records[2]["n"] == 1);
   CHECK(records[2]["answer_withheld"] == true);
+  CHECK(verify_files({path}).ok);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("a submitted record's fields are written sorted by key, each as its JSON value") {
+  const std::string path = temp_path("submit-fields.log");
+  std::filesystem::remove(path);
+  {
+    AuditLog log(path, FsyncPolicy::none);
+    std::promise<bool> reported;
+    PendingRecord pending;
+    pending.fields = {{"zeta", nullptr},
+                      {"tool", "read \"quoted\"\n"},
+                      {"ok", true},
+                      {"latency_us", std::int64_t{-3}},
+                      {"count", std::uint64_t{18446744073709551615ULL}},
+                      {"rules", Json::array({"a", "b"})},
+                      {"request_id", Json("abc")},
+                      {"time", "2026-01-01T00:00:00.000Z"}};
+    pending.session_id = "m1.some-session";
+    pending.done = [&reported](bool written) { reported.set_value(written); };
+    log.submit(std::move(pending));
+    CHECK(reported.get_future().get());
+  }
+  std::ifstream in(path);
+  std::string line;
+  REQUIRE(std::getline(in, line));
+  // The members after the chain's: sorted, the time given kept, the session's digest added.
+  CHECK(line.find(R"("count":18446744073709551615,"latency_us":-3,"ok":true,)"
+                  R"("request_id":"abc","rules":["a","b"],"session":")") != std::string::npos);
+  CHECK(line.find(R"("time":"2026-01-01T00:00:00.000Z","tool":"read \"quoted\"\n","zeta":null,)"
+                  R"("hash":")") != std::string::npos);
+  const auto records = records_in(path);
+  REQUIRE(records.size() == 1);
+  CHECK(records[0]["session"].get<std::string>().size() == 16);
   CHECK(verify_files({path}).ok);
   std::filesystem::remove(path);
 }

@@ -18,7 +18,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "membrane/identity/jwt.hpp"
@@ -33,10 +35,43 @@ enum class FsyncPolicy { none, every_record };
 std::string utc_now();
 std::string utc_time(std::chrono::system_clock::time_point when);
 
+// One member of a submitted record, kept flat so that the submitting thread builds no JSON tree
+// and the writer formats it straight to text. The key must outlive the record: a string literal.
+class Field {
+ public:
+  using Value = std::variant<std::nullptr_t, bool, std::int64_t, std::uint64_t, std::string, Json>;
+  Field(std::string_view key, std::nullptr_t)
+      : key_(key), value_(std::in_place_type<std::nullptr_t>, nullptr) {}
+  Field(std::string_view key, bool value) : key_(key), value_(std::in_place_type<bool>, value) {}
+  Field(std::string_view key, int value)
+      : key_(key), value_(std::in_place_type<std::int64_t>, value) {}
+  Field(std::string_view key, std::int64_t value)
+      : key_(key), value_(std::in_place_type<std::int64_t>, value) {}
+  Field(std::string_view key, std::uint64_t value)
+      : key_(key), value_(std::in_place_type<std::uint64_t>, value) {}
+  Field(std::string_view key, const char* value)
+      : key_(key), value_(std::in_place_type<std::string>, value) {}
+  Field(std::string_view key, std::string_view value)
+      : key_(key), value_(std::in_place_type<std::string>, value) {}
+  Field(std::string_view key, std::string value)
+      : key_(key), value_(std::in_place_type<std::string>, std::move(value)) {}
+  Field(std::string_view key, Json value)
+      : key_(key), value_(std::in_place_type<Json>, std::move(value)) {}
+
+  std::string_view key() const { return key_; }
+  const Value& value() const { return value_; }
+
+ private:
+  std::string_view key_;
+  Value value_;
+};
+
 // A record handed to the writer thread, with what is left to do before its line is chained: the
 // caller only fills it in; the writer formats, hashes and writes.
 struct PendingRecord {
-  Json record;
+  // The record's members, in any order (the line has them sorted by key, as a JSON object's
+  // dump would), each key once.
+  std::vector<Field> fields;
   // Written as "time" (utc_time) when the record has none.
   std::chrono::system_clock::time_point time = std::chrono::system_clock::now();
   // When not null: the SHA-256 of its compact JSON is written as "args_sha256" (the arguments
@@ -153,6 +188,7 @@ class AuditLog {
   std::mutex queue_mutex_;
   std::condition_variable queue_ready_;
   std::vector<PendingRecord> queue_;
+  std::string batch_lines_;  // mutex_ held: a batch's lines, its buffer reused
   bool stopping_ = false;
   std::once_flag writer_started_;
   std::thread writer_;

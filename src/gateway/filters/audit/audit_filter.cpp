@@ -77,48 +77,54 @@ namespace {
 // What the worker does for a record: copy out what the exchange says. Formatting the time,
 // hashing the arguments, chaining and writing are the writer thread's.
 audit::PendingRecord record_of(const Exchange& exchange) {
+  using audit::Field;
   const mcp::Message* message = exchange.message;
+  const auto text_or_null = [](std::string_view key, std::string_view text) {
+    return text.empty() ? Field(key, nullptr) : Field(key, text);
+  };
   audit::PendingRecord pending;
-  audit::Json& record = pending.record;
-  record["identity"] = exchange.identity ? audit::Json(exchange.identity->subject) : audit::Json();
-  const auto txn = exchange.txn.id();
-  record["txn"] = txn.empty() ? audit::Json() : audit::Json(txn);
+  auto& fields = pending.fields;
+  fields.reserve(24);
+  fields.emplace_back(exchange.identity ? Field("identity", exchange.identity->subject)
+                                        : Field("identity", nullptr));
+  fields.push_back(text_or_null("txn", exchange.txn.id()));
   // The session, not its id (the sealed id is a credential-like capability): the writer writes a
   // digest of it.
-  record["session"] = nullptr;
+  if (exchange.session_id.empty()) fields.emplace_back("session", nullptr);
   pending.session_id = std::string(exchange.session_id);
-  record["client"] = exchange.client_address;
-  record["method"] = message->method();
-  record["server"] = exchange.upstream;
+  fields.emplace_back("client", exchange.client_address);
+  fields.emplace_back("method", message->method());
+  fields.emplace_back("server", exchange.upstream);
   // The MCP revision of each hop: they differ when the gateway bridges.
-  record["protocol"] =
-      exchange.protocol_version.empty() ? audit::Json() : audit::Json(exchange.protocol_version);
-  record["upstream_protocol"] = exchange.upstream_protocol_version.empty()
-                                    ? audit::Json()
-                                    : audit::Json(exchange.upstream_protocol_version);
-  if (const auto target = message->target_name(); !target.empty()) record["tool"] = target;
-  record["request_id"] = message->id();
-  if (!exchange.task.id.empty()) record["task"] = exchange.task.id;
-  if (!exchange.task.status.empty()) record["task_status"] = exchange.task.status;
+  fields.push_back(text_or_null("protocol", exchange.protocol_version));
+  fields.push_back(text_or_null("upstream_protocol", exchange.upstream_protocol_version));
+  if (const auto target = message->target_name(); !target.empty())
+    fields.emplace_back("tool", target);
+  fields.emplace_back("request_id", message->id());
+  if (!exchange.task.id.empty()) fields.emplace_back("task", exchange.task.id);
+  if (!exchange.task.status.empty()) fields.emplace_back("task_status", exchange.task.status);
   if (const auto* params = message->params()) {
     if (const auto arguments = params->find("arguments"); arguments != params->end())
       pending.arguments = *arguments;
   }
   const auto& policy = exchange.policy;
   if (!policy.verdict.empty()) {
-    record["verdict"] = policy.verdict;
-    record["rules"] = {policy.rule};
+    fields.emplace_back("verdict", policy.verdict);
+    fields.emplace_back("rules", audit::Json::array({policy.rule}));
   } else {
     // Judged and nothing objected, or not judged at all.
-    record["verdict"] = policy.judged ? audit::Json("allow") : audit::Json();
+    fields.emplace_back(policy.judged ? Field("verdict", "allow") : Field("verdict", nullptr));
   }
-  if (const std::string notes = policy.notes(); !notes.empty()) record["policy_note"] = notes;
-  if (policy.hidden_tools) record["hidden_tools"] = policy.hidden_tools;
-  record["status"] = exchange.http_status;
-  record["outcome"] = to_string(exchange.outcome);
-  record["latency_us"] =
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - exchange.started)
-          .count();
+  if (std::string notes = policy.notes(); !notes.empty())
+    fields.emplace_back("policy_note", std::move(notes));
+  if (policy.hidden_tools)
+    fields.emplace_back("hidden_tools", static_cast<std::uint64_t>(policy.hidden_tools));
+  fields.emplace_back("status", static_cast<std::int64_t>(exchange.http_status));
+  fields.emplace_back("outcome", to_string(exchange.outcome));
+  fields.emplace_back(
+      "latency_us", static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                  Clock::now() - exchange.started)
+                                                  .count()));
   return pending;
 }
 
