@@ -4,12 +4,17 @@
 
 #include <algorithm>
 
+#include "membrane/core/background_priority.hpp"
+
 namespace membrane::app {
 
 MemoryTrimmer::MemoryTrimmer(std::function<std::size_t()> open_connections,
                              std::chrono::milliseconds interval)
     : open_connections_(std::move(open_connections)), interval_(interval) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    core::run_as_background_thread();
+    run();
+  });
 }
 
 MemoryTrimmer::~MemoryTrimmer() {

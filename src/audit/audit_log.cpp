@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "membrane/core/background_priority.hpp"
 #include "membrane/core/log.hpp"
 
 namespace membrane::audit {
@@ -338,7 +339,12 @@ void AuditLog::hold_back_locked(Json record, const Json& if_held_back) {
 }
 
 void AuditLog::submit(PendingRecord pending) {
-  std::call_once(writer_started_, [this] { writer_ = std::thread([this] { writer_loop(); }); });
+  std::call_once(writer_started_, [this] {
+    writer_ = std::thread([this] {
+      core::run_as_background_thread();
+      writer_loop();
+    });
+  });
   {
     std::lock_guard lock(queue_mutex_);
     queue_.push_back(std::move(pending));

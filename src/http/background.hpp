@@ -3,17 +3,21 @@
 // loop serves other connections meanwhile.
 #pragma once
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/thread_pool.hpp>
 
 #include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "http/asio.hpp"
+#include "membrane/core/background_priority.hpp"
 
 namespace membrane::http {
 
@@ -42,8 +46,20 @@ awaitable<T> await_report(Start start) {
 
 class BackgroundThreads {
  public:
-  explicit BackgroundThreads(std::size_t threads = 1) : pool_(threads) {}
-  ~BackgroundThreads() { pool_.join(); }
+  explicit BackgroundThreads(std::size_t threads = 1) {
+    for (std::size_t i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] {
+        core::run_as_background_thread();
+        context_.run();
+      });
+    }
+  }
+  // Work already handed over is finished first.
+  ~BackgroundThreads() {
+    idle_guard_.reset();
+    for (auto& thread : threads_)
+      thread.join();
+  }
   BackgroundThreads(const BackgroundThreads&) = delete;
   BackgroundThreads& operator=(const BackgroundThreads&) = delete;
 
@@ -54,7 +70,7 @@ class BackgroundThreads {
     using Result = std::optional<std::invoke_result_t<Work>>;
     // Captured by value: the initiation runs when the result is awaited, after run() returned.
     auto on_pool = [this, work = std::move(work)](std::function<void(Result)> done) mutable {
-      asio::post(pool_, [work = std::move(work), done = std::move(done)]() mutable {
+      asio::post(context_, [work = std::move(work), done = std::move(done)]() mutable {
         Result result;
         try {
           result.emplace(work());
@@ -68,7 +84,10 @@ class BackgroundThreads {
   }
 
  private:
-  asio::thread_pool pool_;
+  asio::io_context context_;
+  asio::executor_work_guard<asio::io_context::executor_type> idle_guard_ =
+      asio::make_work_guard(context_);
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace membrane::http

@@ -2,6 +2,7 @@
 
 #include "http/background.hpp"
 #include "http/tls.hpp"
+#include "membrane/core/background_priority.hpp"
 #include "membrane/core/log.hpp"
 
 namespace membrane::otel {
@@ -57,7 +58,10 @@ void OtlpExporter::enqueue(telemetry::Span span) {
 
 void OtlpExporter::start() {
   asio::co_spawn(context_, run(), asio::detached);
-  thread_ = std::thread([this] { context_.run(); });
+  thread_ = std::thread([this] {
+    core::run_as_background_thread();
+    context_.run();
+  });
 }
 
 awaitable<void> OtlpExporter::run() {
