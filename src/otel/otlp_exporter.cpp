@@ -117,18 +117,18 @@ awaitable<bool> OtlpExporter::export_batch() {
   {
     std::lock_guard lock(mutex_);
     const std::size_t take = std::min(queue_.size(), options_.batch_size);
+    batch.reserve(take);
     for (std::size_t i = 0; i < take; ++i) {
       batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
   }
   if (batch.empty()) co_return true;
-  const std::string body =
-      telemetry::otlp_json(batch, options_.service_name, options_.service_version);
   asio::steady_timer pause(co_await asio::this_coro::executor);
   auto backoff = std::chrono::milliseconds(200);
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    if (co_await post(body)) {
+    // Encoded for each attempt: the request takes the body over, and a retry is rare.
+    if (co_await post(telemetry::otlp_json(batch, options_.service_name, options_.service_version))) {
       exported_.fetch_add(batch.size(), std::memory_order_relaxed);
       warned_ = false;
       co_return true;
@@ -142,12 +142,12 @@ awaitable<bool> OtlpExporter::export_batch() {
   co_return false;
 }
 
-awaitable<bool> OtlpExporter::post(const std::string& body) {
+awaitable<bool> OtlpExporter::post(std::string body) {
   bhttp::request<bhttp::string_body> request{bhttp::verb::post, client_.url().target, 11};
   request.set(bhttp::field::content_type, "application/json");
   for (const auto& [name, value] : options_.headers)
     request.set(name, value);
-  request.body() = body;
+  request.body() = std::move(body);
   request.prepare_payload();
   auto result = co_await client_.send(std::move(request));
   std::string problem;

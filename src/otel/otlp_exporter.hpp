@@ -56,7 +56,7 @@ class OtlpExporter {
   awaitable<void> run();           // the export loop, on the exporter's thread
   awaitable<void> flush();         // what flush_and_stop does there
   awaitable<bool> export_batch();  // false when the batch was dropped
-  awaitable<bool> post(const std::string& body);
+  awaitable<bool> post(std::string body);
 
   OtlpOptions options_;
   asio::io_context context_;

@@ -54,7 +54,9 @@ void append_attribute_value(std::string& out, const AttributeValue& value) {
     json::append_string(out, *text);
   } else if (const auto* number = std::get_if<std::int64_t>(&value)) {
     // OTLP JSON: 64-bit integers are strings.
-    out += "{\"intValue\":\"" + std::to_string(*number) + "\"";
+    out += "{\"intValue\":\"";
+    out += std::to_string(*number);
+    out.push_back('"');
   } else if (const auto* real = std::get_if<double>(&value)) {
     out += "{\"doubleValue\":" + nlohmann::json(*real).dump();
   } else if (const auto* flag = std::get_if<bool>(&value)) {
@@ -113,7 +115,8 @@ std::string new_span_id() {
 std::string otlp_json(const std::vector<Span>& spans, std::string_view service_name,
                       std::string_view service_version) {
   std::string out;
-  out.reserve(256 + spans.size() * 1024);
+  // A span with the attributes the gateway sets is about 1.5 KiB: one allocation per batch.
+  out.reserve(256 + spans.size() * 2048);
   out +=
       R"({"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":)";
   json::append_string(out, service_name);
@@ -131,7 +134,8 @@ std::string otlp_json(const std::vector<Span>& spans, std::string_view service_n
     if (!span.parent_span_id.empty()) append_member(out, "parentSpanId", span.parent_span_id);
     if (!span.trace_state.empty()) append_member(out, "traceState", span.trace_state);
     append_member(out, "name", span.name);
-    out += ",\"kind\":" + std::to_string(static_cast<int>(span.kind));
+    out += ",\"kind\":";
+    out += std::to_string(static_cast<int>(span.kind));
     append_member(out, "startTimeUnixNano", std::to_string(span.start_unix_nano));
     append_member(out, "endTimeUnixNano", std::to_string(span.end_unix_nano));
     out += ",\"attributes\":[";

@@ -39,7 +39,9 @@ struct Span {
   SpanKind kind = SpanKind::internal;
   std::uint64_t start_unix_nano = 0;
   std::uint64_t end_unix_nano = 0;
-  std::vector<std::pair<std::string, AttributeValue>> attributes;
+  // Keys are the semantic conventions' names, string literals: a span is built per exchange, and
+  // its keys need no copies.
+  std::vector<std::pair<std::string_view, AttributeValue>> attributes;
   bool error = false;  // status code ERROR (2); unset otherwise
   std::string status_message;
 };

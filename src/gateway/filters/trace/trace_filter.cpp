@@ -109,6 +109,7 @@ void TraceFilter::on_complete(const Exchange& exchange) {
   telemetry::Span server = make_span(trace, trace.server_span_id, trace.parent_span_id, name,
                                      telemetry::SpanKind::server, exchange.started, now);
   auto& attributes = server.attributes;
+  attributes.reserve(24);
   attributes.emplace_back("mcp.method.name", method);
   if (!exchange.session_id.empty())
     attributes.emplace_back("mcp.session.id", hex_digest(exchange.session_id, 8));
@@ -168,6 +169,7 @@ void TraceFilter::on_complete(const Exchange& exchange) {
   if (exchange.forwarded_at != Clock::time_point{}) {
     telemetry::Span client = make_span(trace, trace.client_span_id, trace.server_span_id, name,
                                        telemetry::SpanKind::client, exchange.forwarded_at, now);
+    client.attributes.reserve(8);
     client.attributes.emplace_back("mcp.method.name", method);
     client.attributes.emplace_back("membrane.upstream", exchange.upstream);
     client.attributes.emplace_back("network.transport", std::string("tcp"));
