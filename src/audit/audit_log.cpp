@@ -2,7 +2,6 @@
 #include "membrane/core/json.hpp"
 
 #include <fcntl.h>
-#include <openssl/sha.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +19,7 @@
 
 #include "membrane/core/background_priority.hpp"
 #include "membrane/core/log.hpp"
+#include "membrane/core/sha256.hpp"
 
 namespace membrane::audit {
 namespace {
@@ -29,11 +29,10 @@ constexpr std::string_view hash_marker = ",\"hash\":\"";
 
 // Into `hex`, whose buffer is reused: the writer hashes every line.
 void sha256_hex_to(std::string& hex, std::string_view text) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  const auto digest = core::sha256(text);
   static constexpr char digits[] = "0123456789abcdef";
-  hex.resize(2 * SHA256_DIGEST_LENGTH);
-  for (std::size_t i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
+  hex.resize(2 * digest.size());
+  for (std::size_t i = 0; i < digest.size(); ++i) {
     hex[2 * i] = digits[digest[i] >> 4];
     hex[2 * i + 1] = digits[digest[i] & 15];
   }

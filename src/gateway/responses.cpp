@@ -1,7 +1,6 @@
 #include "gateway/responses.hpp"
 #include "membrane/core/ascii.hpp"
-
-#include <openssl/sha.h>
+#include "membrane/core/sha256.hpp"
 
 #include <boost/beast/core/string.hpp>
 
@@ -169,15 +168,7 @@ PostedMessage read_posted_message(const http::Request& request) {
 }
 
 std::string hex_digest(std::string_view text, std::size_t bytes) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < std::min<std::size_t>(bytes, SHA256_DIGEST_LENGTH); ++i) {
-    out.push_back(hex[digest[i] >> 4]);
-    out.push_back(hex[digest[i] & 15]);
-  }
-  return out;
+  return core::sha256_hex(text, bytes);
 }
 
 }  // namespace membrane::gateway

@@ -1,12 +1,12 @@
 #include "membrane/identity/jwt.hpp"
 #include "membrane/core/json.hpp"
+#include "membrane/core/sha256.hpp"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
-#include <openssl/sha.h>
 
 #include <fstream>
 #include <iterator>
@@ -610,9 +610,9 @@ std::vector<std::string> token_scopes(const Json& claims) {
 }
 
 std::string token_fingerprint(std::string_view token) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
-  return "sha256:" + base64url_encode(std::string_view(reinterpret_cast<const char*>(digest), 9));
+  const auto digest = core::sha256(token);
+  return "sha256:" +
+         base64url_encode(std::string_view(reinterpret_cast<const char*>(digest.data()), 9));
 }
 
 }  // namespace membrane::identity

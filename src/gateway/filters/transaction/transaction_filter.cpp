@@ -1,13 +1,12 @@
 #include "gateway/filters/transaction/transaction_filter.hpp"
 
-#include <openssl/sha.h>
-
 #include <mutex>
 #include <unordered_map>
 
 #include "gateway/responses.hpp"
 #include "http/background.hpp"
 #include "membrane/core/log.hpp"
+#include "membrane/core/sha256.hpp"
 #include "membrane/mcp/protocol.hpp"
 
 namespace membrane::gateway {
@@ -71,9 +70,8 @@ class TransactionTokenCache {
 namespace {
 
 std::string short_digest(std::string_view text) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  return mcp::base64url_encode(std::string_view(reinterpret_cast<const char*>(digest), 16));
+  const auto digest = core::sha256(text);
+  return mcp::base64url_encode(std::string_view(reinterpret_cast<const char*>(digest.data()), 16));
 }
 
 std::string host_of(std::string_view address) {

@@ -1,0 +1,19 @@
+// SHA-256 for the request path (session digests, audit lines, argument hashes). OpenSSL 3's
+// one-shot SHA256() looks the algorithm up in its provider registry on every call, which costs
+// more than hashing a session id; this one fetches it once and reuses a context per thread.
+#pragma once
+
+#include <array>
+#include <string>
+#include <string_view>
+
+namespace membrane::core {
+
+using Sha256Digest = std::array<unsigned char, 32>;
+
+Sha256Digest sha256(std::string_view text);
+
+// The first `bytes` bytes of the digest (at most 32), as lowercase hex.
+std::string sha256_hex(std::string_view text, std::size_t bytes = 32);
+
+}  // namespace membrane::core
