@@ -417,6 +417,15 @@ TEST_CASE("per transaction, a session's requests share one token, minted once") 
   CHECK(await(replaced_filter->resume(replaced, nobody)).kind == Kind::proceed);
   CHECK(replaced.txn.id() == first.txn.id());
   CHECK((*replaced.txn.claims)["tctx"]["customer"] == "c-7");
+  // The same argument again reuses that token; another value needs another.
+  auto again = exchange_for(with_customer, nullptr);
+  again.session_id = "session-1";
+  CHECK(factory.make(again)->on_request(again).kind == Kind::proceed);
+  CHECK(again.txn.token == replaced.txn.token);
+  const auto other_customer = tool_call("lookup", {{"customer", "c-8"}});
+  auto changed = exchange_for(other_customer, nullptr);
+  changed.session_id = "session-1";
+  CHECK(factory.make(changed)->on_request(changed).kind == Kind::pause);
 
   // Another session is another transaction.
   auto other = exchange_for(message, nullptr);

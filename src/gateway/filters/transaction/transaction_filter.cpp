@@ -74,6 +74,21 @@ std::string short_digest(std::string_view text) {
   return mcp::base64url_encode(std::string_view(reinterpret_cast<const char*>(digest.data()), 16));
 }
 
+std::string_view subject_of(const Exchange& exchange) {
+  return exchange.identity ? std::string_view(exchange.identity->subject) : "anonymous";
+}
+
+std::string scope_of(const Exchange& exchange) {
+  std::string scope;
+  if (exchange.identity) {
+    for (const auto& granted : exchange.identity->scopes) {
+      if (!scope.empty()) scope += ' ';
+      scope += granted;
+    }
+  }
+  return scope.empty() ? "mcp" : scope;
+}
+
 std::string host_of(std::string_view address) {
   // "ip:port" or "[v6]:port" -> the IP alone.
   if (!address.empty() && address.front() == '[') {
@@ -119,6 +134,8 @@ class TransactionFilter final : public Filter {
   identity::TransactionRequest describe(const Exchange& exchange, bool whole_transaction) const;
   // The context arguments of this call ({} when it carries none).
   mcp::Json context_arguments(const mcp::Message& message) const;
+  // What a minted token of `txn` is cached under; empty when it is not to be cached.
+  std::string cache_key(const Exchange& exchange, const std::string& txn) const;
   void use(Exchange& exchange, const TransactionTokenCache::Token& token) const {
     exchange.txn.token = token.token;
     exchange.txn.claims = token.claims;
@@ -150,6 +167,36 @@ std::unique_ptr<Filter> TransactionFilterFactory::make(const Exchange& exchange)
   return wanted ? std::make_unique<TransactionFilter>(options_, cache_) : nullptr;
 }
 
+std::string TransactionFilter::cache_key(const Exchange& exchange, const std::string& txn) const {
+  // Everything a transaction's token says that may differ between two of its requests: the
+  // caller, and the context describe() puts in `tctx`. Each part is length-prefixed, so no
+  // subject or argument can make two different tokens' keys equal.
+  std::string key;
+  const auto add = [&key](std::string_view part) {
+    key += std::to_string(part.size());
+    key += ':';
+    key += part;
+  };
+  add(txn);
+  add(subject_of(exchange));
+  add(scope_of(exchange));
+  add(exchange.upstream);
+  const auto* params = exchange.message->params();
+  if (!params || options_.context_arguments.empty()) return key;
+  const auto arguments = params->find("arguments");
+  if (arguments == params->end() || !arguments->is_object()) return key;
+  const std::size_t context_from = key.size();
+  for (const auto& name : options_.context_arguments) {
+    const auto value = arguments->find(name);
+    if (value == arguments->end() || name == "server") continue;
+    add(name);
+    add(value->dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
+    // A token per distinct large argument is not worth keeping.
+    if (key.size() - context_from > max_cached_context_bytes) return {};
+  }
+  return key;
+}
+
 mcp::Json TransactionFilter::context_arguments(const mcp::Message& message) const {
   mcp::Json found = mcp::Json::object();
   const auto* params = message.params();
@@ -166,13 +213,8 @@ identity::TransactionRequest TransactionFilter::describe(const Exchange& exchang
                                                          bool whole_transaction) const {
   identity::TransactionRequest request;
   const mcp::Message& message = *exchange.message;
-  request.subject = exchange.identity ? exchange.identity->subject : "anonymous";
-  std::string scope;
-  if (exchange.identity) {
-    for (const auto& granted : exchange.identity->scopes)
-      scope += (scope.empty() ? "" : " ") + granted;
-  }
-  request.scope = scope.empty() ? "mcp" : scope;
+  request.subject = subject_of(exchange);
+  request.scope = scope_of(exchange);
   // A transaction's token is about the transaction, not one of its calls: the call itself is
   // in the message the token travels with.
   request.context = {{"server", exchange.upstream}};
@@ -227,24 +269,18 @@ FilterStep TransactionFilter::on_request(Exchange& exchange) {
   }
   if (txn.empty() && !mcp::is_call_method(message.method())) return FilterStep::proceed();
 
-  request_ = describe(exchange, !txn.empty());
-  request_.txn = txn;
   if (!txn.empty()) {
-    // Everything the token says that may differ between two requests of the transaction.
-    std::string context =
-        request_.context.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
-    if (context.size() <= max_cached_context_bytes) {
-      key_ = txn;
-      for (const std::string* part : {&request_.subject, &request_.scope, &context}) {
-        key_ += '\n';
-        key_ += *part;
-      }
+    // A call of a transaction whose token is minted already builds no request to find it.
+    key_ = cache_key(exchange, txn);
+    if (!key_.empty()) {
       if (auto known = cache_->minted(key_, now_)) {
         use(exchange, *known);
         return FilterStep::proceed();
       }
     }
   }
+  request_ = describe(exchange, !txn.empty());
+  request_.txn = std::move(txn);
   pending_ = Pending::mint;
   return FilterStep::pause();
 }
