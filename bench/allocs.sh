@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Heap allocations and context switches per MCP `tools/call` through Membrane, for each
+# governance feature alone and all of them together. Unlike throughput on a shared or virtual
+# machine, these do not move with timing: they say how much work a call costs, not how fast the
+# machine ran it.
+#   bare    no governance
+#   policy  the shipped ruleset (policies/default)
+#   audit   the audit log
+#   txn     transaction tokens (one per transaction, the default)
+#   otlp    span export to a live OTLP sink (the echo upstream's)
+#   full    all four
+# Each gateway runs with bench/alloc_counter.cpp preloaded (every malloc, calloc and realloc of
+# every thread is counted); its context switches are read from /proc/<pid>/task/*/status.
+# Builds nothing: needs build/membrane, build/bench/membrane_bench_echo and
+# build/bench/membrane_bench_alloc_counter.so. See bench/README.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH="$ROOT/bench"
+BUILD_DIR="$ROOT/build"
+SECONDS_PER_TARGET=3
+CONNECTIONS=4
+TARGETS="bare,policy,audit,txn,otlp,full"
+KEEP_RUNDIR=0
+
+usage() {
+  cat <<USAGE
+usage: bench/allocs.sh [options]
+  --build-dir DIR   where membrane and bench/ are built (default: build)
+  --seconds S       measured seconds per target (default: $SECONDS_PER_TARGET), after 1 s of warm-up
+  --connections N   wrk connections (default: $CONNECTIONS)
+  --targets LIST    comma-separated subset of $TARGETS (default: all)
+  --keep-rundir     keep the temporary directory with logs and configs
+USAGE
+}
+
+die() { echo "bench/allocs.sh: $*" >&2; exit 1; }
+log() { echo "[allocs] $*" >&2; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-dir) BUILD_DIR=$(cd "$2" && pwd); shift 2 ;;
+    --seconds) SECONDS_PER_TARGET=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --targets) TARGETS=$2; shift 2 ;;
+    --keep-rundir) KEEP_RUNDIR=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option '$1'" ;;
+  esac
+done
+
+MEMBRANE_BIN="$BUILD_DIR/membrane"
+ECHO_BIN="$BUILD_DIR/bench/membrane_bench_echo"
+COUNTER="$BUILD_DIR/bench/membrane_bench_alloc_counter.so"
+for file in "$MEMBRANE_BIN" "$ECHO_BIN" "$COUNTER"; do
+  [ -e "$file" ] || die "missing $file (cmake --build $BUILD_DIR)"
+done
+for tool in wrk curl; do command -v "$tool" >/dev/null || die "needs $tool"; done
+
+SERVER_PIN=()
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
+bench_setup allocs
+
+"$ECHO_BIN" --port 0 >"$RUNDIR/echo.log" 2>&1 &
+PIDS+=($!)
+ECHO_PORT=$(wait_for_listen "$RUNDIR/echo.log" "${PIDS[-1]}" membrane_bench_echo)
+
+TARGET=""
+write_config() {  # PORT (the target is $TARGET)
+  {
+    echo "# written by bench/allocs.sh"
+    echo "listen: \"127.0.0.1:$1\""
+    echo "workers: 1"
+    echo "log_level: warn"
+    echo "upstreams:"
+    echo "  echo:"
+    echo "    url: \"http://127.0.0.1:$ECHO_PORT/mcp\""
+    case "$TARGET" in policy|full) printf 'policy:\n  paths: ["%s"]\n' "$ROOT/policies/default" ;; esac
+    case "$TARGET" in audit|full) printf 'audit:\n  file: "%s"\n' "$RUNDIR/audit-$TARGET.log" ;; esac
+    case "$TARGET" in
+      txn|full) printf 'txn:\n  key_file: "%s"\n  trust_domain: bench.example\n' "$RUNDIR/txn-key-$TARGET.json" ;;
+    esac
+    case "$TARGET" in otlp|full) printf 'otel:\n  endpoint: "http://127.0.0.1:%s"\n' "$ECHO_PORT" ;; esac
+  } >"$RUNDIR/membrane-$TARGET.yaml"
+}
+
+CURL_MCP=(curl -sS --max-time 10 -H 'Content-Type: application/json'
+          -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2025-11-25')
+open_session() {  # URL: prints the session id
+  local url=$1 sid
+  sid=$("${CURL_MCP[@]}" -D - -o /dev/null --data-binary \
+          '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"membrane-allocs","version":"1.0.0"}}}' \
+          "$url" | awk '{ sub(/\r$/, "") } tolower($0) ~ /^mcp-session-id:/ { sub(/^[^:]*:[ \t]*/, ""); print; exit }')
+  [ -n "$sid" ] || die "initialize at $url gave no session"
+  "${CURL_MCP[@]}" -H "Mcp-Session-Id: $sid" -o /dev/null \
+    --data-binary '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url"
+  printf '%s' "$sid"
+}
+
+context_switches() {  # PID: voluntary and involuntary, all threads
+  cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
+
+counted() {  # REPORT FIELD: the last report's allocations (2) or bytes (4)
+  tail -1 "$1" | awk -v f="$2" '{ print $f }'
+}
+
+printf '| target | allocations per call | bytes asked per call | context switches per call | calls counted |\n'
+printf '|---|---:|---:|---:|---:|\n'
+IFS=, read -ra WANTED <<<"$TARGETS"
+for TARGET in "${WANTED[@]}"; do
+  case "$TARGET" in bare|policy|audit|txn|otlp|full) ;; *) die "unknown target '$TARGET'" ;; esac
+  report="$RUNDIR/allocs-$TARGET.txt"
+  launch_on_free_port --before write_config "$TARGET" "$RUNDIR/membrane-$TARGET.log" \
+    env LD_PRELOAD="$COUNTER" MEMBRANE_ALLOC_REPORT="$report" \
+    "$MEMBRANE_BIN" serve -c "$RUNDIR/membrane-$TARGET.yaml"
+  pid=${PIDS[-1]}
+  url="http://127.0.0.1:$LAUNCHED_PORT/mcp/echo"
+  sid=$(open_session "$url")
+  export MCP_SESSION_ID=$sid
+  wrk -t1 -c"$CONNECTIONS" -d1s -s "$BENCH/tools_call.lua" "$url" >/dev/null
+  kill -USR2 "$pid"; sleep 0.2
+  before_allocs=$(counted "$report" 2); before_bytes=$(counted "$report" 4)
+  before_switches=$(context_switches "$pid")
+  result=$(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_TARGET}s" -s "$BENCH/tools_call.lua" "$url" |
+           grep '^RESULT') || die "$TARGET: wrk gave no result"
+  # What the last calls hand to writer threads is counted once they are done with it.
+  sleep 0.5
+  kill -USR2 "$pid"; sleep 0.2
+  after_switches=$(context_switches "$pid")
+  calls=$(sed -nE 's/.*requests=([0-9]+).*/\1/p' <<<"$result")
+  errors=$(sed -nE 's/.*errors=([0-9]+).*/\1/p' <<<"$result")
+  [ "$errors" = 0 ] || die "$TARGET: $errors calls failed (see $RUNDIR)"
+  awk -v t="$TARGET" -v n="$calls" -v a0="$before_allocs" -v a1="$(counted "$report" 2)" \
+      -v b0="$before_bytes" -v b1="$(counted "$report" 4)" -v s0="$before_switches" \
+      -v s1="$after_switches" 'BEGIN {
+        printf "| %s | %.1f | %.0f | %.2f | %d |\n", t, (a1 - a0) / n, (b1 - b0) / n, (s1 - s0) / n, n
+      }'
+  stop_pid "$pid"
+  unset 'PIDS[-1]'
+  log "$TARGET done"
+done
