@@ -68,21 +68,7 @@ ECHO_PORT=$(wait_for_listen "$RUNDIR/echo.log" "${PIDS[-1]}" membrane_bench_echo
 
 TARGET=""
 write_config() {  # PORT (the target is $TARGET)
-  {
-    echo "# written by bench/allocs.sh"
-    echo "listen: \"127.0.0.1:$1\""
-    echo "workers: 1"
-    echo "log_level: warn"
-    echo "upstreams:"
-    echo "  echo:"
-    echo "    url: \"http://127.0.0.1:$ECHO_PORT/mcp\""
-    case "$TARGET" in policy|full) printf 'policy:\n  paths: ["%s"]\n' "$ROOT/policies/default" ;; esac
-    case "$TARGET" in audit|full) printf 'audit:\n  file: "%s"\n' "$RUNDIR/audit-$TARGET.log" ;; esac
-    case "$TARGET" in
-      txn|full) printf 'txn:\n  key_file: "%s"\n  trust_domain: bench.example\n' "$RUNDIR/txn-key-$TARGET.json" ;;
-    esac
-    case "$TARGET" in otlp|full) printf 'otel:\n  endpoint: "http://127.0.0.1:%s"\n' "$ECHO_PORT" ;; esac
-  } >"$RUNDIR/membrane-$TARGET.yaml"
+  governed_config "$TARGET" "$1" "$ECHO_PORT" 1 >"$RUNDIR/membrane-$TARGET.yaml"
 }
 
 CURL_MCP=(curl -sS --max-time 10 -H 'Content-Type: application/json'

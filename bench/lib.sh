@@ -116,3 +116,26 @@ launch_on_free_port() {
   done
   die "no free port found for $name"
 }
+
+# governed_config TARGET PORT ECHO_PORT WORKERS: prints a Membrane config for a governance target
+# of the benchmarks: the echo upstream, and what TARGET turns on: policy (the shipped ruleset),
+# audit (a log in RUNDIR), txn (transaction tokens; txn_call: a token per call), otlp (span
+# export to the echo's OTLP sink), full (all four; full_call: with a token per call); any other
+# target (bare) none of them.
+governed_config() {
+  local target=$1 port=$2 echo_port=$3 workers=$4
+  echo "# written by the benchmark drivers (bench/lib.sh)"
+  echo "listen: \"127.0.0.1:$port\""
+  echo "workers: $workers"
+  echo "log_level: warn"
+  echo "upstreams:"
+  echo "  echo:"
+  echo "    url: \"http://127.0.0.1:$echo_port/mcp\""
+  case "$target" in policy|full*) printf 'policy:\n  paths: ["%s"]\n' "$ROOT/policies/default" ;; esac
+  case "$target" in audit|full*) printf 'audit:\n  file: "%s"\n' "$RUNDIR/audit-$target.log" ;; esac
+  case "$target" in
+    txn*|full*) printf 'txn:\n  key_file: "%s"\n  trust_domain: bench.example\n' "$RUNDIR/txn-key-$target.json" ;;
+  esac
+  case "$target" in *_call) printf '  per: call\n' ;; esac
+  case "$target" in otlp|full*) printf 'otel:\n  endpoint: "http://127.0.0.1:%s"\n' "$echo_port" ;; esac
+}

@@ -393,22 +393,7 @@ fi
 # config file each: the shipped ruleset, the audit log, transaction tokens, span export.
 GOVERNED=""
 write_governed_config() {  # PORT (the target is $GOVERNED)
-  {
-    echo "# written by bench/run.sh"
-    echo "listen: \"127.0.0.1:$1\""
-    echo "workers: $WORKERS"
-    echo "log_level: warn"
-    echo "upstreams:"
-    echo "  echo:"
-    echo "    url: \"${URL[direct]}\""
-    case "$GOVERNED" in policy|full*) printf 'policy:\n  paths: ["%s"]\n' "$ROOT/policies/default" ;; esac
-    case "$GOVERNED" in audit|full*) printf 'audit:\n  file: "%s"\n' "$RUNDIR/audit-$GOVERNED.log" ;; esac
-    case "$GOVERNED" in
-      txn*|full*) printf 'txn:\n  key_file: "%s"\n  trust_domain: bench.example\n' "$RUNDIR/txn-key-$GOVERNED.json" ;;
-    esac
-    case "$GOVERNED" in *_call) printf '  per: call\n' ;; esac
-    case "$GOVERNED" in full*) printf 'otel:\n  endpoint: "http://127.0.0.1:%s"\n' "$ECHO_PORT" ;; esac
-  } >"$RUNDIR/membrane-$GOVERNED.yaml"
+  governed_config "$GOVERNED" "$1" "$ECHO_PORT" "$WORKERS" >"$RUNDIR/membrane-$GOVERNED.yaml"
 }
 for GOVERNED in policy audit txn txn_call full full_call; do
   [ -n "${WANT[$GOVERNED]:-}" ] || continue
