@@ -27,22 +27,7 @@ namespace {
 const std::string genesis(64, '0');
 constexpr std::string_view hash_marker = ",\"hash\":\"";
 
-// Into `hex`, whose buffer is reused: the writer hashes every line.
-void sha256_hex_to(std::string& hex, std::string_view text) {
-  const auto digest = core::sha256(text);
-  static constexpr char digits[] = "0123456789abcdef";
-  hex.resize(2 * digest.size());
-  for (std::size_t i = 0; i < digest.size(); ++i) {
-    hex[2 * i] = digits[digest[i] >> 4];
-    hex[2 * i + 1] = digits[digest[i] & 15];
-  }
-}
-
-std::string sha256_hex(std::string_view text) {
-  std::string hex;
-  sha256_hex_to(hex, text);
-  return hex;
-}
+using core::sha256_hex;
 
 struct LineCheck {
   std::string problem;  // empty when the line is sound
@@ -176,7 +161,7 @@ void append_line(std::string& out, const Members& members, std::string_view prev
   out += prev;
   out.push_back('"');
   append_members(out, members);
-  sha256_hex_to(hash, std::string_view(out).substr(start));
+  core::sha256_hex_into(hash, std::string_view(out).substr(start));
   out += hash_marker;
   out += hash;
   out += "\"}";
@@ -370,7 +355,7 @@ void AuditLog::writer_loop() {
       };
       if (!has("time")) fields.emplace_back("time", utc_time(pending.time));
       if (!pending.session_id.empty())
-        fields.emplace_back("session", sha256_hex(pending.session_id).substr(0, 16));
+        fields.emplace_back("session", sha256_hex(pending.session_id, 8));
       if (!pending.arguments.is_null()) {
         fields.emplace_back("args_sha256", sha256_hex(pending.arguments.dump(
                                                -1, ' ', false, Json::error_handler_t::replace)));

@@ -37,15 +37,20 @@ Sha256Digest sha256(std::string_view text) {
   return digest;
 }
 
-std::string sha256_hex(std::string_view text, std::size_t bytes) {
+void sha256_hex_into(std::string& hex, std::string_view text, std::size_t bytes) {
   static constexpr char digits[] = "0123456789abcdef";
   const Sha256Digest digest = sha256(text);
   bytes = std::min(bytes, digest.size());
-  std::string hex(2 * bytes, '0');
+  hex.resize(2 * bytes);
   for (std::size_t i = 0; i < bytes; ++i) {
     hex[2 * i] = digits[digest[i] >> 4];
     hex[2 * i + 1] = digits[digest[i] & 15];
   }
+}
+
+std::string sha256_hex(std::string_view text, std::size_t bytes) {
+  std::string hex;
+  sha256_hex_into(hex, text, bytes);
   return hex;
 }
 

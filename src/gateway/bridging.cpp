@@ -7,6 +7,7 @@
 
 #include "gateway/responses.hpp"
 #include "gateway/revision.hpp"
+#include "membrane/core/sha256.hpp"
 #include "membrane/mcp/protocol.hpp"
 
 namespace membrane::gateway {
@@ -350,7 +351,7 @@ std::string request_digest(const mcp::Message& message) {
     if (const auto arguments = params->find("arguments"); arguments != params->end())
       what["a"] = *arguments;
   }
-  return hex_digest(what.dump(-1, ' ', false, mcp::Json::error_handler_t::replace), 16);
+  return core::sha256_hex(what.dump(-1, ' ', false, mcp::Json::error_handler_t::replace), 16);
 }
 
 }  // namespace membrane::gateway

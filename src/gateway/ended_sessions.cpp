@@ -13,6 +13,7 @@
 
 #include "gateway/responses.hpp"
 #include "membrane/core/log.hpp"
+#include "membrane/core/sha256.hpp"
 
 namespace membrane::gateway {
 namespace {
@@ -54,7 +55,7 @@ EndedSessions::~EndedSessions() {
 }
 
 std::string EndedSessions::digest_of(std::string_view sealed_id) {
-  return hex_digest(sealed_id, digest_bytes);
+  return core::sha256_hex(sealed_id, digest_bytes);
 }
 
 void EndedSessions::remember(std::string digest, std::int64_t expires_at) {

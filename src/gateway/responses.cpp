@@ -1,6 +1,5 @@
 #include "gateway/responses.hpp"
 #include "membrane/core/ascii.hpp"
-#include "membrane/core/sha256.hpp"
 
 #include <boost/beast/core/string.hpp>
 
@@ -165,10 +164,6 @@ PostedMessage read_posted_message(const http::Request& request) {
   }
   posted.message = std::move(parsed.message);
   return posted;
-}
-
-std::string hex_digest(std::string_view text, std::size_t bytes) {
-  return core::sha256_hex(text, bytes);
 }
 
 }  // namespace membrane::gateway

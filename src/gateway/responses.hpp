@@ -31,9 +31,6 @@ const std::string& client_address(const http::RequestOrigin& origin);
 // Authorization, Proxy-Authorization, Cookie and Txn-Token: what policy rules see as
 // request.headers.*.
 mcp::Json request_headers_json(const http::Request& request);
-// The first `bytes` bytes of SHA-256(text), hex: how logs, spans and audit records name a
-// session without writing its id (a capability).
-std::string hex_digest(std::string_view text, std::size_t bytes = 32);
 
 // Seconds since the epoch: the clock sealed sessions are stamped and aged with.
 std::int64_t unix_now();

@@ -1,6 +1,5 @@
 #include "membrane/mcp/tool_pins.hpp"
 
-#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdio>
@@ -8,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "membrane/core/sha256.hpp"
 #include "membrane/core/yaml_nesting.hpp"
 
 namespace membrane::mcp {
@@ -16,16 +16,7 @@ namespace {
 constexpr std::uintmax_t max_pins_file_bytes = 16 * 1024 * 1024;
 
 std::string sha256_hex(std::string_view text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out = "sha256:";
-  for (unsigned int i = 0; i < length; ++i) {
-    out.push_back(hex[digest[i] >> 4]);
-    out.push_back(hex[digest[i] & 0xF]);
-  }
-  return out;
+  return "sha256:" + core::sha256_hex(text);
 }
 
 std::string canonical(const Json& value) {

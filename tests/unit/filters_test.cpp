@@ -23,6 +23,7 @@
 #include "gateway/responses.hpp"
 #include "http/asio.hpp"
 #include "membrane/core/log.hpp"
+#include "membrane/core/sha256.hpp"
 
 namespace gw = membrane::gateway;
 namespace asio = membrane::asio;
@@ -537,7 +538,7 @@ TEST_CASE("the audit filter writes one record before the answer, and none again 
   CHECK(records[0]["status"] == 200);
   CHECK(records[0].contains("args_sha256"));
   // The session's digest, never its id.
-  CHECK(records[0]["session"] == gw::hex_digest("session-1", 8));
+  CHECK(records[0]["session"] == membrane::core::sha256_hex("session-1", 8));
   std::filesystem::remove(path);
 }
 

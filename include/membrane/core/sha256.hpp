@@ -13,7 +13,10 @@ using Sha256Digest = std::array<unsigned char, 32>;
 
 Sha256Digest sha256(std::string_view text);
 
-// The first `bytes` bytes of the digest (at most 32), as lowercase hex.
+// The first `bytes` bytes of the digest (at most 32), as lowercase hex: how logs, spans and audit
+// records name a session without writing its id (a capability).
 std::string sha256_hex(std::string_view text, std::size_t bytes = 32);
+// The same into `hex`, whose buffer a caller hashing in a loop reuses.
+void sha256_hex_into(std::string& hex, std::string_view text, std::size_t bytes = 32);
 
 }  // namespace membrane::core

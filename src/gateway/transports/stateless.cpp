@@ -12,6 +12,7 @@
 #include "gateway/transports/upstream_replies.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
+#include "membrane/core/sha256.hpp"
 #include "membrane/http/sse.hpp"
 #include "membrane/mcp/param_headers.hpp"
 #include "membrane/mcp/protocol.hpp"
@@ -200,7 +201,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
 // as the limits (so across replicas with Redis): replaying one state does not make calls free.
 awaitable<bool> Gateway::first_use_of_request_state(const std::string& sealed_state) const {
   cluster::BucketRequest once;
-  once.key = "request-state\x1f" + hex_digest(sealed_state, 16);
+  once.key = "request-state\x1f" + core::sha256_hex(sealed_state, 16);
   once.capacity = 1;
   // Full again only well after the state expired (x), when the state itself is refused.
   const double lifetime_seconds =

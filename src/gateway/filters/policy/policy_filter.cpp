@@ -7,6 +7,7 @@
 #include "gateway/responses.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
+#include "membrane/core/sha256.hpp"
 #include "membrane/mcp/protocol.hpp"
 
 namespace membrane::gateway {
@@ -372,7 +373,7 @@ FilterStep PolicyFilter::proceed_with_limits(Exchange& exchange) const {
     constexpr std::size_t longest_bucket_name = 128;
     token.bucket = charge.bucket.size() <= longest_bucket_name
                        ? charge.bucket
-                       : limit.id + "\x1f#" + hex_digest(charge.bucket, 16);
+                       : limit.id + "\x1f#" + core::sha256_hex(charge.bucket, 16);
     token.refill_per_second = limit.refill_per_second();
     token.capacity = limit.burst;
     token.limit_id = limit.id;

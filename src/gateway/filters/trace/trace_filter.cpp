@@ -2,6 +2,7 @@
 
 #include "gateway/responses.hpp"
 #include "membrane/core/json.hpp"
+#include "membrane/core/sha256.hpp"
 
 namespace membrane::gateway {
 namespace {
@@ -113,7 +114,7 @@ void TraceFilter::on_complete(const Exchange& exchange) {
   attributes.reserve(16);
   attributes.emplace_back("mcp.method.name", method);
   if (!exchange.session_id.empty())
-    attributes.emplace_back("mcp.session.id", hex_digest(exchange.session_id, 8));
+    attributes.emplace_back("mcp.session.id", core::sha256_hex(exchange.session_id, 8));
   if (!exchange.protocol_version.empty())
     attributes.emplace_back("mcp.protocol.version", exchange.protocol_version);
   if (!exchange.upstream_protocol_version.empty())
