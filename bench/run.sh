@@ -22,6 +22,11 @@
 #   txn_call, full_call: txn and full with txn.per: call (a signature per call)
 #             (opt-in, with otlp_live for the attribution table:
 #              --targets direct,membrane,nginx,policy,audit,txn,otlp_live,full)
+#   virtual   wrk -> Membrane's virtual server of 3 upstreams (three names for the same echo
+#             server, one session each) -> membrane_bench_echo; the call goes to the member
+#             published without a prefix, so `echo` reaches it unchanged
+#   virtual_renamed the same, calling `second_echo`: routed to another member, the name
+#             rewritten to `echo` on its way (opt-in: --targets membrane,virtual,virtual_renamed)
 #   baseline, baseline_limit: membrane and limit_local run by another Membrane binary
 #             (--baseline-bin, e.g. the previous commit's build), to compare two builds in one run
 #             (opt-in: --targets direct,membrane,baseline,limit_local,baseline_limit --baseline-bin B)
@@ -139,17 +144,17 @@ declare -A WANT=()
 IFS=',' read -r -a target_list <<<"$TARGETS"
 for t in "${target_list[@]}"; do
   case "$t" in
-    direct|membrane|nginx|otlp_live|otlp_dead|stateless|limit_local|limit_redis|policy|audit|txn|txn_call|full|full_call|baseline|baseline_limit) WANT[$t]=1 ;;
-    *) die "unknown target '$t' (direct, membrane, nginx, otlp_live, otlp_dead, stateless, limit_local, limit_redis, policy, audit, txn, txn_call, full, full_call, baseline, baseline_limit)" ;;
+    direct|membrane|nginx|otlp_live|otlp_dead|stateless|limit_local|limit_redis|policy|audit|txn|txn_call|full|full_call|virtual|virtual_renamed|baseline|baseline_limit) WANT[$t]=1 ;;
+    *) die "unknown target '$t' (direct, membrane, nginx, otlp_live, otlp_dead, stateless, limit_local, limit_redis, policy, audit, txn, txn_call, full, full_call, virtual, virtual_renamed, baseline, baseline_limit)" ;;
   esac
 done
 ORDER=()
-for t in direct membrane baseline stateless limit_local baseline_limit limit_redis policy audit txn txn_call otlp_live otlp_dead full full_call nginx; do
+for t in direct membrane baseline stateless limit_local baseline_limit limit_redis policy audit txn txn_call otlp_live otlp_dead full full_call virtual virtual_renamed nginx; do
   [ -n "${WANT[$t]:-}" ] && ORDER+=("$t")
 done
 # Targets that run build/membrane.
 WANT_MEMBRANE=""
-for t in membrane stateless otlp_live otlp_dead limit_local limit_redis policy audit txn txn_call full full_call; do
+for t in membrane stateless otlp_live otlp_dead limit_local limit_redis policy audit txn txn_call full full_call virtual virtual_renamed; do
   [ -n "${WANT[$t]:-}" ] && WANT_MEMBRANE=1
 done
 [ ${#ORDER[@]} -gt 0 ] || die "--targets is empty"
@@ -255,6 +260,11 @@ mcp_session() {
 
 # tools_call NAME URL SID ID OUT: one tools/call of echo by curl, JSON-RPC id ID, response body
 # to OUT; prints the HTTP status ("curl-failed" if there was none).
+# The tool each target calls: echo, except through the virtual server's renamed member.
+tool_of() {
+  if [ "$1" = virtual_renamed ]; then printf 'second_echo'; else printf 'echo'; fi
+}
+
 tools_call() {
   local name=$1 url=$2 sid=$3 id=$4 out=$5
   local hdrs=(-H 'MCP-Protocol-Version: 2025-11-25')
@@ -264,7 +274,7 @@ tools_call() {
     hdrs=(-H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: echo')
     meta=',"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}'
   fi
-  body="{\"jsonrpc\":\"2.0\",\"id\":$id,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"$(json_escape "$MESSAGE")\"}$meta}}"
+  body="{\"jsonrpc\":\"2.0\",\"id\":$id,\"method\":\"tools/call\",\"params\":{\"name\":\"$(tool_of "$name")\",\"arguments\":{\"message\":\"$(json_escape "$MESSAGE")\"}$meta}}"
   local code
   code=$("${CURL_MCP[@]}" "${hdrs[@]}" -o "$out" -w '%{http_code}' --data-binary "$body" "$url") ||
     code="curl-failed"
@@ -291,6 +301,7 @@ run_wrk() {
   [ "$name" = stateless ] && protocol=2026-07-28
   [[ $label == initialize* ]] && initialize=1
   MCP_SESSION_ID="$sid" MCP_MESSAGE="$MESSAGE" MCP_PROTOCOL="$protocol" MCP_INITIALIZE="$initialize" \
+    MCP_TOOL="$(tool_of "$name")" \
     run_in_foreground timeout -k 5 $((secs + 30)) "${CLIENT_PIN[@]}" wrk -t"$threads" \
     -c"$conns" -d"${secs}s" --timeout 5s -s "$LUA" "$url" >"$out" 2>&1 || true
   line=$(grep '^RESULT ' "$out" | tail -1 || true)
@@ -402,6 +413,34 @@ for GOVERNED in policy audit txn txn_call full full_call; do
   URL[$GOVERNED]="http://127.0.0.1:$LAUNCHED_PORT/mcp/echo"
   log "membrane ($GOVERNED: $RUNDIR/membrane-$GOVERNED.yaml) on 127.0.0.1:$LAUNCHED_PORT"
 done
+
+# A virtual server of three upstreams, all the echo server under three names (each member keeps
+# a session of its own): what publishing several servers as one costs a call.
+write_virtual_config() {  # PORT
+  cat >"$RUNDIR/membrane-virtual.yaml" <<EOF
+# written by bench/run.sh
+listen: "127.0.0.1:$1"
+workers: $WORKERS
+log_level: warn
+upstreams:
+  echo: {url: "${URL[direct]}"}
+  second: {url: "${URL[direct]}"}
+  third: {url: "${URL[direct]}"}
+virtual_servers:
+  trio:
+    upstreams:
+      echo: {prefix: ""}
+      second:
+      third:
+EOF
+}
+if [ -n "${WANT[virtual]:-}" ] || [ -n "${WANT[virtual_renamed]:-}" ]; then
+  launch_on_free_port --before write_virtual_config virtual "$RUNDIR/membrane-virtual.log" \
+    "$MEMBRANE_BIN" serve -c "$RUNDIR/membrane-virtual.yaml"
+  URL[virtual]="http://127.0.0.1:$LAUNCHED_PORT/mcp/trio"
+  URL[virtual_renamed]=${URL[virtual]}
+  log "membrane (virtual server of 3 upstreams: $RUNDIR/membrane-virtual.yaml) on 127.0.0.1:$LAUNCHED_PORT"
+fi
 
 if [ -n "${WANT[nginx]:-}" ]; then
   mkdir -p "$RUNDIR/nginx-tmp"

@@ -5,6 +5,7 @@
 -- Environment:
 --   MCP_SESSION_ID    sent as Mcp-Session-Id when set and non-empty
 --   MCP_MESSAGE       the echoed text (default "hello from wrk")
+--   MCP_TOOL          the tool called (default "echo")
 --   MCP_PROTOCOL      2025-11-25 (default) or 2026-07-28: a stateless client, which sends
 --                     Mcp-Method / Mcp-Name and the _meta envelope instead of a session
 --   MCP_INITIALIZE    when "1", every request is an `initialize` without a session (each
@@ -21,6 +22,7 @@
 
 local session = os.getenv("MCP_SESSION_ID") or ""
 local message = os.getenv("MCP_MESSAGE") or "hello from wrk"
+local tool = os.getenv("MCP_TOOL") or "echo"
 local strict = os.getenv("MCP_STRICT_STATUS") ~= "0"
 local protocol = os.getenv("MCP_PROTOCOL") or "2025-11-25"
 local stateless = protocol >= "2026-07-28"
@@ -58,7 +60,7 @@ function init(args)
   }
   if stateless then
     table.insert(lines, "Mcp-Method: tools/call")
-    table.insert(lines, "Mcp-Name: echo")
+    table.insert(lines, "Mcp-Name: " .. tool)
   end
   if session ~= "" and not initialize then
     table.insert(lines, "Mcp-Session-Id: " .. session)
@@ -71,7 +73,7 @@ function init(args)
     envelope = ',"_meta":{"io.modelcontextprotocol/protocolVersion":"' .. protocol
         .. '","io.modelcontextprotocol/clientCapabilities":{}}'
   end
-  body_suffix = ',"method":"tools/call","params":{"name":"echo","arguments":{"message":'
+  body_suffix = ',"method":"tools/call","params":{"name":' .. json_string(tool) .. ',"arguments":{"message":'
       .. json_string(message) .. '}' .. envelope .. '}}'
   if initialize then
     body_suffix = ',"method":"initialize","params":{"protocolVersion":"' .. protocol

@@ -30,6 +30,7 @@ constexpr std::array kServeFlags{
     FlagSpec{"--config", "-c", false, "membrane.yaml"},
     FlagSpec{"--listen", "", false, "127.0.0.1:8080"},
     FlagSpec{"--upstream", "", true, "NAME=URL"},
+    FlagSpec{"--virtual", "", true, "NAME=UPSTREAM,UPSTREAM"},
     FlagSpec{"--default-upstream", "", false, "NAME"},
     FlagSpec{"--tls-cert", "", false, "cert.pem"},
     FlagSpec{"--tls-key", "", false, "key.pem"},
@@ -65,7 +66,7 @@ constexpr std::array kInjectFlags{
 };
 
 // Flags that only make sense without a config file: the file has its own place for each.
-constexpr std::array<std::pair<std::string_view, std::string_view>, 19> kFlagsExcludedByConfig{{
+constexpr std::array<std::pair<std::string_view, std::string_view>, 20> kFlagsExcludedByConfig{{
     {"--default-upstream", "set default_upstream in the config file instead"},
     {"--redis", "set cluster.redis.url in the config file instead"},
     {"--shutdown-delay", "set timeouts.shutdown_delay in the config file instead"},
@@ -79,6 +80,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 19> kFlagsEx
     {"--policy", "set policy.paths in the config file instead"},
     {"--policy-mode", "set policy.mode in the config file instead"},
     {"--upstream", "upstreams come from the config file; add them under 'upstreams:' there"},
+    {"--virtual", "set virtual_servers in the config file instead"},
     {"--tls-cert", "set listen.tls.certificate in the config file instead"},
     {"--tls-key", "set listen.tls.private_key in the config file instead"},
     {"--session-key-file", "set session.key_file in the config file instead"},
@@ -192,6 +194,8 @@ Config config_from_flags(const FlagValues& values) {
   }
   for (const auto& upstream : upstreams)
     config.upstreams.push_back(parse_upstream_flag(upstream));
+  for (const auto& server : all_values(values, "--virtual"))
+    config.virtual_servers.push_back(parse_virtual_flag(server));
   if (const auto fallback = single_value(values, "--default-upstream"))
     config.default_upstream = *fallback;
 
@@ -575,6 +579,10 @@ Options for serve (every flag also accepts --flag=value):
                             quotes group words and a backslash escapes a character.
                             Quote the whole flag for your shell, e.g.
                               --upstream 'files=stdio:npx -y server-files "/my docs"'
+  --virtual NAME=UP,UP...   Publish those upstreams as one server at /mcp/NAME, each
+                            tool and prompt under its upstream's name as a prefix
+                            (UP_tool); repeatable. Filters, renames and the rest are
+                            in the config file: docs/virtual-servers.md.
   --tls-cert FILE           PEM certificate chain: serve HTTPS (needs --tls-key).
   --tls-key FILE            PEM private key for --tls-cert.
   --session-key-file FILE   Secret that session ids are sealed with. Without it the

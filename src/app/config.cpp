@@ -85,6 +85,7 @@ class Validator {
   }
 
   void check_upstreams() const;
+  void check_virtual_servers() const;
   void check_listener() const;
   void check_security() const;
   void check_session_and_timeouts() const;
@@ -95,6 +96,7 @@ class Validator {
 
 void Validator::run() const {
   check_upstreams();
+  check_virtual_servers();
   check_listener();
   check_security();
   check_session_and_timeouts();
@@ -166,6 +168,100 @@ void Validator::check_upstreams() const {
             fail(path + ".working_directory", "", "", message);
           }
           fail_upstream(upstream, message);
+        }
+      }
+    }
+  }
+}
+
+// A virtual server routes a published name to exactly one member: by its rename, else by the
+// prefix it starts with, else to the one member published without a prefix. Anything that would
+// let two members claim one name is refused here, so that routing (and the policy rules written
+// against upstream names) never depends on what the upstreams happen to list.
+void Validator::check_virtual_servers() const {
+  std::map<std::string, const VirtualServerConfig*> seen;
+  for (const auto& server : config_.virtual_servers) {
+    const auto where =
+        server.where.file.empty() ? SourceLocation{config_.source, 0, 0} : server.where;
+    const std::string path = server.where.file == kFlagsSource
+                                 ? "--virtual " + single_quoted(server.name)
+                                 : "virtual_servers." + server.name;
+    const auto fail_server = [&](const SourceLocation& at, const std::string& message) {
+      throw ConfigError(at.file.empty() ? where : at, path + ": " + message);
+    };
+    if (!is_valid_upstream_name(server.name))
+      fail_server(where, "the name may only contain letters, digits, '.', '_' and '-'");
+    if (!seen.emplace(server.name, &server).second)
+      fail_server(where, "duplicate virtual server name " + single_quoted(server.name));
+    for (const auto& upstream : config_.upstreams) {
+      if (upstream.name == server.name)
+        fail_server(where, "the name is already an upstream's (" + upstream.where.to_string() +
+                               "); /mcp/" + server.name + " can serve only one of them");
+    }
+    std::map<std::string, const VirtualMemberConfig*> members;
+    std::map<std::string, const VirtualMemberConfig*> prefixes;
+    for (const auto& member : server.members) {
+      const UpstreamConfig* upstream = nullptr;
+      std::string names;
+      for (const auto& candidate : config_.upstreams) {
+        if (candidate.name == member.upstream) upstream = &candidate;
+        names += (names.empty() ? "" : ", ") + candidate.name;
+      }
+      if (!upstream)
+        fail_server(member.where, "upstream " + single_quoted(member.upstream) +
+                                      " is not configured (upstreams: " + names + ")");
+      if (!members.emplace(member.upstream, &member).second)
+        fail_server(member.where,
+                    "upstream " + single_quoted(member.upstream) + " is listed twice");
+      if (upstream->protocol == "2026-07-28")
+        fail_server(member.where,
+                    "upstream " + single_quoted(member.upstream) +
+                        " is declared 2026-07-28 only; a virtual server reaches its upstreams "
+                        "through sessions (2025-11-25 and earlier, or a server that speaks both)");
+      const std::string prefix = member.prefix.value_or(member.upstream);
+      const auto [earlier, fresh] = prefixes.emplace(prefix, &member);
+      if (!fresh) {
+        fail_server(member.where,
+                    prefix.empty()
+                        ? "upstreams " + single_quoted(earlier->second->upstream) + " and " +
+                              single_quoted(member.upstream) +
+                              " both publish their names without a prefix; at most one may"
+                        : "upstreams " + single_quoted(earlier->second->upstream) + " and " +
+                              single_quoted(member.upstream) + " share the prefix " +
+                              single_quoted(prefix));
+      }
+    }
+    // "a_" and "a_b_": a name "a_b_x" could be a's "b_x" or a_b's "x".
+    for (const auto& [prefix, member] : prefixes) {
+      if (prefix.empty()) continue;
+      const std::string start = prefix + server.separator;
+      for (const auto& [other_prefix, other] : prefixes) {
+        if (other == member || other_prefix.empty()) continue;
+        const std::string other_start = other_prefix + server.separator;
+        if (other_start.starts_with(start)) {
+          fail_server(other->where, "the names of upstream " + single_quoted(other->upstream) +
+                                        " (" + single_quoted(other_start) + "…) also start with " +
+                                        single_quoted(start) + ", the prefix of upstream " +
+                                        single_quoted(member->upstream) +
+                                        "; give one of them another prefix");
+        }
+      }
+    }
+    std::map<std::string, std::string> published;  // renamed name -> "upstream's tool"
+    for (const auto& member : server.members) {
+      for (const auto& [tool, name] : member.rename) {
+        const std::string owner = "tool " + single_quoted(tool) + " of " + member.upstream;
+        const auto [earlier, fresh] = published.emplace(name, owner);
+        if (!fresh)
+          fail_server(member.where, owner + " is renamed " + single_quoted(name) +
+                                        ", which is already the name of " + earlier->second);
+        for (const auto& [prefix, other] : prefixes) {
+          if (prefix.empty()) continue;
+          if (name.starts_with(prefix + server.separator))
+            fail_server(member.where,
+                        owner + " is renamed " + single_quoted(name) + ", which starts with " +
+                            single_quoted(prefix + server.separator) + ", where the names of " +
+                            other->upstream + " are published");
         }
       }
     }
@@ -300,6 +396,35 @@ UpstreamConfig parse_upstream_flag(const std::string& value) {
     throw fail(problem.what());
   }
   return upstream;
+}
+
+VirtualServerConfig parse_virtual_flag(const std::string& value) {
+  const auto fail = [&](const std::string& message) -> ConfigError {
+    return ConfigError(flags_location(), "--virtual " + single_quoted(value) + ": " + message);
+  };
+  const std::size_t equals = value.find('=');
+  if (equals == std::string::npos) throw fail("expected NAME=UPSTREAM,UPSTREAM...");
+  VirtualServerConfig server;
+  server.name = value.substr(0, equals);
+  server.where = flags_location();
+  try {
+    check_upstream_name(server.name);
+  } catch (const InvalidValue& problem) {
+    throw fail(problem.what());
+  }
+  std::string_view members = std::string_view(value).substr(equals + 1);
+  while (!members.empty()) {
+    const std::size_t comma = members.find(',');
+    VirtualMemberConfig member;
+    member.upstream = std::string(members.substr(0, comma));
+    member.where = server.where;
+    if (member.upstream.empty()) throw fail("an upstream name is empty");
+    server.members.push_back(std::move(member));
+    members = comma == std::string_view::npos ? std::string_view() : members.substr(comma + 1);
+    if (comma != std::string_view::npos && members.empty()) throw fail("an upstream name is empty");
+  }
+  if (server.members.empty()) throw fail("expected at least one upstream after '='");
+  return server;
 }
 
 ListenerConfig parse_listen_flag(const std::string& value) {

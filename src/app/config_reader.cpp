@@ -167,6 +167,8 @@ constexpr Section kSections[] = {
     {"admin", [](ConfigReader& r, Field& f, Config& c) { c.admin = r.read_admin(f); }},
     {"otel", [](ConfigReader& r, Field& f, Config& c) { r.read_otel(f, c.otel); }},
     {"upstreams", [](ConfigReader& r, Field& f, Config& c) { c.upstreams = r.read_upstreams(f); }},
+    {"virtual_servers",
+     [](ConfigReader& r, Field& f, Config& c) { c.virtual_servers = r.read_virtual_servers(f); }},
     {"default_upstream",
      [](ConfigReader& r, Field& f, Config& c) { c.default_upstream = r.read_upstream_name(f); }},
 };

@@ -60,6 +60,7 @@ class ConfigReader {
   void read_audit(Field& field, AuditConfig& audit);
   void read_otel(Field& field, Config::Otel& otel);
   std::vector<UpstreamConfig> read_upstreams(Field& field);
+  std::vector<VirtualServerConfig> read_virtual_servers(Field& field);
 
  private:
   // The entries of one YAML map, checked for unknown and duplicate keys up front.
@@ -114,6 +115,9 @@ class ConfigReader {
 
   UpstreamCredentialsConfig read_credentials(Field& field);
   UpstreamConfig read_upstream(const std::string& name, Field& definition);
+  VirtualServerConfig read_virtual_server(const std::string& name, Field& definition);
+  VirtualMemberConfig read_virtual_member(const std::string& upstream, Field& definition);
+  VirtualSelection read_selection(Field& field, std::string_view what);
 
   std::string file_;
   LocationTable locations_;

@@ -23,6 +23,7 @@
 #include "gateway/filters/trace/trace_filter.hpp"
 #include "gateway/filters/transaction/transaction_filter.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/virtual/virtual_server.hpp"
 #include "http/tls.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
@@ -142,6 +143,33 @@ void add_credentials(const std::string& upstream, const UpstreamCredentialsConfi
             " (client credentials, client '", credentials.client_id, "')");
 }
 
+gateway::Selection selection_of(const VirtualSelection& configured) {
+  gateway::Selection selection;
+  selection.include = configured.include;
+  selection.exclude = configured.exclude;
+  // `include: []` publishes nothing of that kind; no include list publishes all of it.
+  selection.everything = !configured.included;
+  return selection;
+}
+
+gateway::VirtualMember virtual_member(const VirtualMemberConfig& configured) {
+  gateway::VirtualMember member;
+  member.upstream = configured.upstream;
+  member.prefix = configured.prefix.value_or(configured.upstream);
+  member.tools = selection_of(configured.tools);
+  member.prompts = selection_of(configured.prompts);
+  member.resources = selection_of(configured.resources);
+  member.renames = configured.rename;
+  member.descriptions = configured.descriptions;
+  for (const auto& [tool, hints] : configured.annotations) {
+    mcp::Json annotations = mcp::Json::object();
+    for (const auto& [key, value] : hints)
+      std::visit([&, &key = key](const auto& setting) { annotations[key] = setting; }, value);
+    member.annotations.emplace(tool, std::move(annotations));
+  }
+  return member;
+}
+
 std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(
     const Config& config, std::size_t workers,
     const std::shared_ptr<http::OverloadStats>& overload_stats) {
@@ -188,6 +216,28 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(
       log::info("upstream '", definition.name, "': stdio `", command,
                 "` (one process per session; 2026-07-28 requests share one)");
     }
+  }
+  // Virtual servers last: their members are the upstreams above, which the gateway owns as long
+  // as it owns them.
+  for (const auto& definition : config.virtual_servers) {
+    std::vector<gateway::VirtualMember> members;
+    std::vector<upstream::Upstream*> member_upstreams;
+    std::string names;
+    for (const auto& member : definition.members) {
+      const auto found =
+          std::find_if(upstreams.begin(), upstreams.end(),
+                       [&](const auto& candidate) { return candidate->name() == member.upstream; });
+      member_upstreams.push_back(found->get());
+      members.push_back(virtual_member(member));
+      names += (names.empty() ? "" : ", ") + member.upstream;
+    }
+    auto catalog = std::make_shared<const gateway::VirtualCatalog>(
+        definition.name, definition.separator, definition.instructions, std::move(members));
+    gateway::VirtualServerOptions options;
+    options.member_timeout = definition.member_timeout;
+    upstreams.push_back(
+        gateway::make_virtual_server(std::move(catalog), std::move(member_upstreams), options));
+    log::info("virtual server '", definition.name, "': ", names);
   }
   return upstreams;
 }
@@ -363,6 +413,18 @@ int serve(const Config& config) {
   }
   for (const auto& upstream : config.upstreams) {
     if (!upstream.scopes.empty()) options.upstream_scopes[upstream.name] = upstream.scopes;
+  }
+  // A virtual server reaches each of its members: its callers need every member's scopes.
+  for (const auto& server : config.virtual_servers) {
+    std::vector<std::string> scopes;
+    for (const auto& member : server.members) {
+      const auto found = options.upstream_scopes.find(member.upstream);
+      if (found == options.upstream_scopes.end()) continue;
+      for (const auto& scope : found->second) {
+        if (std::find(scopes.begin(), scopes.end(), scope) == scopes.end()) scopes.push_back(scope);
+      }
+    }
+    if (!scopes.empty()) options.upstream_scopes[server.name] = std::move(scopes);
   }
   {
     gateway::EndedSessions::Options ended;

@@ -100,10 +100,13 @@ std::optional<std::string> string_member(const Json& object, std::string_view ke
 }
 
 constexpr std::array kKnownAnnotations{
-    annotation::inject,        annotation::injected, annotation::upstream,
-    annotation::upstream_name, annotation::port,     annotation::policy_configmap,
-    annotation::policy_mode,   annotation::image,
+    annotation::inject,           annotation::injected,    annotation::upstream,
+    annotation::upstream_name,    annotation::upstreams,   annotation::port,
+    annotation::policy_configmap, annotation::policy_mode, annotation::image,
 };
+
+// A pod fronts at most this many servers through one sidecar.
+constexpr std::size_t kMaxPodUpstreams = 16;
 
 bool is_loopback_host(std::string_view host) {
   return host == "localhost" || host == "[::1]" || host == "0.0.0.0" || host == "[::]" ||
@@ -118,6 +121,9 @@ struct SidecarPlan {
   std::uint16_t port = 0;
   std::string upstream;
   std::string upstream_name;
+  // membrane.dev/upstreams: the pod's servers by name, published together as the virtual server
+  // `upstream_name` (empty: the one `upstream`).
+  std::vector<std::pair<std::string, std::string>> upstreams;
   std::string policy_configmap;
   std::string policy_mode;
 };
@@ -228,14 +234,39 @@ Json quantities(const ResourceQuantities& quantities) {
   return object;
 }
 
+// What the sidecar fronts, for the review's message: the URL, or the upstreams' names.
+std::string fronted(const SidecarPlan& plan) {
+  if (plan.upstreams.empty()) return plan.upstream;
+  std::string names;
+  for (const auto& upstream : plan.upstreams)
+    names += (names.empty() ? "" : "+") + upstream.first;
+  return names;
+}
+
 Json sidecar_container(const SidecarPlan& plan, const SidecarSettings& settings) {
   const std::string port = std::to_string(plan.port);
   // `membrane serve` with flags only: the whole per-pod config is in the container's args, so
   // the pod needs no generated ConfigMap and the sidecar reads nothing but its policy.
-  Json args = Json::array({"serve", "--listen", "0.0.0.0:" + port, "--upstream",
-                           plan.upstream_name + "=" + plan.upstream, "--policy",
-                           std::string(kPolicyDirectory), "--policy-mode", plan.policy_mode,
-                           "--log-level", settings.log_level});
+  Json args = Json::array({"serve", "--listen", "0.0.0.0:" + port});
+  if (plan.upstreams.empty()) {
+    args.push_back("--upstream");
+    args.push_back(plan.upstream_name + "=" + plan.upstream);
+  } else {
+    std::string members;
+    for (const auto& [name, url] : plan.upstreams) {
+      args.push_back("--upstream");
+      args.push_back(name + "=" + url);
+      members += (members.empty() ? "" : ",") + name;
+    }
+    args.push_back("--virtual");
+    args.push_back(plan.upstream_name + "=" + members);
+  }
+  args.push_back("--policy");
+  args.push_back(std::string(kPolicyDirectory));
+  args.push_back("--policy-mode");
+  args.push_back(plan.policy_mode);
+  args.push_back("--log-level");
+  args.push_back(settings.log_level);
   if (settings.workers > 0) {
     args.push_back("--workers");
     args.push_back(std::to_string(settings.workers));
@@ -393,6 +424,7 @@ SidecarPlan plan_sidecar(const PodView& pod, const SidecarSettings& settings, Re
                    settings.port,
                    settings.upstream,
                    settings.upstream_name,
+                   {},
                    settings.policy_configmap,
                    settings.policy_mode};
   const auto bad = [&](std::string_view key, const std::string& value, const std::string& why) {
@@ -442,7 +474,65 @@ SidecarPlan plan_sidecar(const PodView& pod, const SidecarSettings& settings, Re
     }
   }
 
+  const auto check_url = [&](std::string_view key, const std::string& value) {
+    std::string why;
+    const auto url = parse_http_url(value, why);
+    if (!url) {
+      bad(key, value, why);
+    } else if (is_loopback_host(url->host) && url->port == plan.port) {
+      bad(key, value,
+          "points at the sidecar's own port " + std::to_string(plan.port) +
+              "; set membrane.dev/port to another port");
+    }
+  };
   const auto upstream = pod.annotation(annotation::upstream);
+  if (const auto several = pod.annotation(annotation::upstreams)) {
+    if (upstream) {
+      problems.push_back("give " + std::string(annotation::upstream) + " or " +
+                         std::string(annotation::upstreams) + ", not both");
+      return plan;
+    }
+    std::string_view rest = *several;
+    while (!rest.empty()) {
+      const std::size_t comma = rest.find(',');
+      std::string entry(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\n'))
+        entry.erase(0, 1);
+      while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\n'))
+        entry.pop_back();
+      if (entry.empty()) continue;
+      const std::size_t equals = entry.find('=');
+      const std::string name = entry.substr(0, equals);
+      if (equals == std::string::npos || !is_upstream_name(name)) {
+        bad(annotation::upstreams, entry,
+            "is not NAME=URL (NAME: letters, digits, '.', '_' and '-', at most 63)");
+        continue;
+      }
+      if (name == plan.upstream_name) {
+        bad(annotation::upstreams, entry,
+            "uses the name the servers are published under together (" + plan.upstream_name +
+                ", membrane.dev/upstream-name); give it another");
+        continue;
+      }
+      const bool repeated = std::any_of(plan.upstreams.begin(), plan.upstreams.end(),
+                                        [&](const auto& earlier) { return earlier.first == name; });
+      if (repeated) {
+        bad(annotation::upstreams, entry, "names an upstream twice");
+        continue;
+      }
+      const std::string url = entry.substr(equals + 1);
+      check_url(annotation::upstreams, url);
+      plan.upstreams.emplace_back(name, url);
+    }
+    if (plan.upstreams.empty()) {
+      bad(annotation::upstreams, *several, "names no upstream");
+    } else if (plan.upstreams.size() > kMaxPodUpstreams) {
+      bad(annotation::upstreams, *several,
+          "names more than " + std::to_string(kMaxPodUpstreams) + " upstreams");
+    }
+    return plan;
+  }
   if (upstream) plan.upstream = *upstream;
   if (plan.upstream.empty()) {
     problems.push_back(std::string(annotation::upstream) +
@@ -450,15 +540,7 @@ SidecarPlan plan_sidecar(const PodView& pod, const SidecarSettings& settings, Re
                        "http://127.0.0.1:3000/mcp");
     return plan;
   }
-  std::string why;
-  const auto url = parse_http_url(plan.upstream, why);
-  if (!url) {
-    bad(annotation::upstream, plan.upstream, why);
-  } else if (is_loopback_host(url->host) && url->port == plan.port) {
-    bad(annotation::upstream, plan.upstream,
-        "points at the sidecar's own port " + std::to_string(plan.port) +
-            "; set membrane.dev/port to another port");
-  }
+  check_url(annotation::upstream, plan.upstream);
   return plan;
 }
 
@@ -589,7 +671,7 @@ AdmissionAnswer review_pod(const InjectorConfig& config, const Json& request, Re
   }
   warn_about_grace_period(*spec, config.sidecar, review);
   return review.allow_with_patch(injection_patch(*pod_json, plan, config.sidecar),
-                                 who + ": injected (" + plan.upstream_name + "=" + plan.upstream +
+                                 who + ": injected (" + plan.upstream_name + "=" + fronted(plan) +
                                      ", port " + std::to_string(plan.port) + ", policy " +
                                      plan.policy_configmap + ")");
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "membrane/core/glob.hpp"
 #include "membrane/policy/policy.hpp"
 
 namespace re2 {
@@ -96,6 +97,6 @@ std::optional<std::vector<std::string>> required_methods(const Node& node);
 // expand a leading "~" to `home`. Returns false when the result does not fit in `out`.
 bool normalize_path(std::string_view path, std::string_view home, std::string& out);
 bool path_within(std::string_view path, std::string_view prefix, std::string_view home);
-bool glob_match(std::string_view pattern, std::string_view text);
+using core::glob_match;
 
 }  // namespace membrane::policy

@@ -159,6 +159,10 @@ Value field_value(const Node& node, const CallContext& call) {
       return from_string(call.method);
     case FieldRoot::server_name:
       return from_string(call.server);
+    case FieldRoot::virtual_name:
+      return from_string(call.virtual_server);
+    case FieldRoot::virtual_published_name:
+      return from_string(call.published_name);
     case FieldRoot::tool_name:
       return from_string(call.tool, !call.tool.empty());
     case FieldRoot::tool_annotations:

@@ -20,6 +20,8 @@ namespace membrane::policy {
 enum class FieldRoot {
   mcp_method,
   server_name,
+  virtual_name,
+  virtual_published_name,
   tool_name,
   tool_annotations,
   tool_description,

@@ -29,6 +29,8 @@ namespace {
 constexpr KnownField known_fields[] = {
     {"mcp.method", FieldRoot::mcp_method, Type::string},
     {"server.name", FieldRoot::server_name, Type::string},
+    {"virtual.name", FieldRoot::virtual_name, Type::string},
+    {"virtual.published_name", FieldRoot::virtual_published_name, Type::string},
     {"tool.name", FieldRoot::tool_name, Type::string},
     {"tool.annotations", FieldRoot::tool_annotations, Type::dynamic},
     {"tool.description", FieldRoot::tool_description, Type::string},

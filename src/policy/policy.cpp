@@ -176,6 +176,10 @@ CallContext call_from_json(const Json& call, std::string& text_storage) {
   context.method = text(call, "method");
   if (context.method.empty()) context.method = "tools/call";
   context.server = text(call, "server");
+  if (const Json* through = member(call, "virtual"); through && through->is_object()) {
+    context.virtual_server = text(*through, "name");
+    context.published_name = text(*through, "published_name");
+  }
   context.tool_annotations = member(call, "annotations");
   if (const Json* params = member(call, "params"); params && params->is_object()) {
     context.tool = text(*params, "name");

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "membrane/http/sse.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
 #include "membrane/mcp/sealed_session.hpp"
+#include "upstream/member_routing.hpp"
 
 namespace membrane::upstream {
 
@@ -36,6 +38,9 @@ struct ForwardContext {
   // must come soon, and a stdio upstream spends a short-lived process on it, so that a server
   // that speaks only sessions is not left with a stateless child it will never use.
   bool probe = false;
+  // A virtual server's member this message was judged for (the exchange's route), so that it goes
+  // exactly where the policy saw it go; unset: the virtual server routes it itself.
+  std::optional<MemberTarget> member;
 };
 
 enum class ReadStatus { message, end, failed };
@@ -136,6 +141,9 @@ class Upstream {
   // The MCP revision the operator declared for this server: "" = find out (server/discover),
   // else a revision such as "2026-07-28" or "2025-11-25".
   virtual std::string_view declared_protocol() const { return {}; }
+  // A virtual server (several upstreams published as one) routes messages to its members; every
+  // other upstream: null.
+  virtual const MemberRouting* member_routing() const { return nullptr; }
 
   // Forwards one message. `session` is null for initialize and for stateless (2026-07-28)
   // messages.

@@ -757,3 +757,108 @@ TEST_CASE("cluster.redis: defaults, every key, and its mistakes at file:line:col
   CHECK_THAT(with("    url: redis://h\n    timeout: soon\n"), Catch::StartsWith("test.yaml:7:14:"));
   CHECK_THAT(with("    url: redis://h\n    sentinel: yes\n"), Catch::Contains("unknown key"));
 }
+
+// ---- virtual_servers ----------------------------------------------------------------------------
+
+namespace {
+
+constexpr const char* kTwoUpstreams =
+    "upstreams:\n"
+    "  a: {url: \"http://127.0.0.1:1/mcp\"}\n"
+    "  b: {command: node}\n";
+
+}  // namespace
+
+TEST_CASE("A virtual server reads its members, selections, renames and overrides") {
+  const Config config = load(std::string(kTwoUpstreams) +
+                             "virtual_servers:\n"
+                             "  wb:\n"
+                             "    separator: \"__\"\n"
+                             "    member_timeout: 2s\n"
+                             "    instructions: both\n"
+                             "    upstreams:\n"
+                             "      a:\n"
+                             "        prefix: first\n"
+                             "        tools:\n"
+                             "          include: [echo, \"get-*\"]\n"
+                             "          exclude: [get-env]\n"
+                             "          rename: {get-sum: add}\n"
+                             "          descriptions: {echo: Says it back.}\n"
+                             "          annotations: {echo: {readOnlyHint: true, title: Echo}}\n"
+                             "        prompts: {include: []}\n"
+                             "        resources: {exclude: [\"secret://*\"]}\n"
+                             "      b:\n");
+  REQUIRE(config.virtual_servers.size() == 1);
+  const auto& server = config.virtual_servers[0];
+  CHECK(server.name == "wb");
+  CHECK(server.separator == "__");
+  CHECK(server.member_timeout == std::chrono::seconds(2));
+  CHECK(server.instructions == "both");
+  CHECK(server.where.line == 5);
+  REQUIRE(server.members.size() == 2);
+  const auto& a = server.members[0];
+  CHECK(a.upstream == "a");
+  CHECK(a.prefix == "first");
+  CHECK(a.tools.included);
+  CHECK(a.tools.include == std::vector<std::string>{"echo", "get-*"});
+  CHECK(a.tools.exclude == std::vector<std::string>{"get-env"});
+  CHECK(a.rename.at("get-sum") == "add");
+  CHECK(a.descriptions.at("echo") == "Says it back.");
+  CHECK(std::get<bool>(a.annotations.at("echo").at("readOnlyHint")));
+  CHECK(std::get<std::string>(a.annotations.at("echo").at("title")) == "Echo");
+  CHECK(a.prompts.included);
+  CHECK(a.prompts.include.empty());
+  CHECK_FALSE(a.resources.included);
+  const auto& b = server.members[1];
+  CHECK(b.upstream == "b");
+  CHECK_FALSE(b.prefix);
+  CHECK_FALSE(b.tools.included);
+  CHECK(b.where.line == 20);
+}
+
+TEST_CASE("A virtual server's members may be given as a list of names") {
+  const Config config =
+      load(std::string(kTwoUpstreams) + "virtual_servers:\n  wb:\n    upstreams: [a, b]\n");
+  REQUIRE(config.virtual_servers.size() == 1);
+  REQUIRE(config.virtual_servers[0].members.size() == 2);
+  CHECK(config.virtual_servers[0].members[1].upstream == "b");
+  CHECK(config.virtual_servers[0].separator == "_");
+}
+
+TEST_CASE("Virtual server mistakes are refused at their line") {
+  const std::string head = std::string(kTwoUpstreams) + "virtual_servers:\n  wb:\n    upstreams:\n";
+  CHECK_THAT(error_loading(head + "      c:\n"),
+             Catch::Contains("test.yaml:7:7: virtual_servers.wb: upstream 'c' is not configured "
+                             "(upstreams: a, b)"));
+  CHECK_THAT(error_loading(head + "      a: {prefix: \"\"}\n      b: {prefix: \"\"}\n"),
+             Catch::Contains("test.yaml:8:7:") &&
+                 Catch::Contains("both publish their names without a prefix"));
+  CHECK_THAT(error_loading(head + "      a: {prefix: x}\n      b: {prefix: x}\n"),
+             Catch::Contains("share the prefix 'x'"));
+  CHECK_THAT(error_loading(head + "      a: {tools: {rename: {t: b_t}}}\n      b:\n"),
+             Catch::Contains("renamed 'b_t', which starts with 'b_'"));
+  CHECK_THAT(error_loading(head + "      a: {tools: {rename: {t: \"bad name\"}}}\n"),
+             Catch::Contains("test.yaml:7:") && Catch::Contains("may only contain letters"));
+  CHECK_THAT(error_loading(head + "      a: {tools: {annotations: {t: {readOnlyHint: maybe}}}}\n"),
+             Catch::Contains("expected true or false"));
+  CHECK_THAT(error_loading(head + "      a: {tools: {color: red}}\n"),
+             Catch::Contains("unknown key 'color'"));
+  CHECK_THAT(
+      error_loading(std::string(kTwoUpstreams) + "virtual_servers:\n  a:\n    upstreams: [b]\n"),
+      Catch::Contains("test.yaml:5:3: virtual_servers.a: the name is already an upstream's"));
+  CHECK_THAT(error_loading(std::string(kTwoUpstreams) +
+                           "virtual_servers:\n  wb: {separator: \"/\", upstreams: [a]}\n"),
+             Catch::Contains("the separator '/' may only contain"));
+  CHECK_THAT(
+      error_loading(std::string(kTwoUpstreams) + "virtual_servers:\n  wb: {upstreams: []}\n"),
+      Catch::Contains("at least one upstream"));
+  CHECK_THAT(error_loading(std::string(kTwoUpstreams) + "virtual_servers:\n  wb: {}\n"),
+             Catch::Contains("needs 'upstreams'"));
+}
+
+TEST_CASE("A virtual server cannot reach an upstream declared 2026-07-28 only") {
+  CHECK_THAT(
+      error_loading("upstreams:\n  a: {url: \"http://127.0.0.1:1/mcp\", protocol: 2026-07-28}\n"
+                    "virtual_servers:\n  wb: {upstreams: [a]}\n"),
+      Catch::Contains("declared 2026-07-28 only"));
+}

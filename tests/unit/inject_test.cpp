@@ -840,3 +840,46 @@ TEST_CASE("membrane inject -c names the bad line of the config", "[inject]") {
                Contains(path + ":2:3: unknown key 'apiVersion' in the injector config"));
   }
 }
+
+TEST_CASE("several servers in a pod are fronted as one virtual server", "[inject]") {
+  Json document = annotated_review();
+  auto& annotations = annotations_of(document);
+  annotations.erase("membrane.dev/upstream");
+  annotations["membrane.dev/upstreams"] =
+      "docs=http://127.0.0.1:3000/mcp, tickets=http://127.0.0.1:3001/mcp\n";
+  const Reviewed reviewed = review(document);
+  REQUIRE(reviewed.response["allowed"] == true);
+  const auto args = sidecar_of(reviewed)["args"].get<std::vector<std::string>>();
+  const auto command = membrane::app::parse_command_line(args);
+  REQUIRE(command.verb == membrane::app::Verb::serve);
+  REQUIRE(command.config.upstreams.size() == 2);
+  CHECK(command.config.upstreams[0].name == "docs");
+  CHECK(std::get<membrane::app::HttpUpstreamConfig>(command.config.upstreams[1].transport).url ==
+        "http://127.0.0.1:3001/mcp");
+  REQUIRE(command.config.virtual_servers.size() == 1);
+  const auto& server = command.config.virtual_servers[0];
+  CHECK(server.name == "crm");  // membrane.dev/upstream-name
+  REQUIRE(server.members.size() == 2);
+  CHECK(server.members[1].upstream == "tickets");
+  CHECK_NOTHROW(membrane::app::validate(command.config));
+
+  SECTION("bad entries are named, and the single-upstream annotation is exclusive") {
+    annotations["membrane.dev/upstreams"] =
+        "docs=ftp://x, crm=http://127.0.0.1:3002/mcp, nameless, docs=http://127.0.0.1:3003/mcp,"
+        "self=http://127.0.0.1:9000/mcp";
+    const std::string message = review(document, denying()).response["status"]["message"];
+    CHECK_THAT(message, Contains("membrane.dev/upstreams 'ftp://x'") &&
+                            Contains("'crm=http://127.0.0.1:3002/mcp' uses the name") &&
+                            Contains("'nameless' is not NAME=URL") &&
+                            Contains("names an upstream twice") &&
+                            Contains("points at the sidecar's own port 9000"));
+    annotations["membrane.dev/upstream"] = "http://127.0.0.1:3000/mcp";
+    annotations["membrane.dev/upstreams"] = "docs=http://127.0.0.1:3000/mcp";
+    CHECK_THAT(std::string(review(document, denying()).response["status"]["message"]),
+               Contains("give membrane.dev/upstream or membrane.dev/upstreams, not both"));
+    annotations.erase("membrane.dev/upstream");
+    annotations["membrane.dev/upstreams"] = " , ";
+    CHECK_THAT(std::string(review(document, denying()).response["status"]["message"]),
+               Contains("names no upstream"));
+  }
+}

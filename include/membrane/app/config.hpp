@@ -93,6 +93,47 @@ struct UpstreamConfig {
   SourceLocation where;
 };
 
+// Which of one kind of a member's items (tools, prompts or resources) a virtual server publishes:
+// every item unless `include` is given, then only those matching one of its globs, never those
+// matching an `exclude` glob. Tools and prompts match by their own (upstream) name, resources by
+// URI.
+struct VirtualSelection {
+  std::vector<std::string> include;
+  std::vector<std::string> exclude;
+  bool included = false;  // an include list was given (an empty one publishes nothing)
+};
+
+// One upstream as a virtual server publishes it.
+struct VirtualMemberConfig {
+  std::string upstream;  // the name under `upstreams:`
+  // What its tool and prompt names start with in the virtual server, followed by the virtual
+  // server's separator; by default the upstream's name; "" publishes them as they are.
+  std::optional<std::string> prefix;
+  VirtualSelection tools;
+  VirtualSelection prompts;
+  VirtualSelection resources;
+  // Upstream tool name -> published name (used as given: no prefix is added).
+  std::map<std::string, std::string> rename;
+  // Upstream tool name -> the description the model sees instead of the upstream's.
+  std::map<std::string, std::string> descriptions;
+  // Upstream tool name -> annotation members that replace the upstream's: `title` (text) and the
+  // hints (readOnlyHint, destructiveHint, idempotentHint, openWorldHint: true or false).
+  std::map<std::string, std::map<std::string, std::variant<bool, std::string>>> annotations;
+  SourceLocation where;
+};
+
+// Several upstreams served as one MCP server at /mcp/<name> (and /sse/<name>).
+struct VirtualServerConfig {
+  std::string name;
+  std::vector<VirtualMemberConfig> members;  // in the order they were written
+  std::string separator = "_";               // between a member's prefix and its names
+  // Instructions of the virtual server itself, put before its members'.
+  std::string instructions;
+  // How long one member may take over its part of a merged answer (initialize, a listing).
+  Milliseconds member_timeout{10'000};
+  SourceLocation where;
+};
+
 struct LimitsConfig {
   std::size_t max_request_body_bytes = 4 * 1024 * 1024;
   std::size_t max_request_header_bytes = 16 * 1024;
@@ -261,6 +302,7 @@ struct Config {
   // The admin listener (/metrics, /healthz, /readyz); none when unset.
   std::optional<ListenerConfig> admin;
   std::vector<UpstreamConfig> upstreams;
+  std::vector<VirtualServerConfig> virtual_servers;
   // The upstream also served at /mcp and /sse, for clients that cannot use a path of their own;
   // empty = none.
   std::string default_upstream;
@@ -279,6 +321,10 @@ Config load_config_text(const std::string& yaml_text, const std::string& source_
 // Parses one `--upstream` flag value: `NAME=URL` or `NAME=stdio:COMMAND ARGS…` (arguments split
 // on whitespace, with "double" and 'single' quotes grouping words). Throws ConfigError.
 UpstreamConfig parse_upstream_flag(const std::string& value);
+
+// Parses one `--virtual` flag value: `NAME=UPSTREAM,UPSTREAM…` (each member whole, under its
+// default prefix). Throws ConfigError; the members are checked with the rest of the config.
+VirtualServerConfig parse_virtual_flag(const std::string& value);
 
 // Parses `HOST:PORT`, `[IPV6]:PORT` or `:PORT` for --listen. Throws ConfigError.
 ListenerConfig parse_listen_flag(const std::string& value);

@@ -22,6 +22,9 @@ inline constexpr std::string_view inject = "membrane.dev/inject";  // "true" opt
 inline constexpr std::string_view injected = "membrane.dev/injected";  // written by the injector
 inline constexpr std::string_view upstream = "membrane.dev/upstream";  // http(s) URL fronted
 inline constexpr std::string_view upstream_name = "membrane.dev/upstream-name";  // /mcp/<name>
+// Several servers in the pod behind one URL: "NAME=URL,NAME=URL", published as one virtual
+// server at /mcp/<upstream-name> (instead of membrane.dev/upstream).
+inline constexpr std::string_view upstreams = "membrane.dev/upstreams";
 inline constexpr std::string_view port = "membrane.dev/port";  // the port agents connect to
 inline constexpr std::string_view policy_configmap = "membrane.dev/policy-configmap";
 inline constexpr std::string_view policy_mode = "membrane.dev/policy-mode";  // enforce | shadow

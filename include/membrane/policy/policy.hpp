@@ -21,8 +21,12 @@ std::string_view to_string(Verdict verdict);
 
 // Everything a condition can look at. Pointers may be null (absent); strings may be empty.
 struct CallContext {
-  std::string_view method;                 // mcp.method
-  std::string_view server;                 // server.name
+  std::string_view method;  // mcp.method
+  std::string_view server;  // server.name: the upstream that acts on the call
+  // Through a virtual server (several upstreams published as one): its name and the name the
+  // client called the tool / prompt by; server.name and tool.name stay the upstream's own.
+  std::string_view virtual_server;         // virtual.name
+  std::string_view published_name;         // virtual.published_name
   std::string_view tool;                   // tool.name (params.name / params.uri target)
   const Json* tool_annotations = nullptr;  // tool.annotations.*
   // tools/list, per listed tool: what the model will read about it.

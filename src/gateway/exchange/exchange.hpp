@@ -15,6 +15,7 @@
 #include "membrane/mcp/jsonrpc.hpp"
 #include "membrane/mcp/meta_splice.hpp"
 #include "membrane/mcp/sealed_session.hpp"
+#include "upstream/member_routing.hpp"
 
 namespace membrane::gateway {
 
@@ -129,7 +130,21 @@ struct TaskFact {
   std::string status;
 };
 
+// A message the client sent to a virtual server (several upstreams published as one). The exchange
+// names the real upstream (`Exchange::upstream`) and the item's own name there, so that a rule
+// written against an upstream's names holds through any virtual server; the virtual server's name
+// and the published name are here besides.
+struct RouteFact {
+  std::string virtual_server;  // "" when the client addressed the upstream itself
+  std::string published_name;  // the tool / prompt name (or URI) the client used
+  std::string own_name;        // its name at the upstream ("" when not routed to one member)
+  // Which member owns each tool of a merged listing.
+  const upstream::MemberRouting* routing = nullptr;
+};
+
 struct Exchange {
+  // The upstream the message goes to: a virtual server's member when it routes the message to
+  // one, else the upstream the client addressed (a virtual server itself for its merged answers).
   std::string upstream;
   DownstreamTransport transport = DownstreamTransport::streamable_http;
   const mcp::Message* message = nullptr;
@@ -167,6 +182,14 @@ struct Exchange {
   PolicyFact policy;
   LimitsFact limits;
   TaskFact task;
+  RouteFact route;
 };
+
+// What the message acts on at its upstream: the tool / prompt name (or resource URI) there, which
+// differs from the message's own when a virtual server published it under another name.
+inline std::string_view target_name(const Exchange& exchange) {
+  if (!exchange.route.own_name.empty()) return exchange.route.own_name;
+  return exchange.message ? exchange.message->target_name() : std::string_view();
+}
 
 }  // namespace membrane::gateway

@@ -61,6 +61,7 @@ ExchangeRunner::ExchangeRunner(const FilterChain& chain, DownstreamPort& port,
     exchange_.request_headers = sender_->headers;
   }
   exchange_.limits.charged = request.limits_charged;
+  if (request.routing) route_through(*request.routing);
   filters_ = chain.make(exchange_);
 }
 
@@ -119,8 +120,22 @@ awaitable<ExchangeRunner::Verdict> ExchangeRunner::run_request_filters() {
   co_return Verdict::forward;
 }
 
+void ExchangeRunner::route_through(const upstream::MemberRouting& routing) {
+  RouteFact& route = exchange_.route;
+  route.routing = &routing;
+  route.virtual_server = routing.published_name();
+  if (!exchange_.message) return;
+  auto target = routing.route(*exchange_.message);
+  if (!target) return;
+  route.published_name = exchange_.message->target_name();
+  route.own_name = std::move(target->name);
+  exchange_.upstream = std::move(target->upstream);
+}
+
 upstream::ForwardContext ExchangeRunner::forward_context(const upstream::Upstream& upstream) const {
   upstream::ForwardContext context;
+  if (!exchange_.route.own_name.empty())
+    context.member = upstream::MemberTarget{exchange_.upstream, exchange_.route.own_name};
   context.protocol_version = exchange_.upstream_protocol_version;
   context.txn_token = exchange_.txn.token;
   context.traceparent = exchange_.trace.upstream_traceparent;

@@ -18,6 +18,8 @@ namespace membrane::gateway {
 // What the transport knows about a downstream message when its exchange begins.
 struct ExchangeRequest {
   std::string upstream;
+  // The upstream's routing when it is a virtual server (Upstream::member_routing()).
+  const upstream::MemberRouting* routing = nullptr;
   DownstreamTransport transport = DownstreamTransport::streamable_http;
   const mcp::Message* message = nullptr;
   const mcp::SessionClaims* session = nullptr;
@@ -100,6 +102,8 @@ class ExchangeRunner {
   // to withhold, or "".
   awaitable<std::string> withheld_reason();
   bool answer_gated() const;
+  // A virtual server's message names the member it goes to and the name it has there.
+  void route_through(const upstream::MemberRouting& routing);
   // Awaits a paused filter until it decides.
   awaitable<FilterStep> resume_paused(Filter& filter);
 

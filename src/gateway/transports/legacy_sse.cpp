@@ -288,6 +288,7 @@ awaitable<void> forward_request(std::shared_ptr<LegacySession> session,
   LegacyPort port(*session, services);
   ExchangeRequest described;
   described.upstream = upstream.name();
+  described.routing = upstream.member_routing();
   described.transport = DownstreamTransport::legacy_sse;
   described.message = &message;
   described.session = claims ? &*claims : nullptr;
@@ -668,6 +669,7 @@ awaitable<void> LegacySseTransport::post_message(
   HttpPort port(out);
   ExchangeRequest described;
   described.upstream = upstream.name();
+  described.routing = upstream.member_routing();
   described.transport = DownstreamTransport::legacy_sse;
   described.message = &message;
   described.session = &*upstream_claims;

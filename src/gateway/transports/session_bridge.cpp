@@ -50,6 +50,7 @@ mcp::Json client_info_of(const mcp::SessionClaims& claims) {
 ExchangeRequest Gateway::bridged_exchange(const BridgedMessage& bridged) const {
   ExchangeRequest described;
   described.upstream = bridged.upstream->name();
+  described.routing = bridged.upstream->member_routing();
   described.transport = bridged.transport;
   described.message = bridged.message;
   described.session = bridged.claims;

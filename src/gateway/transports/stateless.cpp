@@ -93,6 +93,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
     HttpPort port(out);
     ExchangeRequest described;
     described.upstream = upstream.name();
+    described.routing = upstream.member_routing();
     described.message = &message;
     described.identity = caller;
     described.protocol_version = checked.protocol_version;
@@ -162,6 +163,7 @@ awaitable<void> Gateway::stateless_post(http::Request& request, const http::Requ
   StatelessClientPort port(out, call);
   ExchangeRequest described;
   described.upstream = upstream.name();
+  described.routing = upstream.member_routing();
   described.message = &message;
   described.session = &client;
   described.identity = caller;

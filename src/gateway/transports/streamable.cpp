@@ -281,6 +281,7 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   auto port = session_client_port(out, claims);
   ExchangeRequest described;
   described.upstream = upstream.name();
+  described.routing = upstream.member_routing();
   described.message = &message;
   described.session = claims;
   described.identity = caller;

@@ -18,9 +18,11 @@ void AccessLogFilter::on_complete(const Exchange& exchange) {
   const std::string method = !message                 ? std::string("(listen)")
                              : message->is_response() ? std::string("(response)")
                                                       : std::string(message->method());
-  const std::string_view target = message ? message->target_name() : std::string_view();
+  const std::string_view target = target_name(exchange);
   const std::string policy = exchange.policy.summary();
-  log::info("exchange upstream=", exchange.upstream, " transport=",
+  log::info("exchange upstream=", exchange.upstream,
+            exchange.route.virtual_server.empty() ? "" : " virtual=", exchange.route.virtual_server,
+            " transport=",
             exchange.transport == DownstreamTransport::legacy_sse ? "sse" : "streamable-http",
             " client=", exchange.client_address, " method=", method,
             target.empty() ? "" : " target=", target,

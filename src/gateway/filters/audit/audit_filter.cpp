@@ -98,8 +98,13 @@ audit::PendingRecord record_of(const Exchange& exchange) {
   // The MCP revision of each hop: they differ when the gateway bridges.
   fields.push_back(text_or_null("protocol", exchange.protocol_version));
   fields.push_back(text_or_null("upstream_protocol", exchange.upstream_protocol_version));
-  if (const auto target = message->target_name(); !target.empty())
+  if (const auto target = target_name(exchange); !target.empty())
     fields.emplace_back("tool", target);
+  if (!exchange.route.virtual_server.empty()) {
+    fields.emplace_back("virtual_server", exchange.route.virtual_server);
+    if (!exchange.route.published_name.empty())
+      fields.emplace_back("published_name", exchange.route.published_name);
+  }
   fields.emplace_back("request_id", message->id());
   if (!exchange.task.id.empty()) fields.emplace_back("task", exchange.task.id);
   if (!exchange.task.status.empty()) fields.emplace_back("task_status", exchange.task.status);

@@ -24,6 +24,19 @@ void describe_caller(const Exchange& exchange, policy::CallContext& call) {
     call.identity_claims = &exchange.identity->claims;
   }
   if (exchange.txn.claims && exchange.txn.claims->is_object()) call.txn = exchange.txn.claims.get();
+  call.virtual_server = exchange.route.virtual_server;
+  call.published_name = exchange.route.published_name;
+}
+
+// Where the catalogue keeps an upstream's tools: a virtual server's listing of them apart from
+// the upstream's own, since it publishes them renamed and re-described and each listing is pinned
+// as its clients' models see it. Upstream names hold no '/'.
+std::string catalog_key(std::string_view upstream, std::string_view virtual_server) {
+  if (virtual_server.empty()) return std::string(upstream);
+  std::string key(virtual_server);
+  key.push_back('/');
+  key.append(upstream);
+  return key;
 }
 
 // What the policy knows of the listed tool: its definition (argument roles for the views) and
@@ -51,7 +64,7 @@ policy::CallContext call_context(const Exchange& exchange, const mcp::Message& m
   policy::CallContext call;
   call.method = message.method();
   call.server = exchange.upstream;
-  call.tool = message.target_name();
+  call.tool = &message == exchange.message ? target_name(exchange) : message.target_name();
   if (const auto* params = message.params()) {
     if (call.method == "resources/read") {
       call.arguments = params;  // args.uri
@@ -94,7 +107,9 @@ mcp::Json approval_request(const Exchange& exchange, const policy::RuleInfo* rul
   const mcp::Message& message = *exchange.message;
   const std::string_view method = message.method();
   std::string text = "Allow this call? " + decided_by(rule) + "\n\nServer: " + exchange.upstream;
-  const std::string target(message.target_name());
+  if (!exchange.route.virtual_server.empty())
+    text += " (through virtual server " + exchange.route.virtual_server + ")";
+  const std::string target(target_name(exchange));
   if (method == "tools/call") {
     text += "\nTool: " + target;
     if (const auto* params = message.params()) {
@@ -263,7 +278,9 @@ FilterStep PolicyFilter::on_request(Exchange& exchange) {
   if (!mcp::is_call_method(method)) return FilterStep::proceed();
   exchange.policy.judged = true;
   if (method == "tools/call")
-    tool_ = catalog_->find(exchange.upstream, exchange.message->target_name());
+    tool_ = catalog_->find(catalog_key(exchange.upstream, exchange.route.virtual_server),
+                           exchange.route.published_name.empty() ? exchange.message->target_name()
+                                                                 : exchange.route.published_name);
   const auto decision = policy_->decide(call_context(exchange));
   rule_ = decision.rule;
   if (decision.rule || decision.verdict != policy::Verdict::allow) {
@@ -275,20 +292,18 @@ FilterStep PolicyFilter::on_request(Exchange& exchange) {
   const std::string rule_id = rule_name(decision.rule);
   if (shadow_) {
     log::info("policy (shadow): would ", to_string(decision.verdict), " ", method, " ",
-              exchange.message->target_name(), " on '", exchange.upstream, "' by rule '", rule_id,
-              "'");
+              target_name(exchange), " on '", exchange.upstream, "' by rule '", rule_id, "'");
     exchange.policy.note = "shadow";
     return proceed_with_limits(exchange);
   }
   if (decision.verdict == policy::Verdict::ask && client_can_be_asked(exchange)) {
-    log::info("policy: asking the user to approve ", method, " ", exchange.message->target_name(),
-              " on '", exchange.upstream, "' (rule '", rule_id, "')");
+    log::info("policy: asking the user to approve ", method, " ", target_name(exchange), " on '",
+              exchange.upstream, "' (rule '", rule_id, "')");
     approval_ = approval_request(exchange, decision.rule);
     return FilterStep::pause();
   }
-  log::info("policy: ", to_string(decision.verdict), " ", method, " ",
-            exchange.message->target_name(), " on '", exchange.upstream, "' by rule '", rule_id,
-            "'");
+  log::info("policy: ", to_string(decision.verdict), " ", method, " ", target_name(exchange),
+            " on '", exchange.upstream, "' by rule '", rule_id, "'");
   mcp::Json policy_meta = {{"rule", rule_id}, {"verdict", to_string(decision.verdict)}};
   if (decision.verdict == policy::Verdict::ask &&
       mcp::is_stateless_protocol_version(exchange.protocol_version)) {
@@ -335,9 +350,9 @@ FilterStep PolicyFilter::answered(Exchange& exchange, const Confirmation& confir
                                    : confirmation.outcome == Outcome::client_gone ? "client_gone"
                                                                                   : "failed";
   exchange.policy.note = outcome;
-  log::info("policy: the user's answer to ", exchange.message->method(), " ",
-            exchange.message->target_name(), " on '", exchange.upstream, "' (rule '", rule_id,
-            "'): ", outcome, confirmation.detail.empty() ? "" : " — ", confirmation.detail);
+  log::info("policy: the user's answer to ", exchange.message->method(), " ", target_name(exchange),
+            " on '", exchange.upstream, "' (rule '", rule_id, "'): ", outcome,
+            confirmation.detail.empty() ? "" : " — ", confirmation.detail);
   if (confirmation.outcome == Outcome::accepted) return proceed_with_limits(exchange);
   std::string text;
   switch (confirmation.outcome) {
@@ -461,26 +476,42 @@ void PolicyFilter::filter_tool_list(Exchange& exchange, std::string& message) co
   policy::CallContext call;
   call.server = exchange.upstream;
   describe_caller(exchange, call);
+  // A virtual server's merged listing: each tool is judged as its own upstream's, by its own name.
+  const upstream::MemberRouting* merged = exchange.route.routing;
+  std::string catalogued_as = exchange.upstream;
   mcp::Json kept = mcp::Json::array();
   std::size_t hidden = 0;
   for (auto& tool : *tools) {
     const auto name = tool.find("name");
     if (name == tool.end() || !name->is_string()) {
-      kept.push_back(std::move(tool));
+      if (!merged) kept.push_back(std::move(tool));
       continue;
     }
     call.tool = name->get_ref<const std::string&>();
+    std::optional<upstream::MemberTarget> owner;
+    if (merged) {
+      owner = merged->tool_owner(call.tool);
+      if (!owner) {
+        // Not one the virtual server would route: it could not be called, so it is not shown.
+        ++hidden;
+        continue;
+      }
+      call.published_name = call.tool;
+      call.server = owner->upstream;
+      call.tool = owner->name;
+      catalogued_as = catalog_key(owner->upstream, exchange.route.virtual_server);
+    }
     const auto annotations = tool.find("annotations");
     call.tool_annotations = annotations == tool.end() ? nullptr : &*annotations;
     call.method = "tools/call";
     call.tool_description = {};
     call.tool_text = {};
     // Pinning: the definition as listed now against its pin. A change is an alert, once.
-    const auto learnt = catalog_->learn(exchange.upstream, tool);
+    const auto learnt = catalog_->learn(catalogued_as, tool);
     describe_tool(learnt.entry.get(), call);
     call.tool_definition = &tool;  // as listed now, whether or not the catalogue kept it
     if (learnt.newly_changed) {
-      log::warn("policy: ALERT tool '", call.tool, "' of upstream '", exchange.upstream,
+      log::warn("policy: ALERT tool '", call.tool, "' of upstream '", call.server,
                 "' changed since it was pinned (", learnt.entry->changes, "): pinned ",
                 learnt.entry->pinned.digest, ", listed now ", learnt.entry->digest.digest);
       exchange.policy.note = "tool_changed";
@@ -488,7 +519,7 @@ void PolicyFilter::filter_tool_list(Exchange& exchange, std::string& message) co
     const policy::RuleInfo* hiding_rule = policy.never_allowed(call);
     std::string text;
     if (hiding_rule) {
-      log::debug("policy", shadow_ ? " (shadow)" : "", ": tools/list on '", exchange.upstream, "' ",
+      log::debug("policy", shadow_ ? " (shadow)" : "", ": tools/list on '", call.server, "' ",
                  shadow_ ? "would hide" : "hides", " '", call.tool, "' (rule '", hiding_rule->id,
                  "')");
     } else {
@@ -501,8 +532,8 @@ void PolicyFilter::filter_tool_list(Exchange& exchange, std::string& message) co
       call.tool_text = text;
       hiding_rule = policy.listing_denied(call);
       if (hiding_rule) {
-        log::warn("policy", shadow_ ? " (shadow)" : "", ": tools/list on '", exchange.upstream,
-                  "' ", shadow_ ? "would hide" : "hides", " tool '", call.tool, "' (rule '",
+        log::warn("policy", shadow_ ? " (shadow)" : "", ": tools/list on '", call.server, "' ",
+                  shadow_ ? "would hide" : "hides", " tool '", call.tool, "' (rule '",
                   rule_name(hiding_rule), "')");
       }
     }

@@ -71,7 +71,7 @@ FilterStep RateLimitFilter::decide(Exchange& exchange, const cluster::RateDecisi
     ++shared_.store_down_calls;
     if (shared_.report_due(Clock::now())) {
       log::warn("policy: the rate-limit store did not answer (", taken.error, "); ", method, " ",
-                exchange.message->target_name(), " on '", exchange.upstream, "' is ",
+                target_name(exchange), " on '", exchange.upstream, "' is ",
                 refuse ? "refused" : "forwarded unlimited", " (",
                 shared_.store_down_calls.exchange(0), " such call(s) since the last report)");
     }
@@ -92,14 +92,13 @@ FilterStep RateLimitFilter::decide(Exchange& exchange, const cluster::RateDecisi
   const auto retry_seconds = (taken.retry_after.count() + 999) / 1000;
   if (shadow_) {
     log::info("policy (shadow): rate limit '", limit_id, "' would refuse ", method, " ",
-              exchange.message->target_name(), " on '", exchange.upstream, "'");
+              target_name(exchange), " on '", exchange.upstream, "'");
     exchange.policy.note = "shadow:rate_limited";
     if (exchange.policy.rule.empty()) exchange.policy.rule = limit_id;
     return FilterStep::proceed();
   }
-  log::info("policy: rate limit '", limit_id, "' refuses ", method, " ",
-            exchange.message->target_name(), " on '", exchange.upstream, "' (retry in ",
-            retry_seconds, " s)");
+  log::info("policy: rate limit '", limit_id, "' refuses ", method, " ", target_name(exchange),
+            " on '", exchange.upstream, "' (retry in ", retry_seconds, " s)");
   exchange.policy.verdict = "deny";
   exchange.policy.rule = limit_id;
   exchange.policy.note = "rate_limited";

@@ -128,16 +128,21 @@ void TraceFilter::on_complete(const Exchange& exchange) {
     attributes.emplace_back("client.address",
                             exchange.client_address.substr(0, exchange.client_address.rfind(':')));
   attributes.emplace_back("membrane.upstream", exchange.upstream);
+  if (!exchange.route.virtual_server.empty()) {
+    attributes.emplace_back("membrane.virtual_server", exchange.route.virtual_server);
+    if (!exchange.route.published_name.empty())
+      attributes.emplace_back("membrane.published_name", exchange.route.published_name);
+  }
   if (!exchange.task.id.empty()) attributes.emplace_back("mcp.task.id", exchange.task.id);
   if (!exchange.task.status.empty())
     attributes.emplace_back("mcp.task.status", exchange.task.status);
   if (method == "tools/call") {
     attributes.emplace_back("gen_ai.operation.name", std::string("execute_tool"));
-    attributes.emplace_back("gen_ai.tool.name", std::string(message->target_name()));
+    attributes.emplace_back("gen_ai.tool.name", std::string(target_name(exchange)));
   } else if (method == "resources/read") {
-    attributes.emplace_back("mcp.resource.uri", std::string(message->target_name()));
+    attributes.emplace_back("mcp.resource.uri", std::string(target_name(exchange)));
   } else if (method == "prompts/get") {
-    attributes.emplace_back("gen_ai.prompt.name", std::string(message->target_name()));
+    attributes.emplace_back("gen_ai.prompt.name", std::string(target_name(exchange)));
   }
   if (!exchange.policy.verdict.empty()) {
     attributes.emplace_back("membrane.policy.verdict", exchange.policy.verdict);
@@ -180,7 +185,7 @@ void TraceFilter::on_complete(const Exchange& exchange) {
       client.attributes.emplace_back("mcp.protocol.version", exchange.upstream_protocol_version);
     if (method == "tools/call") {
       client.attributes.emplace_back("gen_ai.operation.name", std::string("execute_tool"));
-      client.attributes.emplace_back("gen_ai.tool.name", std::string(message->target_name()));
+      client.attributes.emplace_back("gen_ai.tool.name", std::string(target_name(exchange)));
     }
     if (server.error) {
       client.error = true;

@@ -220,7 +220,7 @@ identity::TransactionRequest TransactionFilter::describe(const Exchange& exchang
   request.context = {{"server", exchange.upstream}};
   if (!whole_transaction) {
     request.context["method"] = message.method();
-    if (const auto target = message.target_name(); !target.empty())
+    if (const auto target = target_name(exchange); !target.empty())
       request.context[message.method() == "resources/read" ? "uri" : "tool"] = target;
   }
   mcp::Json arguments = context_arguments(message);

@@ -1,0 +1,323 @@
+// Virtual servers: four real servers published as one URL (server-everything over stdio and over
+// HTTP, server-filesystem over stdio, and the SDK v2 test server that speaks 2026-07-28 and
+// sessions), driven by the official SDK v1 and v2 clients and a legacy HTTP+SSE client. Merged
+// lists with prefixes, renames, filters and overrides; calls, progress, sampling and elicitation
+// routed to the member that owns them; list_changed from one member; policy, audit and the
+// refusal of unpublished names by their real upstream names; one member killed mid-session.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+
+import {
+  FULL_CAPABILITIES,
+  MEMBRANE_BIN,
+  NODE,
+  EVERYTHING_JS,
+  MODERN_JS,
+  SOURCE_DIR,
+  cleanup,
+  connectClient,
+  connectV2,
+  rawInitialize,
+  rawRpc,
+  samplingAnswer,
+  startEverythingHttp,
+  startGateway,
+  startModernServer,
+  tmpDir,
+  waitFor,
+} from './harness.mjs';
+
+const FILESYSTEM_JS = path.join(SOURCE_DIR, 'tests', 'node_modules', '@modelcontextprotocol', 'server-filesystem', 'dist', 'index.js');
+const CALL_TIMEOUT = { timeout: 30_000 };
+
+let dir;
+let root;
+let auditLog;
+let gateway;
+let everythingHttp;
+let modern;
+
+const yamlList = (items) => `[${items.map((item) => JSON.stringify(item)).join(', ')}]`;
+
+before(async () => {
+  dir = tmpDir('membrane-virtual-');
+  root = fs.realpathSync(tmpDir('membrane-virtual-files-'));
+  fs.writeFileSync(path.join(root, 'notes.txt'), 'virtual notes\n');
+  auditLog = path.join(dir, 'audit.log');
+  everythingHttp = await startEverythingHttp({ name: 'everything-http (virtual)' });
+  modern = await startModernServer({ name: 'dual v2 server (virtual)', sessions: true });
+  const policyDir = path.join(dir, 'policy');
+  fs.mkdirSync(policyDir);
+  // Written against the upstreams' own names: they must hold through the virtual server.
+  fs.writeFileSync(path.join(policyDir, 'rules.yaml'), [
+    '- rule: no-writes-to-files',
+    '  condition: server.name == "files" and tool.name == "write_file"',
+    '  verdict: deny',
+    '  message: the files server is read-only here',
+    '- rule: no-tiny-images-through-workbench',
+    '  condition: virtual.name == "workbench" and tool.name == "get-tiny-image"',
+    '  verdict: deny',
+    '',
+  ].join('\n'));
+  const config = path.join(dir, 'membrane.yaml');
+  fs.writeFileSync(config, [
+    'listen: "127.0.0.1:0"',
+    'upstreams:',
+    '  ev:',
+    `    command: ${JSON.stringify(NODE)}`,
+    `    args: ${yamlList([EVERYTHING_JS, 'stdio'])}`,
+    '  evh:',
+    `    url: ${everythingHttp.url}`,
+    '  files:',
+    `    command: ${JSON.stringify(NODE)}`,
+    `    args: ${yamlList([FILESYSTEM_JS, root])}`,
+    '  modern:',
+    `    url: ${modern.url}`,
+    'policy:',
+    `  paths: [${JSON.stringify(policyDir)}]`,
+    'audit:',
+    `  file: ${JSON.stringify(auditLog)}`,
+    'virtual_servers:',
+    '  workbench:',
+    '    instructions: "One URL for four servers."',
+    '    member_timeout: 5s',
+    '    upstreams:',
+    '      ev:',
+    '        tools:',
+    '          include: [echo, get-sum, get-tiny-image, trigger-*]',
+    '          rename: {get-sum: add}',
+    '          descriptions: {echo: "Says it back."}',
+    '          annotations: {echo: {title: "Echo (virtual)", readOnlyHint: true}}',
+    '        prompts: {include: [simple-prompt]}',
+    '      evh:',
+    '        prefix: remote',
+    '        tools: {include: [echo]}',
+    '      files:',
+    '        tools: {exclude: [move_file]}',
+    '      modern:',
+    '        prefix: ""',
+    '        tools: {include: [echo, long_task, confirm, ask_model, announce_change]}',
+    '',
+  ].join('\n'));
+  gateway = await startGateway(['-c', config], { name: 'membrane (virtual servers)' });
+});
+after(cleanup);
+
+describe('SDK v1 client (2025-11-25 sessions)', () => {
+  let client;
+  let seen;
+  let toolChanges;
+  before(async () => {
+    ({ client, seen } = await connectClient(gateway.mcp('workbench'), { capabilities: FULL_CAPABILITIES }));
+    toolChanges = [];
+    client.setNotificationHandler(ToolListChangedNotificationSchema, (n) => toolChanges.push(n.method));
+  });
+
+  test('initialize merges capabilities and instructions under the virtual server name', () => {
+    assert.equal(client.getServerVersion().name, 'workbench');
+    const capabilities = client.getServerCapabilities();
+    assert.ok(capabilities.tools && capabilities.prompts && capabilities.resources, JSON.stringify(capabilities));
+    assert.equal(capabilities.tools.listChanged, true);
+    const instructions = client.getInstructions();
+    assert.match(instructions, /^One URL for four servers\./);
+    assert.match(instructions, /## modern\nA 2026-07-28 test server\./);
+  });
+
+  test('tools/list merges every member with prefixes, renames, filters and overrides', async () => {
+    const { tools, nextCursor } = await client.listTools();
+    assert.equal(nextCursor, undefined);
+    const names = tools.map((t) => t.name);
+    for (const name of ['ev_echo', 'add', 'ev_trigger-sampling-request', 'ev_trigger-elicitation-request',
+      'remote_echo', 'files_read_text_file', 'files_edit_file', 'echo', 'long_task', 'confirm', 'announce_change']) {
+      assert.ok(names.includes(name), `${name} in ${names.join(' ')}`);
+    }
+    for (const name of ['ev_get-sum', 'ev_get-env', 'remote_get-sum', 'files_move_file', 'wait_for_cancel']) {
+      assert.ok(!names.includes(name), `${name} is not published`);
+    }
+    // Hidden by the policy, whose rules name the upstreams' own tools: write_file of 'files', and
+    // get-tiny-image through this virtual server. Neither could ever be called.
+    for (const name of ['files_write_file', 'ev_get-tiny-image']) {
+      assert.ok(!names.includes(name), `${name} is hidden by the policy`);
+    }
+    assert.equal(new Set(names).size, names.length, 'no name twice');
+    const echo = tools.find((t) => t.name === 'ev_echo');
+    assert.equal(echo.description, 'Says it back.');
+    assert.equal(echo.annotations.title, 'Echo (virtual)');
+    assert.equal(echo.annotations.readOnlyHint, true);
+    assert.equal(tools.find((t) => t.name === 'remote_echo').description, 'Echoes back the input string');
+  });
+
+  test('prompts/list publishes only the included prompts, prefixed', async () => {
+    const { prompts } = await client.listPrompts();
+    const names = prompts.map((p) => p.name);
+    assert.deepEqual(names.filter((name) => name.startsWith('ev_')), ['ev_simple-prompt']);
+    assert.ok(names.includes('remote_args-prompt') && names.includes('greeting'), names.join(' '));
+    const got = await client.getPrompt({ name: 'ev_simple-prompt' });
+    assert.ok(got.messages.length > 0);
+  });
+
+  test('calls reach the member that owns the name, under its own name', async () => {
+    const stdio = await client.callTool({ name: 'ev_echo', arguments: { message: 'to stdio' } }, undefined, CALL_TIMEOUT);
+    assert.equal(stdio.content[0].text, 'Echo: to stdio');
+    const remote = await client.callTool({ name: 'remote_echo', arguments: { message: 'to http' } }, undefined, CALL_TIMEOUT);
+    assert.equal(remote.content[0].text, 'Echo: to http');
+    const modernEcho = await client.callTool({ name: 'echo', arguments: { message: 'to v2' } }, undefined, CALL_TIMEOUT);
+    assert.equal(modernEcho.content[0].text, 'Echo: to v2');
+    const sum = await client.callTool({ name: 'add', arguments: { a: 2, b: 40 } }, undefined, CALL_TIMEOUT);
+    assert.match(sum.content[0].text, /42/);
+    const file = await client.callTool({ name: 'files_read_text_file', arguments: { path: path.join(root, 'notes.txt') } }, undefined, CALL_TIMEOUT);
+    assert.equal(file.content[0].text, 'virtual notes\n');
+  });
+
+  test('a name that is not published cannot be called, whatever the member has', async () => {
+    for (const name of ['ev_get-sum', 'ev_get-env', 'files_move_file', 'get-sum', 'wait_for_cancel', 'nobody_echo']) {
+      await assert.rejects(client.callTool({ name, arguments: {} }, undefined, CALL_TIMEOUT),
+        (error) => error.code === -32602 && /Unknown tool/.test(error.message), name);
+    }
+  });
+
+  test('progress of a routed call reaches the client', async () => {
+    const progress = [];
+    const result = await client.callTool({ name: 'long_task', arguments: { steps: 3 } }, undefined,
+      { ...CALL_TIMEOUT, onprogress: (p) => progress.push(p.progress) });
+    assert.equal(result.content[0].text, 'done after 3 steps');
+    assert.deepEqual(progress, [1, 2, 3]);
+  });
+
+  test('sampling from the stdio member and elicitation from the HTTP member reach the client and back', async () => {
+    const sampled = await client.callTool({ name: 'ev_trigger-sampling-request', arguments: { prompt: 'hi', maxTokens: 5 } }, undefined, CALL_TIMEOUT);
+    const request = seen.sampling.at(-1);
+    assert.ok(sampled.content[0].text.includes(samplingAnswer(request).content.text), JSON.stringify(sampled));
+    const confirmed = await client.callTool({ name: 'confirm', arguments: { action: 'ship' } }, undefined, CALL_TIMEOUT);
+    assert.match(confirmed.content[0].text, /^accept/);
+    assert.match(seen.elicitation.at(-1).params.message, /Really ship\?/);
+    const elicited = await client.callTool({ name: 'ev_trigger-elicitation-request', arguments: {} }, undefined, CALL_TIMEOUT);
+    assert.ok(!elicited.isError, JSON.stringify(elicited));
+    assert.equal(seen.elicitation.length, 2);
+  });
+
+  test('list_changed from one member reaches the client on the session stream', async () => {
+    const before = toolChanges.length;
+    await client.callTool({ name: 'announce_change', arguments: { kind: 'tools' } }, undefined, CALL_TIMEOUT);
+    await waitFor(() => toolChanges.length > before, { timeoutMs: 15_000, what: 'notifications/tools/list_changed' });
+  });
+
+  test('policy rules written against upstream names hold through the virtual server', async () => {
+    const target = path.join(root, 'written.txt');
+    const denied = await client.callTool({ name: 'files_write_file', arguments: { path: target, content: 'x' } }, undefined, CALL_TIMEOUT);
+    assert.equal(denied.isError, true);
+    assert.match(denied.content[0].text, /no-writes-to-files/);
+    assert.equal(fs.existsSync(target), false, 'the write never reached the server');
+    const image = await client.callTool({ name: 'ev_get-tiny-image', arguments: {} }, undefined, CALL_TIMEOUT);
+    assert.equal(image.isError, true);
+    assert.match(image.content[0].text, /no-tiny-images-through-workbench/);
+  });
+
+  test('audit records name the real upstream and tool, and the virtual server and published name', async () => {
+    await waitFor(() => fs.existsSync(auditLog) && fs.readFileSync(auditLog, 'utf8').includes('"published_name":"add"'),
+      { timeoutMs: 10_000, what: 'the audit record of add' });
+    const records = fs.readFileSync(auditLog, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+    const add = records.find((r) => r.published_name === 'add');
+    assert.equal(add.server, 'ev');
+    assert.equal(add.tool, 'get-sum');
+    assert.equal(add.virtual_server, 'workbench');
+    const denied = records.find((r) => r.published_name === 'files_write_file');
+    assert.equal(denied.server, 'files');
+    assert.equal(denied.tool, 'write_file');
+    assert.equal(denied.verdict, 'deny');
+    const verified = spawnSync(MEMBRANE_BIN, ['audit', 'verify', auditLog], { encoding: 'utf8' });
+    assert.equal(verified.status, 0, verified.stdout + verified.stderr);
+  });
+});
+
+test('a forged listing cursor is refused with -32602', async () => {
+  const { sessionId } = await rawInitialize(gateway.mcp('workbench'));
+  const answer = await rawRpc(gateway.mcp('workbench'), { sessionId, method: 'tools/list', params: { cursor: 'bm90LWEtY3Vyc29y' } });
+  assert.equal(answer.message?.error?.code, -32602, JSON.stringify(answer.response));
+});
+
+test('SDK v2 client (2026-07-28) through the gateway bridge: merged list and routed calls', async () => {
+  const { client } = await connectV2(gateway.mcp('workbench'));
+  const { tools } = await client.listTools();
+  assert.ok(tools.some((t) => t.name === 'add') && tools.some((t) => t.name === 'remote_echo'), tools.map((t) => t.name).join(' '));
+  const sum = await client.callTool({ name: 'add', arguments: { a: 1, b: 1 } });
+  assert.match(sum.content[0].text, /2/);
+  const echo = await client.callTool({ name: 'echo', arguments: { message: 'v2 to v2' } });
+  assert.equal(echo.content[0].text, 'Echo: v2 to v2');
+});
+
+test('legacy HTTP+SSE client at /sse/<virtual>: merged list and routed calls', async () => {
+  const { client } = await connectClient(gateway.sse('workbench'), { kind: 'sse' });
+  const { tools } = await client.listTools();
+  assert.ok(tools.some((t) => t.name === 'files_read_text_file'));
+  const echo = await client.callTool({ name: 'remote_echo', arguments: { message: 'legacy' } }, undefined, CALL_TIMEOUT);
+  assert.equal(echo.content[0].text, 'Echo: legacy');
+});
+
+test('one member killed mid-session: the others keep working and its calls fail clearly', async () => {
+  const { client } = await connectClient(gateway.mcp('workbench'));
+  const first = await client.callTool({ name: 'remote_echo', arguments: { message: 'alive' } }, undefined, CALL_TIMEOUT);
+  assert.equal(first.content[0].text, 'Echo: alive');
+  await everythingHttp.stop({ signal: 'SIGKILL' });
+  const others = await client.callTool({ name: 'ev_echo', arguments: { message: 'still here' } }, undefined, CALL_TIMEOUT);
+  assert.equal(others.content[0].text, 'Echo: still here');
+  const file = await client.callTool({ name: 'files_read_text_file', arguments: { path: path.join(root, 'notes.txt') } }, undefined, CALL_TIMEOUT);
+  assert.equal(file.content[0].text, 'virtual notes\n');
+  await assert.rejects(client.callTool({ name: 'remote_echo', arguments: { message: 'gone' } }, undefined, CALL_TIMEOUT),
+    (error) => /evh/.test(error.message), 'the error names the upstream that is down');
+  const { tools } = await client.listTools();
+  assert.ok(!tools.some((t) => t.name === 'remote_echo'), 'the dead member is left out of the list');
+  assert.ok(tools.some((t) => t.name === 'ev_echo') && tools.some((t) => t.name === 'echo'));
+  // A new session opens without it.
+  const late = await connectClient(gateway.mcp('workbench'));
+  const echo = await late.client.callTool({ name: 'echo', arguments: { message: 'new session' } }, undefined, CALL_TIMEOUT);
+  assert.equal(echo.content[0].text, 'Echo: new session');
+  await assert.rejects(late.client.callTool({ name: 'remote_echo', arguments: { message: 'x' } }, undefined, CALL_TIMEOUT),
+    (error) => /evh/.test(error.message) && /unavailable|did not answer/.test(error.message));
+});
+
+describe('configuration errors name the line', () => {
+  const check = (yaml) => {
+    const file = path.join(dir, `bad-${Math.random().toString(36).slice(2)}.yaml`);
+    fs.writeFileSync(file, yaml);
+    const result = spawnSync(MEMBRANE_BIN, ['config', 'check', '-c', file], { encoding: 'utf8' });
+    return { status: result.status, text: result.stdout + result.stderr, file };
+  };
+  const base = [
+    'upstreams:',
+    '  a: {url: "http://127.0.0.1:1/mcp"}',
+    '  b: {url: "http://127.0.0.1:2/mcp"}',
+    'virtual_servers:',
+    '  v:',
+    '    upstreams:',
+  ];
+
+  test('two renames to one name', () => {
+    const { status, text, file } = check([...base,
+      '      a: {tools: {rename: {x: same}}}',
+      '      b: {tools: {rename: {y: same}}}', ''].join('\n'));
+    assert.notEqual(status, 0);
+    assert.ok(text.includes(`${file}:8:`), text);
+    assert.match(text, /renamed 'same', which is already the name of tool 'x' of a/);
+  });
+
+  test('two members without a prefix, and an unknown member', () => {
+    const twoBare = check([...base, '      a: {prefix: ""}', '      b: {prefix: ""}', ''].join('\n'));
+    assert.notEqual(twoBare.status, 0);
+    assert.match(twoBare.text, /:8:\d+: .*both publish their names without a prefix/);
+    const unknown = check([...base, '      a:', '      c:', ''].join('\n'));
+    assert.match(unknown.text, /:8:\d+: .*upstream 'c' is not configured/);
+  });
+
+  test('a rename into another member\'s prefix, and prefixes that overlap', () => {
+    const into = check([...base, '      a: {tools: {rename: {x: b_x}}}', '      b:', ''].join('\n'));
+    assert.match(into.text, /renamed 'b_x', which starts with 'b_'/);
+    const overlap = check([...base, '      a: {prefix: x}', '      b: {prefix: x_y}', ''].join('\n'));
+    assert.match(overlap.text, /:8:\d+: .*also start with 'x_'/);
+  });
+});
