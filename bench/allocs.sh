@@ -9,6 +9,9 @@
 #   txn     transaction tokens (one per transaction, the default)
 #   otlp    span export to a live OTLP sink (the echo upstream's)
 #   full    all four
+#   virtual a virtual server of three upstreams (the echo server under three names), calling the
+#           member published without a prefix; virtual_renamed: calling `second_echo`, routed
+#           to another member and renamed on its way
 # Each gateway runs with bench/alloc_counter.cpp preloaded (every malloc, calloc and realloc of
 # every thread is counted); its context switches are read from /proc/<pid>/task/*/status.
 # Builds nothing: needs build/membrane, build/bench/membrane_bench_echo and
@@ -20,7 +23,7 @@ BENCH="$ROOT/bench"
 BUILD_DIR="$ROOT/build"
 SECONDS_PER_TARGET=3
 CONNECTIONS=4
-TARGETS="bare,policy,audit,txn,otlp,full"
+TARGETS="bare,policy,audit,txn,otlp,full,virtual,virtual_renamed"
 KEEP_RUNDIR=0
 
 usage() {
@@ -68,7 +71,10 @@ ECHO_PORT=$(wait_for_listen "$RUNDIR/echo.log" "${PIDS[-1]}" membrane_bench_echo
 
 TARGET=""
 write_config() {  # PORT (the target is $TARGET)
-  governed_config "$TARGET" "$1" "$ECHO_PORT" 1 >"$RUNDIR/membrane-$TARGET.yaml"
+  case "$TARGET" in
+    virtual*) virtual_config "$1" "http://127.0.0.1:$ECHO_PORT/mcp" 1 ;;
+    *) governed_config "$TARGET" "$1" "$ECHO_PORT" 1 ;;
+  esac >"$RUNDIR/membrane-$TARGET.yaml"
 }
 
 CURL_MCP=(curl -sS --max-time 10 -H 'Content-Type: application/json'
@@ -96,13 +102,19 @@ printf '| target | allocations per call | bytes asked per call | context switche
 printf '|---|---:|---:|---:|---:|\n'
 IFS=, read -ra WANTED <<<"$TARGETS"
 for TARGET in "${WANTED[@]}"; do
-  case "$TARGET" in bare|policy|audit|txn|otlp|full) ;; *) die "unknown target '$TARGET'" ;; esac
+  case "$TARGET" in
+    bare|policy|audit|txn|otlp|full) url_path=/mcp/echo tool=echo ;;
+    virtual) url_path=/mcp/trio tool=echo ;;
+    virtual_renamed) url_path=/mcp/trio tool=second_echo ;;
+    *) die "unknown target '$TARGET'" ;;
+  esac
+  export MCP_TOOL=$tool
   report="$RUNDIR/allocs-$TARGET.txt"
   launch_on_free_port --before write_config "$TARGET" "$RUNDIR/membrane-$TARGET.log" \
     env LD_PRELOAD="$COUNTER" MEMBRANE_ALLOC_REPORT="$report" \
     "$MEMBRANE_BIN" serve -c "$RUNDIR/membrane-$TARGET.yaml"
   pid=${PIDS[-1]}
-  url="http://127.0.0.1:$LAUNCHED_PORT/mcp/echo"
+  url="http://127.0.0.1:$LAUNCHED_PORT$url_path"
   sid=$(open_session "$url")
   export MCP_SESSION_ID=$sid
   wrk -t1 -c"$CONNECTIONS" -d1s -s "$BENCH/tools_call.lua" "$url" >/dev/null

@@ -139,3 +139,25 @@ governed_config() {
   case "$target" in *_call) printf '  per: call\n' ;; esac
   case "$target" in otlp|full*) printf 'otel:\n  endpoint: "http://127.0.0.1:%s"\n' "$echo_port" ;; esac
 }
+
+# virtual_config PORT ECHO_URL WORKERS: a gateway whose virtual server `trio` publishes three
+# upstreams, all the echo server under three names (each member keeps a session of its own); the
+# first without a prefix, so `echo` reaches it unchanged and `second_echo` the second, renamed.
+virtual_config() {
+  cat <<EOF
+# written by bench/lib.sh
+listen: "127.0.0.1:$1"
+workers: $3
+log_level: warn
+upstreams:
+  echo: {url: "$2"}
+  second: {url: "$2"}
+  third: {url: "$2"}
+virtual_servers:
+  trio:
+    upstreams:
+      echo: {prefix: ""}
+      second:
+      third:
+EOF
+}

@@ -417,22 +417,7 @@ done
 # A virtual server of three upstreams, all the echo server under three names (each member keeps
 # a session of its own): what publishing several servers as one costs a call.
 write_virtual_config() {  # PORT
-  cat >"$RUNDIR/membrane-virtual.yaml" <<EOF
-# written by bench/run.sh
-listen: "127.0.0.1:$1"
-workers: $WORKERS
-log_level: warn
-upstreams:
-  echo: {url: "${URL[direct]}"}
-  second: {url: "${URL[direct]}"}
-  third: {url: "${URL[direct]}"}
-virtual_servers:
-  trio:
-    upstreams:
-      echo: {prefix: ""}
-      second:
-      third:
-EOF
+  virtual_config "$1" "${URL[direct]}" "$WORKERS" >"$RUNDIR/membrane-virtual.yaml"
 }
 if [ -n "${WANT[virtual]:-}" ] || [ -n "${WANT[virtual_renamed]:-}" ]; then
   launch_on_free_port --before write_virtual_config virtual "$RUNDIR/membrane-virtual.log" \

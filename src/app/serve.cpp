@@ -235,6 +235,7 @@ std::vector<std::unique_ptr<upstream::Upstream>> make_upstreams(
         definition.name, definition.separator, definition.instructions, std::move(members));
     gateway::VirtualServerOptions options;
     options.member_timeout = definition.member_timeout;
+    options.search_discovery = definition.search_discovery;
     upstreams.push_back(
         gateway::make_virtual_server(std::move(catalog), std::move(member_upstreams), options));
     log::info("virtual server '", definition.name, "': ", names);

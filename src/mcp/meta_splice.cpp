@@ -146,4 +146,29 @@ bool splice_meta(std::string& message, const MetaMembers& members) {
   return true;
 }
 
+bool replace_string_at(std::string& message, std::initializer_list<std::string_view> path,
+                       std::string_view value) {
+  const std::string_view text = message;
+  std::size_t open = skip_space(text, 0);
+  if (open >= text.size() || text[open] != '{' || path.size() == 0) return false;
+  std::size_t depth = 0;
+  for (const auto key : path) {
+    const auto member = find_member(text, open, key);
+    if (!member.ok || member.value == npos) return false;
+    if (++depth < path.size()) {
+      if (text[member.value] != '{') return false;
+      open = member.value;
+      continue;
+    }
+    if (text[member.value] != '"') return false;
+    const std::size_t end = skip_string(text, member.value);
+    if (end == npos) return false;
+    std::string replacement;
+    json::append_string(replacement, value);
+    message.replace(member.value, end - member.value, replacement);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace membrane::mcp

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolResultSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import {
   FULL_CAPABILITIES,
@@ -102,6 +102,9 @@ before(async () => {
     '      modern:',
     '        prefix: ""',
     '        tools: {include: [echo, long_task, confirm, ask_model, announce_change]}',
+    '  finder:',
+    '    tool_discovery: search',
+    '    upstreams: [ev, files]',
     '',
   ].join('\n'));
   gateway = await startGateway(['-c', config], { name: 'membrane (virtual servers)' });
@@ -279,6 +282,57 @@ test('one member killed mid-session: the others keep working and its calls fail 
   assert.equal(echo.content[0].text, 'Echo: new session');
   await assert.rejects(late.client.callTool({ name: 'remote_echo', arguments: { message: 'x' } }, undefined, CALL_TIMEOUT),
     (error) => /evh/.test(error.message) && /unavailable|did not answer/.test(error.message));
+});
+
+describe('progressive discovery (tool_discovery: search)', () => {
+  let client;
+  let changes;
+  before(async () => {
+    ({ client } = await connectClient(gateway.mcp('finder'), { capabilities: FULL_CAPABILITIES }));
+    changes = [];
+    client.setNotificationHandler(ToolListChangedNotificationSchema, (n) => changes.push(n.method));
+  });
+
+  test('tools/list offers only the search tool until something is found', async () => {
+    const { tools } = await client.listTools();
+    assert.deepEqual(tools.map((t) => t.name), ['search_tools']);
+    assert.deepEqual(tools[0].inputSchema.required, ['query']);
+  });
+
+  test('a search adds its matches to the list, announces it, and they can be called', async () => {
+    const before = changes.length;
+    const found = await client.callTool({ name: 'search_tools', arguments: { query: 'read the contents of a text file' } },
+      CallToolResultSchema, CALL_TIMEOUT);
+    assert.ok(!found.isError, JSON.stringify(found));
+    const names = found.structuredContent.tools;
+    assert.equal(names[0], 'files_read_text_file', names.join(' '));
+    assert.ok(names.length <= 8);
+    assert.match(found.content[0].text, /files_read_text_file/);
+    await waitFor(() => changes.length > before, { what: 'notifications/tools/list_changed' });
+    const { tools } = await client.listTools();
+    const listed = tools.map((t) => t.name);
+    assert.equal(listed[0], 'search_tools');
+    assert.ok(listed.includes('files_read_text_file'), listed.join(' '));
+    assert.ok(!listed.includes('ev_echo'), 'only what was found is listed');
+    const file = await client.callTool({ name: 'files_read_text_file', arguments: { path: path.join(root, 'notes.txt') } }, undefined, CALL_TIMEOUT);
+    assert.equal(file.content[0].text, 'virtual notes\n');
+  });
+
+  test('a found tool the policy hides stays out of the list; one never searched for can still be called', async () => {
+    const found = await client.callTool({ name: 'search_tools', arguments: { query: 'write file', limit: 25 } }, CallToolResultSchema, CALL_TIMEOUT);
+    assert.ok(found.structuredContent.tools.includes('files_write_file'));
+    const { tools } = await client.listTools();
+    assert.ok(!tools.some((t) => t.name === 'files_write_file'), 'hidden by no-writes-to-files');
+    const echo = await client.callTool({ name: 'ev_echo', arguments: { message: 'unlisted' } }, undefined, CALL_TIMEOUT);
+    assert.equal(echo.content[0].text, 'Echo: unlisted');
+  });
+
+  test('a search without a query, or with a bad limit, is refused with -32602', async () => {
+    for (const args of [{}, { query: '' }, { query: 'file', limit: 0 }, { query: 'file', limit: 'x' }]) {
+      await assert.rejects(client.callTool({ name: 'search_tools', arguments: args }, undefined, CALL_TIMEOUT),
+        (error) => error.code === -32602, JSON.stringify(args));
+    }
+  });
 });
 
 describe('configuration errors name the line', () => {

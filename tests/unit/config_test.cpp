@@ -862,3 +862,15 @@ TEST_CASE("A virtual server cannot reach an upstream declared 2026-07-28 only") 
                     "virtual_servers:\n  wb: {upstreams: [a]}\n"),
       Catch::Contains("declared 2026-07-28 only"));
 }
+
+TEST_CASE("A virtual server's tool discovery is list or search") {
+  const std::string head = std::string(kTwoUpstreams) + "virtual_servers:\n  wb:\n    upstreams: [a]\n";
+  CHECK_FALSE(load(head).virtual_servers[0].search_discovery);
+  CHECK(load(head + "    tool_discovery: search\n").virtual_servers[0].search_discovery);
+  CHECK_FALSE(load(head + "    tool_discovery: list\n").virtual_servers[0].search_discovery);
+  CHECK_THAT(error_loading(head + "    tool_discovery: magic\n"),
+             Catch::Contains("test.yaml:7:21:") &&
+                 Catch::Contains("'magic' is not list (every tool) or search"));
+  CHECK_THAT(error_loading(head + "    member_timeout: 1ms\n"),
+             Catch::Contains("must be between 100ms and 10m"));
+}

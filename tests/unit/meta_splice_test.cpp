@@ -79,3 +79,32 @@ TEST_CASE("deeply nested arguments are skipped without recursion") {
   std::string broken = R"({"id":1,"params":{"arguments":)" + deep;
   CHECK_FALSE(splice_meta(broken, trace));
 }
+
+TEST_CASE("A string member on a path is replaced in the text, or the text is left as it was") {
+  using membrane::mcp::replace_string_at;
+  std::string call =
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"name":"keep"},)"
+      R"( "name" : "ev_echo","_meta":{"traceparent":"00-x"}}})";
+  REQUIRE(replace_string_at(call, {"params", "name"}, "echo \"quoted\""));
+  CHECK(call ==
+        R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"name":"keep"},)"
+        R"( "name" : "echo \"quoted\"","_meta":{"traceparent":"00-x"}}})");
+  std::string completion = R"({"params":{"ref":{"type":"ref/prompt","name":"p_x"}}})";
+  REQUIRE(replace_string_at(completion, {"params", "ref", "name"}, "x"));
+  CHECK(completion == R"({"params":{"ref":{"type":"ref/prompt","name":"x"}}})");
+
+  for (const std::string doubtful : {
+           std::string(R"({"params":{"name":"a","name":"b"}})"),   // twice
+           std::string(R"({"params":{"n\u0061me":"a"}})"),         // escaped key
+           std::string(R"({"params":{"name":7}})"),                // not a string
+           std::string(R"({"params":{}})"),                        // absent
+           std::string(R"({"params":["name"]})"),                  // not an object on the way
+           std::string(R"(["params"])"),                           // not an object
+           std::string(R"({"params":{"name":"unterminated})"),     // broken
+       }) {
+    std::string text = doubtful;
+    INFO(doubtful);
+    CHECK_FALSE(replace_string_at(text, {"params", "name"}, "x"));
+    CHECK(text == doubtful);
+  }
+}

@@ -170,3 +170,39 @@ TEST_CASE("Selections: no include list takes everything, an empty one nothing, e
   CHECK_FALSE(some.selects("read_secrets"));
   CHECK_FALSE(some.selects("write_file"));
 }
+
+// ---- progressive discovery: ranking ------------------------------------------------------------
+
+#include "gateway/virtual/tool_search.hpp"
+
+TEST_CASE("Tool search ranks by name, title, description and parameters, best first") {
+  const std::vector<Json> tools = {
+      Json{{"name", "files_read_text_file"},
+           {"description", "Read the complete contents of a file as text."},
+           {"inputSchema", {{"type", "object"}, {"properties", {{"path", {{"type", "string"}}}}}}}},
+      Json{{"name", "files_write_file"}, {"description", "Create a new file or overwrite one."}},
+      Json{{"name", "demo_echo"}, {"title", "Echo"}, {"description", "Echoes back the input."}},
+      Json{{"name", "getWeatherForecast"},
+           {"description", "Forecast for a city."},
+           {"inputSchema",
+            {{"properties", {{"city", {{"description", "City name, e.g. Paris"}}}}}}}},
+      Json("not a tool"),
+  };
+  std::vector<const Json*> candidates;
+  for (const auto& tool : tools)
+    candidates.push_back(&tool);
+  using membrane::gateway::rank_tools;
+  const auto read = rank_tools(candidates, "read a file", 8);
+  REQUIRE(read.size() == 2);
+  CHECK(read[0] == 0);  // read and file in its name
+  CHECK(read[1] == 1);  // file only
+  const auto weather = rank_tools(candidates, "What's the weather forecast in Paris?", 8);
+  REQUIRE_FALSE(weather.empty());
+  CHECK(weather[0] == 3);  // camelCase name words, parameter description
+  CHECK(rank_tools(candidates, "echoes", 8) == std::vector<std::size_t>{2});  // "echo" prefix
+  CHECK(rank_tools(candidates, "the of and", 8).empty());  // stop words only
+  CHECK(rank_tools(candidates, "database", 8).empty());
+  CHECK(rank_tools(candidates, "file", 1).size() == 1);
+  CHECK(rank_tools(candidates, "file", 0).empty());
+  CHECK(rank_tools({}, "file", 5).empty());
+}

@@ -131,6 +131,9 @@ struct VirtualServerConfig {
   std::string instructions;
   // How long one member may take over its part of a merged answer (initialize, a listing).
   Milliseconds member_timeout{10'000};
+  // Progressive discovery: tools/list offers a search tool (and the tools searches found in the
+  // session) instead of every tool.
+  bool search_discovery = false;
   SourceLocation where;
 };
 

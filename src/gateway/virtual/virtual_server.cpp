@@ -5,11 +5,14 @@
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 
+#include "gateway/virtual/tool_search.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
+#include "membrane/mcp/meta_splice.hpp"
 #include "membrane/mcp/protocol.hpp"
 
 namespace membrane::gateway {
@@ -25,36 +28,65 @@ using Kind = UpstreamReply::Kind;
 // ---- The members' sessions, sealed into the client's session id ------------------------------
 
 // What one member said at initialize: its session, the revision it agreed to, and which
-// capabilities it has (so that listings skip the members that have nothing to list).
+// capabilities it has (so that listings skip the members that have nothing to list). Views into
+// the packed text, which every call unpacks: a line per member, its fields separated by tabs.
+// The text is sealed with the session id, so it is the gateway's own; a member whose session id
+// holds a tab or a line break is left out of the session when it is packed.
 struct MemberSession {
-  std::string session;
-  std::string protocol;
-  std::string capabilities;  // one letter each: t tools, p prompts, r resources, l logging,
-                             // c completions
+  std::string_view session;
+  std::string_view protocol;
+  std::string_view capabilities;  // one letter each: t tools, p prompts, r resources,
+                                  // l logging, c completions
   bool has(char capability) const { return capabilities.find(capability) != std::string::npos; }
 };
-using MemberSessions = std::map<std::string, MemberSession, std::less<>>;
 
-std::string pack_sessions(const MemberSessions& sessions) {
-  mcp::Json packed = mcp::Json::object();
-  for (const auto& [upstream, member] : sessions)
-    packed[upstream] = mcp::Json::array({member.session, member.protocol, member.capabilities});
-  return packed.dump();
-}
+class MemberSessions {
+ public:
+  using Entry = std::pair<std::string_view, MemberSession>;  // upstream, its session
+  using const_iterator = std::vector<Entry>::const_iterator;
 
-std::optional<MemberSessions> unpack_sessions(std::string_view text) {
-  const auto parsed = json::parse(text, 2);
-  if (!parsed.ok() || !parsed.value.is_object()) return std::nullopt;
-  MemberSessions sessions;
-  for (const auto& [upstream, member] : parsed.value.items()) {
-    if (!member.is_array() || member.size() != 3 || !member[0].is_string() ||
-        !member[1].is_string() || !member[2].is_string())
-      return std::nullopt;
-    sessions.emplace(upstream,
-                     MemberSession{member[0].get<std::string>(), member[1].get<std::string>(),
-                                   member[2].get<std::string>()});
+  // nullopt when the text is not one pack_session() lines wrote.
+  static std::optional<MemberSessions> unpack(std::string_view packed) {
+    MemberSessions sessions;
+    while (!packed.empty()) {
+      const std::size_t end = packed.find('\n');
+      if (end == std::string_view::npos) return std::nullopt;
+      std::string_view line = packed.substr(0, end);
+      packed.remove_prefix(end + 1);
+      std::string_view fields[4];
+      for (std::size_t index = 0; index < 4; ++index) {
+        const std::size_t tab = line.find('\t');
+        if ((tab == std::string_view::npos) != (index == 3)) return std::nullopt;
+        fields[index] = line.substr(0, tab);
+        line = tab == std::string_view::npos ? std::string_view() : line.substr(tab + 1);
+      }
+      sessions.entries_.emplace_back(fields[0], MemberSession{fields[1], fields[2], fields[3]});
+    }
+    return sessions;
   }
-  return sessions;
+  const_iterator find(std::string_view upstream) const {
+    return std::find_if(entries_.begin(), entries_.end(),
+                        [upstream](const Entry& entry) { return entry.first == upstream; });
+  }
+  const_iterator end() const { return entries_.end(); }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+// Appends one member's line; false (nothing appended) when a field would break the format.
+bool pack_session(std::string& packed, std::string_view upstream, std::string_view session,
+                  std::string_view protocol, std::string_view capabilities) {
+  for (const auto field : {upstream, session, protocol, capabilities}) {
+    if (field.find_first_of("\t\n") != std::string_view::npos) return false;
+  }
+  for (const auto field : {upstream, session, protocol}) {
+    packed.append(field);
+    packed.push_back('\t');
+  }
+  packed.append(capabilities);
+  packed.push_back('\n');
+  return true;
 }
 
 std::string capability_letters(const mcp::Json& capabilities) {
@@ -237,6 +269,51 @@ bool is_list_method(std::string_view method) {
          method == "resources/templates/list";
 }
 
+// Messages the virtual server sends on a call's stream itself.
+class BufferedStream final : public upstream::ReplyStream {
+ public:
+  explicit BufferedStream(std::vector<std::string> messages) : messages_(std::move(messages)) {}
+  awaitable<StreamRead> next() override {
+    StreamRead read;
+    if (next_ >= messages_.size()) co_return read;
+    read.status = ReadStatus::message;
+    read.event.data = std::move(messages_[next_++]);
+    co_return read;
+  }
+  void abort() override { next_ = messages_.size(); }
+
+ private:
+  std::vector<std::string> messages_;
+  std::size_t next_ = 0;
+};
+
+// Bounds of a search's walk through the members' listings.
+constexpr std::size_t kMaxSearchPages = 10;     // per member
+constexpr std::size_t kMaxSearchTools = 5'000;  // in all
+constexpr std::size_t kDefaultSearchLimit = 8;
+constexpr std::size_t kMaxSearchLimit = 25;
+constexpr std::size_t kMaxFoundPerSession = 256;
+
+mcp::Json search_tool_definition() {
+  return {
+      {"name", kSearchToolName},
+      {"title", "Search tools"},
+      {"description",
+       "Finds the tools of this server that fit a task. Say what you want to do in a few words; "
+       "the best matches are added to your tool list, to call by name once it has refreshed."},
+      {"inputSchema",
+       {{"type", "object"},
+        {"properties",
+         {{"query", {{"type", "string"}, {"description", "What you want to do, in a few words"}}},
+          {"limit",
+           {{"type", "integer"},
+            {"minimum", 1},
+            {"maximum", kMaxSearchLimit},
+            {"description", "At most this many tools (default 8)"}}}}},
+        {"required", {"query"}}}},
+      {"annotations", {{"readOnlyHint", true}, {"openWorldHint", false}}}};
+}
+
 // ---- The virtual server -------------------------------------------------------------------------
 
 class VirtualServer final : public upstream::Upstream, private upstream::MemberRouting {
@@ -278,6 +355,9 @@ class VirtualServer final : public upstream::Upstream, private upstream::MemberR
   const std::string& published_name() const override { return catalog_->name(); }
   std::optional<upstream::MemberTarget> route(const mcp::Message& message) const override;
   std::optional<upstream::MemberTarget> tool_owner(std::string_view published) const override {
+    // The search tool is the virtual server's own, judged as its.
+    if (options_.search_discovery && published == kSearchToolName)
+      return upstream::MemberTarget{name(), std::string(kSearchToolName)};
     const auto owner = catalog_->owner_of(ItemKind::tool, published);
     if (!owner) return std::nullopt;
     return upstream::MemberTarget{catalog_->members()[owner->member].upstream, owner->name};
@@ -335,6 +415,25 @@ class VirtualServer final : public upstream::Upstream, private upstream::MemberR
                                          const mcp::SessionClaims& session,
                                          const MemberSessions& sessions,
                                          const upstream::ForwardContext& context);
+  // Progressive discovery (options_.search_discovery).
+  awaitable<std::vector<mcp::Json>> every_tool(const mcp::Message& message,
+                                               const mcp::SessionClaims& session,
+                                               const MemberSessions& sessions,
+                                               const upstream::ForwardContext& context);
+  awaitable<UpstreamReply> searched_list(const mcp::Message& message,
+                                         const mcp::SessionClaims& session,
+                                         const MemberSessions& sessions,
+                                         const upstream::ForwardContext& context);
+  awaitable<UpstreamReply> search(const mcp::Message& message, const mcp::SessionClaims& session,
+                                  const MemberSessions& sessions,
+                                  const upstream::ForwardContext& context);
+  void remember_found(const std::string& session, const std::vector<std::string>& names);
+  std::vector<std::string> found_in(const std::string& session) const;
+  bool is_search_call(const mcp::Message& message) const {
+    return options_.search_discovery && message.is_request() && message.method() == "tools/call" &&
+           message.target_name() == kSearchToolName;
+  }
+
   awaitable<UpstreamReply> forward_routed(const upstream::MemberTarget& target,
                                           const mcp::Message& message, std::string raw,
                                           const mcp::SessionClaims& session,
@@ -347,6 +446,10 @@ class VirtualServer final : public upstream::Upstream, private upstream::MemberR
   upstream::UpstreamTraits traits_;
   mutable std::mutex resources_mutex_;
   std::unordered_map<std::string, std::size_t> resource_owners_;
+  // Tools that searches found, by session (the members' sessions, which name it), oldest first.
+  mutable std::mutex found_mutex_;
+  std::unordered_map<std::string, std::vector<std::string>> found_;
+  std::deque<std::string> found_order_;
 };
 
 std::optional<std::size_t> VirtualServer::resource_owner(std::string_view uri) const {
@@ -383,6 +486,7 @@ std::optional<upstream::MemberTarget> VirtualServer::route(const mcp::Message& m
     if (!owner) return std::nullopt;
     return upstream::MemberTarget{members_[*owner]->name(), std::string(uri)};
   };
+  if (is_search_call(message)) return std::nullopt;  // the virtual server's own tool
   if (method == "tools/call") return owned(ItemKind::tool, message.target_name());
   if (method == "prompts/get") return owned(ItemKind::prompt, message.target_name());
   if (method == "resources/read" || method == "resources/subscribe" ||
@@ -569,7 +673,7 @@ awaitable<UpstreamReply> VirtualServer::initialize(const mcp::Message& message,
   const MemberSessions none;
   auto answers = co_await ask_each(everyone, std::move(requests), nullptr, none, context);
 
-  MemberSessions sessions;
+  std::string sessions;
   std::string requested;
   if (const auto* params = message.params())
     requested = params->value("protocolVersion", std::string());
@@ -592,11 +696,16 @@ awaitable<UpstreamReply> VirtualServer::initialize(const mcp::Message& message,
       continue;
     }
     const std::string version = result->value("protocolVersion", std::string());
-    // The oldest revision any member agreed to is one the client speaks with every member.
-    if (agreed.empty() || (!version.empty() && version < agreed)) agreed = version;
     const auto own = result->find("capabilities");
     const mcp::Json offered = own != result->end() && own->is_object() ? *own : mcp::Json::object();
-    sessions[upstream] = MemberSession{answer.session, version, capability_letters(offered)};
+    if (!pack_session(sessions, upstream, answer.session, version, capability_letters(offered))) {
+      log::warn("virtual server '", name(), "': upstream '", upstream,
+                "' is left out of this session: its session id holds a tab or a line break");
+      problems += (problems.empty() ? "" : "; ") + ("upstream '" + upstream + "' gave a bad session id");
+      continue;
+    }
+    // The oldest revision any member agreed to is one the client speaks with every member.
+    if (agreed.empty() || (!version.empty() && version < agreed)) agreed = version;
     for (const auto* kind : {"tools", "prompts", "resources"}) {
       const auto item = offered.find(kind);
       if (item == offered.end()) continue;
@@ -626,7 +735,7 @@ awaitable<UpstreamReply> VirtualServer::initialize(const mcp::Message& message,
                       {"serverInfo", {{"name", name()}, {"version", "membrane"}}}};
   if (!instructions.empty()) result["instructions"] = std::move(instructions);
   UpstreamReply reply = result_reply(message.id(), std::move(result));
-  reply.upstream_session = pack_sessions(sessions);
+  reply.upstream_session = std::move(sessions);
   co_return reply;
 }
 
@@ -785,10 +894,18 @@ awaitable<UpstreamReply> VirtualServer::forward_routed(const upstream::MemberTar
                               "start a new session to try it again");
   }
   const std::string_view method = message.method();
-  const bool renamed = (method == "tools/call" || method == "prompts/get")
+  bool renamed = (method == "tools/call" || method == "prompts/get")
                            ? message.target_name() != target.name
                            : method == "completion/complete";
   std::optional<mcp::Message> rewritten;
+  // In the text when that can be done without doubt (a stdio member writes a message on one
+  // line, so one written over several is rewritten whole).
+  const bool ref_prompt = method == "completion/complete";
+  if (renamed && raw.find_first_of("\r\n") == std::string::npos &&
+      (ref_prompt ? mcp::replace_string_at(raw, {"params", "ref", "name"}, target.name)
+                  : mcp::replace_string_at(raw, {"params", "name"}, target.name))) {
+    renamed = false;
+  }
   if (renamed) {
     auto body = json::parse(raw);
     if (!body.ok() || !body.value.is_object()) body.value = message.body();
@@ -827,7 +944,7 @@ awaitable<UpstreamReply> VirtualServer::send(const mcp::Message& message, std::s
     refused.http_status = 400;
     co_return refused;
   }
-  const auto sessions = unpack_sessions(session->upstream_session);
+  const auto sessions = MemberSessions::unpack(session->upstream_session);
   if (!sessions) {
     UpstreamReply forgotten;
     forgotten.kind = Kind::session_not_found;
@@ -840,6 +957,9 @@ awaitable<UpstreamReply> VirtualServer::send(const mcp::Message& message, std::s
 
   const std::string_view method = message.method();
   if (method == "ping") co_return result_reply(message.id(), mcp::Json::object());
+  if (options_.search_discovery && method == "tools/list")
+    co_return co_await searched_list(message, *session, *sessions, context);
+  if (is_search_call(message)) co_return co_await search(message, *session, *sessions, context);
   if (is_list_method(method))
     co_return co_await merged_list(message, raw, *session, *sessions, context);
   if (method == "logging/setLevel")
@@ -863,9 +983,159 @@ awaitable<UpstreamReply> VirtualServer::send(const mcp::Message& message, std::s
       "Method not found: virtual server '" + name() + "' does not relay " + std::string(method));
 }
 
+awaitable<std::vector<mcp::Json>> VirtualServer::every_tool(
+    const mcp::Message& message, const mcp::SessionClaims& session,
+    const MemberSessions& sessions, const upstream::ForwardContext& context) {
+  std::vector<mcp::Json> tools;
+  std::map<std::size_t, std::string> cursors;  // member -> its next page ("" = first)
+  for (std::size_t member = 0; member < members_.size(); ++member) {
+    const auto own = sessions.find(members_[member]->name());
+    if (own != sessions.end() && own->second.has('t')) cursors.emplace(member, std::string());
+  }
+  for (std::size_t page = 0; page < kMaxSearchPages && !cursors.empty(); ++page) {
+    std::vector<std::size_t> asked;
+    std::vector<mcp::Json> requests;
+    for (const auto& [member, cursor] : cursors) {
+      mcp::Json request = {{"jsonrpc", "2.0"},
+                           {"id", message.id()},
+                           {"method", "tools/list"},
+                           {"params", mcp::Json::object()}};
+      if (!cursor.empty()) request["params"]["cursor"] = cursor;
+      asked.push_back(member);
+      requests.push_back(std::move(request));
+    }
+    auto answers = co_await ask_each(asked, std::move(requests), &session, sessions, context);
+    cursors.clear();
+    for (std::size_t index = 0; index < asked.size(); ++index) {
+      auto& answer = answers[index];
+      const auto result = answer.answered ? answer.response.find("result") : answer.response.end();
+      if (result == answer.response.end() || !result->is_object()) {
+        log::warn("virtual server '", name(), "': search leaves out upstream '",
+                  members_[asked[index]]->name(), "': ",
+                  answer.answered ? std::string("answered with an error") : answer.problem);
+        continue;
+      }
+      if (const auto items = result->find("tools"); items != result->end() && items->is_array()) {
+        for (auto& item : *items) {
+          if (tools.size() >= kMaxSearchTools) break;
+          if (catalog_->publish(ItemKind::tool, asked[index], item)) tools.push_back(std::move(item));
+        }
+      }
+      if (const auto next = result->find("nextCursor");
+          next != result->end() && next->is_string() && !next->get_ref<const std::string&>().empty())
+        cursors.emplace(asked[index], next->get<std::string>());
+    }
+  }
+  co_return tools;
+}
+
+void VirtualServer::remember_found(const std::string& session,
+                                   const std::vector<std::string>& names) {
+  std::lock_guard lock(found_mutex_);
+  auto [entry, fresh] = found_.try_emplace(session);
+  if (fresh) {
+    found_order_.push_back(session);
+    while (found_order_.size() > options_.max_searching_sessions) {
+      found_.erase(found_order_.front());
+      found_order_.pop_front();
+    }
+  }
+  auto& kept = found_[session];
+  for (const auto& name : names) {
+    if (kept.size() >= kMaxFoundPerSession) break;
+    if (std::find(kept.begin(), kept.end(), name) == kept.end()) kept.push_back(name);
+  }
+}
+
+std::vector<std::string> VirtualServer::found_in(const std::string& session) const {
+  std::lock_guard lock(found_mutex_);
+  const auto found = found_.find(session);
+  return found == found_.end() ? std::vector<std::string>() : found->second;
+}
+
+awaitable<UpstreamReply> VirtualServer::searched_list(const mcp::Message& message,
+                                                      const mcp::SessionClaims& session,
+                                                      const MemberSessions& sessions,
+                                                      const upstream::ForwardContext& context) {
+  mcp::Json listed = mcp::Json::array({search_tool_definition()});
+  const auto wanted = found_in(session.upstream_session);
+  if (!wanted.empty()) {
+    for (auto& tool : co_await every_tool(message, session, sessions, context)) {
+      const auto& name = tool["name"];
+      if (name.is_string() &&
+          std::find(wanted.begin(), wanted.end(), name.get_ref<const std::string&>()) !=
+              wanted.end())
+        listed.push_back(std::move(tool));
+    }
+  }
+  co_return result_reply(message.id(), {{"tools", std::move(listed)}});
+}
+
+awaitable<UpstreamReply> VirtualServer::search(const mcp::Message& message,
+                                               const mcp::SessionClaims& session,
+                                               const MemberSessions& sessions,
+                                               const upstream::ForwardContext& context) {
+  const mcp::Json* arguments = nullptr;
+  if (const auto* params = message.params()) {
+    if (const auto found = params->find("arguments"); found != params->end()) arguments = &*found;
+  }
+  const auto query = arguments && arguments->is_object() ? arguments->find("query")
+                                                         : mcp::Json::const_iterator();
+  if (!arguments || !arguments->is_object() || query == arguments->end() || !query->is_string() ||
+      query->get_ref<const std::string&>().empty()) {
+    co_return error_reply(message.id(), mcp::error_code::invalid_params,
+                          "Invalid params: search_tools needs a non-empty 'query' string");
+  }
+  std::size_t limit = kDefaultSearchLimit;
+  if (const auto asked = arguments->find("limit"); asked != arguments->end()) {
+    if (!asked->is_number_integer() || asked->get<std::int64_t>() < 1 ||
+        asked->get<std::int64_t>() > static_cast<std::int64_t>(kMaxSearchLimit))
+      co_return error_reply(message.id(), mcp::error_code::invalid_params,
+                            "Invalid params: 'limit' must be a whole number from 1 to " +
+                                std::to_string(kMaxSearchLimit));
+    limit = static_cast<std::size_t>(asked->get<std::int64_t>());
+  }
+  const auto tools = co_await every_tool(message, session, sessions, context);
+  std::vector<const mcp::Json*> candidates;
+  candidates.reserve(tools.size());
+  for (const auto& tool : tools)
+    candidates.push_back(&tool);
+  std::vector<std::string> names;
+  for (const auto index : rank_tools(candidates, query->get_ref<const std::string&>(), limit))
+    names.push_back(tools[index].at("name").get<std::string>());
+  std::string text;
+  if (names.empty()) {
+    text = "No tool matched. Try other words for what you want to do.";
+  } else {
+    remember_found(session.upstream_session, names);
+    text = std::to_string(names.size()) + (names.size() == 1 ? " tool" : " tools") +
+           " matched and " + (names.size() == 1 ? "is" : "are") +
+           " now in your tool list (list the tools again if your client has not refreshed it):";
+    for (const auto& name : names)
+      text += "\n- " + name;
+  }
+  // Names only: what the model reads of a tool comes with the listing, which the policy filters.
+  const mcp::Json result = {{"content", mcp::Json::array({{{"type", "text"}, {"text", text}}})},
+                            {"structuredContent", {{"tools", names}}}};
+  const mcp::Json answer = {{"jsonrpc", "2.0"}, {"id", message.id()}, {"result", result}};
+  std::vector<std::string> messages;
+  if (!names.empty()) {
+    const mcp::Json changed = {{"jsonrpc", "2.0"},
+                               {"method", "notifications/tools/list_changed"}};
+    messages.push_back(changed.dump());
+  }
+  messages.push_back(answer.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
+  UpstreamReply reply;
+  reply.kind = Kind::stream;
+  reply.http_status = 200;
+  reply.content_type = "text/event-stream";
+  reply.stream = std::make_unique<BufferedStream>(std::move(messages));
+  co_return reply;
+}
+
 awaitable<UpstreamReply> VirtualServer::listen(const mcp::SessionClaims& session,
                                                const upstream::ForwardContext& context) {
-  const auto sessions = unpack_sessions(session.upstream_session);
+  const auto sessions = MemberSessions::unpack(session.upstream_session);
   if (!sessions) {
     UpstreamReply forgotten;
     forgotten.kind = Kind::session_not_found;
@@ -901,7 +1171,7 @@ awaitable<UpstreamReply> VirtualServer::listen(const mcp::SessionClaims& session
 
 awaitable<UpstreamReply> VirtualServer::end_session(const mcp::SessionClaims& session,
                                                     const upstream::ForwardContext& context) {
-  if (const auto sessions = unpack_sessions(session.upstream_session)) {
+  if (const auto sessions = MemberSessions::unpack(session.upstream_session)) {
     for (std::size_t member = 0; member < members_.size(); ++member) {
       const auto own = sessions->find(members_[member]->name());
       if (own == sessions->end()) continue;

@@ -22,7 +22,15 @@ struct VirtualServerOptions {
   std::chrono::milliseconds member_timeout{10'000};
   // URIs remembered per virtual server from resource listings, to route reads to their owner.
   std::size_t max_known_resources = 100'000;
+  // Progressive discovery: tools/list gives a search tool (and what searches have found in this
+  // session) instead of every tool.
+  bool search_discovery = false;
+  // Sessions whose found tools are remembered on this replica (the oldest are forgotten).
+  std::size_t max_searching_sessions = 10'000;
 };
+
+// The search tool of a virtual server with progressive discovery.
+inline constexpr std::string_view kSearchToolName = "search_tools";
 
 // `members` are upstreams the gateway owns (they outlive the virtual server), in the catalogue's
 // member order.
