@@ -192,7 +192,7 @@ describe('SDK v1 client (2025-11-25 sessions)', () => {
     assert.deepEqual(progress, [1, 2, 3]);
   });
 
-  test('sampling from the stdio member and elicitation from the HTTP member reach the client and back', async () => {
+  test('sampling and elicitation from the stdio member and from an HTTP member reach the client and back', async () => {
     const sampled = await client.callTool({ name: 'ev_trigger-sampling-request', arguments: { prompt: 'hi', maxTokens: 5 } }, undefined, CALL_TIMEOUT);
     const request = seen.sampling.at(-1);
     assert.ok(sampled.content[0].text.includes(samplingAnswer(request).content.text), JSON.stringify(sampled));
@@ -202,6 +202,9 @@ describe('SDK v1 client (2025-11-25 sessions)', () => {
     const elicited = await client.callTool({ name: 'ev_trigger-elicitation-request', arguments: {} }, undefined, CALL_TIMEOUT);
     assert.ok(!elicited.isError, JSON.stringify(elicited));
     assert.equal(seen.elicitation.length, 2);
+    const asked = await client.callTool({ name: 'ask_model', arguments: { question: 'and you?' } }, undefined, CALL_TIMEOUT);
+    assert.match(asked.content[0].text, /^model said: sampled\(8\)/);
+    assert.equal(seen.sampling.length, 2);
   });
 
   test('list_changed from one member reaches the client on the session stream', async () => {
@@ -333,6 +336,20 @@ describe('progressive discovery (tool_discovery: search)', () => {
         (error) => error.code === -32602, JSON.stringify(args));
     }
   });
+});
+
+test('examples/virtual-servers.yaml works as it is', async () => {
+  const example = await startGateway(['-c', path.join(SOURCE_DIR, 'examples', 'virtual-servers.yaml'), '--listen', '127.0.0.1:0'],
+    { name: 'membrane (examples/virtual-servers.yaml)' });
+  const { client } = await connectClient(example.mcp('workbench'), { capabilities: FULL_CAPABILITIES });
+  const { tools } = await client.listTools();
+  const names = tools.map((t) => t.name);
+  for (const name of ['demo_echo', 'add', 'docs_read_text_file', 'docs_list_directory']) assert.ok(names.includes(name), names.join(' '));
+  assert.ok(!names.some((name) => /write_file|edit_file|move_file/.test(name)), 'the writing tools are not published');
+  const echo = await client.callTool({ name: 'demo_echo', arguments: { message: 'example' } }, undefined, CALL_TIMEOUT);
+  assert.equal(echo.content[0].text, 'Echo: example');
+  const listing = await client.callTool({ name: 'docs_list_directory', arguments: { path: path.join(SOURCE_DIR, 'examples') } }, undefined, CALL_TIMEOUT);
+  assert.match(listing.content[0].text, /virtual-servers\.yaml/);
 });
 
 describe('configuration errors name the line', () => {
