@@ -56,9 +56,8 @@ VirtualServerConfig ConfigReader::read_virtual_server(const std::string& name, F
   VirtualServerConfig server;
   server.name = name;
   server.where = definition.key_where;
-  auto entries =
-      entries_of(definition,
-                 {"upstreams", "separator", "instructions", "member_timeout", "tool_discovery"});
+  auto entries = entries_of(
+      definition, {"upstreams", "separator", "instructions", "member_timeout", "tool_discovery"});
   const Field* members = find(entries, "upstreams");
   if (!members) fail(name_field, "needs 'upstreams': the upstreams it combines");
   for (auto& [key, value] : entries) {
@@ -69,12 +68,11 @@ VirtualServerConfig ConfigReader::read_virtual_server(const std::string& name, F
         return text;
       });
     } else if (key == "tool_discovery") {
-      server.search_discovery =
-          parse_scalar(value, "list or search", [](const std::string& text) {
-            if (text == "list") return false;
-            if (text == "search") return true;
-            throw InvalidValue("'" + text + "' is not list (every tool) or search (a search tool)");
-          });
+      server.search_discovery = parse_scalar(value, "list or search", [](const std::string& text) {
+        if (text == "list") return false;
+        if (text == "search") return true;
+        throw InvalidValue("'" + text + "' is not list (every tool) or search (a search tool)");
+      });
     } else if (key == "member_timeout") {
       server.member_timeout =
           parse_scalar(value, "a duration such as 10s", [](const std::string& text) {

@@ -864,7 +864,8 @@ TEST_CASE("A virtual server cannot reach an upstream declared 2026-07-28 only") 
 }
 
 TEST_CASE("A virtual server's tool discovery is list or search") {
-  const std::string head = std::string(kTwoUpstreams) + "virtual_servers:\n  wb:\n    upstreams: [a]\n";
+  const std::string head =
+      std::string(kTwoUpstreams) + "virtual_servers:\n  wb:\n    upstreams: [a]\n";
   CHECK_FALSE(load(head).virtual_servers[0].search_discovery);
   CHECK(load(head + "    tool_discovery: search\n").virtual_servers[0].search_discovery);
   CHECK_FALSE(load(head + "    tool_discovery: list\n").virtual_servers[0].search_discovery);

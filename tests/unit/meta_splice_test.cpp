@@ -93,14 +93,14 @@ TEST_CASE("A string member on a path is replaced in the text, or the text is lef
   REQUIRE(replace_string_at(completion, {"params", "ref", "name"}, "x"));
   CHECK(completion == R"({"params":{"ref":{"type":"ref/prompt","name":"x"}}})");
 
-  for (const std::string doubtful : {
-           std::string(R"({"params":{"name":"a","name":"b"}})"),   // twice
-           std::string(R"({"params":{"n\u0061me":"a"}})"),         // escaped key
-           std::string(R"({"params":{"name":7}})"),                // not a string
-           std::string(R"({"params":{}})"),                        // absent
-           std::string(R"({"params":["name"]})"),                  // not an object on the way
-           std::string(R"(["params"])"),                           // not an object
-           std::string(R"({"params":{"name":"unterminated})"),     // broken
+  for (const std::string& doubtful : {
+           std::string(R"({"params":{"name":"a","name":"b"}})"),  // twice
+           std::string(R"({"params":{"n\u0061me":"a"}})"),        // escaped key
+           std::string(R"({"params":{"name":7}})"),               // not a string
+           std::string(R"({"params":{}})"),                       // absent
+           std::string(R"({"params":["name"]})"),                 // not an object on the way
+           std::string(R"(["params"])"),                          // not an object
+           std::string(R"({"params":{"name":"unterminated})"),    // broken
        }) {
     std::string text = doubtful;
     INFO(doubtful);

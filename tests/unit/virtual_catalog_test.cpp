@@ -200,7 +200,7 @@ TEST_CASE("Tool search ranks by name, title, description and parameters, best fi
   REQUIRE_FALSE(weather.empty());
   CHECK(weather[0] == 3);  // camelCase name words, parameter description
   CHECK(rank_tools(candidates, "echoes", 8) == std::vector<std::size_t>{2});  // "echo" prefix
-  CHECK(rank_tools(candidates, "the of and", 8).empty());  // stop words only
+  CHECK(rank_tools(candidates, "the of and", 8).empty());                     // stop words only
   CHECK(rank_tools(candidates, "database", 8).empty());
   CHECK(rank_tools(candidates, "file", 1).size() == 1);
   CHECK(rank_tools(candidates, "file", 0).empty());

@@ -43,8 +43,8 @@ std::vector<std::string> words_of(std::string_view text) {
 
 bool is_stop_word(std::string_view word) {
   static constexpr std::array<std::string_view, 24> kStopWords = {
-      "a",  "an", "and", "the", "to",   "of", "for", "in",   "on",  "with", "my",   "me",
-      "i",  "is", "it",  "at",  "that", "by", "or",  "this", "from", "some", "what", "how"};
+      "a", "an", "and", "the", "to",   "of", "for", "in",   "on",   "with", "my",   "me",
+      "i", "is", "it",  "at",  "that", "by", "or",  "this", "from", "some", "what", "how"};
   return std::find(kStopWords.begin(), kStopWords.end(), word) != kStopWords.end();
 }
 

@@ -314,6 +314,45 @@ mcp::Json search_tool_definition() {
       {"annotations", {{"readOnlyHint", true}, {"openWorldHint", false}}}};
 }
 
+// Runs every task at once on this worker and waits for them all, in the tasks' order; a task that
+// throws gives `failed(what)` instead.
+template <typename T, typename Failed>
+awaitable<std::vector<T>> all_of(std::vector<awaitable<T>> tasks, Failed failed) {
+  std::vector<T> results;
+  if (tasks.size() == 1) {
+    try {
+      results.push_back(co_await std::move(tasks[0]));
+    } catch (const std::exception& error) {
+      results.push_back(failed(error.what()));
+    }
+    co_return results;
+  }
+  auto executor = co_await asio::this_coro::executor;
+  using Operation =
+      decltype(asio::co_spawn(executor, std::declval<awaitable<T>>(), asio::deferred));
+  std::vector<Operation> operations;
+  operations.reserve(tasks.size());
+  for (auto& task : tasks)
+    operations.push_back(asio::co_spawn(executor, std::move(task), asio::deferred));
+  auto group = asio::experimental::make_parallel_group(std::move(operations));
+  auto [order, failures, done] =
+      co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+  results = std::move(done);
+  for (std::size_t index = 0; index < results.size(); ++index) {
+    if (!failures[index]) continue;
+    try {
+      std::rethrow_exception(failures[index]);
+    } catch (const std::exception& error) {
+      results[index] = failed(error.what());
+    }
+  }
+  co_return results;
+}
+
+// A member's part of initialize may take longer than of a listing: a stdio member is a process
+// that starts first.
+constexpr std::chrono::milliseconds kInitializeTimeout{30'000};
+
 // ---- The virtual server -------------------------------------------------------------------------
 
 class VirtualServer final : public upstream::Upstream, private upstream::MemberRouting {
@@ -376,7 +415,8 @@ class VirtualServer final : public upstream::Upstream, private upstream::MemberR
   static upstream::ForwardContext member_context(const upstream::ForwardContext& context,
                                                  const MemberSession* own) {
     upstream::ForwardContext forwarded = context;
-    forwarded.protocol_version = own ? own->protocol : std::string();
+    forwarded.protocol_version.clear();
+    if (own) forwarded.protocol_version = own->protocol;
     forwarded.headers.clear();
     forwarded.last_event_id.clear();
     forwarded.member.reset();
@@ -387,19 +427,30 @@ class VirtualServer final : public upstream::Upstream, private upstream::MemberR
   // the member timeout.
   awaitable<MemberAnswer> ask(std::size_t member, mcp::Json request,
                               std::optional<mcp::SessionClaims> claims,
-                              upstream::ForwardContext context);
+                              upstream::ForwardContext context, std::chrono::milliseconds timeout);
   // The same request (one per member) to several members at once.
   awaitable<std::vector<MemberAnswer>> ask_each(const std::vector<std::size_t>& members,
                                                 std::vector<mcp::Json> requests,
                                                 const mcp::SessionClaims* session,
                                                 const MemberSessions& sessions,
-                                                const upstream::ForwardContext& context);
+                                                const upstream::ForwardContext& context,
+                                                std::chrono::milliseconds timeout);
+  awaitable<std::vector<MemberAnswer>> ask_each(const std::vector<std::size_t>& members,
+                                                std::vector<mcp::Json> requests,
+                                                const mcp::SessionClaims* session,
+                                                const MemberSessions& sessions,
+                                                const upstream::ForwardContext& context) {
+    return ask_each(members, std::move(requests), session, sessions, context,
+                    options_.member_timeout);
+  }
   awaitable<UpstreamReply> tell_each(const mcp::Message& message, std::string raw,
                                      const mcp::SessionClaims& session,
                                      const MemberSessions& sessions,
                                      const upstream::ForwardContext& context);
-  awaitable<void> notify(std::size_t member, std::string raw, mcp::SessionClaims claims,
+  awaitable<bool> notify(std::size_t member, std::string raw, mcp::SessionClaims claims,
                          upstream::ForwardContext context);
+  awaitable<UpstreamReply> listen_to(std::size_t member, mcp::SessionClaims claims,
+                                     upstream::ForwardContext context);
 
   awaitable<UpstreamReply> initialize(const mcp::Message& message,
                                       const upstream::ForwardContext& context);
@@ -513,10 +564,11 @@ std::optional<upstream::MemberTarget> VirtualServer::route(const mcp::Message& m
 
 awaitable<MemberAnswer> VirtualServer::ask(std::size_t member, mcp::Json request,
                                            std::optional<mcp::SessionClaims> claims,
-                                           upstream::ForwardContext context) {
+                                           upstream::ForwardContext context,
+                                           std::chrono::milliseconds timeout) {
   MemberAnswer answer;
   auto& upstream = *members_[member];
-  const auto until = std::chrono::steady_clock::now() + options_.member_timeout;
+  const auto until = std::chrono::steady_clock::now() + timeout;
   asio::steady_timer deadline(co_await asio::this_coro::executor, until);
   const mcp::Message message(mcp::MessageKind::request, request);
   std::string raw = request.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
@@ -524,8 +576,7 @@ awaitable<MemberAnswer> VirtualServer::ask(std::size_t member, mcp::Json request
   auto sent = co_await (upstream.send(message, std::move(raw), session, context) ||
                         deadline.async_wait(use_nothrow));
   if (sent.index() == 1) {
-    answer.problem =
-        "did not answer within " + std::to_string(options_.member_timeout.count()) + " ms";
+    answer.problem = "did not answer within " + std::to_string(timeout.count()) + " ms";
     co_return answer;
   }
   UpstreamReply reply = std::move(std::get<0>(sent));
@@ -561,11 +612,10 @@ awaitable<MemberAnswer> VirtualServer::ask(std::size_t member, mcp::Json request
       if (take(read.event.data)) break;
       continue;  // a notification on the way (progress, a log line): not for this answer
     }
-    answer.problem =
-        read.status == ReadStatus::failed ? read.error
-        : std::chrono::steady_clock::now() >= until
-            ? "did not answer within " + std::to_string(options_.member_timeout.count()) + " ms"
-            : std::string("closed the stream without answering");
+    answer.problem = read.status == ReadStatus::failed ? read.error
+                     : std::chrono::steady_clock::now() >= until
+                         ? "did not answer within " + std::to_string(timeout.count()) + " ms"
+                         : std::string("closed the stream without answering");
     break;
   }
   deadline.cancel();
@@ -575,53 +625,30 @@ awaitable<MemberAnswer> VirtualServer::ask(std::size_t member, mcp::Json request
 awaitable<std::vector<MemberAnswer>> VirtualServer::ask_each(
     const std::vector<std::size_t>& members, std::vector<mcp::Json> requests,
     const mcp::SessionClaims* session, const MemberSessions& sessions,
-    const upstream::ForwardContext& context) {
-  auto executor = co_await asio::this_coro::executor;
-  const auto claims_for = [&](std::size_t member) -> std::optional<mcp::SessionClaims> {
-    if (!session) return std::nullopt;
-    return member_claims(*session, member, sessions.find(members_[member]->name())->second);
-  };
-  const auto context_for = [&](std::size_t member) {
-    const auto own = sessions.find(members_[member]->name());
-    return member_context(context, own == sessions.end() ? nullptr : &own->second);
-  };
-  if (members.size() == 1) {
-    auto claims = claims_for(members[0]);
-    auto forwarded = context_for(members[0]);
-    std::vector<MemberAnswer> answers;
-    answers.push_back(
-        co_await ask(members[0], std::move(requests[0]), std::move(claims), std::move(forwarded)));
-    co_return answers;
-  }
-  using Operation =
-      decltype(asio::co_spawn(executor, std::declval<awaitable<MemberAnswer>>(), asio::deferred));
-  std::vector<Operation> operations;
-  operations.reserve(members.size());
+    const upstream::ForwardContext& context, std::chrono::milliseconds timeout) {
+  std::vector<awaitable<MemberAnswer>> tasks;
+  tasks.reserve(members.size());
   for (std::size_t index = 0; index < members.size(); ++index) {
     const std::size_t member = members[index];
-    operations.push_back(asio::co_spawn(
-        executor, ask(member, std::move(requests[index]), claims_for(member), context_for(member)),
-        asio::deferred));
+    const auto own = sessions.find(members_[member]->name());
+    const MemberSession* known = own == sessions.end() ? nullptr : &own->second;
+    std::optional<mcp::SessionClaims> claims;
+    if (session && known) claims = member_claims(*session, member, *known);
+    tasks.push_back(ask(member, std::move(requests[index]), std::move(claims),
+                        member_context(context, known), timeout));
   }
-  auto group = asio::experimental::make_parallel_group(std::move(operations));
-  auto [order, failures, answers] =
-      co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
-  for (std::size_t index = 0; index < answers.size(); ++index) {
-    if (!failures[index]) continue;
-    try {
-      std::rethrow_exception(failures[index]);
-    } catch (const std::exception& error) {
-      answers[index] = MemberAnswer{};
-      answers[index].problem = std::string("failed: ") + error.what();
-    }
-  }
-  co_return answers;
+  const auto failed = [](const char* what) {
+    MemberAnswer answer;
+    answer.problem = std::string("failed: ") + what;
+    return answer;
+  };
+  co_return co_await all_of(std::move(tasks), failed);
 }
 
-awaitable<void> VirtualServer::notify(std::size_t member, std::string raw,
+awaitable<bool> VirtualServer::notify(std::size_t member, std::string raw,
                                       mcp::SessionClaims claims, upstream::ForwardContext context) {
   auto parsed = mcp::parse_message(raw);
-  if (!parsed.message) co_return;
+  if (!parsed.message) co_return false;
   const auto until = std::chrono::steady_clock::now() + options_.member_timeout;
   asio::steady_timer deadline(co_await asio::this_coro::executor, until);
   auto sent = co_await (members_[member]->send(*parsed.message, std::move(raw), &claims, context) ||
@@ -631,29 +658,35 @@ awaitable<void> VirtualServer::notify(std::size_t member, std::string raw,
     if (reply.kind != Kind::accepted && reply.kind != Kind::message && reply.kind != Kind::stream)
       log::debug("virtual server '", name(), "': upstream '", members_[member]->name(),
                  "' refused a notification: ", describe_failure(reply));
+    co_return true;
   }
+  co_return false;
+}
+
+awaitable<UpstreamReply> VirtualServer::listen_to(std::size_t member, mcp::SessionClaims claims,
+                                                  upstream::ForwardContext context) {
+  asio::steady_timer deadline(co_await asio::this_coro::executor, options_.member_timeout);
+  auto opened =
+      co_await (members_[member]->listen(claims, context) || deadline.async_wait(use_nothrow));
+  if (opened.index() == 0) co_return std::move(std::get<0>(opened));
+  co_return UpstreamReply::failure("did not open its stream within " +
+                                   std::to_string(options_.member_timeout.count()) + " ms");
 }
 
 awaitable<UpstreamReply> VirtualServer::tell_each(const mcp::Message& message, std::string raw,
                                                   const mcp::SessionClaims& session,
                                                   const MemberSessions& sessions,
                                                   const upstream::ForwardContext& context) {
-  auto executor = co_await asio::this_coro::executor;
-  using Operation =
-      decltype(asio::co_spawn(executor, std::declval<awaitable<void>>(), asio::deferred));
-  std::vector<Operation> operations;
+  std::vector<awaitable<bool>> tasks;
   for (std::size_t member = 0; member < members_.size(); ++member) {
     const auto own = sessions.find(members_[member]->name());
     if (own == sessions.end()) continue;
-    operations.push_back(
-        asio::co_spawn(executor,
-                       notify(member, raw, member_claims(session, member, own->second),
-                              member_context(context, &own->second)),
-                       asio::deferred));
+    tasks.push_back(notify(member, raw, member_claims(session, member, own->second),
+                           member_context(context, &own->second)));
   }
-  if (!operations.empty()) {
-    auto group = asio::experimental::make_parallel_group(std::move(operations));
-    co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+  if (!tasks.empty()) {
+    const auto failed = [](const char*) { return false; };
+    co_await all_of(std::move(tasks), failed);
   }
   (void)message;
   UpstreamReply reply;
@@ -671,7 +704,8 @@ awaitable<UpstreamReply> VirtualServer::initialize(const mcp::Message& message,
     requests.push_back(message.body());
   }
   const MemberSessions none;
-  auto answers = co_await ask_each(everyone, std::move(requests), nullptr, none, context);
+  const auto timeout = std::max(options_.member_timeout, kInitializeTimeout);
+  auto answers = co_await ask_each(everyone, std::move(requests), nullptr, none, context, timeout);
 
   std::string sessions;
   std::string requested;
@@ -701,7 +735,8 @@ awaitable<UpstreamReply> VirtualServer::initialize(const mcp::Message& message,
     if (!pack_session(sessions, upstream, answer.session, version, capability_letters(offered))) {
       log::warn("virtual server '", name(), "': upstream '", upstream,
                 "' is left out of this session: its session id holds a tab or a line break");
-      problems += (problems.empty() ? "" : "; ") + ("upstream '" + upstream + "' gave a bad session id");
+      problems +=
+          (problems.empty() ? "" : "; ") + ("upstream '" + upstream + "' gave a bad session id");
       continue;
     }
     // The oldest revision any member agreed to is one the client speaks with every member.
@@ -895,8 +930,8 @@ awaitable<UpstreamReply> VirtualServer::forward_routed(const upstream::MemberTar
   }
   const std::string_view method = message.method();
   bool renamed = (method == "tools/call" || method == "prompts/get")
-                           ? message.target_name() != target.name
-                           : method == "completion/complete";
+                     ? message.target_name() != target.name
+                     : method == "completion/complete";
   std::optional<mcp::Message> rewritten;
   // In the text when that can be done without doubt (a stdio member writes a message on one
   // line, so one written over several is rewritten whole).
@@ -984,8 +1019,8 @@ awaitable<UpstreamReply> VirtualServer::send(const mcp::Message& message, std::s
 }
 
 awaitable<std::vector<mcp::Json>> VirtualServer::every_tool(
-    const mcp::Message& message, const mcp::SessionClaims& session,
-    const MemberSessions& sessions, const upstream::ForwardContext& context) {
+    const mcp::Message& message, const mcp::SessionClaims& session, const MemberSessions& sessions,
+    const upstream::ForwardContext& context) {
   std::vector<mcp::Json> tools;
   std::map<std::size_t, std::string> cursors;  // member -> its next page ("" = first)
   for (std::size_t member = 0; member < members_.size(); ++member) {
@@ -1011,18 +1046,20 @@ awaitable<std::vector<mcp::Json>> VirtualServer::every_tool(
       const auto result = answer.answered ? answer.response.find("result") : answer.response.end();
       if (result == answer.response.end() || !result->is_object()) {
         log::warn("virtual server '", name(), "': search leaves out upstream '",
-                  members_[asked[index]]->name(), "': ",
-                  answer.answered ? std::string("answered with an error") : answer.problem);
+                  members_[asked[index]]->name(),
+                  "': ", answer.answered ? std::string("answered with an error") : answer.problem);
         continue;
       }
       if (const auto items = result->find("tools"); items != result->end() && items->is_array()) {
         for (auto& item : *items) {
           if (tools.size() >= kMaxSearchTools) break;
-          if (catalog_->publish(ItemKind::tool, asked[index], item)) tools.push_back(std::move(item));
+          if (catalog_->publish(ItemKind::tool, asked[index], item))
+            tools.push_back(std::move(item));
         }
       }
       if (const auto next = result->find("nextCursor");
-          next != result->end() && next->is_string() && !next->get_ref<const std::string&>().empty())
+          next != result->end() && next->is_string() &&
+          !next->get_ref<const std::string&>().empty())
         cursors.emplace(asked[index], next->get<std::string>());
     }
   }
@@ -1062,9 +1099,8 @@ awaitable<UpstreamReply> VirtualServer::searched_list(const mcp::Message& messag
   if (!wanted.empty()) {
     for (auto& tool : co_await every_tool(message, session, sessions, context)) {
       const auto& name = tool["name"];
-      if (name.is_string() &&
-          std::find(wanted.begin(), wanted.end(), name.get_ref<const std::string&>()) !=
-              wanted.end())
+      if (name.is_string() && std::find(wanted.begin(), wanted.end(),
+                                        name.get_ref<const std::string&>()) != wanted.end())
         listed.push_back(std::move(tool));
     }
   }
@@ -1079,8 +1115,8 @@ awaitable<UpstreamReply> VirtualServer::search(const mcp::Message& message,
   if (const auto* params = message.params()) {
     if (const auto found = params->find("arguments"); found != params->end()) arguments = &*found;
   }
-  const auto query = arguments && arguments->is_object() ? arguments->find("query")
-                                                         : mcp::Json::const_iterator();
+  const auto query =
+      arguments && arguments->is_object() ? arguments->find("query") : mcp::Json::const_iterator();
   if (!arguments || !arguments->is_object() || query == arguments->end() || !query->is_string() ||
       query->get_ref<const std::string&>().empty()) {
     co_return error_reply(message.id(), mcp::error_code::invalid_params,
@@ -1120,8 +1156,7 @@ awaitable<UpstreamReply> VirtualServer::search(const mcp::Message& message,
   const mcp::Json answer = {{"jsonrpc", "2.0"}, {"id", message.id()}, {"result", result}};
   std::vector<std::string> messages;
   if (!names.empty()) {
-    const mcp::Json changed = {{"jsonrpc", "2.0"},
-                               {"method", "notifications/tools/list_changed"}};
+    const mcp::Json changed = {{"jsonrpc", "2.0"}, {"method", "notifications/tools/list_changed"}};
     messages.push_back(changed.dump());
   }
   messages.push_back(answer.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
@@ -1141,26 +1176,36 @@ awaitable<UpstreamReply> VirtualServer::listen(const mcp::SessionClaims& session
     forgotten.kind = Kind::session_not_found;
     co_return forgotten;
   }
-  std::vector<std::pair<std::string, std::unique_ptr<upstream::ReplyStream>>> streams;
-  UpstreamReply first_refusal;
-  // Sequential: opening a listen stream is one round trip per member, and a member that does not
-  // offer one (405) is simply not part of the merged stream.
+  // At once, each within the member timeout: a member that does not answer is left out of the
+  // merged stream rather than holding it up; one that offers no stream (405) is simply not in it.
+  std::vector<std::size_t> listening;
+  std::vector<awaitable<UpstreamReply>> tasks;
   for (std::size_t member = 0; member < members_.size(); ++member) {
     const auto own = sessions->find(members_[member]->name());
     if (own == sessions->end()) continue;
-    const auto claims = member_claims(session, member, own->second);
-    const auto forwarded = member_context(context, &own->second);
-    UpstreamReply reply = co_await members_[member]->listen(claims, forwarded);
-    if (reply.kind == Kind::stream) {
-      streams.emplace_back(members_[member]->name(), std::move(reply.stream));
-    } else {
-      log::debug("virtual server '", name(), "': upstream '", members_[member]->name(),
-                 "' offers no listen stream: ", describe_failure(reply));
-      if (first_refusal.kind == Kind::unavailable && first_refusal.body.empty())
-        first_refusal = std::move(reply);
-    }
+    listening.push_back(member);
+    tasks.push_back(listen_to(member, member_claims(session, member, own->second),
+                              member_context(context, &own->second)));
   }
-  if (streams.empty()) co_return first_refusal;
+  const auto failed = [](const char* what) { return UpstreamReply::failure(what); };
+  auto replies = co_await all_of(std::move(tasks), failed);
+  std::vector<std::pair<std::string, std::unique_ptr<upstream::ReplyStream>>> streams;
+  std::optional<UpstreamReply> refusal;
+  for (std::size_t index = 0; index < replies.size(); ++index) {
+    const std::string& upstream = members_[listening[index]]->name();
+    if (replies[index].kind == Kind::stream) {
+      streams.emplace_back(upstream, std::move(replies[index].stream));
+      continue;
+    }
+    log::debug("virtual server '", name(), "': upstream '", upstream,
+               "' gives no session stream: ", describe_failure(replies[index]));
+    if (!refusal) refusal = std::move(replies[index]);
+  }
+  if (streams.empty()) {
+    if (refusal) co_return std::move(*refusal);
+    co_return UpstreamReply::failure("virtual server '" + name() +
+                                     "': no upstream of this session gives a session stream");
+  }
   UpstreamReply reply;
   reply.kind = Kind::stream;
   reply.http_status = 200;
