@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -41,6 +42,8 @@ let auditLog;
 let gateway;
 let everythingHttp;
 let modern;
+let silent;
+const silentSockets = new Set();
 
 const yamlList = (items) => `[${items.map((item) => JSON.stringify(item)).join(', ')}]`;
 
@@ -50,6 +53,9 @@ before(async () => {
   fs.writeFileSync(path.join(root, 'notes.txt'), 'virtual notes\n');
   auditLog = path.join(dir, 'audit.log');
   everythingHttp = await startEverythingHttp({ name: 'everything-http (virtual)' });
+  // An upstream that accepts connections and never answers: a member that is down without saying so.
+  silent = net.createServer((socket) => { silentSockets.add(socket); socket.on('error', () => {}); });
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
   modern = await startModernServer({ name: 'dual v2 server (virtual)', sessions: true });
   const policyDir = path.join(dir, 'policy');
   fs.mkdirSync(policyDir);
@@ -78,6 +84,8 @@ before(async () => {
     `    args: ${yamlList([FILESYSTEM_JS, root])}`,
     '  modern:',
     `    url: ${modern.url}`,
+    '  silent:',
+    `    url: http://127.0.0.1:${silent.address().port}/mcp`,
     'policy:',
     `  paths: [${JSON.stringify(policyDir)}]`,
     'audit:',
@@ -102,6 +110,9 @@ before(async () => {
     '      modern:',
     '        prefix: ""',
     '        tools: {include: [echo, long_task, confirm, ask_model, announce_change]}',
+    '  patient:',
+    '    member_timeout: 1s',
+    '    upstreams: [modern, silent]',
     '  finder:',
     '    tool_discovery: search',
     '    upstreams: [ev, files]',
@@ -109,7 +120,11 @@ before(async () => {
   ].join('\n'));
   gateway = await startGateway(['-c', config], { name: 'membrane (virtual servers)' });
 });
-after(cleanup);
+after(async () => {
+  for (const socket of silentSockets) socket.destroy();
+  silent?.close();
+  await cleanup();
+});
 
 describe('SDK v1 client (2025-11-25 sessions)', () => {
   let client;
@@ -350,6 +365,21 @@ test('examples/virtual-servers.yaml works as it is', async () => {
   assert.equal(echo.content[0].text, 'Echo: example');
   const listing = await client.callTool({ name: 'docs_list_directory', arguments: { path: path.join(SOURCE_DIR, 'examples') } }, undefined, CALL_TIMEOUT);
   assert.match(listing.content[0].text, /virtual-servers\.yaml/);
+});
+
+test('a member that never answers is left out after member_timeout; the others serve the session', async () => {
+  const started = Date.now();
+  const { client } = await connectClient(gateway.mcp('patient'), { capabilities: FULL_CAPABILITIES });
+  assert.ok(Date.now() - started < 10_000, `initialize took ${Date.now() - started} ms`);
+  const { tools } = await client.listTools();
+  assert.ok(tools.some((t) => t.name === 'modern_echo'));
+  assert.ok(!tools.some((t) => t.name.startsWith('silent_')));
+  const echo = await client.callTool({ name: 'modern_echo', arguments: { message: 'patient' } }, undefined, CALL_TIMEOUT);
+  assert.equal(echo.content[0].text, 'Echo: patient');
+  await assert.rejects(client.callTool({ name: 'silent_anything', arguments: {} }, undefined, CALL_TIMEOUT),
+    (error) => /upstream 'silent' of virtual server 'patient' is unavailable/.test(error.message));
+  assert.ok(gateway.lines.some((line) => /upstream 'silent' is left out of this session: did not answer within 1000 ms/.test(line)),
+    'the gateway says why');
 });
 
 describe('configuration errors name the line', () => {

@@ -349,8 +349,8 @@ awaitable<std::vector<T>> all_of(std::vector<awaitable<T>> tasks, Failed failed)
   co_return results;
 }
 
-// A member's part of initialize may take longer than of a listing: a stdio member is a process
-// that starts first.
+// A stdio member's part of initialize may take longer than of a listing: it is a process that
+// starts first.
 constexpr std::chrono::milliseconds kInitializeTimeout{30'000};
 
 // ---- The virtual server -------------------------------------------------------------------------
@@ -433,16 +433,7 @@ class VirtualServer final : public upstream::Upstream, private upstream::MemberR
                                                 std::vector<mcp::Json> requests,
                                                 const mcp::SessionClaims* session,
                                                 const MemberSessions& sessions,
-                                                const upstream::ForwardContext& context,
-                                                std::chrono::milliseconds timeout);
-  awaitable<std::vector<MemberAnswer>> ask_each(const std::vector<std::size_t>& members,
-                                                std::vector<mcp::Json> requests,
-                                                const mcp::SessionClaims* session,
-                                                const MemberSessions& sessions,
-                                                const upstream::ForwardContext& context) {
-    return ask_each(members, std::move(requests), session, sessions, context,
-                    options_.member_timeout);
-  }
+                                                const upstream::ForwardContext& context);
   awaitable<UpstreamReply> tell_each(const mcp::Message& message, std::string raw,
                                      const mcp::SessionClaims& session,
                                      const MemberSessions& sessions,
@@ -625,7 +616,7 @@ awaitable<MemberAnswer> VirtualServer::ask(std::size_t member, mcp::Json request
 awaitable<std::vector<MemberAnswer>> VirtualServer::ask_each(
     const std::vector<std::size_t>& members, std::vector<mcp::Json> requests,
     const mcp::SessionClaims* session, const MemberSessions& sessions,
-    const upstream::ForwardContext& context, std::chrono::milliseconds timeout) {
+    const upstream::ForwardContext& context) {
   std::vector<awaitable<MemberAnswer>> tasks;
   tasks.reserve(members.size());
   for (std::size_t index = 0; index < members.size(); ++index) {
@@ -635,7 +626,7 @@ awaitable<std::vector<MemberAnswer>> VirtualServer::ask_each(
     std::optional<mcp::SessionClaims> claims;
     if (session && known) claims = member_claims(*session, member, *known);
     tasks.push_back(ask(member, std::move(requests[index]), std::move(claims),
-                        member_context(context, known), timeout));
+                        member_context(context, known), options_.member_timeout));
   }
   const auto failed = [](const char* what) {
     MemberAnswer answer;
@@ -697,15 +688,21 @@ awaitable<UpstreamReply> VirtualServer::tell_each(const mcp::Message& message, s
 
 awaitable<UpstreamReply> VirtualServer::initialize(const mcp::Message& message,
                                                    const upstream::ForwardContext& context) {
-  std::vector<std::size_t> everyone;
-  std::vector<mcp::Json> requests;
+  std::vector<awaitable<MemberAnswer>> tasks;
   for (std::size_t member = 0; member < members_.size(); ++member) {
-    everyone.push_back(member);
-    requests.push_back(message.body());
+    // A stdio member starts a process first.
+    const auto timeout = members_[member]->traits().process_per_session
+                             ? std::max(options_.member_timeout, kInitializeTimeout)
+                             : options_.member_timeout;
+    tasks.push_back(
+        ask(member, message.body(), std::nullopt, member_context(context, nullptr), timeout));
   }
-  const MemberSessions none;
-  const auto timeout = std::max(options_.member_timeout, kInitializeTimeout);
-  auto answers = co_await ask_each(everyone, std::move(requests), nullptr, none, context, timeout);
+  const auto failed = [](const char* what) {
+    MemberAnswer answer;
+    answer.problem = std::string("failed: ") + what;
+    return answer;
+  };
+  auto answers = co_await all_of(std::move(tasks), failed);
 
   std::string sessions;
   std::string requested;
