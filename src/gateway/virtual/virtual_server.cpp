@@ -1094,7 +1094,8 @@ awaitable<UpstreamReply> VirtualServer::searched_list(const mcp::Message& messag
   mcp::Json listed = mcp::Json::array({search_tool_definition()});
   const auto wanted = found_in(session.upstream_session);
   if (!wanted.empty()) {
-    for (auto& tool : co_await every_tool(message, session, sessions, context)) {
+    auto tools = co_await every_tool(message, session, sessions, context);
+    for (auto& tool : tools) {
       const auto& name = tool["name"];
       if (name.is_string() && std::find(wanted.begin(), wanted.end(),
                                         name.get_ref<const std::string&>()) != wanted.end())
