@@ -104,7 +104,7 @@ before(async () => {
     '        prompts: {include: [simple-prompt]}',
     '      evh:',
     '        prefix: remote',
-    '        tools: {include: [echo]}',
+    '        tools: {include: [echo, trigger-sampling-request]}',
     '      files:',
     '        tools: {exclude: [move_file]}',
     '      modern:',
@@ -207,7 +207,7 @@ describe('SDK v1 client (2025-11-25 sessions)', () => {
     assert.deepEqual(progress, [1, 2, 3]);
   });
 
-  test('sampling and elicitation from the stdio member and from an HTTP member reach the client and back', async () => {
+  test('sampling and elicitation from the stdio member and from the HTTP members reach the client and back', async () => {
     const sampled = await client.callTool({ name: 'ev_trigger-sampling-request', arguments: { prompt: 'hi', maxTokens: 5 } }, undefined, CALL_TIMEOUT);
     const request = seen.sampling.at(-1);
     assert.ok(sampled.content[0].text.includes(samplingAnswer(request).content.text), JSON.stringify(sampled));
@@ -219,7 +219,9 @@ describe('SDK v1 client (2025-11-25 sessions)', () => {
     assert.equal(seen.elicitation.length, 2);
     const asked = await client.callTool({ name: 'ask_model', arguments: { question: 'and you?' } }, undefined, CALL_TIMEOUT);
     assert.match(asked.content[0].text, /^model said: sampled\(8\)/);
-    assert.equal(seen.sampling.length, 2);
+    const remote = await client.callTool({ name: 'remote_trigger-sampling-request', arguments: { prompt: 'over http', maxTokens: 5 } }, undefined, CALL_TIMEOUT);
+    assert.ok(remote.content[0].text.includes(samplingAnswer(seen.sampling.at(-1)).content.text), JSON.stringify(remote));
+    assert.equal(seen.sampling.length, 3);
   });
 
   test('list_changed from one member reaches the client on the session stream', async () => {
