@@ -23,6 +23,8 @@ import {
   cleanup,
   connectClient,
   connectV2,
+  mcpHeaders,
+  rawFetch,
   rawInitialize,
   rawRpc,
   samplingAnswer,
@@ -262,6 +264,20 @@ test('a forged listing cursor is refused with -32602', async () => {
   const { sessionId } = await rawInitialize(gateway.mcp('workbench'));
   const answer = await rawRpc(gateway.mcp('workbench'), { sessionId, method: 'tools/list', params: { cursor: 'bm90LWEtY3Vyc29y' } });
   assert.equal(answer.message?.error?.code, -32602, JSON.stringify(answer.response));
+});
+
+test('an answer to a request no member made is refused with 400, and reaches no member', async () => {
+  const url = gateway.mcp('workbench');
+  const { sessionId } = await rawInitialize(url);
+  for (const id of ['via:nobody:1', 'via:ev:{"a":1}', 'via:ev', 'plain-id', 7]) {
+    const answer = await rawFetch(url, {
+      headers: mcpHeaders({ sessionId, protocolVersion: '2025-11-25' }),
+      body: { jsonrpc: '2.0', id, result: {} },
+    });
+    assert.equal(answer.status, 400, `${JSON.stringify(id)}: ${answer.text}`);
+    assert.equal(answer.json?.error?.code, -32600, answer.text);
+    assert.match(answer.json.error.message, /no request of virtual server 'workbench' has this id/);
+  }
 });
 
 test('SDK v2 client (2026-07-28) through the gateway bridge: merged list and routed calls', async () => {
