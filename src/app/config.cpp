@@ -213,11 +213,6 @@ void Validator::check_virtual_servers() const {
       if (!members.emplace(member.upstream, &member).second)
         fail_server(member.where,
                     "upstream " + single_quoted(member.upstream) + " is listed twice");
-      if (upstream->protocol == "2026-07-28")
-        fail_server(member.where,
-                    "upstream " + single_quoted(member.upstream) +
-                        " is declared 2026-07-28 only; a virtual server reaches its upstreams "
-                        "through sessions (2025-11-25 and earlier, or a server that speaks both)");
       const std::string prefix = member.prefix.value_or(member.upstream);
       const auto [earlier, fresh] = prefixes.emplace(prefix, &member);
       if (!fresh) {

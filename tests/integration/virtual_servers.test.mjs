@@ -44,6 +44,7 @@ let auditLog;
 let gateway;
 let everythingHttp;
 let modern;
+let modernOnly;
 let silent;
 const silentSockets = new Set();
 
@@ -59,6 +60,7 @@ before(async () => {
   silent = net.createServer((socket) => { silentSockets.add(socket); socket.on('error', () => {}); });
   await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
   modern = await startModernServer({ name: 'dual v2 server (virtual)', sessions: true });
+  modernOnly = await startModernServer({ name: '2026-07-28-only v2 server (virtual)' });
   const policyDir = path.join(dir, 'policy');
   fs.mkdirSync(policyDir);
   // Written against the upstreams' own names: they must hold through the virtual server.
@@ -86,6 +88,9 @@ before(async () => {
     `    args: ${yamlList([FILESYSTEM_JS, root])}`,
     '  modern:',
     `    url: ${modern.url}`,
+    '  stateless:',
+    `    url: ${modernOnly.url}`,
+    '    protocol: 2026-07-28',
     '  silent:',
     `    url: http://127.0.0.1:${silent.address().port}/mcp`,
     'policy:',
@@ -115,6 +120,8 @@ before(async () => {
     '  patient:',
     '    member_timeout: 1s',
     '    upstreams: [modern, silent]',
+    '  mixed:',
+    '    upstreams: [ev, stateless]',
     '  finder:',
     '    tool_discovery: search',
     '    upstreams: [ev, files]',
@@ -398,6 +405,43 @@ test('a member that never answers is left out after member_timeout; the others s
     (error) => /upstream 'silent' of virtual server 'patient' is unavailable/.test(error.message));
   assert.ok(gateway.lines.some((line) => /upstream 'silent' is left out of this session: did not answer within 1000 ms/.test(line)),
     'the gateway says why');
+});
+
+describe('a member that speaks only 2026-07-28, next to a session member', () => {
+  let client;
+  let seen;
+  before(async () => {
+    ({ client, seen } = await connectClient(gateway.mcp('mixed'), { capabilities: FULL_CAPABILITIES }));
+  });
+
+  test('its tools are listed and called, each request carrying the client', async () => {
+    const { tools } = await client.listTools();
+    const names = tools.map((t) => t.name);
+    assert.ok(names.includes('stateless_echo') && names.includes('ev_echo'), names.join(' '));
+    const echo = await client.callTool({ name: 'stateless_echo', arguments: { message: 'to 2026' } }, undefined, CALL_TIMEOUT);
+    assert.equal(echo.content[0].text, 'Echo: to 2026');
+    const info = await client.callTool({ name: 'stateless_request_info', arguments: {} }, undefined, CALL_TIMEOUT);
+    const { headers, meta } = JSON.parse(info.content[0].text);
+    assert.equal(headers['mcp-method'], 'tools/call');
+    assert.equal(headers['mcp-name'], 'request_info', 'the member sees its own name');
+    assert.equal(headers['mcp-protocol-version'], '2026-07-28');
+    // The SDK keeps the reserved envelope to itself (a request without it is refused outright);
+    // the client's capabilities in it are what let the member ask for elicitation below.
+    assert.equal(typeof meta, 'object');
+  });
+
+  test('its progress, and its input_required questions asked of the client as requests', async () => {
+    const progress = [];
+    const long = await client.callTool({ name: 'stateless_long_task', arguments: { steps: 3 } }, undefined,
+      { ...CALL_TIMEOUT, onprogress: (p) => progress.push(p.progress) });
+    assert.equal(long.content[0].text, 'done after 3 steps');
+    assert.deepEqual(progress, [1, 2, 3]);
+    const confirmed = await client.callTool({ name: 'stateless_confirm', arguments: { action: 'deploy' } }, undefined, CALL_TIMEOUT);
+    assert.match(confirmed.content[0].text, /^accept .*\(state confirming:deploy\)$/);
+    assert.match(seen.elicitation.at(-1).params.message, /Really deploy\?/);
+    const asked = await client.callTool({ name: 'stateless_ask_model', arguments: { question: 'why?' } }, undefined, CALL_TIMEOUT);
+    assert.match(asked.content[0].text, /^model said: sampled\(4\)/);
+  });
 });
 
 describe('configuration errors name the line', () => {

@@ -856,13 +856,13 @@ TEST_CASE("Virtual server mistakes are refused at their line") {
              Catch::Contains("needs 'upstreams'"));
 }
 
-TEST_CASE("A virtual server cannot reach an upstream declared 2026-07-28 only") {
-  CHECK_THAT(
-      error_loading("upstreams:\n  a: {url: \"http://127.0.0.1:1/mcp\", protocol: 2026-07-28}\n"
-                    "virtual_servers:\n  wb: {upstreams: [a]}\n"),
-      Catch::Contains("declared 2026-07-28 only"));
+TEST_CASE("A virtual server may combine an upstream declared 2026-07-28 only") {
+  const Config config = load(
+      "upstreams:\n  a: {url: \"http://127.0.0.1:1/mcp\", protocol: 2026-07-28}\n"
+      "  b: {command: node}\nvirtual_servers:\n  wb: {upstreams: [a, b]}\n");
+  REQUIRE(config.virtual_servers.size() == 1);
+  CHECK(config.virtual_servers[0].members.size() == 2);
 }
-
 TEST_CASE("A virtual server's tool discovery is list or search") {
   const std::string head =
       std::string(kTwoUpstreams) + "virtual_servers:\n  wb:\n    upstreams: [a]\n";

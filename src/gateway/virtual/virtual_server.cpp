@@ -3,17 +3,20 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 
 #include <deque>
 #include <mutex>
 #include <unordered_map>
 
+#include "gateway/bridging.hpp"
 #include "gateway/virtual/tool_search.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/mcp/meta_splice.hpp"
 #include "membrane/mcp/protocol.hpp"
+#include "membrane/mcp/revisions.hpp"
 
 namespace membrane::gateway {
 
@@ -314,6 +317,274 @@ mcp::Json search_tool_definition() {
       {"annotations", {{"readOnlyHint", true}, {"openWorldHint", false}}}};
 }
 
+// ---- Members that speak only 2026-07-28 --------------------------------------------------------
+
+// The client of the virtual server, as a 2026-07-28 member needs it on every request.
+mcp::Json client_info_of(const mcp::SessionClaims* claims) {
+  if (!claims || !claims->initialize_params.is_object()) return mcp::Json();
+  const auto info = claims->initialize_params.find("clientInfo");
+  return info != claims->initialize_params.end() && info->is_object() ? *info : mcp::Json();
+}
+
+// `request` as a 2026-07-28 member takes it: the client's envelope in params._meta, and the
+// context's revision and Mcp-Method / Mcp-Name headers.
+void make_stateless(mcp::Json& request, const mcp::SessionClaims* claims,
+                    upstream::ForwardContext& context) {
+  static const mcp::Json no_capabilities = mcp::Json::object();
+  mcp::add_envelope(request,
+                    mcp::stateless_envelope(mcp::stateless_protocol_version,
+                                            claims ? claims->client_capabilities : no_capabilities,
+                                            client_info_of(claims)));
+  const mcp::Message message(mcp::MessageKind::request, request);
+  add_stateless_headers(context, message, nullptr);
+}
+
+// What a 2026-07-28 member asks with `input_required`, asked of the client as requests on the
+// call's stream. The client answers in a POST of its own, which may reach another worker: each
+// question waits on a channel its answer is handed to.
+class PendingQuestions {
+ public:
+  using Channel = asio::experimental::concurrent_channel<void(error_code, mcp::Json)>;
+  struct Waiter {
+    explicit Waiter(const asio::any_io_executor& executor) : channel(executor, 1) {}
+    Channel channel;
+  };
+
+  std::shared_ptr<Waiter> open(const std::string& id, const asio::any_io_executor& executor) {
+    auto waiter = std::make_shared<Waiter>(executor);
+    std::lock_guard lock(mutex_);
+    waiting_[id] = waiter;
+    return waiter;
+  }
+  // False when nobody waits for `id` (any more).
+  bool deliver(const std::string& id, mcp::Json response) {
+    std::shared_ptr<Waiter> waiter;
+    {
+      std::lock_guard lock(mutex_);
+      const auto found = waiting_.find(id);
+      if (found == waiting_.end()) return false;
+      waiter = std::move(found->second);
+      waiting_.erase(found);
+    }
+    return waiter->channel.try_send(error_code(), std::move(response));
+  }
+  void close(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    waiting_.erase(id);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<Waiter>> waiting_;
+};
+
+// How long a member's question waits for the client's answer (a human may be answering it), and
+// how many rounds of questions one call may take.
+constexpr std::chrono::minutes kQuestionTimeout{5};
+constexpr int kMaxQuestionRounds = 8;
+
+// A call to a 2026-07-28 member, as the session client sees it: the member's messages as they
+// come; its `input_required` questions as requests to the client, whose answers are sent back
+// with the request (inputResponses, requestState) for the next round; then the final answer.
+class StatelessCallStream final : public upstream::ReplyStream {
+ public:
+  StatelessCallStream(upstream::Upstream& member, PendingQuestions& questions, mcp::Json request,
+                      upstream::ForwardContext context)
+      : member_(member),
+        questions_(questions),
+        request_(std::move(request)),
+        context_(std::move(context)),
+        id_(request_["id"]) {}
+  ~StatelessCallStream() override { forget_questions(); }
+
+  awaitable<StreamRead> next() override {
+    if (!executor_) executor_ = co_await asio::this_coro::executor;
+    for (;;) {
+      if (!outgoing_.empty()) {
+        StreamRead read;
+        read.status = ReadStatus::message;
+        read.event.data = std::move(outgoing_.front());
+        outgoing_.pop_front();
+        co_return read;
+      }
+      if (done_ || aborted_) co_return StreamRead{};
+      if (!asked_.empty()) {
+        co_await collect_answers();
+        continue;
+      }
+      if (!stream_) {
+        co_await send_round();
+        continue;
+      }
+      StreamRead read = co_await stream_->next();
+      if (read.status == ReadStatus::message) {
+        if (is_final(read.event.data)) {
+          stream_.reset();
+          settle(std::move(read.event.data));
+          continue;
+        }
+        tag_for_client(member_.name(), read.event);
+        co_return read;
+      }
+      stream_.reset();
+      fail(read.status == ReadStatus::failed
+               ? read.error
+               : "upstream '" + member_.name() + "' closed the stream without answering");
+    }
+  }
+
+  void abort() override {
+    aborted_ = true;
+    if (stream_) stream_->abort();
+    for (const auto& question : asked_)
+      question.waiter->channel.close();
+  }
+
+ private:
+  struct Asked {
+    std::string key;  // the inputRequests key
+    std::string id;   // the tagged id the client answers
+    std::string method;
+    std::shared_ptr<PendingQuestions::Waiter> waiter;
+  };
+
+  bool is_final(std::string_view text) const {
+    if (text.find("\"method\"") != std::string_view::npos &&
+        text.find("\"result\"") == std::string_view::npos &&
+        text.find("\"error\"") == std::string_view::npos)
+      return false;
+    const auto parsed = json::parse(text);
+    if (!parsed.ok() || !parsed.value.is_object() || parsed.value.contains("method")) return false;
+    const auto id = parsed.value.find("id");
+    return id != parsed.value.end() && *id == id_;
+  }
+
+  awaitable<void> send_round() {
+    const mcp::Message message(mcp::MessageKind::request, request_);
+    std::string raw = request_.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+    UpstreamReply reply = co_await member_.send(message, std::move(raw), nullptr, context_);
+    if (reply.kind == Kind::stream) {
+      stream_ = std::move(reply.stream);
+    } else if (reply.kind == Kind::message ||
+               (reply.kind == Kind::rejected &&
+                reply.body.find("\"jsonrpc\"") != std::string::npos)) {
+      // A 2026-07-28 server gives some JSON-RPC errors an HTTP status too; the answer is the body.
+      settle(std::move(reply.body));
+    } else {
+      fail("upstream '" + member_.name() + "' " + describe_failure(reply));
+    }
+  }
+
+  // The member's answer to this round: the call's final answer, or questions for the client.
+  void settle(std::string text) {
+    auto response = json::parse(text);
+    const mcp::Json* result =
+        response.ok() && response.value.is_object() && response.value.contains("result")
+            ? &response.value["result"]
+            : nullptr;
+    if (!result || !mcp::is_input_required(*result)) {
+      outgoing_.push_back(std::move(text));
+      done_ = true;
+      return;
+    }
+    if (++rounds_ > kMaxQuestionRounds) {
+      fail("upstream '" + member_.name() + "' kept asking for input after " +
+           std::to_string(kMaxQuestionRounds) + " rounds");
+      return;
+    }
+    auto& params = request_["params"];
+    if (const auto state = result->find("requestState"); state != result->end()) {
+      params["requestState"] = *state;
+    } else {
+      params.erase("requestState");
+    }
+    const auto requests = result->find("inputRequests");
+    if (requests == result->end() || !requests->is_object() || requests->empty()) {
+      fail("upstream '" + member_.name() + "' asked for input without saying what");
+      return;
+    }
+    for (const auto& [key, input] : requests->items()) {
+      const std::string method = input.value("method", std::string());
+      if (!mcp::is_input_request_method(method)) {
+        fail("upstream '" + member_.name() +
+             "' asked the client something it cannot ask: " + method);
+        return;
+      }
+      const mcp::Json tagged = VirtualCatalog::tag_request_id(
+          member_.name(), mcp::base64url_encode(mcp::random_bytes(12)));
+      Asked asked{key, tagged.get<std::string>(), method, nullptr};
+      asked.waiter = questions_.open(asked.id, *executor_);
+      const mcp::Json question = {{"jsonrpc", "2.0"},
+                                  {"id", tagged},
+                                  {"method", method},
+                                  {"params", input.value("params", mcp::Json::object())}};
+      outgoing_.push_back(question.dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
+      asked_.push_back(std::move(asked));
+    }
+  }
+
+  awaitable<void> collect_answers() {
+    mcp::Json answers = mcp::Json::object();
+    // asked_ stays filled while the answers are awaited: abort() closes their channels.
+    const auto forget = [this] {
+      forget_questions();
+      asked_.clear();
+    };
+    for (const auto& question : asked_) {
+      asio::steady_timer deadline(co_await asio::this_coro::executor, kQuestionTimeout);
+      auto outcome = co_await (question.waiter->channel.async_receive(use_nothrow) ||
+                               deadline.async_wait(use_nothrow));
+      if (outcome.index() == 1) {
+        fail("the client did not answer " + question.method + " in time");
+        forget();
+        co_return;
+      }
+      auto [ec, response] = std::move(std::get<0>(outcome));
+      if (ec) {
+        done_ = true;  // aborted
+        forget();
+        co_return;
+      }
+      const auto result = response.find("result");
+      if (result == response.end()) {
+        std::string why = "the client could not answer " + question.method;
+        if (const auto error = response.find("error");
+            error != response.end() && error->is_object())
+          why += ": " + error->value("message", std::string());
+        fail(why);
+        forget();
+        co_return;
+      }
+      answers[question.key] = *result;
+    }
+    forget();
+    request_["params"]["inputResponses"] = std::move(answers);
+  }
+
+  void fail(const std::string& why) {
+    outgoing_.push_back(mcp::make_error_response(id_, mcp::error_code::upstream_unavailable, why));
+    done_ = true;
+  }
+
+  void forget_questions() {
+    for (const auto& question : asked_)
+      questions_.close(question.id);
+  }
+
+  upstream::Upstream& member_;
+  PendingQuestions& questions_;
+  mcp::Json request_;
+  upstream::ForwardContext context_;
+  mcp::Json id_;
+  std::optional<asio::any_io_executor> executor_;
+  std::unique_ptr<upstream::ReplyStream> stream_;
+  std::deque<std::string> outgoing_;
+  std::vector<Asked> asked_;
+  int rounds_ = 0;
+  bool done_ = false;
+  bool aborted_ = false;
+};
+
 // Runs every task at once on this worker and waits for them all, in the tasks' order; a task that
 // throws gives `failed(what)` instead.
 template <typename T, typename Failed>
@@ -367,7 +638,11 @@ class VirtualServer final : public upstream::Upstream, private upstream::MemberR
     traits_.sees_request_headers = false;
     for (const auto* member : members_) {
       traits_.process_per_session |= member->traits().process_per_session;
-      traits_.needs_initialize_replay |= member->traits().needs_initialize_replay;
+      // A 2026-07-28 member needs the client's initialize too: every request carries its
+      // clientInfo.
+      traits_.needs_initialize_replay |=
+          member->traits().needs_initialize_replay ||
+          member->declared_protocol() == mcp::stateless_protocol_version;
     }
   }
 
@@ -388,6 +663,11 @@ class VirtualServer final : public upstream::Upstream, private upstream::MemberR
   awaitable<UpstreamReply> end_session(const mcp::SessionClaims& session,
                                        const upstream::ForwardContext& context) override;
   awaitable<void> stop() override { co_return; }  // the members are stopped as upstreams
+
+  // A member declared `protocol: 2026-07-28`: no session; each request carries the client.
+  bool speaks_stateless(std::size_t member) const {
+    return members_[member]->declared_protocol() == mcp::stateless_protocol_version;
+  }
 
  private:
   // MemberRouting
@@ -488,6 +768,7 @@ class VirtualServer final : public upstream::Upstream, private upstream::MemberR
   upstream::UpstreamTraits traits_;
   mutable std::mutex resources_mutex_;
   std::unordered_map<std::string, std::size_t> resource_owners_;
+  PendingQuestions questions_;
   // Tools that searches found, by session (the members' sessions, which name it), oldest first.
   mutable std::mutex found_mutex_;
   std::unordered_map<std::string, std::vector<std::string>> found_;
@@ -624,9 +905,14 @@ awaitable<std::vector<MemberAnswer>> VirtualServer::ask_each(
     const auto own = sessions.find(members_[member]->name());
     const MemberSession* known = own == sessions.end() ? nullptr : &own->second;
     std::optional<mcp::SessionClaims> claims;
-    if (session && known) claims = member_claims(*session, member, *known);
-    tasks.push_back(ask(member, std::move(requests[index]), std::move(claims),
-                        member_context(context, known), options_.member_timeout));
+    auto forwarded = member_context(context, known);
+    if (speaks_stateless(member)) {
+      make_stateless(requests[index], session, forwarded);
+    } else if (session && known) {
+      claims = member_claims(*session, member, *known);
+    }
+    tasks.push_back(ask(member, std::move(requests[index]), std::move(claims), std::move(forwarded),
+                        options_.member_timeout));
   }
   const auto failed = [](const char* what) {
     MemberAnswer answer;
@@ -671,7 +957,8 @@ awaitable<UpstreamReply> VirtualServer::tell_each(const mcp::Message& message, s
   std::vector<awaitable<bool>> tasks;
   for (std::size_t member = 0; member < members_.size(); ++member) {
     const auto own = sessions.find(members_[member]->name());
-    if (own == sessions.end()) continue;
+    // A 2026-07-28 member takes no notifications: a call ends when its request closes.
+    if (own == sessions.end() || speaks_stateless(member)) continue;
     tasks.push_back(notify(member, raw, member_claims(session, member, own->second),
                            member_context(context, &own->second)));
   }
@@ -688,14 +975,28 @@ awaitable<UpstreamReply> VirtualServer::tell_each(const mcp::Message& message, s
 
 awaitable<UpstreamReply> VirtualServer::initialize(const mcp::Message& message,
                                                    const upstream::ForwardContext& context) {
+  // A 2026-07-28 member is asked server/discover, with the client the initialize describes.
+  mcp::SessionClaims client;
+  if (const auto* params = message.params()) {
+    client.initialize_params = *params;
+    client.client_capabilities = params->value("capabilities", mcp::Json::object());
+  }
   std::vector<awaitable<MemberAnswer>> tasks;
   for (std::size_t member = 0; member < members_.size(); ++member) {
     // A stdio member starts a process first.
     const auto timeout = members_[member]->traits().process_per_session
                              ? std::max(options_.member_timeout, kInitializeTimeout)
                              : options_.member_timeout;
-    tasks.push_back(
-        ask(member, message.body(), std::nullopt, member_context(context, nullptr), timeout));
+    auto forwarded = member_context(context, nullptr);
+    mcp::Json request = message.body();
+    if (speaks_stateless(member)) {
+      request = {{"jsonrpc", "2.0"},
+                 {"id", message.id()},
+                 {"method", "server/discover"},
+                 {"params", mcp::Json::object()}};
+      make_stateless(request, &client, forwarded);
+    }
+    tasks.push_back(ask(member, std::move(request), std::nullopt, std::move(forwarded), timeout));
   }
   const auto failed = [](const char* what) {
     MemberAnswer answer;
@@ -715,6 +1016,13 @@ awaitable<UpstreamReply> VirtualServer::initialize(const mcp::Message& message,
   for (std::size_t member = 0; member < answers.size(); ++member) {
     auto& answer = answers[member];
     const std::string& upstream = members_[member]->name();
+    if (answer.answered && speaks_stateless(member)) {
+      // Its server/discover result, read as the initialize result it stands for.
+      auto discovered = answer.response.find("result");
+      if (discovered != answer.response.end() && discovered->is_object())
+        *discovered = mcp::initialize_from_discover(*discovered, requested);
+      answer.session.clear();
+    }
     const auto result = answer.answered ? answer.response.find("result") : answer.response.end();
     if (!answer.answered || result == answer.response.end() || !result->is_object()) {
       const std::string why = !answer.answered ? answer.problem
@@ -877,7 +1185,8 @@ awaitable<UpstreamReply> VirtualServer::set_log_level(const mcp::Message& messag
   std::vector<mcp::Json> requests;
   for (std::size_t member = 0; member < members_.size(); ++member) {
     const auto own = sessions.find(members_[member]->name());
-    if (own == sessions.end() || !own->second.has('l')) continue;
+    // 2026-07-28 has no logging/setLevel: its clients say the level on each request.
+    if (own == sessions.end() || !own->second.has('l') || speaks_stateless(member)) continue;
     asked.push_back(member);
     requests.push_back(request.value);
   }
@@ -903,6 +1212,21 @@ awaitable<UpstreamReply> VirtualServer::answer_member(const mcp::Message& messag
   }
   auto body = json::parse(raw);
   if (!body.ok() || !body.value.is_object()) body.value = message.body();
+  if (speaks_stateless(*member)) {
+    // The answer to a question a call of this replica is waiting on.
+    if (questions_.deliver(message.id().get<std::string>(), std::move(body.value))) {
+      UpstreamReply accepted;
+      accepted.kind = Kind::accepted;
+      accepted.http_status = 202;
+      co_return accepted;
+    }
+    UpstreamReply late = error_reply(message.id(), mcp::error_code::invalid_request,
+                                     "Invalid request: no call of virtual server '" + name() +
+                                         "' waits for this answer any more");
+    late.kind = Kind::rejected;
+    late.http_status = 400;
+    co_return late;
+  }
   body.value["id"] = tagged->id;
   std::string text = body.value.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
   const mcp::Message answer(mcp::MessageKind::response, body.value);
@@ -926,6 +1250,31 @@ awaitable<UpstreamReply> VirtualServer::forward_routed(const upstream::MemberTar
                               "start a new session to try it again");
   }
   const std::string_view method = message.method();
+  if (speaks_stateless(*member)) {
+    if (mcp::is_removed_in_stateless(method))
+      co_return error_reply(message.id(), mcp::error_code::method_not_found,
+                            "Method not found: upstream '" + target.upstream +
+                                "' speaks 2026-07-28, which has no " + std::string(method));
+    auto body = json::parse(raw);
+    if (!body.ok() || !body.value.is_object()) body.value = message.body();
+    mcp::Json& params = body.value["params"];
+    if (method == "tools/call" || method == "prompts/get") {
+      params["name"] = target.name;
+    } else if (method == "completion/complete") {
+      mcp::Json& ref = params["ref"];
+      if (ref.is_object() && ref.value("type", std::string()) == "ref/prompt")
+        ref["name"] = target.name;
+    }
+    auto forwarded = member_context(context, &own->second);
+    make_stateless(body.value, &session, forwarded);
+    UpstreamReply reply;
+    reply.kind = Kind::stream;
+    reply.http_status = 200;
+    reply.content_type = "text/event-stream";
+    reply.stream = std::make_unique<StatelessCallStream>(
+        *members_[*member], questions_, std::move(body.value), std::move(forwarded));
+    co_return reply;
+  }
   bool renamed = (method == "tools/call" || method == "prompts/get")
                      ? message.target_name() != target.name
                      : method == "completion/complete";
@@ -1180,7 +1529,7 @@ awaitable<UpstreamReply> VirtualServer::listen(const mcp::SessionClaims& session
   std::vector<awaitable<UpstreamReply>> tasks;
   for (std::size_t member = 0; member < members_.size(); ++member) {
     const auto own = sessions->find(members_[member]->name());
-    if (own == sessions->end()) continue;
+    if (own == sessions->end() || speaks_stateless(member)) continue;
     listening.push_back(member);
     tasks.push_back(listen_to(member, member_claims(session, member, own->second),
                               member_context(context, &own->second)));
@@ -1217,7 +1566,7 @@ awaitable<UpstreamReply> VirtualServer::end_session(const mcp::SessionClaims& se
   if (const auto sessions = MemberSessions::unpack(session.upstream_session)) {
     for (std::size_t member = 0; member < members_.size(); ++member) {
       const auto own = sessions->find(members_[member]->name());
-      if (own == sessions->end()) continue;
+      if (own == sessions->end() || speaks_stateless(member)) continue;
       const auto claims = member_claims(session, member, own->second);
       const auto forwarded = member_context(context, &own->second);
       const auto ended = co_await members_[member]->end_session(claims, forwarded);
