@@ -442,6 +442,16 @@ describe('a member that speaks only 2026-07-28, next to a session member', () =>
     const asked = await client.callTool({ name: 'stateless_ask_model', arguments: { question: 'why?' } }, undefined, CALL_TIMEOUT);
     assert.match(asked.content[0].text, /^model said: sampled\(4\)/);
   });
+
+  test('its list changes reach the session stream', async () => {
+    const changes = [];
+    client.setNotificationHandler(ToolListChangedNotificationSchema, (n) => changes.push(n.method));
+    // The session stream opens with the session; the member's listen may still be starting.
+    await waitFor(async () => {
+      await client.callTool({ name: 'stateless_announce_change', arguments: { kind: 'tools' } }, undefined, CALL_TIMEOUT);
+      return changes.length > 0;
+    }, { timeoutMs: 15_000, intervalMs: 500, what: 'notifications/tools/list_changed from the 2026-07-28 member' });
+  });
 });
 
 describe('configuration errors name the line', () => {

@@ -14,6 +14,7 @@
 #include "gateway/virtual/tool_search.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
+#include "membrane/mcp/listen.hpp"
 #include "membrane/mcp/meta_splice.hpp"
 #include "membrane/mcp/protocol.hpp"
 #include "membrane/mcp/revisions.hpp"
@@ -376,6 +377,36 @@ class PendingQuestions {
  private:
   std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<Waiter>> waiting_;
+};
+
+// A 2026-07-28 member's `subscriptions/listen` stream as part of a session's stream: its change
+// notifications without the subscription's stamp; its acknowledgement and its closing answer are
+// the listen's own business.
+class ListenStream final : public upstream::ReplyStream {
+ public:
+  explicit ListenStream(std::unique_ptr<upstream::ReplyStream> inner) : inner_(std::move(inner)) {}
+
+  awaitable<StreamRead> next() override {
+    for (;;) {
+      StreamRead read = co_await inner_->next();
+      if (read.status != ReadStatus::message) co_return read;
+      auto parsed = json::parse(read.event.data);
+      if (!parsed.ok() || !parsed.value.is_object()) continue;
+      mcp::Json& message = parsed.value;
+      if (!message.contains("method")) co_return StreamRead{};  // the listen's closing answer
+      const auto method = message.value("method", std::string());
+      if (!mcp::is_change_notification(method)) continue;  // the acknowledgement, or stray
+      mcp::untag_subscription(message);
+      read.event.id.clear();
+      read.event.has_id = false;
+      read.event.data = message.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+      co_return read;
+    }
+  }
+  void abort() override { inner_->abort(); }
+
+ private:
+  std::unique_ptr<upstream::ReplyStream> inner_;
 };
 
 // How long a member's question waits for the client's answer (a human may be answering it), and
@@ -943,6 +974,28 @@ awaitable<bool> VirtualServer::notify(std::size_t member, std::string raw,
 awaitable<UpstreamReply> VirtualServer::listen_to(std::size_t member, mcp::SessionClaims claims,
                                                   upstream::ForwardContext context) {
   asio::steady_timer deadline(co_await asio::this_coro::executor, options_.member_timeout);
+  if (speaks_stateless(member)) {
+    // Every list change it announces; resource updates need subscriptions, which 2026-07-28
+    // members are not sent.
+    mcp::ListenFilter filter;
+    filter.tools_list_changed = filter.prompts_list_changed = filter.resources_list_changed = true;
+    mcp::Json request = {{"jsonrpc", "2.0"},
+                         {"id", "listen-" + mcp::base64url_encode(mcp::random_bytes(9))},
+                         {"method", "subscriptions/listen"},
+                         {"params", {{"notifications", filter.to_json()}}}};
+    make_stateless(request, &claims, context);
+    const mcp::Message message(mcp::MessageKind::request, request);
+    std::string raw = request.dump();
+    auto sent = co_await (members_[member]->send(message, std::move(raw), nullptr, context) ||
+                          deadline.async_wait(use_nothrow));
+    if (sent.index() == 1)
+      co_return UpstreamReply::failure("did not open its listen stream within " +
+                                       std::to_string(options_.member_timeout.count()) + " ms");
+    UpstreamReply reply = std::move(std::get<0>(sent));
+    if (reply.kind == Kind::stream)
+      reply.stream = std::make_unique<ListenStream>(std::move(reply.stream));
+    co_return reply;
+  }
   auto opened =
       co_await (members_[member]->listen(claims, context) || deadline.async_wait(use_nothrow));
   if (opened.index() == 0) co_return std::move(std::get<0>(opened));
@@ -1529,7 +1582,7 @@ awaitable<UpstreamReply> VirtualServer::listen(const mcp::SessionClaims& session
   std::vector<awaitable<UpstreamReply>> tasks;
   for (std::size_t member = 0; member < members_.size(); ++member) {
     const auto own = sessions->find(members_[member]->name());
-    if (own == sessions->end() || speaks_stateless(member)) continue;
+    if (own == sessions->end()) continue;
     listening.push_back(member);
     tasks.push_back(listen_to(member, member_claims(session, member, own->second),
                               member_context(context, &own->second)));
