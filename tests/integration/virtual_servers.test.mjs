@@ -452,6 +452,24 @@ describe('a member that speaks only 2026-07-28, next to a session member', () =>
       return changes.length > 0;
     }, { timeoutMs: 15_000, intervalMs: 500, what: 'notifications/tools/list_changed from the 2026-07-28 member' });
   });
+
+  test('its listing marked cacheable is kept until it announces a change (SEP-2549)', async () => {
+    const listsSeen = async () => {
+      const stats = await client.callTool({ name: 'stateless_stats', arguments: {} }, undefined, CALL_TIMEOUT);
+      return JSON.parse(stats.content[0].text).methods['tools/list'] ?? 0;
+    };
+    await client.listTools();
+    const before = await listsSeen();
+    await client.listTools();
+    await client.listTools();
+    assert.equal(await listsSeen(), before, 'two more listings came from the cache');
+    const changes = [];
+    client.setNotificationHandler(ToolListChangedNotificationSchema, (n) => changes.push(n.method));
+    await client.callTool({ name: 'stateless_announce_change', arguments: { kind: 'tools' } }, undefined, CALL_TIMEOUT);
+    await waitFor(() => changes.length > 0, { what: 'the change notification' });
+    await client.listTools();
+    assert.equal(await listsSeen(), before + 1, 'the change dropped the kept listing');
+  });
 });
 
 describe('configuration errors name the line', () => {

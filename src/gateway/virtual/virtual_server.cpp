@@ -7,10 +7,12 @@
 #include <boost/asio/experimental/parallel_group.hpp>
 
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <unordered_map>
 
 #include "gateway/bridging.hpp"
+#include "gateway/result_cache.hpp"
 #include "gateway/virtual/tool_search.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
@@ -188,18 +190,26 @@ class TaggedStream final : public upstream::ReplyStream {
 // (a member that floods waits for the client like any other), and the merged stream ends when
 // every member's has.
 class MergedStream final : public upstream::ReplyStream {
+ public:
+  // Told of each member's change notification as it passes (upstream, method).
+  using ChangeSeen = std::function<void(std::string_view, std::string_view)>;
+
+ private:
   using Channel = asio::experimental::channel<void(error_code, StreamRead)>;
   struct State {
     explicit State(asio::any_io_executor executor) : channel(executor, 64) {}
     Channel channel;
     std::vector<std::shared_ptr<upstream::ReplyStream>> streams;
+    ChangeSeen change_seen;
   };
 
  public:
   static awaitable<std::unique_ptr<upstream::ReplyStream>> start(
-      std::vector<std::pair<std::string, std::unique_ptr<upstream::ReplyStream>>> members) {
+      std::vector<std::pair<std::string, std::unique_ptr<upstream::ReplyStream>>> members,
+      ChangeSeen change_seen) {
     auto executor = co_await asio::this_coro::executor;
     auto state = std::make_shared<State>(executor);
+    state->change_seen = std::move(change_seen);
     for (auto& [upstream, stream] : members) {
       std::shared_ptr<upstream::ReplyStream> shared(std::move(stream));
       state->streams.push_back(shared);
@@ -242,6 +252,11 @@ class MergedStream final : public upstream::ReplyStream {
             log::warn("virtual server: the stream of upstream '", upstream,
                       "' ended: ", read.error);
           break;
+        }
+        if (state->change_seen && read.event.data.find("list_changed") != std::string::npos) {
+          const auto parsed = json::parse(read.event.data);
+          if (parsed.ok() && parsed.value.is_object())
+            state->change_seen(upstream, parsed.value.value("method", std::string()));
         }
         tag_for_client(upstream, read.event);
         auto [ec] = co_await state->channel.async_send(error_code(), std::move(read), use_nothrow);
@@ -800,6 +815,9 @@ class VirtualServer final : public upstream::Upstream, private upstream::MemberR
   mutable std::mutex resources_mutex_;
   std::unordered_map<std::string, std::size_t> resource_owners_;
   PendingQuestions questions_;
+  // 2026-07-28 members' cacheable results (SEP-2549), by member; a member's list change drops its
+  // lists.
+  ResultCache cached_results_;
   // Tools that searches found, by session (the members' sessions, which name it), oldest first.
   mutable std::mutex found_mutex_;
   std::unordered_map<std::string, std::vector<std::string>> found_;
@@ -929,10 +947,25 @@ awaitable<std::vector<MemberAnswer>> VirtualServer::ask_each(
     const std::vector<std::size_t>& members, std::vector<mcp::Json> requests,
     const mcp::SessionClaims* session, const MemberSessions& sessions,
     const upstream::ForwardContext& context) {
+  std::vector<MemberAnswer> answers(members.size());
+  // SEP-2549: what a 2026-07-28 member marked cacheable is kept per member, as long as it says.
+  std::vector<std::string> cache_keys(members.size());
+  const std::string subject = session ? session->subject : std::string();
+  std::vector<std::size_t> asked;
   std::vector<awaitable<MemberAnswer>> tasks;
   tasks.reserve(members.size());
   for (std::size_t index = 0; index < members.size(); ++index) {
     const std::size_t member = members[index];
+    if (speaks_stateless(member)) {
+      cache_keys[index] = ResultCache::request_key(
+          members_[member]->name(), mcp::Message(mcp::MessageKind::request, requests[index]));
+      if (auto cached = cached_results_.find(cache_keys[index], subject)) {
+        answers[index].answered = true;
+        answers[index].response = {
+            {"jsonrpc", "2.0"}, {"id", requests[index]["id"]}, {"result", std::move(*cached)}};
+        continue;
+      }
+    }
     const auto own = sessions.find(members_[member]->name());
     const MemberSession* known = own == sessions.end() ? nullptr : &own->second;
     std::optional<mcp::SessionClaims> claims;
@@ -942,15 +975,26 @@ awaitable<std::vector<MemberAnswer>> VirtualServer::ask_each(
     } else if (session && known) {
       claims = member_claims(*session, member, *known);
     }
+    asked.push_back(index);
     tasks.push_back(ask(member, std::move(requests[index]), std::move(claims), std::move(forwarded),
                         options_.member_timeout));
   }
+  if (tasks.empty()) co_return answers;
   const auto failed = [](const char* what) {
     MemberAnswer answer;
     answer.problem = std::string("failed: ") + what;
     return answer;
   };
-  co_return co_await all_of(std::move(tasks), failed);
+  auto fresh = co_await all_of(std::move(tasks), failed);
+  for (std::size_t i = 0; i < asked.size(); ++i) {
+    const std::size_t index = asked[i];
+    answers[index] = std::move(fresh[i]);
+    if (cache_keys[index].empty() || !answers[index].answered) continue;
+    if (const auto result = answers[index].response.find("result");
+        result != answers[index].response.end())
+      cached_results_.store(cache_keys[index], subject, *result);
+  }
+  co_return answers;
 }
 
 awaitable<bool> VirtualServer::notify(std::size_t member, std::string raw,
@@ -1610,7 +1654,12 @@ awaitable<UpstreamReply> VirtualServer::listen(const mcp::SessionClaims& session
   reply.kind = Kind::stream;
   reply.http_status = 200;
   reply.content_type = "text/event-stream";
-  reply.stream = co_await MergedStream::start(std::move(streams));
+  const MergedStream::ChangeSeen change_seen = [this](std::string_view upstream,
+                                                      std::string_view method) {
+    for (const auto list : mcp::methods_invalidated_by(method))
+      cached_results_.invalidate(upstream, list);
+  };
+  reply.stream = co_await MergedStream::start(std::move(streams), change_seen);
   co_return reply;
 }
 
