@@ -273,6 +273,27 @@ test('a forged listing cursor is refused with -32602', async () => {
   assert.equal(answer.message?.error?.code, -32602, JSON.stringify(answer.response));
 });
 
+test('requests with members of the wrong type get an error, not a crash', async () => {
+  const url = gateway.mcp('workbench');
+  const { sessionId } = await rawInitialize(url);
+  const odd = [
+    ['completion/complete', { ref: { type: 5, name: 'x' }, argument: { name: 'a', value: 'b' } }],
+    ['completion/complete', { ref: 'ref/prompt' }],
+    ['tools/call', { name: 7, arguments: {} }],
+    ['tools/call', { name: ['ev_echo'] }],
+    ['resources/read', { uri: { href: 'x' } }],
+    ['prompts/get', {}],
+    ['tools/list', { cursor: 12 }],
+  ];
+  for (const [method, params] of odd) {
+    const answer = await rawRpc(url, { sessionId, method, params });
+    assert.ok(answer.message?.error, `${method} ${JSON.stringify(params)}: ${JSON.stringify(answer.response.json ?? answer.response.text)}`);
+  }
+  const { client } = await connectClient(url);
+  const echo = await client.callTool({ name: 'ev_echo', arguments: { message: 'still up' } }, undefined, CALL_TIMEOUT);
+  assert.equal(echo.content[0].text, 'Echo: still up');
+});
+
 test('an answer to a request no member made is refused with 400, and reaches no member', async () => {
   const url = gateway.mcp('workbench');
   const { sessionId } = await rawInitialize(url);

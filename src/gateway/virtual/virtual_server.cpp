@@ -31,6 +31,19 @@ using upstream::StreamRead;
 using upstream::UpstreamReply;
 using Kind = UpstreamReply::Kind;
 
+// A member of a JSON object that a peer wrote: "" (or false) when the object is not one, or the
+// member is absent or of another type. What peers send is never trusted to have the right types.
+std::string text_member(const mcp::Json& object, const char* key) {
+  if (!object.is_object()) return {};
+  const auto found = object.find(key);
+  return found != object.end() && found->is_string() ? found->get<std::string>() : std::string();
+}
+bool flag_member(const mcp::Json& object, const char* key) {
+  if (!object.is_object()) return false;
+  const auto found = object.find(key);
+  return found != object.end() && found->is_boolean() && found->get<bool>();
+}
+
 // ---- The members' sessions, sealed into the client's session id ------------------------------
 
 // What one member said at initialize: its session, the revision it agreed to, and which
@@ -256,7 +269,7 @@ class MergedStream final : public upstream::ReplyStream {
         if (state->change_seen && read.event.data.find("list_changed") != std::string::npos) {
           const auto parsed = json::parse(read.event.data);
           if (parsed.ok() && parsed.value.is_object())
-            state->change_seen(upstream, parsed.value.value("method", std::string()));
+            state->change_seen(upstream, text_member(parsed.value, "method"));
         }
         tag_for_client(upstream, read.event);
         auto [ec] = co_await state->channel.async_send(error_code(), std::move(read), use_nothrow);
@@ -409,7 +422,7 @@ class ListenStream final : public upstream::ReplyStream {
       if (!parsed.ok() || !parsed.value.is_object()) continue;
       mcp::Json& message = parsed.value;
       if (!message.contains("method")) co_return StreamRead{};  // the listen's closing answer
-      const auto method = message.value("method", std::string());
+      const auto method = text_member(message, "method");
       if (!mcp::is_change_notification(method)) continue;  // the acknowledgement, or stray
       mcp::untag_subscription(message);
       read.event.id.clear();
@@ -550,7 +563,11 @@ class StatelessCallStream final : public upstream::ReplyStream {
       return;
     }
     for (const auto& [key, input] : requests->items()) {
-      const std::string method = input.value("method", std::string());
+      if (!input.is_object()) {
+        fail("upstream '" + member_.name() + "' asked for input in a form it cannot have");
+        return;
+      }
+      const std::string method = text_member(input, "method");
       if (!mcp::is_input_request_method(method)) {
         fail("upstream '" + member_.name() +
              "' asked the client something it cannot ask: " + method);
@@ -596,7 +613,7 @@ class StatelessCallStream final : public upstream::ReplyStream {
         std::string why = "the client could not answer " + question.method;
         if (const auto error = response.find("error");
             error != response.end() && error->is_object())
-          why += ": " + error->value("message", std::string());
+          why += ": " + text_member(*error, "message");
         fail(why);
         forget();
         co_return;
@@ -869,7 +886,7 @@ std::optional<upstream::MemberTarget> VirtualServer::route(const mcp::Message& m
     if (!params) return std::nullopt;
     const auto ref = params->find("ref");
     if (ref == params->end() || !ref->is_object()) return std::nullopt;
-    const auto type = ref->value("type", std::string());
+    const auto type = text_member(*ref, "type");
     if (type == "ref/prompt") {
       const auto name = ref->find("name");
       if (name != ref->end() && name->is_string())
@@ -1104,8 +1121,7 @@ awaitable<UpstreamReply> VirtualServer::initialize(const mcp::Message& message,
 
   std::string sessions;
   std::string requested;
-  if (const auto* params = message.params())
-    requested = params->value("protocolVersion", std::string());
+  if (const auto* params = message.params()) requested = text_member(*params, "protocolVersion");
   std::string agreed;
   mcp::Json capabilities = mcp::Json::object();
   std::string instructions = catalog_->instructions();
@@ -1122,16 +1138,19 @@ awaitable<UpstreamReply> VirtualServer::initialize(const mcp::Message& message,
     }
     const auto result = answer.answered ? answer.response.find("result") : answer.response.end();
     if (!answer.answered || result == answer.response.end() || !result->is_object()) {
-      const std::string why = !answer.answered ? answer.problem
-                                               : "refused initialize: " +
-                                                     answer.response.value("error", mcp::Json())
-                                                         .value("message", std::string("an error"));
+      std::string why = answer.problem;
+      if (answer.answered) {
+        const auto error = answer.response.find("error");
+        why = "refused initialize: " + (error != answer.response.end()
+                                            ? text_member(*error, "message")
+                                            : std::string("it gave no result"));
+      }
       log::warn("virtual server '", name(), "': upstream '", upstream,
                 "' is left out of this session: ", why);
       problems += (problems.empty() ? "" : "; ") + ("upstream '" + upstream + "' " + why);
       continue;
     }
-    const std::string version = result->value("protocolVersion", std::string());
+    const std::string version = text_member(*result, "protocolVersion");
     const auto own = result->find("capabilities");
     const mcp::Json offered = own != result->end() && own->is_object() ? *own : mcp::Json::object();
     if (!pack_session(sessions, upstream, answer.session, version, capability_letters(offered))) {
@@ -1150,7 +1169,7 @@ awaitable<UpstreamReply> VirtualServer::initialize(const mcp::Message& message,
       if (!merged.is_object()) merged = mcp::Json::object();
       if (item->is_object()) {
         for (const auto* flag : {"listChanged", "subscribe"}) {
-          if (item->value(flag, false)) merged[flag] = true;
+          if (flag_member(*item, flag)) merged[flag] = true;
         }
       }
     }
@@ -1359,8 +1378,7 @@ awaitable<UpstreamReply> VirtualServer::forward_routed(const upstream::MemberTar
       params["name"] = target.name;
     } else if (method == "completion/complete") {
       mcp::Json& ref = params["ref"];
-      if (ref.is_object() && ref.value("type", std::string()) == "ref/prompt")
-        ref["name"] = target.name;
+      if (text_member(ref, "type") == "ref/prompt") ref["name"] = target.name;
     }
     auto forwarded = member_context(context, &own->second);
     make_stateless(body.value, &session, forwarded);
@@ -1390,8 +1408,7 @@ awaitable<UpstreamReply> VirtualServer::forward_routed(const upstream::MemberTar
     mcp::Json& params = body.value["params"];
     if (method == "completion/complete") {
       mcp::Json& ref = params["ref"];
-      if (ref.is_object() && ref.value("type", std::string()) == "ref/prompt")
-        ref["name"] = target.name;
+      if (text_member(ref, "type") == "ref/prompt") ref["name"] = target.name;
     } else {
       params["name"] = target.name;
     }
