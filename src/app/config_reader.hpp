@@ -117,7 +117,7 @@ class ConfigReader {
   UpstreamConfig read_upstream(const std::string& name, Field& definition);
   VirtualServerConfig read_virtual_server(const std::string& name, Field& definition);
   VirtualMemberConfig read_virtual_member(const std::string& upstream, Field& definition);
-  VirtualSelection read_selection(Field& field, std::string_view what);
+  VirtualSelection read_selection(Field& field, std::string_view what, bool with_tags);
 
   std::string file_;
   LocationTable locations_;

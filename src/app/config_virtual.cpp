@@ -125,21 +125,23 @@ VirtualMemberConfig ConfigReader::read_virtual_member(const std::string& upstrea
         return text;
       });
     } else if (key == "prompts") {
-      member.prompts = read_selection(value, "prompt names");
+      member.prompts = read_selection(value, "prompt names", true);
     } else if (key == "resources") {
-      member.resources = read_selection(value, "resource URIs");
+      member.resources = read_selection(value, "resource URIs", false);
     } else if (key == "tools") {
       expect_map(value,
                  "a map with include, exclude, rename, descriptions or annotations (tool names)");
       VirtualSelection selection;
-      for (auto& [tool_key, tool_value] :
-           entries_of(value, {"include", "exclude", "rename", "descriptions", "annotations"})) {
+      for (auto& [tool_key, tool_value] : entries_of(
+               value, {"include", "exclude", "tags", "rename", "descriptions", "annotations"})) {
         remember(tool_value);
         if (tool_key == "include") {
           selection.include = read_string_list(tool_value, "tool names or globs");
           selection.included = true;
         } else if (tool_key == "exclude") {
           selection.exclude = read_string_list(tool_value, "tool names or globs");
+        } else if (tool_key == "tags") {
+          selection.tags = read_string_list(tool_value, "tags");
         } else if (tool_key == "rename") {
           member.rename = read_string_map(
               tool_value, "tool name",
@@ -187,11 +189,18 @@ VirtualMemberConfig ConfigReader::read_virtual_member(const std::string& upstrea
   return member;
 }
 
-VirtualSelection ConfigReader::read_selection(Field& field, std::string_view what) {
+VirtualSelection ConfigReader::read_selection(Field& field, std::string_view what, bool with_tags) {
   expect_map(field,
              "a map with include and/or exclude (lists of " + std::string(what) + " or globs)");
   VirtualSelection selection;
-  for (auto& [key, value] : entries_of(field, {"include", "exclude"})) {
+  const std::vector<std::string> keys = with_tags
+                                            ? std::vector<std::string>{"include", "exclude", "tags"}
+                                            : std::vector<std::string>{"include", "exclude"};
+  for (auto& [key, value] : entries_of(field, keys)) {
+    if (key == "tags") {
+      selection.tags = read_string_list(remember(value), "tags");
+      continue;
+    }
     auto globs = read_string_list(remember(value), std::string(what) + " or globs");
     if (key == "include") selection.included = true;
     (key == "include" ? selection.include : selection.exclude) = std::move(globs);

@@ -147,8 +147,9 @@ gateway::Selection selection_of(const VirtualSelection& configured) {
   gateway::Selection selection;
   selection.include = configured.include;
   selection.exclude = configured.exclude;
-  // `include: []` publishes nothing of that kind; no include list publishes all of it.
-  selection.everything = !configured.included;
+  selection.tags = configured.tags;
+  // `include: []` publishes nothing of that kind; neither an include list nor tags: all of it.
+  selection.everything = !configured.included && configured.tags.empty();
   return selection;
 }
 

@@ -875,3 +875,15 @@ TEST_CASE("A virtual server's tool discovery is list or search") {
   CHECK_THAT(error_loading(head + "    member_timeout: 1ms\n"),
              Catch::Contains("must be between 100ms and 10m"));
 }
+
+TEST_CASE("Tools and prompts may be selected by tag, resources may not") {
+  const std::string head = std::string(kTwoUpstreams) + "virtual_servers:\n  wb:\n    upstreams:\n";
+  const Config config =
+      load(head + "      a: {tools: {tags: [read-only]}, prompts: {tags: [x]}}\n");
+  const auto& member = config.virtual_servers[0].members[0];
+  CHECK(member.tools.tags == std::vector<std::string>{"read-only"});
+  CHECK_FALSE(member.tools.included);
+  CHECK(member.prompts.tags == std::vector<std::string>{"x"});
+  CHECK_THAT(error_loading(head + "      a: {resources: {tags: [x]}}\n"),
+             Catch::Contains("test.yaml:7:") && Catch::Contains("unknown key 'tags'"));
+}

@@ -206,3 +206,42 @@ TEST_CASE("Tool search ranks by name, title, description and parameters, best fi
   CHECK(rank_tools(candidates, "file", 0).empty());
   CHECK(rank_tools({}, "file", 5).empty());
 }
+
+// ---- selection by tags ------------------------------------------------------------------------
+
+TEST_CASE("Tags are read where servers put them") {
+  using membrane::gateway::tags_of;
+  CHECK(tags_of(Json{{"_meta", {{"tags", {"a", 1, "b"}}}}}) == std::vector<std::string>{"a", "b"});
+  CHECK(tags_of(Json{{"_meta", {{"_fastmcp", {{"tags", {"read"}}}}}}}) ==
+        std::vector<std::string>{"read"});
+  CHECK(tags_of(Json{{"annotations", {{"tags", {"x"}}}}}) == std::vector<std::string>{"x"});
+  CHECK(tags_of(Json{{"_meta", {{"tags", "not a list"}}}}).empty());
+  CHECK(tags_of(Json("no tool")).empty());
+  Json many = {{"_meta", {{"tags", Json::array()}}}};
+  for (int i = 0; i < 100; ++i)
+    many["_meta"]["tags"].push_back("t" + std::to_string(i));
+  CHECK(tags_of(many).size() == 64);
+}
+
+TEST_CASE("A tool selected by tag is published, and reachable, once a listing showed its tag") {
+  VirtualMember tagged;
+  tagged.upstream = "fast";
+  tagged.prefix = "fast";
+  tagged.tools.tags = {"read-only"};
+  tagged.tools.exclude = {"secret_*"};
+  tagged.tools.everything = false;
+  const VirtualCatalog catalog("v", "_", "", {tagged});
+  // Not listed yet on this replica: refused.
+  CHECK_FALSE(catalog.owner_of(ItemKind::tool, "fast_lookup"));
+  Json lookup = {{"name", "lookup"}, {"_meta", {{"_fastmcp", {{"tags", {"read-only"}}}}}}};
+  REQUIRE(catalog.publish(ItemKind::tool, 0, lookup));
+  CHECK(lookup["name"] == "fast_lookup");
+  REQUIRE(catalog.owner_of(ItemKind::tool, "fast_lookup"));
+  CHECK(catalog.owner_of(ItemKind::tool, "fast_lookup")->name == "lookup");
+  Json untagged = {{"name", "delete_all"}};
+  CHECK_FALSE(catalog.publish(ItemKind::tool, 0, untagged));
+  CHECK_FALSE(catalog.owner_of(ItemKind::tool, "fast_delete_all"));
+  Json excluded = {{"name", "secret_dump"}, {"_meta", {{"tags", {"read-only"}}}}};
+  CHECK_FALSE(catalog.publish(ItemKind::tool, 0, excluded));
+  CHECK_FALSE(catalog.owner_of(ItemKind::tool, "fast_secret_dump"));
+}

@@ -100,7 +100,8 @@ struct UpstreamConfig {
 struct VirtualSelection {
   std::vector<std::string> include;
   std::vector<std::string> exclude;
-  bool included = false;  // an include list was given (an empty one publishes nothing)
+  std::vector<std::string> tags;  // tools and prompts carrying one of these tags, too
+  bool included = false;          // an include list was given (an empty one publishes nothing)
 };
 
 // One upstream as a virtual server publishes it.

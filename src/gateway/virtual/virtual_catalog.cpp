@@ -25,9 +25,41 @@ bool any_glob(const std::vector<std::string>& globs, std::string_view name) {
 
 }  // namespace
 
+// Tags read of one item, and tagged items remembered per catalogue, at most.
+constexpr std::size_t kMaxTags = 64;
+constexpr std::size_t kMaxTaggedItems = 100'000;
+
 bool Selection::selects(std::string_view name) const {
   if (!everything && !any_glob(include, name)) return false;
-  return !any_glob(exclude, name);
+  return !excludes(name);
+}
+
+bool Selection::excludes(std::string_view name) const {
+  return any_glob(exclude, name);
+}
+
+std::vector<std::string> tags_of(const mcp::Json& item) {
+  std::vector<std::string> tags;
+  const auto take = [&tags](const mcp::Json& holder) {
+    if (!holder.is_object()) return;
+    const auto found = holder.find("tags");
+    if (found == holder.end() || !found->is_array()) return;
+    for (const auto& tag : *found) {
+      if (tags.size() >= kMaxTags) return;
+      if (tag.is_string()) tags.push_back(tag.get<std::string>());
+    }
+  };
+  if (!item.is_object()) return tags;
+  if (const auto meta = item.find("_meta"); meta != item.end() && meta->is_object()) {
+    take(*meta);
+    for (const auto& [key, value] : meta->items()) {
+      (void)key;
+      take(value);
+    }
+  }
+  if (const auto annotations = item.find("annotations"); annotations != item.end())
+    take(*annotations);
+  return tags;
 }
 
 VirtualCatalog::VirtualCatalog(std::string name, std::string separator, std::string instructions,
@@ -51,13 +83,10 @@ std::optional<std::size_t> VirtualCatalog::member_index(std::string_view upstrea
 
 std::optional<PublishedOwner> VirtualCatalog::owner_of(ItemKind kind,
                                                        std::string_view published) const {
-  const auto selection = [kind](const VirtualMember& member) -> const Selection& {
-    return kind == ItemKind::tool ? member.tools : member.prompts;
-  };
   if (kind == ItemKind::tool) {
     if (const auto renamed = renamed_.find(published); renamed != renamed_.end()) {
-      const auto& member = members_[renamed->second.member];
-      if (!member.tools.selects(renamed->second.name)) return std::nullopt;
+      if (!selected(ItemKind::tool, renamed->second.member, renamed->second.name))
+        return std::nullopt;
       return renamed->second;
     }
   }
@@ -77,14 +106,14 @@ std::optional<PublishedOwner> VirtualCatalog::owner_of(ItemKind kind,
     if (own.empty()) return std::nullopt;
     // A renamed tool answers only to its new name.
     if (kind == ItemKind::tool && member.renames.contains(own)) return std::nullopt;
-    if (!selection(member).selects(own)) return std::nullopt;
+    if (!selected(kind, index, own)) return std::nullopt;
     return PublishedOwner{index, std::move(own)};
   }
   if (!unprefixed) return std::nullopt;
   const auto& member = members_[*unprefixed];
   std::string own(published);
   if (kind == ItemKind::tool && member.renames.contains(own)) return std::nullopt;
-  if (!selection(member).selects(own)) return std::nullopt;
+  if (!selected(kind, *unprefixed, own)) return std::nullopt;
   return PublishedOwner{*unprefixed, std::move(own)};
 }
 
@@ -94,10 +123,10 @@ std::optional<std::string> VirtualCatalog::published_name(ItemKind kind, std::si
   const auto& member = members_[member_index];
   std::string published;
   if (kind == ItemKind::tool) {
-    if (!member.tools.selects(own)) return std::nullopt;
+    if (!selected(kind, member_index, own)) return std::nullopt;
     if (const auto renamed = member.renames.find(std::string(own)); renamed != member.renames.end())
       published = renamed->second;
-  } else if (!member.prompts.selects(own)) {
+  } else if (!selected(kind, member_index, own)) {
     return std::nullopt;
   }
   if (published.empty()) {
@@ -111,6 +140,32 @@ std::optional<std::string> VirtualCatalog::published_name(ItemKind kind, std::si
   return published;
 }
 
+namespace {
+
+std::string tagged_key(ItemKind kind, std::size_t member, std::string_view own) {
+  std::string key = kind == ItemKind::tool ? "t" : "p";
+  key += std::to_string(member);
+  key.push_back('\n');
+  key.append(own);
+  return key;
+}
+
+}  // namespace
+
+bool VirtualCatalog::selected(ItemKind kind, std::size_t member, std::string_view own) const {
+  const auto& selection =
+      kind == ItemKind::tool ? members_[member].tools : members_[member].prompts;
+  if (selection.selects(own)) return true;
+  if (selection.tags.empty() || selection.excludes(own)) return false;
+  std::lock_guard lock(tagged_mutex_);
+  return tagged_.contains(tagged_key(kind, member, own));
+}
+
+void VirtualCatalog::learn_tagged(ItemKind kind, std::size_t member, std::string_view own) const {
+  std::lock_guard lock(tagged_mutex_);
+  if (tagged_.size() < kMaxTaggedItems) tagged_.insert(tagged_key(kind, member, own));
+}
+
 bool VirtualCatalog::publishes_resource(std::size_t member, std::string_view uri) const {
   return member < members_.size() && members_[member].resources.selects(uri);
 }
@@ -120,6 +175,16 @@ bool VirtualCatalog::publish(ItemKind kind, std::size_t member_index, mcp::Json&
   const auto name = item.find("name");
   if (name == item.end() || !name->is_string()) return false;
   const std::string own = name->get<std::string>();
+  if (member_index >= members_.size()) return false;
+  const auto& selection =
+      kind == ItemKind::tool ? members_[member_index].tools : members_[member_index].prompts;
+  if (!selection.tags.empty() && !selection.selects(own) && !selection.excludes(own)) {
+    const auto carried = tags_of(item);
+    const bool tagged = std::any_of(carried.begin(), carried.end(), [&](const std::string& tag) {
+      return std::find(selection.tags.begin(), selection.tags.end(), tag) != selection.tags.end();
+    });
+    if (tagged) learn_tagged(kind, member_index, own);
+  }
   auto published = published_name(kind, member_index, own);
   if (!published) return false;
   *name = std::move(*published);

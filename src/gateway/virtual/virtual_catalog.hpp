@@ -11,7 +11,9 @@
 
 #include <cstddef>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,9 +25,18 @@ namespace membrane::gateway {
 struct Selection {
   std::vector<std::string> include;  // empty with `everything` = all
   std::vector<std::string> exclude;
-  bool everything = true;  // no include list was given
+  // Items carrying one of these tags are published too (tools and prompts). MCP has no tags field:
+  // they are read where servers put them, `_meta.tags`, `_meta.<namespace>.tags` (FastMCP's
+  // `_meta._fastmcp.tags`) or `annotations.tags`.
+  std::vector<std::string> tags;
+  bool everything = true;  // neither an include list nor tags were given
+  // By name alone: `everything`, or an include glob; never an excluded name.
   bool selects(std::string_view name) const;
+  bool excludes(std::string_view name) const;
 };
+
+// The tags an item carries, as `Selection::tags` reads them (at most 64).
+std::vector<std::string> tags_of(const mcp::Json& item);
 
 struct VirtualMember {
   std::string upstream;
@@ -85,12 +96,20 @@ class VirtualCatalog {
   static std::optional<TaggedId> untag_request_id(const mcp::Json& id);
 
  private:
+  // Whether a member's item is published: by its selection's name rules, or because a listing on
+  // this replica showed it with one of the selection's tags. A tagged item not yet listed here is
+  // not reachable: refusing it is the safe side.
+  bool selected(ItemKind kind, std::size_t member, std::string_view own) const;
+  void learn_tagged(ItemKind kind, std::size_t member, std::string_view own) const;
+
   std::string name_;
   std::string separator_;
   std::string instructions_;
   std::vector<VirtualMember> members_;
   // published name -> (member, own name), for renamed tools
   std::map<std::string, PublishedOwner, std::less<>> renamed_;
+  mutable std::mutex tagged_mutex_;
+  mutable std::set<std::string, std::less<>> tagged_;  // "<kind><member>\n<own name>"
 };
 
 }  // namespace membrane::gateway
