@@ -777,8 +777,7 @@ class VirtualServer final : public upstream::Upstream, private upstream::MemberR
                                                 const mcp::SessionClaims* session,
                                                 const MemberSessions& sessions,
                                                 const upstream::ForwardContext& context);
-  awaitable<UpstreamReply> tell_each(const mcp::Message& message, std::string raw,
-                                     const mcp::SessionClaims& session,
+  awaitable<UpstreamReply> tell_each(std::string raw, const mcp::SessionClaims& session,
                                      const MemberSessions& sessions,
                                      const upstream::ForwardContext& context);
   awaitable<bool> notify(std::size_t member, std::string raw, mcp::SessionClaims claims,
@@ -1064,7 +1063,7 @@ awaitable<UpstreamReply> VirtualServer::listen_to(std::size_t member, mcp::Sessi
                                    std::to_string(options_.member_timeout.count()) + " ms");
 }
 
-awaitable<UpstreamReply> VirtualServer::tell_each(const mcp::Message& message, std::string raw,
+awaitable<UpstreamReply> VirtualServer::tell_each(std::string raw,
                                                   const mcp::SessionClaims& session,
                                                   const MemberSessions& sessions,
                                                   const upstream::ForwardContext& context) {
@@ -1080,7 +1079,6 @@ awaitable<UpstreamReply> VirtualServer::tell_each(const mcp::Message& message, s
     const auto failed = [](const char*) { return false; };
     co_await all_of(std::move(tasks), failed);
   }
-  (void)message;
   UpstreamReply reply;
   reply.kind = Kind::accepted;
   reply.http_status = 202;
@@ -1448,7 +1446,7 @@ awaitable<UpstreamReply> VirtualServer::send(const mcp::Message& message, std::s
   if (message.is_response())
     co_return co_await answer_member(message, raw, *session, *sessions, context);
   if (message.is_notification())
-    co_return co_await tell_each(message, std::move(raw), *session, *sessions, context);
+    co_return co_await tell_each(std::move(raw), *session, *sessions, context);
 
   const std::string_view method = message.method();
   if (method == "ping") co_return result_reply(message.id(), mcp::Json::object());
