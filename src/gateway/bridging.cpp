@@ -7,6 +7,7 @@
 
 #include "gateway/responses.hpp"
 #include "gateway/revision.hpp"
+#include "membrane/core/json.hpp"
 #include "membrane/core/sha256.hpp"
 #include "membrane/mcp/protocol.hpp"
 
@@ -343,6 +344,25 @@ void InFlightCalls::forget(const std::string& key, std::uint64_t serial) {
   std::lock_guard lock(mutex_);
   if (const auto found = calls_.find(key); found != calls_.end() && found->second.serial == serial)
     calls_.erase(found);
+}
+
+mcp::Json client_info_of(const mcp::SessionClaims& claims) {
+  if (claims.initialize_params.is_object()) {
+    if (const auto info = claims.initialize_params.find("clientInfo");
+        info != claims.initialize_params.end() && info->is_object())
+      return *info;
+  }
+  return mcp::Json();
+}
+
+std::optional<std::string> json_rpc_answer(const upstream::UpstreamReply& reply,
+                                           const mcp::Json& id) {
+  if (reply.kind != upstream::UpstreamReply::Kind::rejected) return std::nullopt;
+  const auto answer = json::parse_or_discarded(reply.body);
+  if (!answer.is_object() || answer.value("id", mcp::Json()) != id) return std::nullopt;
+  const auto error = answer.find("error");
+  if (error == answer.end() || !error->is_object()) return std::nullopt;
+  return reply.body;
 }
 
 std::string request_digest(const mcp::Message& message) {

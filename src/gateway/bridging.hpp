@@ -283,6 +283,19 @@ class BridgedSessions {
 void add_stateless_headers(upstream::ForwardContext& context, const mcp::Message& message,
                            const http::Request* downstream);
 
+// Rounds of input_required the gateway answers for a session client before giving up.
+inline constexpr int max_input_rounds = 8;
+
+// The client as a stateless server's requests carry it: initialize params.clientInfo (null when
+// the session has none).
+mcp::Json client_info_of(const mcp::SessionClaims& claims);
+
+// The upstream's JSON-RPC answer to request `id` in a reply refused with an HTTP error status (a
+// 2026-07-28 server gives some errors a status too, 404 for an unknown method); nullopt when the
+// reply is no such answer.
+std::optional<std::string> json_rpc_answer(const upstream::UpstreamReply& reply,
+                                           const mcp::Json& id);
+
 // SHA-256 over what identifies a request for a continuation: method, target and arguments.
 std::string request_digest(const mcp::Message& message);
 

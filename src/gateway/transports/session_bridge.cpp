@@ -20,33 +20,6 @@ namespace membrane::gateway {
 namespace bhttp = http::bhttp;
 using bridge::dump;
 
-namespace {
-
-// Rounds of input_required the gateway answers for a session client before giving up.
-constexpr int max_input_rounds = 8;
-
-// The upstream's JSON-RPC answer to request `id` in a reply refused with an HTTP error status.
-std::optional<std::string> json_rpc_answer(const upstream::UpstreamReply& reply,
-                                           const mcp::Json& id) {
-  if (reply.kind != upstream::UpstreamReply::Kind::rejected) return std::nullopt;
-  const auto answer = json::parse_or_discarded(reply.body);
-  if (!answer.is_object() || answer.value("id", mcp::Json()) != id) return std::nullopt;
-  const auto error = answer.find("error");
-  if (error == answer.end() || !error->is_object()) return std::nullopt;
-  return reply.body;
-}
-
-mcp::Json client_info_of(const mcp::SessionClaims& claims) {
-  if (claims.initialize_params.is_object()) {
-    if (const auto info = claims.initialize_params.find("clientInfo");
-        info != claims.initialize_params.end() && info->is_object())
-      return *info;
-  }
-  return mcp::Json();
-}
-
-}  // namespace
-
 ExchangeRequest Gateway::bridged_exchange(const BridgedMessage& bridged) const {
   ExchangeRequest described;
   described.upstream = bridged.upstream->name();

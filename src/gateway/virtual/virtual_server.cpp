@@ -348,13 +348,6 @@ mcp::Json search_tool_definition() {
 
 // ---- Members that speak only 2026-07-28 --------------------------------------------------------
 
-// The client of the virtual server, as a 2026-07-28 member needs it on every request.
-mcp::Json client_info_of(const mcp::SessionClaims* claims) {
-  if (!claims || !claims->initialize_params.is_object()) return mcp::Json();
-  const auto info = claims->initialize_params.find("clientInfo");
-  return info != claims->initialize_params.end() && info->is_object() ? *info : mcp::Json();
-}
-
 // `request` as a 2026-07-28 member takes it: the client's envelope in params._meta, and the
 // context's revision and Mcp-Method / Mcp-Name headers.
 void make_stateless(mcp::Json& request, const mcp::SessionClaims* claims,
@@ -363,7 +356,7 @@ void make_stateless(mcp::Json& request, const mcp::SessionClaims* claims,
   mcp::add_envelope(request,
                     mcp::stateless_envelope(mcp::stateless_protocol_version,
                                             claims ? claims->client_capabilities : no_capabilities,
-                                            client_info_of(claims)));
+                                            claims ? client_info_of(*claims) : mcp::Json()));
   const mcp::Message message(mcp::MessageKind::request, request);
   add_stateless_headers(context, message, nullptr);
 }
@@ -437,10 +430,8 @@ class ListenStream final : public upstream::ReplyStream {
   std::unique_ptr<upstream::ReplyStream> inner_;
 };
 
-// How long a member's question waits for the client's answer (a human may be answering it), and
-// how many rounds of questions one call may take.
+// How long a member's question waits for the client's answer (a human may be answering it).
 constexpr std::chrono::minutes kQuestionTimeout{5};
-constexpr int kMaxQuestionRounds = 8;
 
 // A call to a 2026-07-28 member, as the session client sees it: the member's messages as they
 // come; its `input_required` questions as requests to the client, whose answers are sent back
@@ -524,11 +515,10 @@ class StatelessCallStream final : public upstream::ReplyStream {
     UpstreamReply reply = co_await member_.send(message, std::move(raw), nullptr, context_);
     if (reply.kind == Kind::stream) {
       stream_ = std::move(reply.stream);
-    } else if (reply.kind == Kind::message ||
-               (reply.kind == Kind::rejected &&
-                reply.body.find("\"jsonrpc\"") != std::string::npos)) {
-      // A 2026-07-28 server gives some JSON-RPC errors an HTTP status too; the answer is the body.
+    } else if (reply.kind == Kind::message) {
       settle(std::move(reply.body));
+    } else if (auto answer = json_rpc_answer(reply, id_)) {
+      settle(std::move(*answer));
     } else {
       fail("upstream '" + member_.name() + "' " + describe_failure(reply));
     }
@@ -546,9 +536,9 @@ class StatelessCallStream final : public upstream::ReplyStream {
       done_ = true;
       return;
     }
-    if (++rounds_ > kMaxQuestionRounds) {
+    if (++rounds_ > max_input_rounds) {
       fail("upstream '" + member_.name() + "' kept asking for input after " +
-           std::to_string(kMaxQuestionRounds) + " rounds");
+           std::to_string(max_input_rounds) + " rounds");
       return;
     }
     auto& params = request_["params"];

@@ -277,10 +277,15 @@ FilterStep PolicyFilter::on_request(Exchange& exchange) {
   const std::string_view method = exchange.message->method();
   if (!mcp::is_call_method(method)) return FilterStep::proceed();
   exchange.policy.judged = true;
-  if (method == "tools/call")
-    tool_ = catalog_->find(catalog_key(exchange.upstream, exchange.route.virtual_server),
-                           exchange.route.published_name.empty() ? exchange.message->target_name()
-                                                                 : exchange.route.published_name);
+  if (method == "tools/call") {
+    // A direct route looks up by the upstream's name as it is, with no key to build.
+    tool_ =
+        exchange.route.virtual_server.empty()
+            ? catalog_->find(exchange.upstream, exchange.message->target_name())
+            : catalog_->find(catalog_key(exchange.upstream, exchange.route.virtual_server),
+                             exchange.route.published_name.empty() ? exchange.message->target_name()
+                                                                   : exchange.route.published_name);
+  }
   const auto decision = policy_->decide(call_context(exchange));
   rule_ = decision.rule;
   if (decision.rule || decision.verdict != policy::Verdict::allow) {
