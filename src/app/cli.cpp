@@ -481,13 +481,14 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       throw UsageError(
           "'membrane audit' needs a subcommand: membrane audit verify [--jwks FILE] FILE..., "
           "membrane audit query FILE... [--txn T] [--identity S] [--tool T] [--verdict V] "
-          "[--since TIME] [--until TIME] [--format json|table]");
+          "[--upstream U] [--rule R] [--since TIME] [--until TIME] [--format json|table]");
     }
     CommandLine command_line(subcommand == "verify" ? Verb::audit_verify : Verb::audit_query);
     auto& query = command_line.audit_query;
     const std::map<std::string, std::string*> query_flags = {
-        {"--txn", &query.txn},         {"--identity", &query.identity}, {"--tool", &query.tool},
-        {"--verdict", &query.verdict}, {"--since", &query.since},       {"--until", &query.until}};
+        {"--txn", &query.txn},           {"--identity", &query.identity}, {"--tool", &query.tool},
+        {"--verdict", &query.verdict},   {"--since", &query.since},       {"--until", &query.until},
+        {"--upstream", &query.upstream}, {"--rule", &query.rule}};
     for (std::size_t i = 2; i < args.size(); ++i) {
       const std::string& flag = args[i];
       if (flag == "--jwks" && subcommand == "verify") {
@@ -547,7 +548,8 @@ Usage:
                                       its signed checkpoints); exit 1 naming the first
                                       broken line
   membrane audit query FILE... [--txn T] [--identity S] [--tool T] [--verdict V]
-                      [--since TIME] [--until TIME] [--format json|table]
+                      [--upstream U] [--rule R] [--since TIME] [--until TIME]
+                      [--format json|table]
                                       the records that match, oldest first
   membrane inject --listen ADDR --tls-cert FILE --tls-key FILE [-c FILE] [--log-level LEVEL]
                                       the Kubernetes sidecar injector: a mutating admission

@@ -88,6 +88,7 @@ class Validator {
   void check_virtual_servers() const;
   void check_listener() const;
   void check_security() const;
+  void check_console() const;
   void check_session_and_timeouts() const;
 
   const Config& config_;
@@ -98,6 +99,7 @@ void Validator::run() const {
   check_upstreams();
   check_virtual_servers();
   check_listener();
+  check_console();
   check_security();
   check_session_and_timeouts();
   try {
@@ -276,6 +278,28 @@ void Validator::check_listener() const {
     check_readable("listen.tls.certificate", "--tls-cert", tls->certificate_file,
                    "TLS certificate");
     check_readable("listen.tls.private_key", "--tls-key", tls->private_key_file, "TLS private key");
+  }
+}
+
+void Validator::check_console() const {
+  const auto& console = config_.console;
+  if (!console.enabled) return;
+  if (!config_.admin) {
+    fail("console", "", "",
+         "the console is served on the admin listener: set 'admin' (e.g. \"127.0.0.1:9090\")");
+  }
+  if (!console.auth && !config_.auth.enabled() && console.token_key_file.empty()) {
+    fail("console", "", "",
+         "the console needs a way to check who opens it: 'console.auth', the gateway's 'auth', "
+         "or 'console.token_key_file' (a local issuer)");
+  }
+  if (config_.audit.file.empty() && console.audit_files.empty()) {
+    fail("console", "", "",
+         "the console shows the audit trail: set 'audit.file' (or 'console.audit_files')");
+  }
+  if (console.audit_scope.find_first_of(" \t") != std::string::npos ||
+      console.approve_scope.find_first_of(" \t") != std::string::npos) {
+    fail("console", "", "", "a scope is one word (no spaces)");
   }
 }
 

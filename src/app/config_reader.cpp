@@ -165,6 +165,7 @@ constexpr Section kSections[] = {
     {"audit", [](ConfigReader& r, Field& f, Config& c) { r.read_audit(f, c.audit); }},
     {"cluster", [](ConfigReader& r, Field& f, Config& c) { r.read_cluster(f, c.cluster); }},
     {"admin", [](ConfigReader& r, Field& f, Config& c) { c.admin = r.read_admin(f); }},
+    {"console", [](ConfigReader& r, Field& f, Config& c) { r.read_console(f, c.console); }},
     {"otel", [](ConfigReader& r, Field& f, Config& c) { r.read_otel(f, c.otel); }},
     {"upstreams", [](ConfigReader& r, Field& f, Config& c) { c.upstreams = r.read_upstreams(f); }},
     {"virtual_servers",

@@ -58,6 +58,7 @@ class ConfigReader {
   void read_auth(Field& field, AuthConfig& auth);
   void read_txn(Field& field, TxnConfig& txn);
   void read_audit(Field& field, AuditConfig& audit);
+  void read_console(Field& field, ConsoleConfig& console);
   void read_otel(Field& field, Config::Otel& otel);
   std::vector<UpstreamConfig> read_upstreams(Field& field);
   std::vector<VirtualServerConfig> read_virtual_servers(Field& field);

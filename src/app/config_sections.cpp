@@ -131,6 +131,44 @@ void ConfigReader::read_audit(Field& field, AuditConfig& audit) {
   if (!find(audit_entries, "file")) fail(field, "audit needs 'file'");
 }
 
+void ConfigReader::read_console(Field& field, ConsoleConfig& console) {
+  expect_map(field,
+             "a map with enabled, auth, token_key_file, audit_scope, approve_scope, audit_files, "
+             "audit_jwks, approval_timeout and max_scan");
+  auto entries =
+      entries_of(field, {"enabled", "auth", "token_key_file", "audit_scope", "approve_scope",
+                         "audit_files", "audit_jwks", "approval_timeout", "max_scan"});
+  console.enabled = true;
+  for (auto& [key, value] : entries) {
+    remember(value);
+    if (key == "enabled") {
+      console.enabled = read_bool(value);
+    } else if (key == "auth") {
+      console.auth.emplace();
+      read_auth(value, *console.auth);
+    } else if (key == "token_key_file") {
+      console.token_key_file = read_nonempty_string(value);
+    } else if (key == "audit_scope") {
+      console.audit_scope = read_nonempty_string(value);
+    } else if (key == "approve_scope") {
+      console.approve_scope = read_nonempty_string(value);
+    } else if (key == "audit_files") {
+      console.audit_files = read_string_list(value, "audit files or glob patterns");
+    } else if (key == "audit_jwks") {
+      console.audit_jwks = read_nonempty_string(value);
+    } else if (key == "approval_timeout") {
+      console.approval_timeout =
+          parse_scalar(value, "a duration like 5m",
+                       [](const std::string& text) { return parse_duration(text); });
+      if (console.approval_timeout.count() <= 0) fail(value, "must be longer than 0");
+    } else {
+      console.max_scan_bytes = parse_scalar(
+          value, "a size like 2GiB", [](const std::string& text) { return parse_size(text); });
+      if (console.max_scan_bytes == 0) fail(value, "must be more than 0");
+    }
+  }
+}
+
 ListenerConfig ConfigReader::read_listen(Field& field) {
   if (field.node.IsScalar()) {
     return parse_scalar(field, "HOST:PORT",

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <boost/asio/signal_set.hpp>
 
@@ -12,8 +13,11 @@
 #include "app/policy_reload.hpp"
 #include "cluster/rate_limiter.hpp"
 #include "cluster/redis_client.hpp"
+#include "console/console_service.hpp"
+#include "console/decision_feed.hpp"
 #include "gateway/admission.hpp"
 #include "gateway/approval_relay.hpp"
+#include "gateway/console_approvals.hpp"
 #include "gateway/filters/access_log/access_log_filter.hpp"
 #include "gateway/filters/audit/audit_filter.hpp"
 #include "gateway/filters/metrics/metrics_filter.hpp"
@@ -248,8 +252,10 @@ bool is_url(const std::string& location) {
   return location.rfind("https://", 0) == 0 || location.rfind("http://", 0) == 0;
 }
 
-// The authenticator for `auth:`, or null when authorization is off. Start-up errors throw.
-std::shared_ptr<const identity::Authenticator> make_authenticator(const AuthConfig& auth) {
+// The authenticator for `auth:` (or the console's), or null when authorization is off. Start-up
+// errors throw.
+std::shared_ptr<const identity::Authenticator> make_authenticator(const AuthConfig& auth,
+                                                                  std::string_view what = "auth") {
   if (!auth.enabled()) return nullptr;
   identity::AuthenticatorOptions options;
   // Keys at a URL are fetched by the gateway on first use; a file is read now.
@@ -258,9 +264,93 @@ std::shared_ptr<const identity::Authenticator> make_authenticator(const AuthConf
   options.audiences = auth.audiences;
   options.leeway = std::chrono::duration_cast<std::chrono::seconds>(auth.leeway);
   options.required_scopes = auth.scopes;
-  log::info("auth: bearer tokens from '", auth.issuer, "' (keys from ", auth.jwks,
+  log::info(what, ": bearer tokens from '", auth.issuer, "' (keys from ", auth.jwks,
             ") are required");
   return std::make_shared<const identity::Authenticator>(std::move(options));
+}
+
+std::shared_ptr<gateway::RemoteJwks> make_remote_jwks(const AuthConfig& auth,
+                                                      std::size_t worker_count) {
+  gateway::RemoteJwksOptions jwks;
+  jwks.url = auth.jwks;
+  jwks.ca_file = auth.jwks_ca_file;
+  jwks.min_refresh_interval =
+      std::chrono::duration_cast<std::chrono::seconds>(auth.jwks_refresh_interval);
+  return std::make_shared<gateway::RemoteJwks>(std::move(jwks), worker_count);
+}
+
+// A rule whose only approver is the console refuses every call it asks about when no console is
+// configured: say so at start-up rather than at the first such call.
+void warn_about_console_approvers(const policy::Policy& policy, bool console_enabled) {
+  if (console_enabled) return;
+  for (const auto& rule : policy.rules()) {
+    if (rule.approver_console && !rule.approver_user) {
+      log::warn("policy: rule '", rule.id, "' (", rule.file, ":", rule.line,
+                ") is approved at the security console, but no console is configured: the calls "
+                "it asks about are refused");
+    }
+  }
+}
+
+// This replica's name for approvers and logs: $MEMBRANE_REPLICA, else the host name (a pod's
+// name in Kubernetes).
+std::string replica_name() {
+  if (const char* name = std::getenv("MEMBRANE_REPLICA"); name && *name) return name;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0 && host[0]) return host;
+  return "membrane";
+}
+
+// The security console (console:), or null when it is off.
+std::unique_ptr<console::ConsoleService> make_console(
+    const Config& config, std::size_t worker_count,
+    std::shared_ptr<const identity::Authenticator> gateway_authenticator,
+    std::shared_ptr<gateway::RemoteJwks> gateway_keys, std::shared_ptr<console::DecisionFeed> feed,
+    std::shared_ptr<gateway::ConsoleApprovals> approvals) {
+  const ConsoleConfig& settings = config.console;
+  if (!settings.enabled) return nullptr;
+  console::ConsoleOptions options;
+  std::string issuers;
+  if (settings.auth) {
+    console::ConsoleIssuer issuer;
+    issuer.authenticator = make_authenticator(*settings.auth, "console");
+    if (is_url(settings.auth->jwks))
+      issuer.remote_keys = make_remote_jwks(*settings.auth, worker_count);
+    options.issuers.push_back(std::move(issuer));
+    issuers = "'" + settings.auth->issuer + "'";
+  } else if (gateway_authenticator) {
+    options.issuers.push_back({std::move(gateway_authenticator), std::move(gateway_keys)});
+    issuers = "'" + config.auth.issuer + "' (the gateway's auth)";
+  }
+  if (!settings.token_key_file.empty()) {
+    identity::AuthenticatorOptions local;
+    local.issuer = "membrane-console";
+    local.audiences = {"membrane-console"};
+    local.keys = identity::KeySet(
+        identity::TransactionTokenService::load_or_create_keys(settings.token_key_file));
+    options.issuers.push_back(
+        {std::make_shared<const identity::Authenticator>(std::move(local)), {}});
+    issuers += std::string(issuers.empty() ? "" : " and ") + "'membrane-console' (keys in " +
+               settings.token_key_file + ")";
+  }
+  options.audit_scope = settings.audit_scope;
+  options.approve_scope = settings.approve_scope;
+  options.audit_file = config.audit.file;
+  options.audit_patterns = settings.audit_files;
+  if (!settings.audit_jwks.empty()) {
+    options.checkpoint_keys = identity::KeySet::read_file(settings.audit_jwks, true);
+  } else if (!config.audit.key_file.empty()) {
+    options.checkpoint_keys = identity::KeySet(
+        identity::TransactionTokenService::load_or_create_keys(config.audit.key_file));
+  }
+  options.max_scan_bytes = settings.max_scan_bytes;
+  options.feed = std::move(feed);
+  options.approvals = std::move(approvals);
+  options.replica = replica_name();
+  options.loopback_hosts_only = is_loopback_host(config.admin->host);
+  log::info("console: /console on the admin listener for tokens from ", issuers, " with scope ",
+            settings.audit_scope, " (", settings.approve_scope, " to answer approvals)");
+  return std::make_unique<console::ConsoleService>(std::move(options));
 }
 
 std::shared_ptr<const identity::TransactionTokenService> make_transaction_service(
@@ -279,19 +369,25 @@ std::shared_ptr<const identity::TransactionTokenService> make_transaction_servic
 }
 
 // /metrics, /healthz and /readyz for operators and Kubernetes probes, apart from agent traffic.
+// With a console, /console too.
 std::unique_ptr<http::Server> make_admin_server(http::WorkerPool& workers,
                                                 const ListenerConfig& listener,
                                                 std::shared_ptr<telemetry::Metrics> metrics,
-                                                const gateway::Gateway& gateway) {
+                                                const gateway::Gateway& gateway,
+                                                console::ConsoleService* console) {
   http::ServerOptions options;
   options.host = listener.host;
   options.port = listener.port;
   auto server = std::make_unique<http::Server>(
       workers, std::move(options),
-      [metrics, &gateway](http::Request& request, const http::RequestOrigin&,
-                          http::Responder& out) -> awaitable<void> {
+      [metrics, &gateway, console](http::Request& request, const http::RequestOrigin&,
+                                   http::Responder& out) -> awaitable<void> {
         const std::string_view target = request.target();
         const std::string_view path = target.substr(0, target.find('?'));
+        if (console && console::ConsoleService::serves(path)) {
+          co_await console->handle(request, out);
+          co_return;
+        }
         http::Response response{http::bhttp::status::ok, 11};
         if (path == "/metrics") {
           response.set(http::bhttp::field::content_type,
@@ -309,15 +405,19 @@ std::unique_ptr<http::Server> make_admin_server(http::WorkerPool& workers,
         } else {
           response.result(http::bhttp::status::not_found);
           response.set(http::bhttp::field::content_type, "text/plain");
-          response.body() = "not found: the admin listener serves /metrics, /healthz and /readyz\n";
+          response.body() = console ? "not found: the admin listener serves /metrics, /healthz, "
+                                      "/readyz and /console/\n"
+                                    : "not found: the admin listener serves /metrics, /healthz "
+                                      "and /readyz\n";
         }
         response.prepare_payload();
         co_await out.send(std::move(response));
       });
   server->start();
   const auto endpoint = server->local_endpoint();
-  log::info("admin listening on http://", endpoint.address().to_string(), ":", endpoint.port(),
-            " (/metrics, /healthz, /readyz)");
+  log::info(
+      "admin listening on http://", endpoint.address().to_string(), ":", endpoint.port(),
+      console ? " (/metrics, /healthz, /readyz, /console/)" : " (/metrics, /healthz, /readyz)");
   return server;
 }
 
@@ -386,14 +486,8 @@ int serve(const Config& config) {
   options.stdio_session_idle = config.timeouts.stdio_session_idle;
   raise_descriptor_limit(limits.max_connections);
   options.authenticator = make_authenticator(config.auth);
-  if (options.authenticator && is_url(config.auth.jwks)) {
-    gateway::RemoteJwksOptions jwks;
-    jwks.url = config.auth.jwks;
-    jwks.ca_file = config.auth.jwks_ca_file;
-    jwks.min_refresh_interval =
-        std::chrono::duration_cast<std::chrono::seconds>(config.auth.jwks_refresh_interval);
-    options.remote_jwks = std::make_shared<gateway::RemoteJwks>(std::move(jwks), worker_count);
-  }
+  if (options.authenticator && is_url(config.auth.jwks))
+    options.remote_jwks = make_remote_jwks(config.auth, worker_count);
   options.public_url = config.auth.public_url;
   options.default_upstream = config.default_upstream;
   std::shared_ptr<cluster::RedisClient> redis;
@@ -479,6 +573,11 @@ int serve(const Config& config) {
     txn_options.context_arguments = config.txn.context;
     filters.add(std::make_unique<gateway::TransactionFilterFactory>(std::move(txn_options)));
   }
+  std::shared_ptr<gateway::ConsoleApprovals> console_approvals;
+  if (config.console.enabled) {
+    console_approvals = std::make_shared<gateway::ConsoleApprovals>(
+        gateway::ConsoleApprovals::Options{config.console.approval_timeout, replica_name()});
+  }
   gateway::PolicyFilterFactory* policy_filter = nullptr;  // owned by the filter chain
   std::shared_ptr<gateway::ToolCatalog> tool_catalog;
   const PolicySource policy_source{
@@ -501,8 +600,9 @@ int serve(const Config& config) {
                                        : redis
                                            ? std::string("when first listed by any replica (Redis)")
                                            : std::string("when first listed"));
+    warn_about_console_approvers(*loaded, config.console.enabled);
     auto policy = std::make_unique<gateway::PolicyFilterFactory>(
-        std::move(loaded), config.policy.shadow, tool_catalog);
+        std::move(loaded), config.policy.shadow, tool_catalog, console_approvals);
     policy_filter = policy.get();
     filters.add(std::move(policy));
     // Rate limits come after the policy's own verdict (and an approval): only calls that would be
@@ -517,6 +617,7 @@ int serve(const Config& config) {
   auto metrics = std::make_shared<telemetry::Metrics>();
   if (config.admin) filters.add(std::make_unique<gateway::MetricsFilterFactory>(metrics));
   std::shared_ptr<audit::AuditLog> audit_log;
+  std::shared_ptr<console::DecisionFeed> decision_feed;
   if (!config.audit.file.empty()) {
     audit::AuditOptions audit_options;
     audit_options.path = config.audit.file;
@@ -530,6 +631,11 @@ int serve(const Config& config) {
           identity::TransactionTokenService::load_or_create_keys(config.audit.key_file).front();
     }
     audit_log = std::make_shared<audit::AuditLog>(std::move(audit_options));
+    if (config.console.enabled) {
+      decision_feed = std::make_shared<console::DecisionFeed>();
+      audit_log->on_written(
+          [feed = decision_feed](std::string_view lines) { feed->publish(lines); });
+    }
     log::info("audit: hash-chained records to ", config.audit.file,
               config.audit.fsync_every_record ? " (fsync every record)" : "",
               config.audit.refuse_on_error ? "; calls are refused while it cannot be written"
@@ -546,6 +652,9 @@ int serve(const Config& config) {
       };
     }
   }
+  // Before the gateway, which its coroutines may outlive no longer than the workers.
+  const auto console = make_console(config, worker_count, options.authenticator,
+                                    options.remote_jwks, decision_feed, console_approvals);
   gateway::Gateway gateway(std::move(options), make_upstreams(config, worker_count, overload_stats),
                            std::move(filters));
 
@@ -668,7 +777,13 @@ int serve(const Config& config) {
           "Answers to this replica's approval questions that arrived through another replica.",
           [relay] { return static_cast<double>(relay->delivered()); });
     }
-    admin = make_admin_server(workers, *config.admin, metrics, gateway);
+    if (console_approvals) {
+      metrics->declare_gauge_function(
+          "membrane_console_approvals_waiting",
+          "Calls on this replica waiting for an approver at the security console.",
+          [console_approvals] { return static_cast<double>(console_approvals->waiting()); });
+    }
+    admin = make_admin_server(workers, *config.admin, metrics, gateway, console.get());
   }
 
   // The memory of connections and streams that closed goes back to the system.
@@ -680,6 +795,10 @@ int serve(const Config& config) {
     tool_catalog->share_through(redis, config.cluster.key_prefix, main_context.get_executor());
   if (exporter) exporter->start();
   if (approval_relay) approval_relay->start(main_context.get_executor());
+  if (console_approvals && redis) {
+    console_approvals->share_through(redis, redis_options, config.cluster.key_prefix,
+                                     main_context.get_executor());
+  }
   ended_sessions->start(main_context.get_executor());
   // Shared with the reload coroutines, which end at the next wake-up after shutdown sets it.
   auto reload_stopped = std::make_shared<bool>(false);
@@ -735,6 +854,7 @@ int serve(const Config& config) {
         co_await server.drain(config.timeouts.shutdown_drain);
         co_await gateway.stop_upstreams();
         if (approval_relay) approval_relay->stop();
+        if (console_approvals) console_approvals->stop();
         ended_sessions->stop();
         // Idle Redis connections are closed now rather than at exit: the server has no more use
         // for them.

@@ -102,8 +102,16 @@ int audit_query(const std::vector<std::string>& files, const CommandLine::AuditQ
       return 1;
     }
   }
-  const auto records = audit::query_files(files, {filter.txn, filter.identity, filter.tool,
-                                                  filter.verdict, filter.since, filter.until});
+  audit::QueryFilter query;
+  query.txn = filter.txn;
+  query.identity = filter.identity;
+  query.tool = filter.tool;
+  query.verdict = filter.verdict;
+  query.upstream = filter.upstream;
+  query.rule = filter.rule;
+  query.since = filter.since;
+  query.until = filter.until;
+  const auto records = audit::query_files(files, query);
   if (json_output) {
     for (const auto& record : records)
       std::cout << record.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";

@@ -1,4 +1,5 @@
 #include "membrane/audit/audit_log.hpp"
+#include "membrane/audit/audit_search.hpp"
 #include "membrane/core/json.hpp"
 
 #include <fcntl.h>
@@ -548,6 +549,7 @@ std::string AuditLog::write_bytes(const std::string& lines) {
   }
   if (options_.fsync == FsyncPolicy::every_record) ::fdatasync(fd_);
   size_ += lines.size();
+  if (on_written_) on_written_(lines);
   return {};
 }
 
@@ -663,10 +665,6 @@ std::vector<Json> query_files(std::vector<std::string> files, const QueryFilter&
   std::stable_sort(files.begin(), files.end(), [](const std::string& a, const std::string& b) {
     return first_seq(a) < first_seq(b);
   });
-  const auto text = [](const Json& record, const char* key) {
-    const auto it = record.find(key);
-    return it != record.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
   std::vector<Json> found;
   for (const auto& file : files) {
     std::ifstream in(file, std::ios::binary);
@@ -674,16 +672,10 @@ std::vector<Json> query_files(std::vector<std::string> files, const QueryFilter&
     while (std::getline(in, line)) {
       if (line.find(hash_marker) == std::string::npos) continue;
       auto record = json::parse_or_discarded(line);
-      if (!record.is_object() || text(record, "type") == "checkpoint") continue;
-      const std::string time = text(record, "time");
-      const bool rule_match =
-          (filter.txn.empty() || text(record, "txn") == filter.txn) &&
-          (filter.identity.empty() || text(record, "identity") == filter.identity) &&
-          (filter.tool.empty() || text(record, "tool") == filter.tool) &&
-          (filter.verdict.empty() || text(record, "verdict") == filter.verdict) &&
-          (filter.since.empty() || time >= filter.since) &&
-          (filter.until.empty() || time < filter.until);
-      if (rule_match) found.push_back(std::move(record));
+      if (!record.is_object()) continue;
+      if (const auto type = record.find("type"); type != record.end() && *type == "checkpoint")
+        continue;
+      if (matches(record, filter)) found.push_back(std::move(record));
     }
   }
   return found;

@@ -92,6 +92,34 @@ Verdict parse_verdict(const YAML::Node& node, const std::string& file) {
   fail(file, node.Mark(), "unknown verdict '" + text + "' (use allow, deny, ask or redact)");
 }
 
+// `approver: user | console | [user, console]`, on ask rules only.
+void read_approver(const YAML::Node& node, const std::string& file, RuleInfo& rule) {
+  if (rule.verdict != Verdict::ask)
+    fail(file, node.Mark(), "'approver' belongs to rules with 'verdict: ask'");
+  std::vector<YAML::Node> names;
+  if (node.IsScalar()) {
+    names.push_back(node);
+  } else if (node.IsSequence() && node.size() > 0) {
+    for (const auto& name : node)
+      names.push_back(name);
+  } else {
+    fail(file, node.Mark(), "'approver' must be user, console or a list of them");
+  }
+  rule.approver_user = false;
+  rule.approver_console = false;
+  for (const auto& name : names) {
+    const std::string text = name.IsScalar() ? name.Scalar() : std::string();
+    if (text == "user") {
+      rule.approver_user = true;
+    } else if (text == "console") {
+      rule.approver_console = true;
+    } else {
+      fail(file, name.Mark(),
+           "unknown approver '" + text + "' (use user, console, or [user, console])");
+    }
+  }
+}
+
 // An entry's `enabled` flag (default true): a disabled entry is checked but not loaded.
 bool read_enabled(const YAML::Node& entry, const std::string& file) {
   const YAML::Node flag = entry["enabled"];
@@ -261,7 +289,7 @@ void load_document(const std::string& text, const std::string& file, LoadState& 
     } else if (entry["rule"]) {
       check_keys(entry,
                  {"rule", "description", "priority", "tags", "condition", "verdict", "message",
-                  "enabled", "redact"},
+                  "enabled", "redact", "approver"},
                  file, "rule");
       CompiledRule rule;
       rule.info.id = required_string(entry, "rule", file);
@@ -292,6 +320,7 @@ void load_document(const std::string& text, const std::string& file, LoadState& 
              "rule '" + rule.info.id + "' needs a 'verdict' (allow, deny, ask or redact)");
       rule.info.verdict = parse_verdict(verdict, file);
       if (entry["message"]) rule.info.message = entry["message"].Scalar();
+      if (const YAML::Node approver = entry["approver"]) read_approver(approver, file, rule.info);
       const YAML::Node condition = entry["condition"];
       if (!condition || !condition.IsScalar())
         fail(file, entry.Mark(), "rule '" + rule.info.id + "' needs a 'condition'");

@@ -55,7 +55,7 @@ struct CommandLine {
   } token;  // token_mint, token_verify
 
   struct AuditQuery {
-    std::string txn, identity, tool, verdict, since, until;
+    std::string txn, identity, tool, verdict, upstream, rule, since, until;
   } audit_query;  // audit_query (files in policy_paths, --format json in json_output)
 
   inject::WebhookOptions inject;  // inject: the listener and the loaded injector config

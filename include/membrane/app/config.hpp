@@ -266,6 +266,25 @@ struct AuditConfig {
   bool refuse_on_error = true;
 };
 
+// The security console at /console on the admin listener (docs/console.md). Off unless enabled.
+struct ConsoleConfig {
+  bool enabled = false;
+  // Who may open it: tokens from this issuer; the gateway's `auth` when unset.
+  std::optional<AuthConfig> auth;
+  // A local issuer besides (or instead of) `auth`: tokens signed with this key (created when
+  // missing; `membrane token mint --key FILE --iss membrane-console`) for iss membrane-console.
+  std::string token_key_file;
+  std::string audit_scope = "membrane:audit";      // to read records, feed, charts, approvals
+  std::string approve_scope = "membrane:approve";  // to answer approvals (with audit_scope)
+  // Audit files to read besides audit.file and its rotations (other replicas' logs on a shared
+  // volume): paths or glob patterns.
+  std::vector<std::string> audit_files;
+  // Keys the checkpoints are verified with (a JWKS file); audit.key_file's public key by default.
+  std::string audit_jwks;
+  Milliseconds approval_timeout{300'000};  // a call nobody answers at the console is refused
+  std::uint64_t max_scan_bytes = std::uint64_t{2} << 30;  // what one search may read
+};
+
 // State shared by every replica, in Redis: rate-limit buckets, and the answers to approvals that
 // reach another replica than the one asking. Off unless `redis_url` is set.
 struct ClusterConfig {
@@ -305,6 +324,7 @@ struct Config {
   } otel;
   // The admin listener (/metrics, /healthz, /readyz); none when unset.
   std::optional<ListenerConfig> admin;
+  ConsoleConfig console;
   std::vector<UpstreamConfig> upstreams;
   std::vector<VirtualServerConfig> virtual_servers;
   // The upstream also served at /mcp and /sse, for clients that cannot use a path of their own;

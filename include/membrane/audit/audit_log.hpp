@@ -130,6 +130,12 @@ class AuditLog {
   // chained in the order they were submitted. The destructor writes what is queued first.
   void submit(PendingRecord pending);
 
+  // Called with the lines of every successful write (whole lines, each ending in a newline:
+  // records, checkpoints, gap records), on the thread that wrote them and under the log's lock:
+  // it must be quick and must not use the log. Set before the first record.
+  using WrittenLines = std::function<void(std::string_view lines)>;
+  void on_written(WrittenLines observer) { on_written_ = std::move(observer); }
+
   // False from a failed write until a write succeeds again.
   bool writable() const { return !failing_.load(std::memory_order_acquire); }
   // While failing: writes the gap record and what is held back. True when the log is writable.
@@ -189,6 +195,7 @@ class AuditLog {
   std::condition_variable queue_ready_;
   std::vector<PendingRecord> queue_;
   std::string batch_lines_;  // mutex_ held: a batch's lines, its buffer reused
+  WrittenLines on_written_;
   bool stopping_ = false;
   std::once_flag writer_started_;
   std::thread writer_;
@@ -218,6 +225,8 @@ struct QueryFilter {
   std::string identity;  // equal (the caller's sub)
   std::string tool;      // equal
   std::string verdict;   // equal: allow, deny, ask, redact
+  std::string upstream;  // equal: the record's "server" (the member, through a virtual server)
+  std::string rule;      // one of the record's "rules"
   std::string since;     // time >= since (ISO 8601 UTC, any prefix: "2026-11-23T15")
   std::string until;     // time < until
 };

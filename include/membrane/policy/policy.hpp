@@ -84,6 +84,10 @@ struct RuleInfo {
   Verdict verdict = Verdict::deny;
   std::string message;
   std::vector<std::string> redact_patterns;  // verdict redact: RE2 patterns masked in results
+  // verdict ask: who may approve the call: the caller's own user (an elicitation), an approver
+  // at the security console, or either of them (the first answer counts).
+  bool approver_user = true;
+  bool approver_console = false;
   std::string file;
   int line = 0;
 };

@@ -91,6 +91,9 @@ struct PolicyFact {
   std::string verdict;  // allow | deny | ask | redact, when a rule (or a non-allow default) decided
   std::string rule;     // the deciding rule's id; "(default)" for the default verdict
   std::string note;     // what followed the verdict: shadow, approved, declined, …
+  std::string approval_by;       // who answered an `ask`: user | console
+  std::string approver;          // console: the approver's token subject
+  std::string approval_reason;   // console: the reason the approver gave
   bool redacted = false;         // a redact rule masked something in the reply
   std::size_t hidden_tools = 0;  // tools/list entries hidden
   // Set while the policy filter lives (until the exchange completes).

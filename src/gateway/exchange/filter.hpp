@@ -36,6 +36,9 @@ class ClientAsker {
   virtual ~ClientAsker() = default;
   // Sends a request to the client on the exchange's session and waits for its answer.
   virtual awaitable<ClientAnswer> ask_client(std::string_view method, const mcp::Json& params) = 0;
+  // While the answer waits for someone else (an approver at the console): tells the client it is
+  // still coming (a comment on the call's SSE stream), and notices one that left (false).
+  virtual awaitable<bool> keep_client_waiting() { co_return true; }
 };
 
 // What a filter decides about a request.

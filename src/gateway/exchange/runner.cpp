@@ -81,6 +81,12 @@ awaitable<ClientAnswer> ExchangeRunner::Asker::ask_client(std::string_view metho
   co_return answer;
 }
 
+awaitable<bool> ExchangeRunner::Asker::keep_client_waiting() {
+  const bool there = co_await runner_.port_.keep_client_waiting();
+  if (!there) runner_.exchange_.client_gone = true;
+  co_return there;
+}
+
 awaitable<FilterStep> ExchangeRunner::resume_paused(Filter& filter) {
   for (int round = 0; round < max_pauses_per_filter; ++round) {
     FilterStep step = co_await filter.resume(exchange_, asker_);

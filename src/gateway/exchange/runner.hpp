@@ -112,6 +112,7 @@ class ExchangeRunner {
    public:
     explicit Asker(ExchangeRunner& runner) : runner_(runner) {}
     awaitable<ClientAnswer> ask_client(std::string_view method, const mcp::Json& params) override;
+    awaitable<bool> keep_client_waiting() override;
 
    private:
     ExchangeRunner& runner_;

@@ -29,6 +29,11 @@ awaitable<bool> HttpPort::begin_stream() {
   return begin_stream(event_stream_header());
 }
 
+awaitable<bool> HttpPort::keep_client_waiting() {
+  if (!co_await begin_stream()) co_return false;
+  co_return co_await out_.write_chunk(http::sse_keep_alive_comment);
+}
+
 awaitable<ClientAnswer> SessionClientPort::ask_client(std::string_view method,
                                                       const mcp::Json& params) {
   ClientAnswer gone{ClientAnswer::Kind::client_gone, {}};

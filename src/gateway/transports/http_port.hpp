@@ -19,6 +19,8 @@ class HttpPort : public DownstreamPort {
   awaitable<bool> begin_stream(http::ResponseHeader header);
   awaitable<bool> begin_stream();
   http::Responder& responder() { return out_; }
+  // The answer goes as the last event of an SSE response begun for the comments.
+  awaitable<bool> keep_client_waiting() override;
 
  protected:
   http::Responder& out_;

@@ -84,7 +84,7 @@ audit::PendingRecord record_of(const Exchange& exchange) {
   };
   audit::PendingRecord pending;
   auto& fields = pending.fields;
-  fields.reserve(24);
+  fields.reserve(28);
   fields.emplace_back(exchange.identity ? Field("identity", exchange.identity->subject)
                                         : Field("identity", nullptr));
   fields.push_back(text_or_null("txn", exchange.txn.id()));
@@ -122,6 +122,11 @@ audit::PendingRecord record_of(const Exchange& exchange) {
   }
   if (std::string notes = policy.notes(); !notes.empty())
     fields.emplace_back("policy_note", std::move(notes));
+  if (!policy.approval_by.empty()) fields.emplace_back("approval_by", policy.approval_by);
+  if (!policy.approver.empty()) fields.emplace_back("approver", policy.approver);
+  if (!policy.approval_reason.empty())
+    fields.emplace_back("approval_reason", policy.approval_reason);
+  if (!exchange.trace.trace_id.empty()) fields.emplace_back("trace_id", exchange.trace.trace_id);
   if (policy.hidden_tools)
     fields.emplace_back("hidden_tools", static_cast<std::uint64_t>(policy.hidden_tools));
   fields.emplace_back("status", static_cast<std::int64_t>(exchange.http_status));

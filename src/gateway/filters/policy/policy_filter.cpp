@@ -1,5 +1,7 @@
 #include "gateway/filters/policy/policy_filter.hpp"
 
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
 #include <optional>
 
 #include "gateway/client_requests.hpp"
@@ -130,6 +132,37 @@ mcp::Json approval_request(const Exchange& exchange, const policy::RuleInfo* rul
           {"requestedSchema", {{"type", "object"}, {"properties", mcp::Json::object()}}}};
 }
 
+// What an approver at the console sees of a call: who asks for what, and why it waits. The
+// arguments are masked by the redact rules that hold for the call, as a result would be, and cut
+// at a size a person can read.
+mcp::Json console_summary(const Exchange& exchange, const policy::RuleInfo* rule,
+                          mcp::Json arguments) {
+  const mcp::Message& message = *exchange.message;
+  mcp::Json summary = {
+      {"caller", exchange.identity ? mcp::Json(exchange.identity->subject) : mcp::Json()},
+      {"client", exchange.client_address},
+      {"upstream", exchange.upstream},
+      {"method", message.method()},
+      {"tool", std::string(target_name(exchange))},
+      {"rule", rule_name(rule)},
+      {"rule_message", decided_by(rule)},
+      {"txn", exchange.txn.id().empty() ? mcp::Json() : mcp::Json(exchange.txn.id())},
+      {"session", exchange.session_id.empty()
+                      ? mcp::Json()
+                      : mcp::Json(core::sha256_hex(exchange.session_id, 8))}};
+  if (!exchange.route.virtual_server.empty())
+    summary["virtual_server"] = exchange.route.virtual_server;
+  constexpr std::size_t shown = 16 * 1024;
+  const std::string text = dump(arguments);
+  if (text.size() > shown) {
+    summary["arguments"] = {
+        {"truncated", true}, {"bytes", text.size()}, {"text", text.substr(0, shown)}};
+  } else {
+    summary["arguments"] = std::move(arguments);
+  }
+  return summary;
+}
+
 bool client_can_be_asked(const Exchange& exchange) {
   return exchange.session && can_elicit_form(exchange.session->client_capabilities);
 }
@@ -163,11 +196,13 @@ std::optional<mcp::Json> answer_to_request(Exchange& exchange, std::string& mess
 class PolicyFilter final : public Filter, public Redactor {
  public:
   PolicyFilter(std::shared_ptr<const policy::Policy> policy, bool shadow,
-               std::shared_ptr<TaskCalls> task_calls, std::shared_ptr<ToolCatalog> catalog)
+               std::shared_ptr<TaskCalls> task_calls, std::shared_ptr<ToolCatalog> catalog,
+               std::shared_ptr<ConsoleApprovals> approvals)
       : policy_(std::move(policy)),
         shadow_(shadow),
         task_calls_(std::move(task_calls)),
-        catalog_(std::move(catalog)) {}
+        catalog_(std::move(catalog)),
+        approvals_(std::move(approvals)) {}
 
   FilterStep on_request(Exchange& exchange) override;
   awaitable<FilterStep> resume(Exchange& exchange, ClientAsker& client) override;
@@ -188,6 +223,12 @@ class PolicyFilter final : public Filter, public Redactor {
   FilterStep proceed_with_limits(Exchange& exchange) const;
   // The human's answer to an `ask` verdict: forward on accept, refuse otherwise.
   FilterStep answered(Exchange& exchange, const Confirmation& confirmation) const;
+  // An approver's answer at the security console.
+  FilterStep console_answered(Exchange& exchange, const ApprovalDecision& decision) const;
+  // The call waits in the console's queue (and, with Approver::either, for its user too).
+  awaitable<FilterStep> wait_for_console(Exchange& exchange, ClientAsker& client);
+  // The call's arguments as the console may show them (redacted).
+  mcp::Json shown_arguments(const Exchange& exchange) const;
   void filter_tool_list(Exchange& exchange, std::string& message) const;
   // A call whose answer is a task: kept, so that the task's result is judged as its result.
   void remember_task(const Exchange& exchange, const mcp::Json& result) const;
@@ -200,8 +241,11 @@ class PolicyFilter final : public Filter, public Redactor {
   std::shared_ptr<ToolCatalog> catalog_;
   std::shared_ptr<const ToolCatalog::Entry> tool_;  // the called tool as last listed, if known
   const Exchange* exchange_ = nullptr;
+  std::shared_ptr<ConsoleApprovals> approvals_;
   const policy::RuleInfo* rule_ = nullptr;  // the rule whose `ask` is being carried out
   mcp::Json approval_;                      // the elicitation that asks the human
+  // Who is asked to approve the call.
+  enum class Approver { user, console, either } approver_ = Approver::user;
 };
 
 bool carries_task_result(std::string_view method) {
@@ -268,7 +312,8 @@ std::unique_ptr<Filter> PolicyFilterFactory::make(const Exchange& exchange) cons
   if (!mcp::is_call_method(method) && method != "tools/list" &&
       !(carries_task_result(method) && policy->has_redactions()))
     return nullptr;
-  return std::make_unique<PolicyFilter>(std::move(policy), shadow_, task_calls_, catalog_);
+  return std::make_unique<PolicyFilter>(std::move(policy), shadow_, task_calls_, catalog_,
+                                        approvals_);
 }
 
 FilterStep PolicyFilter::on_request(Exchange& exchange) {
@@ -301,15 +346,40 @@ FilterStep PolicyFilter::on_request(Exchange& exchange) {
     exchange.policy.note = "shadow";
     return proceed_with_limits(exchange);
   }
-  if (decision.verdict == policy::Verdict::ask && client_can_be_asked(exchange)) {
-    log::info("policy: asking the user to approve ", method, " ", target_name(exchange), " on '",
-              exchange.upstream, "' (rule '", rule_id, "')");
-    approval_ = approval_request(exchange, decision.rule);
+  const bool user_may_approve = !decision.rule || decision.rule->approver_user;
+  const bool console_approves = decision.rule && decision.rule->approver_console;
+  if (decision.verdict == policy::Verdict::ask &&
+      ((user_may_approve && client_can_be_asked(exchange)) || (console_approves && approvals_))) {
+    const bool user = user_may_approve && client_can_be_asked(exchange);
+    const bool console = console_approves && approvals_ != nullptr;
+    // A 2026-07-28 client is asked by ending its request (input_required): it cannot wait for the
+    // console at the same time, so the console alone decides.
+    const bool stateless = mcp::is_stateless_protocol_version(exchange.protocol_version);
+    approver_ = console && user && !stateless ? Approver::either
+                : console                     ? Approver::console
+                                              : Approver::user;
+    log::info("policy: asking ",
+              approver_ == Approver::user      ? "the user"
+              : approver_ == Approver::console ? "the security console"
+                                               : "the user or the security console",
+              " to approve ", method, " ", target_name(exchange), " on '", exchange.upstream,
+              "' (rule '", rule_id, "')");
+    if (approver_ != Approver::console) approval_ = approval_request(exchange, decision.rule);
     return FilterStep::pause();
   }
   log::info("policy: ", to_string(decision.verdict), " ", method, " ", target_name(exchange),
             " on '", exchange.upstream, "' by rule '", rule_id, "'");
   mcp::Json policy_meta = {{"rule", rule_id}, {"verdict", to_string(decision.verdict)}};
+  if (decision.verdict == policy::Verdict::ask && console_approves && !user_may_approve) {
+    policy_meta["approval"] = "unavailable";
+    exchange.policy.note = "approval_unavailable";
+    return refuse_call(exchange,
+                       "Approval at the security console is required by " +
+                           decided_by(decision.rule) +
+                           ", but this gateway has no console (console: in its config), so the "
+                           "call was not forwarded.",
+                       std::move(policy_meta));
+  }
   if (decision.verdict == policy::Verdict::ask &&
       mcp::is_stateless_protocol_version(exchange.protocol_version)) {
     // 2026-07-28 has an error for exactly this: the client learns which capability to declare.
@@ -339,10 +409,76 @@ FilterStep PolicyFilter::on_request(Exchange& exchange) {
 }
 
 awaitable<FilterStep> PolicyFilter::resume(Exchange& exchange, ClientAsker& client) {
+  if (approver_ != Approver::user) co_return co_await wait_for_console(exchange, client);
   const auto answer = co_await client.ask_client("elicitation/create", approval_);
   // A 2026-07-28 client is asked with the answer to this request and re-sends it.
   if (answer.kind == ClientAnswer::Kind::deferred) co_return FilterStep::deferred();
+  if (answer.kind == ClientAnswer::Kind::answered) exchange.policy.approval_by = "user";
   co_return answered(exchange, confirmation_from(answer));
+}
+
+mcp::Json PolicyFilter::shown_arguments(const Exchange& exchange) const {
+  const mcp::Json* params = exchange.message->params();
+  if (!params || !params->is_object()) return mcp::Json::object();
+  mcp::Json shown = mcp::Json::object();
+  for (const char* key : {"arguments", "uri", "name"}) {
+    if (const auto member = params->find(key); member != params->end()) shown[key] = *member;
+  }
+  // Masked as the result of this call would be: the console must not show what the policy hides.
+  if (policy_->has_redactions()) policy_->redact(call_context(exchange), shown);
+  return shown;
+}
+
+awaitable<FilterStep> PolicyFilter::wait_for_console(Exchange& exchange, ClientAsker& client) {
+  using namespace asio::experimental::awaitable_operators;
+  using Clock = ConsoleApprovals::Clock;
+  auto executor = co_await asio::this_coro::executor;
+  auto summary = console_summary(exchange, rule_, shown_arguments(exchange));
+  const auto waiting = approvals_->open(std::move(summary), executor);
+  const auto deadline = Clock::now() + approvals_->timeout();
+  if (approver_ == Approver::either) {
+    const std::string method = "elicitation/create";
+    auto result = co_await (client.ask_client(method, approval_) || waiting->wait(deadline));
+    if (result.index() == 1) {
+      auto decision = std::get<1>(std::move(result));
+      if (decision) co_return console_answered(exchange, *decision);
+      co_return answered(exchange, Confirmation{Confirmation::Outcome::timed_out, {}});
+    }
+    const ClientAnswer answer = std::get<0>(std::move(result));
+    if (answer.kind == ClientAnswer::Kind::answered) exchange.policy.approval_by = "user";
+    co_return answered(exchange, confirmation_from(answer));
+  }
+  // Comments on the call's stream keep the client (and proxies) waiting, and notice one that left.
+  constexpr std::chrono::seconds tick{10};
+  for (;;) {
+    const auto now = Clock::now();
+    if (now >= deadline)
+      co_return answered(exchange, Confirmation{Confirmation::Outcome::timed_out, {}});
+    auto decision = co_await waiting->wait(std::min<Clock::time_point>(deadline, now + tick));
+    if (decision) co_return console_answered(exchange, *decision);
+    const auto cancelled = (co_await asio::this_coro::cancellation_state).cancelled();
+    if (cancelled != asio::cancellation_type::none) {
+      co_await asio::this_coro::reset_cancellation_state();
+      co_return answered(
+          exchange, Confirmation{Confirmation::Outcome::failed, "the gateway is shutting down"});
+    }
+    if (Clock::now() < deadline && !co_await client.keep_client_waiting())
+      co_return answered(exchange, Confirmation{Confirmation::Outcome::client_gone, {}});
+  }
+}
+
+FilterStep PolicyFilter::console_answered(Exchange& exchange,
+                                          const ApprovalDecision& decision) const {
+  exchange.policy.approval_by = "console";
+  exchange.policy.approver = decision.approver;
+  exchange.policy.approval_reason = decision.reason;
+  log::info("policy: ", decision.approver, " at the security console ",
+            decision.approved ? "approved " : "refused ", exchange.message->method(), " ",
+            target_name(exchange), " on '", exchange.upstream, "'",
+            decision.reason.empty() ? "" : ": ", decision.reason);
+  return answered(exchange, Confirmation{decision.approved ? Confirmation::Outcome::accepted
+                                                           : Confirmation::Outcome::declined,
+                                         {}});
 }
 
 FilterStep PolicyFilter::answered(Exchange& exchange, const Confirmation& confirmation) const {
@@ -362,7 +498,12 @@ FilterStep PolicyFilter::answered(Exchange& exchange, const Confirmation& confir
   std::string text;
   switch (confirmation.outcome) {
     case Outcome::declined:
-      text = "The user declined this call";
+      text = exchange.policy.approval_by == "console"
+                 ? "An approver at the security console refused this call" +
+                       (exchange.policy.approval_reason.empty()
+                            ? std::string()
+                            : " (reason: " + exchange.policy.approval_reason + ")")
+                 : std::string("The user declined this call");
       break;
     case Outcome::cancelled:
       text = "The user dismissed the approval request without approving this call";

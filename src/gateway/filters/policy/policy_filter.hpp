@@ -1,7 +1,8 @@
 // The policy filter: judges tools/call, resources/read and prompts/get before they are forwarded,
 // and hides from tools/list the tools a deny rule refuses outright. Denials reach the agent as a
 // tool result with isError (so the model can adapt) naming the rule; `ask` pauses the call while
-// the human is asked through an elicitation, when the client can show one; shadow mode only
+// the human is asked through an elicitation, when the client can show one, or an approver at the
+// security console (`approver: console`); shadow mode only
 // records. It names the rate-limit tokens a call must spend (LimitsFact) and masks results with
 // the redact rules (also for telemetry, through PolicyFact::redactor).
 #pragma once
@@ -14,6 +15,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "gateway/console_approvals.hpp"
 #include "gateway/exchange/filter.hpp"
 #include "gateway/filters/policy/tool_catalog.hpp"
 #include "membrane/policy/policy.hpp"
@@ -46,11 +48,15 @@ class TaskCalls {
 class PolicyFilterFactory final : public FilterFactory {
  public:
   // `catalog`: the tools learnt from listings and their pins (a fresh one when null).
+  // `approvals`: where `approver: console` calls wait (null: no console is configured, and such
+  // calls are refused unless their user may approve them).
   PolicyFilterFactory(std::shared_ptr<const policy::Policy> policy, bool shadow,
-                      std::shared_ptr<ToolCatalog> catalog = nullptr)
+                      std::shared_ptr<ToolCatalog> catalog = nullptr,
+                      std::shared_ptr<ConsoleApprovals> approvals = nullptr)
       : policy_(std::move(policy)),
         shadow_(shadow),
-        catalog_(catalog ? std::move(catalog) : std::make_shared<ToolCatalog>()) {}
+        catalog_(catalog ? std::move(catalog) : std::make_shared<ToolCatalog>()),
+        approvals_(std::move(approvals)) {}
 
   std::string_view name() const override { return "policy"; }
   std::unique_ptr<Filter> make(const Exchange& exchange) const override;
@@ -66,6 +72,7 @@ class PolicyFilterFactory final : public FilterFactory {
   bool shadow_;
   std::shared_ptr<TaskCalls> task_calls_ = std::make_shared<TaskCalls>();
   std::shared_ptr<ToolCatalog> catalog_;
+  std::shared_ptr<ConsoleApprovals> approvals_;
 };
 
 }  // namespace membrane::gateway
