@@ -226,27 +226,30 @@ awaitable<void> ConsoleService::handle(http::Request& request, http::Responder& 
     const std::string_view value = origin->value();
     const bool same = value == "http://" + std::string(host);
     if (!same) {
-      co_await out.send(error_response(403, "forbidden_origin",
-                                       "the console answers only its own pages (Origin " +
-                                           std::string(value.substr(0, 200)) + " is not " +
-                                           "http://" + std::string(host.substr(0, 200)) + ")"));
+      auto answer = error_response(403, "forbidden_origin",
+                                   "the console answers only its own pages (Origin " +
+                                       std::string(value.substr(0, 200)) + " is not " + "http://" +
+                                       std::string(host.substr(0, 200)) + ")");
+      co_await out.send(std::move(answer));
       co_return;
     }
   }
   if (const auto site = request.find("Sec-Fetch-Site"); site != request.end()) {
     const std::string_view value = site->value();
     if (value != "same-origin" && value != "none") {
-      co_await out.send(error_response(403, "forbidden_origin",
-                                       "the console answers only its own pages (Sec-Fetch-Site: " +
-                                           std::string(value.substr(0, 40)) + ")"));
+      auto answer = error_response(403, "forbidden_origin",
+                                   "the console answers only its own pages (Sec-Fetch-Site: " +
+                                       std::string(value.substr(0, 40)) + ")");
+      co_await out.send(std::move(answer));
       co_return;
     }
   }
   if (options_.loopback_hosts_only && !is_loopback_host(host)) {
-    co_await out.send(error_response(
+    auto answer = error_response(
         403, "forbidden_host",
         "the console listens on loopback: open it as http://127.0.0.1:<port>/console/ (a request "
-        "for another host name may be a DNS rebinding attack)"));
+        "for another host name may be a DNS rebinding attack)");
+    co_await out.send(std::move(answer));
     co_return;
   }
   if (path == prefix) {
@@ -274,7 +277,8 @@ awaitable<void> ConsoleService::handle(http::Request& request, http::Responder& 
       co_return;
     }
   }
-  co_await out.send(error_response(404, "not_found", "no such console page"));
+  auto answer = error_response(404, "not_found", "no such console page");
+  co_await out.send(std::move(answer));
 }
 
 awaitable<std::optional<ConsoleService::Caller>> ConsoleService::authenticate(
@@ -345,29 +349,32 @@ awaitable<void> ConsoleService::serve_api(http::Request& request, std::string_vi
   constexpr std::string_view approvals_route = "approvals/";
   const bool answering = post && route.rfind(approvals_route, 0) == 0;
   if (!get && !answering) {
-    co_await out.send(error_response(405, "method_not_allowed",
-                                     "the console's APIs are read with GET; approvals are answered "
-                                     "with POST api/approvals/<id>"));
+    auto answer = error_response(405, "method_not_allowed",
+                                 "the console's APIs are read with GET; approvals are answered "
+                                 "with POST api/approvals/<id>");
+    co_await out.send(std::move(answer));
     co_return;
   }
   const auto caller = co_await authenticate(request, answering, out);
   if (!caller) co_return;
   if (answering) {
-    co_await answer_approval(request, percent_decoded(route.substr(approvals_route.size())),
-                             *caller, out);
+    std::string id = percent_decoded(route.substr(approvals_route.size()));
+    co_await answer_approval(request, std::move(id), *caller, out);
   } else if (route == "whoami") {
     const Json body = {{"subject", caller->subject},
                        {"scopes", caller->scopes},
                        {"can_approve", caller->can_approve},
                        {"replica", options_.replica}};
-    co_await out.send(json_response(200, body));
+    auto answer = json_response(200, body);
+    co_await out.send(std::move(answer));
   } else if (route == "records") {
     co_await records(request, out);
   } else if (route == "feed") {
     co_await feed(request, out);
   } else if (route.rfind("transactions/", 0) == 0) {
-    co_await transaction(percent_decoded(route.substr(std::string_view("transactions/").size())),
-                         out);
+    constexpr std::string_view transactions_route = "transactions/";
+    std::string txn = percent_decoded(route.substr(transactions_route.size()));
+    co_await transaction(std::move(txn), out);
   } else if (route == "chain") {
     co_await chain(out);
   } else if (route == "stats") {
@@ -386,13 +393,15 @@ awaitable<void> ConsoleService::records(const http::Request& request, http::Resp
   const std::string_view target = request.target();
   audit::QueryFilter filter;
   if (auto problem = read_filter(target, filter); !problem.empty()) {
-    co_await out.send(error_response(400, "invalid_request", problem));
+    auto answer = error_response(400, "invalid_request", problem);
+    co_await out.send(std::move(answer));
     co_return;
   }
   const auto limit = read_count(target, "limit", 50, longest_page);
   if (!limit) {
-    co_await out.send(error_response(
-        400, "invalid_request", "'limit' is a number from 1 to " + std::to_string(longest_page)));
+    auto answer = error_response(400, "invalid_request",
+                                 "'limit' is a number from 1 to " + std::to_string(longest_page));
+    co_await out.send(std::move(answer));
     co_return;
   }
   audit::ScanOptions scan;
@@ -434,18 +443,21 @@ awaitable<void> ConsoleService::records(const http::Request& request, http::Resp
 awaitable<void> ConsoleService::feed(const http::Request& request, http::Responder& out) {
   audit::QueryFilter filter;
   if (auto problem = read_filter(request.target(), filter); !problem.empty()) {
-    co_await out.send(error_response(400, "invalid_request", problem));
+    auto answer = error_response(400, "invalid_request", problem);
+    co_await out.send(std::move(answer));
     co_return;
   }
   if (!options_.feed) {
-    co_await out.send(error_response(404, "not_found",
-                                     "this replica keeps no audit log (audit.file): no live feed"));
+    auto answer = error_response(404, "not_found",
+                                 "this replica keeps no audit log (audit.file): no live feed");
+    co_await out.send(std::move(answer));
     co_return;
   }
   if (feeds_open_.fetch_add(1) >= options_.max_feeds) {
     feeds_open_.fetch_sub(1);
-    co_await out.send(error_response(503, "too_many_feeds",
-                                     "too many live feeds are open on this console; close one"));
+    auto answer = error_response(503, "too_many_feeds",
+                                 "too many live feeds are open on this console; close one");
+    co_await out.send(std::move(answer));
     co_return;
   }
   struct Release {
@@ -626,17 +638,20 @@ awaitable<void> ConsoleService::approvals(http::Responder& out) {
       listed.push_back(std::move(entry));
   }
   const Json body = {{"approvals", std::move(listed)}};
-  co_await out.send(json_response(200, body));
+  auto answer = json_response(200, body);
+  co_await out.send(std::move(answer));
 }
 
 awaitable<void> ConsoleService::answer_approval(const http::Request& request, std::string id,
                                                 const Caller& caller, http::Responder& out) {
   if (!options_.approvals) {
-    co_await out.send(error_response(404, "not_found", "no call waits for approval here"));
+    auto answer = error_response(404, "not_found", "no call waits for approval here");
+    co_await out.send(std::move(answer));
     co_return;
   }
   if (request.body().size() > longest_approval_body) {
-    co_await out.send(error_response(413, "invalid_request", "the answer is too large"));
+    auto answer = error_response(413, "invalid_request", "the answer is too large");
+    co_await out.send(std::move(answer));
     co_return;
   }
   const Json body = json::parse_or_discarded(request.body());
@@ -651,25 +666,28 @@ awaitable<void> ConsoleService::answer_approval(const http::Request& request, st
   std::string reason;
   if (const auto given = body.find("reason"); given != body.end()) {
     if (!given->is_string() || given->get_ref<const std::string&>().size() > longest_reason) {
-      co_await out.send(error_response(
+      auto answer = error_response(
           400, "invalid_request",
-          "'reason' is text of at most " + std::to_string(longest_reason) + " bytes"));
+          "'reason' is text of at most " + std::to_string(longest_reason) + " bytes");
+      co_await out.send(std::move(answer));
       co_return;
     }
     reason = given->get<std::string>();
   }
   const bool approved = *decision == "approve";
   if (!approved && reason.empty()) {
-    co_await out.send(error_response(
-        400, "invalid_request", "a refusal needs a reason: the agent and the audit trail get it"));
+    auto answer = error_response(400, "invalid_request",
+                                 "a refusal needs a reason: the agent and the audit trail get it");
+    co_await out.send(std::move(answer));
     co_return;
   }
-  gateway::ApprovalDecision answer{approved, caller.subject, reason};
-  const auto outcome = co_await options_.approvals->answer(id, std::move(answer));
+  gateway::ApprovalDecision decision_given{approved, caller.subject, reason};
+  const auto outcome = co_await options_.approvals->answer(id, decision_given);
   if (outcome == gateway::ConsoleApprovals::Answered::unknown) {
-    co_await out.send(error_response(404, "not_found",
-                                     "no call waits under this id: it was answered already, timed "
-                                     "out, or its client left"));
+    auto answer = error_response(404, "not_found",
+                                 "no call waits under this id: it was answered already, timed "
+                                 "out, or its client left");
+    co_await out.send(std::move(answer));
     co_return;
   }
   log::info(
@@ -680,7 +698,8 @@ awaitable<void> ConsoleService::answer_approval(const http::Request& request, st
       {"decision", approved ? "approve" : "refuse"},
       {"delivered",
        outcome == gateway::ConsoleApprovals::Answered::delivered ? "here" : "relayed"}};
-  co_await out.send(json_response(200, answered));
+  auto reply = json_response(200, answered);
+  co_await out.send(std::move(reply));
 }
 
 }  // namespace membrane::console
