@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake ninja-build pkg-config libboost1.81-dev libssl-dev
           nlohmann-json3-dev libyaml-cpp-dev libre2-dev catch2 nodejs npm openssl curl
-          nginx-light wrk procps clang libclang-rt-14-dev llvm kubernetes-client redis-server)
+          nginx-light wrk procps clang libclang-rt-14-dev llvm kubernetes-client redis-server
+          chromium)  # chromium: the browser tests/integration/console_browser.test.mjs drives
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -109,7 +109,6 @@ bool outside_time(std::string_view line, const QueryFilter& filter) {
 }
 
 constexpr std::string_view checkpoint_marker = "\"type\":\"checkpoint\"";
-constexpr std::size_t block_bytes = 8 << 20;
 
 struct Line {
   std::size_t start;
@@ -250,6 +249,7 @@ ScanResult scan_files(const std::vector<std::string>& files, const QueryFilter& 
         return result;
       }
       // A block of whole lines ending at hi (the newline before hi is its last line's end).
+      const std::size_t block_bytes = std::max<std::size_t>(options.block_bytes, 1);
       std::size_t lo = hi > block_bytes ? hi - block_bytes : 0;
       while (lo > 0 && text[lo - 1] != '\n')
         --lo;

@@ -44,6 +44,10 @@ int CallStats::bucket_of(const std::string& time) const {
 
 void CallStats::add(const audit::Json& record) {
   if (!record.is_object() || record.contains("type")) return;
+  // Calls only: a session's initialize or tools/list is no decision, and its latency (a stdio
+  // server starting) would drown the calls'.
+  const std::string method = text_of(record, "method");
+  if (method != "tools/call" && method != "resources/read" && method != "prompts/get") return;
   const int bucket = bucket_of(text_of(record, "time"));
   if (bucket < 0) return;
   const auto count = [&](std::map<std::string, std::vector<std::uint64_t>>& series,

@@ -20,7 +20,7 @@ class CallStats {
   const std::string& from_text() const { return from_; }
   const std::string& to_text() const { return to_; }
 
-  // One record (gap records and records outside the window are ignored).
+  // One record: calls (tools/call, resources/read, prompts/get) inside the window count.
   void add(const audit::Json& record);
   audit::Json result() const;
 

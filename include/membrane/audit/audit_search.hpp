@@ -40,6 +40,8 @@ struct ScanOptions {
   // A search reads at most this many bytes of the files, then stops with `limited` set and a
   // cursor to go on from.
   std::uint64_t max_scan_bytes = std::uint64_t{2} << 30;
+  // Files are read newest end first, this much at a time (whole lines).
+  std::size_t block_bytes = std::size_t{8} << 20;
 };
 
 struct ScanResult {
