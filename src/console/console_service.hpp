@@ -63,7 +63,7 @@ class ConsoleService {
   awaitable<void> records(const http::Request& request, http::Responder& out);
   awaitable<void> feed(const http::Request& request, http::Responder& out);
   awaitable<void> transaction(std::string txn, http::Responder& out);
-  awaitable<void> chain(http::Responder& out);
+  awaitable<void> chain(const http::Request& request, http::Responder& out);
   awaitable<void> stats(const http::Request& request, http::Responder& out);
   awaitable<void> approvals(http::Responder& out);
   awaitable<void> answer_approval(const http::Request& request, std::string id,

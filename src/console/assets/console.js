@@ -825,12 +825,13 @@ function setBanner(state, text, link) {
   if (link) banner.append(' ', el('a', { href: '#chain', text: 'Details' }));
 }
 
-async function refreshChain() {
+// `fresh`: verify now, even if the gateway verified the files less than a minute ago.
+async function refreshChain(fresh = false) {
   if (chain.inflight) return;
   chain.inflight = true;
   let data;
   try {
-    data = await apiJson('api/chain');
+    data = await apiJson(fresh === true ? 'api/chain?fresh=1' : 'api/chain');
   } catch (err) {
     if (isQuiet(err)) return;
     showError('chain', err);
@@ -1334,7 +1335,7 @@ function init() {
   $('timeline-open').addEventListener('click', openFromInput);
   onEnter($('timeline-txn').parentElement, openFromInput);
 
-  $('chain-refresh').addEventListener('click', guard(refreshChain));
+  $('chain-refresh').addEventListener('click', guard(() => refreshChain(true)));
   $('charts-refresh').addEventListener('click', guard(loadCharts));
   $('charts-window').addEventListener('change', guard(loadCharts));
 
