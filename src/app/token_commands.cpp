@@ -94,7 +94,7 @@ int audit_verify(const std::vector<std::string>& files, const std::string& jwks_
   return 0;
 }
 
-int audit_query(const std::vector<std::string>& files, const CommandLine::AuditQuery& filter,
+int audit_query(const std::vector<std::string>& files, const audit::QueryFilter& filter,
                 bool json_output) {
   for (const auto& file : files) {
     if (!read_text(file)) {
@@ -102,16 +102,7 @@ int audit_query(const std::vector<std::string>& files, const CommandLine::AuditQ
       return 1;
     }
   }
-  audit::QueryFilter query;
-  query.txn = filter.txn;
-  query.identity = filter.identity;
-  query.tool = filter.tool;
-  query.verdict = filter.verdict;
-  query.upstream = filter.upstream;
-  query.rule = filter.rule;
-  query.since = filter.since;
-  query.until = filter.until;
-  const auto records = audit::query_files(files, query);
+  const auto records = audit::query_files(files, filter);
   if (json_output) {
     for (const auto& record : records)
       std::cout << record.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";

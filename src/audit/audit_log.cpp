@@ -587,34 +587,92 @@ std::string checkpoint_problem(const LineCheck& check, const identity::KeySet& k
 
 }  // namespace
 
+namespace {
+
+std::pair<std::uint64_t, std::int64_t> size_and_time(const std::string& path) {
+  struct stat status {};
+  if (::stat(path.c_str(), &status) != 0) return {0, 0};
+  return {
+      static_cast<std::uint64_t>(status.st_size),
+      static_cast<std::int64_t>(status.st_mtim.tv_sec) * 1'000'000'000 + status.st_mtim.tv_nsec};
+}
+
+// True when `known` still describes the start of `files` (in chain order): then it is where to go
+// on from.
+bool can_resume(const std::vector<std::string>& files, const VerifiedChain& known) {
+  if (known.files.empty() || known.files.size() > files.size()) return false;
+  for (std::size_t index = 0; index < known.files.size(); ++index) {
+    const auto& before = known.files[index];
+    if (files[index] != before.path) return false;
+    const auto [size, modified] = size_and_time(before.path);
+    const bool last = index + 1 == known.files.size();
+    if (last ? size < before.size : (size != before.size || modified != before.modified_ns))
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 VerifyResult verify_files(std::vector<std::string> files, const identity::KeySet* keys) {
+  VerifiedChain fresh;
+  return verify_files_from(std::move(files), keys, fresh);
+}
+
+VerifyResult verify_files_from(std::vector<std::string> files, const identity::KeySet* keys,
+                               VerifiedChain& known) {
   std::stable_sort(files.begin(), files.end(), [](const std::string& a, const std::string& b) {
     return first_seq(a) < first_seq(b);
   });
   VerifyResult result;
   std::string expected_prev = genesis;
   std::uint64_t expected_seq = 1;
-  for (std::size_t index = 0; index < files.size(); ++index) {
+  std::size_t first_file = 0;
+  std::uint64_t first_offset = 0;
+  std::size_t first_line = 0;
+  if (can_resume(files, known)) {
+    result = known.result;
+    expected_prev = known.last_hash;
+    expected_seq = known.next_seq;
+    first_file = known.files.size() - 1;
+    first_offset = known.files.back().size;
+    first_line = known.lines_in_last_file;
+    known.files.pop_back();
+  } else {
+    known = VerifiedChain();
+  }
+  for (std::size_t index = first_file; index < files.size(); ++index) {
     const auto& file = files[index];
+    const std::int64_t modified = size_and_time(file).second;
     std::ifstream in(file, std::ios::binary);
     if (!in) {
       result = {false, file, 0, "cannot read the file", result.records, false, 0};
+      known = VerifiedChain();
       return result;
     }
-    std::string line;
+    std::uint64_t offset = 0;
     std::size_t number = 0;
+    if (index == first_file && first_offset > 0) {
+      in.seekg(static_cast<std::streamoff>(first_offset));
+      offset = first_offset;
+      number = first_line;
+    }
+    std::string line;
     while (std::getline(in, line)) {
       ++number;
       if (in.eof()) {
         // No newline: the write a crash interrupted. Only the last file may end so.
         if (index + 1 == files.size()) {
           result.incomplete_tail = true;
+          --number;
           break;
         }
         result = {false,          file,  number, "incomplete line in the middle of the chain",
                   result.records, false, 0};
+        known = VerifiedChain();
         return result;
       }
+      offset += line.size() + 1;
       if (line.empty()) continue;
       // A write a crash cut short, ended by the restarted writer: it holds no record. Skipping it
       // hides nothing: a record removed or altered would still break the chain at the next line.
@@ -628,6 +686,7 @@ VerifyResult verify_files(std::vector<std::string> files, const identity::KeySet
         result.file = file;
         result.line = number;
         result.problem = std::move(problem);
+        known = VerifiedChain();
       };
       if (!check.problem.empty()) {
         fail(check.problem);
@@ -657,7 +716,15 @@ VerifyResult verify_files(std::vector<std::string> files, const identity::KeySet
       expected_seq = check.seq + 1;
       ++result.records;
     }
+    // What was read of this file; a file that grew meanwhile is read on from here next time.
+    known.files.push_back({file, offset, modified});
+    known.lines_in_last_file = number;
   }
+  known.last_hash = expected_prev;
+  known.next_seq = expected_seq;
+  known.result = result;
+  // A tail left incomplete may be completed by the writer: not part of what was verified.
+  known.result.incomplete_tail = false;
   return result;
 }
 

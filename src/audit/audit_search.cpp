@@ -200,7 +200,9 @@ std::vector<std::string> newest_first(std::vector<std::string> files) {
     std::string line;
     if (std::getline(in, line)) {
       const Json first = json::parse_or_discarded(line);
-      if (first.is_object()) seq = first.value("seq", std::uint64_t{0});
+      const auto member = first.is_object() ? first.find("seq") : first.end();
+      if (first.is_object() && member != first.end() && member->is_number_unsigned())
+        seq = member->get<std::uint64_t>();
     }
     dated.push_back({std::move(file), modified, seq});
   }

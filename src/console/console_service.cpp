@@ -32,8 +32,10 @@ struct ConsoleService::Caller {
 struct ConsoleService::ChainCache {
   std::mutex mutex;
   std::string signature;  // every file's path, size and modification time
-  std::chrono::steady_clock::time_point checked;
   Json result;
+  // Per chain, how far it was verified: a growing log is verified from where it was left.
+  std::map<std::string, audit::VerifiedChain> verified;
+  std::chrono::steady_clock::time_point last_full{};
 };
 
 namespace {
@@ -45,7 +47,7 @@ constexpr std::size_t longest_page = 500;
 constexpr std::size_t longest_timeline = 10'000;
 constexpr std::size_t longest_approval_body = 16 * 1024;
 constexpr std::size_t longest_reason = 1000;
-constexpr std::chrono::seconds chain_recheck_interval{60};
+constexpr std::chrono::minutes full_verification_interval{10};
 
 // Scripts, styles and data only from the console itself; no framing, no forms elsewhere.
 constexpr const char* content_security_policy =
@@ -79,22 +81,16 @@ bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
 
-std::string percent_decoded(std::string_view text) {
-  std::string value;
-  value.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size()) {
-      const int high = ascii::hex_value(text[i + 1]);
-      const int low = ascii::hex_value(text[i + 2]);
-      if (high >= 0 && low >= 0) {
-        value.push_back(static_cast<char>(high * 16 + low));
-        i += 2;
-        continue;
-      }
-    }
-    value.push_back(text[i]);
-  }
-  return value;
+// Members of records read from files, which anyone with write access could have edited: read
+// by type, never trusted to have one.
+std::string text_member(const Json& record, const char* key) {
+  const auto it = record.find(key);
+  return it != record.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::uint64_t seq_of(const Json& record) {
+  const auto it = record.find("seq");
+  return it != record.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
 }
 
 bool is_loopback_host(std::string_view host) {
@@ -360,7 +356,7 @@ awaitable<void> ConsoleService::serve_api(http::Request& request, std::string_vi
   const auto caller = co_await authenticate(request, answering, out);
   if (!caller) co_return;
   if (answering) {
-    std::string id = percent_decoded(route.substr(approvals_route.size()));
+    std::string id = gateway::percent_decoded(route.substr(approvals_route.size()));
     co_await answer_approval(request, std::move(id), *caller, out);
   } else if (route == "whoami") {
     const Json body = {{"subject", caller->subject},
@@ -375,7 +371,7 @@ awaitable<void> ConsoleService::serve_api(http::Request& request, std::string_vi
     co_await feed(request, out);
   } else if (route.rfind("transactions/", 0) == 0) {
     constexpr std::string_view transactions_route = "transactions/";
-    std::string txn = percent_decoded(route.substr(transactions_route.size()));
+    std::string txn = gateway::percent_decoded(route.substr(transactions_route.size()));
     co_await transaction(std::move(txn), out);
   } else if (route == "chain") {
     co_await chain(request, out);
@@ -528,10 +524,10 @@ awaitable<void> ConsoleService::transaction(std::string txn, http::Responder& ou
     }
     auto& records = found.records;
     std::stable_sort(records.begin(), records.end(), [](const Json& a, const Json& b) {
-      const auto time_a = a.value("time", std::string());
-      const auto time_b = b.value("time", std::string());
+      const auto time_a = text_member(a, "time");
+      const auto time_b = text_member(b, "time");
       if (time_a != time_b) return time_a < time_b;
-      return a.value("seq", std::uint64_t{0}) < b.value("seq", std::uint64_t{0});
+      return seq_of(a) < seq_of(b);
     });
     std::set<std::string> sessions, callers, files;
     for (const auto& record : records) {
@@ -543,8 +539,8 @@ awaitable<void> ConsoleService::transaction(std::string txn, http::Responder& ou
     }
     Json body = {{"txn", txn},
                  {"calls", records.size()},
-                 {"first", records.front().value("time", std::string())},
-                 {"last", records.back().value("time", std::string())},
+                 {"first", text_member(records.front(), "time")},
+                 {"last", text_member(records.back(), "time")},
                  {"sessions", sessions},
                  {"callers", callers},
                  {"files", files},
@@ -563,13 +559,16 @@ awaitable<void> ConsoleService::chain(const http::Request& request, http::Respon
     const auto files = audit_files();
     std::lock_guard lock(chain_cache_->mutex);
     const std::string signature = files_signature(files);
-    // A log that grows changes its signature with every call: verifying a million records takes
-    // seconds, so a result is reused for a while unless the page asks for a fresh one.
-    const auto now = std::chrono::steady_clock::now();
-    const bool recent = now - chain_cache_->checked < chain_recheck_interval;
-    if (!chain_cache_->result.is_null() && !fresh &&
-        (signature == chain_cache_->signature || recent))
+    if (!chain_cache_->result.is_null() && !fresh && signature == chain_cache_->signature)
       return json_response(200, chain_cache_->result);
+    // A growing log is verified from where the last check left it; every few minutes (and when
+    // the page asks) from the start, which also finds lines edited in place since.
+    const auto now = std::chrono::steady_clock::now();
+    const bool from_start = fresh || now - chain_cache_->last_full >= full_verification_interval;
+    if (from_start) {
+      chain_cache_->verified.clear();
+      chain_cache_->last_full = now;
+    }
     std::map<std::string, std::vector<std::string>> chains;
     for (const auto& file : files)
       chains[chain_of(file)].push_back(file);
@@ -577,7 +576,7 @@ awaitable<void> ConsoleService::chain(const http::Request& request, http::Respon
     bool all_ok = true;
     const identity::KeySet* keys = options_.checkpoint_keys ? &*options_.checkpoint_keys : nullptr;
     for (auto& [name, members] : chains) {
-      const auto verified = audit::verify_files(members, keys);
+      const auto verified = audit::verify_files_from(members, keys, chain_cache_->verified[name]);
       std::sort(members.begin(), members.end());
       Json entry = {{"name", name},
                     {"files", members},
@@ -596,9 +595,17 @@ awaitable<void> ConsoleService::chain(const http::Request& request, http::Respon
       }
       listed.push_back(std::move(entry));
     }
-    Json body = {{"ok", all_ok}, {"chains", std::move(listed)}, {"checked_at", audit::utc_now()}};
+    Json body = {{"ok", all_ok},
+                 {"chains", std::move(listed)},
+                 {"checked_at", audit::utc_now()},
+                 {"verified_from_start_seconds_ago",
+                  std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::steady_clock::now() - chain_cache_->last_full)
+                      .count()}};
+    // Chains whose files are gone are forgotten.
+    std::erase_if(chain_cache_->verified,
+                  [&](const auto& entry) { return chains.find(entry.first) == chains.end(); });
     chain_cache_->signature = signature;
-    chain_cache_->checked = now;
     chain_cache_->result = body;
     return json_response(200, body);
   };

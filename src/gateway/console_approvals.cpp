@@ -153,7 +153,11 @@ awaitable<std::vector<mcp::Json>> ConsoleApprovals::list() {
     }
   }
   std::sort(listed.begin(), listed.end(), [](const mcp::Json& a, const mcp::Json& b) {
-    return a.value("created", std::string()) < b.value("created", std::string());
+    const auto created = [](const mcp::Json& entry) {
+      const auto it = entry.find("created");
+      return it != entry.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    return created(a) < created(b);
   });
   co_return listed;
 }

@@ -98,22 +98,27 @@ std::string query_parameter(std::string_view target, std::string_view name) {
     const std::string_view raw =
         equals == std::string_view::npos ? std::string_view() : pair.substr(equals + 1);
     // Percent-decoding: sealed ids are base64url and need none, but a client may encode anyway.
-    std::string value;
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '%' && i + 2 < raw.size()) {
-        const int high = ascii::hex_value(raw[i + 1]);
-        const int low = ascii::hex_value(raw[i + 2]);
-        if (high >= 0 && low >= 0) {
-          value.push_back(static_cast<char>(high * 16 + low));
-          i += 2;
-          continue;
-        }
-      }
-      value.push_back(raw[i] == '+' ? ' ' : raw[i]);
-    }
-    return value;
+    return percent_decoded(raw, true);
   }
   return {};
+}
+
+std::string percent_decoded(std::string_view text, bool plus_is_space) {
+  std::string value;
+  value.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size()) {
+      const int high = ascii::hex_value(text[i + 1]);
+      const int low = ascii::hex_value(text[i + 2]);
+      if (high >= 0 && low >= 0) {
+        value.push_back(static_cast<char>(high * 16 + low));
+        i += 2;
+        continue;
+      }
+    }
+    value.push_back(plus_is_space && text[i] == '+' ? ' ' : text[i]);
+  }
+  return value;
 }
 
 std::int64_t unix_now() {

@@ -26,6 +26,8 @@ bool accepts(std::string_view accept_header, std::string_view type);
 // Path and query split of a request target; the query parameter `name` ("" when absent).
 std::string_view target_path(std::string_view target);
 std::string query_parameter(std::string_view target, std::string_view name);
+// %XX escapes decoded (a malformed one is kept as it is); in a query, '+' is a space.
+std::string percent_decoded(std::string_view text, bool plus_is_space = false);
 const std::string& client_address(const http::RequestOrigin& origin);
 // The request's headers as {lower-case name: value} (repeated headers joined with ", "), without
 // Authorization, Proxy-Authorization, Cookie and Txn-Token: what policy rules see as

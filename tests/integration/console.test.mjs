@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  EVERYTHING_JS, MEMBRANE_BIN, NODE, cleanup, connectClient, freePort, httpRaw, rawFetch,
+  EVERYTHING_JS, MEMBRANE_BIN, NODE, cleanup, connectClient, connectV2, freePort, httpRaw, rawFetch,
   spawnManaged, startGateway, tmpDir, waitFor,
 } from './harness.mjs';
 
@@ -360,7 +360,7 @@ describe('the audit trail through the console', () => {
     assert.equal(tampered.line, 3);
     assert.match(tampered.problem, /hash|altered|edited/i);
     fs.rmSync(path.join(dir, 'other', 'replica-b.jsonl'));
-    // A result is reused for up to a minute; `fresh=1` (the page's Refresh) verifies now.
+    // `fresh=1` (the page's Refresh) verifies every chain from the start.
     assert.equal((await api('chain?fresh=1')).json.ok, true);
   });
 });
@@ -430,6 +430,29 @@ describe('approvals at the console', () => {
     assert.equal(declined.approval_reason, 'no keys in echoes');
     assert.equal((await api('approvals')).json.approvals.length, 0);
   });
+
+  // Each downstream revision waits its own way: an SSE response begun for the keep-alive comments
+  // (Streamable HTTP, sessions or 2026-07-28), or the session's own event stream (2024-11-05).
+  for (const kind of ['sse', 'stateless']) {
+    test(`a ${kind === 'sse' ? '2024-11-05 HTTP+SSE' : '2026-07-28'} client's call waits for the console too`, async () => {
+      const client = kind === 'sse'
+        ? (await connectClient(gateway.sse('everything'), { kind: 'sse' })).client
+        : (await connectV2(gateway.mcp('everything'))).client;
+      const call = client.callTool({ name: 'get-sum', arguments: { a: 40, b: kind === 'sse' ? 1 : 2 } });
+      let entry;
+      await waitFor(async () => {
+        [entry] = (await api('approvals')).json.approvals;
+        return entry !== undefined;
+      }, { what: `the ${kind} client's call in the queue` });
+      assert.equal(entry.arguments.arguments.a, 40);
+      const approve = await api(`approvals/${entry.id}`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"decision":"approve"}',
+      });
+      assert.equal(approve.status, 200);
+      const result = await call;
+      assert.match(result.content[0].text, kind === 'sse' ? /\b41\b/ : /\b42\b/);
+    });
+  }
 
   test('with [user, console], whichever answers first decides', async () => {
     let elicited;

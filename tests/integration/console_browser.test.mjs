@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 
 import {
-  EVERYTHING_JS, MEMBRANE_BIN, NODE, SOURCE_DIR, TIME_SCALE, cleanup, connectClient, defer, rawFetch,
+  EVERYTHING_JS, MEMBRANE_BIN, NODE, TIME_SCALE, cleanup, connectClient, defer, rawFetch,
   setWatchdog, startGateway, tmpDir, waitFor, withTimeout,
 } from './harness.mjs';
 
@@ -22,8 +22,9 @@ setWatchdog(180_000);
 
 // scripts/install-deps.sh installs Debian's chromium; a missing browser is a failure, not a skip.
 const CHROMIUM = process.env.MEMBRANE_CHROMIUM ?? '/usr/bin/chromium';
+// Beside the binary under test: the default and sanitizer trees keep their own screenshots.
 const ARTIFACTS = path.join(path.resolve(process.env.MEMBRANE_TEST_ARTIFACTS
-  ?? path.join(SOURCE_DIR, 'build', 'test-artifacts')), 'console');
+  ?? path.join(path.dirname(MEMBRANE_BIN), 'test-artifacts')), 'console');
 const WAIT_MS = 15_000 * TIME_SCALE;
 
 const SECRET = 'sk-ABCDEFGH12345678';

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "console/console_stats.hpp"
 #include "console/decision_feed.hpp"
@@ -19,10 +20,15 @@ namespace audit = membrane::audit;
 
 namespace {
 
+// A fresh path for a log: the file and its rotations from an earlier run are removed.
 std::string temp_path(const std::string& name) {
   const auto path = std::filesystem::temp_directory_path() /
                     ("membrane-console-" + std::to_string(::getpid()) + "-" + name);
-  std::filesystem::remove(path);
+  for (const auto& entry : std::filesystem::directory_iterator(path.parent_path())) {
+    const std::string other = entry.path().string();
+    if (other == path.string() || other.rfind(path.string() + ".", 0) == 0)
+      std::filesystem::remove(entry.path());
+  }
   return path.string();
 }
 
@@ -332,4 +338,93 @@ TEST_CASE("ask rules name their approvers; other rules cannot") {
 )",
                                                     "p.yaml"),
                     Catch::Contains("unknown approver 'boss'") && Catch::Contains(":5:"));
+}
+
+TEST_CASE("a growing chain is verified from where the last check stopped") {
+  const std::string path = temp_path("growing.jsonl");
+  audit::AuditOptions options;
+  options.path = path;
+  auto log = std::make_unique<audit::AuditLog>(options);
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(log->append({{"i", i}}));
+  audit::VerifiedChain known;
+  auto result = audit::verify_files_from({path}, nullptr, known);
+  CHECK(result.ok);
+  CHECK(result.records == 10);
+  REQUIRE(known.files.size() == 1);
+  const auto verified_bytes = known.files[0].size;
+
+  for (int i = 10; i < 15; ++i)
+    REQUIRE(log->append({{"i", i}}));
+  result = audit::verify_files_from({path}, nullptr, known);
+  CHECK(result.ok);
+  CHECK(result.records == 15);
+  CHECK(known.files[0].size > verified_bytes);
+  CHECK(audit::verify_files({path}).records == 15);
+
+  // A line added by hand after the writer's: found where it is, with its line number.
+  {
+    std::ofstream(path, std::ios::app) << R"({"seq":16,"prev":"00","hash":"00"})"
+                                       << "\n";
+  }
+  result = audit::verify_files_from({path}, nullptr, known);
+  CHECK_FALSE(result.ok);
+  CHECK(result.line == 16);
+  CHECK(known.files.empty());  // a problem: the next check starts from the start
+}
+
+TEST_CASE(
+    "a line edited in place is found: in an earlier file at once, in the last from the start") {
+  const std::string path = temp_path("edited.jsonl");
+  std::vector<std::string> files;
+  {
+    audit::AuditOptions options;
+    options.path = path;
+    options.rotate_bytes = 600;  // a few records per file
+    audit::AuditLog log(options);
+    for (int i = 0; i < 12; ++i)
+      REQUIRE(log.append({{"tool", "aaaa"}, {"i", i}}));
+  }
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::filesystem::path(path).parent_path())) {
+    const std::string name = entry.path().string();
+    if (name == path || name.rfind(path + ".", 0) == 0) files.push_back(name);
+  }
+  REQUIRE(files.size() >= 3);
+  const auto edit = [](const std::string& file) {
+    std::string text;
+    {
+      std::ifstream in(file);
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const auto at = text.find("aaaa", text.find('\n') + 1);  // in line 2
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 4, "bbbb");
+    std::ofstream(file, std::ios::trunc) << text;
+  };
+  audit::VerifiedChain known;
+  REQUIRE(audit::verify_files_from(files, nullptr, known).ok);
+  // The last file: lines already checked are not read again...
+  edit(path);
+  CHECK(audit::verify_files_from(files, nullptr, known).ok);
+  // ...until a check from the start.
+  const auto from_start = audit::verify_files(files);
+  CHECK_FALSE(from_start.ok);
+  CHECK(from_start.file == path);
+  CHECK(from_start.line == 2);
+  // An earlier file that changed (size or modification time) is read again at once.
+  // (The rotated files alone: a chain whose last file was not edited.)
+  files.erase(std::find(files.begin(), files.end(), path));
+  // Rotated files are named by the chain position that follows them: the smallest is the first.
+  const std::string first_rotated = *std::min_element(
+      files.begin(), files.end(), [&](const std::string& a, const std::string& b) {
+        return std::stoull(a.substr(path.size() + 1)) < std::stoull(b.substr(path.size() + 1));
+      });
+  audit::VerifiedChain earlier;
+  REQUIRE(audit::verify_files_from(files, nullptr, earlier).ok);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  edit(first_rotated);
+  const auto again = audit::verify_files_from(files, nullptr, earlier);
+  CHECK_FALSE(again.ok);
+  CHECK(again.line == 2);
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "membrane/app/config.hpp"
+#include "membrane/audit/audit_log.hpp"
 #include "membrane/inject/webhook.hpp"
 
 namespace membrane::app {
@@ -54,9 +55,8 @@ struct CommandLine {
     long lifetime_seconds = 300;
   } token;  // token_mint, token_verify
 
-  struct AuditQuery {
-    std::string txn, identity, tool, verdict, upstream, rule, since, until;
-  } audit_query;  // audit_query (files in policy_paths, --format json in json_output)
+  audit::QueryFilter
+      audit_query;  // audit_query (files in policy_paths, --format json in json_output)
 
   inject::WebhookOptions inject;  // inject: the listener and the loaded injector config
 };

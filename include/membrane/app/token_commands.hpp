@@ -12,7 +12,7 @@ int token_verify(const CommandLine::Token& options);
 // key set is given. Exit code.
 int audit_verify(const std::vector<std::string>& files, const std::string& jwks_file);
 // `membrane audit query`: matching records as JSON lines, or a table. Exit code.
-int audit_query(const std::vector<std::string>& files, const CommandLine::AuditQuery& filter,
+int audit_query(const std::vector<std::string>& files, const audit::QueryFilter& filter,
                 bool json_output);
 
 }  // namespace membrane::app

@@ -220,6 +220,30 @@ struct VerifyResult {
 // first line). With `keys`, every checkpoint's signature is checked too.
 VerifyResult verify_files(std::vector<std::string> files, const identity::KeySet* keys = nullptr);
 
+// How far a verification that found no problem got, so that a later one can go on from there
+// while the chain only grows: the files it read in chain order, each with its size and
+// modification time then, and the chain's state after the last complete line.
+struct VerifiedChain {
+  struct File {
+    std::string path;
+    std::uint64_t size = 0;  // bytes verified (the last file: up to its last complete line)
+    std::int64_t modified_ns = 0;
+  };
+  std::vector<File> files;
+  std::string last_hash;
+  std::uint64_t next_seq = 1;
+  std::size_t lines_in_last_file = 0;
+  VerifyResult result;  // the counts so far
+};
+
+// verify_files that goes on from `known` when the same files are there, the ones before the last
+// unchanged (size and modification time) and the last one only longer; otherwise from the start.
+// Lines verified before are not read again: an edit made in place to them is found by the next
+// verification from the start (verify_files, or `known` cleared). On success `known` is updated;
+// on a problem it is cleared.
+VerifyResult verify_files_from(std::vector<std::string> files, const identity::KeySet* keys,
+                               VerifiedChain& known);
+
 struct QueryFilter {
   std::string txn;       // equal
   std::string identity;  // equal (the caller's sub)

@@ -825,7 +825,7 @@ function setBanner(state, text, link) {
   if (link) banner.append(' ', el('a', { href: '#chain', text: 'Details' }));
 }
 
-// `fresh`: verify now, even if the gateway verified the files less than a minute ago.
+// `fresh`: verify the whole chain again, not only what was added since the last check.
 async function refreshChain(fresh = false) {
   if (chain.inflight) return;
   chain.inflight = true;

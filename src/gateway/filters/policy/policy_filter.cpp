@@ -445,8 +445,14 @@ awaitable<FilterStep> PolicyFilter::wait_for_console(Exchange& exchange, ClientA
       co_return answered(exchange, Confirmation{Confirmation::Outcome::timed_out, {}});
     }
     const ClientAnswer answer = std::get<0>(std::move(result));
-    if (answer.kind == ClientAnswer::Kind::answered) exchange.policy.approval_by = "user";
-    co_return answered(exchange, confirmation_from(answer));
+    if (answer.kind == ClientAnswer::Kind::answered) {
+      exchange.policy.approval_by = "user";
+      co_return answered(exchange, confirmation_from(answer));
+    }
+    if (answer.kind == ClientAnswer::Kind::client_gone ||
+        answer.kind == ClientAnswer::Kind::cancelled)
+      co_return answered(exchange, confirmation_from(answer));
+    // The user did not answer in time (or could not be asked after all): the console still may.
   }
   // Comments on the call's stream keep the client (and proxies) waiting, and notice one that left.
   constexpr std::chrono::seconds tick{10};
