@@ -263,15 +263,17 @@ awaitable<void> ConsoleService::handle(http::Request& request, http::Responder& 
     co_return;
   }
   if (request.method() != bhttp::verb::get && request.method() != bhttp::verb::head) {
-    co_await out.send(
-        error_response(405, "method_not_allowed", "the console's pages are read with GET"));
+    auto answer =
+        error_response(405, "method_not_allowed", "the console's pages are read with GET");
+    co_await out.send(std::move(answer));
     co_return;
   }
   std::string_view name = path.substr(prefix.size() + 1);
   if (name.empty()) name = "index.html";
   for (const Asset& asset : assets()) {
     if (asset.name == name) {
-      co_await out.send(asset_response(asset));
+      auto page = asset_response(asset);
+      co_await out.send(std::move(page));
       co_return;
     }
   }
@@ -380,10 +382,11 @@ awaitable<void> ConsoleService::serve_api(http::Request& request, std::string_vi
   } else if (route == "approvals") {
     co_await approvals(out);
   } else {
-    co_await out.send(
-        error_response(404, "not_found",
-                       "no such console API (whoami, records, feed, transactions/<txn>, "
-                       "chain, stats, approvals)"));
+    auto answer = error_response(404, "not_found",
+                                 "no such console API (whoami, records, feed, transactions/<txn>, "
+                                 "chain, stats, approvals)");
+    co_await out.send(std::move(answer));
+    ;
   }
 }
 
@@ -407,8 +410,10 @@ awaitable<void> ConsoleService::records(const http::Request& request, http::Resp
   if (const std::string cursor = gateway::query_parameter(target, "cursor"); !cursor.empty()) {
     scan.start = audit::decode_cursor(cursor);
     if (!scan.start) {
-      co_await out.send(
-          error_response(400, "invalid_request", "'cursor' is not a cursor this console gave"));
+      auto answer =
+          error_response(400, "invalid_request", "'cursor' is not a cursor this console gave");
+      co_await out.send(std::move(answer));
+      ;
       co_return;
     }
   }
@@ -505,8 +510,9 @@ awaitable<void> ConsoleService::feed(const http::Request& request, http::Respond
 
 awaitable<void> ConsoleService::transaction(std::string txn, http::Responder& out) {
   if (txn.empty() || txn.size() > longest_parameter) {
-    co_await out.send(
-        error_response(400, "invalid_request", "name a transaction: transactions/<txn>"));
+    auto answer = error_response(400, "invalid_request", "name a transaction: transactions/<txn>");
+    co_await out.send(std::move(answer));
+    ;
     co_return;
   }
   auto work = [this, txn] {
@@ -618,9 +624,11 @@ awaitable<void> ConsoleService::stats(const http::Request& request, http::Respon
   constexpr std::size_t longest_window = 7 * 24 * 60;
   const auto minutes = read_count(request.target(), "minutes", 60, longest_window);
   if (!minutes) {
-    co_await out.send(
+    auto answer =
         error_response(400, "invalid_request",
-                       "'minutes' is a number from 1 to " + std::to_string(longest_window)));
+                       "'minutes' is a number from 1 to " + std::to_string(longest_window));
+    co_await out.send(std::move(answer));
+    ;
     co_return;
   }
   const int window = static_cast<int>(*minutes);
@@ -674,9 +682,11 @@ awaitable<void> ConsoleService::answer_approval(const http::Request& request, st
   const auto decision = body.is_object() ? body.find("decision") : body.end();
   if (!body.is_object() || decision == body.end() || !decision->is_string() ||
       (*decision != "approve" && *decision != "refuse")) {
-    co_await out.send(
+    auto answer =
         error_response(400, "invalid_request",
-                       "send {\"decision\": \"approve\" | \"refuse\", \"reason\": \"...\"}"));
+                       "send {\"decision\": \"approve\" | \"refuse\", \"reason\": \"...\"}");
+    co_await out.send(std::move(answer));
+    ;
     co_return;
   }
   std::string reason;
