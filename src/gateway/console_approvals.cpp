@@ -30,17 +30,6 @@ std::string dump(const mcp::Json& json) {
   return json.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
 }
 
-// Sent as a command, logged when Redis refuses it: the local queue works on without it.
-awaitable<void> run_redis(std::shared_ptr<cluster::RedisClient> redis,
-                          std::vector<std::string> command, std::string what) {
-  const auto result = co_await redis->command(std::move(command));
-  if (!result.ok() || result.reply.kind == cluster::RedisReply::Kind::error) {
-    log::warn("console approvals: could not ", what, " in Redis (",
-              result.ok() ? result.reply.text : result.error,
-              "); other replicas' consoles may not see it");
-  }
-}
-
 }  // namespace
 
 ConsoleApprovals::ConsoleApprovals(Options options) : options_(std::move(options)) {}
@@ -84,11 +73,7 @@ std::unique_ptr<ConsoleApprovals::Waiting> ConsoleApprovals::open(
                               .count();
   auto entry = std::make_shared<Entry>(id, std::move(summary), executor);
   entry->summary_text = dump(entry->summary);
-  if (redis_) {
-    std::vector<std::string> command = {"HSET", hash_key_, id, entry->summary_text};
-    asio::co_spawn(executor_, run_redis(redis_, std::move(command), "list a waiting call"),
-                   asio::detached);
-  }
+  if (redis_) share({"HSET", hash_key_, id, entry->summary_text});
   {
     std::lock_guard lock(mutex_);
     entries_.emplace(id, entry);
@@ -101,10 +86,38 @@ void ConsoleApprovals::forget(const std::string& id) {
     std::lock_guard lock(mutex_);
     entries_.erase(id);
   }
-  if (redis_) {
-    std::vector<std::string> command = {"HDEL", hash_key_, id};
-    asio::co_spawn(executor_, run_redis(redis_, std::move(command), "remove an answered call"),
-                   asio::detached);
+  if (redis_) share({"HDEL", hash_key_, id});
+}
+
+void ConsoleApprovals::share(std::vector<std::string> command) {
+  {
+    std::lock_guard lock(mutex_);
+    shared_commands_.push_back(std::move(command));
+    if (sharing_) return;
+    sharing_ = true;
+  }
+  asio::co_spawn(executor_, send_shared_commands(), asio::detached);
+}
+
+// One coroutine sends them all, in order: a call's HDEL never overtakes its HSET.
+awaitable<void> ConsoleApprovals::send_shared_commands() {
+  for (;;) {
+    std::vector<std::string> command;
+    {
+      std::lock_guard lock(mutex_);
+      if (shared_commands_.empty()) {
+        sharing_ = false;
+        co_return;
+      }
+      command = std::move(shared_commands_.front());
+      shared_commands_.pop_front();
+    }
+    const auto result = co_await redis_->command(std::move(command));
+    if (!result.ok() || result.reply.kind == cluster::RedisReply::Kind::error) {
+      log::warn("console approvals: Redis refused a change to the shared queue (",
+                result.ok() ? result.reply.text : result.error,
+                "); other replicas' consoles may list it wrongly until it expires");
+    }
   }
 }
 
@@ -141,8 +154,7 @@ awaitable<std::vector<mcp::Json>> ConsoleApprovals::list() {
         if (expires == summary.end() || !expires->is_number_integer() ||
             expires->get<std::int64_t>() < now_ms) {
           std::vector<std::string> remove = {"HDEL", hash_key_, id};
-          asio::co_spawn(executor_, run_redis(redis_, std::move(remove), "drop an expired call"),
-                         asio::detached);
+          share(std::move(remove));
           continue;
         }
         listed.push_back(std::move(summary));

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -81,12 +82,17 @@ class ConsoleApprovals {
 
  private:
   bool deliver(const std::string& id, ApprovalDecision decision);
+  // Changes to the Redis copy of the queue, sent one after another in the order made.
+  void share(std::vector<std::string> command);
+  awaitable<void> send_shared_commands();
   void forget(const std::string& id);
   void on_relayed(std::string_view payload);
 
   Options options_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<Entry>> entries_;
+  std::deque<std::vector<std::string>> shared_commands_;  // mutex_ held
+  bool sharing_ = false;                                  // mutex_ held: a sender runs
   // Cluster sharing (all set once, before serving).
   std::shared_ptr<cluster::RedisClient> redis_;
   std::string hash_key_;
