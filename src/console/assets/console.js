@@ -1180,7 +1180,7 @@ function approvalCard(entry) {
       'Rule ', el('code', { text: str(a.rule) || '?' }),
       a.rule_message ? el('span', { class: 'rule-message', text: ` — ${str(a.rule_message)}` }) : ''),
     el('dl', { class: 'kv kv-inline' },
-      el('dt', { text: 'Caller' }), el('dd', { class: 'strong', text: str(a.caller) }),
+      el('dt', { text: 'Caller' }), el('dd', { class: 'strong', text: str(a.caller) || '— (no auth on the gateway)' }),
       el('dt', { text: 'Client' }), el('dd', { class: 'mono', text: str(a.client) }),
       el('dt', { text: 'Transaction' }), el('dd', {}, txnLink(a.txn) || '—'),
       el('dt', { text: 'Session' }), el('dd', { class: 'mono', text: str(a.session) || '—' }),
