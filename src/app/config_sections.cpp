@@ -134,10 +134,10 @@ void ConfigReader::read_audit(Field& field, AuditConfig& audit) {
 void ConfigReader::read_console(Field& field, ConsoleConfig& console) {
   expect_map(field,
              "a map with enabled, auth, token_key_file, audit_scope, approve_scope, audit_files, "
-             "audit_jwks, approval_timeout and max_scan");
-  auto entries =
-      entries_of(field, {"enabled", "auth", "token_key_file", "audit_scope", "approve_scope",
-                         "audit_files", "audit_jwks", "approval_timeout", "max_scan"});
+             "audit_jwks, trace_link, approval_timeout and max_scan");
+  auto entries = entries_of(
+      field, {"enabled", "auth", "token_key_file", "audit_scope", "approve_scope", "audit_files",
+              "audit_jwks", "approval_timeout", "max_scan", "trace_link"});
   console.enabled = true;
   for (auto& [key, value] : entries) {
     remember(value);
@@ -156,6 +156,15 @@ void ConfigReader::read_console(Field& field, ConsoleConfig& console) {
       console.audit_files = read_string_list(value, "audit files or glob patterns");
     } else if (key == "audit_jwks") {
       console.audit_jwks = read_nonempty_string(value);
+    } else if (key == "trace_link") {
+      console.trace_link = read_nonempty_string(value);
+      if ((console.trace_link.rfind("https://", 0) != 0 &&
+           console.trace_link.rfind("http://", 0) != 0) ||
+          console.trace_link.find("{trace_id}") == std::string::npos) {
+        fail(value,
+             "expected an http(s) URL with {trace_id} where the id goes, e.g. "
+             "https://jaeger.example.com/trace/{trace_id}");
+      }
     } else if (key == "approval_timeout") {
       console.approval_timeout =
           parse_scalar(value, "a duration like 5m",

@@ -347,6 +347,7 @@ std::unique_ptr<console::ConsoleService> make_console(
   options.feed = std::move(feed);
   options.approvals = std::move(approvals);
   options.replica = replica_name();
+  options.trace_link = settings.trace_link;
   options.loopback_hosts_only = is_loopback_host(config.admin->host);
   log::info("console: /console on the admin listener for tokens from ", issuers, " with scope ",
             settings.audit_scope, " (", settings.approve_scope, " to answer approvals)");

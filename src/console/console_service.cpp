@@ -361,10 +361,12 @@ awaitable<void> ConsoleService::serve_api(http::Request& request, std::string_vi
     std::string id = gateway::percent_decoded(route.substr(approvals_route.size()));
     co_await answer_approval(request, std::move(id), *caller, out);
   } else if (route == "whoami") {
-    const Json body = {{"subject", caller->subject},
-                       {"scopes", caller->scopes},
-                       {"can_approve", caller->can_approve},
-                       {"replica", options_.replica}};
+    const Json body = {
+        {"subject", caller->subject},
+        {"scopes", caller->scopes},
+        {"can_approve", caller->can_approve},
+        {"replica", options_.replica},
+        {"trace_link", options_.trace_link.empty() ? Json() : Json(options_.trace_link)}};
     auto answer = json_response(200, body);
     co_await out.send(std::move(answer));
   } else if (route == "records") {

@@ -37,6 +37,7 @@ struct ConsoleOptions {
   std::shared_ptr<DecisionFeed> feed;  // null when this replica keeps no audit log
   std::shared_ptr<gateway::ConsoleApprovals> approvals;
   std::string replica;
+  std::string trace_link;  // the tracing UI's page of a trace ({trace_id}), for the pages
   // The admin listener is on loopback: requests must name a loopback host (DNS rebinding).
   bool loopback_hosts_only = true;
   std::size_t max_feeds = 32;  // live feeds open at once

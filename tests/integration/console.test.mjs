@@ -69,6 +69,7 @@ function consoleConfig({ name, audit, redisUrl, approvalTimeout = '20s' }) {
     `  token_key_file: ${JSON.stringify(tokenKey)}`,
     `  audit_files: [${JSON.stringify(path.join(dir, 'other', '*.jsonl'))}]`,
     `  approval_timeout: ${approvalTimeout}`,
+    '  trace_link: "http://127.0.0.1:16686/trace/{trace_id}"',
     ...(redisUrl ? ['cluster:', '  redis:', `    url: ${JSON.stringify(redisUrl)}`] : []),
     'upstreams:',
     '  everything:',
@@ -153,6 +154,7 @@ describe('who may use the console', () => {
     assert.equal(who.status, 200);
     assert.equal(who.json.subject, 'alice');
     assert.equal(who.json.can_approve, false);
+    assert.equal(who.json.trace_link, 'http://127.0.0.1:16686/trace/{trace_id}');
     const answer = await api('approvals/ap-anything', {
       token: readOnly, method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ decision: 'approve' }),
@@ -208,6 +210,8 @@ describe('who may use the console', () => {
     assert.match(check(), /broken\.yaml:\d+:\d+: console: .*check who opens it/);
     fs.writeFileSync(broken, fs.readFileSync(broken, 'utf8').replace('approval_timeout: 1m', 'approval_timeout: 1m\n  max_scan: lots'));
     assert.match(check(), /broken\.yaml:6:\d+: .*size/);
+    fs.writeFileSync(broken, fs.readFileSync(broken, 'utf8').replace('  max_scan: lots', '  trace_link: "javascript:alert(1)"'));
+    assert.match(check(), /broken\.yaml:6:\d+: .*http\(s\) URL with \{trace_id\}/);
   });
 });
 

@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 
 import {
-  EVERYTHING_JS, MEMBRANE_BIN, NODE, TIME_SCALE, cleanup, connectClient, defer, rawFetch,
+  EVERYTHING_JS, MEMBRANE_BIN, NODE, TIME_SCALE, cleanup, closedPort, connectClient, defer, rawFetch,
   setWatchdog, startGateway, tmpDir, waitFor, withTimeout,
 } from './harness.mjs';
 
@@ -217,6 +217,10 @@ before(async () => {
     `  token_key_file: ${JSON.stringify(consoleKey)}`,
     `  audit_files: [${JSON.stringify(path.join(dir, 'other', '*.jsonl'))}]`,
     '  approval_timeout: 60s',
+    '  trace_link: "http://127.0.0.1:16686/trace/{trace_id}"',
+    // Tracing on (to a collector that is not there: spans are dropped) gives records a trace id.
+    'otel:',
+    `  endpoint: "http://127.0.0.1:${await closedPort()}/v1/traces"`,
     'upstreams:',
     '  everything:',
     `    command: ${JSON.stringify(NODE)}`,
@@ -380,6 +384,10 @@ test('search by transaction, then its timeline', async () => {
   const items = await page.$$eval('#timeline-list .timeline-item', (list) => list.map((li) => li.dataset.verdict));
   assert.deepEqual(items.filter((v) => v === 'deny').length, 1, items.join(','));
   await page.waitForSelector('#timeline-chart svg');
+  // Each call links to its trace in the tracing UI (console.trace_link).
+  const traces = await page.$$eval('#timeline-list .timeline-item a.trace-id', (links) => links.map((a) => a.href));
+  assert.ok(traces.length >= 5, `trace links: ${traces.join(' ')}`);
+  for (const href of traces) assert.match(href, /^http:\/\/127\.0\.0\.1:16686\/trace\/[0-9a-f]{32}$/);
 
   // The same through the input: a transaction id typed in and opened.
   await page.fill('#timeline-txn', liveTxn);

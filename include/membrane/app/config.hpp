@@ -281,6 +281,9 @@ struct ConsoleConfig {
   std::vector<std::string> audit_files;
   // Keys the checkpoints are verified with (a JWKS file); audit.key_file's public key by default.
   std::string audit_jwks;
+  // The tracing UI's page for a trace, with {trace_id} where the id goes: the console links
+  // records to their traces (none when empty).
+  std::string trace_link;
   Milliseconds approval_timeout{300'000};  // a call nobody answers at the console is refused
   std::uint64_t max_scan_bytes = std::uint64_t{2} << 30;  // what one search may read
 };

@@ -390,7 +390,8 @@ function queryString(params) {
 const rowRecords = new WeakMap();
 
 const DETAIL_ORDER = ['seq', 'time', 'type', 'identity', 'txn', 'session', 'client', 'method', 'server', 'tool',
-  'virtual_server', 'published_name', 'verdict', 'rules', 'policy_note', 'approver', 'approval_reason', 'status',
+  'virtual_server', 'published_name', 'verdict', 'rules', 'policy_note', 'approval_by', 'approver', 'approval_reason',
+  'status',
   'outcome', 'latency_us', 'args_sha256', 'trace_id', 'request_id', 'file', 'line'];
 
 function isCall(record) {
@@ -439,6 +440,20 @@ function recordRow(record) {
   return row;
 }
 
+// A trace id, linked to the tracing UI when the gateway names one (console.trace_link). Only a
+// well-formed id goes into the link.
+function traceNode(traceId) {
+  const id = str(traceId);
+  const link = session.whoami && typeof session.whoami.trace_link === 'string' ? session.whoami.trace_link : '';
+  if (link && /^[0-9a-f]{32}$/.test(id)) {
+    return el('a', {
+      class: 'trace-id mono', href: link.replace('{trace_id}', id), target: '_blank', rel: 'noopener noreferrer',
+      title: 'Open the trace', text: id,
+    });
+  }
+  return el('span', { class: 'trace-id mono', title: 'OpenTelemetry trace id', text: id });
+}
+
 function detailRow(record) {
   const keys = [...DETAIL_ORDER.filter((k) => k in record), ...Object.keys(record).filter((k) => !DETAIL_ORDER.includes(k))];
   const dl = el('dl', { class: 'kv' });
@@ -446,7 +461,10 @@ function detailRow(record) {
     const value = key === 'latency_us' && record[key] !== null
       ? `${str(record[key])} µs (${formatLatency(record[key])})`
       : str(record[key]);
-    dl.append(el('dt', { text: key }), el('dd', { class: 'mono' }, key === 'txn' ? txnLink(record[key]) : value));
+    let shown = value;
+    if (key === 'txn') shown = txnLink(record[key]);
+    else if (key === 'trace_id') shown = traceNode(record[key]);
+    dl.append(el('dt', { text: key }), el('dd', { class: 'mono' }, shown));
   }
   return el('tr', { class: 'record-detail' }, el('td', { colspan: 10 }, dl));
 }
@@ -768,7 +786,7 @@ function renderTimelineList(records) {
       ['Status', [str(record.status), str(record.outcome)].filter(Boolean).join(' · ')],
       ['Session', str(record.session) && el('span', { class: 'mono', text: str(record.session) })],
       ['Arguments', digest && el('span', { class: 'mono', title: digest, text: `${digest.slice(0, 16)}…` })],
-      ['Trace', record.trace_id && el('span', { class: 'trace-id mono', title: 'OpenTelemetry trace id', text: str(record.trace_id) })],
+      ['Trace', record.trace_id && traceNode(record.trace_id)],
     ];
     if (record.approver) {
       fields.push(['Approver', `${str(record.approver)}${record.approval_reason ? ` — ${str(record.approval_reason)}` : ''}`]);
