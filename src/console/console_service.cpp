@@ -388,7 +388,6 @@ awaitable<void> ConsoleService::serve_api(http::Request& request, std::string_vi
                                  "no such console API (whoami, records, feed, transactions/<txn>, "
                                  "chain, stats, approvals)");
     co_await out.send(std::move(answer));
-    ;
   }
 }
 
@@ -415,7 +414,6 @@ awaitable<void> ConsoleService::records(const http::Request& request, http::Resp
       auto answer =
           error_response(400, "invalid_request", "'cursor' is not a cursor this console gave");
       co_await out.send(std::move(answer));
-      ;
       co_return;
     }
   }
@@ -514,7 +512,6 @@ awaitable<void> ConsoleService::transaction(std::string txn, http::Responder& ou
   if (txn.empty() || txn.size() > longest_parameter) {
     auto answer = error_response(400, "invalid_request", "name a transaction: transactions/<txn>");
     co_await out.send(std::move(answer));
-    ;
     co_return;
   }
   auto work = [this, txn] {
@@ -630,7 +627,6 @@ awaitable<void> ConsoleService::stats(const http::Request& request, http::Respon
         error_response(400, "invalid_request",
                        "'minutes' is a number from 1 to " + std::to_string(longest_window));
     co_await out.send(std::move(answer));
-    ;
     co_return;
   }
   const int window = static_cast<int>(*minutes);
@@ -688,7 +684,6 @@ awaitable<void> ConsoleService::answer_approval(const http::Request& request, st
         error_response(400, "invalid_request",
                        "send {\"decision\": \"approve\" | \"refuse\", \"reason\": \"...\"}");
     co_await out.send(std::move(answer));
-    ;
     co_return;
   }
   std::string reason;
