@@ -558,9 +558,6 @@ std::uint64_t AuditLog::records_written() const {
   return written_;
 }
 
-namespace {
-
-// The chain position of a file's first complete line (0 when it has none).
 std::uint64_t first_seq(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::string line;
@@ -570,6 +567,8 @@ std::uint64_t first_seq(const std::string& path) {
   }
   return 0;
 }
+
+namespace {
 
 // A checkpoint's signature covers the chain head before it and its own position.
 std::string checkpoint_problem(const LineCheck& check, const identity::KeySet& keys) {

@@ -7,19 +7,12 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 
 #include "membrane/core/json.hpp"
 #include "membrane/mcp/sealed_session.hpp"
 
 namespace membrane::audit {
 namespace {
-
-std::string_view text_of(const Json& record, const char* key) {
-  const auto it = record.find(key);
-  return it != record.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>())
-                                               : std::string_view();
-}
 
 bool names_rule(const Json& record, const std::string& rule) {
   const auto rules = record.find("rules");
@@ -150,9 +143,9 @@ void candidate_lines(std::string_view text, std::size_t lo, std::size_t hi,
 
 bool matches(const Json& record, const QueryFilter& filter) {
   const auto equal = [&](const char* key, const std::string& wanted) {
-    return wanted.empty() || text_of(record, key) == wanted;
+    return wanted.empty() || json::string_member(record, key) == wanted;
   };
-  const std::string_view time = text_of(record, "time");
+  const std::string_view time = json::string_member(record, "time");
   return equal("txn", filter.txn) && equal("identity", filter.identity) &&
          equal("tool", filter.tool) && equal("verdict", filter.verdict) &&
          equal("server", filter.upstream) &&
@@ -195,15 +188,7 @@ std::vector<std::string> newest_first(std::vector<std::string> files) {
     if (::stat(file.c_str(), &status) == 0)
       modified =
           static_cast<std::int64_t>(status.st_mtim.tv_sec) * 1'000'000'000 + status.st_mtim.tv_nsec;
-    std::uint64_t seq = 0;
-    std::ifstream in(file, std::ios::binary);
-    std::string line;
-    if (std::getline(in, line)) {
-      const Json first = json::parse_or_discarded(line);
-      const auto member = first.is_object() ? first.find("seq") : first.end();
-      if (first.is_object() && member != first.end() && member->is_number_unsigned())
-        seq = member->get<std::uint64_t>();
-    }
+    const std::uint64_t seq = first_seq(file);
     dated.push_back({std::move(file), modified, seq});
   }
   std::stable_sort(dated.begin(), dated.end(), [](const Dated& a, const Dated& b) {

@@ -81,27 +81,9 @@ bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
 
-// Members of records read from files, which anyone with write access could have edited: read
-// by type, never trusted to have one.
-std::string text_member(const Json& record, const char* key) {
-  const auto it = record.find(key);
-  return it != record.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 std::uint64_t seq_of(const Json& record) {
   const auto it = record.find("seq");
   return it != record.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
-}
-
-bool is_loopback_host(std::string_view host) {
-  // Host: name[:port] or [v6]:port.
-  std::string_view name = host;
-  if (!name.empty() && name.front() == '[') {
-    name = name.substr(1, name.find(']') == std::string_view::npos ? 0 : name.find(']') - 1);
-  } else if (const auto colon = name.rfind(':'); colon != std::string_view::npos) {
-    name = name.substr(0, colon);
-  }
-  return name == "localhost" || name == "::1" || name.rfind("127.", 0) == 0;
 }
 
 // A time filter as records write time: digits, '-', ':', 'T', '.', 'Z' (any prefix).
@@ -175,6 +157,16 @@ std::string files_signature(const std::vector<std::string>& files) {
   return signature;
 }
 
+// Runs `build` (which makes the answer) on the console's threads, off the event loop, and sends
+// what it made; a failure there is a 500 saying what failed.
+template <class Build>
+awaitable<void> send_built_by(http::BackgroundThreads& threads, Build build, const char* failed,
+                              http::Responder& out) {
+  auto response = co_await threads.run(std::move(build));
+  if (!response) response = error_response(500, "server_error", failed);
+  co_await out.send(std::move(*response));
+}
+
 http::Response asset_response(const Asset& asset) {
   http::Response response{bhttp::status::ok, 11};
   response.set(bhttp::field::content_type, asset.content_type);
@@ -187,7 +179,10 @@ http::Response asset_response(const Asset& asset) {
 }  // namespace
 
 ConsoleService::ConsoleService(ConsoleOptions options)
-    : options_(std::move(options)), chain_cache_(std::make_unique<ChainCache>()) {}
+    : options_(std::move(options)),
+      // The agents' listener's DNS-rebinding check, with its loopback names.
+      hosts_({}, {}, options_.loopback_hosts_only),
+      chain_cache_(std::make_unique<ChainCache>()) {}
 
 ConsoleService::~ConsoleService() = default;
 
@@ -242,7 +237,7 @@ awaitable<void> ConsoleService::handle(http::Request& request, http::Responder& 
       co_return;
     }
   }
-  if (options_.loopback_hosts_only && !is_loopback_host(host)) {
+  if (!hosts_.host_allowed(host)) {
     auto answer = error_response(
         403, "forbidden_host",
         "the console listens on loopback: open it as http://127.0.0.1:<port>/console/ (a request "
@@ -438,9 +433,7 @@ awaitable<void> ConsoleService::records(const http::Request& request, http::Resp
     }
     return json_response(200, body);
   };
-  auto response = co_await background_.run(std::move(work));
-  if (!response) response = error_response(500, "server_error", "the search failed");
-  co_await out.send(std::move(*response));
+  co_await send_built_by(background_, std::move(work), "the search failed", out);
 }
 
 awaitable<void> ConsoleService::feed(const http::Request& request, http::Responder& out) {
@@ -529,8 +522,9 @@ awaitable<void> ConsoleService::transaction(std::string txn, http::Responder& ou
     }
     auto& records = found.records;
     std::stable_sort(records.begin(), records.end(), [](const Json& a, const Json& b) {
-      const auto time_a = text_member(a, "time");
-      const auto time_b = text_member(b, "time");
+      // Records come from files anyone with write access could have edited: read by type.
+      const auto time_a = json::string_member(a, "time");
+      const auto time_b = json::string_member(b, "time");
       if (time_a != time_b) return time_a < time_b;
       return seq_of(a) < seq_of(b);
     });
@@ -544,8 +538,8 @@ awaitable<void> ConsoleService::transaction(std::string txn, http::Responder& ou
     }
     Json body = {{"txn", txn},
                  {"calls", records.size()},
-                 {"first", text_member(records.front(), "time")},
-                 {"last", text_member(records.back(), "time")},
+                 {"first", json::string_member(records.front(), "time")},
+                 {"last", json::string_member(records.back(), "time")},
                  {"sessions", sessions},
                  {"callers", callers},
                  {"files", files},
@@ -553,9 +547,7 @@ awaitable<void> ConsoleService::transaction(std::string txn, http::Responder& ou
                  {"records", std::move(records)}};
     return json_response(200, body);
   };
-  auto response = co_await background_.run(std::move(work));
-  if (!response) response = error_response(500, "server_error", "reading the transaction failed");
-  co_await out.send(std::move(*response));
+  co_await send_built_by(background_, std::move(work), "reading the transaction failed", out);
 }
 
 awaitable<void> ConsoleService::chain(const http::Request& request, http::Responder& out) {
@@ -614,9 +606,7 @@ awaitable<void> ConsoleService::chain(const http::Request& request, http::Respon
     chain_cache_->result = body;
     return json_response(200, body);
   };
-  auto response = co_await background_.run(std::move(work));
-  if (!response) response = error_response(500, "server_error", "verifying the chain failed");
-  co_await out.send(std::move(*response));
+  co_await send_built_by(background_, std::move(work), "verifying the chain failed", out);
 }
 
 awaitable<void> ConsoleService::stats(const http::Request& request, http::Responder& out) {
@@ -647,9 +637,7 @@ awaitable<void> ConsoleService::stats(const http::Request& request, http::Respon
     body["scanned_records"] = result.scanned_records;
     return json_response(200, body);
   };
-  auto response = co_await background_.run(std::move(work));
-  if (!response) response = error_response(500, "server_error", "computing the charts failed");
-  co_await out.send(std::move(*response));
+  co_await send_built_by(background_, std::move(work), "computing the charts failed", out);
 }
 
 awaitable<void> ConsoleService::approvals(http::Responder& out) {

@@ -16,6 +16,7 @@
 #include "gateway/remote_jwks.hpp"
 #include "http/background.hpp"
 #include "http/server.hpp"
+#include "membrane/http/origin_policy.hpp"
 #include "membrane/identity/authenticator.hpp"
 
 namespace membrane::console {
@@ -38,7 +39,8 @@ struct ConsoleOptions {
   std::shared_ptr<gateway::ConsoleApprovals> approvals;
   std::string replica;
   std::string trace_link;  // the tracing UI's page of a trace ({trace_id}), for the pages
-  // The admin listener is on loopback: requests must name a loopback host (DNS rebinding).
+  // The admin listener is on loopback: requests must name localhost, 127.0.0.1 or [::1] (DNS
+  // rebinding), as on the agents' listener.
   bool loopback_hosts_only = true;
   std::size_t max_feeds = 32;  // live feeds open at once
 };
@@ -71,6 +73,7 @@ class ConsoleService {
                                   const Caller& caller, http::Responder& out);
 
   ConsoleOptions options_;
+  http::OriginPolicy hosts_;
   std::atomic<std::size_t> feeds_open_{0};
   struct ChainCache;
   std::unique_ptr<ChainCache> chain_cache_;

@@ -2,17 +2,14 @@
 
 #include <algorithm>
 
+#include "membrane/core/json.hpp"
+
 namespace membrane::console {
 namespace {
 
 constexpr std::size_t minute_length = 16;  // "YYYY-MM-DDTHH:MM"
 // Per upstream: enough for stable percentiles; past it, every other sample is kept.
 constexpr std::size_t max_latency_samples = 200'000;
-
-std::string text_of(const audit::Json& record, const char* key) {
-  const auto it = record.find(key);
-  return it != record.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
 
 std::int64_t percentile(std::vector<std::int64_t> samples, double share) {
   if (samples.empty()) return 0;
@@ -34,10 +31,11 @@ CallStats::CallStats(std::chrono::system_clock::time_point to, int minutes) : mi
     buckets_.push_back(audit::utc_time(at).substr(0, minute_length));
 }
 
-int CallStats::bucket_of(const std::string& time) const {
+int CallStats::bucket_of(std::string_view time) const {
   if (time.size() < minute_length) return -1;
-  const std::string minute = time.substr(0, minute_length);
-  const auto at = std::lower_bound(buckets_.begin(), buckets_.end(), minute);
+  const std::string_view minute = time.substr(0, minute_length);
+  const auto at = std::lower_bound(buckets_.begin(), buckets_.end(), minute,
+                                   [](const std::string& a, std::string_view b) { return a < b; });
   if (at == buckets_.end() || *at != minute) return -1;
   return static_cast<int>(at - buckets_.begin());
 }
@@ -46,9 +44,9 @@ void CallStats::add(const audit::Json& record) {
   if (!record.is_object() || record.contains("type")) return;
   // Calls only: a session's initialize or tools/list is no decision, and its latency (a stdio
   // server starting) would drown the calls'.
-  const std::string method = text_of(record, "method");
+  const std::string_view method = json::string_member(record, "method");
   if (method != "tools/call" && method != "resources/read" && method != "prompts/get") return;
-  const int bucket = bucket_of(text_of(record, "time"));
+  const int bucket = bucket_of(json::string_member(record, "time"));
   if (bucket < 0) return;
   const auto count = [&](std::map<std::string, std::vector<std::uint64_t>>& series,
                          const std::string& name) {
@@ -56,10 +54,10 @@ void CallStats::add(const audit::Json& record) {
     if (counts.empty()) counts.assign(buckets_.size(), 0);
     ++counts[static_cast<std::size_t>(bucket)];
   };
-  std::string verdict = text_of(record, "verdict");
+  std::string verdict(json::string_member(record, "verdict"));
   if (verdict.empty()) verdict = "none";
   count(by_verdict_, verdict);
-  const std::string upstream = text_of(record, "server");
+  const std::string upstream(json::string_member(record, "server"));
   count(by_upstream_, upstream.empty() ? "(none)" : upstream);
   if (verdict == "deny") {
     const auto rules = record.find("rules");

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "membrane/audit/audit_log.hpp"
@@ -25,7 +26,7 @@ class CallStats {
   audit::Json result() const;
 
  private:
-  int bucket_of(const std::string& time) const;
+  int bucket_of(std::string_view time) const;
 
   int minutes_;
   std::string from_;

@@ -165,11 +165,7 @@ awaitable<std::vector<mcp::Json>> ConsoleApprovals::list() {
     }
   }
   std::sort(listed.begin(), listed.end(), [](const mcp::Json& a, const mcp::Json& b) {
-    const auto created = [](const mcp::Json& entry) {
-      const auto it = entry.find("created");
-      return it != entry.end() && it->is_string() ? it->get<std::string>() : std::string();
-    };
-    return created(a) < created(b);
+    return json::string_member(a, "created") < json::string_member(b, "created");
   });
   co_return listed;
 }
@@ -208,14 +204,12 @@ awaitable<ConsoleApprovals::Answered> ConsoleApprovals::answer(const std::string
 void ConsoleApprovals::on_relayed(std::string_view payload) {
   const mcp::Json message = json::parse_or_discarded(payload);
   if (!message.is_object()) return;
-  const auto text = [&](const char* key) {
-    const auto it = message.find(key);
-    return it != message.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
   const auto approved = message.find("approved");
   if (approved == message.end() || !approved->is_boolean()) return;
-  ApprovalDecision decision{approved->get<bool>(), text("approver"), text("reason")};
-  const std::string id = text("id");
+  ApprovalDecision decision{approved->get<bool>(),
+                            std::string(json::string_member(message, "approver")),
+                            std::string(json::string_member(message, "reason"))};
+  const std::string id(json::string_member(message, "id"));
   if (deliver(id, std::move(decision)))
     log::info("console approvals: the answer to ", id, " arrived through another replica");
 }

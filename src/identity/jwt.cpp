@@ -53,8 +53,7 @@ constexpr std::size_t p256_coordinate = 32;
 constexpr int minimum_rsa_bits = 2048;
 
 std::string string_member(const Json& object, const char* key) {
-  const auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+  return std::string(json::string_member(object, key));
 }
 
 // A base64url member decoded, or nullopt (with `error`) when absent or not base64url.

@@ -34,8 +34,7 @@ std::optional<std::string> percent_decode(std::string_view text) {
 
 // A string claim, or "" when absent or not a string (claims are data, never trusted for type).
 std::string text(const Json& object, const char* key) {
-  const auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+  return std::string(json::string_member(object, key));
 }
 
 Json object_claim(const Json& claims, const char* key) {

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "membrane/core/ascii.hpp"
+#include "membrane/core/json.hpp"
 #include "policy/compiled_policy.hpp"
 
 namespace membrane::policy {
@@ -162,48 +163,42 @@ std::string listed_tool_text(const Json& tool) {
 
 CallContext call_from_json(const Json& call, std::string& text_storage) {
   CallContext context;
-  const auto text = [](const Json& object, const char* key) -> std::string_view {
-    const auto it = object.find(key);
-    return it != object.end() && it->is_string()
-               ? std::string_view(it->get_ref<const std::string&>())
-               : std::string_view();
-  };
   const auto member = [](const Json& object, const char* key) -> const Json* {
     const auto it = object.find(key);
     return it == object.end() ? nullptr : &*it;
   };
   if (!call.is_object()) return context;
-  context.method = text(call, "method");
+  context.method = json::string_member(call, "method");
   if (context.method.empty()) context.method = "tools/call";
-  context.server = text(call, "server");
+  context.server = json::string_member(call, "server");
   if (const Json* through = member(call, "virtual"); through && through->is_object()) {
-    context.virtual_server = text(*through, "name");
-    context.published_name = text(*through, "published_name");
+    context.virtual_server = json::string_member(*through, "name");
+    context.published_name = json::string_member(*through, "published_name");
   }
   context.tool_annotations = member(call, "annotations");
   if (const Json* params = member(call, "params"); params && params->is_object()) {
-    context.tool = text(*params, "name");
-    if (context.tool.empty()) context.tool = text(*params, "uri");
+    context.tool = json::string_member(*params, "name");
+    if (context.tool.empty()) context.tool = json::string_member(*params, "uri");
     context.arguments = context.method == "resources/read" ? params : member(*params, "arguments");
   }
   if (const Json* identity = member(call, "identity"); identity && identity->is_object()) {
-    context.identity_subject = text(*identity, "sub");
+    context.identity_subject = json::string_member(*identity, "sub");
     context.identity_claims = member(*identity, "claims");
   }
   if (const Json* tool = member(call, "tool"); tool && tool->is_object()) {
     context.tool_definition = tool;
-    if (context.tool.empty()) context.tool = text(*tool, "name");
-    context.tool_description = text(*tool, "description");
+    if (context.tool.empty()) context.tool = json::string_member(*tool, "name");
+    context.tool_description = json::string_member(*tool, "description");
     if (!context.tool_annotations) context.tool_annotations = member(*tool, "annotations");
     text_storage = listed_tool_text(*tool);
     context.tool_text = text_storage;
   }
   // Tool pinning, as the gateway reports it: "tool_changes": "description, inputSchema".
-  context.tool_changes = text(call, "tool_changes");
+  context.tool_changes = json::string_member(call, "tool_changes");
   context.tool_changed = !context.tool_changes.empty();
   context.txn = member(call, "txn");
   if (const Json* request = member(call, "request"); request && request->is_object()) {
-    context.client_address = text(*request, "client_address");
+    context.client_address = json::string_member(*request, "client_address");
     context.request_headers = member(*request, "headers");
   }
   return context;

@@ -216,6 +216,9 @@ struct VerifyResult {
   std::size_t interrupted_writes = 0;  // partial lines a restarted writer ended (skipped)
 };
 
+// The chain position of a file's first complete audit line (0 when it has none).
+std::uint64_t first_seq(const std::string& path);
+
 // Checks the chain through `files` (in any order: they are sorted by the chain position of their
 // first line). With `keys`, every checkpoint's signature is checked too.
 VerifyResult verify_files(std::vector<std::string> files, const identity::KeySet* keys = nullptr);

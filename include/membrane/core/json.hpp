@@ -55,6 +55,17 @@ inline Json parse_or_discarded(std::string_view text) {
   return parse(text).value;
 }
 
+// A string member of a JSON object from outside the process: "" when `object` is not an object, or
+// the member is absent or not a string (data from outside is never trusted to have the right
+// types). The view lives as long as `object`.
+inline std::string_view string_member(const Json& object, std::string_view key) {
+  if (!object.is_object()) return {};
+  const auto found = object.find(key);
+  return found != object.end() && found->is_string()
+             ? std::string_view(found->get_ref<const std::string&>())
+             : std::string_view();
+}
+
 // Appends `text` as a JSON string literal, exactly as dump() with error_handler_t::replace
 // writes it (invalid UTF-8 becomes U+FFFD): for encoders that write JSON text without building a
 // tree first.

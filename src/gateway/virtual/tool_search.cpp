@@ -4,6 +4,8 @@
 #include <array>
 #include <string>
 
+#include "membrane/core/json.hpp"
+
 namespace membrane::gateway {
 
 namespace {
@@ -63,18 +65,12 @@ struct Field {
   double weight = 0;
 };
 
-std::string_view text_member(const mcp::Json& object, const char* key) {
-  const auto found = object.find(key);
-  if (found == object.end() || !found->is_string()) return {};
-  return found->get_ref<const std::string&>();
-}
-
 std::vector<Field> fields_of(const mcp::Json& tool) {
   std::vector<Field> fields;
   if (!tool.is_object()) return fields;
-  fields.push_back({words_of(text_member(tool, "name")), 3.0});
-  fields.push_back({words_of(text_member(tool, "title")), 2.0});
-  fields.push_back({words_of(text_member(tool, "description")), 1.0});
+  fields.push_back({words_of(json::string_member(tool, "name")), 3.0});
+  fields.push_back({words_of(json::string_member(tool, "title")), 2.0});
+  fields.push_back({words_of(json::string_member(tool, "description")), 1.0});
   const auto schema = tool.find("inputSchema");
   if (schema == tool.end() || !schema->is_object()) return fields;
   const auto properties = schema->find("properties");
@@ -87,7 +83,7 @@ std::vector<Field> fields_of(const mcp::Json& tool) {
     for (auto& word : words_of(name))
       names.words.push_back(std::move(word));
     if (property.is_object()) {
-      for (auto& word : words_of(text_member(property, "description")))
+      for (auto& word : words_of(json::string_member(property, "description")))
         descriptions.words.push_back(std::move(word));
     }
   }

@@ -34,9 +34,7 @@ using Kind = UpstreamReply::Kind;
 // A member of a JSON object that a peer wrote: "" (or false) when the object is not one, or the
 // member is absent or of another type. What peers send is never trusted to have the right types.
 std::string text_member(const mcp::Json& object, const char* key) {
-  if (!object.is_object()) return {};
-  const auto found = object.find(key);
-  return found != object.end() && found->is_string() ? found->get<std::string>() : std::string();
+  return std::string(json::string_member(object, key));
 }
 bool flag_member(const mcp::Json& object, const char* key) {
   if (!object.is_object()) return false;

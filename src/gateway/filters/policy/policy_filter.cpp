@@ -348,10 +348,9 @@ FilterStep PolicyFilter::on_request(Exchange& exchange) {
   }
   const bool user_may_approve = !decision.rule || decision.rule->approver_user;
   const bool console_approves = decision.rule && decision.rule->approver_console;
-  if (decision.verdict == policy::Verdict::ask &&
-      ((user_may_approve && client_can_be_asked(exchange)) || (console_approves && approvals_))) {
-    const bool user = user_may_approve && client_can_be_asked(exchange);
-    const bool console = console_approves && approvals_ != nullptr;
+  const bool user = user_may_approve && client_can_be_asked(exchange);
+  const bool console = console_approves && approvals_ != nullptr;
+  if (decision.verdict == policy::Verdict::ask && (user || console)) {
     // A 2026-07-28 client is asked by ending its request (input_required): it cannot wait for the
     // console at the same time, so the console alone decides.
     const bool stateless = mcp::is_stateless_protocol_version(exchange.protocol_version);
