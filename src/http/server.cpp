@@ -50,6 +50,7 @@ struct ClientWatch::State {
   asio::cancellation_signal stop;
   std::function<void()> on_gone;
   bool watching = true;
+  char probe = 0;  // the peeked byte: lives as long as the receive that writes it
 };
 
 ClientWatch& ClientWatch::operator=(ClientWatch&& other) noexcept {
@@ -74,26 +75,20 @@ void ClientWatch::stop() {
 
 namespace {
 
-// Waits for the socket to become readable, then peeks without consuming: no bytes means the
-// client closed (or reset) its side. Readiness is all it costs while the client stays quiet.
+// Peeks at the client's next byte without consuming it: the end of the stream or an error means
+// the client closed (or reset) its side; a byte is the start of its next request. A receive, not
+// a readiness wait: right after a request was read to its end, Asio queues a receive without a
+// system call, where a wait re-arms the descriptor with epoll_ctl, once per call.
 void watch_for_close(asio::ip::tcp::socket& socket, std::shared_ptr<ClientWatch::State> state) {
   auto& slot_source = state->stop;
-  socket.async_wait(
-      asio::socket_base::wait_read,
+  const auto probe = asio::buffer(&state->probe, 1);
+  socket.async_receive(
+      probe, asio::socket_base::message_peek,
       asio::bind_cancellation_slot(
-          slot_source.slot(), [&socket, state = std::move(state)](const error_code& ec) mutable {
+          slot_source.slot(),
+          [state = std::move(state)](const error_code& ec, std::size_t received) mutable {
             if (!state->watching || ec == asio::error::operation_aborted) return;
-            bool gone = static_cast<bool>(ec);
-            if (!gone) {
-              char probe = 0;
-              const auto n = ::recv(socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-              if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-                watch_for_close(socket, std::move(state));  // spurious wake-up
-                return;
-              }
-              gone = n <= 0;
-            }
-            if (!gone) return;  // bytes of a next request: the client is still there
+            if (!ec && received > 0) return;  // bytes of a next request: the client is there
             state->watching = false;
             if (auto on_gone = std::move(state->on_gone)) on_gone();
           }));
