@@ -77,8 +77,8 @@ namespace {
 
 // Peeks at the client's next byte without consuming it: the end of the stream or an error means
 // the client closed (or reset) its side; a byte is the start of its next request. A receive, not
-// a readiness wait: right after a request was read to its end, Asio queues a receive without a
-// system call, where a wait re-arms the descriptor with epoll_ctl, once per call.
+// a readiness wait: Asio re-arms the descriptor with epoll_ctl for every wait, where a receive is
+// tried once (EAGAIN while the client waits) and then queued on the socket's registration.
 void watch_for_close(asio::ip::tcp::socket& socket, std::shared_ptr<ClientWatch::State> state) {
   auto& slot_source = state->stop;
   const auto probe = asio::buffer(&state->probe, 1);
