@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
+#include <cstdint>
 
 namespace membrane::json {
 namespace {
@@ -76,6 +78,14 @@ Parsed parse(std::string_view text, std::size_t limit) {
     parsed.error = ParseError::too_deep;
     return parsed;
   }
+  // nlohmann's parser takes a NUL byte for the end of the input, so "{...}\0<anything>" would
+  // parse as the object alone; the text passed on would then hold bytes nobody judged. A NUL is
+  // never part of JSON text (inside strings it must be escaped).
+  if (text.find('\0') != std::string_view::npos) {
+    parsed.value = Json(Json::value_t::discarded);
+    parsed.error = ParseError::not_json;
+    return parsed;
+  }
   parsed.value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (parsed.value.is_discarded()) parsed.error = ParseError::not_json;
   return parsed;
@@ -83,44 +93,307 @@ Parsed parse(std::string_view text, std::size_t limit) {
 
 namespace {
 
+// The length of the well-formed UTF-8 sequence that starts at text[i] (a non-ASCII lead byte), or
+// 0 when it is not one: overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
+  const auto lead = static_cast<unsigned char>(text[i]);
+  std::size_t length = 0;
+  std::uint32_t code_point = 0;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+    code_point = lead & 0x1F;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    code_point = lead & 0x0F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    code_point = lead & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + length > text.size()) return 0;
+  for (std::size_t k = 1; k < length; ++k) {
+    const auto next = static_cast<unsigned char>(text[i + k]);
+    if ((next & 0xC0) != 0x80) return 0;
+    code_point = (code_point << 6) | (next & 0x3F);
+  }
+  if ((length == 3 && code_point < 0x800) || (length == 4 && code_point < 0x10000) ||
+      (code_point >= 0xD800 && code_point <= 0xDFFF) || code_point > 0x10FFFF)
+    return 0;
+  return length;
+}
+
 // True when every multi-byte sequence of `text` is well-formed UTF-8 (what dump() accepts as is).
 bool valid_utf8(std::string_view text) {
   for (std::size_t i = 0; i < text.size();) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    if (lead < 0x80) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
       ++i;
       continue;
     }
-    std::size_t length = 0;
-    std::uint32_t code_point = 0;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-      code_point = lead & 0x1F;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      code_point = lead & 0x0F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      code_point = lead & 0x07;
-    } else {
-      return false;
-    }
-    if (i + length > text.size()) return false;
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xC0) != 0x80) return false;
-      code_point = (code_point << 6) | (next & 0x3F);
-    }
-    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
-    if ((length == 3 && code_point < 0x800) || (length == 4 && code_point < 0x10000) ||
-        (code_point >= 0xD800 && code_point <= 0xDFFF) || code_point > 0x10FFFF)
-      return false;
+    const std::size_t length = utf8_sequence_length(text, i);
+    if (length == 0) return false;
     i += length;
   }
   return true;
 }
 
+// One pass over a JSON text that builds nothing: the grammar of RFC 8259 as nlohmann's parser
+// reads it (an optional UTF-8 byte order mark first; strings in well-formed UTF-8; an escaped high
+// surrogate followed by an escaped low surrogate), with the depth of nesting bounded. The
+// open containers are a stack of bits (1: object), so memory stays fixed whatever the input.
+class Checker {
+ public:
+  Checker(std::string_view text, std::size_t limit)
+      : text_(text), limit_(std::min(limit, max_configurable_depth)) {}
+
+  ParseError run() {
+    if (text_.substr(0, 3) == "\xEF\xBB\xBF") at_ = 3;
+    skip_space();
+    for (;;) {
+      if (!value()) return failure_;
+      // After a value: close containers, or move to the next member or element.
+      for (;;) {
+        skip_space();
+        if (depth_ == 0) return at_ == text_.size() ? ParseError::none : ParseError::not_json;
+        if (at_ == text_.size()) return ParseError::not_json;
+        const char c = text_[at_];
+        const bool in_object = open_is_object();
+        if (c == (in_object ? '}' : ']')) {
+          ++at_;
+          --depth_;
+          continue;
+        }
+        if (c != ',') return ParseError::not_json;
+        ++at_;
+        skip_space();
+        if (in_object && !member_name()) return ParseError::not_json;
+        break;
+      }
+    }
+  }
+
+ private:
+  static constexpr std::size_t word_bits = 64;
+
+  void skip_space() {
+    while (at_ < text_.size()) {
+      const char c = text_[at_];
+      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return;
+      ++at_;
+    }
+  }
+
+  bool open_is_object() const {
+    const std::size_t level = depth_ - 1;
+    return (open_[level / word_bits] >> (level % word_bits)) & 1U;
+  }
+
+  bool open(bool object) {
+    if (depth_ >= limit_) {
+      failure_ = ParseError::too_deep;
+      return false;
+    }
+    const std::uint64_t bit = std::uint64_t{1} << (depth_ % word_bits);
+    auto& word = open_[depth_ / word_bits];
+    word = object ? (word | bit) : (word & ~bit);
+    ++depth_;
+    return true;
+  }
+
+  // A value at at_ (whitespace before it skipped); a container's first member or element, or its
+  // end, is read here too so that "[]" and "{}" need no special state.
+  bool value() {
+    failure_ = ParseError::not_json;
+    for (;;) {
+      if (at_ == text_.size()) return false;
+      const char c = text_[at_];
+      if (c == '[' || c == '{') {
+        if (!open(c == '{')) return false;
+        ++at_;
+        skip_space();
+        if (at_ < text_.size() && text_[at_] == (c == '{' ? '}' : ']')) {
+          ++at_;
+          --depth_;
+          return true;
+        }
+        if (c == '{' && !member_name()) return false;
+        continue;
+      }
+      if (c == '"') return string();
+      if (c == 't') return literal("true");
+      if (c == 'f') return literal("false");
+      if (c == 'n') return literal("null");
+      return number();
+    }
+  }
+
+  // `"name"`, whitespace and a colon, then whitespace: what precedes a member's value.
+  bool member_name() {
+    if (at_ == text_.size() || text_[at_] != '"' || !string()) return false;
+    skip_space();
+    if (at_ == text_.size() || text_[at_] != ':') return false;
+    ++at_;
+    skip_space();
+    return true;
+  }
+
+  bool literal(std::string_view word) {
+    if (text_.substr(at_, word.size()) != word) return false;
+    at_ += word.size();
+    return true;
+  }
+
+  bool digits() {
+    const std::size_t from = at_;
+    while (at_ < text_.size() && text_[at_] >= '0' && text_[at_] <= '9')
+      ++at_;
+    return at_ > from;
+  }
+
+  bool number() {
+    const std::size_t from = at_;
+    if (text_[at_] == '-') ++at_;
+    if (at_ == text_.size()) return false;
+    const std::size_t integer_from = at_;
+    if (text_[at_] == '0') {
+      ++at_;
+    } else if (!digits()) {
+      return false;
+    }
+    const std::size_t integer_digits = at_ - integer_from;
+    if (at_ < text_.size() && text_[at_] == '.') {
+      ++at_;
+      if (!digits()) return false;
+    }
+    bool has_exponent = false;
+    if (at_ < text_.size() && (text_[at_] == 'e' || text_[at_] == 'E')) {
+      has_exponent = true;
+      ++at_;
+      if (at_ < text_.size() && (text_[at_] == '+' || text_[at_] == '-')) ++at_;
+      if (!digits()) return false;
+    }
+    // The parser refuses a number too large for a double (1e999): only one with an exponent or
+    // hundreds of digits can be, so only those are converted.
+    if (!has_exponent && integer_digits < 300) return true;
+    return !overflows_double(text_.substr(from, at_ - from), integer_from - from, integer_digits);
+  }
+
+  // Whether the number (valid syntax) is finite as a double no longer. from_chars reports both
+  // overflow and underflow as out of range; the parser takes an underflow (as zero), so the
+  // magnitude's decimal exponent tells them apart.
+  static bool overflows_double(std::string_view number, std::size_t integer_from,
+                               std::size_t integer_digits) {
+    double value = 0;
+    const auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), value);
+    (void)end;
+    if (error != std::errc::result_out_of_range) return false;
+    long magnitude = static_cast<long>(integer_digits) - 1;
+    if (integer_digits == 1 && number[integer_from] == '0') {
+      // 0.000ddd: the leading zeros of the fraction count down.
+      magnitude = -1;
+      for (std::size_t k = integer_from + 2; k < number.size() && number[k] == '0'; ++k)
+        --magnitude;
+    }
+    const auto exponent_at = number.find_first_of("eE");
+    if (exponent_at != std::string_view::npos) {
+      long exponent = 0;
+      std::size_t k = exponent_at + 1;
+      const bool negative = number[k] == '-';
+      if (number[k] == '+' || number[k] == '-') ++k;
+      for (; k < number.size(); ++k) {
+        exponent = std::min<long>(exponent * 10 + (number[k] - '0'), 1'000'000'000);
+      }
+      magnitude += negative ? -exponent : exponent;
+    }
+    return magnitude > 0;
+  }
+
+  // The four hex digits of an escaped code unit, at at_: their value, or -1.
+  long hex4() {
+    if (at_ + 4 > text_.size()) return -1;
+    long value = 0;
+    for (std::size_t k = 0; k < 4; ++k) {
+      const char c = text_[at_ + k];
+      int digit = 0;
+      if (c >= '0' && c <= '9')
+        digit = c - '0';
+      else if (c >= 'a' && c <= 'f')
+        digit = c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        digit = c - 'A' + 10;
+      else
+        return -1;
+      value = value * 16 + digit;
+    }
+    at_ += 4;
+    return value;
+  }
+
+  bool escape() {
+    if (at_ == text_.size()) return false;
+    const char c = text_[at_++];
+    switch (c) {
+      case '"':
+      case '\\':
+      case '/':
+      case 'b':
+      case 'f':
+      case 'n':
+      case 'r':
+      case 't':
+        return true;
+      case 'u': {
+        const long unit = hex4();
+        if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF)) return false;
+        if (unit < 0xD800 || unit > 0xDBFF) return true;
+        // A high surrogate stands only with a low one after it.
+        if (text_.substr(at_, 2) != "\\u") return false;
+        at_ += 2;
+        const long low = hex4();
+        return low >= 0xDC00 && low <= 0xDFFF;
+      }
+      default:
+        return false;
+    }
+  }
+
+  bool string() {
+    ++at_;  // the opening quote
+    while (at_ < text_.size()) {
+      const auto c = static_cast<unsigned char>(text_[at_]);
+      if (c == '"') {
+        ++at_;
+        return true;
+      }
+      if (c == '\\') {
+        ++at_;
+        if (!escape()) return false;
+      } else if (c < 0x20) {
+        return false;
+      } else if (c < 0x80) {
+        ++at_;
+      } else {
+        const std::size_t length = utf8_sequence_length(text_, at_);
+        if (length == 0) return false;
+        at_ += length;
+      }
+    }
+    return false;
+  }
+
+  std::string_view text_;
+  std::size_t limit_;
+  std::size_t at_ = 0;
+  std::size_t depth_ = 0;
+  std::uint64_t open_[(max_configurable_depth + word_bits - 1) / word_bits] = {};
+  ParseError failure_ = ParseError::not_json;
+};
+
 }  // namespace
+
+ParseError check(std::string_view text, std::size_t limit) {
+  return Checker(text, limit).run();
+}
 
 void append_string(std::string& out, std::string_view text) {
   if (!valid_utf8(text)) {

@@ -17,8 +17,8 @@
 #include <cerrno>
 #include <charconv>
 
-#include "http/wire.hpp"
 #include "http/worker_pool.hpp"
+#include "http/write_now.hpp"
 #include "membrane/core/log.hpp"
 
 namespace membrane::http {
@@ -100,12 +100,99 @@ std::string UpstreamUrl::to_string() const {
   return std::string(tls ? "https://" : "http://") + host_header + target;
 }
 
+// ---- requests -------------------------------------------------------------------------------
+
+namespace {
+
+bool is_token_char(unsigned char c) {
+  static constexpr std::string_view symbols = "!#$%&'*+-.^_`|~";
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c != 0 && symbols.find(static_cast<char>(c)) != std::string_view::npos);
+}
+
+bool is_header_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (const unsigned char c : name)
+    if (!is_token_char(c)) return false;
+  return true;
+}
+
+bool is_header_value(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+}  // namespace
+
+OutgoingRequest::OutgoingRequest(bhttp::verb method, std::string_view target) : method_(method) {
+  head_.reserve(384);
+  head_.append(bhttp::to_string(method));
+  head_.push_back(' ');
+  head_.append(target);
+  head_.append(" HTTP/1.1\r\n");
+  // A target that is not one token of visible characters would break the request line.
+  for (const unsigned char c : target) {
+    if (c <= 0x20 || c == 0x7f) {
+      refusal_ = "the request target holds a character that cannot be sent";
+      break;
+    }
+  }
+}
+
+const OutgoingRequest::Field* OutgoingRequest::find(std::string_view name) const {
+  for (const auto& field : fields_) {
+    if (field.name_size == name.size() &&
+        boost::beast::iequals(std::string_view(head_.data() + field.offset, field.name_size), name))
+      return &field;
+  }
+  return nullptr;
+}
+
+bool OutgoingRequest::has(std::string_view name) const {
+  return find(name) != nullptr;
+}
+
+void OutgoingRequest::set(std::string_view name, std::string_view value) {
+  if (!is_header_name(name) || !is_header_value(value)) {
+    if (refusal_.empty()) {
+      refusal_ = "the header '" + std::string(name.substr(0, 64)) +
+                 "' was not sent: its name or value holds characters that HTTP forbids there "
+                 "(a line break would add header lines of the sender's choosing)";
+    }
+    return;
+  }
+  if (const Field* existing = find(name)) {
+    // Rare (a configured header the gateway sets itself): the old line goes, the rest moves up.
+    const auto at = existing->offset;
+    const auto size = existing->size;
+    head_.erase(at, size);
+    fields_.erase(fields_.begin() + (existing - fields_.data()));
+    for (auto& field : fields_)
+      if (field.offset > at) field.offset -= size;
+  }
+  const auto offset = static_cast<std::uint32_t>(head_.size());
+  head_.append(name);
+  head_.append(": ");
+  head_.append(value);
+  head_.append("\r\n");
+  fields_.push_back(Field{offset, static_cast<std::uint32_t>(head_.size() - offset),
+                          static_cast<std::uint32_t>(name.size())});
+}
+
+OutgoingRequest outgoing_request(const bhttp::request<bhttp::string_body>& request) {
+  OutgoingRequest out(request.method(), request.target());
+  for (const auto& field : request)
+    out.set(field.name_string(), field.value());
+  out.body() = request.body();
+  return out;
+}
+
 // ---- connections ----------------------------------------------------------------------------
 
 class ClientConnection {
  public:
   virtual ~ClientConnection() = default;
-  virtual awaitable<error_code> write(bhttp::request<bhttp::string_body>& request) = 0;
+  virtual awaitable<error_code> write(const std::string& head, const std::string& body,
+                                      std::chrono::steady_clock::duration timeout) = 0;
   virtual awaitable<error_code> read_header(Parser& parser) = 0;
   virtual awaitable<std::pair<error_code, std::size_t>> read_some(Parser& parser) = 0;
   virtual beast::tcp_stream& tcp() = 0;
@@ -136,12 +223,10 @@ class BasicClientConnection final : public ClientConnection {
   template <class... Args>
   explicit BasicClientConnection(Args&&... args) : stream_(std::forward<Args>(args)...) {}
 
-  awaitable<error_code> write(bhttp::request<bhttp::string_body>& request) override {
-    head_.clear();
-    append_head(head_, request.base());
-    const std::array<asio::const_buffer, 2> wire{asio::buffer(head_), asio::buffer(request.body())};
-    auto [ec, n] = co_await asio::async_write(stream_, wire, use_nothrow);
-    co_return ec;
+  awaitable<error_code> write(const std::string& head, const std::string& body,
+                              std::chrono::steady_clock::duration timeout) override {
+    const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(body)};
+    co_return co_await write_all(stream_, wire, timeout);
   }
   awaitable<error_code> read_header(Parser& parser) override {
     auto [ec, n] = co_await bhttp::async_read_header(stream_, buffer, parser, use_nothrow);
@@ -156,7 +241,6 @@ class BasicClientConnection final : public ClientConnection {
 
  private:
   Stream stream_;
-  std::string head_;  // reused for every request on this connection
 };
 
 using PlainConnection = BasicClientConnection<beast::tcp_stream>;
@@ -331,10 +415,18 @@ awaitable<std::pair<error_code, std::string>> ClientResponse::read_all(std::size
   }
 }
 
-awaitable<ClientResult> HttpClient::send(bhttp::request<bhttp::string_body> request) {
+awaitable<ClientResult> HttpClient::send(OutgoingRequest request) {
   request.set(bhttp::field::host, url_.host_header);
-  request.keep_alive(true);
-  request.prepare_payload();
+  // What Beast's prepare_payload() writes: a length for a body, and for methods that carry one.
+  const auto method = request.method();
+  if (!request.body().empty() || method == bhttp::verb::post || method == bhttp::verb::put ||
+      method == bhttp::verb::patch) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, request.body().size()).ptr;
+    request.set(bhttp::field::content_length, std::string_view(digits, end - digits));
+  }
+  if (!request.refusal().empty()) co_return ClientResult{nullptr, request.refusal()};
+  request.head_.append("\r\n");
 
   auto& pool = *pools_[WorkerPool::current_index() % pools_.size()];
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -351,8 +443,8 @@ awaitable<ClientResult> HttpClient::send(bhttp::request<bhttp::string_body> requ
     }
     const bool reused = connection->reused;
 
-    connection->tcp().expires_after(options_.response_timeout);
-    if (auto ec = co_await connection->write(request)) {
+    if (auto ec =
+            co_await connection->write(request.head(), request.body(), options_.response_timeout)) {
       // Nothing reached a server that closed the pooled connection: safe to try a fresh one.
       if (reused) continue;
       co_return ClientResult{
@@ -364,6 +456,7 @@ awaitable<ClientResult> HttpClient::send(bhttp::request<bhttp::string_body> requ
     state->parser.header_limit(64 * 1024);
     state->parser.body_limit(
         boost::none);  // streams are unbounded; read_all enforces its own limit
+    connection->tcp().expires_after(options_.response_timeout);
     auto ec = co_await connection->read_header(state->parser);
     if (ec) {
       // The classic keep-alive race: the upstream closed an idle connection just as the request

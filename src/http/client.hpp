@@ -7,6 +7,7 @@
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <chrono>
 #include <memory>
@@ -75,6 +76,49 @@ struct ClientResult {
   std::string error;  // set when there is no response: connect/TLS/write/read failure, timeout
 };
 
+// A request as the client writes it: the request line and header lines go straight into one
+// buffer, with no container of fields to fill and serialize again (what one proxied call costs
+// the worker is mostly small allocations like those). Host, Content-Length and the blank line are
+// added by HttpClient::send.
+class OutgoingRequest {
+ public:
+  OutgoingRequest(bhttp::verb method, std::string_view target);
+
+  // Sets a header, replacing one of the same name (case-insensitive). A name that is not an
+  // HTTP token or a value holding CR, LF or NUL (which would smuggle header lines in) is not
+  // written: the request is then refused by send() instead of going out without it.
+  void set(std::string_view name, std::string_view value);
+  void set(bhttp::field name, std::string_view value) { set(bhttp::to_string(name), value); }
+  bool has(std::string_view name) const;
+
+  bhttp::verb method() const { return method_; }
+  std::string& body() { return body_; }
+  const std::string& body() const { return body_; }
+  // The request line and header lines so far (each ending in CRLF).
+  const std::string& head() const { return head_; }
+  // Why the request must not be sent ("" when it may).
+  const std::string& refusal() const { return refusal_; }
+
+ private:
+  struct Field {
+    std::uint32_t offset;  // of the name in head_
+    std::uint32_t size;    // of the whole line, CRLF included
+    std::uint32_t name_size;
+  };
+  const Field* find(std::string_view name) const;
+  friend class HttpClient;  // writes Host, Content-Length and the blank line
+
+  bhttp::verb method_;
+  std::string head_;
+  std::string body_;
+  std::string refusal_;
+  boost::container::small_vector<Field, 12> fields_;
+};
+
+// An HTTP/1.1 request from Beast's message type (for callers that build one): its fields set on
+// an OutgoingRequest one by one, so they are checked the same way.
+OutgoingRequest outgoing_request(const bhttp::request<bhttp::string_body>& request);
+
 class HttpClient {
  public:
   HttpClient(UpstreamUrl url, ClientOptions options, std::size_t worker_count);
@@ -82,9 +126,13 @@ class HttpClient {
 
   const UpstreamUrl& url() const { return url_; }
 
-  // Sends `request` (target, Host and keep-alive are filled in here) and waits for the response
-  // headers. Must be called on a worker thread of the pool it was sized for.
-  awaitable<ClientResult> send(bhttp::request<bhttp::string_body> request);
+  // Sends `request` (Host and Content-Length are filled in here; connections are kept alive) and
+  // waits for the response headers. Must be called on a worker thread of the pool it was sized
+  // for.
+  awaitable<ClientResult> send(OutgoingRequest request);
+  awaitable<ClientResult> send(const bhttp::request<bhttp::string_body>& request) {
+    return send(outgoing_request(request));
+  }
 
   // Closes idle pooled connections (shutdown).
   void close_idle();

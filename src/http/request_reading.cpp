@@ -65,4 +65,17 @@ std::optional<ReadRefusal> declared_length_refusal(const RequestParser& parser,
       "request body of " + std::to_string(*declared) + " bytes" + body_limit_text(options), true};
 }
 
+error_code parse_buffered(RequestParser& parser, beast::flat_buffer& buffer, ReadPhase phase) {
+  parser.eager(phase == ReadPhase::body);
+  error_code ec;
+  while (buffer.size() > 0 && !parser.is_done()) {
+    const std::size_t used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+    if (ec == bhttp::error::need_more) return {};
+    if (ec || used == 0) return ec;
+    if (phase == ReadPhase::header && parser.is_header_done()) return {};
+  }
+  return ec;
+}
+
 }  // namespace membrane::http

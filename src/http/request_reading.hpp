@@ -3,6 +3,7 @@
 // can be driven without a socket (tests/fuzz/http_request_fuzz.cpp feeds it bytes).
 #pragma once
 
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -34,6 +35,12 @@ struct ReadRefusal {
 // away (nothing to answer).
 std::optional<ReadRefusal> read_refusal(const error_code& ec, ReadPhase phase,
                                         const RequestParser& parser, const ServerOptions& options);
+
+// Feeds `parser` what `buffer` already holds, consuming what it parsed: the header only
+// (`phase` header), or as much of the body as there is. A small request usually arrives whole in
+// the first read; parsing it here costs no read operation, no timer and no trip through the event
+// loop. Running out of bytes is not an error: a read then waits for the rest.
+error_code parse_buffered(RequestParser& parser, beast::flat_buffer& buffer, ReadPhase phase);
 
 // Once the header is in: a declared body larger than the limit.
 std::optional<ReadRefusal> declared_length_refusal(const RequestParser& parser,

@@ -22,6 +22,7 @@
 #include "http/overload.hpp"
 #include "http/request_reading.hpp"
 #include "http/wire.hpp"
+#include "http/write_now.hpp"
 #include "membrane/core/log.hpp"
 
 namespace membrane::http {
@@ -139,9 +140,7 @@ class ConnectionResponder final : public Responder {
     head.reserve(256);
     append_head(head, response.base());
     const std::array<asio::const_buffer, 2> wire{asio::buffer(head), asio::buffer(response.body())};
-    tcp_layer(stream_).expires_after(options_.write);
-    auto [ec, written] = co_await asio::async_write(stream_, wire, use_nothrow);
-    if (ec) failed_ = true;
+    if (co_await write_all(stream_, wire, options_.write)) failed_ = true;
     co_return !failed_;
   }
 
@@ -316,9 +315,12 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
 
     RequestParser parser;
     apply_request_limits(parser, options);
-    auto [header_ec, header_bytes] = co_await read_within(stream, options.header_read, [&] {
-      return bhttp::async_read_header(stream, buffer, parser, use_nothrow);
-    });
+    error_code header_ec = parse_buffered(parser, buffer, ReadPhase::header);
+    if (!header_ec && !parser.is_header_done()) {
+      std::tie(header_ec, std::ignore) = co_await read_within(stream, options.header_read, [&] {
+        return bhttp::async_read_header(stream, buffer, parser, use_nothrow);
+      });
+    }
     if (header_ec) {
       if (auto refusal = read_refusal(header_ec, ReadPhase::header, parser, options)) {
         co_await send_error(stream, options, refusal->status, refusal->message);
@@ -331,24 +333,27 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
       co_return refusal->linger;
     }
 
+    error_code body_ec = parse_buffered(parser, buffer, ReadPhase::body);
     const auto& header = parser.get();
-    if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
+    // A client that already sent its body did not wait for the go-ahead.
+    if (!body_ec && !parser.is_done() &&
+        beast::iequals(header[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> go_on{bhttp::status::continue_, header.version()};
       tcp_layer(stream).expires_after(options.write);
       auto [ec, n] = co_await bhttp::async_write(stream, go_on, use_nothrow);
       if (ec) co_return false;
     }
-    if (!parser.is_done()) {
-      auto [body_ec, body_bytes] = co_await read_within(stream, options.body_read, [&] {
+    if (!body_ec && !parser.is_done()) {
+      std::tie(body_ec, std::ignore) = co_await read_within(stream, options.body_read, [&] {
         return bhttp::async_read(stream, buffer, parser, use_nothrow);
       });
-      if (body_ec) {
-        if (auto refusal = read_refusal(body_ec, ReadPhase::body, parser, options)) {
-          co_await send_error(stream, options, refusal->status, refusal->message);
-          co_return refusal->linger;
-        }
-        co_return false;
+    }
+    if (body_ec) {
+      if (auto refusal = read_refusal(body_ec, ReadPhase::body, parser, options)) {
+        co_await send_error(stream, options, refusal->status, refusal->message);
+        co_return refusal->linger;
       }
+      co_return false;
     }
     tcp_layer(stream).expires_never();
 

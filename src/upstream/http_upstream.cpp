@@ -48,10 +48,16 @@ bool is_json_type(std::string_view content_type) {
 // JSON object in valid UTF-8: what the policy stages parse (redaction) is then what the client
 // parses. The check builds no document.
 std::string unreadable_message(std::string_view data) {
-  // Measured first: whatever the gateway relays, its stages may parse and walk.
-  if (const auto limit = json::max_depth(); json::nesting_depth(data, limit) > limit)
-    return json::too_deep_message(limit);
-  if (!mcp::Json::accept(data)) return "not valid JSON in UTF-8";
+  // Bounded in depth: whatever the gateway relays, its stages may parse and walk.
+  const auto limit = json::max_depth();
+  switch (json::check(data, limit)) {
+    case json::ParseError::none:
+      break;
+    case json::ParseError::too_deep:
+      return json::too_deep_message(limit);
+    case json::ParseError::not_json:
+      return "not valid JSON in UTF-8";
+  }
   const auto first = data.find_first_not_of(" \t\r\n");
   if (data[first] != '{') return "JSON, but not a JSON-RPC message (not an object)";
   return {};
@@ -204,7 +210,7 @@ class HttpUpstream final : public Upstream {
       co_return UpstreamReply::failure(std::move(problem));
     // A request that changes nothing goes out once more, on a fresh connection, when the first
     // attempt failed before any answer.
-    std::optional<bhttp::request<bhttp::string_body>> retry;
+    std::optional<http::OutgoingRequest> retry;
     if (context.idempotent) retry = request;
     auto result = co_await client_.send(std::move(request));
     if (!result.response && retry) {
@@ -346,7 +352,7 @@ class HttpUpstream final : public Upstream {
  private:
   // The gateway's own access token for this upstream, when it has one configured; an error
   // text when none could be had.
-  awaitable<std::string> add_credentials(bhttp::request<bhttp::string_body>& request) {
+  awaitable<std::string> add_credentials(http::OutgoingRequest& request) {
     if (!options_.credentials) co_return std::string();
     auto credentials = co_await options_.credentials->authorization();
     if (!credentials.error.empty()) co_return std::move(credentials.error);
@@ -354,10 +360,9 @@ class HttpUpstream final : public Upstream {
     co_return std::string();
   }
 
-  bhttp::request<bhttp::string_body> make_request(bhttp::verb verb,
-                                                  const mcp::SessionClaims* session,
-                                                  const ForwardContext& context) const {
-    bhttp::request<bhttp::string_body> request{verb, client_.url().target, 11};
+  http::OutgoingRequest make_request(bhttp::verb verb, const mcp::SessionClaims* session,
+                                     const ForwardContext& context) const {
+    http::OutgoingRequest request(verb, client_.url().target);
     for (const auto& [name, value] : options_.headers)
       request.set(name, value);
     if (session && !session->upstream_session.empty()) {

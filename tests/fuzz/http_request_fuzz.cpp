@@ -1,7 +1,9 @@
 // libFuzzer target: the bytes a client sends on one connection. They are read as the server reads
 // them (http/request_reading.hpp: Beast's request parser with the server's limits, request after
 // request on a kept-alive connection, in reads of a few bytes at a time), once with the gateway's
-// default limits and once with small ones so the limit paths are reached too. A complete request
+// default limits and once with small ones so the limit paths are reached too; each way twice, from
+// the bytes already buffered first (as the server does) and by reads alone, which must agree. A
+// complete request
 // then goes through the checks the gateway makes before routing: path and query, Origin and
 // Host, Accept and Content-Type, the headers policy rules see, and the posted JSON-RPC message.
 #include <boost/asio/buffer.hpp>
@@ -78,31 +80,43 @@ void look_at(http::Request& request) {
 }
 
 // Reads requests from the connection as serve_requests does, until one is refused or the
-// connection would close.
-void serve(std::string_view bytes, std::size_t step, const http::ServerOptions& options) {
+// connection would close: first from what is already buffered (http::parse_buffered), reading only
+// for the rest; or, with `buffered_first` false, by reads alone. What was read is written down,
+// one line per request or refusal: both ways must read the same.
+std::string serve(std::string_view bytes, std::size_t step, const http::ServerOptions& options,
+                  bool buffered_first) {
   ScriptedConnection connection(bytes, step);
   beast::flat_buffer buffer;
+  std::string outcome;
+  const auto refused = [&](const error_code& ec, http::ReadPhase phase,
+                           const http::RequestParser& parser) {
+    const auto refusal = http::read_refusal(ec, phase, parser, options);
+    outcome += refusal
+                   ? std::to_string(static_cast<unsigned>(refusal->status)) + " " + refusal->message
+                   : "closed";
+    return outcome;
+  };
   for (int requests = 0; requests < 16; ++requests) {
     http::RequestParser parser;
     http::apply_request_limits(parser, options);
     error_code ec;
-    http::bhttp::read_header(connection, buffer, parser, ec);
-    if (ec) {
-      (void)http::read_refusal(ec, http::ReadPhase::header, parser, options);
-      return;
+    if (buffered_first) ec = http::parse_buffered(parser, buffer, http::ReadPhase::header);
+    if (!ec && !parser.is_header_done()) http::bhttp::read_header(connection, buffer, parser, ec);
+    if (ec) return refused(ec, http::ReadPhase::header, parser);
+    if (const auto refusal = http::declared_length_refusal(parser, options)) {
+      return outcome + std::to_string(static_cast<unsigned>(refusal->status)) + " " +
+             refusal->message;
     }
-    if (http::declared_length_refusal(parser, options)) return;
-    if (!parser.is_done()) {
-      http::bhttp::read(connection, buffer, parser, ec);
-      if (ec) {
-        (void)http::read_refusal(ec, http::ReadPhase::body, parser, options);
-        return;
-      }
-    }
+    if (buffered_first) ec = http::parse_buffered(parser, buffer, http::ReadPhase::body);
+    if (!ec && !parser.is_done()) http::bhttp::read(connection, buffer, parser, ec);
+    if (ec) return refused(ec, http::ReadPhase::body, parser);
     http::Request request = parser.release();
+    outcome += std::string(request.method_string()) + " " + std::string(request.target()) + " " +
+               std::to_string(request.body().size()) + ":" + request.body() + "\n";
     look_at(request);
-    if (!request.keep_alive()) return;
+    if (!request.keep_alive()) return outcome;
   }
+  return outcome;
 }
 
 http::ServerOptions gateway_limits() {
@@ -133,8 +147,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const http::ServerOptions small = small_limits();
   // The whole input in one read, then in reads whose size depends on the input, so requests and
   // their fields are split at every kind of place.
-  serve(bytes, 4096, defaults);
-  serve(bytes, 1 + size % 13, defaults);
-  serve(bytes, 1 + size % 7, small);
+  const std::pair<std::size_t, const http::ServerOptions*> ways[] = {
+      {4096, &defaults}, {1 + size % 13, &defaults}, {1 + size % 7, &small}};
+  for (const auto& [step, options] : ways) {
+    if (serve(bytes, step, *options, true) != serve(bytes, step, *options, false)) __builtin_trap();
+  }
   return 0;
 }

@@ -5,11 +5,13 @@
 // parse_message must refuse with -32700, -32600 or -32602 and a message, or give a message of the
 // kind its fields say: never a request method without an id, never a judged method without the
 // target it is judged by. The trace context spliced into a request's text (mcp::splice_meta)
-// means what inserting it into the parsed message would.
+// means what inserting it into the parsed message would. The one-pass check of relayed text
+// (json::check) accepts exactly what the gateway's reader (json::parse) accepts.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "membrane/core/json.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
 #include "membrane/mcp/meta_splice.hpp"
 
@@ -32,6 +34,15 @@ void look_at(const Message& message) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
+  for (const std::size_t limit : {std::size_t{4}, std::size_t{64}}) {
+    const auto checked = membrane::json::check(text, limit);
+    const auto read = membrane::json::parse(text, limit).error;
+    const bool too_deep = read == membrane::json::ParseError::too_deep;
+    const bool parses = read == membrane::json::ParseError::none;
+    // Text both malformed and too deep may get either answer: whichever the check met first.
+    if ((checked == membrane::json::ParseError::none) != parses) __builtin_trap();
+    if (checked == membrane::json::ParseError::too_deep && !too_deep) __builtin_trap();
+  }
   const ParsedMessage parsed = parse_message(text);
   if (!parsed.message) {
     if (parsed.error.code != error_code::parse_error &&

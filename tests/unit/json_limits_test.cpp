@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <string>
+#include <vector>
+
 #include "membrane/core/json.hpp"
 #include "membrane/core/yaml_nesting.hpp"
 
@@ -25,6 +28,120 @@ TEST_CASE("untrusted JSON past the depth limit is refused with a reason") {
   const auto broken = json::parse("{", 64);
   CHECK(broken.error == json::ParseError::not_json);
   CHECK(broken.reason() == "not valid JSON");
+}
+
+namespace {
+
+// What the gateway's reader of JSON (json::parse, nlohmann's parser behind it) says of `text`.
+json::ParseError parser_verdict(std::string_view text, std::size_t limit) {
+  return json::parse(text, limit).error;
+}
+
+}  // namespace
+
+TEST_CASE("a JSON text is checked without parsing it: what the parser accepts, and no more") {
+  const std::vector<std::string> accepted = {
+      "0",
+      "-0",
+      "1.5e10",
+      "-12.25E-3",
+      "1E+2",
+      "true",
+      "false",
+      "null",
+      R"("")",
+      "[]",
+      "{}",
+      " \t\r\n{ \"a\" : [ 1 , 2 , { } , [ ] ] , \"b\" : null } \n",
+      R"({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi"}]}})",
+      R"(["\"\\\/\b\f\n\r\t\u00e9\u20AC\ud83d\ude00"])",
+      "\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"",
+      "\xEF\xBB\xBF{\"bom\":1}",
+      "1e-999",
+      "0.0000e-400",
+      "1.7e308",
+      "123456789012345678901234567890"};
+  for (const auto& text : accepted) {
+    INFO(text);
+    CHECK(json::check(text, 64) == json::ParseError::none);
+    CHECK(parser_verdict(text, 64) == json::ParseError::none);
+  }
+  const std::vector<std::string> refused = {
+      "", " ", "{", "}", "[", "]", "[1,]", "[,1]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{,}",
+      "{1:2}", "{'a':1}", "01", "-", "1.", ".5", "1e", "1e+", "+1", "0x10", "tru", "nul", "True",
+      "[1 2]", "{\"a\":1 \"b\":2}", "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\u12G4\"", "\"\\ud83d\"",
+      "\"\\ude00\"", "\"\\ud83d\\u0041\"", "\"tab\there\"", std::string("\"\0\"", 3), "\"\xC3\"",
+      "\"\xC0\xAF\"", "\"\xED\xA0\x80\"", "\"\xF4\x90\x80\x80\"", "\"\xFF\"", "1 2", "[]]", "{}}",
+      "[}", "{]", "\xEF\xBB{}", "NaN", "[1,2", "{\"a\":[}",
+      // Too large for a double: the parser refuses them.
+      "1e999", "-1e309", "[1.8e308]", "0.1e310", std::string(320, '9')};
+  for (const auto& text : refused) {
+    INFO(text);
+    CHECK(json::check(text, 64) == json::ParseError::not_json);
+    CHECK(parser_verdict(text, 64) == json::ParseError::not_json);
+  }
+}
+
+TEST_CASE("the check bounds nesting as the parser's reader does") {
+  const auto nested = [](std::size_t levels) {
+    std::string text;
+    for (std::size_t i = 0; i < levels; ++i)
+      text += i % 2 ? "[" : "{\"k\":";
+    text += "1";
+    for (std::size_t i = levels; i-- > 0;)
+      text += i % 2 ? "]" : "}";
+    return text;
+  };
+  CHECK(json::check(nested(64), 64) == json::ParseError::none);
+  CHECK(json::check(nested(65), 64) == json::ParseError::too_deep);
+  CHECK(json::check(nested(1024), 1024) == json::ParseError::none);
+  // Past the largest configurable limit, whatever limit is asked for.
+  CHECK(json::check(nested(1025), 1'000'000) == json::ParseError::too_deep);
+  // A megabyte of brackets: refused at the limit, without memory growing with the input.
+  CHECK(json::check(std::string(1'000'000, '['), 64) == json::ParseError::too_deep);
+  // Brackets inside strings are text.
+  CHECK(json::check(R"(["[[[[{{{{"])", 1) == json::ParseError::none);
+}
+
+TEST_CASE("the check and the parser agree on mutated messages") {
+  // Every single-byte change, deletion and truncation of a few real messages: each must get the
+  // same verdict from both (the fuzz target json_check_fuzz does this on random input).
+  const std::vector<std::string> seeds = {
+      R"({"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"h\u00e9\n"}],"isError":false}})",
+      R"([{"a":-1.5e-3,"b":[true,false,null],"c":"\ud83d\ude00\"\\"}])"};
+  const std::string alphabet =
+      "{}[]\":,\\/ \t\r\n-+.0123456789eEuUabfnrtlsx\x7F\x80\xBF\xC3\xE2\xF0\xFF";
+  std::size_t compared = 0;
+  for (const auto& seed : seeds) {
+    for (std::size_t at = 0; at < seed.size(); ++at) {
+      std::vector<std::string> variants = {seed.substr(0, at),
+                                           seed.substr(0, at) + seed.substr(at + 1)};
+      for (const char c : alphabet) {
+        auto changed = seed;
+        changed[at] = c;
+        variants.push_back(std::move(changed));
+      }
+      for (const auto& text : variants) {
+        INFO(text);
+        // Text both malformed and too deep may get either answer (whichever comes first).
+        const auto checked = json::check(text, 3);
+        const auto parsed = parser_verdict(text, 3);
+        REQUIRE((checked == json::ParseError::none) == (parsed == json::ParseError::none));
+        if (checked == json::ParseError::too_deep) REQUIRE(parsed == json::ParseError::too_deep);
+        ++compared;
+      }
+    }
+  }
+  CHECK(compared > 5000);
+}
+
+TEST_CASE("a NUL byte ends no JSON text: what follows it is not ignored") {
+  // nlohmann's parser alone stops at a NUL and takes what came before it.
+  const std::string smuggled("{\"a\":1}\0{\"b\":2}", 15);
+  REQUIRE(json::Json::accept(smuggled));
+  CHECK(json::parse(smuggled, 64).error == json::ParseError::not_json);
+  CHECK(json::check(smuggled, 64) == json::ParseError::not_json);
+  CHECK(json::parse(std::string("1\0", 2), 64).error == json::ParseError::not_json);
 }
 
 TEST_CASE("the process-wide limit is bounded") {

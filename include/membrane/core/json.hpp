@@ -43,6 +43,12 @@ struct Parsed {
   std::string reason() const;
 };
 
+// Whether `text` is one JSON value nested at most `limit` deep (at most max_configurable_depth),
+// checked in one pass that builds nothing and allocates nothing: for text that is passed on as it
+// is rather than read. Accepts exactly what parse() accepts; when the text is both too deep and
+// malformed, whichever comes first is the answer.
+ParseError check(std::string_view text, std::size_t limit);
+
 // Parses untrusted text: refused when it nests deeper than `limit` or is not one JSON value.
 Parsed parse(std::string_view text, std::size_t limit);
 inline Parsed parse(std::string_view text) {
