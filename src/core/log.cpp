@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <string>
 
 namespace membrane::log {
 namespace {
@@ -23,6 +24,29 @@ const char* level_name(Level level) {
       return "DEBUG";
   }
   return "?";
+}
+// Messages quote what clients and upstreams sent (methods, tool names, stray lines): a line break
+// in one would start a log line of the sender's making. Control characters other than tab are
+// written as escapes, so every record is one line.
+void append_one_line(std::string& line, std::string_view message) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::size_t plain_from = 0;
+  for (std::size_t i = 0; i < message.size(); ++i) {
+    const auto c = static_cast<unsigned char>(message[i]);
+    if ((c >= 0x20 && c != 0x7f) || c == '\t') continue;
+    line.append(message.data() + plain_from, i - plain_from);
+    plain_from = i + 1;
+    if (c == '\n') {
+      line.append("\\n");
+    } else if (c == '\r') {
+      line.append("\\r");
+    } else {
+      line.append("\\x");
+      line.push_back(hex[c >> 4]);
+      line.push_back(hex[c & 15]);
+    }
+  }
+  line.append(message.data() + plain_from, message.size() - plain_from);
 }
 }  // namespace
 
@@ -67,7 +91,7 @@ void write(Level level, std::string_view message) {
   line.append(fraction);
   line.append(level_name(level));
   line.push_back(' ');
-  line.append(message);
+  append_one_line(line, message);
   line.push_back('\n');
   // A failed log write has nowhere to be reported; the gateway keeps serving.
   [[maybe_unused]] auto ignored = ::write(STDERR_FILENO, line.data(), line.size());

@@ -3,6 +3,8 @@
 // reach the server unjudged and unaudited), a resources/read that names a harmless params.name
 // next to the URI it reads (which used to be judged under that name), and an upstream that
 // answers with JSON too deep to read. Every path (sessions, 2026-07-28, legacy SSE) is tried.
+// Also: a line break (or NUL) in a client's method name, which must neither add header lines to
+// the upstream request nor start a log line, and a body that a NUL byte would cut short.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,7 +13,8 @@ import { after, before, describe, test } from 'node:test';
 
 import {
   MEMBRANE_BIN, NODE, SOURCE_DIR, cleanup, mcpHeaders, openEventStream, rawFetch, rawInitialize,
-  rawRpc, startGateway, statelessBody, statelessHeaders, stdioUpstreamFlag, tmpDir, waitFor,
+  rawRpc, startGateway, startModernServer, statelessBody, statelessHeaders, stdioUpstreamFlag, tmpDir,
+  waitFor,
 } from './harness.mjs';
 
 const HOSTILE_JS = path.join(SOURCE_DIR, 'tests', 'fixtures', 'hostile-stdio-server.mjs');
@@ -205,5 +208,64 @@ describe('what the policy judges is what the upstream acts on', () => {
       method: 'resources/read', params: { uri: 'public://readme' },
     });
     assert.equal(answer.message.result.contents[0].text, 'resource public://readme');
+  });
+});
+
+describe('a line break in what a client sent never becomes a line of its own', () => {
+  // A session client in front of a 2026-07-28 server: the gateway sends the request's method as
+  // the Mcp-Method header, so a method holding CR LF would add header lines of the client's
+  // choosing to the upstream request; and the exchange log quotes the method.
+  let bridged;
+  let modern;
+  let client;
+  before(async () => {
+    modern = await startModernServer({ name: 'modern (hardening)' });
+    bridged = await startGateway(['--upstream', `modern=${modern.url}`],
+      { name: 'membrane (hardening header lines)' });
+    client = await rawInitialize(bridged.mcp('modern'));
+  });
+
+  const methodsSeen = async () => {
+    const answer = await rawRpc(bridged.mcp('modern'), {
+      sessionId: client.sessionId, protocolVersion: client.protocolVersion,
+      method: 'tools/call', params: { name: 'stats', arguments: {} },
+    });
+    return JSON.parse(answer.message.result.content[0].text).methods;
+  };
+
+  for (const [label, method] of [['CR LF', 'custom/x\r\nX-Injected: 1'], ['LF', 'custom/y\nX-Injected: 2'],
+    ['NUL', 'custom/z\u0000X-Injected: 3']]) {
+    test(`a method with ${label}: refused before it is sent, nothing reaches the server`, { timeout: 30_000 }, async () => {
+      const before = await methodsSeen();
+      const answer = await rawRpc(bridged.mcp('modern'), {
+        sessionId: client.sessionId, protocolVersion: client.protocolVersion, method, params: {},
+      });
+      assert.equal(answer.status, 502);
+      assert.equal(answer.message.error.code, -32002);
+      assert.match(answer.message.error.message, /the header 'Mcp-Method' was not sent/);
+      const after = await methodsSeen();
+      for (const [name, count] of Object.entries(after)) {
+        if (name === 'tools/call') continue;  // the stats calls themselves
+        assert.equal(count, before[name], `${name} reached the server`);
+      }
+      assert.ok(!Object.keys(after).some((name) => name.startsWith('custom/')), JSON.stringify(after));
+    });
+  }
+
+  test('the exchange log quotes such a method on one line', { timeout: 30_000 }, async () => {
+    await waitFor(() => bridged.proc.lines.some((line) => line.includes('method=custom/x\\r\\nX-Injected: 1')),
+      { timeoutMs: 10_000, what: 'the exchange log line with the method escaped' });
+    assert.ok(!bridged.proc.lines.some((line) => /^(err\| )?X-Injected/.test(line.trim())),
+      'a log line starts with the injected text');
+  });
+
+  test('a raw NUL byte in a body is not JSON: 400, whatever follows it', { timeout: 30_000 }, async () => {
+    const body = '{"jsonrpc":"2.0","id":77,"method":"tools/call","params":{"name":"echo","arguments":{"message":"a"}}}'
+      + '\u0000{"jsonrpc":"2.0","id":78,"method":"tools/call","params":{"name":"echo"}}';
+    const response = await rawFetch(bridged.mcp('modern'), {
+      headers: mcpHeaders({ sessionId: client.sessionId, protocolVersion: client.protocolVersion }), body,
+    });
+    assert.equal(response.status, 400);
+    assert.equal(response.json.error.code, -32700);
   });
 });
