@@ -75,6 +75,21 @@ wait_for_listen() {
   die "$name did not report its port within 15 s"
 }
 
+# The process each launch started, by NAME (for CPU accounting).
+declare -gA LAUNCHED_PIDS=()
+
+# cpu_ticks PID...: CPU time (user + system, all threads, in clock ticks) the processes and their
+# children have used so far; a process that is gone counts 0.
+cpu_ticks() {
+  local total=0 pid stat
+  for pid in "$@" $(for p in "$@"; do pgrep -P "$p" 2>/dev/null || true; done); do
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    stat=${stat##*) }  # the fields after "pid (comm) "; comm may hold spaces
+    total=$((total + $(awk '{ print $12 + $13 }' <<<"$stat")))
+  done
+  echo "$total"
+}
+
 # launch NAME LOGFILE PORT CMD...: starts CMD (behind SERVER_PIN) in the background and waits
 # until it listens on PORT. Returns 0 once it does (its pid joins PIDS), 1 if it exited because
 # the port was taken; dies on any other failure.
@@ -89,7 +104,7 @@ launch() {
       cat "$logfile" >&2
       die "$name exited during start-up (log above)"
     fi
-    if port_open "$port"; then PIDS+=("$pid"); return 0; fi
+    if port_open "$port"; then PIDS+=("$pid"); LAUNCHED_PIDS[$name]=$pid; return 0; fi
     sleep 0.1
   done
   stop_pid "$pid"

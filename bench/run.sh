@@ -316,6 +316,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 "${SERVER_PIN[@]}" "$ECHO_BIN" --port 0 --threads "$ECHO_THREADS" >"$RUNDIR/echo.log" 2>&1 &
 PIDS+=($!)
+ECHO_PID=$!
 ECHO_PORT=$(wait_for_listen "$RUNDIR/echo.log" "${PIDS[-1]}" membrane_bench_echo)
 declare -A URL=() SID=()
 URL[direct]="http://127.0.0.1:$ECHO_PORT/mcp"
@@ -524,6 +525,18 @@ if [ -n "${WANT[membrane]:-}" ]; then MEMBRANE_URL=${URL[membrane]}; MEMBRANE_SI
 
 # --- measure ---------------------------------------------------------------------------------
 declare -A LAT=() THR=()  # [target,round] -> RESULT line
+# CPU time the proxy (all its threads and processes) and the echo upstream used in each
+# throughput run, per request: what a call costs, apart from how the shared CPU was divided.
+declare -A CPU=() SERVER_PID=()  # CPU[target,round] -> "proxy_ticks echo_ticks"
+for t in "${ORDER[@]}"; do
+  case "$t" in
+    direct) ;;
+    stateless) SERVER_PID[$t]=${LAUNCHED_PIDS[membrane]} ;;
+    virtual_renamed) SERVER_PID[$t]=${LAUNCHED_PIDS[virtual]} ;;
+    *) SERVER_PID[$t]=${LAUNCHED_PIDS[$t]:-} ;;
+  esac
+done
+CLOCK_TICK=$(getconf CLK_TCK)
 for ((round = 1; round <= ROUNDS; round++)); do
   [ "$ROUNDS" -gt 1 ] && log "round $round of $ROUNDS"
   # Every other round runs the targets in reverse order: on this kind of machine the target
@@ -547,9 +560,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
         "warmup-throughput.$round"
     fi
     log "$t: throughput run ${THROUGHPUT_SECONDS}s, $WRK_THREADS threads, $CONNECTIONS connections"
+    proxy_before=$(cpu_ticks ${SERVER_PID[$t]:-}) echo_before=$(cpu_ticks "$ECHO_PID")
     run_wrk "$t" "${URL[$t]}" "${SID[$t]}" "$WRK_THREADS" "$CONNECTIONS" "$THROUGHPUT_SECONDS" \
       "throughput.$round" "THR[$t,$round]"
-    log "$t:   ${THR[$t,$round]}"
+    CPU[$t,$round]="$(($(cpu_ticks ${SERVER_PID[$t]:-}) - proxy_before)) $(($(cpu_ticks "$ECHO_PID") - echo_before))"
+    log "$t:   ${THR[$t,$round]} (CPU ticks: proxy, echo: ${CPU[$t,$round]})"
   done
 done
 
@@ -604,6 +619,15 @@ for t in "${ORDER[@]}"; do
     errs=$((errs + $(field "${LAT[$t,$round]}" errors) + $(field "${THR[$t,$round]}" errors)))
   done
   M[$t,errors]=$errs
+  proxy_values=() echo_values=()
+  for ((round = 1; round <= ROUNDS; round++)); do
+    read -r proxy_ticks echo_ticks <<<"${CPU[$t,$round]}"
+    requests=$(field "${THR[$t,$round]}" requests)
+    proxy_values+=("$(awk -v c="$proxy_ticks" -v r="$requests" -v hz="$CLOCK_TICK" 'BEGIN { printf "%.1f", (r > 0 ? c * 1e6 / hz / r : 0) }')")
+    echo_values+=("$(awk -v c="$echo_ticks" -v r="$requests" -v hz="$CLOCK_TICK" 'BEGIN { printf "%.1f", (r > 0 ? c * 1e6 / hz / r : 0) }')")
+  done
+  M[$t,cpu.proxy]=$(median "${proxy_values[@]}")
+  M[$t,cpu.echo]=$(median "${echo_values[@]}")
   errors_total=$((errors_total + errs))
 done
 
@@ -657,6 +681,21 @@ report() {
     echo "| $t | $(awk -v v="${M[$t,thr.rps]}" 'BEGIN { printf "%d", v + 0.5 }') |" \
          "$(num "${M[$t,lat.p50_us]}") | $(num "${M[$t,lat.p99_us]}") |" \
          "$(num "${M[$t,thr.p50_us]}") / $(num "${M[$t,thr.p99_us]}") | $added | ${M[$t,errors]} |"
+  done
+  echo
+  # On a CPU the proxy shares with the upstream, throughput also depends on how the scheduler
+  # divides that CPU between them; CPU time per call does not.
+  echo "CPU time per call in the throughput runs (user + system, all threads; the proxy's own" \
+       "process, and the echo upstream's):"
+  echo
+  echo "| target | proxy CPU µs per call | echo CPU µs per call |"
+  echo "|---|---:|---:|"
+  for t in "${ORDER[@]}"; do
+    if [ "$t" = direct ]; then
+      echo "| $t | — | ${M[$t,cpu.echo]} |"
+    else
+      echo "| $t | ${M[$t,cpu.proxy]} | ${M[$t,cpu.echo]} |"
+    fi
   done
   echo
   if [ -n "${WANT[membrane]:-}" ] && [ -n "${WANT[direct]:-}" ]; then
@@ -755,7 +794,7 @@ report() {
   for ((round = 1; round <= ROUNDS; round++)); do
     for t in "${ORDER[@]}"; do
       echo "round $round $t latency:    ${LAT[$t,$round]#RESULT }"
-      echo "round $round $t throughput: ${THR[$t,$round]#RESULT }"
+      echo "round $round $t throughput: ${THR[$t,$round]#RESULT } cpu_ticks_proxy_echo=${CPU[$t,$round]// /,}"
     done
   done
   for t in direct membrane; do
