@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstdint>
 
+#include "membrane/core/ascii.hpp"
+
 namespace membrane::json {
 namespace {
 std::atomic<std::size_t> configured_depth{default_max_depth};
@@ -313,16 +315,8 @@ class Checker {
     if (at_ + 4 > text_.size()) return -1;
     long value = 0;
     for (std::size_t k = 0; k < 4; ++k) {
-      const char c = text_[at_ + k];
-      int digit = 0;
-      if (c >= '0' && c <= '9')
-        digit = c - '0';
-      else if (c >= 'a' && c <= 'f')
-        digit = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F')
-        digit = c - 'A' + 10;
-      else
-        return -1;
+      const int digit = ascii::hex_value(text_[at_ + k]);
+      if (digit < 0) return -1;
       value = value * 16 + digit;
     }
     at_ += 4;
