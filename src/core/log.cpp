@@ -25,6 +25,7 @@ const char* level_name(Level level) {
   }
   return "?";
 }
+
 // Messages quote what clients and upstreams sent (methods, tool names, stray lines): a line break
 // in one would start a log line of the sender's making. Control characters other than tab are
 // written as escapes, so every record is one line.
