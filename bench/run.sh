@@ -531,8 +531,8 @@ declare -A CPU=() SERVER_PID=()  # CPU[target,round] -> "proxy_ticks echo_ticks"
 for t in "${ORDER[@]}"; do
   case "$t" in
     direct) ;;
-    stateless) SERVER_PID[$t]=${LAUNCHED_PIDS[membrane]} ;;
-    virtual_renamed) SERVER_PID[$t]=${LAUNCHED_PIDS[virtual]} ;;
+    stateless) SERVER_PID[$t]=${LAUNCHED_PIDS[membrane]:-} ;;
+    virtual_renamed) SERVER_PID[$t]=${LAUNCHED_PIDS[virtual]:-} ;;
     *) SERVER_PID[$t]=${LAUNCHED_PIDS[$t]:-} ;;
   esac
 done
@@ -603,6 +603,9 @@ done
 # Per target: medians over the rounds (sum for errors). M[target,metric]
 median() { printf '%s\n' "$@" | sort -g |
            awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+per_call_us() {  # TICKS REQUESTS: CPU microseconds per call
+  awk -v c="$1" -v r="$2" -v hz="$CLOCK_TICK" 'BEGIN { printf "%.1f", (r > 0 ? c * 1e6 / hz / r : 0) }'
+}
 declare -A M=()
 errors_total=0
 for t in "${ORDER[@]}"; do
@@ -623,8 +626,8 @@ for t in "${ORDER[@]}"; do
   for ((round = 1; round <= ROUNDS; round++)); do
     read -r proxy_ticks echo_ticks <<<"${CPU[$t,$round]}"
     requests=$(field "${THR[$t,$round]}" requests)
-    proxy_values+=("$(awk -v c="$proxy_ticks" -v r="$requests" -v hz="$CLOCK_TICK" 'BEGIN { printf "%.1f", (r > 0 ? c * 1e6 / hz / r : 0) }')")
-    echo_values+=("$(awk -v c="$echo_ticks" -v r="$requests" -v hz="$CLOCK_TICK" 'BEGIN { printf "%.1f", (r > 0 ? c * 1e6 / hz / r : 0) }')")
+    proxy_values+=("$(per_call_us "$proxy_ticks" "$requests")")
+    echo_values+=("$(per_call_us "$echo_ticks" "$requests")")
   done
   M[$t,cpu.proxy]=$(median "${proxy_values[@]}")
   M[$t,cpu.echo]=$(median "${echo_values[@]}")
