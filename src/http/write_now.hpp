@@ -13,6 +13,7 @@
 #include <array>
 #include <chrono>
 #include <span>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
