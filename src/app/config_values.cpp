@@ -58,11 +58,6 @@ const std::vector<std::string>& log_levels() {
   return kLevels;
 }
 
-bool is_header_name_char(unsigned char c) {
-  static constexpr std::string_view kTokenSymbols = "!#$%&'*+-.^_`|~";
-  return std::isalnum(c) || kTokenSymbols.find(static_cast<char>(c)) != std::string_view::npos;
-}
-
 }  // namespace
 
 std::string single_quoted(std::string_view text) {
@@ -394,7 +389,7 @@ void check_allowed_host(std::string_view host) {
 }
 
 void check_header_name(std::string_view name) {
-  if (name.empty() || !std::all_of(name.begin(), name.end(), is_header_name_char)) {
+  if (!ascii::is_http_token(name)) {
     throw InvalidValue("invalid header name " + single_quoted(name));
   }
   // The gateway frames and routes requests itself; letting configuration override these would
@@ -409,8 +404,7 @@ void check_header_name(std::string_view name) {
 }
 
 void check_header_value(std::string_view value) {
-  if (value.find_first_of("\r\n") != std::string_view::npos ||
-      value.find('\0') != std::string_view::npos) {
+  if (!ascii::is_header_value(value)) {
     throw InvalidValue("header values must not contain line breaks");
   }
 }

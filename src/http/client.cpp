@@ -19,6 +19,7 @@
 
 #include "http/worker_pool.hpp"
 #include "http/write_now.hpp"
+#include "membrane/core/ascii.hpp"
 #include "membrane/core/log.hpp"
 
 namespace membrane::http {
@@ -102,27 +103,6 @@ std::string UpstreamUrl::to_string() const {
 
 // ---- requests -------------------------------------------------------------------------------
 
-namespace {
-
-bool is_token_char(unsigned char c) {
-  static constexpr std::string_view symbols = "!#$%&'*+-.^_`|~";
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c != 0 && symbols.find(static_cast<char>(c)) != std::string_view::npos);
-}
-
-bool is_header_name(std::string_view name) {
-  if (name.empty()) return false;
-  for (const unsigned char c : name)
-    if (!is_token_char(c)) return false;
-  return true;
-}
-
-bool is_header_value(std::string_view value) {
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
-}  // namespace
-
 OutgoingRequest::OutgoingRequest(bhttp::verb method, std::string_view target) : method_(method) {
   head_.reserve(384);
   head_.append(bhttp::to_string(method));
@@ -152,7 +132,7 @@ bool OutgoingRequest::has(std::string_view name) const {
 }
 
 void OutgoingRequest::set(std::string_view name, std::string_view value) {
-  if (!is_header_name(name) || !is_header_value(value)) {
+  if (!ascii::is_http_token(name) || !ascii::is_header_value(value)) {
     if (refusal_.empty()) {
       refusal_ = "the header '" + std::string(name.substr(0, 64)) +
                  "' was not sent: its name or value holds characters that HTTP forbids there "

@@ -15,13 +15,6 @@ constexpr std::string_view header_prefix = "Mcp-Param-";
 constexpr std::string_view sentinel_prefix = "=?base64?";
 constexpr std::string_view sentinel_suffix = "?=";
 
-bool is_token(std::string_view text) {
-  static constexpr std::string_view specials = "!#$%&'*+-.^_`|~";
-  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || specials.find(c) != specials.npos;
-  });
-}
-
 void collect(const Json& schema, std::vector<std::string>& path, std::vector<ParamHeader>& out) {
   if (!schema.is_object() || path.size() > max_param_header_depth ||
       out.size() >= max_param_headers)
@@ -32,7 +25,7 @@ void collect(const Json& schema, std::vector<std::string>& path, std::vector<Par
     const std::string type = schema.value("type", std::string());
     const bool primitive =
         type == "string" || type == "integer" || type == "number" || type == "boolean";
-    if (is_token(name) && primitive)
+    if (ascii::is_http_token(name) && primitive)
       out.push_back({path, name, type == "integer" || type == "number"});
   }
   const auto properties = schema.find("properties");

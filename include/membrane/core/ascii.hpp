@@ -23,4 +23,23 @@ inline int hex_value(char c) {
   return -1;
 }
 
+// An HTTP token (RFC 9110 §5.6.2), what a header name is made of: not empty, letters, digits and
+// !#$%&'*+-.^_`|~ only.
+inline bool is_http_token(std::string_view text) {
+  static constexpr std::string_view symbols = "!#$%&'*+-.^_`|~";
+  if (text.empty()) return false;
+  for (const char c : text) {
+    const bool alphanumeric =
+        (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alphanumeric && symbols.find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
+// A header value that stays on its line: no CR, LF or NUL, which would end it early and let
+// what follows be read as header lines of its own.
+inline bool is_header_value(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
 }  // namespace membrane::ascii
