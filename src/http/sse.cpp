@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "membrane/core/ascii.hpp"
+
 namespace membrane::http {
 
 bool SseDecoder::feed(std::string_view bytes, std::vector<SseEvent>& out) {
@@ -29,9 +31,8 @@ bool SseDecoder::feed(std::string_view bytes, std::vector<SseEvent>& out) {
       continue;
     }
     // Scan ahead for the run of ordinary characters and append it in one go.
-    std::size_t end = i;
-    while (end < bytes.size() && bytes[end] != '\r' && bytes[end] != '\n')
-      ++end;
+    const std::size_t run = ascii::find_line_break(bytes.substr(i));
+    const std::size_t end = run == std::string_view::npos ? bytes.size() : i + run;
     line_.append(bytes.data() + i, end - i);
     i = end - 1;
     if (line_.size() + pending_.data.size() > max_event_bytes_) return false;
@@ -97,7 +98,7 @@ void append_sse_event(std::string& out, const SseEvent& event) {
   std::string_view data = event.data;
   // Every line of the payload becomes its own data: line; a lone "\r" would end a line too.
   while (true) {
-    const auto end = data.find_first_of("\r\n");
+    const auto end = ascii::find_line_break(data);
     out += "data: ";
     out.append(data.substr(0, end));
     out += '\n';

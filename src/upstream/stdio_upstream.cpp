@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "membrane/core/ascii.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/mcp/revisions.hpp"
@@ -65,7 +66,7 @@ class StdioUpstream final : public Upstream {
     }
 
     // Newline-delimited framing: a message must be one line (MCP transports §stdio).
-    if (raw.find_first_of("\r\n") != std::string::npos) raw = message.body().dump();
+    if (ascii::find_line_break(raw) != std::string::npos) raw = message.body().dump();
 
     UpstreamReply reply;
     if (!message.is_request()) {

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "membrane/core/ascii.hpp"
 #include "membrane/http/sse.hpp"
 
 using membrane::http::SseDecoder;
@@ -65,4 +66,34 @@ TEST_CASE("encoding splits multi-line data and round-trips through the decoder")
   const auto events = decode_in_pieces(wire, 3);
   REQUIRE(events.size() == 1);
   CHECK(events[0].data == "first\nsecond\nthird");
+}
+
+TEST_CASE(
+    "the first line break is found wherever CR and LF fall, and header values keep to one line") {
+  using membrane::ascii::find_line_break;
+  using membrane::ascii::is_header_value;
+  constexpr auto none = std::string_view::npos;
+  CHECK(find_line_break("") == none);
+  CHECK(find_line_break(std::string(5000, 'x')) == none);
+  CHECK(find_line_break("ab\ncd\ref") == 2);
+  CHECK(find_line_break("ab\rcd\nef") == 2);
+  CHECK(find_line_break("ab\r\ncd") == 2);
+  CHECK(find_line_break("\n") == 0);
+  CHECK(find_line_break("\r") == 0);
+  std::string long_line(4000, 'x');
+  long_line.append("\ryyyyyyyyyy\n");
+  CHECK(find_line_break(long_line) == 4000);
+  long_line[4000] = '\n';
+  long_line.back() = '\r';
+  CHECK(find_line_break(long_line) == 4000);
+
+  CHECK(is_header_value(std::string(800, 'a')));
+  CHECK(is_header_value(""));
+  std::string value(800, 'a');
+  value.append("\r\nX-Injected: 1");
+  CHECK_FALSE(is_header_value(value));
+  value[800] = ' ';
+  CHECK_FALSE(is_header_value(value));
+  CHECK_FALSE(is_header_value("a\rb"));
+  CHECK_FALSE(is_header_value(std::string("a\0b", 3)));
 }

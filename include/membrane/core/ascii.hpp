@@ -36,10 +36,20 @@ inline bool is_http_token(std::string_view text) {
   return true;
 }
 
+// Where the first CR or LF of `text` is, or npos. Two memchr scans: `find_first_of` with a set
+// calls memchr on the set once per byte of the text, which on a long message or token is the
+// slowest part of the check.
+inline std::size_t find_line_break(std::string_view text) {
+  const std::size_t line_feed = text.find('\n');
+  const std::size_t carriage_return = text.substr(0, line_feed).find('\r');
+  return carriage_return != std::string_view::npos ? carriage_return : line_feed;
+}
+
 // A header value that stays on its line: no CR, LF or NUL, which would end it early and let
 // what follows be read as header lines of its own.
 inline bool is_header_value(std::string_view value) {
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+  return find_line_break(value) == std::string_view::npos &&
+         value.find('\0') == std::string_view::npos;
 }
 
 }  // namespace membrane::ascii

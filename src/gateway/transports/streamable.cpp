@@ -47,34 +47,38 @@ namespace {
 // Opening a sealed id costs an AES-GCM decryption and a JSON parse; a client sends the same id
 // on every request, so each worker keeps the ids it opened recently. Only successfully opened
 // ids are cached, keyed by the exact text and route, so the cache cannot change any answer.
+// The claims are shared with the requests that use them, not copied for each: they hold the
+// client's initialize parameters, a JSON tree of a dozen allocations.
 struct UnsealedEntry {
-  mcp::SessionClaims claims;
+  std::shared_ptr<const mcp::SessionClaims> claims;
   mcp::SessionTransport transport;
 };
 thread_local std::unordered_map<std::string, UnsealedEntry> recently_unsealed;
 
-std::string unsealed_key(std::string_view sealed, std::string_view upstream) {
-  std::string key;
-  key.reserve(sealed.size() + upstream.size() + 1);
-  key.append(upstream).push_back('\n');
+// The cache key of a sealed id on a route, written into one buffer per thread: looking an id up
+// allocates nothing.
+const std::string& unsealed_key(std::string_view sealed, std::string_view upstream) {
+  thread_local std::string key;
+  key.assign(upstream).push_back('\n');
   key.append(sealed);
   return key;
 }
 
-std::optional<mcp::SessionClaims> unseal_cached(const mcp::SessionSealer& sealer,
-                                                std::string_view sealed, std::string_view upstream,
-                                                mcp::SessionTransport transport) {
+std::shared_ptr<const mcp::SessionClaims> unseal_cached(const mcp::SessionSealer& sealer,
+                                                        std::string_view sealed,
+                                                        std::string_view upstream,
+                                                        mcp::SessionTransport transport) {
   constexpr std::size_t capacity = 4096;
-  auto key = unsealed_key(sealed, upstream);
+  const std::string& key = unsealed_key(sealed, upstream);
   if (const auto it = recently_unsealed.find(key);
       it != recently_unsealed.end() && it->second.transport == transport) {
     return it->second.claims;
   }
-  auto claims = sealer.unseal(sealed, upstream, transport);
-  if (claims) {
-    if (recently_unsealed.size() >= capacity) recently_unsealed.clear();
-    recently_unsealed.emplace(std::move(key), UnsealedEntry{*claims, transport});
-  }
+  auto unsealed = sealer.unseal(sealed, upstream, transport);
+  if (!unsealed) return nullptr;
+  auto claims = std::make_shared<const mcp::SessionClaims>(std::move(*unsealed));
+  if (recently_unsealed.size() >= capacity) recently_unsealed.clear();
+  recently_unsealed.insert_or_assign(key, UnsealedEntry{claims, transport});
   return claims;
 }
 
@@ -87,7 +91,7 @@ void forget_unsealed(std::string_view sealed, std::string_view upstream) {
 
 // The sealed session a request names, or the HTTP answer explaining why there is none.
 struct SessionLookup {
-  std::optional<mcp::SessionClaims> claims;
+  std::shared_ptr<const mcp::SessionClaims> claims;
   std::optional<http::Response> rejection;
 };
 

@@ -14,6 +14,7 @@
 #include "gateway/bridging.hpp"
 #include "gateway/result_cache.hpp"
 #include "gateway/virtual/tool_search.hpp"
+#include "membrane/core/ascii.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/mcp/listen.hpp"
@@ -1383,7 +1384,7 @@ awaitable<UpstreamReply> VirtualServer::forward_routed(const upstream::MemberTar
   // In the text when that can be done without doubt (a stdio member writes a message on one
   // line, so one written over several is rewritten whole).
   const bool ref_prompt = method == "completion/complete";
-  if (renamed && raw.find_first_of("\r\n") == std::string::npos &&
+  if (renamed && ascii::find_line_break(raw) == std::string::npos &&
       (ref_prompt ? mcp::replace_string_at(raw, {"params", "ref", "name"}, target.name)
                   : mcp::replace_string_at(raw, {"params", "name"}, target.name))) {
     renamed = false;

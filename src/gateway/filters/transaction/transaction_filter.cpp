@@ -1,5 +1,6 @@
 #include "gateway/filters/transaction/transaction_filter.hpp"
 
+#include <charconv>
 #include <mutex>
 #include <unordered_map>
 
@@ -21,40 +22,42 @@ class TransactionTokenCache {
     std::int64_t reuse_until = 0;  // unix seconds
   };
 
-  std::optional<Token> minted(const std::string& key, std::int64_t now) const {
-    return find(minted_, key, now);
-  }
-  void keep_minted(std::string key, Token token, std::int64_t now) {
+  // Shared, not copied: a token is several hundred bytes and every call of its transaction
+  // uses it.
+  using Shared = std::shared_ptr<const Token>;
+
+  Shared minted(const std::string& key, std::int64_t now) const { return find(minted_, key, now); }
+  void keep_minted(std::string key, Shared token, std::int64_t now) {
     keep(minted_, std::move(key), std::move(token), now, max_minted);
   }
-  std::optional<Token> verified(const std::string& token, std::int64_t now) const {
+  Shared verified(const std::string& token, std::int64_t now) const {
     return find(verified_, token, now);
   }
-  void keep_verified(Token token, std::int64_t now) {
+  void keep_verified(Shared token, std::int64_t now) {
     // A long token is verified each time rather than kept: the cache stays small.
-    if (token.token.size() > max_kept_token_bytes) return;
-    std::string key = token.token;
+    if (token->token.size() > max_kept_token_bytes) return;
+    std::string key = token->token;
     keep(verified_, std::move(key), std::move(token), now, max_verified);
   }
 
   http::BackgroundThreads& signer() { return signer_; }
 
  private:
-  using Map = std::unordered_map<std::string, Token>;
+  using Map = std::unordered_map<std::string, Shared>;
   static constexpr std::size_t max_minted = 65536;
   static constexpr std::size_t max_verified = 4096;
   static constexpr std::size_t max_kept_token_bytes = 4096;
 
-  std::optional<Token> find(const Map& map, const std::string& key, std::int64_t now) const {
+  Shared find(const Map& map, const std::string& key, std::int64_t now) const {
     std::lock_guard lock(mutex_);
     const auto it = map.find(key);
-    if (it == map.end() || now >= it->second.reuse_until) return std::nullopt;
+    if (it == map.end() || now >= it->second->reuse_until) return nullptr;
     return it->second;
   }
-  void keep(Map& map, std::string key, Token token, std::int64_t now, std::size_t capacity) {
+  void keep(Map& map, std::string key, Shared token, std::int64_t now, std::size_t capacity) {
     std::lock_guard lock(mutex_);
     if (map.size() >= capacity) {
-      std::erase_if(map, [now](const auto& entry) { return now >= entry.second.reuse_until; });
+      std::erase_if(map, [now](const auto& entry) { return now >= entry.second->reuse_until; });
       // Still full of live entries: start over rather than grow (they are minted again).
       if (map.size() >= capacity) map.clear();
     }
@@ -134,8 +137,9 @@ class TransactionFilter final : public Filter {
   identity::TransactionRequest describe(const Exchange& exchange, bool whole_transaction) const;
   // The context arguments of this call ({} when it carries none).
   mcp::Json context_arguments(const mcp::Message& message) const;
-  // What a minted token of `txn` is cached under; empty when it is not to be cached.
-  std::string cache_key(const Exchange& exchange, const std::string& txn) const;
+  // Appends to `key` what a minted token of the transaction named by `name` is cached under;
+  // false when it is not to be cached.
+  bool cache_key(const Exchange& exchange, std::string_view name, std::string& key) const;
   void use(Exchange& exchange, const TransactionTokenCache::Token& token) const {
     exchange.txn.token = token.token;
     exchange.txn.claims = token.claims;
@@ -167,34 +171,37 @@ std::unique_ptr<Filter> TransactionFilterFactory::make(const Exchange& exchange)
   return wanted ? std::make_unique<TransactionFilter>(options_, cache_) : nullptr;
 }
 
-std::string TransactionFilter::cache_key(const Exchange& exchange, const std::string& txn) const {
-  // Everything a transaction's token says that may differ between two of its requests: the
-  // caller, and the context describe() puts in `tctx`. Each part is length-prefixed, so no
-  // subject or argument can make two different tokens' keys equal.
-  std::string key;
+bool TransactionFilter::cache_key(const Exchange& exchange, std::string_view name,
+                                  std::string& key) const {
+  // What names the transaction (the transaction id is a digest of it, computed only to mint),
+  // and everything its token says that may differ between two of its requests: the caller, and
+  // the context describe() puts in `tctx`. Each part is length-prefixed, so no subject or
+  // argument can make two different tokens' keys equal.
   const auto add = [&key](std::string_view part) {
-    key += std::to_string(part.size());
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, part.size()).ptr;
+    key.append(digits, end);
     key += ':';
     key += part;
   };
-  add(txn);
+  add(name);
   add(subject_of(exchange));
   add(scope_of(exchange));
   add(exchange.upstream);
   const auto* params = exchange.message->params();
-  if (!params || options_.context_arguments.empty()) return key;
+  if (!params || options_.context_arguments.empty()) return true;
   const auto arguments = params->find("arguments");
-  if (arguments == params->end() || !arguments->is_object()) return key;
+  if (arguments == params->end() || !arguments->is_object()) return true;
   const std::size_t context_from = key.size();
-  for (const auto& name : options_.context_arguments) {
-    const auto value = arguments->find(name);
-    if (value == arguments->end() || name == "server") continue;
-    add(name);
+  for (const auto& argument : options_.context_arguments) {
+    const auto value = arguments->find(argument);
+    if (value == arguments->end() || argument == "server") continue;
+    add(argument);
     add(value->dump(-1, ' ', false, mcp::Json::error_handler_t::replace));
     // A token per distinct large argument is not worth keeping.
-    if (key.size() - context_from > max_cached_context_bytes) return {};
+    if (key.size() - context_from > max_cached_context_bytes) return false;
   }
-  return key;
+  return true;
 }
 
 mcp::Json TransactionFilter::context_arguments(const mcp::Message& message) const {
@@ -249,35 +256,44 @@ FilterStep TransactionFilter::on_request(Exchange& exchange) {
     return FilterStep::pause();
   }
 
-  std::string txn;
+  // The transaction this request belongs to: one its caller declared, or its session's.
+  const mcp::Json* declared = nullptr;
+  bool in_session = false;
   if (!options_.per_call) {
-    if (const auto* declared = declared_transaction(message)) {
-      if (!valid_transaction_name(*declared)) {
-        return FilterStep::answer(
-            400, mcp::make_error_response(
-                     message.id(), mcp::error_code::invalid_params,
-                     "params._meta[\"" + std::string(declared_transaction_key) +
-                         "\"] names the request's transaction: a string of 1 to 128 visible "
-                         "ASCII characters"));
-      }
-      // Scoped to the caller: another caller declaring the same name is another transaction.
-      const std::string subject = exchange.identity ? exchange.identity->subject : "anonymous";
-      txn = "c-" + short_digest(subject + '\0' + declared->get<std::string>());
-    } else if (!exchange.session_id.empty()) {
-      txn = "s-" + short_digest(exchange.session_id);
+    declared = declared_transaction(message);
+    if (declared && !valid_transaction_name(*declared)) {
+      return FilterStep::answer(
+          400, mcp::make_error_response(
+                   message.id(), mcp::error_code::invalid_params,
+                   "params._meta[\"" + std::string(declared_transaction_key) +
+                       "\"] names the request's transaction: a string of 1 to 128 visible "
+                       "ASCII characters"));
     }
+    in_session = !declared && !exchange.session_id.empty();
   }
-  if (txn.empty() && !mcp::is_call_method(message.method())) return FilterStep::proceed();
+  if (!declared && !in_session && !mcp::is_call_method(message.method()))
+    return FilterStep::proceed();
 
-  if (!txn.empty()) {
-    // A call of a transaction whose token is minted already builds no request to find it.
-    key_ = cache_key(exchange, txn);
-    if (!key_.empty()) {
-      if (auto known = cache_->minted(key_, now_)) {
+  std::string txn;
+  if (declared || in_session) {
+    // A call of a transaction whose token is minted already builds no request to find it, and
+    // allocates nothing: the key is written into a buffer the thread keeps.
+    thread_local std::string key;
+    const std::string_view name =
+        declared ? std::string_view(declared->get_ref<const std::string&>()) : exchange.session_id;
+    // Declared names and session ids are told apart in the key as they are in the id.
+    key.assign(declared ? "c" : "s");
+    if (cache_key(exchange, name, key)) {
+      if (auto known = cache_->minted(key, now_)) {
         use(exchange, *known);
         return FilterStep::proceed();
       }
+      key_ = key;
     }
+    // Scoped to the caller: another caller declaring the same name is another transaction.
+    txn = declared
+              ? "c-" + short_digest(std::string(subject_of(exchange)) + '\0' + std::string(name))
+              : "s-" + short_digest(exchange.session_id);
   }
   request_ = describe(exchange, !txn.empty());
   request_.txn = std::move(txn);
@@ -301,11 +317,11 @@ awaitable<FilterStep> TransactionFilter::resume(Exchange& exchange, ClientAsker&
           401, mcp::make_error_response(exchange.message->id(), mcp::error_code::invalid_request,
                                         "Unauthorized: invalid Txn-Token: " + why));
     }
-    TransactionTokenCache::Token verified;
-    verified.token = std::move(token);
-    verified.reuse_until = check->token->claims.value("exp", std::int64_t{0});
-    verified.claims = std::make_shared<const mcp::Json>(std::move(check->token->claims));
-    use(exchange, verified);
+    auto verified = std::make_shared<TransactionTokenCache::Token>();
+    verified->token = std::move(token);
+    verified->reuse_until = check->token->claims.value("exp", std::int64_t{0});
+    verified->claims = std::make_shared<const mcp::Json>(std::move(check->token->claims));
+    use(exchange, *verified);
     cache_->keep_verified(std::move(verified), now);
     co_return FilterStep::proceed();
   }
@@ -320,13 +336,13 @@ awaitable<FilterStep> TransactionFilter::resume(Exchange& exchange, ClientAsker&
         500, mcp::make_error_response(exchange.message->id(), mcp::error_code::internal_error,
                                       "the gateway could not sign a transaction token"));
   }
-  TransactionTokenCache::Token minted;
-  minted.token = std::move(issued->token);
-  minted.claims = std::make_shared<const mcp::Json>(std::move(issued->claims));
-  use(exchange, minted);
+  auto minted = std::make_shared<TransactionTokenCache::Token>();
+  minted->token = std::move(issued->token);
+  minted->claims = std::make_shared<const mcp::Json>(std::move(issued->claims));
+  use(exchange, *minted);
   if (!key_.empty()) {
     // Reused until a fifth of its lifetime is left: a call never carries an almost-expired token.
-    minted.reuse_until = now + options_.service->options().lifetime.count() * 4 / 5;
+    minted->reuse_until = now + options_.service->options().lifetime.count() * 4 / 5;
     cache_->keep_minted(std::move(key_), std::move(minted), now);
   }
   co_return FilterStep::proceed();
