@@ -78,7 +78,7 @@ usage: bench/run.sh [options]
                            (default: direct,membrane,nginx)
   --baseline-bin PATH      the Membrane binary of the baseline targets (another build)
   --rounds N               measure every target N times, interleaved; report medians (default: 1)
-  --sessions S             also time S seconds of `initialize` requests (each opens a new
+  --sessions S             also time S seconds of initialize requests (each opens a new
                            session), 1 connection, on direct and membrane: what a new session
                            costs through the gateway against what a tools/call hop costs
   --server-cpus LIST       CPUs (taskset list) for echo, Membrane, nginx and redis-server
