@@ -47,8 +47,9 @@ namespace {
 // Opening a sealed id costs an AES-GCM decryption and a JSON parse; a client sends the same id
 // on every request, so each worker keeps the ids it opened recently. Only successfully opened
 // ids are cached, keyed by the exact text and route, so the cache cannot change any answer.
-// The claims are shared with the requests that use them, not copied for each: they hold the
-// client's initialize parameters, a JSON tree of a dozen allocations.
+// The claims are shared with the requests that use them, not copied for each: besides their
+// strings they hold the client's capabilities and, for upstreams that replay `initialize` (stdio),
+// its whole parameters, JSON trees of several allocations each.
 struct UnsealedEntry {
   std::shared_ptr<const mcp::SessionClaims> claims;
   mcp::SessionTransport transport;
