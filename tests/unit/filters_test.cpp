@@ -437,6 +437,40 @@ TEST_CASE("per transaction, a session's requests share one token, minted once") 
   CHECK(other.txn.id() != first.txn.id());
 }
 
+TEST_CASE("a long session id names its transaction as a short one does, one token per session") {
+  gw::TransactionFilterOptions options;
+  options.service = token_service();
+  gw::TransactionFilterFactory factory(options);
+  const auto message = tool_call("lookup");
+  ScriptedClient nobody({});
+  // Long ids (a stdio session's carries the client's initialize parameters) are cached under
+  // their digest; the transaction id is the same digest either way.
+  std::string long_id(2000, 'a');
+  std::string other_long_id = long_id;
+  other_long_id.back() = 'b';
+
+  auto first = exchange_for(message, nullptr);
+  first.session_id = long_id;
+  auto filter = factory.make(first);
+  REQUIRE(filter->on_request(first).kind == Kind::pause);
+  CHECK(await(filter->resume(first, nobody)).kind == Kind::proceed);
+  CHECK(first.txn.id().starts_with("s-"));
+  CHECK(first.txn.id().size() < 40);
+
+  auto next = exchange_for(message, nullptr);
+  next.session_id = long_id;
+  CHECK(factory.make(next)->on_request(next).kind == Kind::proceed);
+  CHECK(next.txn.token == first.txn.token);
+
+  auto other = exchange_for(message, nullptr);
+  other.session_id = other_long_id;
+  auto other_filter = factory.make(other);
+  REQUIRE(other_filter->on_request(other).kind == Kind::pause);
+  CHECK(await(other_filter->resume(other, nobody)).kind == Kind::proceed);
+  CHECK(other.txn.id() != first.txn.id());
+  CHECK(other.txn.token != first.txn.token);
+}
+
 TEST_CASE("a declared transaction is checked and scoped to its caller") {
   gw::TransactionFilterOptions options;
   options.service = token_service();

@@ -123,6 +123,8 @@ bool valid_transaction_name(const mcp::Json& declared) {
 
 // Bounds what a transaction's cache key may hold of a call's context arguments.
 constexpr std::size_t max_cached_context_bytes = 1024;
+// Longer session ids are put in a cache key as their digest.
+constexpr std::size_t max_keyed_session_id_bytes = 512;
 
 class TransactionFilter final : public Filter {
  public:
@@ -279,10 +281,17 @@ FilterStep TransactionFilter::on_request(Exchange& exchange) {
     // A call of a transaction whose token is minted already builds no request to find it, and
     // allocates nothing: the key is written into a buffer the thread keeps.
     thread_local std::string key;
-    const std::string_view name =
+    std::string_view name =
         declared ? std::string_view(declared->get_ref<const std::string&>()) : exchange.session_id;
-    // Declared names and session ids are told apart in the key as they are in the id.
-    key.assign(declared ? "c" : "s");
+    // A long session id (a stdio session's carries the client's initialize parameters) is
+    // named by its digest instead, which keeps the cache's keys small.
+    std::string session_digest;
+    if (!declared && name.size() > max_keyed_session_id_bytes) {
+      session_digest = short_digest(name);
+      name = session_digest;
+    }
+    // Declared names, session ids and session digests are told apart in the key.
+    key.assign(declared ? "c" : session_digest.empty() ? "s" : "d");
     if (cache_key(exchange, name, key)) {
       if (auto known = cache_->minted(key, now_)) {
         use(exchange, *known);
@@ -291,9 +300,10 @@ FilterStep TransactionFilter::on_request(Exchange& exchange) {
       key_ = key;
     }
     // Scoped to the caller: another caller declaring the same name is another transaction.
-    txn = declared
-              ? "c-" + short_digest(std::string(subject_of(exchange)) + '\0' + std::string(name))
-              : "s-" + short_digest(exchange.session_id);
+    txn =
+        declared
+            ? "c-" + short_digest(std::string(subject_of(exchange)) + '\0' + std::string(name))
+            : "s-" + (session_digest.empty() ? short_digest(exchange.session_id) : session_digest);
   }
   request_ = describe(exchange, !txn.empty());
   request_.txn = std::move(txn);
