@@ -35,6 +35,23 @@ TEST_CASE("SSE events are decoded whatever the chunk boundaries") {
   }
 }
 
+TEST_CASE("lines ended by CR alone are split one by one, in a stream of many") {
+  std::string stream;
+  for (int i = 0; i < 2000; ++i)
+    stream += "data: " + std::to_string(i) + "\r";
+  stream += "\r";
+  for (std::size_t piece : {7, 4096, 1 << 20}) {
+    const auto events = decode_in_pieces(stream, piece);
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].data.starts_with("0\n1\n2\n"));
+    CHECK(events[0].data.ends_with("\n1998\n1999"));
+  }
+  membrane::http::SseEvent event;
+  event.data = std::string(3000, '\r');
+  const auto wire = membrane::http::format_sse_event(event);
+  CHECK(wire.size() == 3001 * std::string("data: \n").size() + 1);
+}
+
 TEST_CASE("a priming event (id, empty data) is kept so the client can resume") {
   const auto events = decode_in_pieces("id: abc\ndata: \n\n", 4);
   REQUIRE(events.size() == 1);
@@ -86,6 +103,16 @@ TEST_CASE(
   long_line[4000] = '\n';
   long_line.back() = '\r';
   CHECK(find_line_break(long_line) == 4000);
+
+  // Breaks on either side of the scan's block boundaries.
+  for (const std::size_t at : {255u, 256u, 257u, 511u, 512u, 1000u}) {
+    std::string text(1200, 'x');
+    text[at] = '\r';
+    CHECK(find_line_break(text) == at);
+    text[at] = '\n';
+    text[at + 100] = '\r';
+    CHECK(find_line_break(text) == at);
+  }
 
   CHECK(is_header_value(std::string(800, 'a')));
   CHECK(is_header_value(""));
