@@ -77,19 +77,6 @@ write_config() {  # PORT (the target is $TARGET)
   esac >"$RUNDIR/membrane-$TARGET.yaml"
 }
 
-CURL_MCP=(curl -sS --max-time 10 -H 'Content-Type: application/json'
-          -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2025-11-25')
-open_session() {  # URL: prints the session id
-  local url=$1 sid
-  sid=$("${CURL_MCP[@]}" -D - -o /dev/null --data-binary \
-          '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"membrane-allocs","version":"1.0.0"}}}' \
-          "$url" | awk '{ sub(/\r$/, "") } tolower($0) ~ /^mcp-session-id:/ { sub(/^[^:]*:[ \t]*/, ""); print; exit }')
-  [ -n "$sid" ] || die "initialize at $url gave no session"
-  "${CURL_MCP[@]}" -H "Mcp-Session-Id: $sid" -o /dev/null \
-    --data-binary '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url"
-  printf '%s' "$sid"
-}
-
 context_switches() {  # PID: voluntary and involuntary, all threads
   cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'
 }
@@ -115,7 +102,7 @@ for TARGET in "${WANTED[@]}"; do
     "$MEMBRANE_BIN" serve -c "$RUNDIR/membrane-$TARGET.yaml"
   pid=${PIDS[-1]}
   url="http://127.0.0.1:$LAUNCHED_PORT$url_path"
-  sid=$(open_session "$url")
+  sid=$(open_mcp_session "$url" membrane-allocs)
   export MCP_SESSION_ID=$sid
   wrk -t1 -c"$CONNECTIONS" -d1s -s "$BENCH/tools_call.lua" "$url" >/dev/null
   kill -USR2 "$pid"; sleep 0.2

@@ -132,6 +132,21 @@ launch_on_free_port() {
   die "no free port found for $name"
 }
 
+# open_mcp_session URL CLIENT_NAME: initialize (2025-11-25) and notifications/initialized at URL;
+# prints the session id. The drivers that call through one session (allocs.sh, profile.sh) use it.
+CURL_MCP=(curl -sS --max-time 10 -H 'Content-Type: application/json'
+          -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2025-11-25')
+open_mcp_session() {
+  local url=$1 client=$2 sid
+  sid=$("${CURL_MCP[@]}" -D - -o /dev/null --data-binary \
+          '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"'"$client"'","version":"1.0.0"}}}' \
+          "$url" | awk '{ sub(/\r$/, "") } tolower($0) ~ /^mcp-session-id:/ { sub(/^[^:]*:[ \t]*/, ""); print; exit }')
+  [ -n "$sid" ] || die "initialize at $url gave no session"
+  "${CURL_MCP[@]}" -H "Mcp-Session-Id: $sid" -o /dev/null \
+    --data-binary '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url"
+  printf '%s' "$sid"
+}
+
 # governed_config TARGET PORT ECHO_PORT WORKERS: prints a Membrane config for a governance target
 # of the benchmarks: the echo upstream, and what TARGET turns on: policy (the shipped ruleset),
 # audit (a log in RUNDIR), txn (transaction tokens; txn_call: a token per call), otlp (span

@@ -102,19 +102,6 @@ write_config() {  # PORT (the target is $TARGET)
   fi
 }
 
-CURL_MCP=(curl -sS --max-time 10 -H 'Content-Type: application/json'
-          -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2025-11-25')
-open_session() {  # URL: prints the session id
-  local url=$1 sid
-  sid=$("${CURL_MCP[@]}" -D - -o /dev/null --data-binary \
-          '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"membrane-profile","version":"1.0.0"}}}' \
-          "$url" | awk '{ sub(/\r$/, "") } tolower($0) ~ /^mcp-session-id:/ { sub(/^[^:]*:[ \t]*/, ""); print; exit }')
-  [ -n "$sid" ] || die "initialize at $url gave no session"
-  "${CURL_MCP[@]}" -H "Mcp-Session-Id: $sid" -o /dev/null \
-    --data-binary '{"jsonrpc":"2.0","method":"notifications/initialized"}' "$url"
-  printf '%s' "$sid"
-}
-
 threads_of() {  # PID: the process and its children, comma-separated (nginx's worker is a child)
   local pids=$1 child
   for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do pids="$pids,$child"; done
@@ -145,7 +132,7 @@ for TARGET in "${WANTED[@]}"; do
     url="http://127.0.0.1:$LAUNCHED_PORT/mcp/echo"
   fi
   pid=${PIDS[-1]}
-  MCP_SESSION_ID=$(open_session "$url")
+  MCP_SESSION_ID=$(open_mcp_session "$url" membrane-profile)
   export MCP_SESSION_ID
   "${CLIENT_PIN[@]}" wrk -t"$wrk_threads" -c"$CONNECTIONS" -d2s -s "$BENCH/tools_call.lua" "$url" >/dev/null
   perf record -F "$FREQUENCY" -g -p "$(threads_of "$pid")" -o "$RUNDIR/perf-$TARGET.data" \
