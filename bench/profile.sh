@@ -102,7 +102,7 @@ write_config() {  # PORT (the target is $TARGET)
   fi
 }
 
-threads_of() {  # PID: the process and its children, comma-separated (nginx's worker is a child)
+process_and_children() {  # PID: it and its children, comma-separated (nginx's worker is a child)
   local pids=$1 child
   for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do pids="$pids,$child"; done
   printf '%s' "$pids"
@@ -135,7 +135,7 @@ for TARGET in "${WANTED[@]}"; do
   MCP_SESSION_ID=$(open_mcp_session "$url" membrane-profile)
   export MCP_SESSION_ID
   "${CLIENT_PIN[@]}" wrk -t"$wrk_threads" -c"$CONNECTIONS" -d2s -s "$BENCH/tools_call.lua" "$url" >/dev/null
-  perf record -F "$FREQUENCY" -g -p "$(threads_of "$pid")" -o "$RUNDIR/perf-$TARGET.data" \
+  perf record -F "$FREQUENCY" -g -p "$(process_and_children "$pid")" -o "$RUNDIR/perf-$TARGET.data" \
     -- sleep "$((SECONDS_PER_TARGET + 1))" >"$RUNDIR/perf-$TARGET.log" 2>&1 &
   perf_pid=$!
   sleep 0.5
