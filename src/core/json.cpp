@@ -310,16 +310,10 @@ class Checker {
     return magnitude > 0;
   }
 
-  // The four hex digits of an escaped code unit, at at_: their value, or -1.
-  long hex4() {
-    if (at_ + 4 > text_.size()) return -1;
-    long value = 0;
-    for (std::size_t k = 0; k < 4; ++k) {
-      const int digit = ascii::hex_value(text_[at_ + k]);
-      if (digit < 0) return -1;
-      value = value * 16 + digit;
-    }
-    at_ += 4;
+  // The four hex digits of an escaped code unit, at at_: their value (read past), or -1.
+  int hex4() {
+    const int value = ascii::hex4_value(text_, at_);
+    if (value >= 0) at_ += 4;
     return value;
   }
 
@@ -337,13 +331,13 @@ class Checker {
       case 't':
         return true;
       case 'u': {
-        const long unit = hex4();
+        const int unit = hex4();
         if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF)) return false;
         if (unit < 0xD800 || unit > 0xDBFF) return true;
         // A high surrogate stands only with a low one after it.
         if (text_.substr(at_, 2) != "\\u") return false;
         at_ += 2;
-        const long low = hex4();
+        const int low = hex4();
         return low >= 0xDC00 && low <= 0xDFFF;
       }
       default:

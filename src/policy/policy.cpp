@@ -319,18 +319,6 @@ void append_utf8(std::string& out, std::uint32_t code_point) {
   }
 }
 
-// Four hex digits at `at`, or -1.
-int hex4(std::string_view text, std::size_t at) {
-  if (at + 4 > text.size()) return -1;
-  int value = 0;
-  for (std::size_t i = at; i < at + 4; ++i) {
-    const int digit = ascii::hex_value(text[i]);
-    if (digit < 0) return -1;
-    value = value * 16 + digit;
-  }
-  return value;
-}
-
 // Decodes the JSON string whose opening quote is at `at` into `out` (as the parser would give
 // it); returns the position past its closing quote, or npos when it is not a well-formed string.
 std::size_t decode_json_string(std::string_view text, std::size_t at, std::string& out) {
@@ -369,14 +357,14 @@ std::size_t decode_json_string(std::string_view text, std::size_t at, std::strin
         out.push_back('\t');
         break;
       case 'u': {
-        int unit = hex4(text, at + 1);
+        int unit = ascii::hex4_value(text, at + 1);
         if (unit < 0) return std::string_view::npos;
         at += 4;
         std::uint32_t code_point = static_cast<std::uint32_t>(unit);
         if (unit >= 0xD800 && unit <= 0xDBFF) {
           // A surrogate pair, as the parser joins it.
           const int low = at + 2 < text.size() && text[at + 1] == '\\' && text[at + 2] == 'u'
-                              ? hex4(text, at + 3)
+                              ? ascii::hex4_value(text, at + 3)
                               : -1;
           if (low < 0xDC00 || low > 0xDFFF) return std::string_view::npos;
           at += 6;

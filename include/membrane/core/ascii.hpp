@@ -23,6 +23,19 @@ inline int hex_value(char c) {
   return -1;
 }
 
+// The value of the four hexadecimal digits at `at` in `text` (a JSON \u escape's code unit), or
+// -1 when there are not four there.
+inline int hex4_value(std::string_view text, std::size_t at) {
+  if (at > text.size() || text.size() - at < 4) return -1;
+  int value = 0;
+  for (std::size_t i = at; i < at + 4; ++i) {
+    const int digit = hex_value(text[i]);
+    if (digit < 0) return -1;
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
 // An HTTP token (RFC 9110 §5.6.2), what a header name is made of: not empty, letters, digits and
 // !#$%&'*+-.^_`|~ only.
 inline bool is_http_token(std::string_view text) {
