@@ -88,20 +88,44 @@ bool is_chain_key(std::string_view key) {
   return key == "seq" || key == "prev" || key == "hash";
 }
 
-void append_json(std::string& out, const Json& value) {
+// Writes the scalar `value`; false (and nothing written) for an array, an object or a float.
+bool append_scalar(std::string& out, const Json& value) {
   switch (value.type()) {
     case Json::value_t::string:
       json::append_string(out, value.get_ref<const std::string&>());
-      break;
+      return true;
     case Json::value_t::number_integer:
       append_number(out, value.get<std::int64_t>());
-      break;
+      return true;
     case Json::value_t::number_unsigned:
       append_number(out, value.get<std::uint64_t>());
-      break;
+      return true;
+    case Json::value_t::boolean:
+      out += value.get<bool>() ? "true" : "false";
+      return true;
+    case Json::value_t::null:
+      out += "null";
+      return true;
     default:
-      out += value.dump(-1, ' ', false, Json::error_handler_t::replace);
+      return false;
   }
+}
+
+// Scalars and arrays of them (the rules a decision names) are written in place; anything deeper
+// goes through dump().
+void append_json(std::string& out, const Json& value) {
+  if (append_scalar(out, value)) return;
+  if (value.is_array()) {
+    out.push_back('[');
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      if (!append_scalar(out, value[i]))
+        out += value[i].dump(-1, ' ', false, Json::error_handler_t::replace);
+    }
+    out.push_back(']');
+    return;
+  }
+  out += value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 void append_member_key(std::string& out, std::string_view key) {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 
 #include "membrane/core/ascii.hpp"
 
@@ -125,18 +126,51 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
   return length;
 }
 
-// True when every multi-byte sequence of `text` is well-formed UTF-8 (what dump() accepts as is).
-bool valid_utf8(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
-    if (static_cast<unsigned char>(text[i]) < 0x80) {
-      ++i;
-      continue;
-    }
-    const std::size_t length = utf8_sequence_length(text, i);
-    if (length == 0) return false;
-    i += length;
+constexpr std::uint64_t every_byte(unsigned char byte) {
+  return 0x0101010101010101ULL * byte;
+}
+
+// Nonzero when a byte of `word` is one a JSON string cannot hold as it is (a control character
+// below 0x20, a quote, a backslash) or starts a UTF-8 sequence to check (0x80 and above). Eight
+// bytes at a time: most strings a gateway writes (ids, names, times, hashes) have none of these.
+constexpr std::uint64_t needs_a_look(std::uint64_t word) {
+  const auto some_byte_zero = [](std::uint64_t x) {
+    return (x - every_byte(1)) & ~x & every_byte(0x80);
+  };
+  const std::uint64_t below_space = (word - every_byte(0x20)) & ~word & every_byte(0x80);
+  return below_space | some_byte_zero(word ^ every_byte('"')) |
+         some_byte_zero(word ^ every_byte('\\')) | (word & every_byte(0x80));
+}
+
+void append_escape(std::string& out, unsigned char c) {
+  static constexpr char hex[] = "0123456789abcdef";
+  switch (c) {
+    case '"':
+      out += "\\\"";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '\b':
+      out += "\\b";
+      break;
+    case '\f':
+      out += "\\f";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    case '\r':
+      out += "\\r";
+      break;
+    case '\t':
+      out += "\\t";
+      break;
+    default:
+      out += "\\u00";
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
   }
-  return true;
 }
 
 // One pass over a JSON text that builds nothing: the grammar of RFC 8259 as nlohmann's parser
@@ -384,48 +418,42 @@ ParseError check(std::string_view text, std::size_t limit) {
 }
 
 void append_string(std::string& out, std::string_view text) {
-  if (!valid_utf8(text)) {
-    out += Json(std::string(text)).dump(-1, ' ', false, Json::error_handler_t::replace);
-    return;
-  }
-  static constexpr char hex[] = "0123456789abcdef";
-  const auto needs_escape = [](char c) {
-    return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
-  };
+  const std::size_t written_before = out.size();
   out.push_back('"');
   std::size_t plain_from = 0;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (!needs_escape(c)) continue;
-    // Plain characters go in one append: most strings have nothing to escape.
-    out.append(text.data() + plain_from, i - plain_from);
-    plain_from = i + 1;
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        out += "\\u00";
-        out.push_back(hex[static_cast<unsigned char>(c) >> 4]);
-        out.push_back(hex[static_cast<unsigned char>(c) & 15]);
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text.size() - i >= sizeof(std::uint64_t)) {
+      std::uint64_t word;
+      std::memcpy(&word, text.data() + i, sizeof word);
+      if (!needs_a_look(word)) {
+        i += sizeof word;
+        continue;
+      }
+    }
+    // Byte by byte to the end of this word (a UTF-8 sequence may run past it).
+    const std::size_t word_end = std::min(text.size(), i + sizeof(std::uint64_t));
+    while (i < word_end) {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if (c >= 0x80) {
+        const std::size_t length = utf8_sequence_length(text, i);
+        if (length == 0) {
+          // Not UTF-8: written as dump() writes it, each bad byte replaced by U+FFFD.
+          out.resize(written_before);
+          out += Json(std::string(text)).dump(-1, ' ', false, Json::error_handler_t::replace);
+          return;
+        }
+        i += length;
+        continue;
+      }
+      if (c >= 0x20 && c != '"' && c != '\\') {
+        ++i;
+        continue;
+      }
+      // Plain characters go in one append.
+      out.append(text.data() + plain_from, i - plain_from);
+      append_escape(out, c);
+      plain_from = ++i;
     }
   }
   out.append(text.data() + plain_from, text.size() - plain_from);

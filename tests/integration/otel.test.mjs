@@ -74,6 +74,9 @@ describe('spans', () => {
       assert.match(span.startTimeUnixNano, /^\d{19}$/);
       assert.match(span.endTimeUnixNano, /^\d{19}$/);
       assert.ok(BigInt(span.endTimeUnixNano) >= BigInt(span.startTimeUnixNano));
+      // Wall-clock time (the gateway times exchanges on a steady clock and converts).
+      const startMs = Number(BigInt(span.startTimeUnixNano) / 1_000_000n);
+      assert.ok(Math.abs(startMs - Date.now()) < 10 * 60_000, `start ${span.startTimeUnixNano}`);
       for (const { key, value } of span.attributes) {
         assert.equal(typeof key, 'string');
         assert.equal(Object.keys(value).length, 1);
@@ -95,6 +98,8 @@ describe('spans', () => {
     assert.deepEqual(a['membrane.upstream'], { stringValue: 'rec' });
     assert.deepEqual(a['network.transport'], { stringValue: 'tcp' });
     assert.ok(a['jsonrpc.request.id'] && a['mcp.session.id'] && a['mcp.protocol.version']);
+    // The SDK numbers its requests: the id is written in decimal.
+    assert.match(a['jsonrpc.request.id'].stringValue, /^[0-9]+$/);
   });
 
   test('a CLIENT span for the upstream hop, whose id the upstream received in traceparent and _meta', () => {

@@ -285,6 +285,10 @@ TEST_CASE("a submitted record's fields are written sorted by key, each as its JS
                       {"latency_us", std::int64_t{-3}},
                       {"count", std::uint64_t{18446744073709551615ULL}},
                       {"rules", Json::array({"a", "b"})},
+                      {"mixed", Json::parse(R"([null,true,1,-2,1.5,"x\u0001",{"k":[1]},[]])")},
+                      {"flag", Json(false)},
+                      {"none", Json(nullptr)},
+                      {"arguments", Json::parse(R"({"b":[1,{"c":null}],"a":"\u00e9"})")},
                       {"request_id", Json("abc")},
                       {"time", "2026-01-01T00:00:00.000Z"}};
     pending.session_id = "m1.some-session";
@@ -296,7 +300,9 @@ TEST_CASE("a submitted record's fields are written sorted by key, each as its JS
   std::string line;
   REQUIRE(std::getline(in, line));
   // The members after the chain's: sorted, the time given kept, the session's digest added.
-  CHECK(line.find(R"("count":18446744073709551615,"latency_us":-3,"ok":true,)"
+  CHECK(line.find(R"("arguments":{"a":"é","b":[1,{"c":null}]},)"
+                  R"("count":18446744073709551615,"flag":false,"latency_us":-3,)"
+                  R"("mixed":[null,true,1,-2,1.5,"x\u0001",{"k":[1]},[]],"none":null,"ok":true,)"
                   R"("request_id":"abc","rules":["a","b"],"session":")") != std::string::npos);
   CHECK(line.find(R"("time":"2026-01-01T00:00:00.000Z","tool":"read \"quoted\"\n","zeta":null,)"
                   R"("hash":")") != std::string::npos);

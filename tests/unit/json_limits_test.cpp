@@ -208,3 +208,34 @@ TEST_CASE("append_string writes what dump() writes, invalid UTF-8 included") {
                                                  nlohmann::json::error_handler_t::replace));
   }
 }
+
+TEST_CASE("append_string finds what needs escaping at every offset of its eight-byte words") {
+  // Each piece at each offset of texts of every length up to 20, so that it falls at the start,
+  // middle and end of a word, across two words, and in the tail shorter than a word.
+  // Characters to escape, characters that stay as they are, UTF-8 of two, three and four bytes,
+  // and byte sequences that are not UTF-8.
+  std::vector<std::string> pieces = {"\"", "\\", "\n", "\x01", "\x1f", "\x7f", " ", "~"};
+  pieces.push_back(std::string(1, '\0'));
+  for (const char* utf8 : {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"})
+    pieces.push_back(utf8);
+  for (const char* not_utf8 :
+       {"\xff", "\x80", "\xc0\xaf", "\xed\xa0\x80", "\xe2\x82", "\xf4\x90\x80\x80"})
+    pieces.push_back(not_utf8);
+  const std::string filler = "abcdefghijklmnopqrstuvwxyz";
+  for (const auto& piece : pieces) {
+    for (std::size_t length = 0; length <= 20; ++length) {
+      for (std::size_t at = 0; at <= length; ++at) {
+        std::string text = filler.substr(0, at);
+        text += piece;
+        text.append(filler, at, length - at);
+        INFO("piece " << nlohmann::json(piece).dump(-1, ' ', true,
+                                                    nlohmann::json::error_handler_t::replace)
+                      << " at " << at << " of " << length);
+        std::string out = "prefix";
+        membrane::json::append_string(out, text);
+        CHECK(out == "prefix" + nlohmann::json(text).dump(
+                                    -1, ' ', false, nlohmann::json::error_handler_t::replace));
+      }
+    }
+  }
+}

@@ -36,6 +36,7 @@ TEST_CASE("spans encode as OTLP JSON") {
   span.end_unix_nano = span.start_unix_nano + 5;
   span.attributes = {{"s", std::string("x")},
                      {"i", std::int64_t{42}},
+                     {"n", std::int64_t{-7}},
                      {"b", true},
                      {"a", std::vector<std::string>{"r1"}}};
   span.error = true;
@@ -44,9 +45,11 @@ TEST_CASE("spans encode as OTLP JSON") {
   const auto& encoded = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
   CHECK(encoded["kind"] == 2);
   CHECK(encoded["startTimeUnixNano"] == "1790000000000000000");
+  CHECK(encoded["endTimeUnixNano"] == "1790000000000000005");
   CHECK(encoded["attributes"][1]["value"]["intValue"] == "42");
-  CHECK(encoded["attributes"][2]["value"]["boolValue"] == true);
-  CHECK(encoded["attributes"][3]["value"]["arrayValue"]["values"][0]["stringValue"] == "r1");
+  CHECK(encoded["attributes"][2]["value"]["intValue"] == "-7");
+  CHECK(encoded["attributes"][3]["value"]["boolValue"] == true);
+  CHECK(encoded["attributes"][4]["value"]["arrayValue"]["values"][0]["stringValue"] == "r1");
   CHECK(encoded["status"]["code"] == 2);
   CHECK_FALSE(encoded.contains("parentSpanId"));
   CHECK(document["resourceSpans"][0]["resource"]["attributes"][0]["key"] == "service.name");

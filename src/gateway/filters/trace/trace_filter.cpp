@@ -1,5 +1,7 @@
 #include "gateway/filters/trace/trace_filter.hpp"
 
+#include <charconv>
+
 #include "gateway/responses.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/sha256.hpp"
@@ -7,17 +9,33 @@
 namespace membrane::gateway {
 namespace {
 
-std::uint64_t unix_nanos(Clock::time_point when) {
-  // Exchanges are timed on the steady clock; spans need wall-clock time.
-  const auto wall = std::chrono::system_clock::now() - (Clock::now() - when);
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(wall.time_since_epoch()).count());
-}
+// Exchanges are timed on the steady clock; spans need wall-clock time. One reading of both clocks
+// per exchange converts all its times.
+class WallClock {
+ public:
+  WallClock()
+      : steady_now_(Clock::now()),
+        wall_now_(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count()) {}
+
+  Clock::time_point steady_now() const { return steady_now_; }
+
+  std::uint64_t unix_nanos(Clock::time_point when) const {
+    const auto before_now =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(steady_now_ - when).count();
+    return static_cast<std::uint64_t>(wall_now_ - before_now);
+  }
+
+ private:
+  Clock::time_point steady_now_;
+  std::int64_t wall_now_;
+};
 
 // One span of this exchange's trace.
 telemetry::Span make_span(const TraceFact& trace, std::string span_id, std::string parent,
-                          std::string name, telemetry::SpanKind kind, Clock::time_point start,
-                          Clock::time_point end) {
+                          std::string name, telemetry::SpanKind kind, const WallClock& clock,
+                          Clock::time_point start) {
   telemetry::Span span;
   span.trace_id = trace.trace_id;
   span.span_id = std::move(span_id);
@@ -25,9 +43,20 @@ telemetry::Span make_span(const TraceFact& trace, std::string span_id, std::stri
   span.trace_state = trace.trace_state;
   span.name = std::move(name);
   span.kind = kind;
-  span.start_unix_nano = unix_nanos(start);
-  span.end_unix_nano = unix_nanos(end);
+  span.start_unix_nano = clock.unix_nanos(start);
+  span.end_unix_nano = clock.unix_nanos(clock.steady_now());
   return span;
+}
+
+// A JSON-RPC id as text: a string as it is, a number in decimal (most clients count).
+std::string request_id_text(const mcp::Json& id) {
+  if (id.is_string()) return id.get<std::string>();
+  char digits[24];
+  if (id.is_number_unsigned())
+    return {digits, std::to_chars(digits, digits + sizeof digits, id.get<std::uint64_t>()).ptr};
+  if (id.is_number_integer())
+    return {digits, std::to_chars(digits, digits + sizeof digits, id.get<std::int64_t>()).ptr};
+  return id.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
 }
 
 std::string span_name(const mcp::Message& message) {
@@ -103,12 +132,12 @@ void TraceFilter::on_complete(const Exchange& exchange) {
   const mcp::Message* message = exchange.message;
   const auto& trace = exchange.trace;
   if (trace.trace_id.empty() || !trace.sampled) return;
-  const auto now = Clock::now();
+  const WallClock clock;
   const std::string name = span_name(*message);
   const std::string method(message->method());
 
   telemetry::Span server = make_span(trace, trace.server_span_id, trace.parent_span_id, name,
-                                     telemetry::SpanKind::server, exchange.started, now);
+                                     telemetry::SpanKind::server, clock, exchange.started);
   auto& attributes = server.attributes;
   // Room for the usual set; 16 pairs stay within the allocator's per-thread cache.
   attributes.reserve(16);
@@ -121,7 +150,7 @@ void TraceFilter::on_complete(const Exchange& exchange) {
     attributes.emplace_back("membrane.upstream.protocol.version",
                             exchange.upstream_protocol_version);
   const mcp::Json& id = message->id();
-  attributes.emplace_back("jsonrpc.request.id", id.is_string() ? id.get<std::string>() : id.dump());
+  attributes.emplace_back("jsonrpc.request.id", request_id_text(id));
   attributes.emplace_back("network.transport", std::string("tcp"));
   attributes.emplace_back("network.protocol.name", std::string("http"));
   if (!exchange.client_address.empty())
@@ -175,7 +204,7 @@ void TraceFilter::on_complete(const Exchange& exchange) {
 
   if (exchange.forwarded_at != Clock::time_point{}) {
     telemetry::Span client = make_span(trace, trace.client_span_id, trace.server_span_id, name,
-                                       telemetry::SpanKind::client, exchange.forwarded_at, now);
+                                       telemetry::SpanKind::client, clock, exchange.forwarded_at);
     client.attributes.reserve(8);
     client.attributes.emplace_back("mcp.method.name", method);
     client.attributes.emplace_back("membrane.upstream", exchange.upstream);
