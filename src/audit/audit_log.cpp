@@ -380,7 +380,7 @@ void AuditLog::writer_loop() {
       };
       if (!has("time")) fields.emplace_back("time", utc_time(pending.time));
       if (!pending.session_id.empty())
-        fields.emplace_back("session", sha256_hex(pending.session_id, 8));
+        fields.emplace_back("session", core::session_digest(pending.session_id));
       if (!pending.arguments.is_null()) {
         fields.emplace_back("args_sha256", sha256_hex(pending.arguments.dump(
                                                -1, ' ', false, Json::error_handler_t::replace)));

@@ -3,6 +3,8 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 
@@ -52,6 +54,27 @@ std::string sha256_hex(std::string_view text, std::size_t bytes) {
   std::string hex;
   sha256_hex_into(hex, text, bytes);
   return hex;
+}
+
+std::string session_digest(std::string_view session_id) {
+  constexpr std::size_t digest_bytes = 8;
+  // Longer ids are hashed each time: the memo's memory stays small and fixed.
+  constexpr std::size_t longest_remembered = 1024;
+  struct Remembered {
+    bool valid = false;
+    std::string session_id;
+    std::string digest;
+  };
+  thread_local std::array<Remembered, 16> memo;
+  if (session_id.size() > longest_remembered) return sha256_hex(session_id, digest_bytes);
+  auto& slot = memo[std::hash<std::string_view>{}(session_id) % memo.size()];
+  if (!slot.valid || slot.session_id != session_id) {
+    slot.valid = false;  // until both halves are this session's
+    sha256_hex_into(slot.digest, session_id, digest_bytes);
+    slot.session_id.assign(session_id);
+    slot.valid = true;
+  }
+  return slot.digest;
 }
 
 }  // namespace membrane::core

@@ -21,3 +21,24 @@ TEST_CASE("sha256 gives the FIPS 180-2 digests, on any thread, call after call")
   std::thread([&elsewhere] { elsewhere = sha256_hex("abc"); }).join();
   CHECK(elsewhere == abc);
 }
+
+TEST_CASE("a session's digest is the first 8 bytes of its SHA-256, remembered or not") {
+  using membrane::core::session_digest;
+  // More sessions than the memo has places, twice over, so that places are reused; an id too long
+  // to be remembered; and ids that differ only in their last byte.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i)
+    ids.push_back("m1.session-" + std::to_string(i));
+  ids.push_back(std::string(5000, 's'));
+  ids.push_back(std::string(1024, 'a'));
+  std::string last_byte_differs(1024, 'a');
+  last_byte_differs.back() = 'b';
+  ids.push_back(last_byte_differs);
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& id : ids) {
+      INFO(id.substr(0, 20) << " (" << id.size() << " bytes), round " << round);
+      CHECK(session_digest(id) == sha256_hex(id, 8));
+    }
+  }
+  CHECK(session_digest("m1.session-1") != session_digest("m1.session-2"));
+}

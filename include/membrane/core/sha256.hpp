@@ -19,4 +19,9 @@ std::string sha256_hex(std::string_view text, std::size_t bytes = 32);
 // The same into `hex`, whose buffer a caller hashing in a loop reuses.
 void sha256_hex_into(std::string& hex, std::string_view text, std::size_t bytes = 32);
 
+// sha256_hex(session_id, 8), the name of a session in spans and audit records, remembered per
+// thread for the last few sessions: a session's calls come in runs, and each call would otherwise
+// hash its id (hundreds of bytes when sealed) once for its span and once for its record.
+std::string session_digest(std::string_view session_id);
+
 }  // namespace membrane::core

@@ -143,7 +143,7 @@ void TraceFilter::on_complete(const Exchange& exchange) {
   attributes.reserve(16);
   attributes.emplace_back("mcp.method.name", method);
   if (!exchange.session_id.empty())
-    attributes.emplace_back("mcp.session.id", core::sha256_hex(exchange.session_id, 8));
+    attributes.emplace_back("mcp.session.id", core::session_digest(exchange.session_id));
   if (!exchange.protocol_version.empty())
     attributes.emplace_back("mcp.protocol.version", exchange.protocol_version);
   if (!exchange.upstream_protocol_version.empty())
