@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "membrane/core/ascii.hpp"
@@ -71,27 +73,6 @@ std::string Parsed::reason() const {
       break;
   }
   return "not valid JSON";
-}
-
-Parsed parse(std::string_view text, std::size_t limit) {
-  Parsed parsed;
-  parsed.limit = limit;
-  if (nesting_depth(text, limit) > limit) {
-    parsed.value = Json(Json::value_t::discarded);
-    parsed.error = ParseError::too_deep;
-    return parsed;
-  }
-  // nlohmann's parser takes a NUL byte for the end of the input, so "{...}\0<anything>" would
-  // parse as the object alone; the text passed on would then hold bytes nobody judged. A NUL is
-  // never part of JSON text (inside strings it must be escaped).
-  if (text.find('\0') != std::string_view::npos) {
-    parsed.value = Json(Json::value_t::discarded);
-    parsed.error = ParseError::not_json;
-    return parsed;
-  }
-  parsed.value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (parsed.value.is_discarded()) parsed.error = ParseError::not_json;
-  return parsed;
 }
 
 namespace {
@@ -411,10 +392,314 @@ class Checker {
   ParseError failure_ = ParseError::not_json;
 };
 
+// Reads a JSON text into a tree in one pass, accepting exactly what the Checker accepts (the
+// grammar as nlohmann's parser reads it) and building what nlohmann's parser builds: a
+// non-negative integer is unsigned, a negative one signed, one out of their range or with a
+// fraction or exponent a double (refused when not finite); a member named twice keeps its last
+// value. nlohmann's lexer copies every character into a token buffer and builds through a SAX
+// stack; this writes strings and containers where they go. Recursion is one level per container,
+// bounded by the depth limit (at most max_configurable_depth).
+class Builder {
+ public:
+  Builder(std::string_view text, std::size_t limit)
+      : text_(text), limit_(std::min(limit, max_configurable_depth)) {}
+
+  ParseError run(Json& document) {
+    if (text_.substr(0, 3) == "\xEF\xBB\xBF") at_ = 3;
+    skip_space();
+    if (!value(document, 0)) return failure_;
+    skip_space();
+    return at_ == text_.size() ? ParseError::none : ParseError::not_json;
+  }
+
+ private:
+  void skip_space() {
+    while (at_ < text_.size()) {
+      const char c = text_[at_];
+      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return;
+      ++at_;
+    }
+  }
+
+  bool at(char c) const { return at_ < text_.size() && text_[at_] == c; }
+
+  // `depth`: the containers open around this value.
+  bool value(Json& out, std::size_t depth) {
+    failure_ = ParseError::not_json;
+    if (at_ == text_.size()) return false;
+    switch (text_[at_]) {
+      case '{':
+        return object(out, depth + 1);
+      case '[':
+        return array(out, depth + 1);
+      case '"': {
+        std::string text;
+        if (!string(text)) return false;
+        out = std::move(text);
+        return true;
+      }
+      case 't':
+        out = true;
+        return literal("true");
+      case 'f':
+        out = false;
+        return literal("false");
+      case 'n':
+        out = nullptr;
+        return literal("null");
+      default:
+        return number(out);
+    }
+  }
+
+  bool deeper_than_allowed(std::size_t depth) {
+    if (depth <= limit_) return false;
+    failure_ = ParseError::too_deep;
+    return true;
+  }
+
+  bool object(Json& out, std::size_t depth) {
+    if (deeper_than_allowed(depth)) return false;
+    ++at_;
+    out = Json::object();
+    auto& members = out.get_ref<Json::object_t&>();
+    skip_space();
+    if (at('}')) {
+      ++at_;
+      return true;
+    }
+    std::string name;
+    for (;;) {
+      name.clear();
+      if (!at('"') || !string(name)) return false;
+      skip_space();
+      if (!at(':')) return false;
+      ++at_;
+      skip_space();
+      // A name seen before: its value is replaced, as nlohmann's parser does.
+      if (!value(members[name], depth)) return false;
+      skip_space();
+      if (at(',')) {
+        ++at_;
+        skip_space();
+        continue;
+      }
+      if (!at('}')) return false;
+      ++at_;
+      return true;
+    }
+  }
+
+  bool array(Json& out, std::size_t depth) {
+    if (deeper_than_allowed(depth)) return false;
+    ++at_;
+    out = Json::array();
+    auto& items = out.get_ref<Json::array_t&>();
+    skip_space();
+    if (at(']')) {
+      ++at_;
+      return true;
+    }
+    for (;;) {
+      if (!value(items.emplace_back(), depth)) return false;
+      skip_space();
+      if (at(',')) {
+        ++at_;
+        skip_space();
+        continue;
+      }
+      if (!at(']')) return false;
+      ++at_;
+      return true;
+    }
+  }
+
+  bool literal(std::string_view word) {
+    if (text_.substr(at_, word.size()) != word) return false;
+    at_ += word.size();
+    return true;
+  }
+
+  bool digits() {
+    const std::size_t from = at_;
+    while (at_ < text_.size() && text_[at_] >= '0' && text_[at_] <= '9')
+      ++at_;
+    return at_ > from;
+  }
+
+  bool number(Json& out) {
+    const std::size_t from = at_;
+    const bool negative = text_[at_] == '-';
+    if (negative) ++at_;
+    if (at_ == text_.size()) return false;
+    if (text_[at_] == '0') {
+      ++at_;
+    } else if (!digits()) {
+      return false;
+    }
+    bool integer = true;
+    if (at('.')) {
+      integer = false;
+      ++at_;
+      if (!digits()) return false;
+    }
+    if (at('e') || at('E')) {
+      integer = false;
+      ++at_;
+      if (at('+') || at('-')) ++at_;
+      if (!digits()) return false;
+    }
+    const char* first = text_.data() + from;
+    const char* last = text_.data() + at_;
+    if (integer && negative) {
+      std::int64_t signed_value = 0;
+      if (std::from_chars(first, last, signed_value).ec == std::errc()) {
+        out = signed_value;
+        return true;
+      }
+    } else if (integer) {
+      std::uint64_t unsigned_value = 0;
+      if (std::from_chars(first, last, unsigned_value).ec == std::errc()) {
+        out = unsigned_value;
+        return true;
+      }
+    }
+    // What nlohmann's parser does with the token: strtod (in the "C" locale the gateway runs in),
+    // an underflow taken as what strtod gives, a result that is not finite refused.
+    const std::string token(first, last);
+    const double real = std::strtod(token.c_str(), nullptr);
+    if (!std::isfinite(real)) return false;
+    out = real;
+    return true;
+  }
+
+  // The code unit of four hex digits at at_ (read past), or -1.
+  int hex4() {
+    const int unit = ascii::hex4_value(text_, at_);
+    if (unit >= 0) at_ += 4;
+    return unit;
+  }
+
+  static void append_utf8(std::string& out, std::uint32_t code_point) {
+    if (code_point < 0x80) {
+      out.push_back(static_cast<char>(code_point));
+    } else if (code_point < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (code_point >> 6)));
+      out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+    } else if (code_point < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (code_point >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (code_point >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+    }
+  }
+
+  bool escape(std::string& out) {
+    if (at_ == text_.size()) return false;
+    switch (text_[at_++]) {
+      case '"':
+        out.push_back('"');
+        return true;
+      case '\\':
+        out.push_back('\\');
+        return true;
+      case '/':
+        out.push_back('/');
+        return true;
+      case 'b':
+        out.push_back('\b');
+        return true;
+      case 'f':
+        out.push_back('\f');
+        return true;
+      case 'n':
+        out.push_back('\n');
+        return true;
+      case 'r':
+        out.push_back('\r');
+        return true;
+      case 't':
+        out.push_back('\t');
+        return true;
+      case 'u': {
+        const int unit = hex4();
+        if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF)) return false;
+        if (unit < 0xD800 || unit > 0xDBFF) {
+          append_utf8(out, static_cast<std::uint32_t>(unit));
+          return true;
+        }
+        // A high surrogate stands only with a low one after it.
+        if (text_.substr(at_, 2) != "\\u") return false;
+        at_ += 2;
+        const int low = hex4();
+        if (low < 0xDC00 || low > 0xDFFF) return false;
+        append_utf8(out, 0x10000 + ((static_cast<std::uint32_t>(unit) - 0xD800) << 10) +
+                             (static_cast<std::uint32_t>(low) - 0xDC00));
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  // The string at at_ (its opening quote), appended to `out` decoded.
+  bool string(std::string& out) {
+    ++at_;
+    std::size_t plain_from = at_;
+    while (at_ < text_.size()) {
+      const auto c = static_cast<unsigned char>(text_[at_]);
+      if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+        ++at_;
+        continue;
+      }
+      // Characters that stand for themselves go in one append.
+      out.append(text_.data() + plain_from, at_ - plain_from);
+      if (c == '"') {
+        ++at_;
+        return true;
+      }
+      if (c == '\\') {
+        ++at_;
+        if (!escape(out)) return false;
+      } else if (c < 0x20) {
+        return false;
+      } else {
+        const std::size_t length = utf8_sequence_length(text_, at_);
+        if (length == 0) return false;
+        out.append(text_.data() + at_, length);
+        at_ += length;
+      }
+      plain_from = at_;
+    }
+    return false;
+  }
+
+  std::string_view text_;
+  std::size_t limit_;
+  std::size_t at_ = 0;
+  ParseError failure_ = ParseError::not_json;
+};
+
 }  // namespace
 
 ParseError check(std::string_view text, std::size_t limit) {
   return Checker(text, limit).run();
+}
+
+Parsed parse(std::string_view text, std::size_t limit) {
+  Parsed parsed;
+  parsed.limit = limit;
+  parsed.error = Builder(text, limit).run(parsed.value);
+  // Text that is malformed and also nests too deep is refused for its depth, wherever the
+  // malformation is: the answer does not depend on which one a reader meets first.
+  if (parsed.error == ParseError::not_json && nesting_depth(text, limit) > limit)
+    parsed.error = ParseError::too_deep;
+  if (!parsed.ok()) parsed.value = Json(Json::value_t::discarded);
+  return parsed;
 }
 
 void append_string(std::string& out, std::string_view text) {

@@ -6,7 +6,9 @@
 // kind its fields say: never a request method without an id, never a judged method without the
 // target it is judged by. The trace context spliced into a request's text (mcp::splice_meta)
 // means what inserting it into the parsed message would. The one-pass check of relayed text
-// (json::check) accepts exactly what the gateway's reader (json::parse) accepts.
+// (json::check) accepts exactly what the gateway's reader (json::parse) accepts, and the reader
+// builds the tree nlohmann's parser builds.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -30,6 +32,28 @@ void look_at(const Message& message) {
   (void)message.body().dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+// The same values of the same types all the way down (nlohmann's == takes 1 and 1.0 as equal).
+// Both trees are at most 64 deep: the recursion is bounded.
+bool same_tree(const Json& a, const Json& b) {
+  if (a.type() != b.type()) return false;
+  if (a.is_number_float())
+    return a.get<double>() == b.get<double>() &&
+           std::signbit(a.get<double>()) == std::signbit(b.get<double>());
+  if (a.is_object()) {
+    if (a.size() != b.size()) return false;
+    for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j)
+      if (i.key() != j.key() || !same_tree(i.value(), j.value())) return false;
+    return true;
+  }
+  if (a.is_array()) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (!same_tree(a[i], b[i])) return false;
+    return true;
+  }
+  return a == b;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -42,6 +66,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // Text both malformed and too deep may get either answer: whichever the check met first.
     if ((checked == membrane::json::ParseError::none) != parses) __builtin_trap();
     if (checked == membrane::json::ParseError::too_deep && !too_deep) __builtin_trap();
+  }
+  // The gateway's reader builds what nlohmann's parser builds (nlohmann's parser takes a NUL byte
+  // for the end of the text, so text with one is left out).
+  if (text.find('\0') == std::string_view::npos) {
+    const auto ours = membrane::json::parse(text, 64);
+    const auto theirs = membrane::json::Json::parse(text, nullptr, /*allow_exceptions=*/false);
+    // Deeper than 64 levels, nlohmann's parser reads what the gateway refuses.
+    const bool same_verdict = theirs.is_discarded()
+                                  ? !ours.ok()
+                                  : ours.ok() || ours.error == membrane::json::ParseError::too_deep;
+    if (!same_verdict) __builtin_trap();
+    if (ours.ok() && !same_tree(ours.value, theirs)) __builtin_trap();
   }
   const ParsedMessage parsed = parse_message(text);
   if (!parsed.message) {

@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -32,7 +35,7 @@ TEST_CASE("untrusted JSON past the depth limit is refused with a reason") {
 
 namespace {
 
-// What the gateway's reader of JSON (json::parse, nlohmann's parser behind it) says of `text`.
+// What the gateway's reader of JSON (json::parse) says of `text`.
 json::ParseError parser_verdict(std::string_view text, std::size_t limit) {
   return json::parse(text, limit).error;
 }
@@ -133,6 +136,171 @@ TEST_CASE("the check and the parser agree on mutated messages") {
     }
   }
   CHECK(compared > 5000);
+}
+
+namespace {
+
+// Whether two trees are the same values of the same types all the way down (nlohmann's == takes
+// 1 and 1.0, or an unsigned and a signed 1, as equal).
+bool same_tree(const json::Json& a, const json::Json& b) {
+  if (a.type() != b.type()) return false;
+  if (a.is_number_float()) {
+    const double x = a.get<double>();
+    const double y = b.get<double>();
+    return x == y && std::signbit(x) == std::signbit(y);
+  }
+  if (a.is_object()) {
+    if (a.size() != b.size()) return false;
+    for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j)
+      if (i.key() != j.key() || !same_tree(i.value(), j.value())) return false;
+    return true;
+  }
+  if (a.is_array()) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (!same_tree(a[i], b[i])) return false;
+    return true;
+  }
+  return a == b;
+}
+
+// json::parse against nlohmann's parser on `text` (without NUL bytes, which nlohmann's parser
+// takes for the end): the same verdict, and the same tree when accepted.
+bool reads_as_nlohmann_does(const std::string& text) {
+  const auto ours = json::parse(text, 64);
+  const auto theirs = json::Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (theirs.is_discarded()) return !ours.ok();
+  return ours.ok() && same_tree(ours.value, theirs);
+}
+
+}  // namespace
+
+TEST_CASE("the reader builds what nlohmann's parser builds") {
+  const std::vector<std::string> texts = {
+      "0",
+      "-0",
+      "7",
+      "-7",
+      "18446744073709551615",
+      "18446744073709551616",
+      "-9223372036854775808",
+      "-9223372036854775809",
+      "1.0",
+      "-1.5e-3",
+      "1E+2",
+      "1e-999",
+      "-1e-999",
+      "4e-320",
+      "1.7976931348623157e308",
+      "123456789012345678901234567890",
+      "0.1e1",
+      "[0,-0,0.0,-0.0]",
+      "true",
+      "false",
+      "null",
+      R"("")",
+      R"("\"\\\/\b\f\n\r\t\u0000\u00e9\u20AC\ud83d\ude00\uFFFF")",
+      "\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"",
+      "\xEF\xBB\xBF{\"bom\":1}",
+      R"({"a":1,"a":2})",
+      R"({"a":{"x":1},"a":[2]})",
+      R"({"b":1,"a":2,"":3})",
+      R"({"\u0061":1,"a":2})",
+      " \t\r\n[ 1 , { } , [ ] , \"x\" ] \n",
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello from wrk"}}})",
+      "[1,]",
+      "{\"a\"}",
+      "01",
+      "-",
+      "1.",
+      "1e999",
+      "\"\\ud83d\"",
+      "\"\xC0\xAF\"",
+      "[1 2]",
+      "1 2"};
+  for (const auto& text : texts) {
+    INFO(text);
+    CHECK(reads_as_nlohmann_does(text));
+  }
+  const auto parsed = json::parse("[0,-0,18446744073709551616,-1e-999]", 64);
+  REQUIRE(parsed.ok());
+  CHECK(parsed.value[0].is_number_unsigned());
+  CHECK(parsed.value[1].is_number_integer());
+  CHECK(parsed.value[2].is_number_float());
+  CHECK(std::signbit(parsed.value[3].get<double>()));
+  CHECK(json::parse(R"({"a":1,"a":2})", 64).value["a"] == 2);
+}
+
+TEST_CASE("the reader and nlohmann's parser agree on mutated and generated documents") {
+  // Every single-byte change, deletion and truncation of real messages, as for the check.
+  const std::vector<std::string> seeds = {
+      R"({"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"h\u00e9\n"}],"isError":false}})",
+      R"([{"a":-1.5e-3,"b":[true,false,null],"c":"\ud83d\ude00\"\\","d":18446744073709551615}])"};
+  const std::string alphabet =
+      "{}[]\":,\\/ \t\r\n-+.0123456789eEuUabfnrtlsx\x7F\x80\xBF\xC3\xE2\xF0\xFF";
+  std::size_t compared = 0;
+  for (const auto& seed : seeds) {
+    for (std::size_t at = 0; at < seed.size(); ++at) {
+      std::vector<std::string> variants = {seed.substr(0, at),
+                                           seed.substr(0, at) + seed.substr(at + 1)};
+      for (const char c : alphabet) {
+        auto changed = seed;
+        changed[at] = c;
+        variants.push_back(std::move(changed));
+      }
+      for (const auto& text : variants) {
+        INFO(text);
+        REQUIRE(reads_as_nlohmann_does(text));
+        ++compared;
+      }
+    }
+  }
+  // Documents written from a fixed seed: nested containers, numbers at the edges of each type,
+  // strings with escapes and multi-byte characters.
+  std::mt19937 random(20261207);
+  const std::vector<std::string> scalars = {"0",
+                                            "-0",
+                                            "1",
+                                            "-1",
+                                            "4294967296",
+                                            "9223372036854775807",
+                                            "9223372036854775808",
+                                            "-9223372036854775808",
+                                            "-9223372036854775809",
+                                            "18446744073709551615",
+                                            "18446744073709551616",
+                                            "0.5",
+                                            "-2.5e-7",
+                                            "6.02e23",
+                                            "1e-400",
+                                            "true",
+                                            "false",
+                                            "null",
+                                            R"("")",
+                                            R"("plain")",
+                                            R"("\u00e9\ud83d\ude00\n")",
+                                            "\"\xE2\x82\xAC\"",
+                                            R"("\\\"")"};
+  const std::function<std::string(int)> document = [&](int depth) -> std::string {
+    const auto pick = random() % 4;
+    if (depth >= 5 || pick == 0) return scalars[random() % scalars.size()];
+    const bool object = pick == 1;
+    std::string text = object ? "{" : "[";
+    const auto count = random() % 4;
+    for (unsigned i = 0; i < count; ++i) {
+      if (i) text += random() % 2 ? "," : " , ";
+      if (object) text += "\"k" + std::to_string(random() % 3) + "\":";
+      text += document(depth + 1);
+    }
+    return text + (object ? "}" : "]");
+  };
+  for (int i = 0; i < 2000; ++i) {
+    const std::string text = document(0);
+    INFO(text);
+    REQUIRE(reads_as_nlohmann_does(text));
+    ++compared;
+  }
+  CHECK(compared > 7000);
 }
 
 TEST_CASE("a NUL byte ends no JSON text: what follows it is not ignored") {

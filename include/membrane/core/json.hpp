@@ -1,9 +1,8 @@
 // Reading JSON that came from outside the process (client requests, upstream messages, tokens,
-// files) with a bound on nesting. nlohmann's parser and destructor are iterative, but dump(),
-// copies, comparisons and every walk the gateway does recurse once per level: a body nested
-// 100,000 levels deep would overflow the stack in any of them. Every untrusted document is
-// therefore measured before it is parsed and refused past the limit, so the rest of the code
-// may treat a parsed document as shallow.
+// files) with a bound on nesting. dump(), copies, comparisons and every walk the gateway does
+// recurse once per level: a body nested 100,000 levels deep would overflow the stack in any of
+// them. Every untrusted document is therefore refused past the limit as it is read, so the rest
+// of the code may treat a parsed document as shallow.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -49,7 +48,10 @@ struct Parsed {
 // malformed, whichever comes first is the answer.
 ParseError check(std::string_view text, std::size_t limit);
 
-// Parses untrusted text: refused when it nests deeper than `limit` or is not one JSON value.
+// Parses untrusted text: refused when it nests deeper than `limit` (at most
+// max_configurable_depth) or is not one JSON value. One pass that writes the tree as it reads,
+// recursing once per level up to the limit; the tree is the one nlohmann's parser would build
+// (unsigned and signed integers, doubles, a repeated member's last value).
 Parsed parse(std::string_view text, std::size_t limit);
 inline Parsed parse(std::string_view text) {
   return parse(text, max_depth());
