@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "membrane/core/ascii.hpp"
 
@@ -154,17 +155,90 @@ void append_escape(std::string& out, unsigned char c) {
   }
 }
 
+// What the Checker and the Builder share: a position in the text and the JSON grammar's tokens.
+class Scanner {
+ protected:
+  explicit Scanner(std::string_view text) : text_(text) {}
+
+  // Past a UTF-8 byte order mark, which nlohmann's parser skips.
+  void skip_byte_order_mark() {
+    if (text_.substr(0, 3) == "\xEF\xBB\xBF") at_ = 3;
+  }
+
+  void skip_space() {
+    while (at_ < text_.size()) {
+      const char c = text_[at_];
+      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return;
+      ++at_;
+    }
+  }
+
+  bool at(char c) const { return at_ < text_.size() && text_[at_] == c; }
+
+  bool literal(std::string_view word) {
+    if (text_.substr(at_, word.size()) != word) return false;
+    at_ += word.size();
+    return true;
+  }
+
+  bool digits() {
+    const std::size_t from = at_;
+    while (at_ < text_.size() && text_[at_] >= '0' && text_[at_] <= '9')
+      ++at_;
+    return at_ > from;
+  }
+
+  struct NumberShape {
+    std::size_t from = 0;            // where the number starts (its sign, if any)
+    std::size_t integer_from = 0;    // where its integer part starts
+    std::size_t integer_digits = 0;  // digits in its integer part
+    bool integer = true;             // neither fraction nor exponent
+    bool has_exponent = false;
+  };
+
+  // The number at at_ (read past), or nullopt when the text there is not one.
+  std::optional<NumberShape> scan_number() {
+    NumberShape shape;
+    shape.from = at_;
+    if (at('-')) ++at_;
+    if (at_ == text_.size()) return std::nullopt;
+    shape.integer_from = at_;
+    if (at('0')) {
+      ++at_;
+    } else if (!digits()) {
+      return std::nullopt;
+    }
+    shape.integer_digits = at_ - shape.integer_from;
+    if (at('.')) {
+      shape.integer = false;
+      ++at_;
+      if (!digits()) return std::nullopt;
+    }
+    if (at('e') || at('E')) {
+      shape.integer = false;
+      shape.has_exponent = true;
+      ++at_;
+      if (at('+') || at('-')) ++at_;
+      if (!digits()) return std::nullopt;
+    }
+    return shape;
+  }
+
+  std::string_view text_;
+  std::size_t at_ = 0;
+};
+
 // One pass over a JSON text that builds nothing: the grammar of RFC 8259 as nlohmann's parser
 // reads it (an optional UTF-8 byte order mark first; strings in well-formed UTF-8; an escaped high
 // surrogate followed by an escaped low surrogate), with the depth of nesting bounded. The
 // open containers are a stack of bits (1: object), so memory stays fixed whatever the input.
-class Checker {
+class Checker : Scanner {
  public:
   Checker(std::string_view text, std::size_t limit)
-      : text_(text), limit_(std::min(limit, max_configurable_depth)) {}
+      : Scanner(text), limit_(std::min(limit, max_configurable_depth)) {}
 
   ParseError run() {
-    if (text_.substr(0, 3) == "\xEF\xBB\xBF") at_ = 3;
+    skip_byte_order_mark();
     skip_space();
     for (;;) {
       if (!value()) return failure_;
@@ -191,14 +265,6 @@ class Checker {
 
  private:
   static constexpr std::size_t word_bits = 64;
-
-  void skip_space() {
-    while (at_ < text_.size()) {
-      const char c = text_[at_];
-      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return;
-      ++at_;
-    }
-  }
 
   bool open_is_object() const {
     const std::size_t level = depth_ - 1;
@@ -254,45 +320,14 @@ class Checker {
     return true;
   }
 
-  bool literal(std::string_view word) {
-    if (text_.substr(at_, word.size()) != word) return false;
-    at_ += word.size();
-    return true;
-  }
-
-  bool digits() {
-    const std::size_t from = at_;
-    while (at_ < text_.size() && text_[at_] >= '0' && text_[at_] <= '9')
-      ++at_;
-    return at_ > from;
-  }
-
   bool number() {
-    const std::size_t from = at_;
-    if (text_[at_] == '-') ++at_;
-    if (at_ == text_.size()) return false;
-    const std::size_t integer_from = at_;
-    if (text_[at_] == '0') {
-      ++at_;
-    } else if (!digits()) {
-      return false;
-    }
-    const std::size_t integer_digits = at_ - integer_from;
-    if (at_ < text_.size() && text_[at_] == '.') {
-      ++at_;
-      if (!digits()) return false;
-    }
-    bool has_exponent = false;
-    if (at_ < text_.size() && (text_[at_] == 'e' || text_[at_] == 'E')) {
-      has_exponent = true;
-      ++at_;
-      if (at_ < text_.size() && (text_[at_] == '+' || text_[at_] == '-')) ++at_;
-      if (!digits()) return false;
-    }
+    const auto shape = scan_number();
+    if (!shape) return false;
     // The parser refuses a number too large for a double (1e999): only one with an exponent or
     // hundreds of digits can be, so only those are converted.
-    if (!has_exponent && integer_digits < 300) return true;
-    return !overflows_double(text_.substr(from, at_ - from), integer_from - from, integer_digits);
+    if (!shape->has_exponent && shape->integer_digits < 300) return true;
+    return !overflows_double(text_.substr(shape->from, at_ - shape->from),
+                             shape->integer_from - shape->from, shape->integer_digits);
   }
 
   // Whether the number (valid syntax) is finite as a double no longer. from_chars reports both
@@ -384,13 +419,90 @@ class Checker {
     return false;
   }
 
-  std::string_view text_;
   std::size_t limit_;
-  std::size_t at_ = 0;
   std::size_t depth_ = 0;
   std::uint64_t open_[(max_configurable_depth + word_bits - 1) / word_bits] = {};
   ParseError failure_ = ParseError::not_json;
 };
+
+void append_utf8(std::string& out, std::uint32_t code_point) {
+  if (code_point < 0x80) {
+    out.push_back(static_cast<char>(code_point));
+  } else if (code_point < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (code_point >> 6)));
+    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  } else if (code_point < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (code_point >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (code_point >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  }
+}
+
+// The escape after a backslash, at text[at] (read past), appended to `out` decoded; false when
+// it is not one JSON allows (a lone surrogate included).
+bool decode_escape(std::string_view text, std::size_t& at, std::string& out) {
+  static constexpr std::string_view escaped = "\"\\/bfnrt";
+  static constexpr std::string_view stands_for = "\"\\/\b\f\n\r\t";
+  if (at == text.size()) return false;
+  const char c = text[at++];
+  if (const auto found = escaped.find(c); found != std::string_view::npos) {
+    out.push_back(stands_for[found]);
+    return true;
+  }
+  if (c != 'u') return false;
+  const int unit = ascii::hex4_value(text, at);
+  if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF)) return false;
+  at += 4;
+  if (unit < 0xD800 || unit > 0xDBFF) {
+    append_utf8(out, static_cast<std::uint32_t>(unit));
+    return true;
+  }
+  // A high surrogate stands only with a low one after it.
+  if (text.substr(at, 2) != "\\u") return false;
+  const int low = ascii::hex4_value(text, at + 2);
+  if (low < 0xDC00 || low > 0xDFFF) return false;
+  at += 6;
+  append_utf8(out, 0x10000 + ((static_cast<std::uint32_t>(unit) - 0xD800) << 10) +
+                       (static_cast<std::uint32_t>(low) - 0xDC00));
+  return true;
+}
+
+}  // namespace
+
+std::size_t decode_string(std::string_view text, std::size_t at, std::string& out) {
+  if (at >= text.size() || text[at] != '"') return std::string_view::npos;
+  std::size_t plain_from = ++at;
+  while (at < text.size()) {
+    const auto c = static_cast<unsigned char>(text[at]);
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      ++at;
+      continue;
+    }
+    // Characters that stand for themselves go in one append.
+    out.append(text.data() + plain_from, at - plain_from);
+    if (c == '"') return at + 1;
+    if (c == '\\') {
+      ++at;
+      if (!decode_escape(text, at, out)) return std::string_view::npos;
+    } else if (c < 0x20) {
+      return std::string_view::npos;
+    } else {
+      const std::size_t length = utf8_sequence_length(text, at);
+      if (length == 0) return std::string_view::npos;
+      out.append(text.data() + at, length);
+      at += length;
+    }
+    plain_from = at;
+  }
+  return std::string_view::npos;
+}
+
+namespace {
 
 // Reads a JSON text into a tree in one pass, accepting exactly what the Checker accepts (the
 // grammar as nlohmann's parser reads it) and building what nlohmann's parser builds: a
@@ -399,13 +511,13 @@ class Checker {
 // value. nlohmann's lexer copies every character into a token buffer and builds through a SAX
 // stack; this writes strings and containers where they go. Recursion is one level per container,
 // bounded by the depth limit (at most max_configurable_depth).
-class Builder {
+class Builder : Scanner {
  public:
   Builder(std::string_view text, std::size_t limit)
-      : text_(text), limit_(std::min(limit, max_configurable_depth)) {}
+      : Scanner(text), limit_(std::min(limit, max_configurable_depth)) {}
 
   ParseError run(Json& document) {
-    if (text_.substr(0, 3) == "\xEF\xBB\xBF") at_ = 3;
+    skip_byte_order_mark();
     skip_space();
     if (!value(document, 0)) return failure_;
     skip_space();
@@ -413,16 +525,6 @@ class Builder {
   }
 
  private:
-  void skip_space() {
-    while (at_ < text_.size()) {
-      const char c = text_[at_];
-      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return;
-      ++at_;
-    }
-  }
-
-  bool at(char c) const { return at_ < text_.size() && text_[at_] == c; }
-
   // `depth`: the containers open around this value.
   bool value(Json& out, std::size_t depth) {
     failure_ = ParseError::not_json;
@@ -514,42 +616,12 @@ class Builder {
     }
   }
 
-  bool literal(std::string_view word) {
-    if (text_.substr(at_, word.size()) != word) return false;
-    at_ += word.size();
-    return true;
-  }
-
-  bool digits() {
-    const std::size_t from = at_;
-    while (at_ < text_.size() && text_[at_] >= '0' && text_[at_] <= '9')
-      ++at_;
-    return at_ > from;
-  }
-
   bool number(Json& out) {
-    const std::size_t from = at_;
-    const bool negative = text_[at_] == '-';
-    if (negative) ++at_;
-    if (at_ == text_.size()) return false;
-    if (text_[at_] == '0') {
-      ++at_;
-    } else if (!digits()) {
-      return false;
-    }
-    bool integer = true;
-    if (at('.')) {
-      integer = false;
-      ++at_;
-      if (!digits()) return false;
-    }
-    if (at('e') || at('E')) {
-      integer = false;
-      ++at_;
-      if (at('+') || at('-')) ++at_;
-      if (!digits()) return false;
-    }
-    const char* first = text_.data() + from;
+    const auto shape = scan_number();
+    if (!shape) return false;
+    const bool negative = text_[shape->from] == '-';
+    const bool integer = shape->integer;
+    const char* first = text_.data() + shape->from;
     const char* last = text_.data() + at_;
     if (integer && negative) {
       std::int64_t signed_value = 0;
@@ -573,114 +645,14 @@ class Builder {
     return true;
   }
 
-  // The code unit of four hex digits at at_ (read past), or -1.
-  int hex4() {
-    const int unit = ascii::hex4_value(text_, at_);
-    if (unit >= 0) at_ += 4;
-    return unit;
-  }
-
-  static void append_utf8(std::string& out, std::uint32_t code_point) {
-    if (code_point < 0x80) {
-      out.push_back(static_cast<char>(code_point));
-    } else if (code_point < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (code_point >> 6)));
-      out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-    } else if (code_point < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (code_point >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (code_point >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-    }
-  }
-
-  bool escape(std::string& out) {
-    if (at_ == text_.size()) return false;
-    switch (text_[at_++]) {
-      case '"':
-        out.push_back('"');
-        return true;
-      case '\\':
-        out.push_back('\\');
-        return true;
-      case '/':
-        out.push_back('/');
-        return true;
-      case 'b':
-        out.push_back('\b');
-        return true;
-      case 'f':
-        out.push_back('\f');
-        return true;
-      case 'n':
-        out.push_back('\n');
-        return true;
-      case 'r':
-        out.push_back('\r');
-        return true;
-      case 't':
-        out.push_back('\t');
-        return true;
-      case 'u': {
-        const int unit = hex4();
-        if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF)) return false;
-        if (unit < 0xD800 || unit > 0xDBFF) {
-          append_utf8(out, static_cast<std::uint32_t>(unit));
-          return true;
-        }
-        // A high surrogate stands only with a low one after it.
-        if (text_.substr(at_, 2) != "\\u") return false;
-        at_ += 2;
-        const int low = hex4();
-        if (low < 0xDC00 || low > 0xDFFF) return false;
-        append_utf8(out, 0x10000 + ((static_cast<std::uint32_t>(unit) - 0xD800) << 10) +
-                             (static_cast<std::uint32_t>(low) - 0xDC00));
-        return true;
-      }
-      default:
-        return false;
-    }
-  }
-
-  // The string at at_ (its opening quote), appended to `out` decoded.
   bool string(std::string& out) {
-    ++at_;
-    std::size_t plain_from = at_;
-    while (at_ < text_.size()) {
-      const auto c = static_cast<unsigned char>(text_[at_]);
-      if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-        ++at_;
-        continue;
-      }
-      // Characters that stand for themselves go in one append.
-      out.append(text_.data() + plain_from, at_ - plain_from);
-      if (c == '"') {
-        ++at_;
-        return true;
-      }
-      if (c == '\\') {
-        ++at_;
-        if (!escape(out)) return false;
-      } else if (c < 0x20) {
-        return false;
-      } else {
-        const std::size_t length = utf8_sequence_length(text_, at_);
-        if (length == 0) return false;
-        out.append(text_.data() + at_, length);
-        at_ += length;
-      }
-      plain_from = at_;
-    }
-    return false;
+    const std::size_t end = decode_string(text_, at_, out);
+    if (end == std::string_view::npos) return false;
+    at_ = end;
+    return true;
   }
 
-  std::string_view text_;
   std::size_t limit_;
-  std::size_t at_ = 0;
   ParseError failure_ = ParseError::not_json;
 };
 

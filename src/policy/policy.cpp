@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "membrane/core/ascii.hpp"
 #include "membrane/core/json.hpp"
 #include "policy/compiled_policy.hpp"
 
@@ -299,92 +298,6 @@ bool Policy::has_redactions() const {
   return compiled_->any_redactions;
 }
 
-namespace {
-
-void append_utf8(std::string& out, std::uint32_t code_point) {
-  if (code_point < 0x80) {
-    out.push_back(static_cast<char>(code_point));
-  } else if (code_point < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (code_point >> 6)));
-    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-  } else if (code_point < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (code_point >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (code_point >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-  }
-}
-
-// Decodes the JSON string whose opening quote is at `at` into `out` (as the parser would give
-// it); returns the position past its closing quote, or npos when it is not a well-formed string.
-std::size_t decode_json_string(std::string_view text, std::size_t at, std::string& out) {
-  out.clear();
-  for (++at; at < text.size(); ++at) {
-    const char c = text[at];
-    if (c == '"') return at + 1;
-    if (c != '\\') {
-      out.push_back(c);
-      continue;
-    }
-    if (++at >= text.size()) return std::string_view::npos;
-    switch (text[at]) {
-      case '"':
-        out.push_back('"');
-        break;
-      case '\\':
-        out.push_back('\\');
-        break;
-      case '/':
-        out.push_back('/');
-        break;
-      case 'b':
-        out.push_back('\b');
-        break;
-      case 'f':
-        out.push_back('\f');
-        break;
-      case 'n':
-        out.push_back('\n');
-        break;
-      case 'r':
-        out.push_back('\r');
-        break;
-      case 't':
-        out.push_back('\t');
-        break;
-      case 'u': {
-        int unit = ascii::hex4_value(text, at + 1);
-        if (unit < 0) return std::string_view::npos;
-        at += 4;
-        std::uint32_t code_point = static_cast<std::uint32_t>(unit);
-        if (unit >= 0xD800 && unit <= 0xDBFF) {
-          // A surrogate pair, as the parser joins it.
-          const int low = at + 2 < text.size() && text[at + 1] == '\\' && text[at + 2] == 'u'
-                              ? ascii::hex4_value(text, at + 3)
-                              : -1;
-          if (low < 0xDC00 || low > 0xDFFF) return std::string_view::npos;
-          at += 6;
-          code_point =
-              0x10000 + ((code_point - 0xD800) << 10) + (static_cast<std::uint32_t>(low) - 0xDC00);
-        } else if (unit >= 0xDC00 && unit <= 0xDFFF) {
-          return std::string_view::npos;
-        }
-        append_utf8(out, code_point);
-        break;
-      }
-      default:
-        return std::string_view::npos;
-    }
-  }
-  return std::string_view::npos;
-}
-
-}  // namespace
-
 bool Policy::may_redact(std::string_view message) const {
   if (!compiled_->any_redactions) return false;
   const auto* prefilter = compiled_->redaction_prefilter.get();
@@ -393,7 +306,9 @@ bool Policy::may_redact(std::string_view message) const {
   std::string decoded;
   for (std::size_t at = message.find('"'); at != std::string_view::npos;
        at = message.find('"', at)) {
-    at = decode_json_string(message, at, decoded);
+    decoded.clear();
+    // A string that is not well-formed ends the scan with "may": the redaction itself judges it.
+    at = json::decode_string(message, at, decoded);
     if (at == std::string_view::npos) return true;
     re2::RE2::Set::ErrorInfo error{};
     if (prefilter->Match(decoded, nullptr, &error)) return true;

@@ -8,11 +8,11 @@
 // means what inserting it into the parsed message would. The one-pass check of relayed text
 // (json::check) accepts exactly what the gateway's reader (json::parse) accepts, and the reader
 // builds the tree nlohmann's parser builds.
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "../support/json_same_tree.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/mcp/jsonrpc.hpp"
 #include "membrane/mcp/meta_splice.hpp"
@@ -30,28 +30,6 @@ void look_at(const Message& message) {
   (void)message.is_initialize();
   (void)make_error_response(message.id(), error_code::invalid_request, message.method());
   (void)message.body().dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-// The same values of the same types all the way down (nlohmann's == takes 1 and 1.0 as equal).
-// Both trees are at most 64 deep: the recursion is bounded.
-bool same_tree(const Json& a, const Json& b) {
-  if (a.type() != b.type()) return false;
-  if (a.is_number_float())
-    return a.get<double>() == b.get<double>() &&
-           std::signbit(a.get<double>()) == std::signbit(b.get<double>());
-  if (a.is_object()) {
-    if (a.size() != b.size()) return false;
-    for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j)
-      if (i.key() != j.key() || !same_tree(i.value(), j.value())) return false;
-    return true;
-  }
-  if (a.is_array()) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (!same_tree(a[i], b[i])) return false;
-    return true;
-  }
-  return a == b;
 }
 
 }  // namespace
@@ -77,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                   ? !ours.ok()
                                   : ours.ok() || ours.error == membrane::json::ParseError::too_deep;
     if (!same_verdict) __builtin_trap();
-    if (ours.ok() && !same_tree(ours.value, theirs)) __builtin_trap();
+    if (ours.ok() && !membrane::test::same_tree(ours.value, theirs)) __builtin_trap();
   }
   const ParsedMessage parsed = parse_message(text);
   if (!parsed.message) {

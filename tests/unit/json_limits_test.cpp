@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/json_same_tree.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/yaml_nesting.hpp"
 
@@ -38,6 +39,25 @@ namespace {
 // What the gateway's reader of JSON (json::parse) says of `text`.
 json::ParseError parser_verdict(std::string_view text, std::size_t limit) {
   return json::parse(text, limit).error;
+}
+
+// Every truncation of each seed, every deletion of one byte, and every change of one byte to a
+// byte of `alphabet`.
+std::vector<std::string> one_byte_variants(const std::vector<std::string>& seeds,
+                                           std::string_view alphabet) {
+  std::vector<std::string> variants;
+  for (const auto& seed : seeds) {
+    for (std::size_t at = 0; at < seed.size(); ++at) {
+      variants.push_back(seed.substr(0, at));
+      variants.push_back(seed.substr(0, at) + seed.substr(at + 1));
+      for (const char c : alphabet) {
+        auto changed = seed;
+        changed[at] = c;
+        variants.push_back(std::move(changed));
+      }
+    }
+  }
+  return variants;
 }
 
 }  // namespace
@@ -114,55 +134,19 @@ TEST_CASE("the check and the parser agree on mutated messages") {
       R"([{"a":-1.5e-3,"b":[true,false,null],"c":"\ud83d\ude00\"\\"}])"};
   const std::string alphabet =
       "{}[]\":,\\/ \t\r\n-+.0123456789eEuUabfnrtlsx\x7F\x80\xBF\xC3\xE2\xF0\xFF";
-  std::size_t compared = 0;
-  for (const auto& seed : seeds) {
-    for (std::size_t at = 0; at < seed.size(); ++at) {
-      std::vector<std::string> variants = {seed.substr(0, at),
-                                           seed.substr(0, at) + seed.substr(at + 1)};
-      for (const char c : alphabet) {
-        auto changed = seed;
-        changed[at] = c;
-        variants.push_back(std::move(changed));
-      }
-      for (const auto& text : variants) {
-        INFO(text);
-        // Text both malformed and too deep may get either answer (whichever comes first).
-        const auto checked = json::check(text, 3);
-        const auto parsed = parser_verdict(text, 3);
-        REQUIRE((checked == json::ParseError::none) == (parsed == json::ParseError::none));
-        if (checked == json::ParseError::too_deep) REQUIRE(parsed == json::ParseError::too_deep);
-        ++compared;
-      }
-    }
+  const auto variants = one_byte_variants(seeds, alphabet);
+  for (const auto& text : variants) {
+    INFO(text);
+    // Text both malformed and too deep may get either answer (whichever comes first).
+    const auto checked = json::check(text, 3);
+    const auto parsed = parser_verdict(text, 3);
+    REQUIRE((checked == json::ParseError::none) == (parsed == json::ParseError::none));
+    if (checked == json::ParseError::too_deep) REQUIRE(parsed == json::ParseError::too_deep);
   }
-  CHECK(compared > 5000);
+  CHECK(variants.size() > 5000);
 }
 
 namespace {
-
-// Whether two trees are the same values of the same types all the way down (nlohmann's == takes
-// 1 and 1.0, or an unsigned and a signed 1, as equal).
-bool same_tree(const json::Json& a, const json::Json& b) {
-  if (a.type() != b.type()) return false;
-  if (a.is_number_float()) {
-    const double x = a.get<double>();
-    const double y = b.get<double>();
-    return x == y && std::signbit(x) == std::signbit(y);
-  }
-  if (a.is_object()) {
-    if (a.size() != b.size()) return false;
-    for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j)
-      if (i.key() != j.key() || !same_tree(i.value(), j.value())) return false;
-    return true;
-  }
-  if (a.is_array()) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (!same_tree(a[i], b[i])) return false;
-    return true;
-  }
-  return a == b;
-}
 
 // json::parse against nlohmann's parser on `text` (without NUL bytes, which nlohmann's parser
 // takes for the end): the same verdict, and the same tree when accepted.
@@ -170,7 +154,7 @@ bool reads_as_nlohmann_does(const std::string& text) {
   const auto ours = json::parse(text, 64);
   const auto theirs = json::Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (theirs.is_discarded()) return !ours.ok();
-  return ours.ok() && same_tree(ours.value, theirs);
+  return ours.ok() && test::same_tree(ours.value, theirs);
 }
 
 }  // namespace
@@ -239,21 +223,10 @@ TEST_CASE("the reader and nlohmann's parser agree on mutated and generated docum
   const std::string alphabet =
       "{}[]\":,\\/ \t\r\n-+.0123456789eEuUabfnrtlsx\x7F\x80\xBF\xC3\xE2\xF0\xFF";
   std::size_t compared = 0;
-  for (const auto& seed : seeds) {
-    for (std::size_t at = 0; at < seed.size(); ++at) {
-      std::vector<std::string> variants = {seed.substr(0, at),
-                                           seed.substr(0, at) + seed.substr(at + 1)};
-      for (const char c : alphabet) {
-        auto changed = seed;
-        changed[at] = c;
-        variants.push_back(std::move(changed));
-      }
-      for (const auto& text : variants) {
-        INFO(text);
-        REQUIRE(reads_as_nlohmann_does(text));
-        ++compared;
-      }
-    }
+  for (const auto& text : one_byte_variants(seeds, alphabet)) {
+    INFO(text);
+    REQUIRE(reads_as_nlohmann_does(text));
+    ++compared;
   }
   // Documents written from a fixed seed: nested containers, numbers at the edges of each type,
   // strings with escapes and multi-byte characters.
@@ -406,4 +379,21 @@ TEST_CASE("append_string finds what needs escaping at every offset of its eight-
       }
     }
   }
+}
+
+TEST_CASE("a JSON string literal is decoded where it stands, or refused") {
+  std::string out = "kept:";
+  const std::string text = R"(x "a\"b\\\/\n\u00e9\ud83d\ude00" y)";
+  CHECK(json::decode_string(text, 2, out) == text.size() - 2);
+  CHECK(out == "kept:a\"b\\/\n\xC3\xA9\xF0\x9F\x98\x80");
+  // Not at a quote, unterminated, a raw control character, invalid UTF-8, a lone surrogate.
+  for (const std::string bad : {"x", "\"abc", "\"a\nb\"", "\"\xC3\"", "\"\\ud83d\"", "\"\\ude00\"",
+                                "\"\\x\"", "\"\\u12\""}) {
+    INFO(bad);
+    std::string ignored;
+    CHECK(json::decode_string(bad, 0, ignored) == std::string_view::npos);
+  }
+  std::string empty;
+  CHECK(json::decode_string("\"\"", 0, empty) == 2);
+  CHECK(empty.empty());
 }

@@ -74,6 +74,12 @@ inline std::string_view string_member(const Json& object, std::string_view key) 
              : std::string_view();
 }
 
+// Decodes the JSON string literal whose opening quote is at text[at], appending its value to
+// `out` (escapes and surrogate pairs decoded, as the parser decodes them); returns the position
+// past its closing quote, or npos when it is not a well-formed string (raw control characters,
+// invalid UTF-8, a lone surrogate, no closing quote).
+std::size_t decode_string(std::string_view text, std::size_t at, std::string& out);
+
 // Appends `text` as a JSON string literal, exactly as dump() with error_handler_t::replace
 // writes it (invalid UTF-8 becomes U+FFFD): for encoders that write JSON text without building a
 // tree first.
