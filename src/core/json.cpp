@@ -155,6 +155,94 @@ void append_escape(std::string& out, unsigned char c) {
   }
 }
 
+// Where a string's value goes as it is read: into a std::string, or nowhere when only its form is
+// checked (the check builds nothing and allocates nothing).
+struct Discard {
+  void push_back(char) {}
+  void append(const char*, std::size_t) {}
+};
+
+template <class Sink>
+void append_utf8(Sink& out, std::uint32_t code_point) {
+  if (code_point < 0x80) {
+    out.push_back(static_cast<char>(code_point));
+  } else if (code_point < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (code_point >> 6)));
+    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  } else if (code_point < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (code_point >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (code_point >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  }
+}
+
+// The escape after a backslash, at text[at] (read past), its value appended to `out`; false when
+// it is not one JSON allows (a lone surrogate included).
+template <class Sink>
+bool read_escape(std::string_view text, std::size_t& at, Sink& out) {
+  static constexpr std::string_view escaped = "\"\\/bfnrt";
+  static constexpr std::string_view stands_for = "\"\\/\b\f\n\r\t";
+  if (at == text.size()) return false;
+  const char c = text[at++];
+  if (const auto found = escaped.find(c); found != std::string_view::npos) {
+    out.push_back(stands_for[found]);
+    return true;
+  }
+  if (c != 'u') return false;
+  const int unit = ascii::hex4_value(text, at);
+  if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF)) return false;
+  at += 4;
+  if (unit < 0xD800 || unit > 0xDBFF) {
+    append_utf8(out, static_cast<std::uint32_t>(unit));
+    return true;
+  }
+  // A high surrogate stands only with a low one after it.
+  if (text.substr(at, 2) != "\\u") return false;
+  const int low = ascii::hex4_value(text, at + 2);
+  if (low < 0xDC00 || low > 0xDFFF) return false;
+  at += 6;
+  append_utf8(out, 0x10000 + ((static_cast<std::uint32_t>(unit) - 0xD800) << 10) +
+                       (static_cast<std::uint32_t>(low) - 0xDC00));
+  return true;
+}
+
+// The string literal whose opening quote is at text[at], its value appended to `out`: the
+// position past its closing quote, or npos when it is not well-formed (raw control characters,
+// invalid UTF-8, a bad escape, no closing quote).
+template <class Sink>
+std::size_t read_string(std::string_view text, std::size_t at, Sink& out) {
+  if (at >= text.size() || text[at] != '"') return std::string_view::npos;
+  std::size_t plain_from = ++at;
+  while (at < text.size()) {
+    const auto c = static_cast<unsigned char>(text[at]);
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      ++at;
+      continue;
+    }
+    // Characters that stand for themselves go in one append.
+    out.append(text.data() + plain_from, at - plain_from);
+    if (c == '"') return at + 1;
+    if (c == '\\') {
+      ++at;
+      if (!read_escape(text, at, out)) return std::string_view::npos;
+    } else if (c < 0x20) {
+      return std::string_view::npos;
+    } else {
+      const std::size_t length = utf8_sequence_length(text, at);
+      if (length == 0) return std::string_view::npos;
+      out.append(text.data() + at, length);
+      at += length;
+    }
+    plain_from = at;
+  }
+  return std::string_view::npos;
+}
+
 // What the Checker and the Builder share: a position in the text and the JSON grammar's tokens.
 class Scanner {
  protected:
@@ -222,6 +310,15 @@ class Scanner {
       if (!digits()) return std::nullopt;
     }
     return shape;
+  }
+
+  // The string at at_ (its opening quote), read past, its value appended to `out`.
+  template <class Sink>
+  bool string(Sink& out) {
+    const std::size_t end = read_string(text_, at_, out);
+    if (end == std::string_view::npos) return false;
+    at_ = end;
+    return true;
   }
 
   std::string_view text_;
@@ -302,7 +399,7 @@ class Checker : Scanner {
         if (c == '{' && !member_name()) return false;
         continue;
       }
-      if (c == '"') return string();
+      if (c == '"') return string(nowhere_);
       if (c == 't') return literal("true");
       if (c == 'f') return literal("false");
       if (c == 'n') return literal("null");
@@ -312,7 +409,7 @@ class Checker : Scanner {
 
   // `"name"`, whitespace and a colon, then whitespace: what precedes a member's value.
   bool member_name() {
-    if (at_ == text_.size() || text_[at_] != '"' || !string()) return false;
+    if (at_ == text_.size() || text_[at_] != '"' || !string(nowhere_)) return false;
     skip_space();
     if (at_ == text_.size() || text_[at_] != ':') return false;
     ++at_;
@@ -360,149 +457,12 @@ class Checker : Scanner {
     return magnitude > 0;
   }
 
-  // The four hex digits of an escaped code unit, at at_: their value (read past), or -1.
-  int hex4() {
-    const int value = ascii::hex4_value(text_, at_);
-    if (value >= 0) at_ += 4;
-    return value;
-  }
-
-  bool escape() {
-    if (at_ == text_.size()) return false;
-    const char c = text_[at_++];
-    switch (c) {
-      case '"':
-      case '\\':
-      case '/':
-      case 'b':
-      case 'f':
-      case 'n':
-      case 'r':
-      case 't':
-        return true;
-      case 'u': {
-        const int unit = hex4();
-        if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF)) return false;
-        if (unit < 0xD800 || unit > 0xDBFF) return true;
-        // A high surrogate stands only with a low one after it.
-        if (text_.substr(at_, 2) != "\\u") return false;
-        at_ += 2;
-        const int low = hex4();
-        return low >= 0xDC00 && low <= 0xDFFF;
-      }
-      default:
-        return false;
-    }
-  }
-
-  bool string() {
-    ++at_;  // the opening quote
-    while (at_ < text_.size()) {
-      const auto c = static_cast<unsigned char>(text_[at_]);
-      if (c == '"') {
-        ++at_;
-        return true;
-      }
-      if (c == '\\') {
-        ++at_;
-        if (!escape()) return false;
-      } else if (c < 0x20) {
-        return false;
-      } else if (c < 0x80) {
-        ++at_;
-      } else {
-        const std::size_t length = utf8_sequence_length(text_, at_);
-        if (length == 0) return false;
-        at_ += length;
-      }
-    }
-    return false;
-  }
-
+  Discard nowhere_;  // the check reads strings only for their form
   std::size_t limit_;
   std::size_t depth_ = 0;
   std::uint64_t open_[(max_configurable_depth + word_bits - 1) / word_bits] = {};
   ParseError failure_ = ParseError::not_json;
 };
-
-void append_utf8(std::string& out, std::uint32_t code_point) {
-  if (code_point < 0x80) {
-    out.push_back(static_cast<char>(code_point));
-  } else if (code_point < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (code_point >> 6)));
-    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-  } else if (code_point < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (code_point >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (code_point >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
-  }
-}
-
-// The escape after a backslash, at text[at] (read past), appended to `out` decoded; false when
-// it is not one JSON allows (a lone surrogate included).
-bool decode_escape(std::string_view text, std::size_t& at, std::string& out) {
-  static constexpr std::string_view escaped = "\"\\/bfnrt";
-  static constexpr std::string_view stands_for = "\"\\/\b\f\n\r\t";
-  if (at == text.size()) return false;
-  const char c = text[at++];
-  if (const auto found = escaped.find(c); found != std::string_view::npos) {
-    out.push_back(stands_for[found]);
-    return true;
-  }
-  if (c != 'u') return false;
-  const int unit = ascii::hex4_value(text, at);
-  if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF)) return false;
-  at += 4;
-  if (unit < 0xD800 || unit > 0xDBFF) {
-    append_utf8(out, static_cast<std::uint32_t>(unit));
-    return true;
-  }
-  // A high surrogate stands only with a low one after it.
-  if (text.substr(at, 2) != "\\u") return false;
-  const int low = ascii::hex4_value(text, at + 2);
-  if (low < 0xDC00 || low > 0xDFFF) return false;
-  at += 6;
-  append_utf8(out, 0x10000 + ((static_cast<std::uint32_t>(unit) - 0xD800) << 10) +
-                       (static_cast<std::uint32_t>(low) - 0xDC00));
-  return true;
-}
-
-}  // namespace
-
-std::size_t decode_string(std::string_view text, std::size_t at, std::string& out) {
-  if (at >= text.size() || text[at] != '"') return std::string_view::npos;
-  std::size_t plain_from = ++at;
-  while (at < text.size()) {
-    const auto c = static_cast<unsigned char>(text[at]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      ++at;
-      continue;
-    }
-    // Characters that stand for themselves go in one append.
-    out.append(text.data() + plain_from, at - plain_from);
-    if (c == '"') return at + 1;
-    if (c == '\\') {
-      ++at;
-      if (!decode_escape(text, at, out)) return std::string_view::npos;
-    } else if (c < 0x20) {
-      return std::string_view::npos;
-    } else {
-      const std::size_t length = utf8_sequence_length(text, at);
-      if (length == 0) return std::string_view::npos;
-      out.append(text.data() + at, length);
-      at += length;
-    }
-    plain_from = at;
-  }
-  return std::string_view::npos;
-}
-
-namespace {
 
 // Reads a JSON text into a tree in one pass, accepting exactly what the Checker accepts (the
 // grammar as nlohmann's parser reads it) and building what nlohmann's parser builds: a
@@ -620,16 +580,15 @@ class Builder : Scanner {
     const auto shape = scan_number();
     if (!shape) return false;
     const bool negative = text_[shape->from] == '-';
-    const bool integer = shape->integer;
     const char* first = text_.data() + shape->from;
     const char* last = text_.data() + at_;
-    if (integer && negative) {
+    if (shape->integer && negative) {
       std::int64_t signed_value = 0;
       if (std::from_chars(first, last, signed_value).ec == std::errc()) {
         out = signed_value;
         return true;
       }
-    } else if (integer) {
+    } else if (shape->integer) {
       std::uint64_t unsigned_value = 0;
       if (std::from_chars(first, last, unsigned_value).ec == std::errc()) {
         out = unsigned_value;
@@ -645,13 +604,6 @@ class Builder : Scanner {
     return true;
   }
 
-  bool string(std::string& out) {
-    const std::size_t end = decode_string(text_, at_, out);
-    if (end == std::string_view::npos) return false;
-    at_ = end;
-    return true;
-  }
-
   std::size_t limit_;
   ParseError failure_ = ParseError::not_json;
 };
@@ -660,6 +612,10 @@ class Builder : Scanner {
 
 ParseError check(std::string_view text, std::size_t limit) {
   return Checker(text, limit).run();
+}
+
+std::size_t decode_string(std::string_view text, std::size_t at, std::string& out) {
+  return read_string(text, at, out);
 }
 
 Parsed parse(std::string_view text, std::size_t limit) {
