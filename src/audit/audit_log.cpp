@@ -1,5 +1,6 @@
 #include "membrane/audit/audit_log.hpp"
 #include "membrane/audit/audit_search.hpp"
+#include "membrane/core/ascii.hpp"
 #include "membrane/core/json.hpp"
 
 #include <fcntl.h>
@@ -8,7 +9,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -78,12 +78,6 @@ std::string last_complete_line(const std::string& path) {
 
 namespace {
 
-void append_number(std::string& out, auto number) {
-  char digits[24];
-  const auto end = std::to_chars(digits, digits + sizeof digits, number).ptr;
-  out.append(digits, end);
-}
-
 bool is_chain_key(std::string_view key) {
   return key == "seq" || key == "prev" || key == "hash";
 }
@@ -95,10 +89,10 @@ bool append_scalar(std::string& out, const Json& value) {
       json::append_string(out, value.get_ref<const std::string&>());
       return true;
     case Json::value_t::number_integer:
-      append_number(out, value.get<std::int64_t>());
+      ascii::append_decimal(out, value.get<std::int64_t>());
       return true;
     case Json::value_t::number_unsigned:
-      append_number(out, value.get<std::uint64_t>());
+      ascii::append_decimal(out, value.get<std::uint64_t>());
       return true;
     case Json::value_t::boolean:
       out += value.get<bool>() ? "true" : "false";
@@ -159,7 +153,7 @@ void append_members(std::string& out, const std::vector<Field>& fields) {
           } else if constexpr (std::is_same_v<T, Json>) {
             append_json(out, value);
           } else {
-            append_number(out, value);
+            ascii::append_decimal(out, value);
           }
         },
         field.value());
@@ -181,7 +175,7 @@ void append_line(std::string& out, const Members& members, std::string_view prev
                  std::string& hash) {
   const std::size_t start = out.size();
   out += "{\"seq\":";
-  append_number(out, seq);
+  ascii::append_decimal(out, seq);
   out += ",\"prev\":\"";
   out += prev;
   out.push_back('"');

@@ -4,9 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "membrane/core/ascii.hpp"
 #include "membrane/core/json.hpp"
 
-#include <charconv>
 #include <random>
 
 namespace membrane::telemetry {
@@ -56,8 +56,7 @@ void append_attribute_value(std::string& out, const AttributeValue& value) {
   } else if (const auto* number = std::get_if<std::int64_t>(&value)) {
     // OTLP JSON: 64-bit integers are strings.
     out += "{\"intValue\":\"";
-    char digits[24];
-    out.append(digits, std::to_chars(digits, digits + sizeof digits, *number).ptr);
+    ascii::append_decimal(out, *number);
     out.push_back('"');
   } else if (const auto* real = std::get_if<double>(&value)) {
     out += "{\"doubleValue\":" + nlohmann::json(*real).dump();
@@ -84,18 +83,13 @@ void append_member(std::string& out, std::string_view key, std::string_view text
   json::append_string(out, text);
 }
 
-void append_decimal(std::string& out, std::uint64_t number) {
-  char digits[24];
-  out.append(digits, std::to_chars(digits, digits + sizeof digits, number).ptr);
-}
-
 // OTLP JSON writes 64-bit integers as strings. Written in place: a nanosecond time has more
 // digits than a short string holds, and a batch has two per span.
 void append_integer_member(std::string& out, std::string_view key, std::uint64_t number) {
   out.push_back(',');
   json::append_string(out, key);
   out += ":\"";
-  append_decimal(out, number);
+  ascii::append_decimal(out, number);
   out.push_back('"');
 }
 
@@ -152,7 +146,7 @@ std::string otlp_json(const std::vector<Span>& spans, std::string_view service_n
     if (!span.trace_state.empty()) append_member(out, "traceState", span.trace_state);
     append_member(out, "name", span.name);
     out += ",\"kind\":";
-    append_decimal(out, static_cast<std::uint64_t>(span.kind));
+    ascii::append_decimal(out, static_cast<int>(span.kind));
     append_integer_member(out, "startTimeUnixNano", span.start_unix_nano);
     append_integer_member(out, "endTimeUnixNano", span.end_unix_nano);
     out += ",\"attributes\":[";

@@ -3,10 +3,19 @@
 #pragma once
 
 #include <cctype>
+#include <charconv>
+#include <concepts>
 #include <string>
 #include <string_view>
 
 namespace membrane::ascii {
+
+// Appends `number` in decimal, without a temporary string (a 19-digit time does not fit a short
+// one).
+inline void append_decimal(std::string& out, std::integral auto number) {
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, number).ptr);
+}
 
 inline std::string lower(std::string_view text) {
   std::string out(text);

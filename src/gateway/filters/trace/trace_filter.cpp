@@ -1,8 +1,7 @@
 #include "gateway/filters/trace/trace_filter.hpp"
 
-#include <charconv>
-
 #include "gateway/responses.hpp"
+#include "membrane/core/ascii.hpp"
 #include "membrane/core/json.hpp"
 #include "membrane/core/sha256.hpp"
 
@@ -51,12 +50,14 @@ telemetry::Span make_span(const TraceFact& trace, std::string span_id, std::stri
 // A JSON-RPC id as text: a string as it is, a number in decimal (most clients count).
 std::string request_id_text(const mcp::Json& id) {
   if (id.is_string()) return id.get<std::string>();
-  char digits[24];
+  std::string text;
   if (id.is_number_unsigned())
-    return {digits, std::to_chars(digits, digits + sizeof digits, id.get<std::uint64_t>()).ptr};
-  if (id.is_number_integer())
-    return {digits, std::to_chars(digits, digits + sizeof digits, id.get<std::int64_t>()).ptr};
-  return id.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+    ascii::append_decimal(text, id.get<std::uint64_t>());
+  else if (id.is_number_integer())
+    ascii::append_decimal(text, id.get<std::int64_t>());
+  else
+    text = id.dump(-1, ' ', false, mcp::Json::error_handler_t::replace);
+  return text;
 }
 
 std::string span_name(const mcp::Message& message) {

@@ -1,11 +1,11 @@
 #include "gateway/filters/transaction/transaction_filter.hpp"
 
-#include <charconv>
 #include <mutex>
 #include <unordered_map>
 
 #include "gateway/responses.hpp"
 #include "http/background.hpp"
+#include "membrane/core/ascii.hpp"
 #include "membrane/core/log.hpp"
 #include "membrane/core/sha256.hpp"
 #include "membrane/mcp/protocol.hpp"
@@ -180,9 +180,7 @@ bool TransactionFilter::cache_key(const Exchange& exchange, std::string_view nam
   // the context describe() puts in `tctx`. Each part is length-prefixed, so no subject or
   // argument can make two different tokens' keys equal.
   const auto add = [&key](std::string_view part) {
-    char digits[24];
-    const auto end = std::to_chars(digits, digits + sizeof digits, part.size()).ptr;
-    key.append(digits, end);
+    ascii::append_decimal(key, part.size());
     key += ':';
     key += part;
   };
