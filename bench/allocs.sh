@@ -81,12 +81,12 @@ context_switches() {  # PID: voluntary and involuntary, all threads
   cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'
 }
 
-counted() {  # REPORT FIELD: the last report's allocations (2) or bytes (4)
+counted() {  # REPORT FIELD: the last report's allocations (2), bytes (4) or large allocations (6)
   tail -1 "$1" | awk -v f="$2" '{ print $f }'
 }
 
-printf '| target | allocations per call | bytes asked per call | context switches per call | calls counted |\n'
-printf '|---|---:|---:|---:|---:|\n'
+printf '| target | allocations per call | over 1 KiB | bytes asked per call | context switches per call | calls counted |\n'
+printf '|---|---:|---:|---:|---:|---:|\n'
 IFS=, read -ra WANTED <<<"$TARGETS"
 for TARGET in "${WANTED[@]}"; do
   case "$TARGET" in
@@ -107,6 +107,7 @@ for TARGET in "${WANTED[@]}"; do
   wrk -t1 -c"$CONNECTIONS" -d1s -s "$BENCH/tools_call.lua" "$url" >/dev/null
   kill -USR2 "$pid"; sleep 0.2
   before_allocs=$(counted "$report" 2); before_bytes=$(counted "$report" 4)
+  before_large=$(counted "$report" 6)
   before_switches=$(context_switches "$pid")
   result=$(wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_TARGET}s" -s "$BENCH/tools_call.lua" "$url" |
            grep '^RESULT') || die "$TARGET: wrk gave no result"
@@ -118,9 +119,10 @@ for TARGET in "${WANTED[@]}"; do
   errors=$(sed -nE 's/.*errors=([0-9]+).*/\1/p' <<<"$result")
   [ "$errors" = 0 ] || die "$TARGET: $errors calls failed (see $RUNDIR)"
   awk -v t="$TARGET" -v n="$calls" -v a0="$before_allocs" -v a1="$(counted "$report" 2)" \
-      -v b0="$before_bytes" -v b1="$(counted "$report" 4)" -v s0="$before_switches" \
-      -v s1="$after_switches" 'BEGIN {
-        printf "| %s | %.1f | %.0f | %.2f | %d |\n", t, (a1 - a0) / n, (b1 - b0) / n, (s1 - s0) / n, n
+      -v b0="$before_bytes" -v b1="$(counted "$report" 4)" -v l0="$before_large" \
+      -v l1="$(counted "$report" 6)" -v s0="$before_switches" -v s1="$after_switches" 'BEGIN {
+        printf "| %s | %.1f | %.1f | %.0f | %.2f | %d |\n", t, (a1 - a0) / n, (l1 - l0) / n, (b1 - b0) / n,
+               (s1 - s0) / n, n
       }'
   stop_pid "$pid"
   unset 'PIDS[-1]'

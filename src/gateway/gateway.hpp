@@ -79,6 +79,7 @@ using Caller = std::shared_ptr<const identity::Identity>;
 class LegacySseTransport;
 class HttpPort;
 class SessionClientPort;
+struct CheckedPost;  // a POST checked before it is forwarded (transports/streamable.cpp)
 
 // One request of a stateless (2026-07-28) client on its way through the gateway.
 struct StatelessCall {
@@ -189,6 +190,12 @@ class Gateway final : private SessionClientBridge {
   std::chrono::seconds session_idle_window(const upstream::Upstream& upstream) const {
     return services_.session_idle_window(upstream);
   }
+  // The upstream of a request that goes straight to the Streamable HTTP transport: /mcp/<name>
+  // (or /mcp for the default upstream) from an allowed origin, with authorization off.
+  upstream::Upstream* unauthenticated_mcp_route(const http::Request& request) const;
+  awaitable<void> route_request(http::Request& request, const http::RequestOrigin& origin,
+                                http::Responder& out);
+  bool from_allowed_origin(const http::Request& request) const;
   std::optional<http::Response> refuse_foreign_origin(const http::Request& request,
                                                       const http::RequestOrigin& origin) const;
   // The caller of an MCP endpoint, or the 401/403 answer when auth is on and they fail it.
@@ -213,6 +220,25 @@ class Gateway final : private SessionClientBridge {
   awaitable<void> streamable_post(http::Request& request, const http::RequestOrigin& origin,
                                   http::Responder& out, upstream::Upstream& upstream,
                                   const Caller& caller, RequestAdmission& admitted);
+  CheckedPost check_post(const http::Request& request, const http::RequestOrigin& origin,
+                         const upstream::Upstream& upstream, const Caller& caller,
+                         RequestAdmission& admitted);
+  ExchangeRequest session_exchange_request(const upstream::Upstream& upstream,
+                                           const mcp::Message& message,
+                                           const mcp::SessionClaims* claims, const Caller& caller,
+                                           std::string protocol_version,
+                                           const http::Request& request,
+                                           const http::RequestOrigin& origin) const;
+  awaitable<void> streamable_stateless_post(http::Request& request,
+                                            const http::RequestOrigin& origin, http::Responder& out,
+                                            upstream::Upstream& upstream, const Caller& caller,
+                                            const mcp::Message& message);
+  // A session client's message to an upstream that speaks only 2026-07-28.
+  awaitable<void> bridge_session_post(http::Responder& out, upstream::Upstream& upstream,
+                                      const mcp::Message& message, const Caller& caller,
+                                      http::Request& request, const http::RequestOrigin& origin,
+                                      std::string protocol_version,
+                                      const mcp::SessionClaims* claims);
   // Overload limits for a POSTed message before anything is forwarded (gateway_admission.cpp):
   // a stream slot for a request, a new session for initialize.
   std::optional<Refusal> admit_message(RequestAdmission& admitted, const http::Request& request,
@@ -229,6 +255,15 @@ class Gateway final : private SessionClientBridge {
   awaitable<void> forward_to_session_upstream(SessionClientPort& port, ExchangeRunner& runner,
                                               upstream::Upstream& upstream, http::Request& request,
                                               const Caller& caller);
+  // The upstream's reply to the exchange's message; none when the client left while waiting.
+  awaitable<std::optional<upstream::UpstreamReply>> send_session_message(
+      SessionClientPort& port, ExchangeRunner& runner, upstream::Upstream& upstream,
+      http::Request& request);
+  // An upstream's SSE reply relayed to a session client until it ends.
+  awaitable<void> relay_session_stream(SessionClientPort& port, ExchangeRunner& runner,
+                                       upstream::Upstream& upstream,
+                                       std::unique_ptr<upstream::ReplyStream> stream,
+                                       std::string sealed_session);
   SessionClientPort session_client_port(http::Responder& out,
                                         const mcp::SessionClaims* session) const;
   awaitable<void> streamable_get(http::Request& request, const http::RequestOrigin& origin,

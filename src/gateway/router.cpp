@@ -78,6 +78,11 @@ awaitable<void> Gateway::stop_upstreams() {
     co_await upstream->stop();
 }
 
+bool Gateway::from_allowed_origin(const http::Request& request) const {
+  return options_.origin_policy.origin_allowed(request[bhttp::field::origin]) &&
+         options_.origin_policy.host_allowed(request[bhttp::field::host]);
+}
+
 std::optional<http::Response> Gateway::refuse_foreign_origin(
     const http::Request& request, const http::RequestOrigin& origin) const {
   const auto refuse = [&](std::string_view header, std::string_view value) {
@@ -100,8 +105,35 @@ std::string Gateway::not_ready_reason() const {
   return {};
 }
 
+// Most requests are calls to a named upstream: they go on from a frame of a few words. Every other
+// route is in route_request, whose many answers, each a temporary held across its co_await, make
+// a frame of several KiB; a coroutine frame over 1 KiB is not recycled by the worker thread and
+// costs a trip through malloc's slow path on every request.
 awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigin& origin,
                                 http::Responder& out) {
+  if (auto* upstream = unauthenticated_mcp_route(request)) {
+    co_await handle_streamable(request, origin, out, *upstream, Caller{});
+    co_return;
+  }
+  co_await route_request(request, origin, out);
+}
+
+upstream::Upstream* Gateway::unauthenticated_mcp_route(const http::Request& request) const {
+  if (options_.authenticator) return nullptr;
+  const std::string_view path = target_path(request.target());
+  upstream::Upstream* upstream = nullptr;
+  std::string_view rest;
+  if (path == "/mcp") {
+    if (!options_.default_upstream.empty()) upstream = find_upstream(options_.default_upstream);
+  } else if (const auto name = path_segment(path, "/mcp/", rest); !name.empty() && rest.empty()) {
+    upstream = find_upstream(name);
+  }
+  // A foreign origin is refused, and logged, by route_request.
+  return upstream && from_allowed_origin(request) ? upstream : nullptr;
+}
+
+awaitable<void> Gateway::route_request(http::Request& request, const http::RequestOrigin& origin,
+                                       http::Responder& out) {
   const std::string_view path = target_path(request.target());
 
   if (path == "/healthz") {

@@ -208,19 +208,33 @@ class HttpUpstream final : public Upstream {
     request.body() = std::move(raw);
     if (auto problem = co_await add_credentials(request); !problem.empty())
       co_return UpstreamReply::failure(std::move(problem));
-    // A request that changes nothing goes out once more, on a fresh connection, when the first
-    // attempt failed before any answer.
-    std::optional<http::OutgoingRequest> retry;
-    if (context.idempotent) retry = request;
+    auto result = co_await deliver(request, context.idempotent, message.method());
+    if (!result.response) co_return UpstreamReply::failure(describe_unavailable(result.error));
+    co_return co_await read_post_reply(message, session, context, std::move(result.response));
+  }
+
+  // A request that changes nothing goes out once more, on a fresh connection, when the first
+  // attempt failed before any answer. The request is taken by reference and its copy is on the
+  // heap: the frames of the coroutines a call goes through stay under 1 KiB, which Asio
+  // recycles per thread (a larger one is a trip through malloc's slow path on every call).
+  awaitable<http::ClientResult> deliver(http::OutgoingRequest& request, bool idempotent,
+                                        std::string_view method) {
+    std::unique_ptr<http::OutgoingRequest> retry;
+    if (idempotent) retry = std::make_unique<http::OutgoingRequest>(request);
     auto result = co_await client_.send(std::move(request));
     if (!result.response && retry) {
-      log::debug("upstream '", options_.name, "': retrying ", message.method(),
-                 " after: ", result.error);
+      log::debug("upstream '", options_.name, "': retrying ", method, " after: ", result.error);
       result = co_await client_.send(std::move(*retry));
     }
-    if (!result.response) co_return UpstreamReply::failure(describe_unavailable(result.error));
-    auto& response = *result.response;
+    co_return result;
+  }
 
+  // The reading apart from the sending, for the same reason as deliver's.
+  awaitable<UpstreamReply> read_post_reply(const mcp::Message& message,
+                                           const mcp::SessionClaims* session,
+                                           const ForwardContext& context,
+                                           std::unique_ptr<http::ClientResponse> answer) {
+    auto& response = *answer;
     UpstreamReply reply;
     reply.http_status = response.status();
     reply.content_type = std::string(response.header(bhttp::field::content_type));
@@ -254,7 +268,7 @@ class HttpUpstream final : public Upstream {
         quiet_limit = options_.response_timeout;
         on_quiet = cancel_on_quiet(message, session, context, co_await asio::this_coro::executor);
       }
-      reply.stream = std::make_unique<HttpEventStream>(std::move(result.response), options_.name,
+      reply.stream = std::make_unique<HttpEventStream>(std::move(answer), options_.name,
                                                        options_.max_message_bytes, quiet_limit,
                                                        std::move(on_quiet));
       co_return reply;

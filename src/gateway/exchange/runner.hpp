@@ -57,8 +57,8 @@ class ExchangeRunner {
   ExchangeRunner(const ExchangeRunner&) = delete;
   ExchangeRunner& operator=(const ExchangeRunner&) = delete;
 
-  Exchange& exchange() { return exchange_; }
-  const Exchange& exchange() const { return exchange_; }
+  Exchange& exchange() { return *exchange_; }
+  const Exchange& exchange() const { return *exchange_; }
 
   enum class Verdict {
     forward,   // every filter let it through: the transport forwards it
@@ -76,8 +76,8 @@ class ExchangeRunner {
   // The same message as a tree, for transports that rewrite it further.
   mcp::Json forwarded_message() const;
   // Timing of the upstream hop (spans and metrics).
-  void forwarding() { exchange_.forwarded_at = Clock::now(); }
-  void upstream_answered() { exchange_.upstream_wait = Clock::now() - exchange_.forwarded_at; }
+  void forwarding() { exchange_->forwarded_at = Clock::now(); }
+  void upstream_answered() { exchange_->upstream_wait = Clock::now() - exchange_->forwarded_at; }
 
   // Each message the upstream sends back, through the filters in reverse order.
   void on_upstream_message(std::string& message);
@@ -122,7 +122,9 @@ class ExchangeRunner {
   Asker asker_{*this};
   std::shared_ptr<const ExchangeRequest::Sender> sender_;
   const http::RequestOrigin* origin_ = nullptr;
-  Exchange exchange_;
+  // On the heap: an Exchange is about 1 KiB, and a runner lives in the frame of the coroutine that
+  // runs it, which Asio recycles per thread only when it is under 1 KiB.
+  std::unique_ptr<Exchange> exchange_ = std::make_unique<Exchange>();
   ExchangeFilters filters_;
   bool completed_ = false;
 };

@@ -184,46 +184,51 @@ SessionClientPort Gateway::session_client_port(http::Responder& out,
                                                      options_.approval_timeout});
 }
 
-awaitable<void> Gateway::streamable_post(http::Request& request, const http::RequestOrigin& origin,
-                                         http::Responder& out, upstream::Upstream& upstream,
-                                         const Caller& caller, RequestAdmission& admitted) {
+// A POST checked up to where it is forwarded: its message and session, or the answer that ends it.
+// The checks are apart from the coroutine that forwards, and their answers are one member here,
+// because every answer sent from a coroutine is a temporary held in its frame: with a dozen of
+// them the frame passed 1 KiB, which Asio does not recycle per thread (malloc's slow path on
+// every call).
+struct CheckedPost {
+  std::optional<mcp::Message> message;
+  std::shared_ptr<const mcp::SessionClaims> claims;  // null for initialize
+  bool stateless = false;                            // a 2026-07-28 request, checked apart
+  std::optional<http::Response> answer;
+};
+
+CheckedPost Gateway::check_post(const http::Request& request, const http::RequestOrigin& origin,
+                                const upstream::Upstream& upstream, const Caller& caller,
+                                RequestAdmission& admitted) {
+  CheckedPost post;
   const std::string_view accept = request[bhttp::field::accept];
   if (!accepts(accept, "application/json") || !accepts(accept, "text/event-stream")) {
-    co_await out.send(jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
-                                    "Not Acceptable: Accept must list both application/json and "
-                                    "text/event-stream"));
-    co_return;
+    post.answer = jsonrpc_error(406, nullptr, mcp::error_code::invalid_request,
+                                "Not Acceptable: Accept must list both application/json and "
+                                "text/event-stream");
+    return post;
   }
   auto posted = read_posted_message(request);
   if (posted.rejection) {
     // A removed method is not there to have its params checked.
     if (mcp::is_stateless_protocol_version(request[mcp::header::protocol_version]) &&
         mcp::is_removed_in_stateless(posted.method)) {
-      co_await out.send(removed_in_stateless(posted.id, posted.method));
-      co_return;
+      post.answer = removed_in_stateless(posted.id, posted.method);
+    } else {
+      post.answer = std::move(posted.rejection);
     }
-    co_await out.send(std::move(*posted.rejection));
-    co_return;
+    return post;
   }
-  const mcp::Message& message = *posted.message;
+  post.message = std::move(posted.message);
+  const mcp::Message& message = *post.message;
   const mcp::Json& id = message.id();
   if (auto refusal = admit_message(admitted, request, message, origin, caller, upstream)) {
-    co_await out.send(overload_response(*refusal, id));
-    co_return;
+    post.answer = overload_response(*refusal, id);
+    return post;
   }
   // MCP 2026-07-28: the revision is per request, and such a request has no session.
   if (is_stateless_request(request, message)) {
-    auto checked = check_stateless_request(request, message, stateless_revisions);
-    if (checked.rejection) {
-      co_await out.send(std::move(*checked.rejection));
-      co_return;
-    }
-    if (message.is_request() && mcp::is_removed_in_stateless(message.method())) {
-      co_await out.send(removed_in_stateless(id, message.method()));
-      co_return;
-    }
-    co_await stateless_post(request, origin, out, upstream, caller, message, std::move(checked));
-    co_return;
+    post.stateless = true;
+    return post;
   }
   // An unknown revision on a request with neither a session nor initialize can only mean a
   // sessionless one: what the route serves of those is what server/discover says.
@@ -232,28 +237,42 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
       !mcp::is_supported_protocol_version(request[mcp::header::protocol_version]);
   if (auto rejection =
           check_protocol_version(request, id, sessionless ? stateless_revisions : every_revision)) {
-    co_await out.send(std::move(*rejection));
+    post.answer = std::move(rejection);
+    return post;
+  }
+  if (message.is_initialize()) return post;
+
+  auto session = open_session(request, options_, upstream.name(),
+                              mcp::SessionTransport::streamable_http, id, caller);
+  if (session.rejection) {
+    post.answer = std::move(session.rejection);
+    return post;
+  }
+  if (auto refusal = admit_session(admitted, request, &message, origin, caller, upstream)) {
+    post.answer = overload_response(*refusal, id);
+    return post;
+  }
+  // The client's answer to a question the gateway itself asked (an approval) ends here.
+  if (message.is_response() &&
+      client_requests_.consume(ClientRequests::session_key(*session.claims), message)) {
+    post.answer = http::Response{bhttp::status::accepted, 11};
+    return post;
+  }
+  post.claims = std::move(session.claims);
+  return post;
+}
+
+awaitable<void> Gateway::streamable_post(http::Request& request, const http::RequestOrigin& origin,
+                                         http::Responder& out, upstream::Upstream& upstream,
+                                         const Caller& caller, RequestAdmission& admitted) {
+  CheckedPost post = check_post(request, origin, upstream, caller, admitted);
+  if (post.answer) {
+    co_await out.send(std::move(*post.answer));
     co_return;
   }
-
-  SessionLookup session;
-  if (!message.is_initialize()) {
-    session = open_session(request, options_, upstream.name(),
-                           mcp::SessionTransport::streamable_http, id, caller);
-    if (session.rejection) {
-      co_await out.send(std::move(*session.rejection));
-      co_return;
-    }
-    if (auto refusal = admit_session(admitted, request, &message, origin, caller, upstream)) {
-      co_await out.send(overload_response(*refusal, id));
-      co_return;
-    }
-  }
-
-  // The client's answer to a question the gateway itself asked (an approval) ends here.
-  if (message.is_response() && session.claims &&
-      client_requests_.consume(ClientRequests::session_key(*session.claims), message)) {
-    co_await out.send(http::Response{bhttp::status::accepted, 11});
+  const mcp::Message& message = *post.message;
+  if (post.stateless) {
+    co_await streamable_stateless_post(request, origin, out, upstream, caller, message);
     co_return;
   }
   // A server that speaks only 2026-07-28 behind a session client: the gateway plays the
@@ -261,29 +280,32 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   bool stateless_upstream = false;
   if (message.is_initialize()) {
     stateless_upstream = co_await bridges_session_clients(upstream);
-  } else if (session.claims) {
-    stateless_upstream = is_bridged_session(*session.claims);
+  } else if (post.claims) {
+    stateless_upstream = is_bridged_session(*post.claims);
   }
-  const mcp::SessionClaims* claims = session.claims ? &*session.claims : nullptr;
+  const mcp::SessionClaims* claims = post.claims.get();
   std::string protocol_version(request[mcp::header::protocol_version]);
   if (protocol_version.empty() && claims) protocol_version = claims->protocol_version;
   if (protocol_version.empty() && message.is_initialize() && message.params())
     protocol_version = message.params()->value("protocolVersion", std::string());
   if (stateless_upstream) {
-    BridgedMessage bridged;
-    bridged.upstream = &upstream;
-    bridged.message = &message;
-    bridged.caller = caller;
-    bridged.http = &request;
-    bridged.origin = &origin;
-    bridged.protocol_version = std::move(protocol_version);
-    bridged.session_id = request[mcp::header::session_id];
-    bridged.claims = claims;
-    co_await serve_bridged(out, bridged);
+    co_await bridge_session_post(out, upstream, message, caller, request, origin,
+                                 std::move(protocol_version), claims);
     co_return;
   }
 
   auto port = session_client_port(out, claims);
+  ExchangeRunner runner(filters_, port,
+                        session_exchange_request(upstream, message, claims, caller,
+                                                 std::move(protocol_version), request, origin));
+  if (co_await runner.run_request_filters() != ExchangeRunner::Verdict::forward) co_return;
+  co_await forward_to_session_upstream(port, runner, upstream, request, caller);
+}
+
+ExchangeRequest Gateway::session_exchange_request(
+    const upstream::Upstream& upstream, const mcp::Message& message,
+    const mcp::SessionClaims* claims, const Caller& caller, std::string protocol_version,
+    const http::Request& request, const http::RequestOrigin& origin) const {
   ExchangeRequest described;
   described.upstream = upstream.name();
   described.routing = upstream.member_routing();
@@ -293,11 +315,44 @@ awaitable<void> Gateway::streamable_post(http::Request& request, const http::Req
   described.protocol_version = std::move(protocol_version);
   described.http = &request;
   described.origin = &origin;
-  ExchangeRunner runner(filters_, port, std::move(described));
-  if (co_await runner.run_request_filters() != ExchangeRunner::Verdict::forward) co_return;
-  co_await forward_to_session_upstream(port, runner, upstream, request, caller);
+  return described;
 }
 
+awaitable<void> Gateway::streamable_stateless_post(
+    http::Request& request, const http::RequestOrigin& origin, http::Responder& out,
+    upstream::Upstream& upstream, const Caller& caller, const mcp::Message& message) {
+  auto checked = check_stateless_request(request, message, stateless_revisions);
+  if (checked.rejection) {
+    co_await out.send(std::move(*checked.rejection));
+    co_return;
+  }
+  if (message.is_request() && mcp::is_removed_in_stateless(message.method())) {
+    co_await out.send(removed_in_stateless(message.id(), message.method()));
+    co_return;
+  }
+  co_await stateless_post(request, origin, out, upstream, caller, message, std::move(checked));
+}
+
+awaitable<void> Gateway::bridge_session_post(http::Responder& out, upstream::Upstream& upstream,
+                                             const mcp::Message& message, const Caller& caller,
+                                             http::Request& request,
+                                             const http::RequestOrigin& origin,
+                                             std::string protocol_version,
+                                             const mcp::SessionClaims* claims) {
+  BridgedMessage bridged;
+  bridged.upstream = &upstream;
+  bridged.message = &message;
+  bridged.caller = caller;
+  bridged.http = &request;
+  bridged.origin = &origin;
+  bridged.protocol_version = std::move(protocol_version);
+  bridged.session_id = request[mcp::header::session_id];
+  bridged.claims = claims;
+  co_await serve_bridged(out, bridged);
+}
+
+// The frames of the coroutines a call goes through stay under 1 KiB (what Asio recycles per
+// thread): the hop's context, the reply and the stream relay each live in a coroutine of their own.
 awaitable<void> Gateway::forward_to_session_upstream(SessionClientPort& port,
                                                      ExchangeRunner& runner,
                                                      upstream::Upstream& upstream,
@@ -305,23 +360,12 @@ awaitable<void> Gateway::forward_to_session_upstream(SessionClientPort& port,
   Exchange& exchange = runner.exchange();
   const mcp::Message& message = *exchange.message;
   const mcp::Json& id = message.id();
-  http::Responder& out = port.responder();
-  auto context = runner.forward_context(upstream);
-  std::string body = runner.forwarded_body(std::move(request.body()));
-  runner.forwarding();
-  upstream::UpstreamReply reply;
-  if (message.is_request() && mcp::may_require_input(message.method()) &&
-      !upstream.traits().replies_at_once) {
-    auto answered = co_await unless_client_leaves(
-        out, upstream.send(message, std::move(body), exchange.session, context));
-    if (!answered) {
-      runner.abandoned_by_client();
-      co_return;
-    }
-    reply = std::move(*answered);
-  } else {
-    reply = co_await upstream.send(message, std::move(body), exchange.session, context);
+  auto answered = co_await send_session_message(port, runner, upstream, request);
+  if (!answered) {
+    runner.abandoned_by_client();
+    co_return;
   }
+  upstream::UpstreamReply& reply = *answered;
   runner.upstream_answered();
 
   std::string sealed_session;
@@ -331,32 +375,58 @@ awaitable<void> Gateway::forward_to_session_upstream(SessionClientPort& port,
         options_.sealer->seal(claims_after_initialize(upstream, message, reply, caller),
                               mcp::SessionTransport::streamable_http);
   }
-
-  if (reply.kind != upstream::UpstreamReply::Kind::stream) {
-    exchange.outcome = outcome_of(reply);
-    if (reply.kind == upstream::UpstreamReply::Kind::unavailable)
-      log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
-    if (reply.kind == upstream::UpstreamReply::Kind::message)
-      runner.on_upstream_message(reply.body);
-    if (port.streaming()) {
-      co_await runner.answer_message(reply_as_message(reply, id, upstream.name()));
-      co_return;
-    }
-    auto response = reply_to_response(reply, id, upstream.name());
-    if (!sealed_session.empty()) response.set(mcp::header::session_id, sealed_session);
-    co_await runner.answer(std::move(response));
+  if (reply.kind == upstream::UpstreamReply::Kind::stream) {
+    co_await relay_session_stream(port, runner, upstream, std::move(reply.stream),
+                                  std::move(sealed_session));
     co_return;
   }
 
+  exchange.outcome = outcome_of(reply);
+  if (reply.kind == upstream::UpstreamReply::Kind::unavailable)
+    log::warn("exchange ", message.method(), " on '", upstream.name(), "' failed: ", reply.body);
+  if (reply.kind == upstream::UpstreamReply::Kind::message) runner.on_upstream_message(reply.body);
+  if (port.streaming()) {
+    co_await runner.answer_message(reply_as_message(reply, id, upstream.name()));
+    co_return;
+  }
+  auto response = reply_to_response(reply, id, upstream.name());
+  if (!sealed_session.empty()) response.set(mcp::header::session_id, sealed_session);
+  co_await runner.answer(std::move(response));
+}
+
+awaitable<std::optional<upstream::UpstreamReply>> Gateway::send_session_message(
+    SessionClientPort& port, ExchangeRunner& runner, upstream::Upstream& upstream,
+    http::Request& request) {
+  const Exchange& exchange = runner.exchange();
+  const mcp::Message& message = *exchange.message;
+  const auto context = runner.forward_context(upstream);
+  std::string body = runner.forwarded_body(std::move(request.body()));
+  runner.forwarding();
+  // A call that may wait for the client's input is abandoned when the client leaves.
+  if (message.is_request() && mcp::may_require_input(message.method()) &&
+      !upstream.traits().replies_at_once) {
+    co_return co_await unless_client_leaves(
+        port.responder(), upstream.send(message, std::move(body), exchange.session, context));
+  }
+  co_return co_await upstream.send(message, std::move(body), exchange.session, context);
+}
+
+awaitable<void> Gateway::relay_session_stream(SessionClientPort& port, ExchangeRunner& runner,
+                                              upstream::Upstream& upstream,
+                                              std::unique_ptr<upstream::ReplyStream> stream,
+                                              std::string sealed_session) {
+  Exchange& exchange = runner.exchange();
+  const mcp::Message& message = *exchange.message;
+  http::Responder& out = port.responder();
   exchange.http_status = 200;
   const StreamCount counted(active_streams_);
-  auto pump = co_await EventPump::start(std::move(reply.stream));
+  auto pump = co_await EventPump::start(std::move(stream));
   if (!co_await port.begin_stream(stream_header(sealed_session))) {
     exchange.client_gone = true;
     pump->stop();
     co_return;
   }
-  const mcp::Json* request_id = message.is_request() ? &id : nullptr;
+  const mcp::Json* request_id = message.is_request() ? &message.id() : nullptr;
   auto outcome = co_await relay_events(out, *pump, &runner, request_id, options_.sse_keep_alive);
   pump->stop();
   if (outcome.cancelled) co_await asio::this_coro::reset_cancellation_state();
