@@ -7,6 +7,7 @@
 #include "membrane/app/config.hpp"
 #include "membrane/app/policy_commands.hpp"
 #include "membrane/app/serve.hpp"
+#include "membrane/app/thread_cache.hpp"
 #include "membrane/app/token_commands.hpp"
 
 int main(int argc, char** argv) {
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
     case Verb::serve:
       break;
   }
+  start_with_deeper_thread_cache(argv);
   try {
     return serve(command.config);
   } catch (const std::exception& error) {
