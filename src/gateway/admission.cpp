@@ -35,9 +35,9 @@ http::Response overload_response(const Refusal& refusal, const mcp::Json& id) {
   return response;
 }
 
-std::string caller_key(const identity::Identity* identity, const http::RequestOrigin& origin) {
-  if (identity) return "subject " + identity->subject;
-  auto address = origin.peer.address();
+namespace {
+
+std::string address_key(asio::ip::address address) {
   if (address.is_v6() && address.to_v6().is_v4_mapped()) {
     address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
   }
@@ -47,6 +47,22 @@ std::string caller_key(const identity::Identity* identity, const http::RequestOr
   auto bytes = address.to_v6().to_bytes();
   std::fill(bytes.begin() + 8, bytes.end(), 0);
   return "address " + asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
+}  // namespace
+
+std::string caller_key(const identity::Identity* identity, const http::RequestOrigin& origin) {
+  if (identity) return "subject " + identity->subject;
+  // Every request of a connection asks, twice, and formatting an address is an inet_ntop (a
+  // sprintf): each worker keeps the last address's key.
+  thread_local asio::ip::address last_address;
+  thread_local std::string last_key;
+  const auto address = origin.peer.address();
+  if (last_key.empty() || address != last_address) {
+    last_key = address_key(address);
+    last_address = address;
+  }
+  return last_key;
 }
 
 StreamSlots::Slot& StreamSlots::Slot::operator=(Slot&& other) noexcept {

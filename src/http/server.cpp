@@ -384,9 +384,6 @@ awaitable<bool> serve_requests(Stream& stream, Server::Connection& connection,
   }
 }
 
-// Closing while the client is still sending (we answered 413 before reading its body) would make
-// the kernel reset the connection, and the client would see EPIPE instead of our answer. So, like
-// nginx's lingering close, stop sending and read what is left, bounded in time and bytes.
 // What a lingering close reads is thrown away, so every closing connection of a worker reads into
 // the same buffer (a worker's reads all run on its thread): a crowd of closing connections costs
 // no memory per connection, where a buffer in each one's frame cost 64 KiB for up to 5 s.
@@ -395,6 +392,9 @@ asio::mutable_buffer lingering_discard() {
   return asio::buffer(discarded);
 }
 
+// Closing while the client is still sending (we answered 413 before reading its body) would make
+// the kernel reset the connection, and the client would see EPIPE instead of our answer. So, like
+// nginx's lingering close, stop sending and read what is left, bounded in time and bytes.
 template <class Stream>
 awaitable<void> close_gracefully(Stream& stream, bool linger,
                                  std::chrono::milliseconds linger_time = std::chrono::seconds(5),

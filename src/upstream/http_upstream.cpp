@@ -214,9 +214,10 @@ class HttpUpstream final : public Upstream {
   }
 
   // A request that changes nothing goes out once more, on a fresh connection, when the first
-  // attempt failed before any answer. The request is taken by reference and its copy is on the
-  // heap: the frames of the coroutines a call goes through stay under 1 KiB, which Asio
-  // recycles per thread (a larger one is a trip through malloc's slow path on every call).
+  // attempt failed before any answer. The request is taken by reference (and sent, so consumed)
+  // and its copy is on the heap: the frames of the coroutines a call goes through stay under 1 KiB,
+  // which Asio recycles per thread (a larger one is a trip through malloc's slow path on every
+  // call).
   awaitable<http::ClientResult> deliver(http::OutgoingRequest& request, bool idempotent,
                                         std::string_view method) {
     std::unique_ptr<http::OutgoingRequest> retry;

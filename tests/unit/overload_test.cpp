@@ -228,6 +228,13 @@ TEST_CASE("a caller is its token's subject, else its address (an IPv6 host by it
   CHECK(v6 == "address 2001:db8:1:2::/64");
   origin.peer = {asio::ip::make_address("2001:db8:1:2::1"), 40001};
   CHECK(gateway::caller_key(nullptr, origin) == v6);
+  // Each worker keeps the last address's key: a change of address is a change of key.
+  origin.peer = {asio::ip::make_address("198.51.100.1"), 40000};
+  CHECK(gateway::caller_key(nullptr, origin) == "address 198.51.100.1");
+  origin.peer = {asio::ip::make_address("198.51.100.2"), 40000};
+  CHECK(gateway::caller_key(nullptr, origin) == "address 198.51.100.2");
+  origin.peer = {asio::ip::make_address("198.51.100.2"), 40001};
+  CHECK(gateway::caller_key(nullptr, origin) == "address 198.51.100.2");
   identity::Identity alice;
   alice.subject = "alice";
   CHECK(gateway::caller_key(&alice, origin) == "subject alice");
