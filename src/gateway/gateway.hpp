@@ -191,11 +191,10 @@ class Gateway final : private SessionClientBridge {
     return services_.session_idle_window(upstream);
   }
   // The upstream of a request that goes straight to the Streamable HTTP transport: /mcp/<name>
-  // (or /mcp for the default upstream) from an allowed origin, with authorization off.
+  // (or /mcp for the default upstream) with authorization off.
   upstream::Upstream* unauthenticated_mcp_route(const http::Request& request) const;
   awaitable<void> route_request(http::Request& request, const http::RequestOrigin& origin,
                                 http::Responder& out);
-  bool from_allowed_origin(const http::Request& request) const;
   std::optional<http::Response> refuse_foreign_origin(const http::Request& request,
                                                       const http::RequestOrigin& origin) const;
   // The caller of an MCP endpoint, or the 401/403 answer when auth is on and they fail it.

@@ -78,11 +78,6 @@ awaitable<void> Gateway::stop_upstreams() {
     co_await upstream->stop();
 }
 
-bool Gateway::from_allowed_origin(const http::Request& request) const {
-  return options_.origin_policy.origin_allowed(request[bhttp::field::origin]) &&
-         options_.origin_policy.host_allowed(request[bhttp::field::host]);
-}
-
 std::optional<http::Response> Gateway::refuse_foreign_origin(
     const http::Request& request, const http::RequestOrigin& origin) const {
   const auto refuse = [&](std::string_view header, std::string_view value) {
@@ -112,6 +107,11 @@ std::string Gateway::not_ready_reason() const {
 awaitable<void> Gateway::handle(http::Request& request, const http::RequestOrigin& origin,
                                 http::Responder& out) {
   if (auto* upstream = unauthenticated_mcp_route(request)) {
+    // DNS-rebinding defence before anything else is looked at, as on every other route.
+    if (auto refusal = refuse_foreign_origin(request, origin)) {
+      co_await out.send(std::move(*refusal));
+      co_return;
+    }
     co_await handle_streamable(request, origin, out, *upstream, Caller{});
     co_return;
   }
@@ -128,8 +128,7 @@ upstream::Upstream* Gateway::unauthenticated_mcp_route(const http::Request& requ
   } else if (const auto name = path_segment(path, "/mcp/", rest); !name.empty() && rest.empty()) {
     upstream = find_upstream(name);
   }
-  // A foreign origin is refused, and logged, by route_request.
-  return upstream && from_allowed_origin(request) ? upstream : nullptr;
+  return upstream;
 }
 
 awaitable<void> Gateway::route_request(http::Request& request, const http::RequestOrigin& origin,
